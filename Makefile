@@ -1,0 +1,48 @@
+# LiveCharts: `make run` for the embedded demo, `make test` for the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: run test lint format bench clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "LiveCharts needs Python 3.11 or newer" or 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Runtime dependencies only; reinstalled when pyproject.toml changes.
+$(VENV)/.runtime: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py demo
+	$(PY) manage.py serve
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The whole suite: lint, migrations in step, the browser client's pure modules under node,
+# everything on SQLite, then every database test again on PostgreSQL.
+test: lint
+	$(PY) manage.py makemigrations --check --dry-run -v 0
+	node --test tests/static/
+	$(PY) -m pytest
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not e2e and not browser" -p no:cacheprovider -q
+
+bench: $(VENV)/.test
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""The registry of feed kinds: a kind name maps to its Feed class."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from streams.feeds.base import Feed, FeedSettingsError
+from streams.feeds.simulate import SimulateFeed
+
+FEED_KINDS: dict[str, type[Feed]] = {feed.kind: feed for feed in (SimulateFeed,)}
+
+
+def feed_class(kind: str) -> type[Feed]:
+    try:
+        return FEED_KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(FEED_KINDS))
+        raise FeedSettingsError("kind", f"unknown feed kind {kind!r} (known: {known})") from None
+
+
+def clean_feed_settings(kind: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    return feed_class(kind).clean_settings(settings or {})
+
+
+def build_feed(kind: str, settings: Mapping[str, Any]) -> Feed:
+    return feed_class(kind)(settings)

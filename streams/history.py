@@ -1,0 +1,250 @@
+"""The recent window of points per stream, plus each stream's last status.
+
+Redis Streams when REDIS_URL is set (shared by every process, survives their restarts), an
+in-process ring otherwise (the embedded one-process mode). Both answer the same calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from streams.feeds.base import Point
+from streams.frames import Entry
+from streams.ids import IdKey, format_id, parse_id
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of a stream is kept live: a count, an age in seconds, or both."""
+
+    points: int | None = 1000
+    seconds: int | None = None
+
+    @classmethod
+    def of(cls, stream: Any) -> Retention:
+        return cls(points=stream.window_points, seconds=stream.window_seconds)
+
+    def oldest_kept_ms(self) -> int | None:
+        return None if self.seconds is None else int((time.time() - self.seconds) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    entries: list[Entry]
+    # True when the client's `after` is older than the window: it missed points for good.
+    gap: bool
+
+
+def is_gap(*, after: IdKey | None, first: IdKey | None, last: IdKey | None, max_deleted: IdKey, ever_added: int) -> bool:
+    """Whether a client holding `after` has missed points that are no longer kept."""
+    if after is None:
+        return False
+    if first is None or last is None:
+        # Nothing kept: fine only if everything up to `after` was seen and then expired.
+        return ever_added == 0 or after != max_deleted
+    if after > last:
+        # The client holds ids we never kept: this history was lost or reset.
+        return True
+    if after >= first:
+        return False
+    # Before our first point: only fine if it is exactly the last point we dropped.
+    return after != max_deleted
+
+
+class History(ABC):
+    @abstractmethod
+    async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
+        """Store one batch atomically and trim the window."""
+
+    @abstractmethod
+    async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
+        """Every kept point after `after` (all of the window when None)."""
+
+    @abstractmethod
+    async def last_id(self, slug: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_status(self, slug: str, status: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get_status(self, slug: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def forget(self, slug: str) -> None:
+        """Drop a stream's window and status (a deleted stream, a test cleaning up)."""
+
+
+@dataclass
+class _Ring:
+    entries: deque[tuple[IdKey, Entry]] = field(default_factory=deque)
+    ever_added: int = 0
+    max_deleted: IdKey = (0, 0)
+
+
+class MemoryHistory(History):
+    def __init__(self) -> None:
+        self._rings: dict[str, _Ring] = {}
+        self._status: dict[str, dict[str, Any]] = {}
+
+    def _trim(self, ring: _Ring, retention: Retention) -> None:
+        oldest_ms = retention.oldest_kept_ms()
+        while ring.entries and (
+            (retention.points is not None and len(ring.entries) > retention.points)
+            or (oldest_ms is not None and ring.entries[0][0][0] < oldest_ms)
+        ):
+            ring.max_deleted = ring.entries.popleft()[0]
+
+    async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
+        ring = self._rings.setdefault(slug, _Ring())
+        for entry in entries:
+            ring.entries.append((parse_id(entry.id), entry))
+        ring.ever_added += len(entries)
+        self._trim(ring, retention)
+
+    async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
+        ring = self._rings.setdefault(slug, _Ring())
+        self._trim(ring, retention)
+        after_key = None if after is None else parse_id(after)
+        kept = ring.entries
+        gap = is_gap(
+            after=after_key,
+            first=kept[0][0] if kept else None,
+            last=kept[-1][0] if kept else None,
+            max_deleted=ring.max_deleted,
+            ever_added=ring.ever_added,
+        )
+        if after_key is None or gap:
+            return Backfill([entry for _, entry in kept], gap)
+        return Backfill([entry for key, entry in kept if key > after_key], gap)
+
+    async def last_id(self, slug: str) -> str | None:
+        ring = self._rings.get(slug)
+        return ring.entries[-1][1].id if ring and ring.entries else None
+
+    async def set_status(self, slug: str, status: dict[str, Any]) -> None:
+        self._status[slug] = status
+
+    async def get_status(self, slug: str) -> dict[str, Any] | None:
+        return self._status.get(slug)
+
+    async def forget(self, slug: str) -> None:
+        self._rings.pop(slug, None)
+        self._status.pop(slug, None)
+
+
+class RedisHistory(History):
+    """One Redis Stream per stream: XADD with our own ids, trimmed by MAXLEN and MINID."""
+
+    def __init__(self, url: str, *, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+
+    def _redis(self) -> Any:
+        # redis.asyncio connections belong to the loop that made them (tests run many loops).
+        import redis.asyncio as redis
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            for stale in [known for known in self._clients if known.is_closed()]:
+                del self._clients[stale]
+            client = self._clients[loop] = redis.from_url(self.url)
+        return client
+
+    def key(self, slug: str) -> str:
+        return f"{self.prefix}:window:{slug}"
+
+    def status_key(self, slug: str) -> str:
+        return f"{self.prefix}:status:{slug}"
+
+    async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
+        key = self.key(slug)
+        async with self._redis().pipeline(transaction=True) as pipe:
+            for entry in entries:
+                pipe.xadd(key, {"p": json.dumps([entry.point.t, entry.point.values], separators=(",", ":"))}, id=entry.id)
+            self._queue_trim(pipe, key, retention)
+            await pipe.execute()
+
+    def _queue_trim(self, pipe: Any, key: str, retention: Retention) -> None:
+        if retention.points is not None:
+            pipe.xtrim(key, maxlen=retention.points, approximate=False)
+        oldest_ms = retention.oldest_kept_ms()
+        if oldest_ms is not None:
+            pipe.xtrim(key, minid=f"{oldest_ms}-0", approximate=False)
+
+    async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
+        key = self.key(slug)
+        after_key = None if after is None else parse_id(after)
+        # One MULTI so the window, its ends and its counters are read at the same instant.
+        async with self._redis().pipeline(transaction=True) as pipe:
+            self._queue_trim(pipe, key, retention)
+            pipe.xrange(key, min="-" if after is None else f"({after}", max="+")
+            pipe.xrange(key, min="-", max="+", count=1)
+            pipe.xrevrange(key, max="+", min="-", count=1)
+            pipe.xinfo_stream(key)
+            *_, newer, first, last, info = await pipe.execute(raise_on_error=False)
+        if isinstance(info, Exception):  # no such key yet
+            info = {"entries-added": 0, "max-deleted-entry-id": b"0-0"}
+        gap = is_gap(
+            after=after_key,
+            first=parse_id(_text(first[0][0])) if first else None,
+            last=parse_id(_text(last[0][0])) if last else None,
+            max_deleted=parse_id(_text(info["max-deleted-entry-id"])),
+            ever_added=int(info["entries-added"]),
+        )
+        if gap:
+            newer = await self._redis().xrange(key, min="-", max="+")
+        return Backfill([_entry(entry_id, fields) for entry_id, fields in newer], gap)
+
+    async def last_id(self, slug: str) -> str | None:
+        newest = await self._redis().xrevrange(self.key(slug), count=1)
+        return _text(newest[0][0]) if newest else None
+
+    async def set_status(self, slug: str, status: dict[str, Any]) -> None:
+        await self._redis().set(self.status_key(slug), json.dumps(status))
+
+    async def get_status(self, slug: str) -> dict[str, Any] | None:
+        raw = await self._redis().get(self.status_key(slug))
+        return None if raw is None else json.loads(raw)
+
+    async def forget(self, slug: str) -> None:
+        await self._redis().delete(self.key(slug), self.status_key(slug))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry(entry_id: bytes | str, fields: dict) -> Entry:
+    t, values = json.loads(fields[b"p"] if b"p" in fields else fields["p"])
+    return Entry(id=_text(entry_id), point=Point(t=t, values=values))
+
+
+_history: History | None = None
+
+
+def get_history() -> History:
+    """The process's history backend, chosen by REDIS_URL."""
+    global _history
+    if _history is None:
+        if settings.REDIS_URL:
+            _history = RedisHistory(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+        else:
+            _history = MemoryHistory()
+    return _history
+
+
+def reset_history() -> None:
+    """Forget the chosen backend (tests switch REDIS_URL between runs)."""
+    global _history
+    _history = None

@@ -1,0 +1,39 @@
+"""`manage.py ingest`: the worker process that pulls every enabled feed (production mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from streams.worker import Supervisor
+
+
+def require_shared_layer() -> None:
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    if backend.endswith("InMemoryChannelLayer"):
+        raise CommandError(
+            "manage.py ingest runs beside daphne as a separate process, so it needs a channel "
+            "layer they share: set REDIS_URL (for example REDIS_URL=redis://127.0.0.1:6379/0). "
+            "For one process on a laptop, use `manage.py serve` instead."
+        )
+
+
+class Command(BaseCommand):
+    help = "Run the ingest worker: pull every enabled feed and broadcast its points."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        require_shared_layer()
+        asyncio.run(self.main())
+
+    async def main(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self.stdout.write(f"ingest: running, tick {settings.LIVECHARTS_TICK_MS} ms; Ctrl-C or SIGTERM stops")
+        await Supervisor().run(stop)
+        self.stdout.write("ingest: stopped")

@@ -1,0 +1,57 @@
+"""`manage.py serve`: the embedded one-process mode, daphne and the ingest supervisor on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from streams.demo import DEMO_LOGINS
+
+
+class Command(BaseCommand):
+    help = "Serve LiveCharts and run its feeds in one process (no Redis needed)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-ingest", action="store_true", help="serve pages only, run no feeds")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Importing daphne.server installs Twisted's asyncio reactor: keep it inside handle().
+        from channels.routing import get_default_application
+        from daphne.server import Server
+
+        from streams.worker import Supervisor
+
+        host, port = options["host"], options["port"]
+        self.stop = asyncio.Event()
+
+        def start_ingest() -> None:
+            # Runs just before the reactor starts; the task runs on daphne's own event loop.
+            if not options["no_ingest"]:
+                self.supervisor = asyncio.get_event_loop().create_task(Supervisor().run(self.stop))
+            self.print_banner(host, port)
+
+        server = Server(
+            application=get_default_application(),
+            endpoints=[f"tcp:port={port}:interface={host}"],
+            ready_callable=start_ingest,
+            verbosity=0,
+        )
+        server.run()
+
+    def print_banner(self, host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        self.stdout.write(self.style.SUCCESS(f"LiveCharts is running at http://{shown}:{port}/"))
+        for username, password, what in _existing_demo_logins():
+            self.stdout.write(f"  sign in as {username} / {password}  ({what})")
+        self.stdout.write("  Ctrl-C stops")
+
+
+def _existing_demo_logins() -> list[tuple[str, str, str]]:
+    from django.contrib.auth import get_user_model
+
+    names = set(get_user_model().objects.filter(username__in=[u for u, _, _ in DEMO_LOGINS]).values_list("username", flat=True))
+    return [login for login in DEMO_LOGINS if login[0] in names]

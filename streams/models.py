@@ -1,0 +1,115 @@
+"""Streams: what a feed is, how it is charted, and who may see it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from streams import access
+from streams.feeds import FEED_KINDS, clean_feed_settings, feed_class
+from streams.feeds.base import FeedSettingsError
+
+MAX_WINDOW_POINTS = 100_000
+MAX_WINDOW_SECONDS = 7 * 24 * 3600
+
+
+class StreamQuerySet(models.QuerySet["Stream"]):
+    def visible_to(self, user: Any) -> StreamQuerySet:
+        return self.filter(access.visibility_filter(user))
+
+    def pulled(self) -> StreamQuerySet:
+        """Enabled streams whose feed the ingest worker runs."""
+        kinds = [kind for kind, feed in FEED_KINDS.items() if feed.pulled]
+        return self.filter(enabled=True, feed_kind__in=kinds)
+
+
+class Stream(models.Model):
+    class ChartType(models.TextChoices):
+        LINE = "line", "Line"
+        SCATTER = "scatter", "Scatter"
+        BAR = "bar", "Bar"
+        AREA = "area", "Area"
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public: anyone, signed in or not"
+        SIGNED_IN = "signed_in", "Signed-in users"
+        RESTRICTED = "restricted", "Restricted to the chosen users and groups"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+
+    feed_kind = models.CharField(
+        max_length=32, choices=[(kind, feed.label) for kind, feed in FEED_KINDS.items()], default="simulate"
+    )
+    feed_settings = models.JSONField(default=dict, blank=True, help_text="Settings of the feed kind, as JSON.")
+
+    chart_type = models.CharField(max_length=16, choices=ChartType.choices, default=ChartType.LINE)
+    window_points = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=1000,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_POINTS)],
+        help_text="Most recent points kept live and drawn; blank for no count limit.",
+    )
+    window_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_SECONDS)],
+        help_text="Age of the oldest point kept live and drawn; blank for no age limit.",
+    )
+    y_title = models.CharField("y-axis title", max_length=100, blank=True)
+    y_unit = models.CharField("y-axis unit", max_length=32, blank=True)
+
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.SIGNED_IN)
+    viewers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="viewable_streams")
+    viewer_groups = models.ManyToManyField(Group, blank=True, related_name="viewable_streams")
+
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = StreamQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            self.feed_settings = clean_feed_settings(self.feed_kind, self.feed_settings)
+        except FeedSettingsError as error:
+            field = "feed_kind" if error.key == "kind" else "feed_settings"
+            errors[field] = f"{error.key}: {error.message}" if field == "feed_settings" else error.message
+        if self.window_points is None and self.window_seconds is None:
+            errors["window_points"] = "Set a window in points, in seconds, or both."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def pulled(self) -> bool:
+        return self.feed_kind in FEED_KINDS and FEED_KINDS[self.feed_kind].pulled
+
+    @property
+    def series_names(self) -> list[str]:
+        try:
+            return feed_class(self.feed_kind).series_names(self.feed_settings)
+        except FeedSettingsError:
+            return []
+
+    @property
+    def window_label(self) -> str:
+        parts = []
+        if self.window_points:
+            parts.append(f"last {self.window_points:,} points")
+        if self.window_seconds:
+            parts.append(f"last {self.window_seconds:,} s")
+        return " and ".join(parts)
