@@ -70,7 +70,9 @@ class Broadcaster:
         """Store a stream's health and tell its viewers."""
         status = {**status, "at": time.time()}
         await self.history.set_status(slug, status)
-        await self.layer.group_send(group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
+        await self.layer.group_send(
+            group_name(slug), {"type": "stream.status", "stream": slug, "status": status}
+        )
 
     async def flush(self) -> None:
         """Send every stream that moved since the last tick (the ticker calls this)."""
@@ -135,7 +137,9 @@ def _finite(point: Point) -> Point:
     values = point.values
     if all(value is None or math.isfinite(value) for value in values.values()):
         return point
-    return Point(t=point.t, values={k: v if v is None or math.isfinite(v) else None for k, v in values.items()})
+    return Point(
+        t=point.t, values={k: v if v is None or math.isfinite(v) else None for k, v in values.items()}
+    )
 
 
 _broadcasters: dict[asyncio.AbstractEventLoop, Broadcaster] = {}

@@ -179,7 +179,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def stream_status(self, message: dict[str, Any]) -> None:
         if message["stream"] in self.subscriptions:
-            await self.send(text_data=encode({"op": "status", "stream": message["stream"], **message["status"]}))
+            await self.send(
+                text_data=encode({"op": "status", "stream": message["stream"], **message["status"]})
+            )
 
     def schedule_flush(self) -> None:
         if self.flush_handle is not None:

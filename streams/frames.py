@@ -36,9 +36,7 @@ def encode_batch(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> st
         for column in series.values():
             if len(column) < index + 1:
                 column.append(None)
-    return _compact(
-        {"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": series}
-    )
+    return _compact({"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": series})
 
 
 def points_frame(batch_texts: Sequence[str]) -> str:

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from streams.feeds.base import Point
 from streams.frames import Entry
-from streams.ids import IdKey, format_id, parse_id
+from streams.ids import IdKey, parse_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,9 @@ class Backfill:
     gap: bool
 
 
-def is_gap(*, after: IdKey | None, first: IdKey | None, last: IdKey | None, max_deleted: IdKey, ever_added: int) -> bool:
+def is_gap(
+    *, after: IdKey | None, first: IdKey | None, last: IdKey | None, max_deleted: IdKey, ever_added: int
+) -> bool:
     """Whether a client holding `after` has missed points that are no longer kept."""
     if after is None:
         return False
@@ -141,6 +143,30 @@ class MemoryHistory(History):
         self._status.pop(slug, None)
 
 
+# Trim a window by count and/or age and remember the newest id trimmed, in one atomic step.
+# KEYS: stream, floor. ARGV: max points or "", oldest id kept or "".
+TRIM_SCRIPT = """
+local floor = nil
+if ARGV[1] ~= '' then
+  local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+  if excess > 0 then
+    local dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
+    floor = dropped[#dropped][1]
+    redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
+  end
+end
+if ARGV[2] ~= '' then
+  local older = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[2], '-', 'COUNT', 1)
+  if #older > 0 then
+    floor = older[1][1]
+    redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+  end
+end
+if floor then redis.call('SET', KEYS[2], floor) end
+return floor
+"""
+
+
 class RedisHistory(History):
     """One Redis Stream per stream: XADD with our own ids, trimmed by MAXLEN and MINID."""
 
@@ -148,6 +174,7 @@ class RedisHistory(History):
         self.url = url
         self.prefix = prefix
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._trim_script: Any = None
 
     def _redis(self) -> Any:
         # redis.asyncio connections belong to the loop that made them (tests run many loops).
@@ -159,10 +186,16 @@ class RedisHistory(History):
             for stale in [known for known in self._clients if known.is_closed()]:
                 del self._clients[stale]
             client = self._clients[loop] = redis.from_url(self.url)
+            self._trim_script = client.register_script(TRIM_SCRIPT)
         return client
 
     def key(self, slug: str) -> str:
         return f"{self.prefix}:window:{slug}"
+
+    def floor_key(self, slug: str) -> str:
+        # The id of the newest point trimmed away: Redis's own max-deleted-entry-id counts
+        # XDEL only, not XTRIM, so we keep it ourselves.
+        return f"{self.prefix}:floor:{slug}"
 
     def status_key(self, slug: str) -> str:
         return f"{self.prefix}:status:{slug}"
@@ -171,36 +204,45 @@ class RedisHistory(History):
         key = self.key(slug)
         async with self._redis().pipeline(transaction=True) as pipe:
             for entry in entries:
-                pipe.xadd(key, {"p": json.dumps([entry.point.t, entry.point.values], separators=(",", ":"))}, id=entry.id)
-            self._queue_trim(pipe, key, retention)
+                pipe.xadd(
+                    key,
+                    {"p": json.dumps([entry.point.t, entry.point.values], separators=(",", ":"))},
+                    id=entry.id,
+                )
+            await self._queue_trim(pipe, slug, retention)
             await pipe.execute()
 
-    def _queue_trim(self, pipe: Any, key: str, retention: Retention) -> None:
-        if retention.points is not None:
-            pipe.xtrim(key, maxlen=retention.points, approximate=False)
+    async def _queue_trim(self, pipe: Any, slug: str, retention: Retention) -> None:
         oldest_ms = retention.oldest_kept_ms()
-        if oldest_ms is not None:
-            pipe.xtrim(key, minid=f"{oldest_ms}-0", approximate=False)
+        # A Script object: the pipeline loads it (SCRIPT LOAD) before MULTI when Redis lacks it.
+        await self._trim_script(
+            keys=[self.key(slug), self.floor_key(slug)],
+            args=[
+                "" if retention.points is None else retention.points,
+                "" if oldest_ms is None else f"{oldest_ms}-0",
+            ],
+            client=pipe,
+        )
 
     async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
         key = self.key(slug)
         after_key = None if after is None else parse_id(after)
         # One MULTI so the window, its ends and its counters are read at the same instant.
         async with self._redis().pipeline(transaction=True) as pipe:
-            self._queue_trim(pipe, key, retention)
+            await self._queue_trim(pipe, slug, retention)
+            pipe.get(self.floor_key(slug))
             pipe.xrange(key, min="-" if after is None else f"({after}", max="+")
             pipe.xrange(key, min="-", max="+", count=1)
             pipe.xrevrange(key, max="+", min="-", count=1)
             pipe.xinfo_stream(key)
-            *_, newer, first, last, info = await pipe.execute(raise_on_error=False)
-        if isinstance(info, Exception):  # no such key yet
-            info = {"entries-added": 0, "max-deleted-entry-id": b"0-0"}
+            *_, floor, newer, first, last, info = await pipe.execute(raise_on_error=False)
+        ever_added = 0 if isinstance(info, Exception) else int(info["entries-added"])  # no key yet
         gap = is_gap(
             after=after_key,
             first=parse_id(_text(first[0][0])) if first else None,
             last=parse_id(_text(last[0][0])) if last else None,
-            max_deleted=parse_id(_text(info["max-deleted-entry-id"])),
-            ever_added=int(info["entries-added"]),
+            max_deleted=parse_id(_text(floor)) if floor else (0, 0),
+            ever_added=ever_added,
         )
         if gap:
             newer = await self._redis().xrange(key, min="-", max="+")
@@ -218,7 +260,7 @@ class RedisHistory(History):
         return None if raw is None else json.loads(raw)
 
     async def forget(self, slug: str) -> None:
-        await self._redis().delete(self.key(slug), self.status_key(slug))
+        await self._redis().delete(self.key(slug), self.status_key(slug), self.floor_key(slug))
 
 
 def _text(value: bytes | str) -> str:

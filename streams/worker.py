@@ -8,6 +8,8 @@ in admin are picked up without a restart. Used by `manage.py ingest` (its own pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import random
 import time
@@ -43,8 +45,6 @@ class StreamSpec:
 
     @classmethod
     def of(cls, stream: Any) -> StreamSpec:
-        import json
-
         return cls(
             slug=stream.slug,
             kind=stream.feed_kind,
@@ -73,10 +73,8 @@ class Supervisor:
                     await self.sync()
                 except Exception:
                     log.exception("could not read the stream table; retrying")
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESCAN_SECONDS)
-                except TimeoutError:
-                    pass
         finally:
             await self.stop_all()
 
@@ -106,8 +104,6 @@ class Supervisor:
 
     async def run_feed(self, spec: StreamSpec) -> None:
         """Run one stream's feed forever: reconnect with capped, jittered backoff."""
-        import json
-
         broadcaster = self.broadcaster = self.broadcaster or get_broadcaster()
         attempt = 0
         while True:

@@ -1,0 +1,289 @@
+"""The /ws/ protocol, through WebsocketCommunicator, in-memory and against real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from livecharts.asgi import application
+from streams.broadcast import get_broadcaster
+from streams.consumers import MAX_MESSAGE_BYTES, StreamConsumer
+from streams.feeds.base import Point
+from streams.history import Retention
+from streams.ids import parse_id
+from streams.models import Stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RECEIVE_TIMEOUT = 3
+
+
+@pytest.fixture
+def restricted(alice) -> Stream:
+    stream = Stream.objects.create(
+        slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED, window_points=50
+    )
+    stream.viewers.add(alice)
+    return stream
+
+
+@pytest.fixture
+def second(alice) -> Stream:
+    return Stream.objects.create(slug="second", title="Second", visibility=Stream.Visibility.SIGNED_IN)
+
+
+async def connect(user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def send(communicator: WebsocketCommunicator, message: dict) -> None:
+    await communicator.send_to(text_data=json.dumps(message))
+
+
+async def receive(communicator: WebsocketCommunicator) -> dict:
+    return json.loads(await communicator.receive_from(timeout=RECEIVE_TIMEOUT))
+
+
+async def receive_op(communicator: WebsocketCommunicator, op: str) -> dict:
+    """The next frame, which must be of kind `op`."""
+    frame = await receive(communicator)
+    assert frame["op"] == op, frame
+    return frame
+
+
+async def publish(slug: str, values: list[float], *, window: int = 50) -> None:
+    """Points 0..n through broadcast as ONE batch (one tick)."""
+    broadcaster = get_broadcaster()
+    broadcaster.publish(
+        slug, [Point(t=value, values={"v": value}) for value in values], retention=Retention(points=window)
+    )
+    await broadcaster.flush()
+
+
+def points_of(frame: dict, slug: str) -> list[float]:
+    return [t / 1000 for batch in frame["data"] if batch["stream"] == slug for t in batch["t"]]
+
+
+async def test_subscribe_backfills_then_goes_live_with_every_point_once(layer, alice, restricted):
+    await publish("plant", [1, 2, 3])
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant", "after": None})
+    subscribed = await receive_op(client, "subscribed")
+    assert subscribed["stream"] == "plant"
+    backfill = await receive_op(client, "points")
+    assert points_of(backfill, "plant") == [1, 2, 3]
+    assert backfill["data"][0]["y"] == {"v": [1, 2, 3]}
+
+    await publish("plant", [4, 5])
+    live = await receive_op(client, "points")
+    assert points_of(live, "plant") == [4, 5]
+    assert live["data"][0]["prev"] == backfill["data"][0]["id"]
+    assert client.output_queue.empty() or await client.receive_nothing(timeout=0.2)
+    await client.disconnect()
+
+
+async def test_subscribe_after_an_id_sends_only_newer_points(layer, alice, restricted):
+    await publish("plant", [1, 2])
+    first_id = await get_broadcaster().history.last_id("plant")
+    await publish("plant", [3, 4])
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant", "after": first_id})
+    await receive_op(client, "subscribed")
+    backfill = await receive_op(client, "points")
+    assert points_of(backfill, "plant") == [3, 4]
+    assert backfill["data"][0]["prev"] == first_id
+    await client.disconnect()
+
+
+async def test_batches_published_while_subscribing_arrive_exactly_once(layer, alice, restricted):
+    async def produce() -> None:
+        for n in range(40):
+            await publish("plant", [float(n)], window=1000)
+            await asyncio.sleep(0.002)
+
+    producer = asyncio.create_task(produce())
+    await asyncio.sleep(0.03)
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant", "after": None})
+    await receive_op(client, "subscribed")
+    seen: list[float] = []
+    last_id = None
+    while not seen or seen[-1] < 39:
+        frame = await receive_op(client, "points")
+        for batch in frame["data"]:
+            if last_id is not None:
+                assert batch["prev"] == last_id, "a batch was lost or repeated"
+            last_id = batch["id"]
+            seen.extend(t / 1000 for t in batch["t"])
+    await producer
+    assert seen == [float(n) for n in range(int(seen[0]), 40)]
+    assert seen[0] == 0.0
+    await client.disconnect()
+
+
+async def test_after_older_than_the_window_gets_a_gap_then_the_whole_window(layer, alice, restricted):
+    await publish("plant", [1.0], window=3)
+    old_id = await get_broadcaster().history.last_id("plant")
+    for value in range(2, 8):
+        await publish("plant", [float(value)], window=3)
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant", "after": old_id})
+    await receive_op(client, "subscribed")
+    assert (await receive_op(client, "gap"))["stream"] == "plant"
+    backfill = await receive_op(client, "points")
+    assert points_of(backfill, "plant") == [5, 6, 7]
+    assert backfill["data"][0]["prev"] is None
+    await client.disconnect()
+
+
+async def test_forbidden_stream_gets_error_frame_and_the_socket_stays_open(layer, bob, restricted):
+    client = await connect(bob)
+    await send(client, {"op": "subscribe", "stream": "plant"})
+    error = await receive_op(client, "error")
+    assert error["code"] == "forbidden" and error["stream"] == "plant"
+    await send(client, {"op": "subscribe", "stream": "nope"})
+    assert (await receive_op(client, "error"))["code"] == "not_found"
+    await client.disconnect()
+
+
+async def test_anonymous_user_is_forbidden_a_signed_in_stream(layer, second):
+    client = await connect(AnonymousUser())
+    await send(client, {"op": "subscribe", "stream": "second"})
+    assert (await receive_op(client, "error"))["code"] == "forbidden"
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "words"),
+    [
+        ("{not json", "bad_request", "malformed JSON"),
+        ("[1, 2]", "bad_request", "JSON object"),
+        ('{"stream": "plant"}', "bad_request", "missing field 'op'"),
+        ('{"op": "dance", "stream": "plant"}', "bad_request", "unknown op"),
+        ('{"op": "subscribe"}', "bad_request", "missing field 'stream'"),
+        ('{"op": "subscribe", "stream": 7}', "bad_request", "'stream'"),
+        ('{"op": "subscribe", "stream": "plant", "after": "yesterday"}', "bad_request", "'after'"),
+        (
+            '{"op": "subscribe", "stream": "plant", "pad": "' + "x" * MAX_MESSAGE_BYTES + '"}',
+            "too_large",
+            "64 KiB",
+        ),
+    ],
+)
+async def test_bad_client_messages_get_error_frames_without_closing(
+    layer, alice, restricted, raw, code, words
+):
+    client = await connect(alice)
+    await client.send_to(text_data=raw)
+    error = await receive_op(client, "error")
+    assert error["code"] == code
+    assert words in error["message"]
+    # The socket still works.
+    await send(client, {"op": "subscribe", "stream": "plant"})
+    await receive_op(client, "subscribed")
+    await client.disconnect()
+
+
+async def test_binary_frames_are_a_bad_request(layer, alice, restricted):
+    client = await connect(alice)
+    await client.send_to(bytes_data=b'{"op": "subscribe"}')
+    assert (await receive_op(client, "error"))["code"] == "bad_request"
+    await client.disconnect()
+
+
+async def test_two_streams_share_one_socket_and_one_frame_per_tick(layer, alice, restricted, second):
+    client = await connect(alice)
+    for slug in ("plant", "second"):
+        await send(client, {"op": "subscribe", "stream": slug})
+        await receive_op(client, "subscribed")
+    broadcaster = get_broadcaster()
+    broadcaster.publish("plant", [Point(t=1, values={"v": 1})], retention=Retention(points=50))
+    broadcaster.publish("second", [Point(t=2, values={"w": 2})], retention=Retention(points=50))
+    await broadcaster.flush()
+    frame = await receive_op(client, "points")
+    assert {batch["stream"] for batch in frame["data"]} == {"plant", "second"}
+    await client.disconnect()
+
+
+async def test_a_burst_of_batches_is_coalesced_into_few_frames(layer, settings, alice, restricted):
+    settings.LIVECHARTS_TICK_MS = 300
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant"})
+    await receive_op(client, "subscribed")
+    for value in range(10):
+        await publish("plant", [float(value)])
+    frames: list[dict] = []
+    received: list[float] = []
+    while len(received) < 10:
+        frames.append(await receive_op(client, "points"))
+        received.extend(points_of(frames[-1], "plant"))
+    assert received == [float(v) for v in range(10)]
+    # Ten batches inside one tick: the first goes out at once, the rest wait for the next tick.
+    assert len(frames) <= 2
+    ids = [batch["id"] for frame in frames for batch in frame["data"]]
+    assert ids == sorted(ids, key=parse_id)
+    await client.disconnect()
+
+
+async def test_unsubscribed_stream_sends_nothing_more(layer, alice, restricted):
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant"})
+    await receive_op(client, "subscribed")
+    await send(client, {"op": "unsubscribe", "stream": "plant"})
+    await receive_op(client, "unsubscribed")
+    await publish("plant", [1.0])
+    assert await client.receive_nothing(timeout=0.3)
+    await client.disconnect()
+
+
+async def test_status_changes_reach_subscribers(layer, alice, restricted):
+    await get_broadcaster().publish_status("plant", {"state": "stalled"})
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant"})
+    assert (await receive_op(client, "subscribed"))["status"]["state"] == "stalled"
+    await get_broadcaster().publish_status("plant", {"state": "live"})
+    status = await receive_op(client, "status")
+    assert status["stream"] == "plant" and status["state"] == "live"
+    await client.disconnect()
+
+
+async def test_resubscribe_after_a_lost_batch_fills_the_hole(layer, alice, restricted):
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant"})
+    await receive_op(client, "subscribed")
+    await publish("plant", [1.0])
+    first = (await receive_op(client, "points"))["data"][0]
+    await publish("plant", [2.0])
+    await receive_op(client, "points")  # pretend the browser never got this one
+    await publish("plant", [3.0])
+    third = (await receive_op(client, "points"))["data"][0]
+    assert third["prev"] != first["id"]  # the client notices the hole ...
+    await send(client, {"op": "subscribe", "stream": "plant", "after": first["id"]})  # ... and asks
+    await receive_op(client, "subscribed")
+    refill = await receive_op(client, "points")
+    assert points_of(refill, "plant") == [2.0, 3.0]
+    assert refill["data"][0]["prev"] == first["id"]
+    await client.disconnect()
+
+
+async def test_foreign_origin_is_refused(layer, alice, restricted):
+    communicator = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://evil.example.com")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_same_origin_socket_is_accepted(layer):
+    communicator = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"http://127.0.0.1:8000")])
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.disconnect()

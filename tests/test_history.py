@@ -1,0 +1,104 @@
+"""The history window: same answers from the in-process ring and from Redis Streams."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from streams.feeds.base import Point
+from streams.frames import Entry
+from streams.history import MemoryHistory, RedisHistory, Retention, is_gap
+from streams.ids import IdClock, format_id
+
+
+@pytest.fixture(params=["memory", "redis"])
+def history(request):
+    if request.param == "memory":
+        return MemoryHistory()
+    prefix = request.getfixturevalue("redis_prefix")
+    from tests.services import require_redis
+
+    return RedisHistory(require_redis(), prefix=prefix)
+
+
+def make_entries(clock: IdClock, count: int, *, start: float = 0.0) -> list[Entry]:
+    return [
+        Entry(id=format_id(clock.next()), point=Point(t=start + i, values={"v": float(i)}))
+        for i in range(count)
+    ]
+
+
+async def test_read_without_after_returns_the_whole_window(history):
+    clock = IdClock()
+    entries = make_entries(clock, 5)
+    await history.append("s", entries, retention=Retention(points=10))
+    backfill = await history.read("s", after=None, retention=Retention(points=10))
+    assert [e.id for e in backfill.entries] == [e.id for e in entries]
+    assert backfill.entries[2].point == Point(t=2.0, values={"v": 2.0})
+    assert not backfill.gap
+
+
+async def test_read_after_returns_only_newer_points(history):
+    clock = IdClock()
+    entries = make_entries(clock, 6)
+    await history.append("s", entries[:3], retention=Retention(points=10))
+    await history.append("s", entries[3:], retention=Retention(points=10))
+    backfill = await history.read("s", after=entries[2].id, retention=Retention(points=10))
+    assert [e.id for e in backfill.entries] == [e.id for e in entries[3:]]
+    assert not backfill.gap
+    assert await history.last_id("s") == entries[-1].id
+
+
+async def test_window_is_trimmed_by_count_and_an_old_after_is_a_gap(history):
+    clock = IdClock()
+    entries = make_entries(clock, 10)
+    await history.append("s", entries, retention=Retention(points=4))
+    backfill = await history.read("s", after=entries[2].id, retention=Retention(points=4))
+    assert backfill.gap
+    assert [e.id for e in backfill.entries] == [e.id for e in entries[-4:]]
+
+
+async def test_after_equal_to_the_last_dropped_point_is_not_a_gap(history):
+    clock = IdClock()
+    entries = make_entries(clock, 10)
+    await history.append("s", entries, retention=Retention(points=4))
+    backfill = await history.read("s", after=entries[5].id, retention=Retention(points=4))
+    assert not backfill.gap
+    assert [e.id for e in backfill.entries] == [e.id for e in entries[6:]]
+
+
+async def test_window_is_trimmed_by_age(history):
+    now_ms = int(time.time() * 1000)
+    stale = [Entry(id=f"{now_ms - 60_000}-{i}", point=Point(t=i, values={"v": 1.0})) for i in range(3)]
+    fresh = make_entries(IdClock(), 2)
+    await history.append("s", stale + fresh, retention=Retention(points=None, seconds=30))
+    backfill = await history.read("s", after=None, retention=Retention(points=None, seconds=30))
+    assert [e.id for e in backfill.entries] == [e.id for e in fresh]
+
+
+async def test_after_from_a_lost_history_is_a_gap(history):
+    # The client holds ids this history never kept (Redis flushed, embedded server restarted).
+    fresh = make_entries(IdClock(), 3)
+    await history.append("s", fresh, retention=Retention(points=10))
+    lost_id = format_id((int(time.time() * 1000) - 10_000, 0))
+    assert (await history.read("s", after=lost_id, retention=Retention(points=10))).gap
+    empty = await history.read("never-written", after=lost_id, retention=Retention(points=10))
+    assert empty.gap and empty.entries == []
+
+
+async def test_status_is_kept_per_stream(history):
+    assert await history.get_status("s") is None
+    await history.set_status("s", {"state": "live"})
+    assert await history.get_status("s") == {"state": "live"}
+    await history.forget("s")
+    assert await history.get_status("s") is None
+
+
+def test_gap_rules():
+    assert not is_gap(after=None, first=None, last=None, max_deleted=(0, 0), ever_added=0)
+    assert is_gap(after=(5, 0), first=None, last=None, max_deleted=(0, 0), ever_added=0)
+    assert not is_gap(after=(5, 0), first=None, last=None, max_deleted=(5, 0), ever_added=3)
+    assert not is_gap(after=(5, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
+    assert is_gap(after=(4, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
+    assert is_gap(after=(10, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
