@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "LiveCharts needs Python 3.11 or newer" or 0)'
@@ -40,9 +40,6 @@ test: lint
 	node --test tests/static/
 	$(PY) -m pytest
 	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not e2e and not browser" -p no:cacheprovider -q
-
-bench: $(VENV)/.test
-	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
