@@ -56,11 +56,19 @@ class Stack:
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def seed(self, password: str) -> None:
-        for result in (self.manage("migrate", "--noinput", "-v", "0"), self.manage("shell", "-c", SEED.format(password=password))):
+        for result in (
+            self.manage("migrate", "--noinput", "-v", "0"),
+            self.manage("shell", "-c", SEED.format(password=password)),
+        ):
             assert result.returncode == 0, result.stderr
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -70,7 +78,10 @@ class Stack:
         return proc
 
     def start_daphne(self) -> None:
-        self.start("daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "livecharts.asgi:application"])
+        self.start(
+            "daphne",
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "livecharts.asgi:application"],
+        )
         self.wait_http()
 
     def start_ingest(self) -> None:

@@ -19,7 +19,9 @@ RATE = 20  # points/s of the seeded simulate stream
 
 async def open_socket(stack: Stack, session: str | None, *, origin: str | None = None) -> ClientConnection:
     headers = {"Cookie": f"sessionid={session}"} if session else {}
-    return await connect(stack.ws_url, origin=origin or stack.base_url, additional_headers=headers, open_timeout=10)
+    return await connect(
+        stack.ws_url, origin=origin or stack.base_url, additional_headers=headers, open_timeout=10
+    )
 
 
 async def next_frame(socket: ClientConnection, op: str) -> dict:

@@ -1,0 +1,157 @@
+"""broadcast: ids, history append, one group message per stream per tick, encoded once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+
+from streams.broadcast import Broadcaster, group_name
+from streams.feeds.base import Point
+from streams.history import MemoryHistory, Retention
+from streams.ids import parse_id
+
+
+class Listener(InMemoryChannelLayer):
+    """A real in-memory channel layer with one channel in stream "s"'s group, recording
+    what arrives there as (group, message)."""
+
+    async def listen(self) -> None:
+        self.channel = await self.new_channel()
+        await self.group_add(group_name("s"), self.channel)
+        self.received: list[tuple[str, dict]] = []
+
+    @property
+    def sent(self) -> list[tuple[str, dict]]:
+        while True:
+            try:
+                message = self.receive_nowait(self.channel)
+            except asyncio.QueueEmpty:
+                return self.received
+            self.received.append((group_name("s"), message))
+
+    def receive_nowait(self, channel: str) -> dict:
+        queue = self.channels.get(channel)
+        if queue is None:
+            raise asyncio.QueueEmpty
+        return queue.get_nowait()[1]
+
+
+class FlakyHistory(MemoryHistory):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = 0
+
+    async def append(self, slug, entries, *, retention):
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("redis went away")
+        await super().append(slug, entries, retention=retention)
+
+
+@pytest.fixture
+async def layer() -> Listener:
+    listener = Listener()
+    await listener.listen()
+    return listener
+
+
+def broadcaster_with(layer: Listener, history: MemoryHistory | None = None) -> Broadcaster:
+    return Broadcaster(history=history or MemoryHistory(), tick_seconds=0.05, layer=layer)
+
+
+async def test_points_published_within_a_tick_become_one_group_message(layer):
+    broadcaster = broadcaster_with(layer)
+    for n in range(5):
+        broadcaster.publish("s", [Point(t=n, values={"v": n})], retention=Retention())
+    await broadcaster.flush()
+    assert len(layer.sent) == 1
+    group, message = layer.sent[0]
+    assert group == group_name("s")
+    batch = json.loads(message["text"])
+    assert batch["t"] == [0, 1000, 2000, 3000, 4000]
+    assert batch["y"] == {"v": [0, 1, 2, 3, 4]}
+    assert batch["id"] == message["id"]
+    assert batch["prev"] is None
+
+
+async def test_ids_increase_and_each_batch_names_the_previous_one(layer):
+    broadcaster = broadcaster_with(layer)
+    for n in range(3):
+        broadcaster.publish("s", [Point(t=n, values={"v": n})] * 2, retention=Retention())
+        await broadcaster.flush()
+    ids = [message["id"] for _, message in layer.sent]
+    assert ids == sorted(ids, key=parse_id)
+    assert len(set(ids)) == 3
+    assert [message["prev"] for _, message in layer.sent] == [None, ids[0], ids[1]]
+
+
+async def test_history_holds_every_point_with_its_id(layer):
+    history = MemoryHistory()
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.publish(
+        "s", [Point(t=1, values={"v": 1}), Point(t=2, values={"v": 2})], retention=Retention()
+    )
+    await broadcaster.flush()
+    kept = (await history.read("s", after=None, retention=Retention())).entries
+    assert [entry.point.t for entry in kept] == [1, 2]
+    assert kept[-1].id == layer.sent[0][1]["id"]
+
+
+async def test_series_missing_from_some_points_are_null_in_their_column(layer):
+    broadcaster = broadcaster_with(layer)
+    broadcaster.publish(
+        "s",
+        [Point(t=1, values={"a": 1}), Point(t=2, values={"b": 2}), Point(t=3, values={"a": 3})],
+        retention=Retention(),
+    )
+    await broadcaster.flush()
+    assert json.loads(layer.sent[0][1]["text"])["y"] == {"a": [1, None, 3], "b": [None, 2, None]}
+
+
+async def test_non_finite_values_become_gaps_instead_of_breaking_the_batch(layer):
+    broadcaster = broadcaster_with(layer)
+    broadcaster.publish(
+        "s", [Point(t=1, values={"v": math.nan}), Point(t=2, values={"v": math.inf})], retention=Retention()
+    )
+    await broadcaster.flush()
+    assert json.loads(layer.sent[0][1]["text"])["y"] == {"v": [None, None]}
+
+
+async def test_a_failed_history_append_keeps_the_points_for_the_next_tick(layer):
+    history = FlakyHistory()
+    history.fail_next = 1
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.publish("s", [Point(t=1, values={"v": 1})], retention=Retention())
+    await broadcaster.flush()
+    assert layer.sent == []
+    broadcaster.publish("s", [Point(t=2, values={"v": 2})], retention=Retention())
+    await broadcaster.flush()
+    assert json.loads(layer.sent[0][1]["text"])["t"] == [1000, 2000]
+
+
+async def test_ids_continue_after_the_last_stored_one_when_a_process_restarts(layer):
+    history = MemoryHistory()
+    first = broadcaster_with(layer, history)
+    first.publish("s", [Point(t=1, values={"v": 1})], retention=Retention())
+    await first.flush()
+    restarted = broadcaster_with(layer, history)
+    restarted.publish("s", [Point(t=2, values={"v": 2})], retention=Retention())
+    await restarted.flush()
+    before, after = (message for _, message in layer.sent)
+    assert after["prev"] == before["id"]
+    assert parse_id(after["id"]) > parse_id(before["id"])
+
+
+async def test_the_ticker_flushes_on_its_own(layer):
+    broadcaster = broadcaster_with(layer)
+    broadcaster.publish("s", [Point(t=1, values={"v": 1})], retention=Retention())
+    for _ in range(100):
+        if layer.sent:
+            break
+        await asyncio.sleep(0.01)
+    assert len(layer.sent) == 1
+    await broadcaster.close()

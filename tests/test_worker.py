@@ -1,0 +1,86 @@
+"""The ingest supervisor follows the stream table and keeps feeds running."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from streams.broadcast import get_broadcaster
+from streams.history import Retention, get_history
+from streams.models import Stream
+from streams.worker import Supervisor, backoff_delay
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped():
+    for attempt in range(1, 12):
+        assert 0 <= backoff_delay(attempt, first=0.5, cap=30) <= min(30, 0.5 * 2 ** (attempt - 1))
+    assert max(backoff_delay(20, first=0.5, cap=30) for _ in range(200)) > 10
+
+
+async def wait_for(predicate, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_supervisor_starts_feeds_for_enabled_streams_and_stops_disabled_ones(memory_layer):
+    stream = await database_sync_to_async(Stream.objects.create)(
+        slug="sim", title="Sim", feed_kind="simulate", feed_settings={"rate": 50}
+    )
+    supervisor = Supervisor()
+    await supervisor.sync()
+    assert set(supervisor.tasks) == {"sim"}
+
+    async def has_points() -> bool:
+        backfill = await get_history().read("sim", after=None, retention=Retention())
+        return len(backfill.entries) >= 5
+
+    await wait_for(has_points)
+    assert (await get_history().get_status("sim"))["state"] == "live"
+
+    stream.enabled = False
+    await database_sync_to_async(stream.save)()
+    await supervisor.sync()
+    assert supervisor.tasks == {}
+    await supervisor.stop_all()
+
+
+async def test_edited_settings_restart_the_feed(memory_layer):
+    stream = await database_sync_to_async(Stream.objects.create)(
+        slug="sim", title="Sim", feed_kind="simulate", feed_settings={"rate": 5}
+    )
+    supervisor = Supervisor()
+    await supervisor.sync()
+    first_task = supervisor.tasks["sim"][1]
+    stream.feed_settings = {"rate": 50}
+    await database_sync_to_async(stream.save)()
+    await supervisor.sync()
+    await asyncio.sleep(0)
+    assert first_task.cancelled() or first_task.done()
+    assert supervisor.tasks["sim"][1] is not first_task
+    await supervisor.stop_all()
+
+
+async def test_a_failing_feed_reports_error_and_does_not_touch_other_streams(memory_layer):
+    await database_sync_to_async(Stream.objects.create)(slug="good", title="Good", feed_settings={"rate": 50})
+    # Settings saved behind the model's validation (a raw update) so the feed fails at start.
+    bad = await database_sync_to_async(Stream.objects.create)(slug="bad", title="Bad")
+    await database_sync_to_async(Stream.objects.filter(pk=bad.pk).update)(feed_settings={"rate": 0})
+    supervisor = Supervisor()
+    await supervisor.sync()
+
+    async def both_reported() -> bool:
+        bad_status = await get_history().get_status("bad")
+        good = await get_history().read("good", after=None, retention=Retention())
+        return bool(bad_status and bad_status["state"] == "error" and good.entries)
+
+    await wait_for(both_reported)
+    assert "rate" in (await get_history().get_status("bad"))["error"]
+    await supervisor.stop_all()
+    await get_broadcaster().close()
