@@ -48,7 +48,9 @@ class Stream(models.Model):
     feed_kind = models.CharField(
         max_length=32, choices=[(kind, feed.label) for kind, feed in FEED_KINDS.items()], default="simulate"
     )
-    feed_settings = models.JSONField(default=dict, blank=True, help_text="Settings of the feed kind, as JSON.")
+    feed_settings = models.JSONField(
+        default=dict, blank=True, help_text="Settings of the feed kind, as JSON."
+    )
 
     chart_type = models.CharField(max_length=16, choices=ChartType.choices, default=ChartType.LINE)
     window_points = models.PositiveIntegerField(

@@ -1,7 +1,8 @@
 """The ingest supervisor: one task per enabled pulled stream, restarted with backoff.
 
 It re-reads the stream table every second, so streams created, edited, disabled or deleted
-in admin are picked up without a restart. Used by `manage.py ingest` (its own process) and by
+in admin are picked up without a restart. With Redis, several workers split the streams by
+lease (streams/leases.py) and take over a dead worker's streams when its leases expire. Used by `manage.py ingest` (its own process) and by
 `manage.py serve` (on daphne's event loop).
 """
 
@@ -21,12 +22,14 @@ from channels.db import database_sync_to_async
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
 from streams.history import Retention
+from streams.leases import Leases
 
 log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 1.0
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
+STOP_TIMEOUT = 5.0
 
 
 def backoff_delay(attempt: int, *, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP) -> float:
@@ -60,8 +63,9 @@ def load_specs() -> dict[str, StreamSpec]:
 
 
 class Supervisor:
-    def __init__(self, *, broadcaster: Broadcaster | None = None) -> None:
+    def __init__(self, *, broadcaster: Broadcaster | None = None, leases: Leases | None = None) -> None:
         self.broadcaster = broadcaster
+        self.leases = leases or Leases()
         self.tasks: dict[str, tuple[StreamSpec, asyncio.Task[None]]] = {}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -79,8 +83,10 @@ class Supervisor:
             await self.stop_all()
 
     async def sync(self) -> None:
-        """Start, restart and stop feed tasks to match the enabled streams."""
+        """Start, restart and stop feed tasks to match the enabled streams we hold leases on."""
         specs = await database_sync_to_async(load_specs)()
+        ours = await self.leases.hold(specs, held=set(self.tasks))
+        specs = {slug: spec for slug, spec in specs.items() if slug in ours}
         for slug in list(self.tasks):
             running_spec, task = self.tasks[slug]
             if specs.get(slug) != running_spec or task.done():
@@ -97,10 +103,17 @@ class Supervisor:
         tasks = [task for _, task in self.tasks.values()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.tasks.clear()
+        if tasks:
+            # Bounded: a task that swallows its cancellation (seen rarely with a Redis call in
+            # flight) must not hang shutdown.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            for task in stuck:
+                log.warning("feed task %s did not stop within %s s", task.get_name(), STOP_TIMEOUT)
         if self.broadcaster is not None:
             await self.broadcaster.close()
+        # Hand the streams over at once rather than after the leases expire.
+        await self.leases.release(self.tasks)
+        self.tasks.clear()
 
     async def run_feed(self, spec: StreamSpec) -> None:
         """Run one stream's feed forever: reconnect with capped, jittered backoff."""

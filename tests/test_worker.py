@@ -84,3 +84,19 @@ async def test_a_failing_feed_reports_error_and_does_not_touch_other_streams(mem
     assert "rate" in (await get_history().get_status("bad"))["error"]
     await supervisor.stop_all()
     await get_broadcaster().close()
+
+
+async def test_two_workers_split_the_streams_between_them(redis_layer):
+    for slug in ("a", "b", "c", "d"):
+        await database_sync_to_async(Stream.objects.create)(slug=slug, title=slug, feed_settings={"rate": 1})
+    first, second = Supervisor(), Supervisor()
+    await first.sync()
+    await second.sync()
+    # The first worker to scan claims every stream; the second runs none of them twice.
+    assert set(first.tasks) == {"a", "b", "c", "d"}
+    assert second.tasks == {}
+    # When the first stops it releases its leases and the second takes everything over.
+    await first.stop_all()
+    await second.sync()
+    assert set(second.tasks) == {"a", "b", "c", "d"}
+    await second.stop_all()

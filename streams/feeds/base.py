@@ -58,7 +58,8 @@ class Feed(ABC):
 
 
 def reject_unknown(raw: Mapping[str, Any], allowed: set[str], *, prefix: str = "") -> None:
-    unknown = sorted(set(raw) - allowed)
+    # YAML allows non-text keys (`5: x`): name them as text.
+    unknown = sorted(str(key) for key in set(raw) - allowed)
     if unknown:
         known = ", ".join(sorted(allowed))
         raise FeedSettingsError(prefix + unknown[0], f"unknown setting (known: {known})")

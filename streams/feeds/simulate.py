@@ -59,9 +59,7 @@ class SimulateFeed(Feed):
             reject_unknown(item, WAVE_KEYS | {"name"}, prefix=prefix)
             name = item.get("name")
             if not isinstance(name, str) or not SERIES_NAME.match(name):
-                raise FeedSettingsError(
-                    prefix + "name", "must be 1-64 letters, digits, spaces or ._:/-"
-                )
+                raise FeedSettingsError(prefix + "name", "must be 1-64 letters, digits, spaces or ._:/-")
             if any(existing["name"] == name for existing in series):
                 raise FeedSettingsError(prefix + "name", f"{name!r} is used twice")
             series.append({"name": name, **_clean_wave(item, fallback=defaults, prefix=prefix)})
@@ -73,7 +71,9 @@ class SimulateFeed(Feed):
 
     async def batches(self) -> AsyncIterator[Batch]:
         rate = self.settings["rate"]
-        waves = [_Wave(spec, index, self.settings["seed"]) for index, spec in enumerate(self.settings["series"])]
+        waves = [
+            _Wave(spec, index, self.settings["seed"]) for index, spec in enumerate(self.settings["series"])
+        ]
         interval = max(1.0 / rate, MIN_BATCH_INTERVAL)
         start = time.time()
         emitted = 0

@@ -53,5 +53,9 @@ class Command(BaseCommand):
 def _existing_demo_logins() -> list[tuple[str, str, str]]:
     from django.contrib.auth import get_user_model
 
-    names = set(get_user_model().objects.filter(username__in=[u for u, _, _ in DEMO_LOGINS]).values_list("username", flat=True))
+    names = set(
+        get_user_model()
+        .objects.filter(username__in=[u for u, _, _ in DEMO_LOGINS])
+        .values_list("username", flat=True)
+    )
     return [login for login in DEMO_LOGINS if login[0] in names]

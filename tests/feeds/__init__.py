@@ -1,0 +1,1 @@
+"""Tests for the feed kinds, one module per kind."""
