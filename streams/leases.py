@@ -34,7 +34,9 @@ return 0
 
 
 class Leases:
-    def __init__(self, *, url: str | None = None, prefix: str | None = None, lease_ms: int = LEASE_MS) -> None:
+    def __init__(
+        self, *, url: str | None = None, prefix: str | None = None, lease_ms: int = LEASE_MS
+    ) -> None:
         self.url = settings.REDIS_URL if url is None else url
         self.prefix = settings.LIVECHARTS_REDIS_PREFIX if prefix is None else prefix
         self.lease_ms = lease_ms
@@ -63,9 +65,10 @@ class Leases:
         client = self._redis()
         ours: set[str] = set()
         for slug in slugs:
-            if slug in held and await self._renew(keys=[self.key(slug)], args=[self.owner, self.lease_ms]):
-                ours.add(slug)
-            elif await client.set(self.key(slug), self.owner, nx=True, px=self.lease_ms):
+            renewed = slug in held and await self._renew(
+                keys=[self.key(slug)], args=[self.owner, self.lease_ms]
+            )
+            if renewed or await client.set(self.key(slug), self.owner, nx=True, px=self.lease_ms):
                 ours.add(slug)
         return ours
 

@@ -1,3 +1,19 @@
-from django.urls import path
+from __future__ import annotations
 
-urlpatterns: list = []
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, path
+
+from streams import views
+
+urlpatterns: list[URLPattern] = [
+    path("", views.stream_list, name="stream-list"),
+    path("streams/<slug:slug>/", views.stream_detail, name="stream-detail"),
+    path("healthz", views.healthz, name="healthz"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    # Django 5 signs out on POST only: the header's sign-out button is a small form.
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

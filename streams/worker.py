@@ -2,8 +2,8 @@
 
 It re-reads the stream table every second, so streams created, edited, disabled or deleted
 in admin are picked up without a restart. With Redis, several workers split the streams by
-lease (streams/leases.py) and take over a dead worker's streams when its leases expire. Used by `manage.py ingest` (its own process) and by
-`manage.py serve` (on daphne's event loop).
+lease (streams/leases.py) and take over a dead worker's streams when its leases expire.
+Used by `manage.py ingest` (its own process) and by `manage.py serve` (on daphne's loop).
 """
 
 from __future__ import annotations

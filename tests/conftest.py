@@ -11,6 +11,7 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
 from streams.history import reset_history
+from tests.processes import STACK_PASSWORD, Stack, make_stack
 from tests.services import require_redis
 
 PASSWORD = "correct-horse-battery"
@@ -97,3 +98,14 @@ def carol(db, operators: Group) -> User:
 @pytest.fixture
 def staff(db) -> User:
     return User.objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def stack(tmp_path, redis_prefix) -> Iterator[Stack]:
+    """Production mode on loopback: a SQLite file, the real Redis, daphne + ingest processes."""
+    stack = make_stack(workdir=tmp_path, redis_url=require_redis(), prefix=redis_prefix)
+    stack.seed(STACK_PASSWORD)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()

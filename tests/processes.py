@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# The password of the users a stack is seeded with (alice may see the stream, bob may not).
+STACK_PASSWORD = "e2e-password-123"
 BIN = Path(sys.executable).parent
 
 SEED = """

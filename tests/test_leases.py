@@ -10,7 +10,9 @@ from tests.services import require_redis
 
 def pair(prefix: str, lease_ms: int = 5_000) -> tuple[Leases, Leases]:
     url = require_redis()
-    return Leases(url=url, prefix=prefix, lease_ms=lease_ms), Leases(url=url, prefix=prefix, lease_ms=lease_ms)
+    return Leases(url=url, prefix=prefix, lease_ms=lease_ms), Leases(
+        url=url, prefix=prefix, lease_ms=lease_ms
+    )
 
 
 async def test_a_stream_is_held_by_one_worker_at_a_time(redis_prefix):

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.conftest import PASSWORD
+from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD
 from tests.e2e.test_live_path import next_frame, open_socket
+from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import make_stack, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -1,0 +1,412 @@
+// The stream page's entry: wires the DOM, one WebSocket and Plotly together. The decisions
+// (id order, drop/resubscribe, merging, trimming, backoff) live in the pure modules beside it.
+//
+// Test hooks: document.body.dataset.connection holds the badge state (connecting, live,
+// reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...}.
+
+import { Backoff } from "./backoff.js";
+import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
+import { cutoffFor, planExtend, trimBuffer } from "./window.js";
+
+/* global Plotly */
+
+// Errors after which asking again cannot help: stop that chart and say why.
+const FINAL_ERRORS = new Set(["forbidden", "not_found"]);
+// Close codes a server may use when access ends; anything else is worth a reconnect.
+const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
+
+const hooks = {
+  /** @type {"connecting"|"live"|"reconnecting"|"offline"} */
+  socketState: "connecting",
+  /** @type {Object<string, string|null>} last applied batch id per stream */
+  lastIds: {},
+  /** times received and applied, over all streams and reconnects */
+  pointsReceived: 0,
+  /** @type {Object<string, string>} */
+  feedStates: {},
+  paused: false,
+  /** @type {WebSocket|null} the current socket (tests close it to exercise a resume) */
+  socket: null,
+};
+window.livecharts = hooks;
+
+/**
+ * Plotly draws numeric dates as UTC; shifting by the zone offset *at that time* makes the
+ * axis read local wall time (the offset is looked up per point, so DST changes stay right).
+ * @param {number} t ms since the epoch, UTC
+ */
+function localX(t) {
+  return t - new Date(t).getTimezoneOffset() * 60_000;
+}
+
+class Chart {
+  /**
+   * @param {any} config the page's livechart-config
+   * @param {HTMLElement} element
+   */
+  constructor(config, element) {
+    this.slug = config.stream;
+    this.config = config;
+    this.element = element;
+    /** @type {string|null} */
+    this.lastId = null;
+    /** @type {number|null} when we last asked to resync after a missed batch */
+    this.resyncSince = null;
+    this.buffer = emptyBuffer();
+    /** @type {number|null} */
+    this.newestX = null;
+    this.stopped = false;
+  }
+
+  /** @param {any} figure */
+  async plot(figure) {
+    await Plotly.newPlot(this.element, figure.data, figure.layout, this.config.plotly_config);
+  }
+
+  limits() {
+    return {
+      windowPoints: this.config.window_points ?? null,
+      cutoff: cutoffFor(this.newestX, this.config.window_seconds),
+    };
+  }
+
+  /** @param {import("./protocol.js").Batch} batch */
+  take(batch) {
+    const { points, newestX } = mergeBatch(this.buffer, batch, localX);
+    if (newestX !== null && (this.newestX === null || newestX > this.newestX)) this.newestX = newestX;
+    trimBuffer(this.buffer, this.limits());
+    this.lastId = batch.id;
+    this.resyncSince = null;
+    hooks.lastIds[this.slug] = batch.id;
+    hooks.pointsReceived += points;
+  }
+
+  /** The server no longer holds what we hold: start over from its backfill. */
+  reset() {
+    this.lastId = null;
+    this.resyncSince = null;
+    this.newestX = null;
+    this.buffer = emptyBuffer();
+    this.buffer.reset = true;
+    hooks.lastIds[this.slug] = null;
+  }
+
+  /** One Plotly update for everything buffered since the last frame. */
+  draw() {
+    const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
+    const plan = planExtend({
+      traceNames: data.map((trace) => trace.name),
+      traceXs: data.map((trace) => trace.x ?? []),
+      buffer: this.buffer,
+      limits: this.limits(),
+    });
+    this.buffer = emptyBuffer();
+    if (plan === null) return;
+    if (plan.reset && data.length > 0) {
+      Plotly.restyle(this.element, { x: data.map(() => []), y: data.map(() => []) });
+    }
+    if (plan.addTraces.length > 0) {
+      Plotly.addTraces(
+        this.element,
+        plan.addTraces.map((name) => ({ ...this.config.new_trace, name, x: [], y: [] })),
+      );
+    }
+    if (plan.indices.length > 0) {
+      Plotly.extendTraces(this.element, plan.update, plan.indices, plan.maxPoints);
+    }
+  }
+}
+
+class Page {
+  constructor() {
+    this.connectionBadge = document.getElementById("connection-badge");
+    this.feedBadge = document.getElementById("feed-badge");
+    this.banner = document.getElementById("banner");
+    this.pauseButton = document.getElementById("pause-button");
+    /** @type {number|undefined} */
+    this.countdown = undefined;
+    /** @type {number|undefined} */
+    this.bannerTimer = undefined;
+  }
+
+  /**
+   * @param {"connecting"|"live"|"reconnecting"|"offline"} state
+   * @param {number} [retryAt] performance.now() of the next attempt, while reconnecting
+   */
+  setConnection(state, retryAt) {
+    hooks.socketState = state;
+    document.body.dataset.connection = state;
+    window.clearInterval(this.countdown);
+    this.countdown = undefined;
+    if (!this.connectionBadge) return;
+    this.connectionBadge.dataset.state = state;
+    if (state === "reconnecting" && retryAt !== undefined) {
+      const show = () => {
+        const seconds = Math.max(0, Math.ceil((retryAt - performance.now()) / 1000));
+        this.connectionBadge.textContent = `reconnecting in ${seconds} s`;
+      };
+      show();
+      this.countdown = window.setInterval(show, 1000);
+    } else {
+      this.connectionBadge.textContent = state;
+    }
+  }
+
+  /** @param {string} slug @param {any} status */
+  setFeed(slug, status) {
+    const state = typeof status?.state === "string" ? status.state : "unknown";
+    hooks.feedStates[slug] = state;
+    document.body.dataset.feed = state;
+    if (!this.feedBadge) return;
+    this.feedBadge.dataset.state = state;
+    this.feedBadge.textContent = state === "unknown" ? "feed: waiting" : `feed: ${state}`;
+    this.feedBadge.title = status?.error ? `Feed error: ${status.error}` : "State of the stream's feed";
+  }
+
+  /**
+   * @param {string|null} message
+   * @param {{transient?: boolean}} [options] transient banners go away by themselves
+   */
+  showBanner(message, { transient = false } = {}) {
+    window.clearTimeout(this.bannerTimer);
+    if (transient) this.bannerTimer = window.setTimeout(() => this.showBanner(null), 8000);
+    if (!this.banner) return;
+    this.banner.textContent = message ?? "";
+    this.banner.hidden = !message;
+  }
+
+  /** Nothing more will come: the feed's last state would be stale. */
+  clearFeed() {
+    if (this.feedBadge) this.feedBadge.hidden = true;
+    delete document.body.dataset.feed;
+  }
+}
+
+class Connection {
+  /**
+   * @param {string} url
+   * @param {Map<string, Chart>} charts
+   * @param {Page} page
+   */
+  constructor(url, charts, page) {
+    this.url = url;
+    this.charts = charts;
+    this.page = page;
+    this.backoff = new Backoff();
+    /** @type {WebSocket|null} */
+    this.socket = null;
+    this.stopped = false;
+    this.paused = false;
+    this.everOpened = false;
+    this.frameRequested = false;
+    /** @type {number|undefined} */
+    this.retryTimer = undefined;
+    window.addEventListener("online", () => this.retrySoon());
+    window.addEventListener("offline", () => {
+      if (this.socket?.readyState !== WebSocket.OPEN) this.page.setConnection("offline");
+    });
+  }
+
+  connect() {
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.stopped) return;
+    // The badge loses its countdown while an attempt is under way.
+    this.page.setConnection(this.everOpened || this.backoff.attempt > 0 ? "reconnecting" : "connecting");
+    const socket = new WebSocket(this.url);
+    this.socket = hooks.socket = socket;
+    socket.addEventListener("open", () => this.onOpen(socket));
+    socket.addEventListener("message", (event) => this.onMessage(event));
+    socket.addEventListener("close", (event) => this.onClose(socket, event));
+  }
+
+  /** @param {WebSocket} socket */
+  onOpen(socket) {
+    if (socket !== this.socket) return;
+    this.backoff.opened(performance.now());
+    this.everOpened = true;
+    this.page.setConnection("live");
+    for (const chart of this.charts.values()) {
+      chart.resyncSince = null;
+      if (!chart.stopped) this.subscribe(chart);
+    }
+  }
+
+  /** Resume from the last id we hold (null: send the whole window). @param {Chart} chart */
+  subscribe(chart) {
+    this.send({ op: "subscribe", stream: chart.slug, after: chart.lastId });
+  }
+
+  /** @param {object} message */
+  send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  /** @param {WebSocket} socket @param {CloseEvent} event */
+  onClose(socket, event) {
+    if (socket !== this.socket) return;
+    this.socket = hooks.socket = null;
+    if (FINAL_CLOSE_CODES.has(event.code)) {
+      this.stop("The server ended this connection: you may no longer see this stream. Reload to try again.");
+      return;
+    }
+    if (this.stopped) return;
+    const delay = this.backoff.closed(performance.now());
+    const retryAt = performance.now() + delay;
+    if (navigator.onLine === false) this.page.setConnection("offline");
+    else this.page.setConnection("reconnecting", retryAt);
+    this.retryTimer = window.setTimeout(() => this.connect(), delay);
+  }
+
+  /** The network came back: do not sit out the rest of a long backoff. */
+  retrySoon() {
+    if (this.retryTimer === undefined || this.stopped) return;
+    this.connect();
+  }
+
+  /** @param {string} message */
+  stop(message) {
+    this.stopped = true;
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.page.setConnection("offline");
+    this.page.clearFeed();
+    this.page.showBanner(message);
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
+  }
+
+  /** @param {MessageEvent} event */
+  onMessage(event) {
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return; // not ours to understand; the protocol is JSON only
+    }
+    switch (frame?.op) {
+      case "points":
+        this.onPoints(frame.data ?? []);
+        break;
+      case "subscribed":
+        this.withChart(frame.stream, (chart) => this.page.setFeed(chart.slug, frame.status));
+        break;
+      case "status":
+        this.withChart(frame.stream, (chart) => this.page.setFeed(chart.slug, frame));
+        break;
+      case "gap":
+        // We asked to resume from an id the window no longer holds: what we show would have a
+        // hole in it. Empty the chart; the backfill that follows (prev null) refills it.
+        this.withChart(frame.stream, (chart) => {
+          chart.reset();
+          this.requestFrame();
+        });
+        break;
+      case "error":
+        this.onError(frame);
+        break;
+      default:
+        break; // "unsubscribed" and anything newer: nothing to do
+    }
+  }
+
+  /** @param {string} slug @param {(chart: Chart) => void} action */
+  withChart(slug, action) {
+    const chart = this.charts.get(slug);
+    if (chart && !chart.stopped) action(chart);
+  }
+
+  /** @param {import("./protocol.js").Batch[]} batches */
+  onPoints(batches) {
+    const now = performance.now();
+    for (const batch of batches) {
+      const chart = this.charts.get(batch?.stream);
+      if (!chart || chart.stopped) continue;
+      const decision = decideBatch(chart, batch, now);
+      if (decision === "apply") {
+        chart.take(batch);
+      } else if (decision === "resubscribe") {
+        // A batch went missing on the live path: the server re-sends from our last id.
+        chart.resyncSince = now;
+        this.subscribe(chart);
+      }
+    }
+    this.requestFrame();
+  }
+
+  /** @param {{code?: string, message?: string, stream?: string}} frame */
+  onError(frame) {
+    const chart = frame.stream ? this.charts.get(frame.stream) : undefined;
+    if (chart && FINAL_ERRORS.has(frame.code ?? "")) {
+      chart.stopped = true;
+      const why =
+        frame.code === "forbidden"
+          ? `You may not see “${chart.slug}” (any more): sign in, or ask an operator for access, then reload.`
+          : `There is no stream “${chart.slug}” any more.`;
+      if ([...this.charts.values()].every((each) => each.stopped)) this.stop(why);
+      else this.page.showBanner(why);
+      return;
+    }
+    if (chart && frame.code === "rate_limited") chart.resyncSince = null; // let the next mismatch ask again
+    this.page.showBanner(`The server said: ${frame.message ?? frame.code ?? "error"}`, { transient: true });
+  }
+
+  /** Coalesce: at most one Plotly update per chart per animation frame. */
+  requestFrame() {
+    if (this.frameRequested || this.paused) return;
+    this.frameRequested = true;
+    window.requestAnimationFrame(() => {
+      this.frameRequested = false;
+      if (this.paused) return;
+      for (const chart of this.charts.values()) chart.draw();
+    });
+  }
+
+  /** Paused: keep receiving (ids move on, the buffer fills within the window); draw on resume. */
+  setPaused(paused) {
+    this.paused = hooks.paused = paused;
+    document.body.dataset.paused = String(paused);
+    if (!paused) this.requestFrame();
+  }
+}
+
+/** @param {string} id */
+function readJson(id) {
+  const element = document.getElementById(id);
+  return element ? JSON.parse(element.textContent ?? "null") : null;
+}
+
+async function main() {
+  const config = readJson("livechart-config");
+  if (!config) return;
+  const page = new Page();
+  page.setConnection("connecting");
+  const element = document.getElementById(config.chart);
+  if (!element || typeof Plotly === "undefined") {
+    page.setConnection("offline");
+    page.showBanner("The chart library did not load. Reload the page.");
+    return;
+  }
+  const chart = new Chart(config, element);
+  await chart.plot(readJson(config.figure));
+  // Dashboards put several charts on one page; they share this socket.
+  const charts = new Map([[chart.slug, chart]]);
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const connection = new Connection(`${scheme}//${window.location.host}${config.ws_path}`, charts, page);
+  page.pauseButton?.addEventListener("click", () => {
+    const paused = !connection.paused;
+    connection.setPaused(paused);
+    page.pauseButton.setAttribute("aria-pressed", String(paused));
+    page.pauseButton.textContent = paused ? "Resume" : "Pause";
+  });
+  connection.connect();
+}
+
+main().catch((error) => {
+  document.body.dataset.connection = hooks.socketState = "offline";
+  const banner = document.getElementById("banner");
+  if (banner) {
+    banner.textContent = `The chart could not start: ${error}`;
+    banner.hidden = false;
+  }
+  throw error;
+});

@@ -1,0 +1,91 @@
+"""The stream page's initial Plotly figure, per chart type."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.figures import build_figure, figure_json, new_trace_json, y_axis_title
+from streams.models import Stream
+
+
+def stream_of(chart_type: str, *, series: list[str] | None = None, **fields: str) -> Stream:
+    # Unsaved: a figure reads only the stream's own fields.
+    return Stream(
+        slug="boiler",
+        title="Boiler",
+        chart_type=chart_type,
+        feed_settings={"series": series or ["flow", "return"]},
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("chart_type", "trace_type", "mode", "fill"),
+    [
+        ("line", "scatter", "lines", None),
+        ("scatter", "scatter", "markers", None),
+        ("bar", "bar", None, None),
+        ("area", "scatter", "lines", "tozeroy"),
+    ],
+)
+def test_chart_type_maps_to_traces(
+    chart_type: str, trace_type: str, mode: str | None, fill: str | None
+) -> None:
+    data = figure_json(stream_of(chart_type))["data"]
+    assert [trace["type"] for trace in data] == [trace_type, trace_type]
+    assert [trace.get("mode") for trace in data] == [mode, mode]
+    assert [trace.get("fill") for trace in data] == [fill, fill]
+
+
+def test_one_trace_per_known_series_in_order() -> None:
+    data = figure_json(stream_of("line", series=["a", "b", "c"]))["data"]
+    assert [trace["name"] for trace in data] == ["a", "b", "c"]
+
+
+def test_figure_carries_no_data_points() -> None:
+    for chart_type in Stream.ChartType.values:
+        for trace in figure_json(stream_of(chart_type))["data"]:
+            assert trace["x"] == []
+            assert trace["y"] == []
+
+
+def test_x_axis_is_dates_and_zoom_survives_updates() -> None:
+    layout = figure_json(stream_of("line"))["layout"]
+    assert layout["xaxis"]["type"] == "date"
+    assert layout["uirevision"] == "boiler"
+    assert layout["autosize"] is True
+
+
+def test_y_axis_title_carries_the_unit() -> None:
+    layout = figure_json(stream_of("line", y_title="Temperature", y_unit="°C"))["layout"]
+    assert layout["yaxis"]["title"]["text"] == "Temperature (°C)"
+
+
+@pytest.mark.parametrize(
+    ("title", "unit", "expected"),
+    [("Temperature", "°C", "Temperature (°C)"), ("", "kW", "kW"), ("Load", "", "Load"), ("", "", "")],
+)
+def test_y_axis_title_forms(title: str, unit: str, expected: str) -> None:
+    assert y_axis_title(stream_of("line", y_title=title, y_unit=unit)) == expected
+
+
+def test_no_y_title_leaves_the_axis_untitled() -> None:
+    assert build_figure(stream_of("line")).layout.yaxis.title.text is None
+
+
+def test_uses_a_clean_template() -> None:
+    layout = figure_json(stream_of("line"))["layout"]
+    assert layout["template"]["layout"]["plot_bgcolor"] == "white"
+
+
+def test_new_series_trace_matches_the_chart_type() -> None:
+    assert new_trace_json(stream_of("area")) == {
+        "type": "scatter",
+        "mode": "lines",
+        "fill": "tozeroy",
+        "line": {"width": 1.5},
+        "name": "",
+        "x": [],
+        "y": [],
+    }
+    assert new_trace_json(stream_of("bar"))["type"] == "bar"
