@@ -115,12 +115,24 @@ class Supervisor:
         await self.leases.release(self.tasks)
         self.tasks.clear()
 
+    @staticmethod
+    async def report(broadcaster: Broadcaster, slug: str, status: dict[str, Any]) -> None:
+        """Publish a feed's health, and honour a cancellation the Redis call may have eaten."""
+        await broadcaster.publish_status(slug, status)
+        # redis-py 8 runs every command under asyncio.wait_for (default socket_timeout 5 s),
+        # which on Python < 3.12 can swallow a cancellation that lands as the command finishes
+        # (CPython gh-86296; seen as feed tasks that never stopped). The task still counts
+        # the request, so re-raise it here.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+
     async def run_feed(self, spec: StreamSpec) -> None:
         """Run one stream's feed forever: reconnect with capped, jittered backoff."""
         broadcaster = self.broadcaster = self.broadcaster or get_broadcaster()
         attempt = 0
         while True:
-            await broadcaster.publish_status(spec.slug, {"state": "connecting"})
+            await self.report(broadcaster, spec.slug, {"state": "connecting"})
             try:
                 feed = build_feed(spec.kind, json.loads(spec.settings_json))
                 live = False
@@ -128,7 +140,7 @@ class Supervisor:
                     if not live:
                         live = True
                         attempt = 0
-                        await broadcaster.publish_status(spec.slug, {"state": "live"})
+                        await self.report(broadcaster, spec.slug, {"state": "live"})
                     broadcaster.publish(spec.slug, batch, retention=spec.retention)
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
@@ -137,7 +149,9 @@ class Supervisor:
                 attempt += 1
                 delay = backoff_delay(attempt)
                 log.warning("stream %s: %s; retrying in %.1f s", spec.slug, error, delay)
-                await broadcaster.publish_status(
-                    spec.slug, {"state": "error", "error": str(error)[:500], "retry_at": time.time() + delay}
+                await self.report(
+                    broadcaster,
+                    spec.slug,
+                    {"state": "error", "error": str(error)[:500], "retry_at": time.time() + delay},
                 )
                 await asyncio.sleep(delay)
