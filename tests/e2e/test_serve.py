@@ -38,5 +38,11 @@ def test_serve_runs_feeds_and_sockets_in_one_process_without_redis(tmp_path):
         assert f"http://127.0.0.1:{stack.port}/" in banner
         page = sign_in(stack, "alice", PASSWORD).get("/static/plotly/plotly.min.js")
         assert page.status_code == 200
+
+        # SIGTERM (what systemd sends) stops the feeds and the server cleanly.
+        serve = stack.procs["serve"]
+        serve.terminate()
+        assert serve.wait(timeout=15) == 0
+        assert "Task was destroyed" not in stack.log("serve")
     finally:
         stack.stop_all()

@@ -22,6 +22,8 @@ class Command(BaseCommand):
         # Importing daphne.server installs Twisted's asyncio reactor: keep it inside handle().
         from channels.routing import get_default_application
         from daphne.server import Server
+        from twisted.internet import reactor
+        from twisted.internet.defer import Deferred
 
         from streams.worker import Supervisor
 
@@ -31,8 +33,15 @@ class Command(BaseCommand):
         def start_ingest() -> None:
             # Runs just before the reactor starts; the task runs on daphne's own event loop.
             if not options["no_ingest"]:
-                self.supervisor = asyncio.get_event_loop().create_task(Supervisor().run(self.stop))
+                supervisor = asyncio.get_event_loop().create_task(Supervisor().run(self.stop))
+                reactor.addSystemEventTrigger("before", "shutdown", stop_ingest, supervisor)
             self.print_banner(host, port)
+
+        def stop_ingest(supervisor: asyncio.Task[None]) -> Deferred:
+            # Twisted waits for the returned Deferred: feeds stop and queued points are sent
+            # before the loop closes (Ctrl-C, SIGTERM).
+            self.stop.set()
+            return Deferred.fromFuture(supervisor)
 
         server = Server(
             application=get_default_application(),
