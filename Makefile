@@ -37,9 +37,12 @@ format: $(VENV)/.test
 # everything on SQLite, then every database test again on PostgreSQL.
 test: lint
 	$(PY) manage.py makemigrations --check --dry-run -v 0
-	node --test tests/static/
+	@$(PY) -m tests.services node; rc=$$?; \
+	  if [ $$rc -eq 0 ]; then node --test tests/static/; elif [ $$rc -ne 3 ]; then exit $$rc; fi
 	$(PY) -m pytest
-	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not e2e and not browser" -p no:cacheprovider -q
+	@$(PY) -m tests.services postgres; rc=$$?; \
+	  if [ $$rc -eq 0 ]; then DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not e2e and not browser" -p no:cacheprovider -q; \
+	  elif [ $$rc -ne 3 ]; then exit $$rc; fi
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

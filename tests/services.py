@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 
 import pytest
 
@@ -50,3 +51,32 @@ def require_chromium() -> str:
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         missing("chromium", "Chromium (/usr/bin/chromium)")
     return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")  # type: ignore[return-value]
+
+
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+START["postgres"] = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+START["node"] = "apt-get install -y nodejs"
+AVAILABLE, SKIP = 0, 3
+
+
+def check_for_make(service: str) -> int:
+    """`python -m tests.services NAME` for the Makefile: 0 when NAME is there, 3 to skip its
+    step on a laptop (with a message saying what to start), 1 under CI=true."""
+    if service == "postgres":
+        present = port_open(POSTGRES_HOST, POSTGRES_PORT)
+    elif service == "node":
+        present = shutil.which("node") is not None
+    else:
+        raise SystemExit(f"unknown service {service!r}")
+    if present:
+        return AVAILABLE
+    message = f"{service} is not available: start it with `{START[service]}`"
+    if in_ci():
+        print(f"CI=true and {message}", file=sys.stderr)
+        return 1
+    print(f"SKIPPED: {message}", file=sys.stderr)
+    return SKIP
+
+
+if __name__ == "__main__":
+    raise SystemExit(check_for_make(sys.argv[1]))
