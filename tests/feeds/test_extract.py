@@ -1,0 +1,315 @@
+"""extract: JSON payloads from every feed kind mapped to points through JMESPath settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from streams.feeds.base import FeedSettingsError, Point
+from streams.feeds.extract import MAX_RECORDS, BadPayload, Extractor
+
+NOW = 1_700_000_000.0
+# 2024-01-01T00:00:00Z
+NEW_YEAR = 1_704_067_200.0
+
+
+def extract(settings: dict[str, Any] | None, payload: Any, *, topic: str | None = None) -> list[Point]:
+    return Extractor(settings).points(payload, received_at=NOW, topic=topic)
+
+
+def bad_reason(settings: dict[str, Any] | None, payload: Any, *, topic: str | None = None) -> str:
+    with pytest.raises(BadPayload) as caught:
+        extract(settings, payload, topic=topic)
+    return str(caught.value)
+
+
+def refused(raw: Any) -> FeedSettingsError:
+    with pytest.raises(FeedSettingsError) as caught:
+        Extractor.clean_settings(raw)
+    return caught.value
+
+
+# Values
+
+
+def test_bare_number_payload_is_one_point_at_arrival_time():
+    assert extract(None, 21.5) == [Point(t=NOW, values={"value": 21.5})]
+    assert extract({"series": "temperature"}, 3) == [Point(t=NOW, values={"temperature": 3.0})]
+
+
+def test_value_path_reads_a_number_nested_in_an_object():
+    payload = {"data": {"price": 101.25, "symbol": "BTC"}}
+    assert extract({"value": "data.price"}, payload) == [Point(t=NOW, values={"value": 101.25})]
+
+
+def test_records_path_picks_the_list_of_records():
+    payload = {"data": {"candles": [{"c": 1}, {"c": 2}, {"c": 3}]}}
+    points = extract({"records": "data.candles[*]", "value": "c"}, payload)
+    assert [p.values["value"] for p in points] == [1.0, 2.0, 3.0]
+
+
+def test_a_list_payload_is_a_list_of_records_by_default():
+    assert [p.values for p in extract(None, [1, 2])] == [{"value": 1.0}, {"value": 2.0}]
+
+
+def test_records_filter_keeps_only_matching_messages():
+    settings = {"records": "[@][?type=='trade']", "value": "price"}
+    assert extract(settings, {"type": "trade", "price": 5}) == [Point(t=NOW, values={"value": 5.0})]
+    assert extract(settings, {"type": "subscribed"}) == []
+
+
+def test_values_gives_several_series_from_one_record_and_null_is_a_gap():
+    settings = {"values": {"inside": "temp.in", "outside": "temp.out"}}
+    assert extract(settings, {"temp": {"in": 21, "out": None}}) == [
+        Point(t=NOW, values={"inside": 21.0, "outside": None})
+    ]
+
+
+def test_series_path_names_the_series_from_each_record():
+    payload = [{"site": "paris", "v": 1}, {"site": "oslo", "v": 2}, {"site": 42, "v": 3}]
+    points = extract({"series_path": "site", "value": "v"}, payload)
+    assert [p.values for p in points] == [{"paris": 1.0}, {"oslo": 2.0}, {"42": 3.0}]
+
+
+def test_series_from_topic_names_the_series_from_an_mqtt_topic():
+    settings = {"series_from_topic": 1}
+    assert extract(settings, 21.5, topic="sensors/kitchen/temperature") == [
+        Point(t=NOW, values={"kitchen": 21.5})
+    ]
+    assert "no topic" in bad_reason(settings, 21.5)
+    assert "no segment 1" in bad_reason(settings, 21.5, topic="sensors")
+
+
+def test_numeric_strings_are_numbers():
+    assert extract({"value": "p"}, {"p": " 21.5 "})[0].values == {"value": 21.5}
+
+
+def test_booleans_are_not_numbers():
+    assert "boolean" in bad_reason({"value": "on"}, {"on": True})
+
+
+def test_scale_then_offset_apply_to_every_value():
+    settings = {"values": {"a": "a", "b": "b"}, "scale": 0.1, "offset": -273.15}
+    [point] = extract(settings, {"a": 3000, "b": None})
+    assert point.values["a"] == pytest.approx(26.85)
+    assert point.values["b"] is None
+
+
+# Time
+
+
+@pytest.mark.parametrize(
+    ("raw", "unit", "expected"),
+    [
+        (NEW_YEAR, "auto", NEW_YEAR),
+        (NEW_YEAR * 1000, "auto", NEW_YEAR),
+        (str(int(NEW_YEAR * 1000)), "auto", NEW_YEAR),
+        ("2024-01-01T00:00:00Z", "auto", NEW_YEAR),
+        ("2024-01-01T02:00:00+02:00", "auto", NEW_YEAR),
+        ("2024-01-01T00:00:00.250", "auto", NEW_YEAR + 0.25),
+        (1500, "s", 1500.0),
+        (1500, "ms", 1.5),
+        ("2024-01-01T00:00:00Z", "iso", NEW_YEAR),
+    ],
+)
+def test_time_is_read_in_seconds_milliseconds_or_iso_8601(raw: Any, unit: str, expected: float):
+    [point] = extract({"time": "ts", "value": "v", "time_unit": unit}, {"ts": raw, "v": 1})
+    assert point.t == pytest.approx(expected)
+
+
+def test_missing_or_null_time_is_the_arrival_time():
+    settings = {"time": "ts", "value": "v"}
+    assert extract(settings, {"v": 1})[0].t == NOW
+    assert extract(settings, {"v": 1, "ts": None})[0].t == NOW
+
+
+def test_a_time_that_does_not_fit_its_unit_is_a_bad_payload():
+    assert "not an ISO 8601 time" in bad_reason({"time": "ts", "value": "v"}, {"ts": "yesterday", "v": 1})
+    assert "is a number" in bad_reason({"time": "ts", "value": "v", "time_unit": "iso"}, {"ts": 5, "v": 1})
+
+
+# Bad payloads
+
+
+def test_a_record_without_any_value_is_a_bad_payload():
+    assert "no value" in bad_reason({"value": "price"}, {"volume": 3})
+    assert "no value" in bad_reason({"values": {"a": "a", "b": "b"}}, {"a": None})
+
+
+def test_a_non_object_where_a_path_is_needed_is_a_bad_payload():
+    assert "not an object" in bad_reason({"value": "data.price"}, 21.5)
+
+
+def test_text_that_is_not_a_number_is_a_bad_payload():
+    assert "not a number" in bad_reason({"value": "p"}, {"p": "high"})
+
+
+def test_too_many_records_is_a_bad_payload():
+    assert len(extract(None, [1] * MAX_RECORDS)) == MAX_RECORDS
+    assert "at most" in bad_reason(None, [1] * (MAX_RECORDS + 1))
+
+
+def test_one_bad_record_skips_the_whole_payload():
+    extractor = Extractor({"aggregate": {"how": "sum"}, "value": "v"})
+    with pytest.raises(BadPayload):
+        extractor.points([{"v": 1}, {"v": "x"}], received_at=5)
+    assert extractor.flush(100) == []
+
+
+# Settings
+
+
+def test_a_bad_expression_is_refused_with_the_parsers_message():
+    error = refused({"value": "data.[price"})
+    assert error.key == "extract.value"
+    assert "data.[price" in error.message
+    assert refused({"values": {"close": "[4"}}).key == "extract.values.close"
+
+
+def test_an_unknown_function_is_refused_before_any_data_arrives():
+    error = refused({"value": "to_nuber(price)"})
+    assert (error.key, error.message) == ("extract.value", "Unknown function: to_nuber()")
+    assert "takes 1" in refused({"value": "to_number(a, b)"}).message
+
+
+def test_an_unknown_setting_is_refused_by_name():
+    assert refused({"colour": "red"}).key == "extract.colour"
+    assert refused({"aggregate": {"every": 5, "per": "site"}}).key == "extract.aggregate.per"
+
+
+def test_conflicting_ways_to_name_series_are_refused():
+    assert refused({"values": {"a": "a"}, "value": "b"}).key == "extract.value"
+    assert refused({"series_path": "site", "series_from_topic": 1}).key == "extract.series_from_topic"
+    assert refused({"series_path": "site", "series": "x"}).key == "extract.series"
+    assert refused({"series": "x" * 65}).key == "extract.series"
+    assert refused({"aggregate": {"every": 0.01}}).key == "extract.aggregate.every"
+
+
+def test_cleaned_settings_have_defaults_and_clean_to_themselves():
+    cleaned = Extractor.clean_settings(None)
+    assert cleaned["value"] == "@"
+    assert cleaned["series"] == "value"
+    assert (cleaned["scale"], cleaned["offset"], cleaned["decode"]) == (1, 0, [])
+    for raw in (
+        {},
+        {"values": {"a": "x"}, "aggregate": {"how": "max"}},
+        {"series_path": "site", "aggregate": {}},
+    ):
+        cleaned = Extractor.clean_settings(raw)
+        assert json.loads(json.dumps(cleaned)) == cleaned
+        assert Extractor.clean_settings(cleaned) == cleaned
+
+
+# Aggregation
+
+EVENTS = [
+    {"t": 1, "site": "a", "n": 1},
+    {"t": 2, "site": "a", "n": 3},
+    {"t": 5, "site": "b", "n": 10},
+    {"t": 12, "site": "a", "n": 5},
+    {"t": 15, "site": "b", "n": 2},
+    {"t": 18, "site": "b", "n": 4},
+]
+
+
+@pytest.mark.parametrize(
+    ("how", "first", "second"),
+    [
+        ("count", {"a": 2, "b": 1}, {"a": 1, "b": 2}),
+        ("sum", {"a": 4, "b": 10}, {"a": 5, "b": 6}),
+        ("mean", {"a": 2, "b": 10}, {"a": 5, "b": 3}),
+        ("min", {"a": 1, "b": 10}, {"a": 5, "b": 2}),
+        ("max", {"a": 3, "b": 10}, {"a": 5, "b": 4}),
+    ],
+)
+def test_aggregation_emits_one_point_per_closed_interval_and_series(how: str, first: dict, second: dict):
+    settings = {"time": "t", "series_path": "site", "value": "n", "aggregate": {"every": 10, "how": how}}
+    extractor = Extractor(settings)
+    assert extractor.aggregating
+    assert extractor.points(EVENTS, received_at=NOW) == []
+    assert extractor.flush(9.9) == []
+    assert extractor.flush(19.9) == [Point(t=10.0, values=first)]
+    assert extractor.flush(20) == [Point(t=20.0, values=second)]
+    assert extractor.flush(100) == []
+
+
+def test_counting_needs_no_value_and_quiet_intervals_emit_nothing():
+    extractor = Extractor({"time": "t", "aggregate": {"every": 10}})
+    extractor.points([{"t": 1}, {"t": 3}, {"t": 35}], received_at=NOW)
+    assert extractor.flush(40) == [Point(t=10.0, values={"value": 2}), Point(t=40.0, values={"value": 1})]
+
+
+def test_a_series_seen_before_counts_zero_in_an_interval_without_it():
+    settings = {"time": "t", "series_path": "site", "aggregate": {"every": 10}}
+    extractor = Extractor(settings)
+    extractor.points([{"t": 1, "site": "a"}, {"t": 2, "site": "b"}, {"t": 12, "site": "a"}], received_at=NOW)
+    assert [p.values for p in extractor.flush(20)] == [{"a": 1, "b": 1}, {"a": 1, "b": 0}]
+
+
+def test_late_records_for_a_flushed_interval_are_dropped():
+    extractor = Extractor({"time": "t", "aggregate": {"every": 10}})
+    extractor.points([{"t": 1}], received_at=NOW)
+    assert len(extractor.flush(10)) == 1
+    extractor.points([{"t": 9}, {"t": 11}], received_at=NOW)
+    assert extractor.flush(20) == [Point(t=20.0, values={"value": 1})]
+
+
+def test_flush_without_aggregation_is_empty():
+    extractor = Extractor(None)
+    assert not extractor.aggregating
+    assert extractor.flush(NOW) == []
+
+
+# Real shapes
+
+
+def stackexchange_message(site: str, question: int) -> dict[str, Any]:
+    inner = {"siteBaseHostAddress": site, "id": question, "titleEncodedFancy": "How do I &quot;x&quot;?"}
+    return {"action": "155-questions-active", "data": json.dumps(inner)}
+
+
+def test_stackexchange_new_questions_per_site_decodes_the_json_string_and_counts():
+    settings = {
+        "decode": ["data"],
+        "records": "[@][?action=='155-questions-active'].data",
+        "series_path": "siteBaseHostAddress",
+        "aggregate": {"every": 10, "how": "count"},
+    }
+    extractor = Extractor(settings)
+    message = stackexchange_message("stackoverflow.com", 1)
+    for received_at, site in [(101, "stackoverflow.com"), (102, "superuser.com"), (105, "stackoverflow.com")]:
+        assert extractor.points(stackexchange_message(site, 1), received_at=received_at) == []
+    # Decoding copies: the feed's message is left as it came.
+    extractor.points(message, received_at=103)
+    assert isinstance(message["data"], str)
+    # A heartbeat's data is not JSON: skipped as a bad payload, and it counts nothing.
+    with pytest.raises(BadPayload, match="not JSON"):
+        extractor.points({"action": "hb", "data": "pong"}, received_at=106)
+    assert extractor.flush(110) == [Point(t=110.0, values={"stackoverflow.com": 3, "superuser.com": 1})]
+
+
+def test_decode_paths_must_be_plain_paths():
+    assert Extractor.clean_settings({"decode": ["items[*].body", "[0]", "@"]})["decode"] == [
+        "items[*].body",
+        "[0]",
+        "@",
+    ]
+    assert refused({"decode": ["data | [0]"]}).key == "extract.decode[0]"
+    payload = {"items": [{"body": '{"v": 1}'}, {"body": '{"v": 2}'}]}
+    points = extract({"decode": ["items[*].body"], "records": "items[*].body", "value": "v"}, payload)
+    assert [p.values["value"] for p in points] == [1.0, 2.0]
+
+
+def test_ohlc_candle_lists_chart_their_close_at_the_candle_time():
+    # Binance-style klines: [open time ms, open, high, low, close, volume], prices as text.
+    candles = [
+        [1_700_000_000_000, "37000.1", "37100.0", "36900.5", "37050.2", "12.5"],
+        [1_700_000_060_000, "37050.2", "37080.0", "37010.0", "37020.0", "8.1"],
+    ]
+    points = extract({"values": {"close": "[4]"}, "time": "[0]"}, candles)
+    assert points == [
+        Point(t=1_700_000_000.0, values={"close": 37050.2}),
+        Point(t=1_700_000_060.0, values={"close": 37020.0}),
+    ]
