@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.feeds.base import Feed, FeedSettingsError
+from streams.feeds.poll import PollFeed
 from streams.feeds.simulate import SimulateFeed
 
-FEED_KINDS: dict[str, type[Feed]] = {feed.kind: feed for feed in (SimulateFeed,)}
+FEED_KINDS: dict[str, type[Feed]] = {feed.kind: feed for feed in (SimulateFeed, PollFeed)}
 
 
 def feed_class(kind: str) -> type[Feed]:
