@@ -200,7 +200,8 @@ def test_bad_feed_setting_is_refused_naming_stream_and_key():
 def test_unknown_feed_setting_and_kind_are_refused_naming_the_key():
     errors = refused([entry("a", feed={"kind": "simulate", "colour": 1}), entry("b", feed={"kind": "fax"})])
     assert errors[0].startswith('stream "a": feed.colour: unknown setting')
-    assert errors[1] == "stream \"b\": feed.kind: unknown feed kind 'fax' (known: simulate)"
+    assert errors[1].startswith("stream \"b\": feed.kind: unknown feed kind 'fax' (known: ")
+    assert "simulate" in errors[1]
 
 
 @pytest.mark.parametrize(
