@@ -100,9 +100,17 @@ class Broadcaster:
         prev = self._last_ids.get(slug)
         self._last_ids[slug] = entries[-1].id
         text = encode_batch(slug=slug, prev=prev, entries=entries)
+        # `key` is the last id already parsed, so consumers compare it per socket without a regex.
         await self.layer.group_send(
             group_name(slug),
-            {"type": "stream.points", "stream": slug, "id": entries[-1].id, "prev": prev, "text": text},
+            {
+                "type": "stream.points",
+                "stream": slug,
+                "id": entries[-1].id,
+                "key": clock.last,
+                "prev": prev,
+                "text": text,
+            },
         )
 
     def _ensure_ticker(self) -> None:

@@ -170,7 +170,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         subscription = self.subscriptions.get(message["stream"])
         if subscription is None:
             return  # unsubscribed while the batch was in flight
-        key = parse_id(message["id"])
+        key = tuple(message["key"])  # a list after msgpack
         if subscription.last_sent is not None and key <= subscription.last_sent:
             return  # already sent in the backfill
         subscription.last_sent = key

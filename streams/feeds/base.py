@@ -57,7 +57,10 @@ class Feed(ABC):
         """Yield batches of points for as long as the feed runs."""
 
 
-def reject_unknown(raw: Mapping[str, Any], allowed: set[str], *, prefix: str = "") -> None:
+def reject_unknown(raw: Any, allowed: set[str], *, prefix: str = "") -> None:
+    """Refuse settings that are not an object, or that hold a key the kind does not know."""
+    if not isinstance(raw, Mapping):
+        raise FeedSettingsError(prefix.rstrip(".") or "settings", "must be an object")
     # YAML allows non-text keys (`5: x`): name them as text.
     unknown = sorted(str(key) for key in set(raw) - allowed)
     if unknown:

@@ -35,8 +35,6 @@ class PollFeed(Feed):
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
-        if not isinstance(raw, Mapping):
-            raise FeedSettingsError("settings", "must be an object")
         reject_unknown(raw, {"url", "method", "body", "headers", "interval", "timeout", "extract"})
         url = raw.get("url")
         parts = urlsplit(url) if isinstance(url, str) else None

@@ -36,8 +36,6 @@ class SimulateFeed(Feed):
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
-        if not isinstance(raw, Mapping):
-            raise FeedSettingsError("settings", "must be an object")
         reject_unknown(raw, WAVE_KEYS | {"rate", "series", "seed"})
         defaults = _clean_wave(raw, fallback=None, prefix="")
         rate = number_setting(raw, "rate", default=10, minimum=1, maximum=1000)
