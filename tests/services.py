@@ -19,7 +19,9 @@ CHROMIUM = "/usr/bin/chromium"
 START = {
     "redis": 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
     "chromium": "apt-get install -y chromium",
+    "mosquitto": "mosquitto -d -p 1883  (Debian: apt-get install -y mosquitto)",
 }
+MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 
 
 def in_ci() -> bool:
@@ -45,6 +47,23 @@ def require_redis() -> str:
     if not port_open(REDIS_HOST, REDIS_PORT):
         missing("redis", f"Redis on {REDIS_HOST}:{REDIS_PORT}")
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+def require_mosquitto() -> tuple[str, int]:
+    """The shared Mosquitto broker on 127.0.0.1:1883."""
+    if not port_open(MQTT_HOST, MQTT_PORT):
+        missing("mosquitto", f"Mosquitto on {MQTT_HOST}:{MQTT_PORT}")
+    return MQTT_HOST, MQTT_PORT
+
+
+def require_mosquitto_binary() -> str:
+    """The mosquitto program, for tests that start a private broker (passwords, restarts)."""
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+    if found is None:
+        missing("mosquitto", "The mosquitto program")
+    return found  # type: ignore[return-value]
 
 
 def require_chromium() -> str:

@@ -6,11 +6,19 @@ streams/feeds/__init__.py. It validates its own settings and yields batches of p
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+log = logging.getLogger("streams.feeds")
+
+# A feed that has sent nothing for this long is shown as stalled, unless its settings say
+# otherwise (`stall_after`) or the kind knows its own rhythm (poll: three intervals).
+DEFAULT_STALL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,32 @@ class Feed(ABC):
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = self.clean_settings(settings)
+        # Health counters the worker reads and reports; the feed only adds to them.
+        self.bad_payloads = 0
+        # A floor for the worker's next reconnect delay, when the server asked for one
+        # (SSE `retry:`); None lets the worker's own backoff decide.
+        self.retry_after: float | None = None
+
+    def describe(self) -> str:
+        """Where this feed reads from, safe for logs (no credentials)."""
+        return self.kind
+
+    def stall_seconds(self) -> float:
+        """How long without a point before the stream counts as stalled."""
+        return float(self.settings.get("stall_after") or DEFAULT_STALL_SECONDS)
+
+    def skip(self, reason: str) -> None:
+        """Count a payload that could not be used and log it, sampled: the first three, then one
+        in a hundred, so a broken source does not flood the log."""
+        self.bad_payloads += 1
+        if self.bad_payloads <= 3 or self.bad_payloads % 100 == 0:
+            log.warning(
+                "%s feed %s: bad payload #%d skipped: %s",
+                self.kind,
+                self.describe(),
+                self.bad_payloads,
+                reason[:300],
+            )
 
     @classmethod
     @abstractmethod
@@ -97,3 +131,38 @@ def choice_setting(
     if value not in choices:
         raise FeedSettingsError(prefix + key, f"must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+def stall_setting(raw: Mapping[str, Any]) -> float:
+    """The optional `stall_after` setting: seconds without data before the stream shows stalled."""
+    return number_setting(raw, "stall_after", default=DEFAULT_STALL_SECONDS, minimum=1, maximum=86_400)
+
+
+def url_setting(raw: Mapping[str, Any], key: str = "url", *, schemes: tuple[str, ...]) -> str:
+    url = raw.get(key)
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in schemes or not parts.hostname:
+        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise FeedSettingsError(key, f"must be a {wanted} URL, not {url!r}")
+    return url
+
+
+def headers_setting(raw: Mapping[str, Any], key: str = "headers") -> dict[str, str]:
+    headers = raw.get(key, {})
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise FeedSettingsError(key, "must be an object of header names to text values")
+    return dict(headers)
+
+
+def safe_url(url: str) -> str:
+    """The URL without credentials or query (where API keys travel), for logs and errors."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return f"{parts.scheme}://{netloc}{parts.path}"

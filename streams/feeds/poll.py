@@ -12,11 +12,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from streams.feeds.base import Batch, Feed, FeedSettingsError, choice_setting, number_setting, reject_unknown
+from streams.feeds.base import (
+    Batch,
+    Feed,
+    FeedSettingsError,
+    choice_setting,
+    headers_setting,
+    number_setting,
+    reject_unknown,
+    safe_url,
+    url_setting,
+)
 from streams.feeds.extract import BadPayload, Extractor
 
 log = logging.getLogger(__name__)
@@ -35,27 +44,27 @@ class PollFeed(Feed):
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
-        reject_unknown(raw, {"url", "method", "body", "headers", "interval", "timeout", "extract"})
-        url = raw.get("url")
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise FeedSettingsError("url", f"must be an http:// or https:// URL, not {url!r}")
+        reject_unknown(
+            raw, {"url", "method", "body", "headers", "interval", "timeout", "stall_after", "extract"}
+        )
+        url = url_setting(raw, schemes=("http", "https"))
         method = choice_setting(raw, "method", choices=("GET", "POST"), default="GET")
         body = raw.get("body")
         if body is not None and method != "POST":
             raise FeedSettingsError("body", "only a POST sends a body: set method to POST")
-        headers = raw.get("headers", {})
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise FeedSettingsError("headers", "must be an object of header names to text values")
+        headers = headers_setting(raw)
+        stall_after = raw.get("stall_after")
         return {
             "url": url,
             "method": method,
             "body": body,
-            "headers": dict(headers),
+            "headers": headers,
             "interval": number_setting(raw, "interval", default=5.0, minimum=MIN_INTERVAL, maximum=86_400),
             "timeout": number_setting(raw, "timeout", default=10.0, minimum=0.1, maximum=120),
+            # None: three intervals (see stall_seconds).
+            "stall_after": None
+            if stall_after is None
+            else number_setting(raw, "stall_after", default=60, minimum=1, maximum=86_400),
             "extract": Extractor.clean_settings(raw.get("extract")),
         }
 
@@ -68,7 +77,12 @@ class PollFeed(Feed):
         self.extractor = Extractor(self.settings["extract"])
         self.etag: str | None = None
         self.newest_t: float | None = None
-        self.bad_payloads = 0
+
+    def describe(self) -> str:
+        return safe_url(self.settings["url"])
+
+    def stall_seconds(self) -> float:
+        return self.settings["stall_after"] or max(3 * self.settings["interval"], 5.0)
 
     async def batches(self) -> AsyncIterator[Batch]:
         settings = self.settings
@@ -99,25 +113,18 @@ class PollFeed(Feed):
         if response.status_code == 304:
             return []
         if response.status_code >= 400:
-            raise PollError(f"HTTP {response.status_code} from {settings['url']}")
+            raise PollError(f"HTTP {response.status_code} from {self.describe()}")
         if len(response.content) > MAX_BODY_BYTES:
-            return self.skip(f"body of {len(response.content)} bytes is over {MAX_BODY_BYTES}")
+            self.skip(f"body of {len(response.content)} bytes is over {MAX_BODY_BYTES}")
+            return []
         try:
             payload = response.json()
             points = self.extractor.points(payload, received_at=time.time())
         except (ValueError, BadPayload) as error:
-            return self.skip(str(error))
+            self.skip(str(error))
+            return []
         self.etag = response.headers.get("ETag")
         fresh = [point for point in points if self.newest_t is None or point.t > self.newest_t]
         if fresh:
             self.newest_t = max(point.t for point in fresh)
         return fresh
-
-    def skip(self, reason: str) -> Batch:
-        self.bad_payloads += 1
-        # Sampled: the first few, then one in a hundred, so a broken API does not flood the log.
-        if self.bad_payloads <= 3 or self.bad_payloads % 100 == 0:
-            log.warning(
-                "poll %s: bad payload #%d skipped: %s", self.settings["url"], self.bad_payloads, reason[:300]
-            )
-        return []
