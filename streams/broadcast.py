@@ -66,10 +66,13 @@ class Broadcaster:
             log.warning("stream %s: dropped %d points waiting for history", slug, dropped)
         self._ensure_ticker()
 
-    async def publish_status(self, slug: str, status: dict[str, Any]) -> None:
-        """Store a stream's health and tell its viewers."""
+    async def publish_status(self, slug: str, status: dict[str, Any], *, notify: bool = True) -> None:
+        """Store a stream's health and, with `notify`, tell its viewers (a refresh of an
+        unchanged status only keeps it fresh for pages, no frame)."""
         status = {**status, "at": time.time()}
         await self.history.set_status(slug, status)
+        if not notify:
+            return
         await self.layer.group_send(
             group_name(slug), {"type": "stream.status", "stream": slug, "status": status}
         )

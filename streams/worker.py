@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from channels.db import database_sync_to_async
 
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
+from streams.feeds.base import Batch, Feed
+from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
 from streams.leases import Leases
 
@@ -30,6 +33,10 @@ RESCAN_SECONDS = 1.0
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
 STOP_TIMEOUT = 5.0
+# Changed counters reach viewers at most this often; state changes go out at once.
+STATUS_SECONDS = 5.0
+# An unchanged status is re-stored this often so pages can tell a live worker from a dead one.
+STATUS_REFRESH_SECONDS = 10.0
 
 
 def backoff_delay(attempt: int, *, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP) -> float:
@@ -116,9 +123,9 @@ class Supervisor:
         self.tasks.clear()
 
     @staticmethod
-    async def report(broadcaster: Broadcaster, slug: str, status: dict[str, Any]) -> None:
+    async def report(broadcaster: Broadcaster, slug: str, health: FeedHealth, *, notify: bool = True) -> None:
         """Publish a feed's health, and honour a cancellation the Redis call may have eaten."""
-        await broadcaster.publish_status(slug, status)
+        await broadcaster.publish_status(slug, health.as_status(), notify=notify)
         # redis-py 8 runs every command under asyncio.wait_for (default socket_timeout 5 s),
         # which on Python < 3.12 can swallow a cancellation that lands as the command finishes
         # (CPython gh-86296; seen as feed tasks that never stopped). The task still counts
@@ -128,30 +135,98 @@ class Supervisor:
             raise asyncio.CancelledError
 
     async def run_feed(self, spec: StreamSpec) -> None:
-        """Run one stream's feed forever: reconnect with capped, jittered backoff."""
+        """Run one stream's feed forever: reconnect with capped, jittered backoff.
+
+        The Feed object lives as long as the spec does, so what it keeps for resuming (the
+        SSE Last-Event-ID, the poll feed's newest time) survives reconnects.
+        """
         broadcaster = self.broadcaster = self.broadcaster or get_broadcaster()
+        health = FeedHealth()
+        try:
+            feed = build_feed(spec.kind, json.loads(spec.settings_json))
+        except Exception as error:
+            # Settings saved around admin's validation: nothing to retry until they change
+            # (which restarts this task).
+            health.failed(f"bad feed settings: {error}", retry_at=None, now=time.time())
+            log.warning("stream %s: %s", spec.slug, health.error)
+            await self.report(broadcaster, spec.slug, health)
+            await asyncio.Event().wait()
+            return
+        health.stall_after = feed.stall_seconds()
         attempt = 0
         while True:
-            await self.report(broadcaster, spec.slug, {"state": "connecting"})
+            health.state = CONNECTING
+            await self.report(broadcaster, spec.slug, health)
             try:
-                feed = build_feed(spec.kind, json.loads(spec.settings_json))
-                live = False
-                async for batch in feed.batches():
-                    if not live:
-                        live = True
+                async for batch in self.watch(feed, health, spec=spec, broadcaster=broadcaster):
+                    if batch:
                         attempt = 0
-                        await self.report(broadcaster, spec.slug, {"state": "live"})
-                    broadcaster.publish(spec.slug, batch, retention=spec.retention)
+                        broadcaster.publish(spec.slug, batch, retention=spec.retention)
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 attempt += 1
-                delay = backoff_delay(attempt)
-                log.warning("stream %s: %s; retrying in %.1f s", spec.slug, error, delay)
-                await self.report(
-                    broadcaster,
-                    spec.slug,
-                    {"state": "error", "error": str(error)[:500], "retry_at": time.time() + delay},
-                )
+                health.reconnects += 1
+                delay = max(backoff_delay(attempt), feed.retry_after or 0.0)
+                feed.retry_after = None
+                message = str(error) or type(error).__name__
+                log.warning("stream %s: %s; retrying in %.1f s", spec.slug, message, delay)
+                health.bad_payloads = feed.bad_payloads
+                health.failed(message, retry_at=time.time() + delay, now=time.time())
+                await self.report(broadcaster, spec.slug, health)
                 await asyncio.sleep(delay)
+
+    async def watch(
+        self, feed: Feed, health: FeedHealth, *, spec: StreamSpec, broadcaster: Broadcaster
+    ) -> AsyncIterator[Batch]:
+        """The feed's batches, while keeping its health current: live on the first batch,
+        stalled after `stall_after` seconds without one, counters re-published every few seconds."""
+        batches = feed.batches().__aiter__()
+        pending: asyncio.Future[Batch] | None = None
+        connected_at = time.time()
+        reported = health.as_status()
+        reported_at = time.monotonic()
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(batches))
+                done, _ = await asyncio.wait({pending}, timeout=STATUS_SECONDS / 2)
+                now = time.time()
+                batch: Batch | None = None
+                if done:
+                    try:
+                        batch = pending.result()
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        pending = None
+                health.bad_payloads = feed.bad_payloads
+                changed = False
+                if batch:
+                    changed = health.got_points(len(batch), now=now)
+                elif health.is_stalled(now=now, since=connected_at):
+                    health.state = STALLED
+                    changed = True
+                elif health.state == CONNECTING and done:
+                    # An empty batch: connected and answering, nothing new yet (a feed yields
+                    # one when its connection is up; an ETag'd poll answers 304).
+                    health.state, changed = LIVE, True
+                if changed or (
+                    time.monotonic() - reported_at >= STATUS_SECONDS and health.as_status() != reported
+                ):
+                    await self.report(broadcaster, spec.slug, health)
+                    reported, reported_at = health.as_status(), time.monotonic()
+                elif time.monotonic() - reported_at >= STATUS_REFRESH_SECONDS:
+                    # Unchanged: keep the stored status fresh for pages, without a frame.
+                    await self.report(broadcaster, spec.slug, health, notify=False)
+                    reported_at = time.monotonic()
+                if batch is not None:
+                    yield batch
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            with contextlib.suppress(Exception):
+                await batches.aclose()

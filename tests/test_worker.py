@@ -11,6 +11,7 @@ from streams.broadcast import get_broadcaster
 from streams.history import Retention, get_history
 from streams.models import Stream
 from streams.worker import Supervisor, backoff_delay
+from tests.json_api import serve_json_api
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,7 +62,7 @@ async def test_edited_settings_restart_the_feed(memory_layer):
     stream.feed_settings = {"rate": 50}
     await database_sync_to_async(stream.save)()
     await supervisor.sync()
-    await asyncio.sleep(0)
+    await asyncio.wait([first_task], timeout=2)
     assert first_task.cancelled() or first_task.done()
     assert supervisor.tasks["sim"][1] is not first_task
     await supervisor.stop_all()
@@ -100,3 +101,88 @@ async def test_two_workers_split_the_streams_between_them(redis_layer):
     await second.sync()
     assert set(second.tasks) == {"a", "b", "c", "d"}
     await second.stop_all()
+
+
+@pytest.fixture
+def api():
+    """A real local JSON API the test steers (tests/json_api.py)."""
+    with serve_json_api() as served:
+        yield served
+
+
+async def status_of(slug: str) -> dict:
+    return await get_history().get_status(slug) or {}
+
+
+async def test_health_counts_points_and_bad_payloads_and_goes_stalled_when_data_stops(memory_layer, api):
+    state, url = api
+    state.body, state.etag = {"v": 1}, None
+    await database_sync_to_async(Stream.objects.create)(
+        slug="polled",
+        title="Polled",
+        feed_kind="poll",
+        feed_settings={"url": url, "interval": 0.1, "stall_after": 1, "extract": {"value": "v"}},
+    )
+    supervisor = Supervisor()
+    await supervisor.sync()
+
+    async def counted() -> bool:
+        status = await status_of("polled")
+        return status.get("state") == "live" and status.get("points", 0) >= 1
+
+    await wait_for(counted)
+    state.body = b"not json"
+
+    async def bad_counted() -> bool:
+        return (await status_of("polled")).get("bad_payloads", 0) >= 2
+
+    await wait_for(bad_counted, seconds=10)
+
+    async def stalled() -> bool:
+        return (await status_of("polled")).get("state") == "stalled"
+
+    await wait_for(stalled, seconds=10)
+    status = await status_of("polled")
+    assert status["last_point_at"] is not None and status["stall_after"] == 1
+
+    state.body = {"v": 2}
+
+    async def live_again() -> bool:
+        return (await status_of("polled")).get("state") == "live"
+
+    await wait_for(live_again, seconds=10)
+    await supervisor.stop_all()
+
+
+async def test_a_feed_that_cannot_connect_reports_the_error_and_counts_reconnects(memory_layer, api):
+    state, url = api
+    state.status = 503
+    await database_sync_to_async(Stream.objects.create)(
+        slug="down",
+        title="Down",
+        feed_kind="poll",
+        feed_settings={"url": url, "interval": 0.1, "extract": {"value": "v"}},
+    )
+    supervisor = Supervisor()
+    await supervisor.sync()
+
+    async def errored_twice() -> bool:
+        status = await status_of("down")
+        return status.get("state") == "error" and status.get("reconnects", 0) >= 2
+
+    await wait_for(errored_twice, seconds=10)
+    status = await status_of("down")
+    assert "HTTP 503" in status["error"] and status["retry_at"] > status["error_at"]
+
+    state.status = 200
+    state.body = {"v": 5}
+
+    async def recovered() -> bool:
+        status = await status_of("down")
+        return status.get("state") == "live" and status.get("points", 0) >= 1
+
+    # Backoff after two failures waits at most 2 s, then grows: recovery is well within 40 s.
+    await wait_for(recovered, seconds=40)
+    status = await status_of("down")
+    assert status["bad_payloads"] == 0 and "HTTP 503" in status["error"]  # the last error stays on record
+    await supervisor.stop_all()

@@ -88,7 +88,12 @@ class Feed(ABC):
 
     @abstractmethod
     def batches(self) -> AsyncIterator[Batch]:
-        """Yield batches of points for as long as the feed runs."""
+        """Yield batches of points for as long as the feed runs.
+
+        Yield an empty batch once connected (the worker then shows the stream live before the
+        first point). Raise or return when the connection is lost: the worker calls this again,
+        on the same object, after a backoff.
+        """
 
 
 def reject_unknown(raw: Any, allowed: set[str], *, prefix: str = "") -> None:

@@ -88,10 +88,13 @@ class PollFeed(Feed):
         settings = self.settings
         async with httpx.AsyncClient(timeout=settings["timeout"], headers=settings["headers"]) as client:
             next_at = time.monotonic()
+            answered = False
             while True:
                 batch = await self.poll_once(client)
                 batch += self.extractor.flush(time.time())
-                if batch:
+                # The first answer is yielded even when empty: it tells the worker we are up.
+                if batch or not answered:
+                    answered = True
                     yield batch
                 # Fixed rate, not fixed delay: a slow answer does not stretch the interval.
                 next_at += settings["interval"]

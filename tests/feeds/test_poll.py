@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -13,54 +11,13 @@ import pytest
 from streams.feeds import build_feed
 from streams.feeds.base import FeedSettingsError
 from streams.feeds.poll import PollError, PollFeed
-
-
-class API:
-    """What the local server answers: a body, a status and an ETag, changeable by the test."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.body: object = []
-        self.etag: str | None = None
-        self.requests: list[dict] = []
+from tests.json_api import API, serve_json_api
 
 
 @pytest.fixture
 def api() -> Iterator[tuple[API, str]]:
-    state = API()
-
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            state.requests.append(
-                {"method": self.command, "headers": dict(self.headers), "body": self.rfile.read(length)}
-            )
-            if state.etag and self.headers.get("If-None-Match") == state.etag:
-                self.send_response(304)
-                self.end_headers()
-                return
-            raw = state.body if isinstance(state.body, bytes) else json.dumps(state.body).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            if state.etag:
-                self.send_header("ETag", state.etag)
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_POST = answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}/candles"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_json_api() as served:
+        yield served
 
 
 def candles(start_minute: int, count: int) -> list[list[float]]:
