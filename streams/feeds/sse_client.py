@@ -8,10 +8,12 @@ caller's job: pass the last `Event.id` seen as `last_event_id` and wait
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from streams.feeds.base import safe_url
 from streams.feeds.sse_parser import Event, SSEParser
 
 logger = logging.getLogger(__name__)
@@ -23,6 +25,9 @@ DEFAULT_RECONNECT_SECONDS = 3.0
 MAX_RECONNECT_SECONDS = 300.0
 # How much of a wrong answer's body goes into the error message.
 ERROR_BODY_CHARS = 200
+# Secrets shorter than this are not looked for in error text: they would blank out
+# ordinary words and numbers, and a key that short protects nothing anyway.
+MIN_SECRET_CHARS = 4
 
 
 class SSEError(Exception):
@@ -42,20 +47,31 @@ async def sse_events(
     # Per connect and per read (httpx), which asyncio.timeout cannot express for a stream.
     timeout: float = 30.0,  # noqa: ASYNC109
     client: httpx.AsyncClient | None = None,
+    parser: SSEParser | None = None,
+    on_open: Callable[[], None] | None = None,
 ) -> AsyncIterator[Event]:
     """Yield the events of one connection to `url`; return when the server closes.
 
     `timeout` bounds the connect and every read, so a server silent that long raises
     httpx.ReadTimeout (servers keep streams alive with comments). Raises SSEError when the
     answer is not a 200 event stream, httpx errors when the connection fails.
+
+    A caller that needs what the stream set without dispatching an event (a lone `retry:`, an
+    `id:` in an event with no data) or a size bound passes its own fresh `parser`; its
+    `last_event_id` is the one resumed from. `on_open` is called once the server has answered
+    with an event stream, before any event.
     """
+    if parser is None:
+        parser = SSEParser(last_event_id=last_event_id)
+    elif last_event_id is not None:
+        raise ValueError("pass last_event_id or a parser seeded with it, not both")
     request_headers = httpx.Headers(headers)
     request_headers["Accept"] = EVENT_STREAM
     request_headers["Cache-Control"] = "no-cache"
     # The spec sends the header only for a non-empty id. Set item by item on purpose: httpx
     # encodes that as UTF-8 (as browsers do, ids like "…" are legal) but a dict as ASCII.
-    if last_event_id:
-        request_headers["Last-Event-ID"] = last_event_id
+    if parser.last_event_id:
+        request_headers["Last-Event-ID"] = parser.last_event_id
     owned = client is None
     http = client if client is not None else httpx.AsyncClient()
     try:
@@ -67,8 +83,9 @@ async def sse_events(
             timeout=timeout,
             follow_redirects=True,
         ) as response:
-            await _check_response(url, response)
-            parser = SSEParser(last_event_id=last_event_id)
+            await _check_response(url, response, headers=headers or {})
+            if on_open is not None:
+                on_open()
             try:
                 async for chunk in response.aiter_bytes():
                     for event in parser.feed(chunk):
@@ -76,26 +93,42 @@ async def sse_events(
             except httpx.RemoteProtocolError as error:
                 # A chunked body cut short is the server closing on us, which is what the
                 # caller reconnects after anyway; a plain close ends the loop above.
-                logger.info("event stream %s ended abruptly: %s", url, error)
+                logger.info("event stream %s ended abruptly: %s", safe_url(url), error)
             parser.close()
     finally:
         if owned:
             await http.aclose()
 
 
-async def _check_response(url: str, response: httpx.Response) -> None:
+async def _check_response(url: str, response: httpx.Response, *, headers: Mapping[str, str]) -> None:
     content_type = response.headers.get("content-type", "")
     mime = content_type.partition(";")[0].strip().lower()
     if response.status_code == 200 and mime == EVENT_STREAM:
         return
-    body = await _body_start(response)
+    # The body helps ("invalid API key") but may echo the key it refuses: blank the caller's
+    # secrets out. The URL loses its query and credentials the same way.
+    body = redact(await _body_start(response), url=url, headers=headers)
     what = f"{response.status_code} {response.reason_phrase}".strip()
     raise SSEError(
-        f"{url} answered {what} with content type {content_type or '(none)'!r}, "
+        f"{safe_url(url)} answered {what} with content type {content_type or '(none)'!r}, "
         f"expected 200 {EVENT_STREAM}; body starts {body!r}",
         status=response.status_code,
         content_type=content_type,
     )
+
+
+def redact(text: str, *, url: str, headers: Mapping[str, str]) -> str:
+    """`text` with the header values, URL credentials and query values the caller sent blanked
+    out, for error messages that quote what a server or library said."""
+    parts = urlsplit(url)
+    secrets = [value for _, value in parse_qsl(parts.query)] + [parts.username or "", parts.password or ""]
+    for value in headers.values():
+        # "Bearer abc123": a server may echo the token alone.
+        secrets += [value, *value.split()]
+    # Longest first, so a secret holding a shorter one is blanked whole.
+    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 async def _body_start(response: httpx.Response) -> str:

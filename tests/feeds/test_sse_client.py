@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from streams.feeds.sse_client import SSEError, reconnect_delay, sse_events
-from streams.feeds.sse_parser import Event
+from streams.feeds.sse_parser import Event, SSEParser
 
 
 @dataclass
@@ -209,3 +209,52 @@ def test_reconnect_delay_follows_retry_within_bounds():
     assert reconnect_delay(1500) == 1.5
     assert reconnect_delay(0) == 0.0
     assert reconnect_delay(10**12) == 300.0
+
+
+async def test_wrong_answer_error_keeps_the_callers_secrets_out():
+    # The server echoes the key it refuses, as some APIs do.
+    body = b"invalid key s3cret-key (token s3cret-token)"
+    reply = Reply([body], status="401 Unauthorized", content_type="text/plain")
+    async with scripted_server(reply) as server:
+        url = f"{server.url}?token=s3cret-token"
+        with pytest.raises(SSEError) as caught:
+            await collect(url, headers={"Authorization": "Bearer s3cret-key"})
+    message = str(caught.value)
+    assert "401 Unauthorized" in message
+    assert "text/plain" in message
+    assert "invalid key [redacted]" in message
+    assert "s3cret" not in message
+
+
+async def test_a_given_parser_keeps_what_the_stream_set_without_an_event():
+    # A lone `retry:` and an `id:` without data dispatch nothing, yet a reconnect needs both.
+    reply = Reply([b"retry: 2500\n\nid: 41\ndata: x\n\nid: 42\n\n"])
+    async with scripted_server(reply) as server:
+        parser = SSEParser(last_event_id="40")
+        events = await collect(server.url, parser=parser)
+    assert server.requests[0].headers["last-event-id"] == "40"
+    assert events == [Event(data="x", id="41", retry=2500)]
+    assert (parser.retry_ms, parser.last_event_id) == (2500, "42")
+
+
+async def test_on_open_is_called_once_the_stream_is_accepted_before_any_event():
+    seen: list[str] = []
+    async with scripted_server(Reply([b"data: x\n\n"])) as server:
+        async with asyncio.timeout(5):
+            async for event in sse_events(server.url, on_open=lambda: seen.append("open")):
+                seen.append(event.data)
+    assert seen == ["open", "x"]
+
+
+async def test_on_open_is_not_called_for_a_wrong_answer():
+    opened: list[bool] = []
+    reply = Reply([b"nope"], status="404 Not Found", content_type="text/plain")
+    async with scripted_server(reply) as server:
+        with pytest.raises(SSEError):
+            await collect(server.url, on_open=lambda: opened.append(True))
+    assert opened == []
+
+
+async def test_last_event_id_and_a_parser_together_are_refused():
+    with pytest.raises(ValueError, match="not both"):
+        await collect("http://127.0.0.1:9/", last_event_id="1", parser=SSEParser())

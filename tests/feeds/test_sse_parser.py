@@ -6,6 +6,8 @@ Cases named format-* follow web-platform-tests/wpt eventsource/format-*.  Their 
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from streams.feeds.sse_parser import Event, SSEParser
@@ -271,3 +273,71 @@ def test_any_split_into_two_chunks_gives_the_same_events(cut: int):
 
 def test_byte_by_byte_gives_the_same_events():
     assert parse_chunks(*(SAMPLE[i : i + 1] for i in range(len(SAMPLE)))) == SAMPLE_EVENTS
+
+
+# --- size bound (not in the spec: our own guard against endless events) ---
+
+LIMIT = 1000
+
+
+def parse_bounded(*chunks: bytes) -> list[Event]:
+    parser = SSEParser(max_data=LIMIT)
+    events: list[Event] = []
+    for chunk in chunks:
+        events += parser.feed(chunk)
+    return events + parser.close()
+
+
+def test_data_up_to_the_limit_is_kept():
+    exact = b"x" * LIMIT
+    split = b"y" * (LIMIT // 2 - 1)
+    events = parse_bounded(b"data: " + exact + b"\n\ndata: " + split + b"\ndata: " + split + b"z\n\n")
+    assert [(len(event.data), event.oversize) for event in events] == [(LIMIT, False), (LIMIT, False)]
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"data: " + b"x" * (LIMIT + 1) + b"\n\n",
+        b"data: " + b"x" * 600 + b"\ndata: " + b"x" * 600 + b"\n\n",
+        b"data: " + b"x" * 5000 + b"\n\n",
+    ],
+    ids=["one-line-over", "lines-add-up", "far-over"],
+)
+def test_an_event_over_the_limit_is_dispatched_empty_and_marked(stream: bytes):
+    events = parse_bounded(b"id: 7\nevent: tick\n" + stream + b"data: next\n\n")
+    assert events == [Event(type="tick", id="7", oversize=True), Event(data="next", id="7")]
+
+
+def test_an_overlong_line_split_across_chunks_spoils_its_event_and_the_stream_goes_on():
+    chunks = [b"event: big\ndata: "] + [b"x" * 300] * 20 + [b"\ndata: more\n\nid: 2\ndata: after\n\n"]
+    assert parse_bounded(*chunks) == [
+        Event(type="big", oversize=True),
+        Event(data="after", id="2"),
+    ]
+
+
+def test_an_overlong_comment_or_unknown_field_is_dropped_without_spoiling_the_event():
+    chunks = [b"data: a\n:", b"c" * 3000, b"\nfoo: ", b"f" * 3000, b"\ndata: b\n\n"]
+    assert parse_bounded(*chunks) == [Event(data="a\nb")]
+
+
+def test_an_endless_event_is_never_buffered_whole():
+    # Without the bound the parser would hold all 16 MiB; with it, about max_data.
+    parser = SSEParser(max_data=1024 * 1024)
+    chunk = b"x" * 65536
+    tracemalloc.start()
+    try:
+        parser.feed(b"data: ")
+        for _ in range(256):
+            parser.feed(chunk)
+        parser.feed(b"\ndata: " + chunk + b"\n" + b"data: " + chunk + b"\n")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert parser.feed(b"\n") == [Event(oversize=True)]
+    assert peak < 4 * 1024 * 1024
+
+
+def test_without_a_limit_big_events_are_kept():
+    assert [len(e.data) for e in parse(b"data: " + b"x" * 100_000 + b"\n\n")] == [100_000]
