@@ -100,6 +100,12 @@ else:
 # Points are coalesced per stream per tick; one frame per socket per tick at most.
 LIVECHARTS_TICK_MS = envint("LIVECHARTS_TICK_MS", 50, minimum=5)
 
+# The push API (POST /api/streams/<slug>/points): body size, points a request, and requests a
+# second per token (bursts of twice that), per daphne process.
+LIVECHARTS_PUSH_MAX_BYTES = envint("LIVECHARTS_PUSH_MAX_BYTES", 1024 * 1024, minimum=1024)
+LIVECHARTS_PUSH_MAX_POINTS = envint("LIVECHARTS_PUSH_MAX_POINTS", 10_000, minimum=1)
+LIVECHARTS_PUSH_RATE = envint("LIVECHARTS_PUSH_RATE", 20, minimum=1)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -139,5 +145,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # httpx logs each request's full URL at INFO, query string (API keys) included.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # websockets logs handshake headers at DEBUG; paho (under aiomqtt) logs packets.
+        "websockets": {"level": "WARNING"},
+    },
 }

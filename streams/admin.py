@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from streams.models import Stream
+from streams.models import PushToken, Stream
 
 
 @admin.register(Stream)
@@ -72,3 +72,45 @@ class StreamAdmin(admin.ModelAdmin):
         count = queryset.exclude(enabled=enabled).update(enabled=enabled, updated=timezone.now())
         state = "enabled" if enabled else "disabled"
         self.message_user(request, f"{count} stream{'s' if count != 1 else ''} {state}.", messages.SUCCESS)
+
+
+@admin.register(PushToken)
+class PushTokenAdmin(admin.ModelAdmin):
+    """Tokens are made here and shown once, in the message after saving; only a hash is kept."""
+
+    list_display = ("name", "prefix", "stream_list", "created", "last_used", "is_active")
+    list_filter = (("revoked", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    filter_horizontal = ("streams",)
+    readonly_fields = ("prefix", "created", "last_used", "revoked")
+    actions = ("revoke_tokens",)
+
+    @admin.display(description="Streams")
+    def stream_list(self, token: PushToken) -> str:
+        return ", ".join(stream.slug for stream in token.streams.all()) or "—"
+
+    @admin.display(description="Active", boolean=True)
+    def is_active(self, token: PushToken) -> bool:
+        return token.is_active
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PushToken]:
+        return super().get_queryset(request).prefetch_related("streams")
+
+    def get_fields(self, request: HttpRequest, obj: PushToken | None = None) -> Any:
+        return ("name", "streams") if obj is None else ("name", "streams", *self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: PushToken, form: Any, change: bool) -> None:
+        token = None if change else obj.issue()
+        super().save_model(request, obj, form, change)
+        if token is not None:
+            self.message_user(
+                request,
+                f"The token for “{obj.name}” is {token} — copy it now: it is stored hashed and will "
+                "not be shown again. Send it as `Authorization: Bearer <token>`.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[PushToken]) -> None:
+        count = queryset.filter(revoked__isnull=True).update(revoked=timezone.now())
+        self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.", messages.SUCCESS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -115,3 +117,56 @@ class Stream(models.Model):
         if self.window_seconds:
             parts.append(f"last {self.window_seconds:,} s")
         return " and ".join(parts)
+
+
+TOKEN_PREFIX = "lc_"
+
+
+class PushTokenQuerySet(models.QuerySet["PushToken"]):
+    def active(self) -> PushTokenQuerySet:
+        return self.filter(revoked__isnull=True)
+
+
+class PushToken(models.Model):
+    """A bearer token for the push API. Only its SHA-256 is stored: the token itself is shown
+    once, when it is made (tokens are 240 random bits, so a slow hash would buy nothing)."""
+
+    name = models.CharField(
+        max_length=100, help_text="Who or what pushes with it, e.g. “line-3 PLC gateway”."
+    )
+    streams = models.ManyToManyField(
+        Stream,
+        related_name="push_tokens",
+        limit_choices_to={"feed_kind": "push"},
+        help_text="The push streams this token may write to.",
+    )
+    prefix = models.CharField(
+        max_length=16, editable=False, help_text="The token's first characters, to tell tokens apart."
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = PushTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def issue(self) -> str:
+        """Give this row a new secret and return it; the caller shows it once and forgets it."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(30)
+        self.prefix = token[:10]
+        self.digest = self.hash(token)
+        return token
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked is None

@@ -9,6 +9,7 @@ urlpatterns: list[URLPattern] = [
     path("", views.stream_list, name="stream-list"),
     path("streams/<slug:slug>/", views.stream_detail, name="stream-detail"),
     path("healthz", views.healthz, name="healthz"),
+    path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

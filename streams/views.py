@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from streams import access, figures
-from streams.models import Stream
+from streams.feeds.push import PushFeed
+from streams.inbox import InboxFull, get_inbox
+from streams.models import PushToken, Stream
+from streams.push import PushRefused, RateLimiter, authenticate, read_points, retry_after_header
 
 # The socket path the browser client connects to (streams/routing.py).
 WS_PATH = "/ws/"
@@ -59,3 +66,80 @@ def live_config(stream: Stream) -> dict[str, Any]:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
+
+
+_push_limiter: RateLimiter | None = None
+
+
+def push_limiter() -> RateLimiter:
+    global _push_limiter
+    rate = settings.LIVECHARTS_PUSH_RATE
+    if _push_limiter is None or _push_limiter.rate != rate:
+        _push_limiter = RateLimiter(rate=rate, burst=2 * rate)
+    return _push_limiter
+
+
+@csrf_exempt
+@never_cache
+async def push_points(request: HttpRequest, slug: str) -> JsonResponse:
+    """POST points to a push stream (see streams/feeds/push.py for the format). 202 once queued."""
+    try:
+        if request.method != "POST":
+            raise PushRefused(405, "method_not_allowed", "POST points to this URL")
+        token = await sync_to_async(authenticate)(request.headers.get("Authorization", ""))
+        stream = await _push_stream(token, slug)
+        push_limiter().check(token.digest)
+        points = read_points(
+            _read_body(request),
+            content_type=request.headers.get("Content-Type", ""),
+            feed=PushFeed(stream.feed_settings),
+            received_at=time.time(),
+        )
+        try:
+            await get_inbox().put(slug, points)
+        except InboxFull:
+            raise PushRefused(
+                503, "unavailable", "the stream's worker is not taking points; retry later", retry_after=5
+            ) from None
+    except PushRefused as refused:
+        response = JsonResponse({"error": refused.code, "message": refused.message}, status=refused.status)
+        if refused.retry_after is not None:
+            response["Retry-After"] = retry_after_header(refused.retry_after)
+        if refused.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="livecharts"'
+        if refused.status == 405:
+            response["Allow"] = "POST"
+        return response
+    return JsonResponse({"stream": slug, "accepted": len(points)}, status=202)
+
+
+async def _push_stream(token: PushToken, slug: str) -> Stream:
+    stream = await Stream.objects.filter(slug=slug).afirst()
+    if stream is None:
+        raise PushRefused(404, "not_found", f"no stream {slug!r}")
+    if not await token.streams.filter(pk=stream.pk).aexists():
+        raise PushRefused(403, "forbidden", f"this token may not push to {slug!r}")
+    if stream.feed_kind != PushFeed.kind:
+        raise PushRefused(
+            403, "forbidden", f"stream {slug!r} takes its points from its {stream.feed_kind} feed, not pushes"
+        )
+    if not stream.enabled:
+        raise PushRefused(403, "forbidden", f"stream {slug!r} is disabled")
+    return stream
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    limit = settings.LIVECHARTS_PUSH_MAX_BYTES
+    too_large = PushRefused(413, "too_large", f"the body is over the limit of {limit} bytes")
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise PushRefused(400, "bad_request", "Content-Length is not a number") from None
+    if declared > limit:
+        raise too_large
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise PushRefused(415, "unsupported_media_type", "send the body uncompressed")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    return body

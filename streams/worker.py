@@ -33,8 +33,10 @@ RESCAN_SECONDS = 1.0
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
 STOP_TIMEOUT = 5.0
-# Changed counters reach viewers at most this often; state changes go out at once.
+# Changed counters reach viewers at most this often, and the stored status (pages, admin) at
+# most every STORE_SECONDS; state changes go out at once.
 STATUS_SECONDS = 5.0
+STORE_SECONDS = 1.0
 # An unchanged status is re-stored this often so pages can tell a live worker from a dead one.
 STATUS_REFRESH_SECONDS = 10.0
 
@@ -144,6 +146,7 @@ class Supervisor:
         health = FeedHealth()
         try:
             feed = build_feed(spec.kind, json.loads(spec.settings_json))
+            feed.slug = spec.slug
         except Exception as error:
             # Settings saved around admin's validation: nothing to retry until they change
             # (which restarts this task).
@@ -185,13 +188,13 @@ class Supervisor:
         batches = feed.batches().__aiter__()
         pending: asyncio.Future[Batch] | None = None
         connected_at = time.time()
-        reported = health.as_status()
-        reported_at = time.monotonic()
+        notified = stored = health.as_status()
+        notified_at = stored_at = time.monotonic()
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(batches))
-                done, _ = await asyncio.wait({pending}, timeout=STATUS_SECONDS / 2)
+                done, _ = await asyncio.wait({pending}, timeout=STORE_SECONDS / 2)
                 now = time.time()
                 batch: Batch | None = None
                 if done:
@@ -212,15 +215,19 @@ class Supervisor:
                     # An empty batch: connected and answering, nothing new yet (a feed yields
                     # one when its connection is up; an ETag'd poll answers 304).
                     health.state, changed = LIVE, True
-                if changed or (
-                    time.monotonic() - reported_at >= STATUS_SECONDS and health.as_status() != reported
-                ):
+                status = health.as_status()
+                since_stored = time.monotonic() - stored_at
+                if changed or (time.monotonic() - notified_at >= STATUS_SECONDS and status != notified):
                     await self.report(broadcaster, spec.slug, health)
-                    reported, reported_at = health.as_status(), time.monotonic()
-                elif time.monotonic() - reported_at >= STATUS_REFRESH_SECONDS:
-                    # Unchanged: keep the stored status fresh for pages, without a frame.
+                    notified = stored = status
+                    notified_at = stored_at = time.monotonic()
+                elif (status != stored and since_stored >= STORE_SECONDS) or (
+                    since_stored >= STATUS_REFRESH_SECONDS
+                ):
+                    # Pages and admin read the stored status: keep it current (and fresh) without
+                    # sending every viewer a frame.
                     await self.report(broadcaster, spec.slug, health, notify=False)
-                    reported_at = time.monotonic()
+                    stored, stored_at = status, time.monotonic()
                 if batch is not None:
                     yield batch
         finally:

@@ -11,6 +11,7 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
 from streams.history import reset_history
+from streams.inbox import reset_inbox
 from tests.processes import STACK_PASSWORD, Stack, make_stack
 from tests.services import require_redis
 
@@ -44,9 +45,11 @@ def redis_layer(settings, redis_prefix: str) -> Iterator[str]:
     }
     channel_layers.backends = {}
     reset_history()
+    reset_inbox()
     yield url
     channel_layers.backends = {}
     reset_history()
+    reset_inbox()
 
 
 @pytest.fixture
@@ -56,9 +59,11 @@ def memory_layer(settings) -> Iterator[None]:
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends = {}
     reset_history()
+    reset_inbox()
     yield
     channel_layers.backends = {}
     reset_history()
+    reset_inbox()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -6,10 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.feeds.base import Feed, FeedSettingsError
+from streams.feeds.mqtt import MqttFeed
 from streams.feeds.poll import PollFeed
+from streams.feeds.push import PushFeed
 from streams.feeds.simulate import SimulateFeed
+from streams.feeds.sse import SSEFeed
+from streams.feeds.websocket import WebsocketFeed
 
-FEED_KINDS: dict[str, type[Feed]] = {feed.kind: feed for feed in (SimulateFeed, PollFeed)}
+FEED_KINDS: dict[str, type[Feed]] = {
+    feed.kind: feed for feed in (SimulateFeed, WebsocketFeed, SSEFeed, PollFeed, MqttFeed, PushFeed)
+}
 
 
 def feed_class(kind: str) -> type[Feed]:

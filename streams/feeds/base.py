@@ -44,8 +44,10 @@ class FeedSettingsError(ValueError):
 class Feed(ABC):
     kind: ClassVar[str]
     label: ClassVar[str]
-    # Pulled feeds get a task in the ingest worker; pushed ones arrive through the API.
+    # Pulled feeds get a task in the ingest worker (the push feed too: it drains the API's inbox).
     pulled: ClassVar[bool] = True
+    # The stream this feed runs for; the worker sets it (the push feed reads its inbox by it).
+    slug: str = ""
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = self.clean_settings(settings)

@@ -436,6 +436,14 @@ def _present(found: Any) -> float | None:
     return None if found is None else 1.0
 
 
+def parse_time(raw: Any, *, unit: str = "auto") -> float:
+    """Seconds since the epoch from seconds, milliseconds (auto: above 1e11) or ISO 8601 text.
+
+    Raises BadPayload saying what was wrong; shared with the push API's own point format.
+    """
+    return _parse_time(raw, unit=unit)
+
+
 def _parse_time(raw: Any, *, unit: str) -> float:
     if isinstance(raw, bool):
         raise BadPayload(f"time: {raw!r} is a boolean, not a time")

@@ -1,0 +1,144 @@
+"""The push feed: points POSTed to /api/streams/<slug>/points, in our own small format.
+
+The API (streams/push.py, views.push_points) checks the token and the body and queues the
+points in the stream's inbox (streams/inbox.py); this feed, run by the worker that holds the
+stream, drains the inbox into broadcast like any other feed.
+
+The point format, one JSON value per point:
+- a bare number: a value of the default series at arrival time;
+- `{"t": <time>, "value": <number|null>}`: one value of the default series;
+- `{"t": <time>, "values": {"<series>": <number|null>, ...}}`: several series at once.
+`t` is optional (arrival time) and may be seconds, milliseconds or ISO 8601. An `extract`
+setting maps any other JSON shape (a webhook's body, say) with the usual JMESPath settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from streams.feeds.base import Batch, Feed, FeedSettingsError, Point, reject_unknown, stall_setting
+from streams.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, parse_time
+
+POINT_KEYS = ("t", "value", "values")
+MAX_SERIES_PER_POINT = 100
+# The worker waits this long for pushed points before checking health and shutdown again.
+TAKE_WAIT_SECONDS = 1.0
+
+
+class PushFeed(Feed):
+    kind = "push"
+    label = "Pushed to the API (POST /api/streams/<slug>/points)"
+
+    @classmethod
+    def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        reject_unknown(raw, {"series", "stall_after", "extract"})
+        series = raw.get("series", "value")
+        if not isinstance(series, str) or not 1 <= len(series) <= MAX_SERIES_NAME:
+            raise FeedSettingsError(
+                "series", f"must be text of 1-{MAX_SERIES_NAME} characters, not {series!r}"
+            )
+        extract = raw.get("extract")
+        return {
+            "series": series,
+            "stall_after": stall_setting(raw),
+            # None: the native point format above.
+            "extract": None if extract is None else Extractor.clean_settings(extract),
+        }
+
+    @classmethod
+    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
+        cleaned = cls.clean_settings(settings)
+        if cleaned["extract"] is not None:
+            return Extractor.series_names(cleaned["extract"])
+        return [cleaned["series"]]
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        extract = self.settings["extract"]
+        self.extractor = None if extract is None else Extractor(extract)
+
+    def describe(self) -> str:
+        return f"/api/streams/{self.slug}/points"
+
+    def points(self, record: Any, *, received_at: float) -> list[Point]:
+        """The points of one pushed record (a list item or an NDJSON line). Raises BadPayload."""
+        if self.extractor is not None:
+            return self.extractor.points(record, received_at=received_at)
+        return [native_point(record, series=self.settings["series"], received_at=received_at)]
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        from streams.inbox import get_inbox
+
+        inbox = get_inbox()
+        yield []  # nothing to connect to: the inbox is ready
+        while True:
+            delivery = await inbox.take(self.slug, wait=TAKE_WAIT_SECONDS)
+            if delivery is None:
+                continue
+            yield delivery.points
+            # Reached only when the worker asks for the next batch, i.e. after it handed these
+            # points to broadcast.
+            await inbox.done(self.slug, delivery)
+
+
+def native_point(record: Any, *, series: str, received_at: float) -> Point:
+    """One point in the push format (see the module docstring). Raises BadPayload naming the field."""
+    if _is_number(record):
+        return Point(t=received_at, values={series: _value(record, field="value")})
+    if not isinstance(record, Mapping):
+        raise BadPayload(
+            f"a point is a number or an object with {', '.join(POINT_KEYS)}, not {_kind(record)}"
+        )
+    unknown = sorted(str(key) for key in record if key not in POINT_KEYS)
+    if unknown:
+        raise BadPayload(f"{unknown[0]}: unknown field (known: {', '.join(POINT_KEYS)})")
+    t = received_at if record.get("t") is None else _time(record["t"])
+    if ("value" in record) == ("values" in record):
+        raise BadPayload("value: give either `value` or `values` (an object of series: number)")
+    if "value" in record:
+        return Point(t=t, values={series: _value(record["value"], field="value")})
+    values = record["values"]
+    if not isinstance(values, Mapping) or not values:
+        raise BadPayload(f"values: must be a non-empty object of series: number, not {_kind(values)}")
+    if len(values) > MAX_SERIES_PER_POINT:
+        raise BadPayload(f"values: at most {MAX_SERIES_PER_POINT} series per point, not {len(values)}")
+    cleaned: dict[str, float | None] = {}
+    for name, value in values.items():
+        if not 1 <= len(name) <= MAX_SERIES_NAME:
+            raise BadPayload(f"values: series names are 1-{MAX_SERIES_NAME} characters, not {name[:80]!r}")
+        cleaned[name] = _value(value, field=f"values.{name}")
+    return Point(t=t, values=cleaned)
+
+
+def _time(raw: Any) -> float:
+    try:
+        return parse_time(raw)
+    except BadPayload as error:
+        raise BadPayload(str(error).replace("time:", "t:", 1)) from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _value(raw: Any, *, field: str) -> float | None:
+    if raw is None:
+        return None
+    if not _is_number(raw):
+        raise BadPayload(f"{field}: must be a number or null, not {_kind(raw)}")
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise BadPayload(f"{field}: the number is too large") from None
+    if not math.isfinite(value):
+        raise BadPayload(f"{field}: must be a finite number")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return f"text {value[:40]!r}"
+    names = {bool: "a boolean", list: "a list", dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

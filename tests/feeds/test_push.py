@@ -1,0 +1,114 @@
+"""The push feed: its point format, its settings, and draining the inbox on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.feeds.base import FeedSettingsError, Point
+from streams.feeds.extract import BadPayload
+from streams.feeds.push import PushFeed, native_point
+from streams.inbox import get_inbox
+
+NOW = 1_763_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (3.5, Point(NOW, {"value": 3.5})),
+        ({"value": 2}, Point(NOW, {"value": 2.0})),
+        ({"t": 1_700_000_000, "value": None}, Point(1_700_000_000.0, {"value": None})),
+        ({"t": 1_700_000_000_500, "value": 1}, Point(1_700_000_000.5, {"value": 1.0})),
+        ({"t": "2023-11-14T22:13:20Z", "value": 1}, Point(1_700_000_000.0, {"value": 1.0})),
+        ({"t": None, "values": {"cpu": 0.5, "mem": 12}}, Point(NOW, {"cpu": 0.5, "mem": 12.0})),
+    ],
+)
+def test_the_native_point_format_reads_numbers_values_and_times(record, expected):
+    assert native_point(record, series="value", received_at=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("3", "a point is a number or an object"),
+        (True, "a point is a number or an object"),
+        ({"v": 1}, "v: unknown field"),
+        ({"t": 1}, "value: give either `value` or `values`"),
+        ({"value": 1, "values": {"a": 1}}, "value: give either `value` or `values`"),
+        ({"value": "1"}, "value: must be a number or null, not text '1'"),
+        ({"value": True}, "value: must be a number or null, not a boolean"),
+        ({"value": 10**400}, "value: the number is too large"),
+        ({"value": float("nan")}, "value: must be a finite number"),
+        ({"t": "yesterday", "value": 1}, "t: "),
+        ({"values": {}}, "values: must be a non-empty object"),
+        ({"values": {"cpu": [1]}}, "values.cpu: must be a number or null, not a list"),
+        ({"values": {"x" * 65: 1}}, "values: series names are 1-64 characters"),
+    ],
+)
+def test_a_bad_point_is_refused_naming_the_field(record, message):
+    with pytest.raises(BadPayload) as refused:
+        native_point(record, series="value", received_at=NOW)
+    assert str(refused.value).startswith(message)
+
+
+def test_settings_default_the_series_and_accept_an_extract_mapping():
+    assert PushFeed.clean_settings({}) == {"series": "value", "stall_after": 60.0, "extract": None}
+    assert PushFeed.series_names({"series": "load"}) == ["load"]
+    feed = PushFeed({"extract": {"time": "ts", "values": {"temp": "reading.celsius"}}})
+    assert feed.points({"ts": 1_700_000_000, "reading": {"celsius": 21.5}}, received_at=NOW) == [
+        Point(1_700_000_000.0, {"temp": 21.5})
+    ]
+    assert PushFeed.series_names({"extract": {"values": {"temp": "a"}}}) == ["temp"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"series": ""}, "series"),
+        ({"url": "http://x"}, "url"),
+        ({"extract": {"value": "a[?"}}, "extract.value"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(settings, key):
+    with pytest.raises(FeedSettingsError) as refused:
+        PushFeed.clean_settings(settings)
+    assert refused.value.key == key
+
+
+async def test_the_feed_drains_its_stream_inbox_in_order_and_acknowledges_what_it_took(layer):
+    inbox = get_inbox()
+    feed = PushFeed({})
+    feed.slug = "pushed"
+    batches = feed.batches()
+    async with asyncio.timeout(10):
+        assert await anext(batches) == []  # ready at once: nothing to connect to
+        await inbox.put("pushed", [Point(1.0, {"value": 1.0}), Point(2.0, {"value": 2.0})])
+        await inbox.put("pushed", [Point(3.0, {"value": 3.0})])
+        await inbox.put("other", [Point(9.0, {"value": 9.0})])
+        taken = await anext(batches)
+        assert [point.t for point in taken] == [1.0, 2.0, 3.0]
+        # Asking for the next batch acknowledges the last one: the inbox is empty after it.
+        waiting = asyncio.ensure_future(anext(batches))
+        await asyncio.sleep(0.2)
+        assert await inbox.take("pushed", wait=0.01) is None
+        await inbox.put("pushed", [Point(4.0, {"value": 4.0})])
+        assert [point.t for point in await waiting] == [4.0]
+    await batches.aclose()
+    other = await inbox.take("other", wait=0.01)
+    assert other is not None and [point.t for point in other.points] == [9.0]
+
+
+async def test_points_taken_but_not_acknowledged_stay_for_the_next_owner(redis_layer):
+    inbox = get_inbox()
+    await inbox.put("pushed", [Point(1.0, {"value": 1.0})])
+    feed = PushFeed({})
+    feed.slug = "pushed"
+    batches = feed.batches()
+    async with asyncio.timeout(10):
+        await anext(batches)
+        assert len(await anext(batches)) == 1
+    await batches.aclose()  # the worker died before publishing: nothing acknowledged
+    again = await inbox.take("pushed", wait=0.01)
+    assert again is not None and [point.t for point in again.points] == [1.0]
