@@ -6,21 +6,69 @@ accept and refuse the same settings.
 
 from __future__ import annotations
 
+import contextvars
+import json
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from streams.health import stream_statuses
 from streams.models import PushToken, Stream
+from streams.probe import probe
+from streams.secrets import MaskedSecretMissing, mask, unmask
+
+# The statuses of the change list being rendered (admin row methods get only the row).
+_page_statuses: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
+    "page_statuses", default=None
+)
+
+
+class StreamForm(forms.ModelForm):
+    """Feed settings are shown with their secrets masked, and a mask left as it is keeps the
+    stored secret (streams/secrets.py)."""
+
+    # No Meta: ModelAdmin builds the form class from this one with the model and its fields.
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "feed_settings" in self.fields:
+            self.initial["feed_settings"] = mask(self.instance.feed_settings)
+
+    def clean_feed_settings(self) -> Any:
+        submitted = self.cleaned_data.get("feed_settings")
+        stored = Stream.objects.filter(pk=self.instance.pk).values_list("feed_settings", flat=True).first()
+        try:
+            return unmask(submitted, stored)
+        except MaskedSecretMissing as missing:
+            raise forms.ValidationError(str(missing)) from None
 
 
 @admin.register(Stream)
 class StreamAdmin(admin.ModelAdmin):
-    list_display = ("title", "slug", "feed_kind", "chart_type", "visibility", "enabled")
+    form = StreamForm
+    change_form_template = "admin/streams/stream/change_form.html"
+    list_display = (
+        "title",
+        "slug",
+        "feed_kind",
+        "feed_state",
+        "last_point",
+        "points",
+        "bad_payloads",
+        "reconnects",
+        "visibility",
+        "enabled",
+    )
     list_filter = ("enabled", "visibility", "feed_kind", "chart_type")
     search_fields = ("title", "slug", "description")
     prepopulated_fields = {"slug": ("title",)}
@@ -53,6 +101,78 @@ class StreamAdmin(admin.ModelAdmin):
             )
         },
     }
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # One read of every stream's status for the whole page, not one per row.
+        slugs = Stream.objects.values_list("slug", flat=True)
+        token = _page_statuses.set(stream_statuses(list(slugs)))
+        try:
+            response = super().changelist_view(request, extra_context)
+            # Rows are rendered when the response is, so render while the statuses are set.
+            if hasattr(response, "render"):
+                response.render()
+            return response
+        finally:
+            _page_statuses.reset(token)
+
+    def _status(self, stream: Stream) -> dict[str, Any]:
+        return (_page_statuses.get() or {}).get(stream.slug, {})
+
+    @admin.display(description="Feed")
+    def feed_state(self, stream: Stream) -> str:
+        status = self._status(stream)
+        state = status.get("state", "unknown") if stream.enabled else "disabled"
+        colours = {"live": "#15803d", "stalled": "#a16207", "connecting": "#a16207", "error": "#b91c1c"}
+        error = status.get("error") if state == "error" else None
+        return format_html(
+            '<span style="color:{};font-weight:600" title="{}">{}</span>',
+            colours.get(state, "#475569"),
+            error or "",
+            state,
+        )
+
+    @admin.display(description="Last point")
+    def last_point(self, stream: Stream) -> str:
+        return self._status(stream).get("last_point_label", "—")
+
+    @admin.display(description="Points")
+    def points(self, stream: Stream) -> Any:
+        return self._status(stream).get("points", "—")
+
+    @admin.display(description="Bad payloads")
+    def bad_payloads(self, stream: Stream) -> Any:
+        return self._status(stream).get("bad_payloads", "—")
+
+    @admin.display(description="Reconnects")
+    def reconnects(self, stream: Stream) -> Any:
+        return self._status(stream).get("reconnects", "—")
+
+    def get_urls(self) -> list[URLPattern]:
+        test_feed = self.admin_site.admin_view(self.test_feed_view)
+        return [
+            path("<int:object_id>/test-feed/", test_feed, name="streams_stream_test_feed"),
+            *super().get_urls(),
+        ]
+
+    def test_feed_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Connect once with the saved settings; show the first points or the error."""
+        stream = get_object_or_404(Stream, pk=object_id)
+        if not self.has_change_permission(request, stream):
+            raise PermissionError("no permission to change this stream")
+        result = None
+        if stream.feed_kind != "push":
+            result = async_to_sync(probe)(stream.feed_kind, stream.feed_settings)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": stream,
+            "title": f"Test the feed of “{stream.title}”",
+            "stream": stream,
+            "result": result,
+            "settings_json": json.dumps(mask(stream.feed_settings), indent=2),
+            "push_url": request.build_absolute_uri(reverse("push-points", args=[stream.slug])),
+        }
+        return TemplateResponse(request, "admin/streams/stream/test_feed.html", context)
 
     def get_fieldsets(self, request: HttpRequest, obj: Stream | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

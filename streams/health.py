@@ -8,8 +8,11 @@ and sends it to viewers as a `status` frame.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from asgiref.sync import async_to_sync
 
 CONNECTING, LIVE, STALLED, ERROR = "connecting", "live", "stalled", "error"
 STATES = (CONNECTING, LIVE, STALLED, ERROR)
@@ -71,7 +74,40 @@ def describe_status(status: dict[str, Any] | None, *, now: float | None = None) 
     """A stored status made ready for a page: the state, or `unknown` when nobody reports it."""
     now = time.time() if now is None else now
     if not status:
-        return {"state": "unknown", "fresh": False}
+        return {"state": "unknown", "fresh": False, "last_point_label": "none yet"}
     at = status.get("at") or 0.0
     fresh = now - at <= STATUS_MAX_AGE
-    return {**status, "state": status.get("state", "unknown") if fresh else "unknown", "fresh": fresh}
+    last = status.get("last_point_at")
+    return {
+        **status,
+        "state": status.get("state", "unknown") if fresh else "unknown",
+        "fresh": fresh,
+        "last_point_label": "none yet" if last is None else ago(now - last),
+    }
+
+
+def ago(seconds: float) -> str:
+    """Like the page's health.js: "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago"."""
+    if seconds < 2:
+        return "just now"
+    if seconds < 90:
+        return f"{round(seconds)} s ago"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h ago"
+    return f"{round(seconds / 86400)} d ago"
+
+
+def stream_statuses(slugs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """For sync views and admin: each stream's status, described (see describe_status)."""
+    from streams.history import get_history
+
+    slugs = list(slugs)
+    try:
+        stored = async_to_sync(get_history().get_statuses)(slugs)
+    except Exception:
+        # A page must render while Redis is down; it just cannot say how the feeds are.
+        stored = {}
+    now = time.time()
+    return {slug: describe_status(stored.get(slug), now=now) for slug in slugs}

@@ -80,6 +80,10 @@ class History(ABC):
     @abstractmethod
     async def get_status(self, slug: str) -> dict[str, Any] | None: ...
 
+    async def get_statuses(self, slugs: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Several streams' statuses at once (the stream list and admin show them all)."""
+        return {slug: await self.get_status(slug) for slug in slugs}
+
     @abstractmethod
     async def forget(self, slug: str) -> None:
         """Drop a stream's window and status (a deleted stream, a test cleaning up)."""
@@ -258,6 +262,12 @@ class RedisHistory(History):
     async def get_status(self, slug: str) -> dict[str, Any] | None:
         raw = await self._redis().get(self.status_key(slug))
         return None if raw is None else json.loads(raw)
+
+    async def get_statuses(self, slugs: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        if not slugs:
+            return {}
+        raws = await self._redis().mget([self.status_key(slug) for slug in slugs])
+        return {slug: None if raw is None else json.loads(raw) for slug, raw in zip(slugs, raws, strict=True)}
 
     async def forget(self, slug: str) -> None:
         await self._redis().delete(self.key(slug), self.status_key(slug), self.floor_key(slug))

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from streams import access, figures
 from streams.feeds.push import PushFeed
+from streams.health import stream_statuses
 from streams.inbox import InboxFull, get_inbox
 from streams.models import PushToken, Stream
 from streams.push import PushRefused, RateLimiter, authenticate, read_points, retry_after_header
@@ -27,8 +28,10 @@ WS_PATH = "/ws/"
 
 @require_GET
 def stream_list(request: HttpRequest) -> HttpResponse:
-    streams = Stream.objects.visible_to(request.user)
-    return render(request, "streams/stream_list.html", {"streams": streams})
+    streams = list(Stream.objects.visible_to(request.user))
+    statuses = stream_statuses([stream.slug for stream in streams])
+    rows = [(stream, statuses[stream.slug]) for stream in streams]
+    return render(request, "streams/stream_list.html", {"streams": rows})
 
 
 @require_GET
@@ -44,7 +47,12 @@ def stream_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "streams/stream_detail.html",
-        {"stream": stream, "figure": figures.figure_json(stream), "live_config": live_config(stream)},
+        {
+            "stream": stream,
+            "figure": figures.figure_json(stream),
+            "live_config": live_config(stream),
+            "health": stream_statuses([stream.slug])[stream.slug],
+        },
     )
 
 

@@ -136,3 +136,120 @@ def test_disable_action_turns_streams_off(admin_client: Client, streams):
 def test_staff_without_permissions_cannot_change_streams(client: Client, staff, streams):
     client.force_login(staff)
     assert client.get(LIST_URL).status_code == 403
+
+
+# Secrets, health columns, "Test this feed" and push tokens.
+
+
+def test_secrets_are_masked_in_the_change_form_and_kept_when_saved_unchanged(admin_client: Client):
+    settings = {
+        "url": "https://api.example/v1/price?api_key=q-789",
+        "headers": {"X-Api-Key": "k-123"},
+        "extract": {"value": "price"},
+    }
+    stream = Stream.objects.create(slug="priced", title="Priced", feed_kind="poll", feed_settings=settings)
+    change_url = reverse("admin:streams_stream_change", args=[stream.pk])
+    page = admin_client.get(change_url).content.decode()
+    assert "k-123" not in page and "q-789" not in page and "••••••••" in page
+    shown = re.search(r'<textarea name="feed_settings"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    shown = json.loads(shown.replace("&quot;", '"'))
+    shown["interval"] = 30
+    response = admin_client.post(
+        change_url,
+        form(
+            slug="priced",
+            title="Priced",
+            feed_kind="poll",
+            feed_settings=json.dumps(shown),
+            visibility="public",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    stream.refresh_from_db()
+    assert stream.feed_settings["headers"] == {"X-Api-Key": "k-123"}
+    assert stream.feed_settings["url"].endswith("api_key=q-789")
+    assert stream.feed_settings["interval"] == 30
+
+
+def test_a_mask_where_no_secret_is_stored_is_refused_by_name(admin_client: Client):
+    response = admin_client.post(
+        ADD_URL,
+        form(
+            feed_kind="poll",
+            feed_settings=json.dumps({"url": "http://x/", "headers": {"X-Api-Key": "••••••••"}}),
+        ),
+    )
+    assert response.status_code == 200
+    assert "headers.X-Api-Key: type the secret in" in response.content.decode()
+
+
+def test_the_changelist_shows_each_stream_feed_health(admin_client: Client, memory_layer):
+    import time
+
+    from asgiref.sync import async_to_sync
+
+    from streams.history import get_history
+
+    Stream.objects.create(slug="flaky", title="Flaky")
+    status = {"state": "error", "points": 4321, "bad_payloads": 12, "reconnects": 5, "error": "HTTP 503"}
+    async_to_sync(get_history().set_status)(
+        "flaky", {**status, "last_point_at": time.time() - 120, "at": time.time()}
+    )
+    page = admin_client.get(LIST_URL).content.decode()
+    row = page[page.index("Flaky") :]
+    for shown in ("error", "4321", "12", "5", "2 min ago", 'title="HTTP 503"'):
+        assert shown in row, shown
+
+
+def test_test_this_feed_shows_the_first_points_without_publishing(admin_client: Client, memory_layer):
+    from asgiref.sync import async_to_sync
+
+    from streams.history import Retention, get_history
+
+    stream = Stream.objects.create(slug="sim", title="Sim", feed_settings={"rate": 200, "series": ["x"]})
+    change = admin_client.get(reverse("admin:streams_stream_change", args=[stream.pk])).content.decode()
+    test_url = reverse("admin:streams_stream_test_feed", args=[stream.pk])
+    assert test_url in change
+    page = admin_client.get(test_url).content.decode()
+    assert 'id="probe-ok"' in page and "the first 20 points" in page and "<th>x</th>" in page
+    backfill = async_to_sync(get_history().read)("sim", after=None, retention=Retention(points=10))
+    assert backfill.entries == []
+
+
+def test_test_this_feed_shows_the_error_of_a_broken_feed(admin_client: Client):
+    stream = Stream.objects.create(
+        slug="broken",
+        title="Broken",
+        feed_kind="poll",
+        feed_settings={"url": "http://127.0.0.1:9/", "timeout": 1},
+    )
+    page = admin_client.get(reverse("admin:streams_stream_test_feed", args=[stream.pk])).content.decode()
+    assert 'id="probe-error"' in page and "127.0.0.1:9" in page
+
+
+def test_a_push_token_is_shown_once_stored_hashed_and_revocable(admin_client: Client):
+    from streams.models import PushToken
+
+    pushed = Stream.objects.create(slug="pushed", title="Pushed", feed_kind="push")
+    response = admin_client.post(
+        reverse("admin:streams_pushtoken_add"),
+        {"name": "gateway", "streams": [pushed.pk], "_save": "Save"},
+        follow=True,
+    )
+    page = response.content.decode()
+    token = re.search(r"\b(lc_[A-Za-z0-9_-]{30,})", page).group(1)
+    row = PushToken.objects.get()
+    assert row.digest == PushToken.hash(token) and token not in (row.digest, row.prefix)
+    assert list(row.streams.all()) == [pushed]
+    # Never shown again: not on the list, not on the change page.
+    for url in (
+        reverse("admin:streams_pushtoken_changelist"),
+        reverse("admin:streams_pushtoken_change", args=[row.pk]),
+    ):
+        assert token not in admin_client.get(url).content.decode()
+    admin_client.post(
+        reverse("admin:streams_pushtoken_changelist"),
+        {"action": "revoke_tokens", "_selected_action": [row.pk]},
+    )
+    row.refresh_from_db()
+    assert row.revoked is not None and not PushToken.objects.active().exists()

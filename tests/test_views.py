@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
+from streams.history import get_history
 from streams.models import Stream
 from tests.conftest import PASSWORD
 
@@ -57,7 +60,7 @@ def signed_in_client(user: User) -> Client:
 def listed_slugs(client: Client) -> set[str]:
     response = client.get(reverse("stream-list"))
     assert response.status_code == 200
-    return {stream.slug for stream in response.context["streams"]}
+    return {stream.slug for stream, _health in response.context["streams"]}
 
 
 # Sign in and out --------------------------------------------------------------------------
@@ -236,3 +239,27 @@ def test_healthz(client: Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"ok": True}
+
+
+async def _store_status(slug: str, status: dict) -> None:
+    await get_history().set_status(slug, status)
+
+
+@pytest.mark.parametrize("mode", ["memory_layer", "redis_layer"])
+def test_stream_list_and_page_show_the_feed_health_the_worker_stored(request, mode, client, alice):
+    request.getfixturevalue(mode)
+    Stream.objects.create(slug="healthy", title="Healthy", visibility="public")
+    now = time.time()
+    status = {"state": "error", "points": 1234, "bad_payloads": 7, "reconnects": 3, "last_point_at": now - 42}
+    async_to_sync(_store_status)("healthy", {**status, "error": "HTTP 503 from http://x/", "at": now})
+    page = client.get("/").content.decode()
+    assert 'data-state="error"' in page and "42 s ago" in page and "1234" in page
+    detail = client.get("/streams/healthy/").content.decode()
+    assert 'id="feed-health"' in detail and "HTTP 503 from http://x/" in detail and ">7<" in detail
+
+
+def test_a_status_nobody_refreshed_for_a_while_shows_unknown(client, memory_layer):
+    Stream.objects.create(slug="orphan", title="Orphan", visibility="public")
+    async_to_sync(_store_status)("orphan", {"state": "live", "at": time.time() - 3600})
+    page = client.get("/").content.decode()
+    assert 'data-state="unknown"' in page and 'data-state="live"' not in page

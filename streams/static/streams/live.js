@@ -5,6 +5,7 @@
 // reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...}.
 
 import { Backoff } from "./backoff.js";
+import { describeHealth } from "./health.js";
 import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
 import { cutoffFor, planExtend, trimBuffer } from "./window.js";
 
@@ -123,8 +124,13 @@ class Page {
     this.feedBadge = document.getElementById("feed-badge");
     this.banner = document.getElementById("banner");
     this.pauseButton = document.getElementById("pause-button");
+    this.health = document.getElementById("feed-health");
+    /** @type {any} */
+    this.lastStatus = null;
     /** @type {number|undefined} */
     this.countdown = undefined;
+    // "last point 3 s ago" keeps counting between status frames.
+    if (this.health) window.setInterval(() => this.showHealth(), 1000);
     /** @type {number|undefined} */
     this.bannerTimer = undefined;
   }
@@ -161,6 +167,28 @@ class Page {
     this.feedBadge.dataset.state = state;
     this.feedBadge.textContent = state === "unknown" ? "feed: waiting" : `feed: ${state}`;
     this.feedBadge.title = status?.error ? `Feed error: ${status.error}` : "State of the stream's feed";
+    this.lastStatus = status ?? null;
+    this.showHealth();
+  }
+
+  showHealth() {
+    if (!this.health || this.lastStatus === null) return;
+    const health = describeHealth(this.lastStatus, Date.now() / 1000);
+    this.health.dataset.state = health.state;
+    const tag = this.health.querySelector('[data-health="state"]');
+    if (tag instanceof HTMLElement) {
+      tag.textContent = health.state;
+      tag.dataset.state = health.state;
+    }
+    for (const [key, text] of Object.entries(health.facts)) {
+      const cell = this.health.querySelector(`[data-health="${key}"]`);
+      if (cell) cell.textContent = text;
+    }
+    const error = this.health.querySelector('[data-health="error"]');
+    if (error) {
+      error.textContent = health.error;
+      error.parentElement?.toggleAttribute("hidden", !health.error);
+    }
   }
 
   /**

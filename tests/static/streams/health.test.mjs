@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { ago, describeHealth } from "../../../streams/static/streams/health.js";
+
+describe("ago", () => {
+  test("reads like a person would say it", () => {
+    assert.equal(ago(0.5), "just now");
+    assert.equal(ago(42), "42 s ago");
+    assert.equal(ago(300), "5 min ago");
+    assert.equal(ago(3 * 3600), "3 h ago");
+    assert.equal(ago(3 * 86400), "3 d ago");
+  });
+
+  test("a clock behind the server's is not 'in the future'", () => {
+    assert.equal(ago(-5), "just now");
+    assert.equal(ago(Number.NaN), "just now");
+  });
+});
+
+describe("describeHealth", () => {
+  test("shows counters, the last point's age and the last error with its age", () => {
+    const health = describeHealth(
+      { state: "live", points: 12345, bad_payloads: 2, reconnects: 1, last_point_at: 990, error: "HTTP 503", error_at: 700 },
+      1000,
+    );
+    assert.deepEqual(health, {
+      state: "live",
+      facts: { last_point: "10 s ago", points: "12,345", bad_payloads: "2", reconnects: "1" },
+      error: "HTTP 503 (5 min ago)",
+    });
+  });
+
+  test("a stream nobody reports on is unknown, with nothing made up", () => {
+    assert.deepEqual(describeHealth(null, 1000), {
+      state: "unknown",
+      facts: { last_point: "none yet", points: "—", bad_payloads: "—", reconnects: "—" },
+      error: "",
+    });
+  });
+});
