@@ -457,3 +457,27 @@ def test_demo_refuses_to_run_with_debug_off(settings):
         run("demo")
     assert not User.objects.exists()
     assert not Stream.objects.exists()
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "feeds.yaml"
+
+
+def test_the_examples_file_holds_one_valid_stream_per_feed_kind():
+    from streams.feeds import FEED_KINDS
+
+    result = provision(load_file(EXAMPLES))
+    kinds = set(Stream.objects.filter(slug__in=result.created).values_list("feed_kind", flat=True))
+    assert kinds == set(FEED_KINDS)
+
+
+@pytest.mark.parametrize(
+    "doc", sorted((EXAMPLES.parent.parent / "docs" / "feeds").glob("*.md")), ids=lambda p: p.stem
+)
+def test_every_provision_example_in_the_feed_docs_is_valid(doc):
+    import re
+
+    blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+    whole = [yaml.safe_load(block) for block in blocks if block.lstrip().startswith("streams:")]
+    assert whole, f"{doc.name} has no provision example"
+    for data in whole:
+        provision(data, dry_run=True)
