@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -470,12 +471,14 @@ def test_the_examples_file_holds_one_valid_stream_per_feed_kind():
     assert kinds == set(FEED_KINDS)
 
 
-@pytest.mark.parametrize(
-    "doc", sorted((EXAMPLES.parent.parent / "docs" / "feeds").glob("*.md")), ids=lambda p: p.stem
-)
-def test_every_provision_example_in_the_feed_docs_is_valid(doc):
-    import re
+DOCS_WITH_EXAMPLES = [
+    EXAMPLES.parent.parent / "README.md",
+    *sorted((EXAMPLES.parent.parent / "docs" / "feeds").glob("*.md")),
+]
 
+
+@pytest.mark.parametrize("doc", DOCS_WITH_EXAMPLES, ids=lambda p: p.stem)
+def test_every_provision_example_in_the_readme_and_feed_docs_is_valid(doc):
     blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
     whole = [yaml.safe_load(block) for block in blocks if block.lstrip().startswith("streams:")]
     assert whole, f"{doc.name} has no provision example"
