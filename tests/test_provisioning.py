@@ -478,7 +478,7 @@ DOCS_WITH_EXAMPLES = [
 
 
 @pytest.mark.parametrize("doc", DOCS_WITH_EXAMPLES, ids=lambda p: p.stem)
-def test_every_provision_example_in_the_readme_and_feed_docs_is_valid(doc):
+def test_every_provision_example_in_the_readme_and_feed_docs_is_valid(doc, alice):
     blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
     whole = [yaml.safe_load(block) for block in blocks if block.lstrip().startswith("streams:")]
     assert whole, f"{doc.name} has no provision example"
