@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import socket
+import time
 from collections.abc import Iterator
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from streams.feeds import build_feed
+from streams.feeds import build_feed, poll
 from streams.feeds.base import FeedSettingsError
-from streams.feeds.poll import PollError, PollFeed
-from tests.json_api import API, serve_json_api
+from streams.feeds.poll import PollError, PollFeed, retry_after_seconds
+from tests.json_api import API, Chunks, serve_json_api
 
 
 @pytest.fixture
@@ -86,19 +94,6 @@ async def test_an_http_error_raises_so_the_worker_backs_off(api):
             await feed.poll_once(client)
 
 
-async def test_a_bad_payload_is_counted_and_skipped(api):
-    state, url = api
-    feed = PollFeed({"url": url, "extract": {"value": "price"}})
-    async with httpx.AsyncClient() as client:
-        state.body = b"<html>not json</html>"
-        assert await feed.poll_once(client) == []
-        state.body = {"price": "n/a"}
-        assert await feed.poll_once(client) == []
-        state.body = {"price": 7}
-        assert [point.values for point in await feed.poll_once(client)] == [{"value": 7.0}]
-    assert feed.bad_payloads == 2
-
-
 async def test_batches_polls_on_its_interval(api):
     state, url = api
     state.body = {"v": 1}
@@ -128,3 +123,254 @@ def test_bad_settings_are_refused_naming_the_key(settings, key):
     with pytest.raises(FeedSettingsError) as refused:
         PollFeed.clean_settings(settings)
     assert refused.value.key == key
+
+
+# Fault cases. Each test bounds its waits: a feed that hangs fails the test instead.
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def with_secrets(url: str) -> str:
+    """`url` with credentials and an API key in the query, which no message may show."""
+    parts = urlsplit(url)
+    return f"http://user:hunter2-pass@{parts.netloc}{parts.path}?api_key=sekrit-query-456"
+
+
+async def test_a_server_that_is_down_raises_naming_the_url_without_secrets():
+    port = free_port()
+    feed = PollFeed({"url": with_secrets(f"http://127.0.0.1:{port}/candles"), "interval": 0.1})
+    async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
+        with pytest.raises(PollError) as refused:
+            await anext(batches)
+    message = str(refused.value)
+    assert f"cannot connect to http://127.0.0.1:{port}/candles: connection refused" in message
+    assert "check that the server is up" in message
+    assert "sekrit" not in message and "hunter2" not in message and "?" not in message
+
+
+async def test_a_server_that_dies_and_comes_back_carries_on_without_repeating_points():
+    feed = None
+    with serve_json_api() as (state, url):
+        port = urlsplit(url).port
+        state.body = candles(0, 60)
+        feed = PollFeed({"url": url, "interval": 0.1, "extract": CANDLE_EXTRACT})
+        batches = feed.batches()
+        async with asyncio.timeout(5):
+            first = await anext(batches)
+    # The server is gone: the next poll fails and ends this run of batches(), as the worker expects.
+    async with asyncio.timeout(5):
+        with pytest.raises(PollError, match="connection refused"):
+            await anext(batches)
+    # Back on the same port two candles later; the worker calls batches() on the same feed.
+    state.body = candles(2, 60)
+    with serve_json_api(port=port, state=state):
+        async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
+            second = await anext(batches)
+    assert len(first) == 60
+    assert [point.values["close"] for point in second] == [160.0, 161.0]
+
+
+async def test_a_server_dying_mid_answer_raises_and_emits_nothing_from_the_half_answer(api):
+    state, url = api
+    feed = PollFeed({"url": url, "extract": CANDLE_EXTRACT})
+    whole = json.dumps(candles(0, 3)).encode()
+    state.body = Chunks([whole[:40]], length=len(whole))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(PollError, match=r"lost the connection to http://127\.0\.0\.1:\d+/candles"):
+            await feed.poll_once(client)
+        state.body = candles(0, 3)
+        assert len(await feed.poll_once(client)) == 3
+    assert feed.bad_payloads == 0
+
+
+GARBAGE = {
+    "not JSON": (b"Service temporarily unavailable", {"Content-Type": "text/plain"}),
+    "an HTML error page with 200": (
+        b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+        {"Content-Type": "text/html; charset=utf-8"},
+    ),
+    "an empty body": (b"", {}),
+    "JSON of the wrong shape": (b'{"error": "maintenance"}', {}),
+    "records of the wrong shape": (b'[["a", "b"]]', {}),
+    "a NaN value": (b"[[1763000000000, 1, 2, 0.5, NaN, 9]]", {}),
+    "an infinite value": (b"[[1763000000000, 1, 2, 0.5, -Infinity, 9]]", {}),
+    "a NaN time": (b"[[NaN, 1, 2, 0.5, 100, 9]]", {}),
+    "an infinite time": (b"[[Infinity, 1, 2, 0.5, 100, 9]]", {}),
+    "a 5,000-digit integer": (b"[[1763000000000, 1, 2, 0.5, " + b"9" * 5000 + b", 9]]", {}),
+    "a 5,000-digit time": (b"[[" + b"1" * 5000 + b", 1, 2, 0.5, 100, 9]]", {}),
+    "a 5,000-digit decimal": (b"[[1763000000000, 1, 2, 0.5, " + b"9" * 5000 + b".5, 9]]", {}),
+    "JSON nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, {}),
+    "not UTF-8": (b'[[1763000000000, 1, 2, 0.5, "\xff", 9]]', {}),
+}
+
+
+@pytest.mark.parametrize("case", list(GARBAGE))
+async def test_garbage_is_counted_and_skipped_and_polling_goes_on(api, case):
+    state, url = api
+    state.body, state.headers = GARBAGE[case]
+    feed = PollFeed({"url": url, "extract": CANDLE_EXTRACT})
+    async with httpx.AsyncClient() as client:
+        assert await feed.poll_once(client) == []
+        assert feed.bad_payloads == 1
+        state.body, state.headers = candles(0, 2), {}
+        assert [point.values["close"] for point in await feed.poll_once(client)] == [100.0, 101.0]
+    assert feed.bad_payloads == 1
+
+
+async def test_a_non_finite_value_is_a_gap_never_a_number_the_browser_cannot_parse(api):
+    state, url = api
+    # Python's json reads NaN and Infinity; a browser's JSON.parse refuses them.
+    state.body = b'[{"t": 1763000000, "a": NaN, "b": 1.5}, {"t": 1763000001, "a": Infinity, "b": 2}]'
+    feed = PollFeed({"url": url, "extract": {"time": "t", "values": {"a": "a", "b": "b"}}})
+    async with httpx.AsyncClient() as client:
+        points = await feed.poll_once(client)
+    assert [point.values for point in points] == [{"a": None, "b": 1.5}, {"a": None, "b": 2.0}]
+    json.dumps([dict(point.values) for point in points], allow_nan=False)  # strict JSON
+    assert all(math.isfinite(point.t) for point in points)
+
+
+async def test_a_point_dated_far_ahead_is_dropped_so_it_cannot_hold_back_later_points(api):
+    state, url = api
+    now = time.time()
+    # Microseconds: read as milliseconds (auto), that is the year 50,000 and more.
+    state.body = [{"t": now * 1_000_000, "v": 1}, {"t": now, "v": 2}]
+    feed = PollFeed({"url": url, "extract": {"time": "t", "value": "v"}})
+    async with httpx.AsyncClient() as client:
+        assert [point.values for point in await feed.poll_once(client)] == [{"value": 2.0}]
+        state.body = [{"t": now + 1, "v": 3}]
+        assert [point.values for point in await feed.poll_once(client)] == [{"value": 3.0}]
+    assert feed.bad_payloads == 1
+
+
+def huge_json_array(size: int) -> Iterator[bytes]:
+    """About `size` bytes of a JSON array of ones, made as it is sent, 64 KiB at a time."""
+    piece = b"1," * 32_768
+    yield b"["
+    for _ in range(size // len(piece)):
+        yield piece
+    yield b"1]"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["with Content-Length", "without length"])
+async def test_an_oversize_answer_is_a_bad_payload_and_is_not_read_whole(api, monkeypatch, declared):
+    state, url = api
+    monkeypatch.setattr(poll, "MAX_BODY_BYTES", 100_000)
+    size = 64 * 1024 * 1024
+    state.body = Chunks(huge_json_array(size), length=size + 3 if declared else None)
+    feed = PollFeed({"url": url, "timeout": 10, "extract": {"value": "v"}})
+    async with httpx.AsyncClient() as client:
+        started = time.monotonic()
+        assert await feed.poll_once(client) == []
+        assert feed.bad_payloads == 1
+        # The server could only push what the socket buffers took before we hung up.
+        assert await asyncio.to_thread(state.answered.wait, 10)
+        assert state.sent < size / 8
+        assert time.monotonic() - started < 5
+        state.answered.clear()
+        state.body = {"v": 4}
+        assert [point.values for point in await feed.poll_once(client)] == [{"value": 4.0}]
+    assert feed.bad_payloads == 1
+
+
+async def test_a_server_slower_than_the_timeout_raises_naming_the_timeout(api):
+    state, url = api
+    state.delay = 3
+    feed = PollFeed({"url": url, "timeout": 0.3, "interval": 0.1})
+    started = time.monotonic()
+    async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
+        with pytest.raises(PollError) as slow:
+            await anext(batches)
+    assert time.monotonic() - started < 2
+    assert str(slow.value).startswith(f"no answer from {url} within 0.3 s (the timeout setting)")
+    assert "raise timeout" in str(slow.value)
+
+
+async def test_a_server_trickling_its_answer_is_cut_off_at_the_timeout(api):
+    state, url = api
+    # Each byte comes well within the timeout, so only a bound on the whole request stops it.
+    state.body = Chunks([b"[" + b"1," * 20, *[b"1,"] * 50, b"1]"], pause=0.1)
+    feed = PollFeed({"url": url, "timeout": 0.5})
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=5) as client:
+        with pytest.raises(PollError, match=r"within 0\.5 s"):
+            await feed.poll_once(client)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_wrong_credentials_raise_naming_the_status_without_echoing_secrets(api, status):
+    state, url = api
+    state.status = status
+    # Servers do quote a refused key back.
+    state.body = {"code": -2015, "msg": "Invalid API-key sekrit-header-123 for this endpoint"}
+    feed = PollFeed({"url": with_secrets(url), "headers": {"X-Api-Key": "sekrit-header-123"}})
+    async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
+        with pytest.raises(PollError) as refused:
+            await anext(batches)
+    message = str(refused.value)
+    assert message.startswith(f"{url} answered HTTP {status} ")
+    assert "check the API key or token" in message
+    assert "Invalid API-key [redacted]" in message
+    assert "sekrit" not in message and "hunter2" not in message
+    assert refused.value.status == status
+
+
+async def test_too_many_requests_sets_the_retry_floor_from_retry_after(api):
+    state, url = api
+    state.status, state.headers, state.body = 429, {"Retry-After": "7"}, {"msg": "slow down"}
+    feed = PollFeed({"url": url})
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(PollError, match="HTTP 429 Too Many Requests: the API's rate limit was hit"):
+            await feed.poll_once(client)
+    assert feed.retry_after == 7
+
+
+def test_retry_after_reads_seconds_and_dates_and_ignores_nonsense():
+    now = time.time()
+    in_30_s = format_datetime(datetime.fromtimestamp(now, UTC) + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds("120", now=now) == 120
+    assert 28 <= retry_after_seconds(in_30_s, now=now) <= 31
+    assert retry_after_seconds("999999", now=now) == poll.MAX_RETRY_AFTER
+    for nonsense in (None, "", "soon", "-5", "0", "nan", "Mon, 01 Jan 2001 00:00:00 GMT"):
+        assert retry_after_seconds(nonsense, now=now) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "says"),
+    [
+        (404, {}, "answered HTTP 404 Not Found: check the url and method"),
+        (400, {}, "answered HTTP 400 Bad Request: check the url, method, body and headers"),
+        (500, {}, "answered HTTP 500 Internal Server Error: the server has a problem"),
+        (301, {"Location": "/v2/candles?key=sekrit"}, "moved to http://127.0.0.1:"),
+    ],
+)
+async def test_other_statuses_raise_saying_what_to_check(api, status, headers, says):
+    state, url = api
+    state.status, state.headers = status, headers
+    feed = PollFeed({"url": url})
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(PollError) as refused:
+            await feed.poll_once(client)
+    assert says in str(refused.value)
+    assert "sekrit" not in str(refused.value)
+
+
+async def test_the_first_answer_yields_an_empty_batch_and_unchanged_answers_yield_nothing(api):
+    state, url = api
+    state.body, state.etag = [], '"empty"'
+    feed = PollFeed({"url": url, "interval": 0.1, "extract": {"time": "t", "value": "v"}})
+    async with aclosing(feed.batches()) as batches:
+        async with asyncio.timeout(5):
+            assert await anext(batches) == []  # up: the worker shows the stream live
+        # As the worker does: wait for the next batch without cancelling the generator.
+        pending = asyncio.ensure_future(anext(batches))
+        done, _ = await asyncio.wait({pending}, timeout=0.8)
+        assert not done  # several 304s, no batch
+        assert [request["headers"].get("If-None-Match") for request in state.requests[1:4]] == ['"empty"'] * 3
+        state.body, state.etag = [{"t": 1763000000, "v": 5}], '"one"'
+        async with asyncio.timeout(5):
+            assert [point.values for point in await pending] == [{"value": 5.0}]
