@@ -57,18 +57,7 @@ class StreamForm(forms.ModelForm):
 class StreamAdmin(admin.ModelAdmin):
     form = StreamForm
     change_form_template = "admin/streams/stream/change_form.html"
-    list_display = (
-        "title",
-        "slug",
-        "feed_kind",
-        "feed_state",
-        "last_point",
-        "points",
-        "bad_payloads",
-        "reconnects",
-        "visibility",
-        "enabled",
-    )
+    list_display = ("title", "slug", "kind", "feed_state", "last_point", "counters", "visibility", "enabled")
     list_filter = ("enabled", "visibility", "feed_kind", "chart_type")
     search_fields = ("title", "slug", "description")
     prepopulated_fields = {"slug": ("title",)}
@@ -135,17 +124,16 @@ class StreamAdmin(admin.ModelAdmin):
     def last_point(self, stream: Stream) -> str:
         return self._status(stream).get("last_point_label", "—")
 
-    @admin.display(description="Points")
-    def points(self, stream: Stream) -> Any:
-        return self._status(stream).get("points", "—")
+    @admin.display(description="Kind", ordering="feed_kind")
+    def kind(self, stream: Stream) -> str:
+        return stream.feed_kind
 
-    @admin.display(description="Bad payloads")
-    def bad_payloads(self, stream: Stream) -> Any:
-        return self._status(stream).get("bad_payloads", "—")
-
-    @admin.display(description="Reconnects")
-    def reconnects(self, stream: Stream) -> Any:
-        return self._status(stream).get("reconnects", "—")
+    @admin.display(description="Points · bad · reconnects")
+    def counters(self, stream: Stream) -> str:
+        status = self._status(stream)
+        if "points" not in status:
+            return "—"
+        return " · ".join(f"{status.get(key) or 0:,}" for key in ("points", "bad_payloads", "reconnects"))
 
     def get_urls(self) -> list[URLPattern]:
         test_feed = self.admin_site.admin_view(self.test_feed_view)

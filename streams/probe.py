@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.feeds import build_feed
@@ -37,9 +38,16 @@ class ProbeResult:
             names.update(dict.fromkeys(point.values))
         return list(names)
 
-    def rows(self) -> list[tuple[float, list[float | None]]]:
+    def rows(self) -> list[tuple[str, list[float | None]]]:
+        """(UTC time to the millisecond, a value per series) for each point."""
         series = self.series
-        return [(point.t, [point.values.get(name) for name in series]) for point in self.points]
+        return [
+            (
+                datetime.fromtimestamp(point.t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                [point.values.get(name) for name in series],
+            )
+            for point in self.points
+        ]
 
 
 def probe_seconds(settings: Mapping[str, Any]) -> float:
