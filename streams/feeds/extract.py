@@ -416,7 +416,10 @@ def _number(found: Any, *, what: str) -> float | None:
     if isinstance(found, bool):
         raise BadPayload(f"{what}: {found!r} is a boolean, not a number")
     if isinstance(found, (int, float)):
-        number = float(found)
+        try:
+            number = float(found)
+        except OverflowError:  # a JSON integer of 309+ digits
+            raise BadPayload(f"{what}: the number is too large") from None
     elif isinstance(found, str):
         try:
             number = float(found.strip())
@@ -456,7 +459,10 @@ def _parse_time(raw: Any, *, unit: str) -> float:
     if isinstance(raw, (int, float)):
         if unit == "iso":
             raise BadPayload(f"time: {raw!r} is a number, not an ISO 8601 time")
-        t = float(raw)
+        try:
+            t = float(raw)
+        except OverflowError:
+            raise BadPayload("time: the number is too large") from None
         if unit == "ms" or (unit == "auto" and abs(t) > MS_THRESHOLD):
             t /= 1000
         if not math.isfinite(t):

@@ -171,11 +171,6 @@ class PollFeed(Feed):
         except RecursionError:
             self.skip("JSON nested too deeply to read")
             return []
-        except OverflowError as error:
-            # Workaround: extract's float() of an integer of 309+ digits raises this, not
-            # BadPayload; without it the feed would reconnect on every such answer.
-            self.skip(f"a number too large for a float: {error}")
-            return []
         except ValueError as error:
             # Not UTF-8, or an integer of over 4300 digits (Python's limit against slow
             # parsing); the second half of that message tells Python programmers how to lift it.

@@ -313,3 +313,11 @@ def test_ohlc_candle_lists_chart_their_close_at_the_candle_time():
         Point(t=1_700_000_000.0, values={"close": 37050.2}),
         Point(t=1_700_000_060.0, values={"close": 37020.0}),
     ]
+
+
+def test_integers_too_large_for_a_float_are_bad_payloads_not_crashes():
+    extractor = Extractor({"time": "t", "value": "v"})
+    with pytest.raises(BadPayload, match="value: the number is too large"):
+        extractor.points({"t": 1, "v": 10**400}, received_at=0)
+    with pytest.raises(BadPayload, match="time: the number is too large"):
+        extractor.points({"t": 10**400, "v": 1}, received_at=0)
