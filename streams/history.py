@@ -75,6 +75,10 @@ class History(ABC):
     async def last_id(self, slug: str) -> str | None: ...
 
     @abstractmethod
+    async def last_entry(self, slug: str) -> Entry | None:
+        """The newest point kept (a restarted feed resumes after its time)."""
+
+    @abstractmethod
     async def set_status(self, slug: str, status: dict[str, Any]) -> None: ...
 
     @abstractmethod
@@ -135,6 +139,10 @@ class MemoryHistory(History):
     async def last_id(self, slug: str) -> str | None:
         ring = self._rings.get(slug)
         return ring.entries[-1][1].id if ring and ring.entries else None
+
+    async def last_entry(self, slug: str) -> Entry | None:
+        ring = self._rings.get(slug)
+        return ring.entries[-1][1] if ring and ring.entries else None
 
     async def set_status(self, slug: str, status: dict[str, Any]) -> None:
         self._status[slug] = status
@@ -255,6 +263,10 @@ class RedisHistory(History):
     async def last_id(self, slug: str) -> str | None:
         newest = await self._redis().xrevrange(self.key(slug), count=1)
         return _text(newest[0][0]) if newest else None
+
+    async def last_entry(self, slug: str) -> Entry | None:
+        newest = await self._redis().xrevrange(self.key(slug), count=1)
+        return _entry(*newest[0]) if newest else None
 
     async def set_status(self, slug: str, status: dict[str, Any]) -> None:
         await self._redis().set(self.status_key(slug), json.dumps(status))

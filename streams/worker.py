@@ -156,6 +156,7 @@ class Supervisor:
             await asyncio.Event().wait()
             return
         health.stall_after = feed.stall_seconds()
+        await self.resume(feed, spec.slug, broadcaster)
         attempt = 0
         while True:
             health.state = CONNECTING
@@ -179,6 +180,17 @@ class Supervisor:
                 health.failed(message, retry_at=time.time() + delay, now=time.time())
                 await self.report(broadcaster, spec.slug, health)
                 await asyncio.sleep(delay)
+
+    @staticmethod
+    async def resume(feed: Feed, slug: str, broadcaster: Broadcaster) -> None:
+        """Tell the feed where the stored stream ends; without history it starts afresh."""
+        try:
+            last = await broadcaster.history.last_entry(slug)
+        except Exception:
+            log.warning("stream %s: could not read the newest stored point; starting afresh", slug)
+            return
+        if last is not None:
+            feed.resume_after(last.point.t)
 
     async def watch(
         self, feed: Feed, health: FeedHealth, *, spec: StreamSpec, broadcaster: Broadcaster

@@ -87,6 +87,13 @@ async def test_after_from_a_lost_history_is_a_gap(history):
     assert empty.gap and empty.entries == []
 
 
+async def test_last_entry_is_the_newest_point_or_none(history):
+    assert await history.last_entry("s") is None
+    entries = make_entries(IdClock(), 3, start=100.0)
+    await history.append("s", entries, retention=Retention(points=10))
+    assert await history.last_entry("s") == entries[-1]
+
+
 async def test_status_is_kept_per_stream(history):
     assert await history.get_status("s") is None
     await history.set_status("s", {"state": "live"})

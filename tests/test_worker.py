@@ -186,3 +186,38 @@ async def test_a_feed_that_cannot_connect_reports_the_error_and_counts_reconnect
     status = await status_of("down")
     assert status["bad_payloads"] == 0 and "HTTP 503" in status["error"]  # the last error stays on record
     await supervisor.stop_all()
+
+
+async def test_a_restarted_poll_feed_does_not_store_the_window_it_already_stored(memory_layer, api):
+    state, url = api
+    state.body = [{"t": 1_700_000_000 + i, "v": i} for i in range(5)]
+    await database_sync_to_async(Stream.objects.create)(
+        slug="window",
+        title="Window",
+        feed_kind="poll",
+        feed_settings={"url": url, "interval": 0.1, "extract": {"time": "t", "value": "v"}},
+    )
+
+    async def stored() -> list[float]:
+        backfill = await get_history().read("window", after=None, retention=Retention(points=100))
+        return [entry.point.t for entry in backfill.entries]
+
+    async def has_five() -> bool:
+        return len(await stored()) == 5
+
+    first = Supervisor()
+    await first.sync()
+    await wait_for(has_five)
+    await first.stop_all()
+    # A new worker (a restart) polls the same window plus one new point.
+    state.body = [{"t": 1_700_000_000 + i, "v": i} for i in range(6)]
+    second = Supervisor()
+    await second.sync()
+
+    async def has_six() -> bool:
+        return len(await stored()) >= 6
+
+    await wait_for(has_six)
+    await asyncio.sleep(0.3)
+    await second.stop_all()
+    assert await stored() == [1_700_000_000.0 + i for i in range(6)]

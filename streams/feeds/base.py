@@ -57,6 +57,11 @@ class Feed(ABC):
         # (SSE `retry:`); None lets the worker's own backoff decide.
         self.retry_after: float | None = None
 
+    def resume_after(self, t: float) -> None:
+        """Called once before the first `batches()` with the time of the stream's newest stored
+        point; a feed that re-reads windows (poll) skips what is already stored."""
+        return None
+
     def describe(self) -> str:
         """Where this feed reads from, safe for logs (no credentials)."""
         return self.kind

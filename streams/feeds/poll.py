@@ -108,6 +108,11 @@ class PollFeed(Feed):
         self.etag: str | None = None
         self.newest_t: float | None = None
 
+    def resume_after(self, t: float) -> None:
+        # After a restart the first answer repeats a window that is already stored.
+        if self.newest_t is None or t > self.newest_t:
+            self.newest_t = t
+
     def describe(self) -> str:
         return safe_url(self.settings["url"])
 
