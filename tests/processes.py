@@ -6,6 +6,7 @@ stopped (and waited for) when the test ends.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -156,3 +157,35 @@ def sign_in(stack: Stack, username: str, password: str) -> httpx.Client:
     assert response.status_code == 302, response.text[:500]
     assert "sessionid" in client.cookies
     return client
+
+
+SEED_STREAMS = """
+import json
+from django.contrib.auth.models import User
+from streams.models import PushToken, Stream
+tokens = {}
+for spec in json.loads(SPECS):
+    viewers = spec.pop("viewers", [])
+    stream = Stream(**spec)
+    stream.full_clean()  # as admin and provision do: a bad feed setting fails the seed, not the test
+    stream.save()
+    stream.viewers.set(User.objects.filter(username__in=viewers))
+    if stream.feed_kind == "push":
+        token = PushToken(name="e2e " + stream.slug)
+        tokens[stream.slug] = token.issue()
+        token.save()
+        token.streams.add(stream)
+print("TOKENS " + json.dumps(tokens))
+"""
+
+
+def seed_streams(stack: Stack, streams: list[dict]) -> dict[str, str]:
+    """Add streams to a seeded stack: each a dict of Stream fields, plus `viewers` (user names).
+
+    Returns the push token made for each push stream, by slug (shown once, as admin does).
+    """
+    code = f"SPECS = {json.dumps(streams)!r}\n{SEED_STREAMS}"
+    result = stack.manage("shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("TOKENS "))
+    return json.loads(line.removeprefix("TOKENS "))
