@@ -100,6 +100,12 @@ else:
 # Points are coalesced per stream per tick; one frame per socket per tick at most.
 LIVECHARTS_TICK_MS = envint("LIVECHARTS_TICK_MS", 50, minimum=5)
 
+# Write broadcast points to the database (per stream: Stream.store_points); off for a
+# process that must never touch the database with points (benchmarks).
+LIVECHARTS_STORE_POINTS = envbool("LIVECHARTS_STORE_POINTS", True)
+# Seconds between prunes of stored points beyond each stream's keep_seconds / keep_points.
+LIVECHARTS_PRUNE_SECONDS = envint("LIVECHARTS_PRUNE_SECONDS", 60, minimum=1)
+
 # The push API (POST /api/streams/<slug>/points): body size, points a request, and requests a
 # second per token (bursts of twice that), per daphne process.
 LIVECHARTS_PUSH_MAX_BYTES = envint("LIVECHARTS_PUSH_MAX_BYTES", 1024 * 1024, minimum=1024)

@@ -75,6 +75,14 @@ class StreamAdmin(admin.ModelAdmin):
         ),
         ("Chart", {"fields": ("chart_type", ("window_points", "window_seconds"), ("y_title", "y_unit"))}),
         (
+            "Stored points",
+            {
+                "fields": ("store_points", ("keep_seconds", "keep_points")),
+                "description": "Points kept in the database for range views, export and restarts, "
+                "pruned in the background beyond these limits.",
+            },
+        ),
+        (
             "Access",
             {
                 "fields": ("visibility", "viewers", "viewer_groups"),

@@ -22,6 +22,7 @@ from streams.feeds.base import Point
 from streams.frames import Entry, encode_batch
 from streams.history import History, Retention, get_history
 from streams.ids import IdClock, format_id, parse_id
+from streams.store import Persister
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,17 @@ def group_name(slug: str) -> str:
 @dataclass
 class _Pending:
     retention: Retention
+    store: bool = False
     points: list[Point] = field(default_factory=list)
 
 
 class Broadcaster:
-    def __init__(self, *, history: History, tick_seconds: float, layer: Any = None) -> None:
+    def __init__(
+        self, *, history: History, tick_seconds: float, layer: Any = None, persister: Persister | None = None
+    ) -> None:
         self.history = history
+        # Writes sent batches to the database (streams/store.py); None keeps only the window.
+        self.persister = persister
         self.tick_seconds = tick_seconds
         self.layer = layer if layer is not None else get_channel_layer()
         self._pending: dict[str, _Pending] = {}
@@ -53,12 +59,16 @@ class Broadcaster:
         self._ticker: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
-    def publish(self, slug: str, points: Iterable[Point], *, retention: Retention) -> None:
-        """Queue points for the next tick. Non-finite values become gaps (None)."""
+    def publish(
+        self, slug: str, points: Iterable[Point], *, retention: Retention, store: bool = False
+    ) -> None:
+        """Queue points for the next tick. Non-finite values become gaps (None). With `store`,
+        the sent batch is also written to the database."""
         pending = self._pending.get(slug)
         if pending is None:
             pending = self._pending[slug] = _Pending(retention)
         pending.retention = retention
+        pending.store = store
         pending.points.extend(_finite(point) for point in points)
         if len(pending.points) > MAX_PENDING_POINTS:
             dropped = len(pending.points) - MAX_PENDING_POINTS
@@ -89,7 +99,7 @@ class Broadcaster:
                 except Exception:
                     # Keep the points for the next tick: a Redis blip must not lose them.
                     log.exception("stream %s: could not store or send a batch; retrying", slug)
-                    waiting = self._pending.setdefault(slug, _Pending(item.retention))
+                    waiting = self._pending.setdefault(slug, _Pending(item.retention, item.store))
                     waiting.points[:0] = item.points
 
     async def _send_batch(self, slug: str, item: _Pending) -> None:
@@ -100,6 +110,8 @@ class Broadcaster:
             clock = self._clocks[slug] = IdClock(parse_id(last) if last else None)
         entries = [Entry(id=format_id(clock.next()), point=point) for point in item.points]
         await self.history.append(slug, entries, retention=item.retention)
+        if item.store and self.persister is not None:
+            self.persister.add(slug, entries)
         prev = self._last_ids.get(slug)
         self._last_ids[slug] = entries[-1].id
         text = encode_batch(slug=slug, prev=prev, entries=entries)
@@ -137,6 +149,8 @@ class Broadcaster:
             self._ticker.cancel()
             self._ticker = None
         await self.flush()
+        if self.persister is not None:
+            await self.persister.close()
 
     def forget(self, slug: str) -> None:
         """Drop cached ids of a stream (its history was reset)."""
@@ -164,6 +178,13 @@ def get_broadcaster() -> Broadcaster:
         for stale in [known for known in _broadcasters if known.is_closed()]:
             del _broadcasters[stale]
         broadcaster = _broadcasters[loop] = Broadcaster(
-            history=get_history(), tick_seconds=settings.LIVECHARTS_TICK_MS / 1000
+            history=get_history(),
+            tick_seconds=settings.LIVECHARTS_TICK_MS / 1000,
+            persister=Persister() if settings.LIVECHARTS_STORE_POINTS else None,
         )
     return broadcaster
+
+
+def reset_broadcasters() -> None:
+    """Forget every loop's broadcaster (tests switch history backends between runs)."""
+    _broadcasters.clear()

@@ -18,6 +18,8 @@ from streams.feeds.base import FeedSettingsError
 
 MAX_WINDOW_POINTS = 100_000
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
+DEFAULT_KEEP_SECONDS = 30 * 24 * 3600
+DEFAULT_KEEP_POINTS = 5_000_000
 
 
 class StreamQuerySet(models.QuerySet["Stream"]):
@@ -70,6 +72,29 @@ class Stream(models.Model):
     )
     y_title = models.CharField("y-axis title", max_length=100, blank=True)
     y_unit = models.CharField("y-axis unit", max_length=32, blank=True)
+
+    store_points = models.BooleanField(
+        "store points",
+        default=True,
+        help_text="Keep points in the database for range views, export and restarts; "
+        "off keeps only the live window.",
+    )
+    keep_seconds = models.PositiveIntegerField(
+        "keep for (seconds)",
+        null=True,
+        blank=True,
+        default=DEFAULT_KEEP_SECONDS,
+        validators=[MinValueValidator(60)],
+        help_text="Stored points older than this are pruned; blank for no age limit.",
+    )
+    keep_points = models.PositiveBigIntegerField(
+        "keep at most (points)",
+        null=True,
+        blank=True,
+        default=DEFAULT_KEEP_POINTS,
+        validators=[MinValueValidator(1)],
+        help_text="Only the newest this many stored points are kept; blank for no count limit.",
+    )
 
     visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.SIGNED_IN)
     viewers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="viewable_streams")
@@ -170,3 +195,52 @@ class PushToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked is None
+
+
+class StoredBatchQuerySet(models.QuerySet["StoredBatch"]):
+    def overlapping(self, *, start: float | None, end: float | None) -> StoredBatchQuerySet:
+        """Batches holding any point with start <= t <= end (None: open-ended)."""
+        batches = self
+        if start is not None:
+            batches = batches.filter(t_max__gte=start)
+        if end is not None:
+            batches = batches.filter(t_min__lte=end)
+        return batches
+
+    def in_id_order(self) -> StoredBatchQuerySet:
+        return self.order_by("last_ms", "last_seq")
+
+
+class StoredBatch(models.Model):
+    """One broadcast batch of a stream, as stored: the points of one tick, columnar JSON.
+
+    A row per batch rather than per point: broadcast writes one row per stream per tick, and a
+    range read decodes a few thousand rows instead of building a million model objects. Every
+    point keeps its id (`data.ids`), so a resume "after <id>" is exact. The unique constraint
+    on the batch's last id makes a retried write a no-op.
+    """
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="stored_batches")
+    first_ms = models.BigIntegerField()
+    first_seq = models.IntegerField()
+    last_ms = models.BigIntegerField()
+    last_seq = models.IntegerField()
+    t_min = models.FloatField()
+    t_max = models.FloatField()
+    count = models.PositiveIntegerField()
+    # {"ids": [...], "t": [seconds...], "y": {"<series>": [value|null, ...]}}
+    data = models.TextField()
+
+    objects = StoredBatchQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "last_ms", "last_seq"], name="stored_batch_unique_id")
+        ]
+        indexes = [
+            models.Index(fields=["stream", "t_max"], name="stored_batch_stream_t_max"),
+            models.Index(fields=["stream", "t_min"], name="stored_batch_stream_t_min"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}: {self.count} points up to {self.last_ms}-{self.last_seq}"

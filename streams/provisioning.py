@@ -5,6 +5,7 @@ The file is `{"streams": [...]}` or a bare list; each entry declares one stream 
     slug, title, description, enabled,
     feed: {kind, ...settings of that kind},
     chart: {type, window_points, window_seconds, y_title, unit},
+    storage: {store, keep_seconds, keep_points},
     visibility: public | signed_in | restricted,
     viewers: [usernames], groups: [group names]
 
@@ -39,8 +40,20 @@ from django.db import models, transaction
 
 from streams.models import Stream
 
-STREAM_KEYS = ("slug", "title", "description", "enabled", "feed", "chart", "visibility", "viewers", "groups")
+STREAM_KEYS = (
+    "slug",
+    "title",
+    "description",
+    "enabled",
+    "feed",
+    "chart",
+    "storage",
+    "visibility",
+    "viewers",
+    "groups",
+)
 CHART_KEYS = ("type", "window_points", "window_seconds", "y_title", "unit")
+STORAGE_KEYS = ("store", "keep_seconds", "keep_points")
 # Model field -> the key a file author wrote, so an error points at their line, not our column.
 FILE_KEY = {
     "feed_kind": "feed.kind",
@@ -49,6 +62,9 @@ FILE_KEY = {
     "window_seconds": "chart.window_seconds",
     "y_title": "chart.y_title",
     "y_unit": "chart.unit",
+    "store_points": "storage.store",
+    "keep_seconds": "storage.keep_seconds",
+    "keep_points": "storage.keep_points",
 }
 # Fields compared to decide "unchanged": a re-run that changes nothing must not save (or bump `updated`).
 COMPARED_FIELDS = (
@@ -62,6 +78,9 @@ COMPARED_FIELDS = (
     "window_seconds",
     "y_title",
     "y_unit",
+    "store_points",
+    "keep_seconds",
+    "keep_points",
     "visibility",
 )
 _SETTING_PATH = re.compile(r"^[\w\[\].]+: ")
@@ -221,6 +240,11 @@ def _check(
         problems.append(f"chart: must be an object, not {chart!r}")
         chart = {}
     problems.extend(_unknown_keys(chart, CHART_KEYS, prefix="chart."))
+    storage = entry.get("storage", {})
+    if not isinstance(storage, Mapping):
+        problems.append(f"storage: must be an object, not {storage!r}")
+        storage = {}
+    problems.extend(_unknown_keys(storage, STORAGE_KEYS, prefix="storage."))
 
     slug = entry.get("slug")
     stream = (existing.get(slug) if isinstance(slug, str) else None) or Stream()
@@ -239,6 +263,9 @@ def _check(
         ("window_seconds", chart, "window_seconds", None),
         ("y_title", chart, "y_title", ""),
         ("y_unit", chart, "unit", ""),
+        ("store_points", storage, "store", True),
+        ("keep_seconds", storage, "keep_seconds", Stream._meta.get_field("keep_seconds").default),
+        ("keep_points", storage, "keep_points", Stream._meta.get_field("keep_points").default),
     )
     for name, source, key, default in specs:
         if source is None:  # no feed object: already reported

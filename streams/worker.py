@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
@@ -26,6 +27,7 @@ from streams.feeds.base import Batch, Feed
 from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
 from streams.leases import Leases
+from streams.store import prune_stream, read_after
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ RESCAN_SECONDS = 1.0
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
 STOP_TIMEOUT = 5.0
+# A window with no count limit is refilled with at most this many stored points.
+WARM_MAX_POINTS = 100_000
 # Changed counters reach viewers at most this often, and the stored status (pages, admin) at
 # most every STORE_SECONDS; state changes go out at once.
 STATUS_SECONDS = 5.0
@@ -54,6 +58,7 @@ class StreamSpec:
     kind: str
     settings_json: str
     retention: Retention
+    store: bool = False
 
     @classmethod
     def of(cls, stream: Any) -> StreamSpec:
@@ -62,6 +67,7 @@ class StreamSpec:
             kind=stream.feed_kind,
             settings_json=json.dumps(stream.feed_settings, sort_keys=True),
             retention=Retention.of(stream),
+            store=stream.store_points,
         )
 
 
@@ -69,6 +75,12 @@ def load_specs() -> dict[str, StreamSpec]:
     from streams.models import Stream
 
     return {stream.slug: StreamSpec.of(stream) for stream in Stream.objects.pulled()}
+
+
+def prune_streams(slugs: list[str]) -> int:
+    from streams.models import Stream
+
+    return sum(prune_stream(stream) for stream in Stream.objects.filter(slug__in=slugs, store_points=True))
 
 
 class Supervisor:
@@ -80,6 +92,7 @@ class Supervisor:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Keep the running feeds in step with the database until `stop` is set."""
         stop = stop or asyncio.Event()
+        pruner = asyncio.get_running_loop().create_task(self.prune_forever(), name="prune")
         try:
             while not stop.is_set():
                 try:
@@ -89,7 +102,24 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESCAN_SECONDS)
         finally:
+            pruner.cancel()
+            with contextlib.suppress(BaseException):
+                await pruner
             await self.stop_all()
+
+    async def prune_forever(self) -> None:
+        """Prune the stored points of the streams this worker runs, every LIVECHARTS_PRUNE_SECONDS.
+        In a thread, in small chunks: ingest never waits for it."""
+        while True:
+            await asyncio.sleep(settings.LIVECHARTS_PRUNE_SECONDS)
+            slugs = [slug for slug, (spec, _) in self.tasks.items() if spec.store]
+            try:
+                deleted = await database_sync_to_async(prune_streams)(slugs)
+            except Exception:
+                log.exception("could not prune stored points; trying again later")
+                continue
+            if deleted:
+                log.info("pruned %d stored batches", deleted)
 
     async def sync(self) -> None:
         """Start, restart and stop feed tasks to match the enabled streams we hold leases on."""
@@ -156,6 +186,8 @@ class Supervisor:
             await asyncio.Event().wait()
             return
         health.stall_after = feed.stall_seconds()
+        if spec.store:
+            await self.warm_history(spec, broadcaster)
         await self.resume(feed, spec.slug, broadcaster)
         attempt = 0
         while True:
@@ -165,7 +197,7 @@ class Supervisor:
                 async for batch in self.watch(feed, health, spec=spec, broadcaster=broadcaster):
                     if batch:
                         attempt = 0
-                        broadcaster.publish(spec.slug, batch, retention=spec.retention)
+                        broadcaster.publish(spec.slug, batch, retention=spec.retention, store=spec.store)
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
                 raise
@@ -180,6 +212,25 @@ class Supervisor:
                 health.failed(message, retry_at=time.time() + delay, now=time.time())
                 await self.report(broadcaster, spec.slug, health)
                 await asyncio.sleep(delay)
+
+    @staticmethod
+    async def warm_history(spec: StreamSpec, broadcaster: Broadcaster) -> None:
+        """Refill an empty live window from the database (the in-process window after a
+        restart of `serve`), so viewers get their backfill and ids carry on in order."""
+        history = broadcaster.history
+        try:
+            if await history.last_entry(spec.slug) is not None:
+                return
+            limit = spec.retention.points or WARM_MAX_POINTS
+            entries = await database_sync_to_async(read_after)(spec.slug, after=None, limit=limit)
+            oldest_ms = spec.retention.oldest_kept_ms()
+            if oldest_ms is not None:
+                entries = [entry for entry in entries if entry.point.t * 1000 >= oldest_ms]
+            if entries:
+                await history.append(spec.slug, entries, retention=spec.retention)
+                log.info("stream %s: live window refilled with %d stored points", spec.slug, len(entries))
+        except Exception:
+            log.exception("stream %s: could not refill the live window from the database", spec.slug)
 
     @staticmethod
     async def resume(feed: Feed, slug: str, broadcaster: Broadcaster) -> None:

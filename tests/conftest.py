@@ -10,6 +10,7 @@ import redis as redis_sync
 from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
+from streams.broadcast import reset_broadcasters
 from streams.history import reset_history
 from streams.inbox import reset_inbox
 from tests.processes import STACK_PASSWORD, Stack, make_stack
@@ -46,10 +47,12 @@ def redis_layer(settings, redis_prefix: str) -> Iterator[str]:
     channel_layers.backends = {}
     reset_history()
     reset_inbox()
+    reset_broadcasters()
     yield url
     channel_layers.backends = {}
     reset_history()
     reset_inbox()
+    reset_broadcasters()
 
 
 @pytest.fixture
@@ -60,10 +63,12 @@ def memory_layer(settings) -> Iterator[None]:
     channel_layers.backends = {}
     reset_history()
     reset_inbox()
+    reset_broadcasters()
     yield
     channel_layers.backends = {}
     reset_history()
     reset_inbox()
+    reset_broadcasters()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -29,6 +29,9 @@ def form(**overrides: Any) -> dict[str, Any]:
         "feed_settings": json.dumps({"rate": 20, "series": ["inlet", "outlet"]}),
         "chart_type": "line",
         "window_points": "1000",
+        "store_points": "on",
+        "keep_seconds": "2592000",
+        "keep_points": "5000000",
         "window_seconds": "",
         "y_title": "Temperature",
         "y_unit": "°C",
@@ -64,7 +67,7 @@ def test_changelist_search_finds_by_slug(admin_client: Client, streams):
 def test_add_form_shows_the_sections_and_a_roomy_json_box(admin_client: Client):
     body = admin_client.get(ADD_URL).content.decode()
     headings = re.findall(r'<h2[^>]*class="fieldset-heading">([^<]*)</h2>', body)
-    assert headings == ["Stream", "Feed", "Chart", "Access"]
+    assert headings == ["Stream", "Feed", "Chart", "Stored points", "Access"]
     assert re.search(r'<textarea name="feed_settings"[^>]*rows="14"', body)
     # filter_horizontal: the two-box chooser, not a bare multi-select.
     assert re.search(r'<select name="viewers"[^>]*class="selectfilter"[^>]*data-is-stacked="0"', body)
@@ -74,7 +77,7 @@ def test_add_form_shows_the_sections_and_a_roomy_json_box(admin_client: Client):
 def test_change_form_also_shows_when_the_stream_was_created_and_updated(admin_client: Client, streams):
     body = admin_client.get(reverse("admin:streams_stream_change", args=[streams[0].pk])).content.decode()
     headings = re.findall(r'<h2[^>]*class="fieldset-heading">([^<]*)</h2>', body)
-    assert headings == ["Stream", "Feed", "Chart", "Access", "History"]
+    assert headings == ["Stream", "Feed", "Chart", "Stored points", "Access", "History"]
 
 
 @pytest.mark.parametrize(

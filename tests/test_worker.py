@@ -221,3 +221,58 @@ async def test_a_restarted_poll_feed_does_not_store_the_window_it_already_stored
     await asyncio.sleep(0.3)
     await second.stop_all()
     assert await stored() == [1_700_000_000.0 + i for i in range(6)]
+
+
+async def test_points_are_stored_and_a_restarted_serve_refills_its_window_from_the_database(memory_layer):
+    from streams.broadcast import reset_broadcasters
+    from streams.history import reset_history
+    from streams.models import StoredBatch
+
+    await database_sync_to_async(Stream.objects.create)(
+        slug="kept", title="Kept", feed_settings={"rate": 50}, window_points=500
+    )
+    first = Supervisor()
+    await first.sync()
+
+    async def stored_some() -> bool:
+        return await StoredBatch.objects.filter(stream__slug="kept").acount() >= 3
+
+    await wait_for(stored_some)
+    await first.stop_all()  # flushes what waits for the database
+    before = await get_history().read("kept", after=None, retention=Retention(points=500))
+    stored = await database_sync_to_async(lambda: sum(StoredBatch.objects.values_list("count", flat=True)))()
+    assert stored == len(before.entries)
+
+    reset_history()  # what a restart of `serve` does to the in-process window
+    reset_broadcasters()
+    second = Supervisor()
+    await second.sync()
+
+    async def refilled_and_moving() -> bool:
+        backfill = await get_history().read("kept", after=None, retention=Retention(points=500))
+        return len(backfill.entries) > len(before.entries)
+
+    await wait_for(refilled_and_moving)
+    await second.stop_all()
+    after = await get_history().read("kept", after=None, retention=Retention(points=500))
+    ids = [entry.id for entry in after.entries]
+    assert ids[: len(before.entries)] == [entry.id for entry in before.entries]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))  # ids carry on in order
+
+
+async def test_a_stream_that_does_not_store_points_writes_nothing(memory_layer):
+    from streams.models import StoredBatch
+
+    await database_sync_to_async(Stream.objects.create)(
+        slug="fleeting", title="Fleeting", feed_settings={"rate": 50}, store_points=False
+    )
+    supervisor = Supervisor()
+    await supervisor.sync()
+
+    async def live() -> bool:
+        backfill = await get_history().read("fleeting", after=None, retention=Retention())
+        return len(backfill.entries) >= 5
+
+    await wait_for(live)
+    await supervisor.stop_all()
+    assert await StoredBatch.objects.acount() == 0

@@ -1,0 +1,254 @@
+"""Points kept in the database: written in batches behind broadcast, read for ranges and resumes.
+
+Broadcast hands every sent batch to a Persister, which writes them from a thread in bulk, once
+a second, so ingest never waits for the database (SQLite allows one writer at a time; a slow
+disk must not slow the live path). A failed write is kept and retried; what is queued is
+written on shutdown. Pruning (`prune_stream`) deletes in small chunks for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+
+from streams.feeds.base import Point
+from streams.frames import Entry
+from streams.ids import IdKey, parse_id
+
+log = logging.getLogger(__name__)
+
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+FLUSH_SECONDS = 1.0
+# Rows waiting for the database, across streams; past this the oldest are dropped (and logged):
+# a database that is down for long must not eat the worker's memory.
+MAX_WAITING_BATCHES = 100_000
+BULK_SIZE = 500
+PRUNE_CHUNK = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    ids: list[str]
+    t: list[float]
+    y: dict[str, list[float | None]]
+
+    def entries(self) -> list[Entry]:
+        series = self.y.items()
+        return [
+            Entry(id=point_id, point=Point(t=t, values={name: column[index] for name, column in series}))
+            for index, (point_id, t) in enumerate(zip(self.ids, self.t, strict=True))
+        ]
+
+
+def encode_entries(entries: Sequence[Entry]) -> str:
+    """Columnar JSON of a batch, with every point's id (times in seconds, as stored)."""
+    series: dict[str, list[float | None]] = {}
+    for index, entry in enumerate(entries):
+        for name in entry.point.values:
+            if name not in series:
+                series[name] = [None] * index
+        for name, column in series.items():
+            column.append(entry.point.values.get(name))
+    return _compact({"ids": [e.id for e in entries], "t": [e.point.t for e in entries], "y": series})
+
+
+def decode(data: str) -> DecodedBatch:
+    raw = json.loads(data)
+    return DecodedBatch(ids=raw["ids"], t=raw["t"], y=raw["y"])
+
+
+def batch_row(stream_id: int, entries: Sequence[Entry]) -> Any:
+    from streams.models import StoredBatch
+
+    first, last = parse_id(entries[0].id), parse_id(entries[-1].id)
+    times = [entry.point.t for entry in entries]
+    return StoredBatch(
+        stream_id=stream_id,
+        first_ms=first[0],
+        first_seq=first[1],
+        last_ms=last[0],
+        last_seq=last[1],
+        t_min=min(times),
+        t_max=max(times),
+        count=len(entries),
+        data=encode_entries(entries),
+    )
+
+
+# Sync reads and writes (call through database_sync_to_async from async code) ----------------
+
+
+def stream_ids(slugs: Sequence[str]) -> dict[str, int]:
+    """The primary keys of the streams that still exist and store points."""
+    from streams.models import Stream
+
+    return dict(Stream.objects.filter(slug__in=slugs, store_points=True).values_list("slug", "pk"))
+
+
+def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
+    """Write batches of (slug, entries); a batch already stored is skipped. Returns rows written."""
+    from streams.models import StoredBatch
+
+    ids = stream_ids(sorted({slug for slug, _ in batches}))
+    rows = [batch_row(ids[slug], entries) for slug, entries in batches if slug in ids and entries]
+    with transaction.atomic():
+        StoredBatch.objects.bulk_create(rows, batch_size=BULK_SIZE, ignore_conflicts=True)
+    return len(rows)
+
+
+def read_after(slug: str, *, after: str | None, limit: int) -> list[Entry]:
+    """Stored points after the id `after` (all, when None), oldest first, at most the newest `limit`."""
+    from streams.models import StoredBatch
+
+    batches = StoredBatch.objects.filter(stream__slug=slug)
+    if after is not None:
+        ms, seq = parse_id(after)
+        batches = batches.filter(last_ms__gt=ms) | batches.filter(last_ms=ms, last_seq__gt=seq)
+    # Newest first, so `limit` keeps the newest points; reversed to oldest first below.
+    picked: list[Entry] = []
+    after_key = None if after is None else parse_id(after)
+    for data in (
+        batches.order_by("-last_ms", "-last_seq").values_list("data", flat=True).iterator(chunk_size=200)
+    ):
+        entries = decode(data).entries()
+        if after_key is not None:
+            entries = [entry for entry in entries if parse_id(entry.id) > after_key]
+        picked[:0] = entries
+        if len(picked) >= limit:
+            return picked[-limit:]
+    return picked
+
+
+def last_stored(slug: str) -> Entry | None:
+    from streams.models import StoredBatch
+
+    data = (
+        StoredBatch.objects.filter(stream__slug=slug)
+        .order_by("-last_ms", "-last_seq")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return None if data is None else decode(data).entries()[-1]
+
+
+def iter_range(stream_id: int, *, start: float | None, end: float | None) -> Iterator[DecodedBatch]:
+    """Every stored batch with a point in [start, end], in id order, without loading them all."""
+    from streams.models import StoredBatch
+
+    rows = (
+        StoredBatch.objects.filter(stream_id=stream_id)
+        .overlapping(start=start, end=end)
+        .in_id_order()
+        .values_list("data", flat=True)
+    )
+    for data in rows.iterator(chunk_size=500):
+        yield decode(data)
+
+
+def prune_stream(stream: Any, *, now: float | None = None) -> int:
+    """Delete the stream's stored points beyond its keep_seconds / keep_points, in small
+    chunks (each its own short transaction). Returns the number of batches deleted."""
+    from streams.models import StoredBatch
+
+    now = time.time() if now is None else now
+    batches = StoredBatch.objects.filter(stream_id=stream.pk)
+    doomed_before: IdKey | None = None  # delete every batch whose last id is below this
+    if stream.keep_points is not None:
+        kept = 0
+        rows = batches.order_by("-last_ms", "-last_seq").values_list("last_ms", "last_seq", "count")
+        for last_ms, last_seq, count in rows.iterator(chunk_size=5_000):
+            if kept >= stream.keep_points:
+                doomed_before = (last_ms, last_seq + 1)
+                break
+            kept += count
+    deleted = 0
+    if stream.keep_seconds is not None:
+        deleted += _delete_in_chunks(batches.filter(t_max__lt=now - stream.keep_seconds))
+    if doomed_before is not None:
+        ms, seq = doomed_before
+        deleted += _delete_in_chunks(
+            batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
+        )
+    return deleted
+
+
+def _delete_in_chunks(queryset: Any) -> int:
+    from streams.models import StoredBatch
+
+    deleted = 0
+    while True:
+        pks = list(queryset.values_list("pk", flat=True)[:PRUNE_CHUNK])
+        if not pks:
+            return deleted
+        deleted += StoredBatch.objects.filter(pk__in=pks).delete()[0]
+
+
+# The async side: a write-behind queue in the broadcaster -----------------------------------
+
+
+class Persister:
+    """Queues sent batches and writes them from a thread about once a second."""
+
+    def __init__(self, *, flush_seconds: float = FLUSH_SECONDS) -> None:
+        self.flush_seconds = flush_seconds
+        self._waiting: list[tuple[str, list[Entry]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def add(self, slug: str, entries: Sequence[Entry]) -> None:
+        self._waiting.append((slug, list(entries)))
+        if len(self._waiting) > MAX_WAITING_BATCHES:
+            dropped = len(self._waiting) - MAX_WAITING_BATCHES
+            del self._waiting[:dropped]
+            log.error("the database is not taking points: dropped the %d oldest waiting batches", dropped)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def _run(self) -> None:
+        failures = 0
+        while self._waiting:
+            await asyncio.sleep(self.flush_seconds if failures == 0 else min(30.0, 2.0**failures))
+            try:
+                await self.flush()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("could not store %d batches; retrying", len(self._waiting))
+
+    async def flush(self) -> None:
+        """Write everything waiting now; on failure it stays queued (and the error is raised)."""
+        async with self._lock:
+            taken, self._waiting = self._waiting, []
+            if not taken:
+                return
+            try:
+                await database_sync_to_async(save_batches)(taken)
+            except BaseException:
+                self._waiting[:0] = taken
+                raise
+
+    async def close(self) -> None:
+        """Write what is queued (one attempt) and stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("could not store %d batches at shutdown", len(self._waiting))

@@ -1,0 +1,126 @@
+"""Stored points: batch writes that a retry cannot duplicate, exact resumes, ranges, pruning.
+
+Runs on SQLite and again on PostgreSQL (make test)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+
+from streams.feeds.base import Point
+from streams.frames import Entry
+from streams.ids import IdClock, format_id
+from streams.models import StoredBatch, Stream
+from streams.store import Persister, iter_range, last_stored, prune_stream, read_after, save_batches
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def batches_of(clock: IdClock, sizes: list[int], *, start: float = 1_700_000_000.0) -> list[list[Entry]]:
+    out, t = [], start
+    for size in sizes:
+        batch = []
+        for _ in range(size):
+            batch.append(
+                Entry(id=format_id(clock.next()), point=Point(t=t, values={"a": t - start, "b": None}))
+            )
+            t += 1
+        out.append(batch)
+    return out
+
+
+@pytest.fixture
+def stream() -> Stream:
+    return Stream.objects.create(slug="stored", title="Stored")
+
+
+def test_a_batch_written_twice_is_stored_once(stream):
+    batch = batches_of(IdClock(), [3])[0]
+    save_batches([("stored", batch)])
+    save_batches([("stored", batch)])  # a retry after a write that did land
+    assert StoredBatch.objects.count() == 1
+    row = StoredBatch.objects.get()
+    assert (row.count, row.t_min, row.t_max) == (3, 1_700_000_000.0, 1_700_000_002.0)
+
+
+def test_streams_that_do_not_store_or_no_longer_exist_are_skipped(stream):
+    Stream.objects.create(slug="window-only", title="Window only", store_points=False)
+    batch = batches_of(IdClock(), [2])[0]
+    written = save_batches([("stored", batch), ("window-only", batch), ("deleted-meanwhile", batch)])
+    assert written == 1 and StoredBatch.objects.get().stream == stream
+
+
+def test_read_after_resumes_exactly_even_inside_a_batch_and_keeps_the_newest(stream):
+    batches = batches_of(IdClock(), [3, 3, 3])
+    save_batches([("stored", batch) for batch in batches])
+    everything = [entry for batch in batches for entry in batch]
+    assert read_after("stored", after=None, limit=100) == everything
+    assert read_after("stored", after=everything[4].id, limit=100) == everything[5:]
+    assert read_after("stored", after=everything[-1].id, limit=100) == []
+    assert read_after("stored", after=None, limit=4) == everything[-4:]
+    assert last_stored("stored") == everything[-1]
+    assert read_after("other", after=None, limit=10) == [] and last_stored("other") is None
+
+
+def test_iter_range_yields_only_batches_with_points_in_the_range(stream):
+    batches = batches_of(IdClock(), [10, 10, 10])  # t = start + 0..29
+    save_batches([("stored", batch) for batch in batches])
+    start = 1_700_000_000.0
+    picked = list(iter_range(stream.pk, start=start + 12, end=start + 15))
+    assert [decoded.ids for decoded in picked] == [[entry.id for entry in batches[1]]]
+    assert len(list(iter_range(stream.pk, start=None, end=None))) == 3
+    assert list(iter_range(stream.pk, start=start + 100, end=None)) == []
+
+
+def test_prune_keeps_the_newest_points_by_count(stream):
+    stream.keep_points, stream.keep_seconds = 25, None
+    stream.save()
+    save_batches([("stored", batch) for batch in batches_of(IdClock(), [10] * 6)])
+    assert prune_stream(stream) == 3
+    kept = read_after("stored", after=None, limit=1000)
+    # Whole batches go: at least 25 newest points stay, fewer than 25 + one batch.
+    assert 25 <= len(kept) < 35 and kept[-1].point.t == 1_700_000_059.0
+
+
+def test_prune_drops_points_older_than_keep_seconds(stream):
+    now = time.time()
+    stream.keep_points, stream.keep_seconds = None, 3600
+    stream.save()
+    clock = IdClock()
+    old = batches_of(clock, [5, 5], start=now - 7200)
+    fresh = batches_of(clock, [5], start=now - 60)
+    save_batches([("stored", batch) for batch in old])
+    save_batches([("stored", fresh[0])])
+    assert prune_stream(stream, now=now) == 2
+    assert [entry.point.t for entry in read_after("stored", after=None, limit=100)] == [
+        entry.point.t for entry in fresh[0]
+    ]
+
+
+def test_prune_with_no_limits_keeps_everything(stream):
+    stream.keep_points = stream.keep_seconds = None
+    stream.save()
+    save_batches([("stored", batch) for batch in batches_of(IdClock(), [10] * 3)])
+    assert prune_stream(stream) == 0 and StoredBatch.objects.count() == 3
+
+
+async def test_the_persister_writes_behind_and_flushes_what_waits_on_close(stream):
+    persister = Persister(flush_seconds=0.05)
+    batches = batches_of(IdClock(), [2, 2])
+    persister.add("stored", batches[0])
+    async with asyncio.timeout(10):
+        while await StoredBatch.objects.acount() < 1:
+            await asyncio.sleep(0.02)
+    persister.flush_seconds = 60  # the second batch would wait a minute: close writes it now
+    persister.add("stored", batches[1])
+    await persister.close()
+    assert await StoredBatch.objects.acount() == 2 and persister.waiting == 0
+
+
+async def test_deleting_a_stream_deletes_its_stored_points(stream):
+    await database_sync_to_async(save_batches)([("stored", batches_of(IdClock(), [3])[0])])
+    await stream.adelete()
+    assert await StoredBatch.objects.acount() == 0
