@@ -244,3 +244,178 @@ class StoredBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_id}: {self.count} points up to {self.last_ms}-{self.last_seq}"
+
+
+MAX_DASHBOARD_COLUMNS = 24
+MAX_PANEL_HEIGHT = 4
+MAX_CANDLE_SECONDS = 7 * 24 * 3600
+
+
+class DashboardQuerySet(models.QuerySet["Dashboard"]):
+    def visible_to(self, user: Any) -> DashboardQuerySet:
+        return self.filter(access.visibility_filter(user, model=Dashboard))
+
+
+class Dashboard(models.Model):
+    """Panels of charts on one page, over one socket. Who may open it follows the same rule as a
+    stream (streams/access.py); each panel then shows only to those who may see all its streams."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    visibility = models.CharField(
+        max_length=16, choices=Stream.Visibility.choices, default=Stream.Visibility.SIGNED_IN
+    )
+    viewers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="viewable_dashboards")
+    viewer_groups = models.ManyToManyField(Group, blank=True, related_name="viewable_dashboards")
+    columns = models.PositiveSmallIntegerField(
+        default=12,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DASHBOARD_COLUMNS)],
+        help_text="Width of the grid; each panel spans some of these columns.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = DashboardQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("dashboard-detail", args=[self.slug])
+
+
+class Panel(models.Model):
+    """One chart of a dashboard: one or more streams drawn one way, placed on the grid."""
+
+    class ChartType(models.TextChoices):
+        LINE = "line", "Line"
+        AREA = "area", "Area"
+        SCATTER = "scatter", "Scatter"
+        BAR = "bar", "Bar"
+        GAUGE = "gauge", "Gauge / big number (last value)"
+        CANDLESTICK = "candlestick", "Candlestick (OHLC per interval)"
+
+    # Chart types that show one series of one stream.
+    SINGLE_SERIES = (ChartType.GAUGE, ChartType.CANDLESTICK)
+
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="panels")
+    position = models.PositiveIntegerField(default=0, help_text="Panels are laid out in this order.")
+    title = models.CharField(max_length=200, blank=True, help_text="Blank: the titles of its streams.")
+    chart_type = models.CharField(max_length=16, choices=ChartType.choices, default=ChartType.LINE)
+    streams = models.ManyToManyField(Stream, through="PanelStream", related_name="panels")
+    series = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Show only this series. Gauges and candlesticks need one: blank is allowed "
+        "when the stream has a single series.",
+    )
+    width = models.PositiveSmallIntegerField(
+        default=6, validators=[MinValueValidator(1)], help_text="Grid columns the panel spans."
+    )
+    height = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PANEL_HEIGHT)],
+        help_text="Rows (about 300 px each).",
+    )
+    candle_seconds = models.PositiveIntegerField(
+        "candle interval (seconds)",
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CANDLE_SECONDS)],
+        help_text="Candlestick only: the ticks of each interval make one candle.",
+    )
+    gauge_min = models.FloatField(null=True, blank=True, help_text="Gauge only: both set draw a dial.")
+    gauge_max = models.FloatField(null=True, blank=True, help_text="Neither set: a big number.")
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.title or f"panel {self.position}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        columns = self._columns()
+        if columns is not None and self.width is not None and self.width > columns:
+            errors["width"] = f"At most the dashboard's {columns} columns, not {self.width}."
+        if self.chart_type == self.ChartType.GAUGE:
+            low, high = self.gauge_min, self.gauge_max
+            if (low is None) != (high is None):
+                errors["gauge_max" if high is None else "gauge_min"] = (
+                    "Set both gauge min and max for a dial, or neither for a big number."
+                )
+            elif low is not None and high is not None and low >= high:
+                errors["gauge_max"] = f"Must be above gauge min ({low:g}), not {high:g}."
+        if errors:
+            raise ValidationError(errors)
+
+    def _columns(self) -> int | None:
+        # The dashboard being edited alongside (admin inline, provisioning) may be unsaved.
+        if self.dashboard_id is None and not Panel.dashboard.is_cached(self):
+            return None
+        return self.dashboard.columns
+
+    def clean_streams(self, streams: list[Stream]) -> None:
+        """Check the panel's streams (not part of clean(): they are set after the panel is saved)."""
+        if not streams:
+            raise ValidationError({"streams": "Choose at least one stream."})
+        if self.chart_type in self.SINGLE_SERIES:
+            if len(streams) != 1:
+                raise ValidationError(
+                    {
+                        "streams": f"A {self.chart_type} panel shows one series of one stream: "
+                        f"choose exactly one stream, not {len(streams)}."
+                    }
+                )
+            known = streams[0].series_names
+            if not self.series and len(known) > 1:
+                raise ValidationError(
+                    {
+                        "series": f"Stream “{streams[0].slug}” has {len(known)} series "
+                        f"({', '.join(known)}): name the one to show."
+                    }
+                )
+        if self.series:
+            # Streams that declare no series up front (names read from the data) cannot be checked.
+            lacking = [s for s in streams if s.series_names and self.series not in s.series_names]
+            if lacking:
+                where = "; ".join(f"“{s.slug}” has {', '.join(s.series_names)}" for s in lacking)
+                raise ValidationError({"series": f"No series “{self.series}” on every stream: {where}."})
+
+    def ordered_streams(self) -> list[Stream]:
+        """The panel's streams in their order (uses a prefetch of `links` when there is one)."""
+        return [link.stream for link in self.links.all()]
+
+    def set_streams(self, streams: list[Stream]) -> None:
+        """Put exactly these streams on the panel, in this order."""
+        PanelStream.objects.filter(panel=self).delete()
+        PanelStream.objects.bulk_create(
+            PanelStream(panel=self, stream=stream, position=index) for index, stream in enumerate(streams)
+        )
+
+    def display_title(self, streams: list[Stream] | None = None) -> str:
+        if self.title:
+            return self.title
+        streams = self.ordered_streams() if streams is None else streams
+        names = " · ".join(stream.title for stream in streams)
+        return f"{names}: {self.series}" if self.series else names
+
+
+class PanelStream(models.Model):
+    """A stream on a panel, in order: its traces come in this order, and so do the colours."""
+
+    panel = models.ForeignKey(Panel, on_delete=models.CASCADE, related_name="links")
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="panel_links")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [models.UniqueConstraint(fields=["panel", "stream"], name="panel_stream_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id} on panel {self.panel_id}"

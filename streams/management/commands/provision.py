@@ -1,4 +1,4 @@
-"""`manage.py provision FILE`: create or update streams from a YAML or JSON file."""
+"""`manage.py provision FILE`: create or update streams and dashboards from a YAML or JSON file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from streams.provisioning import ProvisionError, ProvisionReport, load_file, pro
 
 class Command(BaseCommand):
     help = (
-        "Create or update streams from a YAML or JSON file ({'streams': [...]} or a bare list). "
+        "Create or update streams and dashboards from a YAML or JSON file "
+        "({'streams': [...], 'dashboards': [...]}, either or both, or a bare list of streams). "
         "Idempotent; all or nothing: a file with any error changes nothing. "
         "Streams not in the file are left alone (never deleted)."
     )
@@ -38,10 +39,17 @@ def write_report(
 ) -> None:
     """Print what a provision run did (shared with `manage.py demo`)."""
     if verbosity >= 1:
-        for label, slugs in (("created", report.created), ("updated", report.updated)):
+        for label, slugs in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("created dashboard", report.dashboards_created),
+            ("updated dashboard", report.dashboards_updated),
+        ):
             for slug in slugs:
                 command.stdout.write(f"  {label} {slug}")
         if report.groups_created:
             command.stdout.write(f"  created groups: {', '.join(report.groups_created)}")
     suffix = " (dry run: nothing written)" if dry_run else ""
     command.stdout.write(command.style.SUCCESS(f"Streams: {report.summary()}{suffix}"))
+    if report.has_dashboards:
+        command.stdout.write(command.style.SUCCESS(f"Dashboards: {report.dashboard_summary()}{suffix}"))
