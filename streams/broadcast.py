@@ -8,6 +8,7 @@ once, and sent to its group as one message. Consumers join those texts into fram
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -146,7 +147,12 @@ class Broadcaster:
     async def close(self) -> None:
         """Flush what is queued and stop the ticker."""
         if self._ticker is not None:
-            self._ticker.cancel()
+            # Cancel it only between flushes: a flush cut short would lose the batches it had
+            # taken (seen as the last pushed point missing after an ingest restart).
+            async with self._flush_lock:
+                self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
             self._ticker = None
         await self.flush()
         if self.persister is not None:

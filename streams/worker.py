@@ -24,8 +24,10 @@ from django.conf import settings
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
 from streams.feeds.base import Batch, Feed
+from streams.feeds.push import PushFeed
 from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
+from streams.inbox import Delivery, get_inbox
 from streams.leases import Leases
 from streams.store import prune_stream, read_after
 
@@ -148,11 +150,34 @@ class Supervisor:
             _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in stuck:
                 log.warning("feed task %s did not stop within %s s", task.get_name(), STOP_TIMEOUT)
+        drained = await self.drain_inboxes()
         if self.broadcaster is not None:
             await self.broadcaster.close()
+        for slug, delivery in drained:
+            with contextlib.suppress(Exception):
+                await get_inbox().done(slug, delivery)
         # Hand the streams over at once rather than after the leases expire.
         await self.leases.release(self.tasks)
         self.tasks.clear()
+
+    async def drain_inboxes(self) -> list[tuple[str, Delivery]]:
+        """Publish what push requests left in the inboxes of the push streams we ran: they were
+        acknowledged (202), so a stop must not lose them (the in-process inbox dies with us)."""
+        drained: list[tuple[str, Delivery]] = []
+        if self.broadcaster is None:
+            return drained
+        for slug, (spec, _) in self.tasks.items():
+            if spec.kind != PushFeed.kind:
+                continue
+            try:
+                delivery = await get_inbox().take(slug, wait=0.01)
+            except Exception:
+                log.exception("stream %s: could not drain the push inbox at stop", slug)
+                continue
+            if delivery is not None and delivery.points:
+                self.broadcaster.publish(slug, delivery.points, retention=spec.retention, store=spec.store)
+                drained.append((slug, delivery))
+        return drained
 
     @staticmethod
     async def report(broadcaster: Broadcaster, slug: str, health: FeedHealth, *, notify: bool = True) -> None:
