@@ -7,6 +7,7 @@
 import { Backoff } from "./backoff.js";
 import { describeHealth } from "./health.js";
 import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
+import { RangeView } from "./rangeview.js";
 import { cutoffFor, planExtend, trimBuffer } from "./window.js";
 
 /* global Plotly */
@@ -57,6 +58,10 @@ class Chart {
     /** @type {number|null} */
     this.newestX = null;
     this.stopped = false;
+    /** true while a range view (rangeview.js) shows stored points: live batches are not applied */
+    this.ranged = false;
+    /** true from a fresh subscribe until its "subscribed": batches before it are the old subscription's */
+    this.awaitingSubscribed = false;
   }
 
   /** @param {any} figure */
@@ -92,8 +97,18 @@ class Chart {
     hooks.lastIds[this.slug] = null;
   }
 
+  /** Back from a range view: start over from the server's whole window (then live, no gap). */
+  restartLive() {
+    this.ranged = false;
+    this.reset();
+    // Batches of the still-open subscription may be on their way: taken first (lastId is null),
+    // they would make the backfill's older ids look seen. Everything they hold is in the backfill.
+    this.awaitingSubscribed = true;
+  }
+
   /** One Plotly update for everything buffered since the last frame. */
   draw() {
+    if (this.ranged) return; // the range view owns the traces; restartLive empties them
     const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
     const plan = planExtend({
       traceNames: data.map((trace) => trace.name),
@@ -133,6 +148,17 @@ class Page {
     if (this.health) window.setInterval(() => this.showHealth(), 1000);
     /** @type {number|undefined} */
     this.bannerTimer = undefined;
+    /** @type {"live"|"range"} a range view shows stored points: the badge says "range" */
+    this.view = "live";
+    /** @type {number|undefined} */
+    this.retryAt = undefined;
+  }
+
+  /** @param {"live"|"range"} view */
+  setView(view) {
+    this.view = view;
+    document.body.dataset.view = view;
+    this.setConnection(hooks.socketState, this.retryAt);
   }
 
   /**
@@ -144,7 +170,16 @@ class Page {
     document.body.dataset.connection = state;
     window.clearInterval(this.countdown);
     this.countdown = undefined;
+    this.retryAt = retryAt;
     if (!this.connectionBadge) return;
+    if (this.view === "range") {
+      // Stored points are on screen, not the socket's; it stays open for the way back to live.
+      this.connectionBadge.dataset.state = "range";
+      this.connectionBadge.textContent = "range";
+      this.connectionBadge.title = `Showing stored points; the live connection is ${state}`;
+      return;
+    }
+    this.connectionBadge.title = "Connection to the server";
     this.connectionBadge.dataset.state = state;
     if (state === "reconnecting" && retryAt !== undefined) {
       const show = () => {
@@ -316,7 +351,10 @@ class Connection {
         this.onPoints(frame.data ?? []);
         break;
       case "subscribed":
-        this.withChart(frame.stream, (chart) => this.page.setFeed(chart.slug, frame.status));
+        this.withChart(frame.stream, (chart) => {
+          chart.awaitingSubscribed = false;
+          this.page.setFeed(chart.slug, frame.status);
+        });
         break;
       case "status":
         this.withChart(frame.stream, (chart) => this.page.setFeed(chart.slug, frame));
@@ -348,7 +386,7 @@ class Connection {
     const now = performance.now();
     for (const batch of batches) {
       const chart = this.charts.get(batch?.stream);
-      if (!chart || chart.stopped) continue;
+      if (!chart || chart.stopped || chart.ranged || chart.awaitingSubscribed) continue;
       const decision = decideBatch(chart, batch, now);
       if (decision === "apply") {
         chart.take(batch);
@@ -426,6 +464,7 @@ async function main() {
     page.pauseButton.setAttribute("aria-pressed", String(paused));
     page.pauseButton.textContent = paused ? "Resume" : "Pause";
   });
+  new RangeView({ chart, connection, page, hooks }).attach();
   connection.connect();
 }
 

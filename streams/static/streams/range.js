@@ -313,6 +313,7 @@ export function describeFailure({ status = 0, body = null, error = null }) {
   if (status === 403) return "You may no longer see this stream: ask an operator for access, then reload.";
   if (status === 404) return "This stream is gone: there is nothing stored to show.";
   if (status === 400) return `The server refused this range: ${said ?? "bad request"}.`;
+  if (status >= 200 && status < 300) return `The server's answer could not be read${said ? `: ${said}` : ""}.`;
   if (status >= 500) return `The server could not load this range (HTTP ${status}). Try again in a moment.`;
   if (status > 0) return `The range could not be loaded (HTTP ${status}${said ? `: ${said}` : ""}).`;
   const why = error instanceof Error && error.message ? `: ${error.message}` : "";

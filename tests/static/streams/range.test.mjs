@@ -297,6 +297,7 @@ describe("describeFailure", () => {
     assert.match(describeFailure({ status: 403, body: { error: "forbidden" } }), /no longer see this stream/);
     assert.match(describeFailure({ status: 400, body: { message: "start is after end" } }), /start is after end/);
     assert.match(describeFailure({ status: 502 }), /HTTP 502/);
+    assert.match(describeFailure({ status: 200, body: { message: "the answer has no times" } }), /could not be read: the answer has no times/);
     assert.match(describeFailure({ error: new TypeError("Failed to fetch") }), /no answer from the server: Failed to fetch/);
   });
 });
