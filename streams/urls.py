@@ -8,6 +8,7 @@ from streams import views
 urlpatterns: list[URLPattern] = [
     path("", views.stream_list, name="stream-list"),
     path("streams/<slug:slug>/", views.stream_detail, name="stream-detail"),
+    path("streams/<slug:slug>/events", views.stream_events, name="stream-events"),
     path("healthz", views.healthz, name="healthz"),
     path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(

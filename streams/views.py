@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -15,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from streams import access, figures
+from streams import access, figures, sse_output
 from streams.feeds.push import PushFeed
 from streams.health import stream_statuses
 from streams.inbox import InboxFull, get_inbox
@@ -68,6 +69,36 @@ def live_config(stream: Stream) -> dict[str, Any]:
         "new_trace": figures.new_trace_json(stream),
         "plotly_config": figures.PLOTLY_CONFIG,
     }
+
+
+@require_GET
+async def stream_events(request: HttpRequest, slug: str) -> HttpResponse:
+    """The stream as Server-Sent Events (streams/sse_output.py); refusals are JSON, not events."""
+    user = await request.auser()
+    stream, allowed = await database_sync_to_async(access.viewable_stream)(user, slug)
+    if stream is None:
+        return _refuse(404, "not_found", f"no stream {slug!r}")
+    if not allowed:
+        if not access.is_signed_in(user):
+            return _refuse(401, "unauthorized", f"sign in (at /accounts/login/) to see stream {slug!r}")
+        return _refuse(403, "forbidden", f"you may not see stream {slug!r}")
+    try:
+        after = sse_output.resume_id(request)
+    except ValueError:
+        return _refuse(
+            400, "bad_request", "Last-Event-ID (or ?after=) must be a point id like 1700000000000-0"
+        )
+    user_id = user.pk if access.is_signed_in(user) else None
+    if user_id is not None and sse_output.get_watcher().open_for(user_id) >= sse_output.MAX_PER_USER:
+        return _refuse(429, "rate_limited", f"at most {sse_output.MAX_PER_USER} open event streams per user")
+    viewer = sse_output.Viewer(
+        session_key=request.session.session_key if user_id is not None else None, user_id=user_id, slug=slug
+    )
+    return sse_output.event_response(stream=stream, viewer=viewer, after=after)
+
+
+def _refuse(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message}, status=status)
 
 
 @never_cache
