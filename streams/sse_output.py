@@ -1,0 +1,409 @@
+"""Server-Sent Events output: GET /streams/<slug>/events, for curl and a browser's EventSource.
+
+Each batch is one event (`id:` = the batch's last point id, `event: points`, `data:` the batch
+JSON exactly as the socket gets it). A reconnect with `Last-Event-ID` (or `?after=` for curl)
+resumes with no gap: from the live window, or from the database when the window has moved on.
+The response joins the stream's group before reading the backfill, so no batch falls between,
+drops what it already sent, and refills from history when the live path lost a batch (a broken
+`prev` chain). Access is re-checked for every open response once a second, for the whole process
+in one go (`AccessWatcher`), and a viewer who lost it gets `event: error` and the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.http import HttpRequest, StreamingHttpResponse
+
+from streams.broadcast import group_name
+from streams.frames import Entry, encode, encode_batch
+from streams.history import Retention, get_history
+from streams.ids import IdKey, parse_id
+from streams.store import read_after
+
+if TYPE_CHECKING:
+    from streams.models import Stream
+
+log = logging.getLogger(__name__)
+
+# The reconnection delay EventSource uses (ms); sent first, so browsers do not hammer a restart.
+RETRY_MS = 3000
+# A comment after this long without a write, so proxies and load balancers keep the connection.
+KEEPALIVE_SECONDS = 15.0
+# How often every open response's access is re-checked (DESIGN.md: stops within a second).
+CHECK_SECONDS = 1.0
+# A backfill is cut into events of at most this many points, each with its own id to resume at.
+EVENT_POINTS = 1000
+# A resume from the database sends at most the newest this many points (and a gap before them).
+MAX_RESUME_POINTS = 100_000
+# Open event streams per signed-in user in one process; one more gets 429.
+MAX_PER_USER = 20
+
+CONTENT_TYPE = "text/event-stream; charset=utf-8"
+
+
+# Wire format ---------------------------------------------------------------------------------
+
+
+def sse_event(*, event: str, data: str, event_id: str | None = None) -> bytes:
+    """One event. `data` must be one line: every text we send is compact JSON."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+
+
+def points_events(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> Iterator[bytes]:
+    """A backfill as `points` events of at most EVENT_POINTS points, each chained on the last."""
+    for start in range(0, len(entries), EVENT_POINTS):
+        chunk = entries[start : start + EVENT_POINTS]
+        text = encode_batch(slug=slug, prev=prev, entries=chunk)
+        yield sse_event(event="points", data=text, event_id=chunk[-1].id)
+        prev = chunk[-1].id
+
+
+def resume_id(request: HttpRequest) -> str | None:
+    """The id to resume after: the Last-Event-ID header (EventSource's reconnect), else
+    `?after=` (curl); None for the whole live window. ValueError when it is not a point id."""
+    value = (request.headers.get("Last-Event-ID") or request.GET.get("after") or "").strip()
+    if not value:
+        return None
+    parse_id(value)
+    return value
+
+
+# Backfill: the window, else the database, else a gap -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Points to send in id order; `gap` when points before them are lost for good."""
+
+    entries: list[Entry]
+    gap: bool = False
+
+
+def stored_after(slug: str, *, after: str, limit: int) -> tuple[bool, list[Entry]]:
+    """(covered, entries): the stored points after `after` (the newest `limit`), and whether
+    the database still holds every point after it (the oldest rows are pruned first, so it
+    does when a batch at or before `after` is still there)."""
+    from streams.models import StoredBatch
+
+    entries = read_after(slug, after=after, limit=limit + 1)
+    if len(entries) > limit:
+        return False, entries[-limit:]
+    ms, seq = parse_id(after)
+    batches = StoredBatch.objects.filter(stream__slug=slug)
+    if (batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lte=seq)).exists():
+        return True, entries
+    # No batch ends at or before `after`: covered only if `after` is inside the oldest one left.
+    oldest = (
+        (batches.filter(last_ms__gt=ms) | batches.filter(last_ms=ms, last_seq__gt=seq))
+        .order_by("last_ms", "last_seq")
+        .values_list("first_ms", "first_seq")
+        .first()
+    )
+    return oldest is not None and tuple(oldest) <= (ms, seq), entries
+
+
+async def read_since(slug: str, *, after: str | None, retention: Retention, stored: bool) -> list[Segment]:
+    """Every point after `after` that is still kept anywhere, as segments to send in order."""
+    history = get_history()
+    window = await history.read(slug, after=after, retention=retention)
+    if after is None or not window.gap:
+        return [Segment(window.entries)]
+    if stored:
+        covered, entries = await database_sync_to_async(stored_after)(
+            slug, after=after, limit=MAX_RESUME_POINTS
+        )
+        if entries:
+            # The database is written about a second behind: the window may hold newer points.
+            rest = await history.read(slug, after=entries[-1].id, retention=retention)
+            last = parse_id(entries[-1].id)
+            newer = [entry for entry in rest.entries if parse_id(entry.id) > last]
+            return [Segment(entries, gap=not covered), Segment(newer, gap=rest.gap and bool(newer))]
+    return [Segment(window.entries, gap=True)]
+
+
+# Access, re-checked for every open response at once -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who watches what: the session (None for anonymous) and its user, and the stream."""
+
+    session_key: str | None
+    user_id: Any
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str  # "forbidden" | "not_found"
+    message: str
+
+
+def session_user(session_key: str) -> Any:
+    """The active user a session is still signed in as, or None. Like auth.get_user, but
+    read-only: it never flushes or cycles the session it checks."""
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+        load_backend,
+    )
+    from django.utils.crypto import constant_time_compare
+
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    backend_path, user_id, session_hash = (
+        data.get(BACKEND_SESSION_KEY),
+        data.get(SESSION_KEY),
+        data.get(HASH_SESSION_KEY),
+    )
+    if user_id is None or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    user = load_backend(backend_path).get_user(get_user_model()._meta.pk.to_python(user_id))
+    if user is None or not getattr(user, "is_active", True):
+        return None
+    if hasattr(user, "get_session_auth_hash"):
+        hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+        if not session_hash or not any(constant_time_compare(session_hash, known) for known in hashes):
+            return None  # the password changed: every other session is signed out
+    return user
+
+
+def check_viewers(viewers: Collection[Viewer]) -> dict[Viewer, Refusal]:
+    """The viewers who may no longer see their stream, and why. Per distinct session: the
+    session, its user and one query for all the streams it watches (plus one when some are
+    refused, to tell deleted from forbidden)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from streams.access import visibility_filter
+    from streams.models import Stream
+
+    refusals: dict[Viewer, Refusal] = {}
+    by_session: dict[tuple[str | None, Any], list[Viewer]] = defaultdict(list)
+    for viewer in viewers:
+        by_session[(viewer.session_key, viewer.user_id)].append(viewer)
+    for (session_key, user_id), watching in by_session.items():
+        user: Any = AnonymousUser()
+        if user_id is not None:
+            user = session_user(session_key) if session_key else None
+            if user is None or user.pk != user_id:
+                signed_out = Refusal("forbidden", "you are no longer signed in: sign in again")
+                refusals.update(dict.fromkeys(watching, signed_out))
+                continue
+        slugs = {viewer.slug for viewer in watching}
+        visible = set(
+            Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
+        )
+        if visible == slugs:
+            continue
+        existing = set(Stream.objects.filter(slug__in=slugs - visible).values_list("slug", flat=True))
+        for viewer in watching:
+            if viewer.slug in visible:
+                continue
+            if viewer.slug in existing:
+                refusals[viewer] = Refusal("forbidden", f"you may no longer see stream {viewer.slug!r}")
+            else:
+                refusals[viewer] = Refusal("not_found", f"stream {viewer.slug!r} no longer exists")
+    return refusals
+
+
+@dataclass(eq=False)
+class Watch:
+    viewer: Viewer
+    # Set to a Refusal when the viewer lost access.
+    revoked: asyncio.Future[Refusal]
+
+
+class AccessWatcher:
+    """Re-checks every open event stream of this process once per `interval`, in one thread
+    call for all of them, so a thousand viewers cost one round of small queries a second per
+    distinct session, not a thread and a database connection each."""
+
+    def __init__(self, *, interval: float = CHECK_SECONDS) -> None:
+        self.interval = interval
+        self._watches: set[Watch] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, viewer: Viewer) -> Watch:
+        loop = asyncio.get_running_loop()
+        watch = Watch(viewer, loop.create_future())
+        self._watches.add(watch)
+        if self._task is None or self._task.done():
+            # A fresh context: the task outlives the request that happened to start it.
+            self._task = loop.create_task(self._run(), context=contextvars.Context())
+        return watch
+
+    def release(self, watch: Watch) -> None:
+        self._watches.discard(watch)
+
+    def open_for(self, user_id: Any) -> int:
+        return sum(1 for watch in self._watches if watch.viewer.user_id == user_id)
+
+    async def _run(self) -> None:
+        while self._watches:
+            await asyncio.sleep(self.interval)
+            watches = [watch for watch in self._watches if not watch.revoked.done()]
+            if not watches:
+                continue
+            try:
+                # Not thread-sensitive: the loop's executor, not a request's own thread.
+                refusals = await database_sync_to_async(check_viewers, thread_sensitive=False)(
+                    {watch.viewer for watch in watches}
+                )
+            except Exception:
+                # A database blip must not cut every viewer off; the next round tries again.
+                log.exception("could not re-check access of %d event streams", len(watches))
+                continue
+            for watch in watches:
+                refusal = refusals.get(watch.viewer)
+                if refusal is not None and not watch.revoked.done():
+                    watch.revoked.set_result(refusal)
+
+
+_watchers: dict[asyncio.AbstractEventLoop, AccessWatcher] = {}
+
+
+def get_watcher() -> AccessWatcher:
+    """This event loop's watcher (one per process in practice; tests run many loops)."""
+    loop = asyncio.get_running_loop()
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        for stale in [known for known in _watchers if known.is_closed()]:
+            del _watchers[stale]
+        watcher = _watchers[loop] = AccessWatcher()
+    return watcher
+
+
+# The response --------------------------------------------------------------------------------
+
+
+class _Sent:
+    """The newest id sent; live batches at or before it are dropped."""
+
+    def __init__(self, after: str | None) -> None:
+        self.id = after
+        self.key: IdKey | None = None if after is None else parse_id(after)
+
+    def advance(self, point_id: str, key: IdKey | None = None) -> None:
+        self.id = point_id
+        self.key = parse_id(point_id) if key is None else key
+
+
+def event_response(*, stream: Stream, viewer: Viewer, after: str | None) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        events(stream=stream, viewer=viewer, after=after), content_type=CONTENT_TYPE
+    )
+    response["Cache-Control"] = "no-cache"
+    # nginx buffers proxied responses by default; this tells it not to for this one.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncIterator[bytes]:
+    """The event stream of one response, until the client leaves (Django's ASGI handler then
+    cancels this) or loses access. Everything it holds is given back in the `finally`, which is
+    why the group is joined here and not in the view: a response never iterated runs nothing."""
+    slug, group = stream.slug, group_name(stream.slug)
+    retention = Retention.of(stream)
+    layer = get_channel_layer()
+    watcher = get_watcher()
+    watch = watcher.watch(viewer)
+    channel: str | None = None
+    joined = False
+    receiving: asyncio.Future[dict[str, Any]] | None = None
+    sent = _Sent(after)
+
+    async def resume() -> AsyncIterator[bytes]:
+        segments = await read_since(slug, after=sent.id, retention=retention, stored=stream.store_points)
+        for segment in segments:
+            if segment.gap:
+                yield sse_event(event="gap", data=encode({"stream": slug, "after": sent.id}))
+            if segment.entries:
+                prev = None if segment.gap else sent.id
+                for event in points_events(slug=slug, prev=prev, entries=segment.entries):
+                    yield event
+                sent.advance(segment.entries[-1].id)
+
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        channel = await layer.new_channel()
+        # Join before reading history so no batch falls between backfill and live.
+        await layer.group_add(group, channel)
+        joined = True
+        # One receive stays pending for the whole response: cancelling a pub/sub layer's
+        # receive unsubscribes its channel, so it is cancelled only in the `finally`.
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        status = await get_history().get_status(slug)
+        if status is not None:
+            yield sse_event(event="status", data=encode({"stream": slug, **status}))
+        async for event in resume():
+            yield event
+        loop = asyncio.get_running_loop()
+        last_write = loop.time()
+        while True:
+            timeout = max(0.0, last_write + KEEPALIVE_SECONDS - loop.time())
+            await asyncio.wait(
+                {receiving, watch.revoked}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if watch.revoked.done():
+                refusal = watch.revoked.result()
+                yield sse_event(
+                    event="error", data=encode({"code": refusal.code, "message": refusal.message})
+                )
+                return
+            if not receiving.done():
+                yield b": keep-alive\n\n"
+                last_write = loop.time()
+                continue
+            message = receiving.result()
+            receiving = asyncio.ensure_future(layer.receive(channel))
+            if message.get("stream") != slug:
+                continue
+            if message["type"] == "stream.status":
+                yield sse_event(event="status", data=encode({"stream": slug, **message["status"]}))
+            elif message["type"] == "stream.points":
+                key = tuple(message["key"])  # a list after msgpack
+                if sent.key is not None and key <= sent.key:
+                    continue  # already sent in the backfill (or a refill)
+                if sent.id is not None and message["prev"] != sent.id:
+                    # The live path is at-most-once: a batch before this one was lost. Fill the
+                    # hole from history (which has this batch too) rather than skip it.
+                    async for event in resume():
+                        yield event
+                    if sent.key is not None and key <= sent.key:
+                        last_write = loop.time()
+                        continue
+                yield sse_event(event="points", data=message["text"], event_id=message["id"])
+                sent.advance(message["id"], key)
+            last_write = loop.time()
+    finally:
+        watcher.release(watch)
+        if joined:
+            with _logged("leave group %s", group):
+                await layer.group_discard(group, channel)
+        if receiving is not None:
+            receiving.cancel()
+            with contextlib.suppress(BaseException):
+                await receiving
+
+
+@contextlib.contextmanager
+def _logged(what: str, *args: Any) -> Iterator[None]:
+    """Clean-up goes on past a failed step (a Redis blip), logged, so the rest is released."""
+    try:
+        yield
+    except Exception:
+        log.exception("event stream: could not " + what, *args)
