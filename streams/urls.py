@@ -9,6 +9,9 @@ urlpatterns: list[URLPattern] = [
     path("", views.stream_list, name="stream-list"),
     path("streams/<slug:slug>/", views.stream_detail, name="stream-detail"),
     path("streams/<slug:slug>/events", views.stream_events, name="stream-events"),
+    path("streams/<slug:slug>/range", views.stream_range, name="stream-range"),
+    path("streams/<slug:slug>/export.csv", views.stream_export, {"fmt": "csv"}, name="stream-export-csv"),
+    path("streams/<slug:slug>/export.json", views.stream_export, {"fmt": "json"}, name="stream-export-json"),
     path("healthz", views.healthz, name="healthz"),
     path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(

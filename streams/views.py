@@ -10,13 +10,14 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from streams import access, figures, sse_output
+from streams import access, export, figures, ranges, sse_output
 from streams.feeds.push import PushFeed
 from streams.health import stream_statuses
 from streams.inbox import InboxFull, get_inbox
@@ -97,8 +98,8 @@ async def stream_events(request: HttpRequest, slug: str) -> HttpResponse:
     return sse_output.event_response(stream=stream, viewer=viewer, after=after)
 
 
-def _refuse(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message}, status=status)
+def _refuse(status: int, code: str, message: str, **extra: str) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message, **extra}, status=status)
 
 
 @never_cache
@@ -182,3 +183,62 @@ def _read_body(request: HttpRequest) -> bytes:
     if len(body) > limit:
         raise too_large
     return body
+
+
+# Range and export (streams/ranges.py, streams/export.py) -----------------------------------
+
+
+def _refusal(
+    request: HttpRequest, slug: str, *, login_page: bool
+) -> tuple[Stream | None, HttpResponse | None]:
+    """(stream, None) when the user may read the stream's points, else (None, the answer):
+    404, 401 for anonymous (or the sign-in page when `login_page`), 403 for the signed in."""
+    stream, allowed = access.viewable_stream(request.user, slug)
+    if stream is None:
+        return None, _refuse(404, "not_found", f"no stream {slug!r}")
+    if allowed:
+        return stream, None
+    if not access.is_signed_in(request.user):
+        if login_page:
+            return None, redirect_to_login(request.get_full_path())
+        return None, _refuse(401, "unauthorized", f"sign in (at /accounts/login/) to see stream {slug!r}")
+    return None, _refuse(403, "forbidden", f"you may not see stream {slug!r}")
+
+
+@never_cache
+@require_GET
+def stream_range(request: HttpRequest, slug: str) -> HttpResponse:
+    """A stream's stored points between `start` and `end`, thinned to about `points` rows."""
+    # JSON for the page's scripts: a 401 they can act on, never a redirect to the sign-in page.
+    stream, refusal = _refusal(request, slug, login_page=False)
+    if refusal is not None:
+        return refusal
+    try:
+        start, end = ranges.parse_bounds(request.GET)
+        points = ranges.parse_points(request.GET.get("points"))
+    except ranges.BadParameter as bad:
+        return _refuse(400, "bad_request", bad.message, parameter=bad.name)
+    answer = ranges.range_answer(stream, start=start, end=end, points=points)
+    return JsonResponse(answer, json_dumps_params={"allow_nan": False})
+
+
+@never_cache
+@require_GET
+def stream_export(request: HttpRequest, slug: str, fmt: export.Format) -> HttpResponse:
+    """A stream's stored points between `start` and `end` as a CSV or JSON download, streamed."""
+    # A browser following a download link is sent to sign in, like the page; curl and pandas get 401.
+    stream, refusal = _refusal(request, slug, login_page="text/html" in request.headers.get("Accept", ""))
+    if refusal is not None:
+        return refusal
+    try:
+        start, end = ranges.parse_bounds(request.GET)
+    except ranges.BadParameter as bad:
+        return _refuse(400, "bad_request", bad.message, parameter=bad.name)
+    job = export.Export(stream_id=stream.pk, start=start, end=end, fmt=fmt)
+    # Under ASGI (daphne) an async iterator, or Django would buffer a sync one whole.
+    chunks = job.achunks() if isinstance(request, ASGIRequest) else job.chunks()
+    response = StreamingHttpResponse(chunks, content_type=export.CONTENT_TYPES[fmt])
+    name = export.filename(stream.slug, start=start, end=end, fmt=fmt)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Accel-Buffering"] = "no"  # nginx: pass pages on, do not spool the export to disk
+    return response

@@ -1,0 +1,66 @@
+"""A plain EventSource in Chromium follows a stream and resumes by itself across a restart."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from streams.ids import parse_id
+from tests.processes import STACK_PASSWORD as PASSWORD
+from tests.processes import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
+
+RATE = 20  # points/s of the seeded simulate stream
+
+FOLLOW = """() => {
+  window.sse = {points: [], opens: 0, errors: 0};
+  const source = new EventSource("/streams/line/events");
+  source.addEventListener("open", () => { window.sse.opens += 1; });
+  source.addEventListener("error", () => { window.sse.errors += 1; });
+  source.addEventListener("points", (event) => {
+    const batch = JSON.parse(event.data);
+    window.sse.points.push({id: event.lastEventId, prev: batch.prev, t: batch.t});
+  });
+}"""
+POINTS = "() => window.sse.points.reduce((n, batch) => n + batch.t.length, 0)"
+
+
+def test_event_source_resumes_with_last_event_id_after_a_server_restart(stack: Stack, browser):
+    stack.start_ingest()
+    stack.start_daphne()
+    page = browser.new_page()
+    resumed_from: list[str | None] = []
+    page.on(
+        "request",
+        lambda request: (
+            request.url.endswith("/events")
+            and resumed_from.append(request.all_headers().get("last-event-id"))
+        ),
+    )
+    page.goto(f"{stack.base_url}/accounts/login/?next=/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base_url}/")
+
+    page.evaluate(FOLLOW)
+    page.wait_for_function(f"({POINTS})() > 20", timeout=15_000)
+    stack.stop("daphne")
+    page.wait_for_function("window.sse.errors > 0", timeout=15_000)
+    before = page.evaluate("window.sse.points.length")
+    last_before = page.evaluate("window.sse.points[window.sse.points.length - 1].id")
+    stack.start_daphne()  # the same port
+    page.wait_for_function("window.sse.opens >= 2", timeout=30_000)
+    counted = page.evaluate(POINTS)
+    page.wait_for_function(f"({POINTS})() > {counted + 40}", timeout=20_000)
+
+    batches = page.evaluate("window.sse.points")
+    assert resumed_from[0] is None and last_before in resumed_from[1:], resumed_from
+    assert batches[before]["prev"] == last_before, "the first batch after the restart chains on the last one"
+    ids = [parse_id(batch["id"]) for batch in batches]
+    assert ids == sorted(set(ids)), "ids strictly increasing: no batch twice"
+    times = [t for batch in batches for t in batch["t"]]
+    steps = {round(b - a) for a, b in itertools.pairwise(times)}
+    assert steps == {1000 // RATE}, f"gaps or duplicates across the restart: {sorted(steps)[:10]}"
