@@ -13,6 +13,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -23,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from streams.health import stream_statuses
-from streams.models import PushToken, Stream
+from streams.models import Dashboard, Panel, PushToken, Stream
 from streams.probe import probe
 from streams.secrets import MaskedSecretMissing, mask, unmask
 
@@ -230,3 +231,96 @@ class PushTokenAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[PushToken]) -> None:
         count = queryset.filter(revoked__isnull=True).update(revoked=timezone.now())
         self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.", messages.SUCCESS)
+
+
+class PanelForm(forms.ModelForm):
+    """A panel with its streams. The streams go through PanelStream, in order: streams already
+    on the panel keep their places and newly chosen ones go last (a multiple select sends its
+    choices in list order, not in the order they were picked)."""
+
+    # Not named `streams`: admin refuses a many-to-many field with its own through model (E013),
+    # so this form field stands in for it and is saved by hand.
+    panel_streams = forms.ModelMultipleChoiceField(
+        label="Streams",
+        queryset=Stream.objects.all(),
+        widget=FilteredSelectMultiple("streams", is_stacked=False),
+        help_text="Traces follow this order: streams already on the panel first, new ones after.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["panel_streams"] = [stream.pk for stream in self.instance.ordered_streams()]
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the instance holds the submitted chart type and series from here
+        streams = self.cleaned_data.get("panel_streams")
+        if streams is None or self.has_error("chart_type") or self.has_error("series"):
+            return
+        try:
+            self.instance.clean_streams(self._ordered(streams))
+        except forms.ValidationError as error:
+            for field, messages in error.message_dict.items():
+                self.add_error("panel_streams" if field == "streams" else field, messages)
+
+    def _ordered(self, chosen: Any) -> list[Stream]:
+        current = self.instance.ordered_streams() if self.instance.pk else []
+        chosen = list(chosen)
+        return [s for s in current if s in chosen] + [s for s in chosen if s not in current]
+
+    def _save_m2m(self) -> None:
+        super()._save_m2m()
+        self.instance.set_streams(self._ordered(self.cleaned_data["panel_streams"]))
+
+
+class PanelInline(admin.StackedInline):
+    model = Panel
+    form = PanelForm
+    extra = 0
+    ordering = ("position", "pk")
+    fields = (
+        ("position", "title"),
+        ("chart_type", "series"),
+        "panel_streams",
+        ("width", "height"),
+        "candle_seconds",
+        ("gauge_min", "gauge_max"),
+    )
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    list_display = ("title", "slug", "visibility", "panel_count", "view_link")
+    list_filter = ("visibility",)
+    search_fields = ("title", "slug", "description")
+    prepopulated_fields = {"slug": ("title",)}
+    filter_horizontal = ("viewers", "viewer_groups")
+    readonly_fields = ("created", "updated")
+    inlines = (PanelInline,)
+    fieldsets = (
+        ("Dashboard", {"fields": ("title", "slug", "description", "columns")}),
+        (
+            "Access",
+            {
+                "fields": ("visibility", "viewers", "viewer_groups"),
+                "description": "Who may open the dashboard (viewers and groups apply when restricted; "
+                "staff see all). Each panel then shows only to those who may see all of its streams.",
+            },
+        ),
+        ("History", {"fields": ("created", "updated"), "classes": ("collapse",)}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Dashboard]:
+        return super().get_queryset(request).annotate(panels_total=models.Count("panels"))
+
+    @admin.display(description="Panels", ordering="panels_total")
+    def panel_count(self, dashboard: Dashboard) -> int:
+        return dashboard.panels_total  # type: ignore[attr-defined]
+
+    @admin.display(description="")
+    def view_link(self, dashboard: Dashboard) -> str:
+        return format_html('<a href="{}">View dashboard</a>', dashboard.get_absolute_url())
+
+    def get_fieldsets(self, request: HttpRequest, obj: Dashboard | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is not None else [fs for fs in fieldsets if fs[0] != "History"]

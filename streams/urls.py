@@ -12,6 +12,8 @@ urlpatterns: list[URLPattern] = [
     path("streams/<slug:slug>/range", views.stream_range, name="stream-range"),
     path("streams/<slug:slug>/export.csv", views.stream_export, {"fmt": "csv"}, name="stream-export-csv"),
     path("streams/<slug:slug>/export.json", views.stream_export, {"fmt": "json"}, name="stream-export-json"),
+    path("dashboards/", views.dashboard_list, name="dashboard-list"),
+    path("dashboards/<slug:slug>/", views.dashboard_detail, name="dashboard-detail"),
     path("healthz", views.healthz, name="healthz"),
     path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from streams import access, export, figures, ranges, sse_output
+from streams.dashboards import page_context, visible_dashboards
 from streams.feeds.push import PushFeed
 from streams.health import stream_statuses
 from streams.inbox import InboxFull, get_inbox
@@ -33,7 +34,26 @@ def stream_list(request: HttpRequest) -> HttpResponse:
     streams = list(Stream.objects.visible_to(request.user))
     statuses = stream_statuses([stream.slug for stream in streams])
     rows = [(stream, statuses[stream.slug]) for stream in streams]
-    return render(request, "streams/stream_list.html", {"streams": rows})
+    context = {"streams": rows, "dashboards": visible_dashboards(request.user)}
+    return render(request, "streams/stream_list.html", context)
+
+
+@require_GET
+def dashboard_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "streams/dashboard_list.html", {"dashboards": visible_dashboards(request.user)})
+
+
+@require_GET
+def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """Refused like a stream page; then only the panels whose every stream the user may see."""
+    dashboard, allowed = access.viewable_dashboard(request.user, slug)
+    if dashboard is None:
+        raise Http404(f"no dashboard {slug!r}")
+    if not allowed:
+        if not access.is_signed_in(request.user):
+            return redirect_to_login(request.get_full_path())
+        raise PermissionDenied(f"you may not see dashboard {slug!r}")
+    return render(request, "streams/dashboard.html", page_context(request.user, dashboard, ws_path=WS_PATH))
 
 
 @require_GET

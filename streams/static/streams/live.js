@@ -3,6 +3,9 @@
 //
 // Test hooks: document.body.dataset.connection holds the badge state (connecting, live,
 // reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...}.
+//
+// dashboard.js imports the page, the connection and the hooks from here (one socket for many
+// panels); on a dashboard page, main() below finds no livechart-config and does nothing.
 
 import { Backoff } from "./backoff.js";
 import { describeHealth } from "./health.js";
@@ -17,7 +20,7 @@ const FINAL_ERRORS = new Set(["forbidden", "not_found"]);
 // Close codes a server may use when access ends; anything else is worth a reconnect.
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
 
-const hooks = {
+export const hooks = {
   /** @type {"connecting"|"live"|"reconnecting"|"offline"} */
   socketState: "connecting",
   /** @type {Object<string, string|null>} last applied batch id per stream */
@@ -37,7 +40,7 @@ window.livecharts = hooks;
  * axis read local wall time (the offset is looked up per point, so DST changes stay right).
  * @param {number} t ms since the epoch, UTC
  */
-function localX(t) {
+export function localX(t) {
   return t - new Date(t).getTimezoneOffset() * 60_000;
 }
 
@@ -133,7 +136,7 @@ class Chart {
   }
 }
 
-class Page {
+export class Page {
   constructor() {
     this.connectionBadge = document.getElementById("connection-badge");
     this.feedBadge = document.getElementById("feed-badge");
@@ -245,7 +248,7 @@ class Page {
   }
 }
 
-class Connection {
+export class Connection {
   /**
    * @param {string} url
    * @param {Map<string, Chart>} charts
@@ -436,7 +439,7 @@ class Connection {
 }
 
 /** @param {string} id */
-function readJson(id) {
+export function readJson(id) {
   const element = document.getElementById(id);
   return element ? JSON.parse(element.textContent ?? "null") : null;
 }

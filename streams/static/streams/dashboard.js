@@ -1,0 +1,358 @@
+// The dashboard page's entry: many panels, one socket. live.js's Connection keeps one entry per
+// stream (so a stream is subscribed once however many panels show it); here that entry is a
+// StreamFeed, which hands each batch to every panel showing the stream. Each panel is its own
+// Plotly chart with its own window; a panel of several streams has traces from each.
+// The decisions live in pure modules: panel.js (multi-stream plans, gauge values) and
+// candles.js (candles from ticks).
+//
+// Test hooks, besides live.js's: window.livecharts.panels[<panel id>] = {chartType, streams,
+// draws, points, value, candles} and window.livecharts.streams (the slugs this page subscribes to).
+
+import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
+import { Connection, hooks, localX, Page, readJson } from "./live.js";
+import { chooseSeries, LastValue, pickSeries, planPanel, traceName } from "./panel.js";
+import { emptyBuffer, mergeBatch } from "./protocol.js";
+import { cutoffFor, trimBuffer } from "./window.js";
+
+/* global Plotly */
+
+/** @typedef {import("./protocol.js").Batch} Batch */
+
+/**
+ * @typedef {{slug: string, label: string, window_points: number|null, window_seconds: number|null}} StreamConfig
+ * @typedef {{
+ *   id: number, element: string, chart_type: string, series: string|null,
+ *   streams: StreamConfig[], traces: [string, string][], new_trace: any, figure: any,
+ *   candle_ms: number, max_candles: number,
+ * }} PanelConfig
+ */
+
+/** One stream of the page, as live.js's Connection sees a chart: ids, resync state, draw. */
+class StreamFeed {
+  /** @param {string} slug */
+  constructor(slug) {
+    this.slug = slug;
+    /** @type {string|null} */
+    this.lastId = null;
+    /** @type {number|null} */
+    this.resyncSince = null;
+    this.stopped = false;
+    // Range views are the stream page's; a dashboard is always live.
+    this.ranged = false;
+    this.awaitingSubscribed = false;
+    /** @type {BasePanel[]} */
+    this.panels = [];
+  }
+
+  /** @param {Batch} batch */
+  take(batch) {
+    for (const panel of this.panels) panel.take(this.slug, batch);
+    this.lastId = batch.id;
+    this.resyncSince = null;
+    hooks.lastIds[this.slug] = batch.id;
+    hooks.pointsReceived += Array.isArray(batch.t) ? batch.t.length : 0;
+  }
+
+  reset() {
+    this.lastId = null;
+    this.resyncSince = null;
+    hooks.lastIds[this.slug] = null;
+    for (const panel of this.panels) panel.reset(this.slug);
+  }
+
+  draw() {
+    // A panel of several streams is asked once per stream; the second call finds nothing new.
+    for (const panel of this.panels) panel.draw();
+  }
+}
+
+class BasePanel {
+  /** @param {PanelConfig} config @param {HTMLElement} element @param {any} plotlyConfig */
+  constructor(config, element, plotlyConfig) {
+    this.config = config;
+    this.element = element;
+    this.plotlyConfig = plotlyConfig;
+    /** @type {Map<string, StreamConfig>} */
+    this.streams = new Map(config.streams.map((stream) => [stream.slug, stream]));
+    /** @type {Map<string, number|null>} newest x seen per stream: its age window ends there */
+    this.newestX = new Map();
+    this.dirty = false;
+    this.hook = {
+      chartType: config.chart_type,
+      streams: config.streams.map((stream) => stream.slug),
+      draws: 0,
+      points: 0,
+      value: null,
+      candles: 0,
+    };
+    hooks.panels[config.id] = this.hook;
+  }
+
+  async plot() {
+    const figure = this.config.figure;
+    await Plotly.newPlot(this.element, figure.data, figure.layout, this.plotlyConfig);
+  }
+
+  /** @param {string} slug */
+  limits(slug) {
+    const stream = this.streams.get(slug);
+    return {
+      windowPoints: stream?.window_points ?? null,
+      cutoff: cutoffFor(this.newestX.get(slug) ?? null, stream?.window_seconds),
+    };
+  }
+
+  /** @param {string} slug @param {number[]} xs */
+  seen(slug, xs) {
+    let newest = this.newestX.get(slug) ?? null;
+    for (const x of xs) if (newest === null || x > newest) newest = x;
+    this.newestX.set(slug, newest);
+  }
+
+  /** @param {string} _slug @param {Batch} _batch */
+  take(_slug, _batch) {}
+
+  /** @param {string} slug */
+  reset(slug) {
+    this.newestX.delete(slug);
+  }
+
+  draw() {}
+}
+
+/** line, area, scatter, bar: traces extended in place, one window per stream. */
+class SeriesPanel extends BasePanel {
+  /** @param {PanelConfig} config @param {HTMLElement} element @param {any} plotlyConfig */
+  constructor(config, element, plotlyConfig) {
+    super(config, element, plotlyConfig);
+    /** @type {{stream: string, series: string}[]} who owns each trace, in trace order */
+    this.owners = config.traces.map(([stream, series]) => ({ stream, series }));
+    /** @type {Map<string, import("./protocol.js").Buffer>} */
+    this.buffers = new Map();
+  }
+
+  /** @param {string} slug */
+  buffer(slug) {
+    let buffer = this.buffers.get(slug);
+    if (buffer === undefined) {
+      buffer = emptyBuffer();
+      this.buffers.set(slug, buffer);
+    }
+    return buffer;
+  }
+
+  /** @param {string} slug @param {Batch} batch */
+  take(slug, batch) {
+    const buffer = this.buffer(slug);
+    const { points, newestX } = mergeBatch(buffer, pickSeries(batch, this.config.series), localX);
+    if (newestX !== null) this.seen(slug, [newestX]);
+    trimBuffer(buffer, this.limits(slug)); // paused, the buffer must not outgrow the window
+    this.hook.points += points;
+    this.dirty = true;
+  }
+
+  /** @param {string} slug */
+  reset(slug) {
+    super.reset(slug);
+    const buffer = emptyBuffer();
+    buffer.reset = true;
+    this.buffers.set(slug, buffer);
+    this.dirty = true;
+  }
+
+  draw() {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
+    const pending = new Map();
+    for (const [slug, buffer] of this.buffers) pending.set(slug, { buffer, limits: this.limits(slug) });
+    const plan = planPanel({ traces: this.owners, traceXs: data.map((trace) => trace.x ?? []), pending });
+    this.buffers = new Map();
+    if (plan === null) return;
+    if (plan.clear.length > 0) {
+      Plotly.restyle(
+        this.element,
+        { x: plan.clear.map(() => []), y: plan.clear.map(() => []) },
+        plan.clear,
+      );
+    }
+    if (plan.addTraces.length > 0) {
+      Plotly.addTraces(
+        this.element,
+        plan.addTraces.map(({ stream, series }) => ({
+          ...this.config.new_trace,
+          name: traceName(this.streams.get(stream)?.label ?? "", series),
+          x: [],
+          y: [],
+        })),
+      );
+      this.owners.push(...plan.addTraces);
+    }
+    if (plan.indices.length > 0) Plotly.extendTraces(this.element, plan.update, plan.indices, plan.maxPoints);
+    this.hook.draws += 1;
+  }
+}
+
+/** gauge: the last value of one series, as a dial or a big number with its change over the window. */
+class GaugePanel extends BasePanel {
+  /** @param {PanelConfig} config @param {HTMLElement} element @param {any} plotlyConfig */
+  constructor(config, element, plotlyConfig) {
+    super(config, element, plotlyConfig);
+    this.series = config.series;
+    this.values = new LastValue();
+  }
+
+  /** @param {string} slug @param {Batch} batch */
+  take(slug, batch) {
+    this.series = chooseSeries(this.series, batch);
+    if (this.series === null) return;
+    const xs = (Array.isArray(batch.t) ? batch.t : []).map(localX);
+    const taken = this.values.add(xs, batch.y?.[this.series] ?? []);
+    if (taken === 0) return;
+    this.seen(slug, xs);
+    this.values.trim(this.limits(slug));
+    this.hook.points += taken;
+    this.dirty = true;
+  }
+
+  /** @param {string} slug */
+  reset(slug) {
+    super.reset(slug);
+    this.values.clear();
+  }
+
+  draw() {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const value = this.values.value;
+    if (value === null) return;
+    Plotly.restyle(this.element, { value: [value], "delta.reference": [this.values.reference] }, [0]);
+    this.hook.value = value;
+    this.hook.draws += 1;
+  }
+}
+
+/** candlestick: one candle per interval from one series' ticks. */
+class CandlePanel extends BasePanel {
+  /** @param {PanelConfig} config @param {HTMLElement} element @param {any} plotlyConfig */
+  constructor(config, element, plotlyConfig) {
+    super(config, element, plotlyConfig);
+    this.series = config.series;
+    this.candles = emptyCandles(config.candle_ms);
+  }
+
+  /** @param {string} slug @param {Batch} batch */
+  take(slug, batch) {
+    this.series = chooseSeries(this.series, batch);
+    if (this.series === null) return;
+    const xs = (Array.isArray(batch.t) ? batch.t : []).map(localX);
+    const used = addTicks(this.candles, xs, batch.y?.[this.series] ?? []);
+    if (used === 0) return;
+    this.seen(slug, xs);
+    // The stream's age window, in whole candles; the candle count is capped on its own.
+    trimCandles(this.candles, { cutoff: this.limits(slug).cutoff, maxCandles: this.config.max_candles });
+    this.hook.points += used;
+    this.dirty = true;
+  }
+
+  /** @param {string} slug */
+  reset(slug) {
+    super.reset(slug);
+    this.candles = emptyCandles(this.config.candle_ms);
+    this.dirty = true;
+  }
+
+  draw() {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const columns = candleColumns(this.candles);
+    // Candles change in place (the open one grows): the whole columns, at most once a frame.
+    // Plotly.update, not restyle: restyling x resets an axis type it did not see set in the
+    // same call, and the date axis would turn into raw milliseconds.
+    Plotly.update(
+      this.element,
+      {
+        x: [columns.x],
+        open: [columns.open],
+        high: [columns.high],
+        low: [columns.low],
+        close: [columns.close],
+      },
+      { "xaxis.type": "date" },
+      [0],
+    );
+    this.hook.candles = columns.x.length;
+    this.hook.draws += 1;
+  }
+}
+
+const PANEL_KINDS = { gauge: GaugePanel, candlestick: CandlePanel };
+
+/** The dashboard's Page: a feed dot per stream on each panel instead of one feed badge. */
+class DashboardPage extends Page {
+  /** @param {string} slug @param {any} status */
+  setFeed(slug, status) {
+    const state = typeof status?.state === "string" ? status.state : "unknown";
+    hooks.feedStates[slug] = state;
+    for (const dot of document.querySelectorAll(".feed-dot")) {
+      if (!(dot instanceof HTMLElement) || dot.dataset.stream !== slug) continue;
+      dot.dataset.state = state;
+      const title = dot.getAttribute("aria-label")?.replace(/: open the stream$/, "") ?? slug;
+      dot.title = status?.error ? `${title}: ${state}: ${status.error}` : `${title}: ${state}`;
+    }
+  }
+
+  clearFeed() {
+    for (const dot of document.querySelectorAll(".feed-dot")) {
+      if (dot instanceof HTMLElement) dot.dataset.state = "unknown";
+    }
+  }
+}
+
+async function main() {
+  const config = readJson("dashboard-config");
+  if (!config) return;
+  const page = new DashboardPage();
+  page.setConnection("connecting");
+  if (typeof Plotly === "undefined") {
+    page.setConnection("offline");
+    page.showBanner("The chart library did not load. Reload the page.");
+    return;
+  }
+  hooks.panels = {};
+  /** @type {Map<string, StreamFeed>} */
+  const feeds = new Map();
+  const plots = [];
+  for (const panelConfig of config.panels) {
+    const element = document.getElementById(panelConfig.element);
+    if (!element) continue;
+    const Kind = PANEL_KINDS[panelConfig.chart_type] ?? SeriesPanel;
+    const panel = new Kind(panelConfig, element, config.plotly_config);
+    plots.push(panel.plot());
+    for (const { slug } of panelConfig.streams) {
+      if (!feeds.has(slug)) feeds.set(slug, new StreamFeed(slug));
+      feeds.get(slug)?.panels.push(panel);
+    }
+  }
+  await Promise.all(plots);
+  hooks.streams = [...feeds.keys()];
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const connection = new Connection(`${scheme}//${window.location.host}${config.ws_path}`, feeds, page);
+  page.pauseButton?.addEventListener("click", () => {
+    const paused = !connection.paused;
+    connection.setPaused(paused);
+    page.pauseButton.setAttribute("aria-pressed", String(paused));
+    page.pauseButton.textContent = paused ? "Resume" : "Pause";
+  });
+  connection.connect();
+}
+
+main().catch((error) => {
+  document.body.dataset.connection = hooks.socketState = "offline";
+  const banner = document.getElementById("banner");
+  if (banner) {
+    banner.textContent = `The dashboard could not start: ${error}`;
+    banner.hidden = false;
+  }
+  throw error;
+});

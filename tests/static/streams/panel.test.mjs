@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import {
+  chooseSeries,
+  LastValue,
+  pickSeries,
+  planPanel,
+  traceName,
+} from "../../../streams/static/streams/panel.js";
+import { emptyBuffer, mergeBatch } from "../../../streams/static/streams/protocol.js";
+
+const noLimits = { windowPoints: null, cutoff: null };
+
+function buffered(batch) {
+  const buffer = emptyBuffer();
+  mergeBatch(buffer, batch);
+  return buffer;
+}
+
+describe("traceName", () => {
+  test("is the series alone for a panel of one stream, else after the stream's label", () => {
+    assert.equal(traceName("", "ACME"), "ACME");
+    assert.equal(traceName("Market", "ACME"), "Market · ACME");
+  });
+});
+
+describe("pickSeries", () => {
+  const batch = { stream: "m", prev: null, id: "1-0", t: [1], y: { a: [1], b: [2] } };
+  test("keeps only the named series", () => {
+    assert.deepEqual(pickSeries(batch, "b").y, { b: [2] });
+  });
+  test("keeps everything without a name and nothing for an unknown one", () => {
+    assert.equal(pickSeries(batch, null), batch);
+    assert.deepEqual(pickSeries(batch, "zzz").y, {});
+  });
+});
+
+describe("chooseSeries", () => {
+  test("keeps the configured series, else takes the first one in the data", () => {
+    assert.equal(chooseSeries("b", { y: { a: [1] } }), "b");
+    assert.equal(chooseSeries(null, { y: { a: [1], b: [2] } }), "a");
+    assert.equal(chooseSeries(null, { y: {} }), null);
+  });
+});
+
+describe("planPanel", () => {
+  const traces = [
+    { stream: "cpu", series: "user" },
+    { stream: "mem", series: "used" },
+    { stream: "cpu", series: "system" },
+  ];
+
+  test("extends each stream's own traces at their places in the panel", () => {
+    const pending = new Map([
+      ["cpu", { buffer: buffered({ t: [10], y: { user: [1], system: [2] } }), limits: noLimits }],
+      ["mem", { buffer: buffered({ t: [10], y: { used: [50] } }), limits: noLimits }],
+    ]);
+    const plan = planPanel({ traces, traceXs: [[], [], []], pending });
+    assert.deepEqual(plan.indices, [0, 2, 1]);
+    assert.deepEqual(plan.update.y, [[1], [2], [50]]);
+    assert.deepEqual(plan.addTraces, []);
+    assert.deepEqual(plan.clear, []);
+  });
+
+  test("each stream keeps its own window", () => {
+    const pending = new Map([
+      ["cpu", { buffer: buffered({ t: [4], y: { user: [1] } }), limits: { windowPoints: 2, cutoff: null } }],
+      ["mem", { buffer: buffered({ t: [4], y: { used: [1] } }), limits: { windowPoints: 10, cutoff: null } }],
+    ]);
+    const plan = planPanel({ traces, traceXs: [[1, 2, 3], [1, 2, 3], []], pending });
+    assert.deepEqual(plan.indices, [0, 1]);
+    assert.deepEqual(plan.maxPoints.x, [2, 4]);
+  });
+
+  test("a series seen for the first time gets a trace at the end, owned by its stream", () => {
+    const pending = new Map([
+      ["mem", { buffer: buffered({ t: [10], y: { used: [1], swap: [2] } }), limits: noLimits }],
+      ["cpu", { buffer: buffered({ t: [10], y: { idle: [3] } }), limits: noLimits }],
+    ]);
+    const plan = planPanel({ traces, traceXs: [[], [], []], pending });
+    assert.deepEqual(plan.addTraces, [
+      { stream: "mem", series: "swap" },
+      { stream: "cpu", series: "idle" },
+    ]);
+    assert.deepEqual(plan.indices, [1, 3, 4]);
+    assert.deepEqual(plan.update.y, [[1], [2], [3]]);
+  });
+
+  test("a gap empties only the traces of its stream", () => {
+    const buffer = emptyBuffer();
+    buffer.reset = true;
+    const plan = planPanel({
+      traces,
+      traceXs: [[1], [1], [1]],
+      pending: new Map([["cpu", { buffer, limits: noLimits }]]),
+    });
+    assert.deepEqual(plan.clear, [0, 2]);
+    assert.deepEqual(plan.indices, []);
+  });
+
+  test("is null when nothing would change", () => {
+    const pending = new Map([["cpu", { buffer: emptyBuffer(), limits: noLimits }]]);
+    assert.equal(planPanel({ traces, traceXs: [[1], [1], [1]], pending }), null);
+  });
+});
+
+describe("LastValue", () => {
+  test("is the newest value, with the oldest in the window as reference", () => {
+    const last = new LastValue();
+    last.add([1, 2, 3], [10, null, 12]);
+    last.add([4], [15]);
+    assert.equal(last.value, 15);
+    assert.equal(last.reference, 10);
+  });
+
+  test("forgets values past the window", () => {
+    const last = new LastValue();
+    last.add([1, 2, 3, 4], [10, 11, 12, 13]);
+    last.trim({ windowPoints: null, cutoff: 3 });
+    assert.equal(last.reference, 12);
+    last.trim({ windowPoints: 1, cutoff: null });
+    assert.equal(last.reference, 13);
+    assert.equal(last.value, 13);
+  });
+
+  test("holds nothing before the first value and after clear", () => {
+    const last = new LastValue();
+    assert.equal(last.value, null);
+    last.add([1], [Number.NaN]);
+    assert.equal(last.value, null);
+    last.add([2], [5]);
+    last.clear();
+    assert.equal(last.reference, null);
+  });
+});
