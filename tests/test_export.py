@@ -68,9 +68,7 @@ def test_json_is_one_record_per_point_with_every_series(small):
         "]\n"
     )
     assert headers["Content-Type"] == "application/json"
-    assert headers["Content-Disposition"] == (
-        'attachment; filename="line_20231114T221322Z_now.json"'
-    )
+    assert headers["Content-Disposition"] == ('attachment; filename="line_20231114T221322Z_now.json"')
 
 
 def test_the_survey_only_names_series_of_batches_in_the_range(small):

@@ -29,10 +29,13 @@ T0_MS = 1_700_000_000_000
 Values = Mapping[str, float | None]
 
 
+# One clock for every store(): a fresh clock in the same millisecond would hand out smaller ids.
+_clock = IdClock()
+
+
 def store(slug: str, points: Sequence[tuple[float, Values]], *, batch: int = 50) -> None:
     """Store points as the broadcaster does: batches of `batch` points with increasing ids."""
-    clock = IdClock()
-    entries = [Entry(id=format_id(clock.next()), point=Point(t=t, values=values)) for t, values in points]
+    entries = [Entry(id=format_id(_clock.next()), point=Point(t=t, values=values)) for t, values in points]
     save_batches([(slug, entries[i : i + batch]) for i in range(0, len(entries), batch)])
 
 
@@ -116,7 +119,9 @@ def test_the_cap_holds_through_the_endpoint_and_points_asks_for_fewer(line, anyo
 
 
 def test_a_range_under_the_cap_comes_back_whole_and_exact(line, anyone):
-    points = [(T0 + i * 0.25, {"temp": 20 + i / 8, "flow": None if i % 7 == 3 else float(i)}) for i in range(400)]
+    points = [
+        (T0 + i * 0.25, {"temp": 20 + i / 8, "flow": None if i % 7 == 3 else float(i)}) for i in range(400)
+    ]
     store("line", points)
     answer = fetch(anyone, "line", start=T0_MS + 10_000, end=T0_MS + 20_000)
     inside = [(t, v) for t, v in points if T0 + 10 <= t <= T0 + 20]
@@ -137,7 +142,8 @@ def test_nulls_in_a_thinned_range_stay_null_and_do_not_shred_the_line(line, anyo
     store("line", [(T0 + i, {"v": v}) for i, v in enumerate(values)], batch=500)
     answer = fetch(anyone, "line")
     t, v = answer["t"], answer["y"]["v"]
-    in_gap = [value for time, value in zip(t, v, strict=True) if (T0 + 40_000) * 1000 <= time < (T0 + 45_000) * 1000]
+    gap = ((T0 + 40_000) * 1000, (T0 + 45_000) * 1000)
+    in_gap = [value for time, value in zip(t, v, strict=True) if gap[0] <= time < gap[1]]
     assert in_gap and all(value is None for value in in_gap)  # the chart breaks its line there
     assert 9.0 in v
     assert sum(value is None for value in v) <= 2_000 // 4  # tsdownsample's NaN variant gave ~30 %
