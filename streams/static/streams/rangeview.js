@@ -330,6 +330,7 @@ export class RangeView {
     } finally {
       this.applying = false;
     }
+    if (!this.chart.ranged) return; // back to live while Plotly drew: its react came after ours
     this.loaded = { start: range.start, end: range.end, downsampled: answer.downsampled };
     this.setNote(describeAnswer(answer));
     Object.assign(this.hooks.range, { start: range.start, end: range.end, answer });
