@@ -672,6 +672,9 @@ def _check_panel(
         ("gauge_max", raw, "max", None),
     )
     refused = _assign(panel, specs, file_keys=PANEL_FILE_KEY, problems=problems)
+    if refused & {"gauge_min", "gauge_max"}:
+        # A range with one end refused is not also "only one end set".
+        panel.gauge_min = panel.gauge_max = None
     slugs = raw.get("streams")
     stream_problems: list[str] = []
     if slugs is None:
