@@ -176,6 +176,8 @@ def test_a_custom_range_is_checked_then_shown(embedded: Stack, browser):
     page.fill("#custom-range input[name=end]", "2030-01-01T09:00")
     page.click("#custom-range button[type=submit]")
     assert "before the end" in page.text_content("#custom-range-error")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "stream_ranges_custom.png"))
     assert page.evaluate("window.livecharts.range.requests") == 0
 
     # Ten minutes of the stored history, typed as local time.
@@ -197,6 +199,34 @@ def test_a_custom_range_is_checked_then_shown(embedded: Stack, browser):
     # 10 minutes at 10 points/s: 6,000 stored, thinned to the 2,000 a chart asks for.
     note = page.text_content("#range-note")
     assert re.fullmatch(r"6,0\d\d points · downsampled to [\d,]+ per series", note), note
+
+
+def test_zooming_out_of_the_live_window_shows_stored_points_and_a_double_click_is_live_again(
+    embedded: Stack, browser
+):
+    embedded.start_serve()
+    page = open_stream_page(embedded, browser)
+    page.wait_for_function(f"({TRACE})('a').length > 20", timeout=15_000)
+    # The live window holds the last 5,000 points (about 8 minutes here): ask for 20 to 10 minutes ago.
+    end = time.time() * 1000 - 10 * 60_000
+    page.evaluate(
+        f"""([start, end]) => Plotly.relayout({CHART}, {{
+          'xaxis.range': [start, end].map((t) => t - new Date(t).getTimezoneOffset() * 60000)}})""",
+        [end - 10 * 60_000, end],
+    )
+    page.wait_for_function(f"({RANGE_DONE})(1)", timeout=15_000)
+    assert page.text_content("#connection-badge") == "range"
+    assert page.evaluate("window.livecharts.range.view") == "range"
+    assert page.locator("#range-picker [aria-pressed='true']").count() == 0, "no preset was chosen"
+    xs = page.evaluate(TRACE, "a")
+    assert len(xs) > 2000 * 0.5 and min(xs) >= end - 10 * 60_000 - 1000 and max(xs) <= end + 1000
+
+    page.evaluate(f"() => Plotly.relayout({CHART}, {{'xaxis.autorange': true}})")
+    page.wait_for_function("window.livecharts.range.view === 'live'", timeout=5000)
+    assert page.get_attribute("[data-range='live']", "aria-pressed") == "true"
+    back_at = time.time() * 1000
+    page.wait_for_function(f"({TRACE})('a').some((t) => t > {back_at + 500})", timeout=15_000)
+    assert page.evaluate("window.livecharts.range.requests") == 1
 
 
 def test_a_viewer_signed_out_in_another_tab_is_told_so(embedded: Stack, browser):
