@@ -1,0 +1,170 @@
+"""A dashboard in Chromium: bob sees the panels of streams he may see, moving over one socket;
+the panel with a stream he may not see is not on the page and its stream is never subscribed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.processes import STACK_PASSWORD as PASSWORD
+from tests.processes import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+
+# The seeded stack has "line" (E2E line), restricted to alice; bob may see the signed-in streams.
+BOARD = {
+    "streams": [
+        {
+            "slug": "temps",
+            "title": "Temperatures",
+            "visibility": "signed_in",
+            "feed": {"kind": "simulate", "rate": 20, "series": ["a", "b"]},
+            "chart": {"window_points": 2000},
+        },
+        {
+            "slug": "market",
+            "title": "Market",
+            "visibility": "signed_in",
+            "feed": {
+                "kind": "simulate",
+                "rate": 20,
+                "shape": "walk",
+                "series": [{"name": "price", "offset": 100}],
+            },
+            "chart": {"window_points": 2000},
+        },
+    ],
+    "dashboards": [
+        {
+            "slug": "board",
+            "title": "Board",
+            "visibility": "signed_in",
+            "panels": [
+                {"title": "Temps over time", "type": "line", "streams": ["temps"], "width": 8},
+                {
+                    "title": "Temp a now",
+                    "type": "gauge",
+                    "streams": ["temps"],
+                    "series": "a",
+                    "min": -2,
+                    "max": 2,
+                    "width": 4,
+                },
+                {
+                    "title": "Price candles",
+                    "type": "candlestick",
+                    "streams": ["market"],
+                    "candle_seconds": 1,
+                    "width": 8,
+                },
+                # bob may see "temps" but not "line": the whole panel is left out for him.
+                {"title": "Secret comparison", "type": "line", "streams": ["temps", "line"], "width": 4},
+            ],
+        }
+    ],
+}
+
+# Every message the page sends on its sockets, recorded before any page script runs.
+RECORD_SENDS = """
+window.__sent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  window.__sent.push(String(data));
+  return send.call(this, data);
+};
+"""
+
+
+def panel_id(page, title: str) -> str:
+    return page.get_attribute(f'section.panel[aria-label="{title}"]', "data-panel")
+
+
+def trace_points(element_id: str) -> str:
+    return f"document.getElementById('{element_id}').data.reduce((n, trace) => n + trace.x.length, 0)"
+
+
+def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
+    stack: Stack, browser, tmp_path
+):
+    board = tmp_path / "board.yaml"
+    board.write_text(yaml.safe_dump(BOARD), encoding="utf-8")
+    result = stack.manage("provision", str(board))
+    assert result.returncode == 0, result.stderr
+    stack.start_ingest()
+    stack.start_daphne()
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.add_init_script(RECORD_SENDS)
+    page.goto(f"{stack.base_url}/accounts/login/?next=/dashboards/board/")
+    page.fill("input[name=username]", "bob")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base_url}/dashboards/board/")
+    page.wait_for_function("document.body.dataset.connection === 'live'", timeout=15_000)
+
+    # Three panels; the fourth is not in the page at all (not hidden: absent).
+    assert page.locator("section.panel").count() == 3
+    html = page.content()
+    for absent in ("Secret comparison", "E2E line", 'data-stream="line"', '"slug": "line"', "/streams/line/"):
+        assert absent not in html
+    assert "1 panel of this dashboard shows streams you may not see" in " ".join(html.split())
+
+    line = f"panel-chart-{panel_id(page, 'Temps over time')}"
+    gauge = panel_id(page, "Temp a now")
+    candles = panel_id(page, "Price candles")
+
+    # The line chart moves.
+    page.wait_for_function(f"{trace_points(line)} > 40", timeout=15_000)
+    before = page.evaluate(trace_points(line))
+    page.wait_for_function(f"{trace_points(line)} > {before + 40}", timeout=15_000)
+
+    # The gauge shows the last value of series "a": the same as the line chart's last "a" point.
+    page.wait_for_function(f"window.livecharts.panels['{gauge}'].value !== null", timeout=15_000)
+    shown, last_a, text = page.evaluate(
+        f"""() => [
+            document.getElementById('panel-chart-{gauge}').data[0].value,
+            Array.from(document.getElementById('{line}').data.find((t) => t.name === 'a').y).at(-1),
+            document.querySelector('#panel-chart-{gauge} .number').textContent,
+        ]"""
+    )
+    assert shown == last_a
+    # Drawn with 5 significant digits (and a typographic minus).
+    assert float(text.replace("\u2212", "-").replace(",", "")) == pytest.approx(
+        shown, abs=1e-4 + abs(shown) * 1e-4
+    )
+
+    # Candles form: one a second, each with low <= open, close <= high, on a date axis.
+    page.wait_for_function(f"window.livecharts.panels['{candles}'].candles >= 3", timeout=20_000)
+    trace, axis_type = page.evaluate(
+        f"""() => {{
+            const element = document.getElementById('panel-chart-{candles}');
+            const t = element.data[0];
+            return [{{x: Array.from(t.x), open: Array.from(t.open), high: Array.from(t.high),
+                      low: Array.from(t.low), close: Array.from(t.close)}}, element._fullLayout.xaxis.type];
+        }}"""
+    )
+    assert axis_type == "date"
+    assert len(trace["x"]) >= 3
+    assert all(b - a == 1000 for a, b in zip(trace["x"], trace["x"][1:], strict=False))
+    for o, h, lo, c in zip(trace["open"], trace["high"], trace["low"], trace["close"], strict=True):
+        assert lo <= min(o, c) <= max(o, c) <= h
+    assert any(h > lo for h, lo in zip(trace["high"], trace["low"], strict=True))
+
+    # One socket, one subscription per stream (temps feeds two panels), never one for "line".
+    sent = [json.loads(message) for message in page.evaluate("window.__sent")]
+    first = [m["stream"] for m in sent if m.get("op") == "subscribe" and m.get("after") is None]
+    assert sorted(first) == ["market", "temps"]
+    assert all(m.get("stream") != "line" for m in sent)
+    assert page.evaluate("window.livecharts.streams") == ["temps", "market"]
+    assert page.evaluate("Object.keys(window.livecharts.lastIds).sort()") == ["market", "temps"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert errors == []
