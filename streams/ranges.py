@@ -223,28 +223,32 @@ def _union_of_picks(columns: Columns, *, budget: int) -> np.ndarray:
 def _series_rows(t: np.ndarray, values: np.ndarray, *, budget: int) -> np.ndarray:
     """At most `budget` rows that draw this series: its shape and extremes, and its gaps."""
     missing = np.isnan(values)
-    present = np.flatnonzero(~missing)
-    if len(present) == 0:
-        return present
-    # The first null of each run of nulls that a value follows and another value ends; the
-    # nulls before the first value or after the last one break no line.
-    gaps = np.flatnonzero(missing[1:] & ~missing[:-1]) + 1
-    gaps = gaps[gaps < present[-1]]
-    most_gaps = budget // 4
-    if len(gaps) > most_gaps:
-        # Too many to show: keep the widest in time, which are the ones a viewer can see.
-        after = present[np.searchsorted(present, gaps)]
-        widths = t[after] - t[gaps - 1]
-        gaps = np.sort(gaps[np.argsort(-widths, kind="stable")[:most_gaps]])
+    gaps = np.empty(0, dtype=np.intp)
+    present: np.ndarray | None = None  # rows with a value; None: every row (no copies)
+    if missing.any():
+        present = np.flatnonzero(~missing)
+        if len(present) == 0:
+            return present
+        # The first null of each run of nulls that a value follows and another value ends; the
+        # nulls before the first value or after the last one break no line.
+        gaps = np.flatnonzero(missing[1:] & ~missing[:-1]) + 1
+        gaps = gaps[gaps < present[-1]]
+        most_gaps = budget // 4
+        if len(gaps) > most_gaps:
+            # Too many to show: keep the widest in time, which are the ones a viewer can see.
+            after = present[np.searchsorted(present, gaps)]
+            widths = t[after] - t[gaps - 1]
+            gaps = np.sort(gaps[np.argsort(-widths, kind="stable")[:most_gaps]])
+        t, values = t[present], values[present]
     value_budget = budget - len(gaps)
-    if len(present) <= value_budget:
-        return np.concatenate([present, gaps])
-    shown = values[present]
-    # LTTB keeps the shape, not always the very top and bottom of a wandering series: add both,
-    # so the chart's y axis spans what is stored.
-    extremes = present[[np.argmin(shown), np.argmax(shown)]]
-    picked = present[_lttb(t[present], shown, max(_LTTB_MIN, value_budget - 2))]
-    return np.concatenate([picked, extremes, gaps])
+    if len(values) <= value_budget:
+        picked = np.arange(len(values), dtype=np.intp)
+    else:
+        # LTTB keeps the shape, not always the very top and bottom of a wandering series: add
+        # both, so the chart's y axis spans what is stored.
+        extremes = np.array([np.argmin(values), np.argmax(values)], dtype=np.intp)
+        picked = np.concatenate([_lttb(t, values, max(_LTTB_MIN, value_budget - 2)), extremes])
+    return np.concatenate([picked if present is None else present[picked], gaps])
 
 
 def _lttb(t: np.ndarray, values: np.ndarray, n_out: int) -> np.ndarray:
