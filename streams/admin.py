@@ -233,6 +233,15 @@ class PushTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.", messages.SUCCESS)
 
 
+class WrappedFilteredSelectMultiple(FilteredSelectMultiple):
+    """FilteredSelectMultiple in its own box, as admin wraps a model's many-to-many widgets:
+    SelectFilter2.js puts the selector first in the select's parent, which would otherwise be
+    the form row, and the field's label would end up after the widget."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        return format_html('<div class="related-widget-wrapper">{}</div>', super().render(*args, **kwargs))
+
+
 class PanelForm(forms.ModelForm):
     """A panel with its streams. The streams go through PanelStream, in order: streams already
     on the panel keep their places and newly chosen ones go last (a multiple select sends its
@@ -243,7 +252,7 @@ class PanelForm(forms.ModelForm):
     panel_streams = forms.ModelMultipleChoiceField(
         label="Streams",
         queryset=Stream.objects.all(),
-        widget=FilteredSelectMultiple("streams", is_stacked=False),
+        widget=WrappedFilteredSelectMultiple("streams", is_stacked=False),
         help_text="Traces follow this order: streams already on the panel first, new ones after.",
     )
 
