@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -16,6 +17,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from livecharts.asgi import application
 from streams import sse_output
@@ -431,6 +433,10 @@ def sign_out(stream: Stream, alice: User, session: str) -> None:
     Session.objects.filter(session_key=session).delete()
 
 
+def expire_session(stream: Stream, alice: User, session: str) -> None:
+    Session.objects.filter(session_key=session).update(expire_date=timezone.now() - timedelta(seconds=1))
+
+
 def change_password(stream: Stream, alice: User, session: str) -> None:
     alice.set_password("a-new-password-42")
     alice.save()
@@ -444,6 +450,7 @@ def change_password(stream: Stream, alice: User, session: str) -> None:
         (disable, "forbidden"),
         (delete, "not_found"),
         (sign_out, "forbidden"),
+        (expire_session, "forbidden"),
         (change_password, "forbidden"),
     ],
 )
@@ -507,3 +514,34 @@ async def test_open_event_streams_per_user_are_bounded(memory_layer, alice_sessi
 def fresh_watchers() -> Iterator[None]:
     yield
     sse_output._watchers.clear()
+
+
+def test_one_access_round_reads_all_sessions_and_users_in_two_queries(django_assert_num_queries, plant):
+    open_stream = Stream.objects.create(slug="open", title="Open", visibility=Stream.Visibility.SIGNED_IN)
+    viewers = []
+    for n in range(5):
+        user = User.objects.create_user(f"viewer{n}")
+        plant.viewers.add(user)
+        session = session_of(user)
+        viewers += [sse_output.Viewer(session, user.pk, "plant"), sse_output.Viewer(session, user.pk, "open")]
+    # Sessions, users, then one query per user for all the streams they watch.
+    with django_assert_num_queries(2 + 5):
+        assert sse_output.check_viewers(viewers) == {}
+
+    open_stream.delete()
+    plant.viewers.remove(User.objects.get(username="viewer0"))
+    Session.objects.filter(session_key=viewers[2].session_key).delete()
+    refusals = sse_output.check_viewers(viewers)
+    assert (
+        {viewer: refusal.code for viewer, refusal in refusals.items()}
+        == {
+            viewers[0]: "forbidden",  # taken off the stream
+            **{
+                viewer: "not_found"
+                for viewer in viewers[1::2]
+                if viewer.session_key != viewers[2].session_key
+            },
+            viewers[2]: "forbidden",  # signed out
+            viewers[3]: "forbidden",
+        }
+    )
