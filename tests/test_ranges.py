@@ -18,8 +18,8 @@ from streams.feeds.base import Point
 from streams.frames import Entry
 from streams.ids import IdClock, format_id
 from streams.models import Stream
-from streams.ranges import Columns, thin_rows
-from streams.store import prune_stream, save_batches
+from streams.ranges import Columns, columns_of, thin_rows
+from streams.store import DecodedBatch, prune_stream, save_batches
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +100,20 @@ def test_every_series_keeps_to_the_cap_in_a_huge_range():
     for values in columns.y.values():
         picked = values[rows]
         assert picked.max() == values.max() and picked.min() == values.min()
+
+
+def test_points_stored_after_the_count_was_taken_still_fit():
+    # read_columns sizes its arrays from a count taken before reading; writes may land between.
+    batches = [
+        DecodedBatch(ids=["1-0", "2-0"], t=[1.0, 2.0], y={"a": [1.0, None]}),
+        DecodedBatch(
+            ids=["3-0", "4-0", "5-0"], t=[3.0, 4.0, 5.0], y={"a": [3.0, 4.0, 5.0], "b": [0.5, None, 1.5]}
+        ),
+    ]
+    columns = columns_of(batches, start=None, end=None, capacity=1)
+    assert columns.t.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert np.array_equal(columns.y["a"], [1.0, np.nan, 3.0, 4.0, 5.0], equal_nan=True)
+    assert np.array_equal(columns.y["b"], [np.nan, np.nan, 0.5, np.nan, 1.5], equal_nan=True)
 
 
 def test_series_that_move_together_still_get_about_the_cap():
