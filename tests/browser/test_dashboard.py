@@ -69,13 +69,28 @@ BOARD = {
     ],
 }
 
-# Every message the page sends on its sockets, recorded before any page script runs.
-RECORD_SENDS = """
+# Recorded before any page script runs: every message the page sends on its sockets, and the
+# last value of series "a" of temps that arrived.
+RECORD_SOCKET = """
 window.__sent = [];
+window.__lastA = null;
 const send = WebSocket.prototype.send;
 WebSocket.prototype.send = function (data) {
   window.__sent.push(String(data));
   return send.call(this, data);
+};
+const listen = WebSocket.prototype.addEventListener;
+WebSocket.prototype.addEventListener = function (type, listener, ...rest) {
+  if (type !== "message") return listen.call(this, type, listener, ...rest);
+  const recording = (event) => {
+    const frame = JSON.parse(event.data);
+    for (const batch of frame.op === "points" ? frame.data : []) {
+      if (batch.stream !== "temps") continue;
+      for (const value of batch.y.a ?? []) if (value !== null) window.__lastA = value;
+    }
+    return listener.call(this, event);
+  };
+  return listen.call(this, type, recording, ...rest);
 };
 """
 
@@ -101,7 +116,7 @@ def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.add_init_script(RECORD_SENDS)
+    page.add_init_script(RECORD_SOCKET)
     page.goto(f"{stack.base_url}/accounts/login/?next=/dashboards/board/")
     page.fill("input[name=username]", "bob")
     page.fill("input[name=password]", PASSWORD)
@@ -125,20 +140,8 @@ def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
     before = page.evaluate(trace_points(line))
     page.wait_for_function(f"{trace_points(line)} > {before + 40}", timeout=15_000)
 
-    # The gauge shows the last value of series "a": the same as the line chart's last "a" point.
-    page.wait_for_function(f"window.livecharts.panels['{gauge}'].value !== null", timeout=15_000)
-    shown, last_a, text = page.evaluate(
-        f"""() => [
-            document.getElementById('panel-chart-{gauge}').data[0].value,
-            Array.from(document.getElementById('{line}').data.find((t) => t.name === 'a').y).at(-1),
-            document.querySelector('#panel-chart-{gauge} .number').textContent,
-        ]"""
-    )
-    assert shown == last_a
-    # Drawn with 5 significant digits (and a typographic minus).
-    assert float(text.replace("\u2212", "-").replace(",", "")) == pytest.approx(
-        shown, abs=1e-4 + abs(shown) * 1e-4
-    )
+    # The gauge moves with series "a" of temps.
+    page.wait_for_function(f"window.livecharts.panels['{gauge}'].draws > 2", timeout=15_000)
 
     # Candles form: one a second, each with low <= open, close <= high, on a date axis.
     page.wait_for_function(f"window.livecharts.panels['{candles}'].candles >= 3", timeout=20_000)
@@ -167,4 +170,40 @@ def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    # A panel scrolled well out of view is not drawn (its points are still taken), and catches up
+    # when it comes back.
+    page.set_viewport_size({"width": 1280, "height": 260})
+    page.evaluate("window.scrollTo(0, 0)")
+    hook = f"window.livecharts.panels['{candles}']"
+    assert page.evaluate(
+        f"document.getElementById('panel-chart-{candles}').getBoundingClientRect().top > innerHeight + 200"
+    )
+    page.wait_for_timeout(500)
+    draws, points = page.evaluate(f"[{hook}.draws, {hook}.points]")
+    page.wait_for_function(f"{hook}.points > {points + 20}", timeout=10_000)
+    assert page.evaluate(f"{hook}.draws") == draws
+    page.locator(f"#panel-chart-{candles}").scroll_into_view_if_needed()
+    page.wait_for_function(f"{hook}.draws > {draws}", timeout=10_000)
+
+    # With the feeds stopped, the gauge shows the last value "a" had on the socket, as drawn text.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.evaluate("window.scrollTo(0, 0)")
+    stack.stop("ingest")
+    page.wait_for_function(
+        f"window.__lastA !== null && window.livecharts.panels['{gauge}'].value === window.__lastA",
+        timeout=15_000,
+    )
+    shown, last_line, text = page.evaluate(
+        f"""() => [
+            document.getElementById('panel-chart-{gauge}').data[0].value,
+            Array.from(document.getElementById('{line}').data.find((t) => t.name === 'a').y).at(-1),
+            document.querySelector('#panel-chart-{gauge} .number').textContent,
+        ]"""
+    )
+    assert shown == last_line == page.evaluate("window.__lastA")
+    # Drawn with 5 significant digits (and a typographic minus).
+    assert float(text.replace("\u2212", "-").replace(",", "")) == pytest.approx(
+        shown, abs=1e-4 + abs(shown) * 1e-4
+    )
     assert errors == []

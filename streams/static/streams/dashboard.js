@@ -2,15 +2,29 @@
 // stream (so a stream is subscribed once however many panels show it); here that entry is a
 // StreamFeed, which hands each batch to every panel showing the stream. Each panel is its own
 // Plotly chart with its own window; a panel of several streams has traces from each.
-// The decisions live in pure modules: panel.js (multi-stream plans, gauge values) and
-// candles.js (candles from ticks).
+// The decisions live in pure modules: panel.js (multi-stream plans, gauge values, which panels
+// to draw in a frame) and candles.js (candles from ticks).
+//
+// Many panels stay smooth: every chart is SVG (no WebGL context to run out of), panels out of
+// view are not drawn (they keep their window and draw when scrolled to), and a frame draws only
+// as many panels as fit a time budget, the longest waiting first (DrawScheduler).
 //
 // Test hooks, besides live.js's: window.livecharts.panels[<panel id>] = {chartType, streams,
-// draws, points, value, candles} and window.livecharts.streams (the slugs this page subscribes to).
+// draws, points, value, candles, cost} and window.livecharts.streams (the slugs this page
+// subscribes to).
 
 import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
 import { Connection, hooks, localX, Page, readJson } from "./live.js";
-import { chooseSeries, LastValue, pickSeries, planPanel, traceName } from "./panel.js";
+import {
+  chooseSeries,
+  LastValue,
+  nextCost,
+  pickDraws,
+  pickSeries,
+  planPanel,
+  restAfter,
+  traceName,
+} from "./panel.js";
 import { emptyBuffer, mergeBatch } from "./protocol.js";
 import { cutoffFor, trimBuffer } from "./window.js";
 
@@ -26,6 +40,53 @@ import { cutoffFor, trimBuffer } from "./window.js";
  *   candle_ms: number, max_candles: number,
  * }} PanelConfig
  */
+
+/** Draws dirty, visible panels a few at a time (panel.js: pickDraws, restAfter). */
+class DrawScheduler {
+  constructor() {
+    /** @type {BasePanel[]} */
+    this.panels = [];
+    this.requested = false;
+    /** performance.now() before which drawing waits */
+    this.restUntil = 0;
+    /** @type {{paused: boolean}|null} the connection: nothing is drawn while it is paused */
+    this.connection = null;
+  }
+
+  request() {
+    if (this.requested || this.connection?.paused) return;
+    this.requested = true;
+    const wait = this.restUntil - performance.now();
+    const frame = () => window.requestAnimationFrame(() => this.frame());
+    if (wait > 0) window.setTimeout(frame, wait);
+    else frame();
+  }
+
+  frame() {
+    this.requested = false;
+    if (this.connection?.paused) return;
+    const due = this.panels.filter((panel) => panel.dirty && panel.visible);
+    if (due.length === 0) return;
+    const start = performance.now();
+    const picked = new Set(
+      pickDraws(
+        due.map((panel) => ({ id: panel, since: panel.dirtySince ?? start, cost: panel.cost })),
+        start,
+      ),
+    );
+    for (const panel of picked) {
+      const before = performance.now();
+      panel.draw();
+      panel.cost = nextCost(panel.cost, performance.now() - before);
+      panel.hook.cost = Math.round(panel.cost * 10) / 10;
+    }
+    const end = performance.now();
+    this.restUntil = end + restAfter(end - start);
+    if (due.length > picked.size) this.request();
+  }
+}
+
+const scheduler = new DrawScheduler();
 
 /** One stream of the page, as live.js's Connection sees a chart: ids, resync state, draw. */
 class StreamFeed {
@@ -61,8 +122,9 @@ class StreamFeed {
   }
 
   draw() {
-    // A panel of several streams is asked once per stream; the second call finds nothing new.
-    for (const panel of this.panels) panel.draw();
+    // Called by the Connection once a frame while points arrive: the scheduler decides which
+    // panels draw now.
+    scheduler.request();
   }
 }
 
@@ -76,7 +138,6 @@ class BasePanel {
     this.streams = new Map(config.streams.map((stream) => [stream.slug, stream]));
     /** @type {Map<string, number|null>} newest x seen per stream: its age window ends there */
     this.newestX = new Map();
-    this.dirty = false;
     this.hook = {
       chartType: config.chart_type,
       streams: config.streams.map((stream) => stream.slug),
@@ -84,8 +145,24 @@ class BasePanel {
       points: 0,
       value: null,
       candles: 0,
+      cost: 0,
     };
     hooks.panels[config.id] = this.hook;
+    /** performance.now() when the panel got something new to draw (null: nothing) */
+    this.dirtySince = null;
+    /** false while scrolled out of view: not drawn, but still fed and trimmed */
+    this.visible = true;
+    /** expected ms per draw (nextCost), 0 until measured */
+    this.cost = 0;
+  }
+
+  get dirty() {
+    return this.dirtySince !== null;
+  }
+
+  set dirty(value) {
+    if (!value) this.dirtySince = null;
+    else if (this.dirtySince === null) this.dirtySince = performance.now();
   }
 
   async plot() {
@@ -309,6 +386,23 @@ class DashboardPage extends Page {
   }
 }
 
+/** Panels out of view (with a margin) are not drawn; scrolled into view, they catch up. */
+function watchVisibility(drawScheduler) {
+  if (typeof IntersectionObserver === "undefined") return;
+  const byElement = new Map(drawScheduler.panels.map((panel) => [panel.element, panel]));
+  const observer = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        const panel = byElement.get(entry.target);
+        if (panel) panel.visible = entry.isIntersecting;
+      }
+      drawScheduler.request();
+    },
+    { rootMargin: "200px 0px" },
+  );
+  for (const element of byElement.keys()) observer.observe(element);
+}
+
 async function main() {
   const config = readJson("dashboard-config");
   if (!config) return;
@@ -328,6 +422,7 @@ async function main() {
     if (!element) continue;
     const Kind = PANEL_KINDS[panelConfig.chart_type] ?? SeriesPanel;
     const panel = new Kind(panelConfig, element, config.plotly_config);
+    scheduler.panels.push(panel);
     plots.push(panel.plot());
     for (const { slug } of panelConfig.streams) {
       if (!feeds.has(slug)) feeds.set(slug, new StreamFeed(slug));
@@ -336,8 +431,10 @@ async function main() {
   }
   await Promise.all(plots);
   hooks.streams = [...feeds.keys()];
+  watchVisibility(scheduler);
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   const connection = new Connection(`${scheme}//${window.location.host}${config.ws_path}`, feeds, page);
+  scheduler.connection = connection;
   page.pauseButton?.addEventListener("click", () => {
     const paused = !connection.paused;
     connection.setPaused(paused);

@@ -143,3 +143,59 @@ export class LastValue {
     this.y = [];
   }
 }
+
+// Drawing many panels: one Plotly draw cannot be split, and a panel of thousands of markers or
+// bars costs tens of milliseconds (measured: ~100 ms for 3,000 markers in software rendering).
+// So each frame draws the most overdue panels within a budget of expected draw time, then
+// leaves the main thread alone for a while: drawing takes at most DRAW_SHARE of it, scrolling
+// and clicks stay responsive. "Overdue" is time waited per ms of drawing, so every panel gets
+// about the same drawing time: a cheap line chart redraws many times a second, a costly panel
+// of markers less often, and no panel starves.
+
+/** Expected draw time per frame, ms. */
+export const DRAW_BUDGET_MS = 12;
+/** Most of the main thread's time that drawing may take, over time. */
+export const DRAW_SHARE = 0.5;
+/** Panels are never counted cheaper than this (ms): a never-measured panel is not infinitely overdue. */
+const MIN_COST_MS = 1;
+
+/**
+ * The panels to draw this frame: most overdue first (time waited / expected draw time), while
+ * their expected draw times fit the budget; always at least one, so a costly panel still gets
+ * its turn.
+ * @template T
+ * @param {{id: T, since: number, cost: number}[]} waiting  since: when it got something new;
+ *   cost: expected ms (0 when unknown)
+ * @param {number} now
+ * @param {number} [budgetMs]
+ * @returns {T[]}
+ */
+export function pickDraws(waiting, now, budgetMs = DRAW_BUDGET_MS) {
+  const overdue = (panel) => (now - panel.since) / Math.max(panel.cost, MIN_COST_MS);
+  const ordered = [...waiting].sort((a, b) => overdue(b) - overdue(a) || a.since - b.since);
+  const picked = [];
+  let spent = 0;
+  for (const panel of ordered) {
+    if (picked.length > 0 && spent + panel.cost > budgetMs) continue;
+    picked.push(panel.id);
+    spent += panel.cost;
+  }
+  return picked;
+}
+
+/**
+ * How long to leave the main thread alone after drawing for `spentMs`.
+ * @param {number} spentMs @param {number} [share]
+ */
+export function restAfter(spentMs, share = DRAW_SHARE) {
+  return (spentMs * (1 - share)) / share;
+}
+
+/**
+ * A panel's expected draw time after one more measurement (a moving average: one slow draw,
+ * a garbage collection, does not starve a panel).
+ * @param {number} previous 0 when never measured @param {number} measured @param {number} [weight]
+ */
+export function nextCost(previous, measured, weight = 0.3) {
+  return previous === 0 ? measured : previous + weight * (measured - previous);
+}

@@ -4,8 +4,11 @@ import { describe, test } from "node:test";
 import {
   chooseSeries,
   LastValue,
+  nextCost,
+  pickDraws,
   pickSeries,
   planPanel,
+  restAfter,
   traceName,
 } from "../../../streams/static/streams/panel.js";
 import { emptyBuffer, mergeBatch } from "../../../streams/static/streams/protocol.js";
@@ -132,5 +135,61 @@ describe("LastValue", () => {
     last.add([2], [5]);
     last.clear();
     assert.equal(last.reference, null);
+  });
+});
+
+describe("pickDraws", () => {
+  test("draws the panels that waited longest first, within the budget", () => {
+    const waiting = [
+      { id: "new", since: 30, cost: 2 },
+      { id: "old", since: 10, cost: 2 },
+      { id: "middle", since: 20, cost: 2 },
+    ];
+    assert.deepEqual(pickDraws(waiting, 40, 5), ["old", "middle"]);
+    assert.deepEqual(pickDraws(waiting, 40, 100), ["old", "middle", "new"]);
+  });
+
+  test("a costly panel waits longer for its turn, in proportion to its cost", () => {
+    const waiting = [
+      { id: "costly", since: 0, cost: 100 }, // waited 1,000 ms: 10 ms per ms of drawing
+      { id: "cheap", since: 900, cost: 5 }, // waited 100 ms: 20 ms per ms of drawing
+    ];
+    assert.deepEqual(pickDraws(waiting, 1000, 12), ["cheap"]);
+    waiting[1].since = 960; // waited 40 ms: 8 ms per ms of drawing
+    assert.deepEqual(pickDraws(waiting, 1000, 12), ["costly"]);
+  });
+
+  test("skips a panel that does not fit for others that still do", () => {
+    const waiting = [
+      { id: "a", since: 0, cost: 3 },
+      { id: "costly", since: 0, cost: 50 },
+      { id: "b", since: 0, cost: 3 },
+    ];
+    assert.deepEqual(pickDraws(waiting, 100, 10), ["a", "b"]);
+  });
+
+  test("always draws one, however costly, so every panel gets its turn", () => {
+    assert.deepEqual(pickDraws([{ id: "costly", since: 1, cost: 120 }], 2, 12), ["costly"]);
+    assert.deepEqual(pickDraws([], 2, 12), []);
+  });
+
+  test("panels never measured count as cheap and all draw at once", () => {
+    const waiting = [1, 2, 3].map((id) => ({ id, since: id, cost: 0 }));
+    assert.deepEqual(pickDraws(waiting, 10, 1), [1, 2, 3]);
+  });
+});
+
+describe("restAfter", () => {
+  test("leaves the main thread alone as long again as drawing took, at half the time", () => {
+    assert.equal(restAfter(40, 0.5), 40);
+    assert.equal(restAfter(30, 0.75), 10);
+    assert.equal(restAfter(0), 0);
+  });
+});
+
+describe("nextCost", () => {
+  test("starts at the first measurement, then moves part of the way", () => {
+    assert.equal(nextCost(0, 20), 20);
+    assert.equal(nextCost(20, 120, 0.3), 50);
   });
 });
