@@ -17,7 +17,7 @@ import contextvars
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,10 @@ CHECK_SECONDS = 1.0
 EVENT_POINTS = 1000
 # A resume from the database sends at most the newest this many points (and a gap before them).
 MAX_RESUME_POINTS = 100_000
+# A join (Redis round trips) that has not finished by then is given up when the response ends.
+JOIN_TIMEOUT = 10.0
+# Live messages waiting for one response past this are dropped (and refilled from history).
+MAX_BACKLOG = 1000
 # Open event streams per signed-in user in one process; one more gets 429.
 MAX_PER_USER = 20
 
@@ -355,11 +359,13 @@ async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncI
     slug, group = stream.slug, group_name(stream.slug)
     retention = Retention.of(stream)
     layer = get_channel_layer()
-    watcher = get_watcher()
-    watch = watcher.watch(viewer)
-    channel: str | None = None
-    joined = False
-    receiving: asyncio.Future[dict[str, Any]] | None = None
+    hold = _Hold(layer=layer, group=group, watcher=get_watcher(), viewer=viewer)
+    watch = hold.watch
+    # Django does not close this generator when the client leaves while a send is pending (its
+    # wrappers around it are closed, not it), so the request's task ending releases it too.
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(hold.release_soon)
     sent = _Sent(after)
 
     async def resume() -> AsyncIterator[bytes]:
@@ -374,14 +380,12 @@ async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncI
                 sent.advance(segment.entries[-1].id)
 
     try:
+        # Join before reading history so no batch falls between backfill and live. Shielded:
+        # a client leaving mid-join must not leave a half-made membership behind; the
+        # `finally` lets the join finish and undoes it.
+        hold.joining = asyncio.ensure_future(_join(layer, group))
         yield f"retry: {RETRY_MS}\n\n".encode()
-        channel = await layer.new_channel()
-        # Join before reading history so no batch falls between backfill and live.
-        await layer.group_add(group, channel)
-        joined = True
-        # One receive stays pending for the whole response: cancelling a pub/sub layer's
-        # receive unsubscribes its channel, so it is cancelled only in the `finally`.
-        receiving = asyncio.ensure_future(layer.receive(channel))
+        membership = await asyncio.shield(hold.joining)
         status = await get_history().get_status(slug)
         if status is not None:
             yield sse_event(event="status", data=encode({"stream": slug, **status}))
@@ -389,10 +393,19 @@ async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncI
             yield event
         loop = asyncio.get_running_loop()
         last_write = loop.time()
+        hold.getting = getting = asyncio.ensure_future(membership.inbox.get())
         while True:
+            if membership.dropped:
+                # The inbox overflowed while this response fell behind: catch up from history.
+                membership.dropped = False
+                async for event in resume():
+                    yield event
+                last_write = loop.time()
             timeout = max(0.0, last_write + KEEPALIVE_SECONDS - loop.time())
             await asyncio.wait(
-                {receiving, watch.revoked}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {getting, watch.revoked, membership.pump},
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
             )
             if watch.revoked.done():
                 refusal = watch.revoked.result()
@@ -400,12 +413,14 @@ async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncI
                     event="error", data=encode({"code": refusal.code, "message": refusal.message})
                 )
                 return
-            if not receiving.done():
+            if membership.pump.done():
+                membership.pump.result()  # the layer failed (Redis gone): end with its error
+            if not getting.done():
                 yield b": keep-alive\n\n"
                 last_write = loop.time()
                 continue
-            message = receiving.result()
-            receiving = asyncio.ensure_future(layer.receive(channel))
+            message = getting.result()
+            hold.getting = getting = asyncio.ensure_future(membership.inbox.get())
             if message.get("stream") != slug:
                 continue
             if message["type"] == "stream.status":
@@ -426,14 +441,95 @@ async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncI
                 sent.advance(message["id"], key)
             last_write = loop.time()
     finally:
-        watcher.release(watch)
-        if joined:
-            with _logged("leave group %s", group):
-                await layer.group_discard(group, channel)
-        if receiving is not None:
-            receiving.cancel()
-            with contextlib.suppress(BaseException):
-                await receiving
+        if task is not None:
+            task.remove_done_callback(hold.release_soon)
+        await hold.release()
+
+
+# Releases started from task callbacks, kept referenced until they finish.
+_releasing: set[asyncio.Task[None]] = set()
+
+
+class _Hold:
+    """What one response holds: its access watch, its group membership and channel. Released
+    once, by the response's `finally` or when the request's task ends, whichever comes first."""
+
+    def __init__(self, *, layer: Any, group: str, watcher: AccessWatcher, viewer: Viewer) -> None:
+        self.layer = layer
+        self.group = group
+        self.watcher = watcher
+        self.watch = watcher.watch(viewer)
+        self.joining: asyncio.Future[_Membership] | None = None
+        self.getting: asyncio.Future[dict[str, Any]] | None = None
+        self._released = False
+
+    def release_soon(self, _task: object = None) -> None:
+        if not self._released:
+            releasing = asyncio.get_running_loop().create_task(self.release())
+            _releasing.add(releasing)
+            releasing.add_done_callback(_releasing.discard)
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self.watcher.release(self.watch)
+        if self.getting is not None:
+            self.getting.cancel()  # a queue get: cancelling it loses nothing we still need
+        if self.joining is not None:
+            await _leave(self.layer, self.group, self.joining)
+
+
+@dataclass(eq=False)
+class _Membership:
+    channel: str
+    inbox: asyncio.Queue[dict[str, Any]]
+    pump: asyncio.Future[None] = field(init=False)
+    # Set when a message was dropped on a full inbox.
+    dropped: bool = False
+
+
+async def _join(layer: Any, group: str) -> _Membership:
+    """A new channel in the stream's group, its messages pumped into an inbox."""
+    membership = _Membership(channel=await layer.new_channel(), inbox=asyncio.Queue())
+    started = asyncio.Event()
+    membership.pump = asyncio.ensure_future(_pump(layer, membership, started))
+    await started.wait()  # the pump is inside layer.receive now, so cancelling it cleans up
+    await layer.group_add(group, membership.channel)
+    return membership
+
+
+async def _pump(layer: Any, membership: _Membership, started: asyncio.Event) -> None:
+    """Moves the channel's messages to `inbox`, forever.
+
+    Between messages it never awaits anything but `layer.receive`: the pub/sub layer drops a
+    channel (unsubscribes it in Redis) only when a receive is cancelled (channels_redis has no
+    delete_channel), so cancelling this task must always land inside one. A receive task of our
+    own could be cancelled before it started or after its message arrived, and leak the channel.
+    """
+    started.set()
+    while True:
+        message = await layer.receive(membership.channel)
+        if membership.inbox.qsize() >= MAX_BACKLOG:
+            # Dropped, not queued without end: the response refills from history instead.
+            membership.dropped = True
+            continue
+        membership.inbox.put_nowait(message)
+
+
+async def _leave(layer: Any, group: str, joining: asyncio.Future[_Membership]) -> None:
+    """Undo `_join` once it is done: leave the group, then drop the channel."""
+    await asyncio.wait({joining}, timeout=JOIN_TIMEOUT)
+    if not joining.done() or joining.cancelled() or joining.exception() is not None:
+        joining.cancel()
+        log.warning("event stream: could not join group %s; nothing to leave", group)
+        return
+    membership = joining.result()
+    with _logged("leave group %s", group):
+        await layer.group_discard(group, membership.channel)
+    membership.pump.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await membership.pump
 
 
 @contextlib.contextmanager

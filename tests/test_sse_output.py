@@ -67,6 +67,9 @@ class EventClient:
         self.parser = SSEParser()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self._started = asyncio.Event()
+        # Cleared, the client stops reading: the server's next body send waits (a slow client).
+        self.reading = asyncio.Event()
+        self.reading.set()
         self._leave = asyncio.Event()
         self._requested = False
         self.task: asyncio.Task | None = None
@@ -84,6 +87,7 @@ class EventClient:
             self.headers = {name.decode().lower(): value.decode() for name, value in message["headers"]}
             self._started.set()
         elif message["type"] == "http.response.body":
+            await self.reading.wait()
             body = message.get("body", b"")
             self.raw += body
             for event in self.parser.feed(body):
@@ -156,6 +160,13 @@ async def publish(slug: str, values: list[float], *, window: int = 50) -> str:
     )
     await broadcaster.flush()
     return await broadcaster.history.last_id(slug)
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 2.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        await asyncio.sleep(0.02)
 
 
 def data_of(event: Event) -> dict:
@@ -490,6 +501,61 @@ async def test_a_client_that_leaves_gives_back_its_group_channel_and_watch(layer
     assert sse_output.get_watcher().open_for(await database_sync_to_async(alice_id)()) == 0
     # Nothing is left listening: a batch now goes nowhere and nothing fails.
     await publish("plant", [2])
+
+
+async def test_a_client_that_leaves_while_the_group_is_being_joined_leaves_nothing_behind(
+    layer, alice_session, plant, monkeypatch
+):
+    layer_ = get_channel_layer()
+    real_add = layer_.group_add
+    joined: list[str] = []
+
+    async def slow_add(group: str, channel: str) -> None:
+        await real_add(group, channel)
+        joined.append(channel)
+        await asyncio.sleep(0.3)  # a slow Redis round trip, after the membership exists
+
+    monkeypatch.setattr(layer_, "group_add", slow_add)
+    client = await EventClient("/streams/plant/events", session=alice_session).open()
+    while not joined:
+        await asyncio.sleep(0.01)
+    await client.leave()  # mid-join
+    assert members(group_name("plant")) == set()
+    assert joined[0] not in subscribed_channels()
+
+
+async def test_a_client_that_leaves_with_batches_waiting_unread_leaves_nothing_behind(
+    layer, alice_session, plant
+):
+    await publish("plant", [1])
+    client = await EventClient("/streams/plant/events", session=alice_session).open()
+    await client.points(1)
+    (channel,) = members(group_name("plant"))
+    client.reading.clear()
+    await publish("plant", [2])  # the server waits to send this one
+    await publish("plant", [3])  # and this one waits in its channel
+    await asyncio.sleep(0.1)
+    await client.leave()
+    # Django leaves this response's generator suspended, unclosed: the request's end releases it.
+    await eventually(lambda: not members(group_name("plant")) and channel not in subscribed_channels())
+
+
+async def test_a_response_that_falls_behind_drops_live_batches_and_refills_them(
+    layer, alice_session, plant, monkeypatch
+):
+    monkeypatch.setattr(sse_output, "MAX_BACKLOG", 1)
+    await publish("plant", [0])
+    client = await EventClient("/streams/plant/events", session=alice_session).open()
+    await client.points(1)
+    client.reading.clear()
+    for value in range(1, 8):
+        await publish("plant", [float(value)])
+    await asyncio.sleep(0.1)
+    client.reading.set()
+    times, events = await client.points(7)
+    assert times == [float(value) for value in range(1, 8)]
+    assert [data_of(event)["prev"] for event in events[1:]] == [event.id for event in events[:-1]]
+    await client.leave()
 
 
 def alice_id() -> int:
