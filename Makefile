@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean bench
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "LiveCharts needs Python 3.11 or newer" or 0)'
@@ -43,6 +43,10 @@ test: lint
 	@$(PY) -m tests.services postgres; rc=$$?; \
 	  if [ $$rc -eq 0 ]; then DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not e2e and not browser" -p no:cacheprovider -q; \
 	  elif [ $$rc -ne 3 ]; then exit $$rc; fi
+
+# Benchmarks (bench/): rewrites the measured sections of docs/performance.md; stopped after 15 min.
+bench: $(VENV)/.test
+	timeout 900 $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
