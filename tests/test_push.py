@@ -57,7 +57,7 @@ def test_one_point_a_list_a_points_object_and_ndjson_are_all_read():
         ('1\n{"t": "soon", "value": 1}', "application/x-ndjson", 400, "line 2: t: "),
         ("1\n{oops", "application/x-ndjson", 400, "line 2: not JSON"),
         ("[]", "application/json", 400, "no points in the body"),
-        ("[" * 100_000 + "]" * 100_000, "application/json", 400, "not JSON we accept: nested too deeply"),
+        ("[" * 5_000 + "]" * 5_000, "application/json", 400, "not JSON we accept: nested too deeply"),
         ("1" * 5000, "application/json", 400, "not JSON we accept"),
         ("1", "text/csv", 415, "send application/json or application/x-ndjson, not 'text/csv'"),
         (b"\xff\xfe1", "application/json", 400, "the body is not UTF-8"),
