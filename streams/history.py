@@ -6,7 +6,6 @@ in-process ring otherwise (the embedded one-process mode). Both answer the same 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from abc import ABC, abstractmethod
@@ -20,6 +19,7 @@ from django.conf import settings
 from streams.feeds.base import Point
 from streams.frames import Entry
 from streams.ids import IdKey, parse_id
+from streams.redis_clients import LoopClients
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,19 +185,13 @@ class RedisHistory(History):
     def __init__(self, url: str, *, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
-        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._clients = LoopClients(url)
         self._trim_script: Any = None
 
     def _redis(self) -> Any:
-        # redis.asyncio connections belong to the loop that made them (tests run many loops).
-        import redis.asyncio as redis
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for stale in [known for known in self._clients if known.is_closed()]:
-                del self._clients[stale]
-            client = self._clients[loop] = redis.from_url(self.url)
+        client = self._clients.get()
+        if self._trim_script is None:
+            # A Script object: runs on whichever client or pipeline it is given.
             self._trim_script = client.register_script(TRIM_SCRIPT)
         return client
 

@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from streams.feeds.base import Point
+from streams.redis_clients import LoopClients
 
 # Requests waiting per stream before the API answers 503: a stopped worker must not let a
 # busy pusher fill Redis or memory.
@@ -111,19 +112,10 @@ class RedisInbox(Inbox):
     def __init__(self, url: str, *, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
-        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._clients = LoopClients(url)
 
     def _redis(self) -> Any:
-        # redis.asyncio connections belong to the loop that made them (tests run many loops).
-        import redis.asyncio as redis
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for stale in [known for known in self._clients if known.is_closed()]:
-                del self._clients[stale]
-            client = self._clients[loop] = redis.from_url(self.url)
-        return client
+        return self._clients.get()
 
     def key(self, slug: str) -> str:
         return f"{self.prefix}:inbox:{slug}"

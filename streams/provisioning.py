@@ -274,14 +274,7 @@ def _check_all(entries: list[Any]) -> tuple[list[_Plan], list[str]]:
     # Lock the rows we may update so two provision runs do not interleave their writes.
     existing = {stream.slug: stream for stream in Stream.objects.select_for_update().filter(slug__in=wanted)}
     # Usernames are looked up together: one query, and every missing name reported.
-    named = {
-        viewer
-        for entry in entries
-        if isinstance(entry, Mapping) and isinstance(entry.get("viewers"), list)
-        for viewer in entry["viewers"]
-        if isinstance(viewer, str)
-    }
-    known_users = set(_users(named))
+    known_users = set(_users(_viewer_names_in(entries)))
     plans: list[_Plan] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
@@ -406,6 +399,17 @@ def _assign(
         # A harmless stand-in, so clean() does not report knock-on errors about this field.
         setattr(obj, name, _STAND_INS.get(name, default))
     return refused
+
+
+def _viewer_names_in(entries: list[Any]) -> set[str]:
+    """Every username the entries name, so they are looked up in one query."""
+    return {
+        viewer
+        for entry in entries
+        if isinstance(entry, Mapping) and isinstance(entry.get("viewers"), list)
+        for viewer in entry["viewers"]
+        if isinstance(viewer, str)
+    }
 
 
 def _non_text_key(value: Any, *, path: str) -> str | None:
@@ -554,14 +558,7 @@ def _check_dashboards(
     }
     streams = {stream.slug: stream for stream in Stream.objects.filter(slug__in=panel_slugs - set(planned))}
     streams.update(planned)
-    named = {
-        viewer
-        for entry in entries
-        if isinstance(entry, Mapping) and isinstance(entry.get("viewers"), list)
-        for viewer in entry["viewers"]
-        if isinstance(viewer, str)
-    }
-    known_users = set(_users(named))
+    known_users = set(_users(_viewer_names_in(entries)))
     plans: list[_DashboardPlan] = []
     errors: list[str] = []
     seen: dict[str, int] = {}

@@ -24,7 +24,7 @@ from jmespath import exceptions as jmespath_errors
 from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
 
-from streams.feeds.base import FeedSettingsError, Point, choice_setting, number_setting, reject_unknown
+from streams.feeds.base import Feed, FeedSettingsError, Point, choice_setting, number_setting, reject_unknown
 
 PREFIX = "extract."
 KEYS = {
@@ -510,3 +510,17 @@ def _show(data: Any) -> str:
     """Some data, short and on one line, for a reason the feed logs."""
     text = json.dumps(data, default=repr)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class ExtractingFeed(Feed):
+    """A feed kind whose settings hold an `extract` mapping: its series come from it, and its
+    one Extractor lives as long as the feed, so an aggregation interval open when a connection
+    drops is completed after the reconnect."""
+
+    @classmethod
+    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
+        return Extractor.series_names(cls.clean_settings(settings)["extract"])
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        self.extractor = Extractor(self.settings["extract"])

@@ -24,8 +24,8 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streams.feeds.base import Batch, Feed, FeedSettingsError, reject_unknown, stall_setting
-from streams.feeds.extract import BadPayload, Extractor
+from streams.feeds.base import Batch, FeedSettingsError, reject_unknown, stall_setting
+from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
 
 KEYS = {
     "host",
@@ -63,7 +63,7 @@ class MqttFeedError(ConnectionError):
     """The broker could not be reached, refused us, or refused a subscription."""
 
 
-class MqttFeed(Feed):
+class MqttFeed(ExtractingFeed):
     kind = "mqtt"
     label = "Subscribe to MQTT topics"
 
@@ -105,16 +105,6 @@ class MqttFeed(Feed):
             "stall_after": stall_setting(raw),
             "extract": Extractor.clean_settings(raw.get("extract")),
         }
-
-    @classmethod
-    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
-        return Extractor.series_names(cls.clean_settings(settings)["extract"])
-
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        super().__init__(settings)
-        # On self, not per connection: an aggregate interval open when the connection drops
-        # keeps its counts and closes after the reconnect.
-        self.extractor = Extractor(self.settings["extract"])
 
     def describe(self) -> str:
         host, port = self.settings["host"], self.settings["port"]

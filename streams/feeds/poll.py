@@ -29,7 +29,6 @@ import httpx
 
 from streams.feeds.base import (
     Batch,
-    Feed,
     FeedSettingsError,
     choice_setting,
     headers_setting,
@@ -38,7 +37,7 @@ from streams.feeds.base import (
     safe_url,
     url_setting,
 )
-from streams.feeds.extract import BadPayload, Extractor
+from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
 from streams.feeds.sse_client import redact
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ class PollError(ConnectionError):
         self.status = status
 
 
-class PollFeed(Feed):
+class PollFeed(ExtractingFeed):
     kind = "poll"
     label = "Poll a JSON endpoint over HTTP"
 
@@ -98,13 +97,8 @@ class PollFeed(Feed):
             "extract": Extractor.clean_settings(raw.get("extract")),
         }
 
-    @classmethod
-    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
-        return Extractor.series_names(cls.clean_settings(settings)["extract"])
-
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
-        self.extractor = Extractor(self.settings["extract"])
         self.etag: str | None = None
         self.newest_t: float | None = None
 

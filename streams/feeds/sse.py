@@ -25,7 +25,6 @@ import httpx
 
 from streams.feeds.base import (
     Batch,
-    Feed,
     FeedSettingsError,
     headers_setting,
     number_setting,
@@ -34,7 +33,7 @@ from streams.feeds.base import (
     stall_setting,
     url_setting,
 )
-from streams.feeds.extract import BadPayload, Extractor
+from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
 from streams.feeds.sse_client import SSEError, reconnect_delay, redact, sse_events
 from streams.feeds.sse_parser import Event, SSEParser
 
@@ -64,7 +63,7 @@ class _Ended:
     error: Exception | None
 
 
-class SSEFeed(Feed):
+class SSEFeed(ExtractingFeed):
     kind = "sse"
     label = "Server-Sent Events (text/event-stream)"
 
@@ -81,13 +80,8 @@ class SSEFeed(Feed):
             "extract": Extractor.clean_settings(raw.get("extract")),
         }
 
-    @classmethod
-    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
-        return Extractor.series_names(cls.clean_settings(settings)["extract"])
-
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
-        self.extractor = Extractor(self.settings["extract"])
         events = self.settings["events"]
         self.wanted: frozenset[str] | None = None if events is None else frozenset(events)
         # Resume state, kept across `batches()` calls (the worker reuses this object).

@@ -27,7 +27,6 @@ from websockets.frames import CloseCode
 
 from streams.feeds.base import (
     Batch,
-    Feed,
     FeedSettingsError,
     headers_setting,
     number_setting,
@@ -36,7 +35,7 @@ from streams.feeds.base import (
     stall_setting,
     url_setting,
 )
-from streams.feeds.extract import BadPayload, Extractor
+from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class WebsocketError(ConnectionError):
     """The connection could not be opened or was lost; the message is safe to log and show."""
 
 
-class WebsocketFeed(Feed):
+class WebsocketFeed(ExtractingFeed):
     kind = "websocket"
     label = "Messages pushed over a WebSocket"
 
@@ -90,16 +89,6 @@ class WebsocketFeed(Feed):
             "stall_after": stall_setting(raw),
             "extract": Extractor.clean_settings(raw.get("extract")),
         }
-
-    @classmethod
-    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
-        return Extractor.series_names(cls.clean_settings(settings)["extract"])
-
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        super().__init__(settings)
-        # On the instance, not per connection: an aggregation interval open when the
-        # connection dropped is completed by the next one.
-        self.extractor = Extractor(self.settings["extract"])
 
     def describe(self) -> str:
         return safe_url(self.settings["url"])
