@@ -1,6 +1,6 @@
 """`make bench`: run the scenarios and rewrite their sections of docs/performance.md.
 
-    .venv/bin/python -m bench [--quick]
+    .venv/bin/python -m bench [--quick] [--only fanout,ingest,...]
 
 Each scenario owns the part of docs/performance.md between `<!-- bench:<name> -->` and
 `<!-- /bench:<name> -->`; everything else in the file (sections measured by hand, like range
@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -115,17 +116,43 @@ def replace_section(text: str, name: str, body: str) -> str:
     return text.rstrip("\n") + "\n\n" + block + "\n"
 
 
+# Each scenario: (name in docs/performance.md, function(quick) -> markdown section). Run in order.
+SCENARIOS: list[tuple[str, Callable[[bool], str]]] = [
+    ("fanout", lambda quick: fanout_section(QUICK_ARGS if quick else FANOUT_ARGS)),
+]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (figures not for the docs)")
     parser.add_argument(
         "--doc", type=Path, default=DOC, help="the file to update (default docs/performance.md)"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenario names (default: all of "
+        + ", ".join(name for name, _ in SCENARIOS)
+        + ")",
+    )
     args = parser.parse_args(argv)
-    section = fanout_section(QUICK_ARGS if args.quick else FANOUT_ARGS)
-    print(section)
-    args.doc.write_text(replace_section(args.doc.read_text() if args.doc.exists() else "", "fanout", section))
-    print(f"\nwrote {args.doc}", file=sys.stderr)
+    wanted = {name for name in args.only.split(",") if name} or {name for name, _ in SCENARIOS}
+    unknown = wanted - {name for name, _ in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    started = time.monotonic()
+    for name, run in SCENARIOS:
+        if name not in wanted:
+            continue
+        section = run(args.quick)
+        print(section)
+        # Written after each scenario, so an interrupted run keeps what it measured.
+        text = args.doc.read_text() if args.doc.exists() else ""
+        args.doc.write_text(replace_section(text, name, section))
+        print(
+            f"\n{name}: wrote {args.doc} ({(time.monotonic() - started) / 60:.1f} min so far)",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
