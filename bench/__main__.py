@@ -10,18 +10,15 @@ requests) is kept as it is. A section missing from the file is appended.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 
 from bench import fanout
+from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -37,29 +34,6 @@ FANOUT_ARGS = [
     "--baseline-viewers", "100",
 ]  # fmt: skip
 QUICK_ARGS = ["--viewers", "10,100", "--rates", "100", "--runs", "3", "--seconds", "2", "--warmup", "1"]
-
-
-def machine() -> str:
-    memory_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    redis_server = subprocess.run(
-        ["redis-server", "--version"], capture_output=True, text=True
-    ).stdout.split()
-    redis_version = next((part[2:] for part in redis_server if part.startswith("v=")), "?")
-    packages = ", ".join(
-        f"{name} {version(name)}" for name in ("django", "channels", "channels-redis", "daphne", "websockets")
-    )
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (
-        f"Machine: {os.cpu_count()} CPUs (`nproc`), {memory_kb / 1024**2:.0f} GiB memory, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; {packages}; "
-        f"redis-server {redis_version}. Load average when the run ended: {load}: the machine is shared "
-        "with other work (test suites of other people run at the same time), so figures vary between "
-        "runs; the min-max beside each median shows by how much."
-    )
 
 
 def fanout_section(argv: list[str]) -> str:

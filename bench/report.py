@@ -1,0 +1,32 @@
+"""What every bench section states: the machine it ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+
+def machine() -> str:
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    redis_server = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True
+    ).stdout.split()
+    redis_version = next((part[2:] for part in redis_server if part.startswith("v=")), "?")
+    packages = ", ".join(
+        f"{name} {version(name)}" for name in ("django", "channels", "channels-redis", "daphne", "websockets")
+    )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"Machine: {os.cpu_count()} CPUs (`nproc`), {memory_kb / 1024**2:.0f} GiB memory, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; {packages}; "
+        f"redis-server {redis_version}. Load average when the run ended: {load}: the machine is shared "
+        "with other work (test suites of other people run at the same time), so figures vary between "
+        "runs; the min-max beside each median shows by how much."
+    )
