@@ -84,9 +84,16 @@ if REDIS_URL:
     # RedisPubSubChannelLayer: one PUBLISH per group_send, fanned out inside each process.
     # Measured on this machine kind (DESIGN.md) at ~7x the sends/s of RedisChannelLayer, which
     # also drops silently past its per-channel capacity.
+    # LIVECHARTS_CHANNEL_LAYER=core picks RedisChannelLayer instead, for bench/ to compare.
+    _LAYERS = {
+        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "core": "channels_redis.core.RedisChannelLayer",
+    }
+    if envstr("LIVECHARTS_CHANNEL_LAYER", "pubsub") not in _LAYERS:
+        raise ImproperlyConfigured("LIVECHARTS_CHANNEL_LAYER must be pubsub or core")
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": _LAYERS[envstr("LIVECHARTS_CHANNEL_LAYER", "pubsub")],
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": f"{LIVECHARTS_REDIS_PREFIX}:asgi",
