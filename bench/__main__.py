@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fanout
+from bench import browser, fanout
 from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +93,7 @@ def replace_section(text: str, name: str, body: str) -> str:
 # Each scenario: (name in docs/performance.md, function(quick) -> markdown section). Run in order.
 SCENARIOS: list[tuple[str, Callable[[bool], str]]] = [
     ("fanout", lambda quick: fanout_section(QUICK_ARGS if quick else FANOUT_ARGS)),
+    ("browser", browser.section),
 ]
 
 

@@ -32,6 +32,8 @@ export const hooks = {
   paused: false,
   /** @type {WebSocket|null} the current socket (tests close it to exercise a resume) */
   socket: null,
+  /** Plotly updates of the stream page's chart (bench/browser.py counts them per second) */
+  draws: 0,
 };
 window.livecharts = hooks;
 
@@ -133,6 +135,7 @@ class Chart {
     if (plan.indices.length > 0) {
       Plotly.extendTraces(this.element, plan.update, plan.indices, plan.maxPoints);
     }
+    hooks.draws += 1;
   }
 }
 
