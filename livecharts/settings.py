@@ -119,6 +119,12 @@ LIVECHARTS_PUSH_MAX_BYTES = envint("LIVECHARTS_PUSH_MAX_BYTES", 1024 * 1024, min
 LIVECHARTS_PUSH_MAX_POINTS = envint("LIVECHARTS_PUSH_MAX_POINTS", 10_000, minimum=1)
 LIVECHARTS_PUSH_RATE = envint("LIVECHARTS_PUSH_RATE", 20, minimum=1)
 
+# Feeds may reach loopback, private and link-local addresses (a broker on the same machine or
+# LAN) only when this is on: off in production, so a feed URL typed into admin cannot read the
+# cloud metadata service or an internal service (streams/netguard.py). On for the laptop demo
+# (DEBUG) and the tests, whose sources all listen on 127.0.0.1.
+LIVECHARTS_ALLOW_PRIVATE_FEEDS = envbool("LIVECHARTS_ALLOW_PRIVATE_FEEDS", DEBUG)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -44,3 +44,16 @@ def test_a_malformed_setting_is_refused_at_start():
     result = manage("check", env={"LIVECHARTS_TICK_MS": "fast"})
     assert result.returncode != 0
     assert "LIVECHARTS_TICK_MS='fast' is not an integer" in result.stderr
+
+
+def setting(name: str, *, env: dict[str, str]) -> str:
+    result = manage("shell", "-c", f"from django.conf import settings; print(settings.{name})", env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]  # after shell's "N objects imported" note
+
+
+def test_private_feeds_are_refused_in_production_and_allowed_in_the_demo():
+    assert setting("LIVECHARTS_ALLOW_PRIVATE_FEEDS", env=PRODUCTION) == "False"
+    assert setting("LIVECHARTS_ALLOW_PRIVATE_FEEDS", env={"DEBUG": "true"}) == "True"
+    allowed = {**PRODUCTION, "LIVECHARTS_ALLOW_PRIVATE_FEEDS": "true"}
+    assert setting("LIVECHARTS_ALLOW_PRIVATE_FEEDS", env=allowed) == "True"

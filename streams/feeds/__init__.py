@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.feeds.base import Feed, FeedSettingsError
+from streams.feeds.base import Feed, FeedSettingsError, check_destinations
 from streams.feeds.mqtt import MqttFeed
 from streams.feeds.poll import PollFeed
 from streams.feeds.push import PushFeed
@@ -27,7 +27,11 @@ def feed_class(kind: str) -> type[Feed]:
 
 
 def clean_feed_settings(kind: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    return feed_class(kind).clean_settings(settings or {})
+    """Settings as saved by admin and provision: checked by the kind, and its hosts looked up."""
+    feed = feed_class(kind)
+    cleaned = feed.clean_settings(settings or {})
+    check_destinations(feed, cleaned)
+    return cleaned
 
 
 def build_feed(kind: str, settings: Mapping[str, Any]) -> Feed:

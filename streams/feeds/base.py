@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from streams import netguard
+
 log = logging.getLogger("streams.feeds")
 
 # A feed that has sent nothing for this long is shown as stalled, unless its settings say
@@ -89,6 +91,14 @@ class Feed(ABC):
         """Return the settings with defaults filled in, or raise FeedSettingsError."""
 
     @classmethod
+    def destinations(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(setting key, host) of every host this feed connects to, for the address check on
+        save; cleaned settings. The `url` setting's host by default."""
+        url = settings.get("url")
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+        return [("url", host)] if host else []
+
+    @classmethod
     def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
         """Series known before any data arrives (the page draws their traces up front)."""
         return []
@@ -156,7 +166,25 @@ def url_setting(raw: Mapping[str, Any], key: str = "url", *, schemes: tuple[str,
     if parts is None or parts.scheme not in schemes or not parts.hostname:
         wanted = " or ".join(f"{scheme}://" for scheme in schemes)
         raise FeedSettingsError(key, f"must be a {wanted} URL, not {url!r}")
+    host_setting_check(parts.hostname, key=key)
     return url
+
+
+def host_setting_check(host: str, *, key: str) -> None:
+    """Refuse a host written as a non-public address or a localhost name, unless private
+    feeds are allowed (no DNS lookup: this also runs when the worker builds a feed)."""
+    message = netguard.refusal(host)
+    if message is not None:
+        raise FeedSettingsError(key, message)
+
+
+def check_destinations(feed: type[Feed], settings: Mapping[str, Any]) -> None:
+    """On save (admin, provision): refuse a host whose DNS addresses are not all public now.
+    Connecting checks again (streams/netguard.py says why both)."""
+    for key, host in feed.destinations(settings):
+        message = netguard.refusal_after_lookup(host)
+        if message is not None:
+            raise FeedSettingsError(key, message)
 
 
 def headers_setting(raw: Mapping[str, Any], key: str = "headers") -> dict[str, str]:

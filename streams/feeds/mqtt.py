@@ -24,8 +24,9 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streams.feeds.base import Batch, FeedSettingsError, reject_unknown, stall_setting
+from streams.feeds.base import Batch, FeedSettingsError, host_setting_check, reject_unknown, stall_setting
 from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.feeds.guarded import connect_socket_blocking
 
 KEYS = {
     "host",
@@ -105,6 +106,10 @@ class MqttFeed(ExtractingFeed):
             "stall_after": stall_setting(raw),
             "extract": Extractor.clean_settings(raw.get("extract")),
         }
+
+    @classmethod
+    def destinations(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [("host", settings["host"])]
 
     def describe(self) -> str:
         host, port = self.settings["host"], self.settings["port"]
@@ -186,6 +191,14 @@ class MqttFeed(ExtractingFeed):
             keepalive=s["keepalive"],
             tls_context=self._tls_context() if s["tls"] else None,
             max_queued_incoming_messages=MAX_QUEUED_MESSAGES,
+        )
+        paho = client._client
+        # A hack: aiomqtt takes no socket factory, so paho's own (a private method, called in
+        # an executor thread on every connect) is replaced on this instance by one that
+        # resolves the host, checks each address (streams/netguard.py) and connects to a
+        # checked one. paho still wraps TLS with the host name for SNI and verification.
+        paho._create_socket_connection = lambda: connect_socket_blocking(
+            s["host"], s["port"], timeout=paho._connect_timeout, source=None
         )
         where = self.describe()
         try:
@@ -280,7 +293,9 @@ def _host_setting(raw: Mapping[str, Any]) -> str:
     if any(char.isspace() for char in host) or len(host) > 253:
         raise FeedSettingsError("host", f"must be a host name or IP address, not {host!r}")
     # [::1] as written in URLs: the brackets are not part of the address.
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    host_setting_check(host, key="host")
+    return host
 
 
 def _topics_setting(raw: Mapping[str, Any]) -> list[str]:

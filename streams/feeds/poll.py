@@ -38,6 +38,7 @@ from streams.feeds.base import (
     url_setting,
 )
 from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.feeds.guarded import guarded_transport
 from streams.feeds.sse_client import redact
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class PollFeed(ExtractingFeed):
 
     async def batches(self) -> AsyncIterator[Batch]:
         settings = self.settings
-        async with httpx.AsyncClient(timeout=settings["timeout"], headers=settings["headers"]) as client:
+        async with httpx.AsyncClient(
+            timeout=settings["timeout"], headers=settings["headers"], transport=guarded_transport()
+        ) as client:
             next_at = time.monotonic()
             answered = False
             while True:

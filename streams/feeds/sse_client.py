@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from streams.feeds.base import safe_url
+from streams.feeds.guarded import guarded_transport
 from streams.feeds.sse_parser import Event, SSEParser
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ async def sse_events(
     if parser.last_event_id:
         request_headers["Last-Event-ID"] = parser.last_event_id
     owned = client is None
-    http = client if client is not None else httpx.AsyncClient()
+    http = client if client is not None else httpx.AsyncClient(transport=guarded_transport())
     try:
         # EventSource follows redirects; httpx does not unless asked.
         async with http.stream(

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.frames import CloseCode
 
@@ -36,6 +36,7 @@ from streams.feeds.base import (
     url_setting,
 )
 from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.feeds.guarded import guarded_connect
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class WebsocketFeed(ExtractingFeed):
     async def _connect(self) -> ClientConnection:
         settings = self.settings
         try:
-            connection = await connect(
+            connection = await guarded_connect(
                 settings["url"],
                 additional_headers=settings["headers"] or None,
                 open_timeout=settings["open_timeout"],
