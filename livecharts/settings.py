@@ -106,6 +106,10 @@ else:
 
 # Points are coalesced per stream per tick; one frame per socket per tick at most.
 LIVECHARTS_TICK_MS = envint("LIVECHARTS_TICK_MS", 50, minimum=5)
+# A socket whose client stops reading: bytes held for it before it gets nothing more, and
+# seconds it may stay that far behind before it is closed (4008) to back-fill later.
+LIVECHARTS_SEND_BUDGET_BYTES = envint("LIVECHARTS_SEND_BUDGET_BYTES", 512 * 1024, minimum=16 * 1024)
+LIVECHARTS_SLOW_READER_SECONDS = envint("LIVECHARTS_SLOW_READER_SECONDS", 10, minimum=1)
 
 # Write broadcast points to the database (per stream: Stream.store_points); off for a
 # process that must never touch the database with points (benchmarks).
