@@ -22,18 +22,31 @@ from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
-# Bounds the whole run (make bench): fan-out with baseline (a) takes about 8 minutes.
+# Bounds the whole run (make bench): the fan-out section takes about 5 minutes.
 FANOUT_ARGS = [
     "--viewers", "10,100,500,1000",
     "--rates", "100,1000",
+    "--overload", "2000x1000,100x10000",
+    "--compare", "baseline:100x1000,raw:100x1000,raw:500x1000,websockets:500x1000,sse:500x1000,"
+    "core:100x1000,core:500x1000",
+    "--dashboard", "100x10x100",
     "--runs", "3",
-    "--seconds", "5",
+    "--seconds", "2",
     "--warmup", "1",
-    "--drain", "3",
-    "--baseline",
-    "--baseline-viewers", "100",
+    "--drain", "2",
+    "--budget", "300",
 ]  # fmt: skip
-QUICK_ARGS = ["--viewers", "10,100", "--rates", "100", "--runs", "3", "--seconds", "2", "--warmup", "1"]
+# A smoke run of every stack and table (one run each; under a minute).
+QUICK_ARGS = [
+    "--viewers", "10,100",
+    "--rates", "100",
+    "--compare", "baseline:10x100,raw:10x100,websockets:10x100,sse:10x100,core:10x100",
+    "--dashboard", "10x3x100",
+    "--runs", "1",
+    "--seconds", "1",
+    "--warmup", "0.5",
+    "--drain", "1",
+]  # fmt: skip
 
 
 def fanout_section(argv: list[str]) -> str:
@@ -41,21 +54,25 @@ def fanout_section(argv: list[str]) -> str:
     started = time.monotonic()
     rows = fanout.measure(args)
     took = time.monotonic() - started
+    tables = dict(fanout.report(rows, args))
+    runs = 1 + max((row["run"] for row in rows), default=-1)  # fewer than asked if --budget ran out
     command = shlex.join([".venv/bin/python", "-m", "bench.fanout", *argv])
     parts = [
-        "## Fan-out: one stream, many viewers, one daphne",
+        "## Fan-out: one stream, many viewers, one server process",
         "",
-        "One daphne process (`livecharts.asgi`) over `RedisPubSubChannelLayer` on a private",
-        "redis-server, one public stream fed by a publisher process through",
-        "`streams.broadcast.Broadcaster` at an exact rate (50 ms ticks, no database writes), N viewer",
-        "sockets in one or two client processes (bench/clients.py) that behave like live.js:",
-        "a batch whose `prev` is not the last id makes the viewer re-subscribe with `after`. Each run",
-        f"is {args.warmup:g} s of warm-up and {args.seconds:g} s measured; every figure is the median of",
-        f"{args.runs} runs with (min-max). Latency is receipt time minus the point's publish time",
-        "(one clock), for every point received in the window by up to 40 viewers per client",
-        "process. CPU is from /proc over the window (100 = one core). *Missing* counts points a",
-        f"viewer did not have {args.drain:g} s after the publisher stopped (per run): lost for good,",
-        "or still queued in daphne when the clients gave up.",
+        "One private redis-server and one server process per stack, each started once and kept for",
+        "the whole section (restarted only when a run leaves it busy). A publisher process feeds each",
+        "run's own stream at an exact rate, every point's `t` its publish time; two client processes",
+        "(bench/clients.py) hold the viewer sockets. Each run is",
+        f"{args.warmup:g} s of warm-up and {args.seconds:g} s measured; runs go round every",
+        "configuration in turn (run 1 of each, then run 2, ...), so a ratio pairs two runs taken",
+        f"moments apart. Every figure is the median of {runs} runs with (min-max). *Points/s",
+        "delivered* sums all viewers over the window. Latency is receipt time minus publish time",
+        "(one clock) for every point received in the window by up to 40 viewers per client process.",
+        "CPU is from /proc over the window (100 = one core); *points/s per core* is points/s delivered",
+        "divided by the server's CPU, so stacks compare at equal CPU. *Missing* counts points a viewer",
+        f"did not have {args.drain:g} s after the publisher stopped (per run): lost for good, or still",
+        "queued in the server when the clients gave up.",
         "",
         "```sh",
         command,
@@ -64,19 +81,68 @@ def fanout_section(argv: list[str]) -> str:
         machine(),
         f"This section took {took / 60:.1f} min.",
         "",
-        fanout.table(rows, args),
+        "### LiveCharts: one stream, N viewers",
+        "",
+        "daphne `livecharts.asgi` over `RedisPubSubChannelLayer`, one public stream fed through",
+        "`streams.broadcast.Broadcaster` (50 ms ticks, history in Redis, no database writes); the",
+        "viewers behave like live.js: a batch whose `prev` is not the last id makes the viewer",
+        "re-subscribe with `after`, and history fills the gap. *Frames/s per socket* is 20 at one",
+        "frame per 50 ms tick; fewer means the server widened its tick. The *overload* rows (more",
+        "viewers or points than one process is meant to carry) show whether memory stays flat",
+        "(*daphne RSS*, at the end of the window) and whether points are lost or only later.",
+        "",
+        tables["main"],
     ]
-    if args.baseline:
+    if "compare" in tables:
         parts += [
             "",
-            "### Against baseline (a): one `group_send` and one frame per point",
+            "### Against baselines and peers, same run, same viewer clients",
             "",
-            "bench/baseline_asgi.py is the recipe users write today on Channels: a consumer that",
-            "joins the stream's group and `send_json`s each point it is given, and a feed that calls",
-            "`group_send` once per point. Same daphne, same Redis, same clients (one point per frame),",
-            "runs interleaved with ours; the ratios pair runs with the same index.",
+            "- **baseline (a)**, bench/baseline_asgi.py: the recipe users write today on Channels, a",
+            "  feed calling `group_send` once per point and a consumer that `send_json`s each point it",
+            "  is given (one frame per point, JSON-encoded per socket). Same daphne, layer and Redis.",
+            "- **baseline (b)**, bench/raw_asgi.py: the raw stack with no LiveCharts logic, daphne + the",
+            "  same layer + a bare `AsyncWebsocketConsumer` that joins a group and forwards each",
+            "  message's pre-encoded text as one frame; the publisher encodes each tick's points once",
+            "  and sends one `group_send` per tick. What LiveCharts adds costs the difference.",
+            "- **peer (c) websockets**, bench/peer_websockets.py: a plain `websockets` server relaying",
+            "  every point from Redis pub/sub (one PUBLISH per point, same rate) to its viewers with",
+            "  `broadcast()`, one message per point.",
+            "- **peer (c) SSE**, bench/peer_sse.py: a plain asyncio HTTP server, `text/event-stream`,",
+            "  one `data:` event per point from a queue per viewer, same Redis relay.",
             "",
-            fanout.baseline_table(rows, args),
+            "The LiveCharts row of each group is the run of the main table at the same viewers and",
+            "points/s. *LiveCharts ÷ this* pairs runs with the same index; *per core* divides the",
+            "points/s per server core. Server CPU is daphne's, or the peer's process; Redis is beside.",
+            "Goals from issue 5: at least 50x baseline (a) per core (at the same CPU), at least 10x",
+            "the peers' points/s at 500 viewers, at least 70% of baseline (b)'s points/s.",
+            "",
+            tables["compare"],
+        ]
+    if "dashboard" in tables:
+        parts += [
+            "",
+            "### Dashboards: many streams per socket",
+            "",
+            "Every viewer subscribes to all the streams of the row on its one socket, each stream fed",
+            "at the rate shown through the same Broadcaster. The server should send one frame per",
+            "socket per tick holding every stream that moved, so *frames/s per socket* should stay",
+            "near 20 at a 50 ms tick (fewer if it widens the tick under load) whatever the number of",
+            "streams, and not 20 x streams.",
+            "",
+            tables["dashboard"],
+        ]
+    if "layers" in tables:
+        parts += [
+            "",
+            "### Channel layers: `RedisPubSubChannelLayer` against `RedisChannelLayer`",
+            "",
+            "The same LiveCharts app and publisher; the second daphne is started with",
+            "`LIVECHARTS_CHANNEL_LAYER=core` (livecharts/settings.py) and the publisher's Broadcaster",
+            "sends through a `RedisChannelLayer` with the same hosts and prefix. The pub/sub rows are",
+            "the main table's runs at the same viewers and points/s.",
+            "",
+            tables["layers"],
         ]
     return "\n".join(parts)
 

@@ -1,18 +1,31 @@
-"""Fan-out: how many points one daphne process delivers to N viewers of one stream.
+"""Fan-out: how many points one server process delivers to N viewers, against the alternatives.
 
-    .venv/bin/python -m bench.fanout --viewers 10,100,500,1000 --rates 100,1000 --runs 3
+    .venv/bin/python -m bench.fanout --viewers 10,100,500,1000 --rates 100,1000 --runs 3 \
+        --overload 2000x1000,100x10000 --compare raw:500x1000,websockets:500x1000 \
+        --dashboard 100x10x100
 
-One real daphne (`livecharts.asgi`) over RedisPubSubChannelLayer, on a private redis-server
-(a free port, nothing saved; or --redis-url with a unique key prefix, deleted afterwards), and
-a throwaway SQLite file with one public stream per run. For each run: viewer processes
-(bench/clients.py, one per 250 viewers, at most 2) connect and subscribe, a publisher process
-(bench/publisher.py) feeds the stream at an exact rate through streams.broadcast.Broadcaster,
-and after a warm-up the window is measured: points and frames delivered per second (all
-viewers), publish-to-receipt latency, the CPU of daphne, redis, the publisher and the clients
-(/proc), and points lost after gap-fill. With --baseline, every configuration also runs
-against baseline (a) (bench/baseline_asgi.py: one group_send and one frame per point) in its
-own daphne, interleaved with ours, and the ratio of points delivered per second is reported.
-Every process is bounded in time and stopped at the end; everything is on 127.0.0.1.
+One private redis-server (a free port, nothing saved; or --redis-url with a unique key prefix,
+deleted afterwards), a throwaway SQLite file with one public stream per run, and one server
+process per stack compared, each started once and kept for the whole bench (restarted only
+when a run leaves it busy):
+
+- `livecharts`: daphne `livecharts.asgi` over RedisPubSubChannelLayer; `core`: the same over
+  RedisChannelLayer (LIVECHARTS_CHANNEL_LAYER=core);
+- `baseline`: baseline (a), daphne bench.baseline_asgi (one group_send, one frame per point);
+- `raw`: baseline (b), daphne bench.raw_asgi (a bare consumer forwarding pre-encoded frames,
+  one group_send per tick);
+- `websockets` and `sse`: the peers (c), bench/peer_websockets.py and bench/peer_sse.py (one
+  message or event per point, relayed from Redis pub/sub).
+
+One publisher process (bench/publisher.py) and two viewer-client processes (bench/clients.py)
+are also kept for the whole bench and told what to do run by run. For each run the clients
+connect and subscribe, the publisher feeds the run's streams at an exact rate, and after a
+warm-up the window is measured: points and frames delivered per second (all viewers),
+publish-to-receipt latency, the CPU of the server, redis and the clients (/proc), the server's
+RSS at the end of the window, and points missing after gap-fill and a drain. Runs are
+interleaved (run 1 of every configuration, then run 2, ...) so ratios pair runs taken at
+nearly the same time. Every process is bounded in time and stopped at the end; everything is
+on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -24,13 +37,14 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +54,58 @@ from tests.processes import BIN, Stack, free_port, make_stack, seed_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-VIEWERS_PER_CLIENT = 250
-MAX_CLIENTS = 2
-APPS = {"livecharts": "livecharts.asgi:application", "baseline": "bench.baseline_asgi:application"}
-PROTOCOL = {"livecharts": "livecharts", "baseline": "point"}
+CLIENT_PROCESSES = 2
+START_DELAY = 0.3  # seconds between READY and the publisher's first point
+
+
+@dataclass(frozen=True)
+class Target:
+    """One stack under test: how to start its server and how publisher and viewers talk to it."""
+
+    name: str
+    label: str
+    client: str  # bench/clients.py protocol
+    publisher: str  # bench/publisher.py protocol
+    app: str = ""  # an ASGI app for daphne, or
+    module: str = ""  # a peer server module (python -m)
+    layer: str = "pubsub"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+TARGETS = {
+    target.name: target
+    for target in (
+        Target("livecharts", "LiveCharts", "livecharts", "livecharts", app="livecharts.asgi:application"),
+        Target(
+            "core",
+            "LiveCharts on RedisChannelLayer",
+            "livecharts",
+            "livecharts",
+            app="livecharts.asgi:application",
+            layer="core",
+            env={"LIVECHARTS_CHANNEL_LAYER": "core"},
+        ),
+        Target("baseline", "baseline (a)", "point", "point", app="bench.baseline_asgi:application"),
+        Target("raw", "baseline (b)", "batches", "raw", app="bench.raw_asgi:application"),
+        Target("websockets", "peer (c) websockets", "point", "peer", module="bench.peer_websockets"),
+        Target("sse", "peer (c) SSE", "sse", "peer", module="bench.peer_sse"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One measured configuration: a stack, its viewers, points/s per stream, streams each."""
+
+    target: str
+    viewers: int
+    rate: int
+    streams: int = 1
+
+    def slugs(self, run: int) -> list[str]:
+        return [
+            f"{self.target}-{self.viewers}-{self.rate}-{self.streams}-{run}-{i}" for i in range(self.streams)
+        ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -61,36 +123,53 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Server:
-    """One daphne serving one ASGI app; restarted when a run leaves it with a backlog."""
+    """One server process (daphne or a peer) for one target; restarted when a run leaves it busy."""
 
     stack: Stack
-    app: str
+    target: Target
+    redis_url: str
+    prefix: str
 
     @property
     def name(self) -> str:
-        return f"daphne-{self.app}"
+        return f"server-{self.target.name}"
 
     @property
     def pid(self) -> int:
         return self.stack.procs[self.name].pid
 
-    def start(self) -> None:
-        argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.stack.port), APPS[self.app]]
+    @property
+    def url(self) -> str:
+        return self.stack.base_url if self.target.client == "sse" else self.stack.ws_url
+
+    def launch(self) -> None:
+        if self.target.app:
+            argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.stack.port), self.target.app]
+        else:
+            argv = [sys.executable, "-m", self.target.module, "--port", str(self.stack.port)]
+            argv += ["--redis-url", self.redis_url, "--prefix", self.prefix]
         self.stack.start(self.name, argv)
-        self.stack.wait_http()
-        print(f"{self.name} pid {self.pid}", file=sys.stderr, flush=True)
+
+    @property
+    def stale(self) -> bool:
+        """Stopped (after a backlog or a failure): start it again before its next run."""
+        return self.name not in self.stack.procs
+
+    def stop(self) -> None:
+        self.stack.stop(self.name, sig=signal.SIGKILL)  # its backlog is of no use
 
     def restart(self) -> None:
-        self.stack.stop(self.name)
-        self.start()
+        self.stop()
+        self.launch()
+        self.stack.wait_http()
 
-    def settled(self, seconds: float = 5.0) -> bool:
-        """Wait for daphne to go quiet (under 10% of a core); False if it is still busy."""
+    def settled(self, seconds: float = 2.0) -> bool:
+        """Wait for the server to go quiet (under 10% of a core); False if it is still busy."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             before = cpu_seconds(self.pid)
-            time.sleep(0.5)
-            if cpu_seconds(self.pid) - before < 0.05:
+            time.sleep(0.3)
+            if cpu_seconds(self.pid) - before < 0.03:
                 return True
         return False
 
@@ -124,37 +203,46 @@ def private_redis(url: str) -> Iterator[tuple[str, int | None]]:
         proc.wait(timeout=10)
 
 
-async def start_process(module: str, args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        *args,
-        env=env,
-        cwd=str(ROOT),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        limit=2**28,  # result lines carry latency samples
-    )
+class Worker:
+    """A bench process kept for the whole bench (publisher or clients), driven line by line."""
 
+    def __init__(self, module: str, env: dict[str, str]) -> None:
+        self.module, self.env = module, env
+        self.proc: asyncio.subprocess.Process | None = None
 
-async def expect_line(proc: asyncio.subprocess.Process, prefix: str, seconds: float) -> str:
-    assert proc.stdout is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), seconds)).decode()
-        if not line:
-            assert proc.stderr is not None
-            error = (await proc.stderr.read()).decode()[-2000:]
-            raise RuntimeError(f"a bench process ended before {prefix}: {error}")
-        if line.startswith(prefix):
-            return line[len(prefix) :].strip()
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            self.module,
+            env=self.env,
+            cwd=str(ROOT),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=2**28,  # result lines carry latency samples
+        )
 
+    async def send(self, line: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
 
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-    await proc.wait()
+    async def expect(self, prefix: str, seconds: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            line = (await asyncio.wait_for(self.proc.stdout.readline(), seconds)).decode()
+            if not line:
+                assert self.proc.stderr is not None
+                error = (await self.proc.stderr.read()).decode()[-2000:]
+                raise RuntimeError(f"{self.module} ended before {prefix}: {error}")
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -164,121 +252,142 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))]
 
 
-async def run_once(
-    server: Server, *, slug: str, viewers: int, rate: int, args: argparse.Namespace, redis_pid: int | None
-) -> dict[str, Any]:
-    env = server.stack.env
-    protocol = PROTOCOL[server.app]
-    total = round(rate * (args.warmup + args.seconds))
-    publisher = await start_process(
-        "bench.publisher",
-        [
-            *("--stream", slug, "--rate", str(rate), "--seconds", str(args.warmup + args.seconds)),
-            *("--protocol", protocol),
-        ],
-        env,
-    )
-    clients_count = min(MAX_CLIENTS, -(-viewers // VIEWERS_PER_CLIENT))
-    shares = [viewers // clients_count + (i < viewers % clients_count) for i in range(clients_count)]
-    clients = []
-    procs = [publisher]
-    try:
-        for share in shares:
-            client = await start_process(
-                "bench.clients",
-                [
-                    *("--url", server.stack.ws_url, "--origin", server.stack.base_url, "--stream", slug),
-                    *("--viewers", str(share), "--warmup", str(args.warmup), "--seconds", str(args.seconds)),
-                    *("--drain", str(args.drain), "--expect", str(total), "--protocol", protocol),
-                ],
-                env,
-            )
-            clients.append(client)
-            procs.append(client)
-        for proc in procs:
-            await expect_line(proc, "READY", 120)
-        start = time.time() + 0.3
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(f"{start!r}\n".encode())
-            await proc.stdin.drain()
-        window = (start + args.warmup, start + args.warmup + args.seconds)
+class Bench:
+    def __init__(self, args: argparse.Namespace, *, servers: dict[str, Server], env: dict[str, str]) -> None:
+        self.args, self.servers, self.env = args, servers, env
+        self.publisher = Worker("bench.publisher", env)
+        self.clients = [Worker("bench.clients", env) for _ in range(CLIENT_PROCESSES)]
+
+    async def start_workers(self) -> None:
+        for worker in (self.publisher, *self.clients):
+            await worker.start()
+
+    async def restart_workers(self) -> None:
+        for worker in (self.publisher, *self.clients):
+            await worker.stop()
+        await self.start_workers()
+
+    async def stop_workers(self) -> None:
+        for worker in (self.publisher, *self.clients):
+            await worker.stop()
+
+    async def run_once(self, config: Config, run: int, redis_pid: int | None) -> dict[str, Any]:
+        args, target, server = self.args, TARGETS[config.target], self.servers[config.target]
+        slugs = config.slugs(run)
+        seconds = args.warmup + args.seconds
+        per_stream = round(config.rate * seconds)
+        command = {"protocol": target.publisher, "layer": target.layer, "streams": slugs}
+        await self.publisher.send(json.dumps({**command, "rate": config.rate, "seconds": seconds}))
+        shares = [
+            config.viewers // len(self.clients) + (i < config.viewers % len(self.clients)) for i in range(2)
+        ]
+        clients = [(client, share) for client, share in zip(self.clients, shares, strict=True) if share]
+        for client, share in clients:
+            view = {"url": server.url, "origin": server.stack.base_url, "streams": slugs, "viewers": share}
+            view |= {"protocol": target.client, "warmup": args.warmup, "seconds": args.seconds}
+            view |= {"drain": args.drain, "expect": per_stream * config.streams}
+            await client.send(json.dumps(view))
+        workers = [self.publisher, *(client for client, _ in clients)]
+        connecting = time.monotonic()
+        for worker in workers:
+            await worker.expect("READY", 120)
+        connect_s = time.monotonic() - connecting
+        start = time.time() + START_DELAY
+        for worker in workers:
+            await worker.send(repr(start))
+        window = (start + args.warmup, start + seconds)
         await asyncio.sleep(window[0] - time.time())
-        daphne0, redis0 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
+        server0, redis0 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
         await asyncio.sleep(window[1] - time.time())
-        daphne1, redis1 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
+        server1, redis1 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
         rss = rss_mb(server.pid)
         timeout = args.drain + 30
-        published = json.loads(await expect_line(publisher, "RESULT", timeout))
-        results = [json.loads(await expect_line(client, "RESULT", timeout)) for client in clients]
-    finally:
-        for proc in procs:
-            await stop(proc)
-    latencies = [ms for result in results for ms in result["latencies"]]
-    return {
-        "app": server.app,
-        "viewers": viewers,
-        "rate": rate,
-        "points_per_s": sum(r["points"] for r in results) / args.seconds,
-        "frames_per_s": sum(r["frames"] for r in results) / args.seconds,
-        "p50_ms": percentile(latencies, 0.5),
-        "p99_ms": percentile(latencies, 0.99),
-        "daphne_cpu": 100 * (daphne1 - daphne0) / args.seconds,
-        "redis_cpu": 100 * (redis1 - redis0) / args.seconds if redis_pid else float("nan"),
-        "clients_cpu": max(100 * r["cpu_seconds"] / args.seconds for r in results),
-        "clients": len(results),
-        "daphne_rss_mb": rss,
-        "published": published["published"],
-        "publisher_lag_s": published["max_lag"],
-        "lost": sum(r["lost"] for r in results),
-        "resubscribes": sum(r["resubscribes"] for r in results),
-        "gaps": sum(r["gaps"] for r in results),
-        "complete": sum(r["complete"] for r in results),
-        "load": os.getloadavg()[0],
-    }
+        published = json.loads(await self.publisher.expect("RESULT", timeout))
+        results = [json.loads(await client.expect("RESULT", timeout)) for client, _ in clients]
+        latencies = [ms for result in results for ms in result["latencies"]]
+        return {
+            "target": config.target,
+            "viewers": config.viewers,
+            "rate": config.rate,
+            "streams": config.streams,
+            "run": run,
+            "points_per_s": sum(r["points"] for r in results) / args.seconds,
+            "frames_per_s": sum(r["frames"] for r in results) / args.seconds,
+            "p50_ms": percentile(latencies, 0.5),
+            "p99_ms": percentile(latencies, 0.99),
+            "server_cpu": 100 * (server1 - server0) / args.seconds,
+            "redis_cpu": 100 * (redis1 - redis0) / args.seconds if redis_pid else float("nan"),
+            "clients_cpu": max(100 * r["cpu_seconds"] / args.seconds for r in results),
+            "publisher_cpu": 100 * published["cpu_seconds"] / seconds,
+            "server_rss_mb": rss,
+            "published": published["published"],
+            "publisher_lag_s": published["max_lag"],
+            "lost": sum(r["lost"] for r in results),
+            "resubscribes": sum(r["resubscribes"] for r in results),
+            "gaps": sum(r["gaps"] for r in results),
+            "complete": sum(r["complete"] for r in results),
+            "load": os.getloadavg()[0],
+            "connect_s": connect_s,
+        }
+
+    async def run_all(self, plan: list[Config], redis_pid: int | None) -> list[dict[str, Any]]:
+        """Every configuration once per round, `runs` rounds, fewer if the next would overrun --budget."""
+        rows: list[dict[str, Any]] = []
+        started = time.monotonic()
+        await self.start_workers()
+        try:
+            for run in range(self.args.runs):
+                round_began = time.monotonic()
+                for config in plan:
+                    row = await self.run_config(config, run, redis_pid)
+                    if row is not None:
+                        rows.append(row)
+                spent, last_round = time.monotonic() - started, time.monotonic() - round_began
+                if self.args.budget and run + 1 < self.args.runs and spent + last_round > self.args.budget:
+                    print(f"stopping after {run + 1} runs: --budget {self.args.budget:g} s", file=sys.stderr)
+                    break
+        finally:
+            await self.stop_workers()
+        return rows
+
+    async def run_config(self, config: Config, run: int, redis_pid: int | None) -> dict[str, Any] | None:
+        server = self.servers[config.target]
+        began = time.monotonic()
+        if server.stale or not server.settled():
+            server.restart()  # a backlog from the last run would cost this one
+        try:
+            row = await self.run_once(config, run, redis_pid)
+        except (RuntimeError, TimeoutError, ConnectionError) as error:
+            # Bounded: a run that fails costs its row, not the bench.
+            print(f"{config} run {run} failed: {error!r}", file=sys.stderr, flush=True)
+            await self.restart_workers()
+            server.stop()
+            return None
+        if row["lost"] and server.target.app:
+            # Points still queued in daphne: waiting for it to drain costs more than a restart,
+            # and stopping it now keeps it from eating CPU during the next run.
+            server.stop()
+        row["took_s"] = time.monotonic() - began  # settling, connecting, drain and all
+        print(json.dumps({k: v for k, v in row.items() if k != "latencies"}), file=sys.stderr, flush=True)
+        return row
 
 
-def configurations(args: argparse.Namespace) -> list[tuple[int, int]]:
-    return [(viewers, rate) for rate in args.rates for viewers in args.viewers]
-
-
-async def run_all(args: argparse.Namespace, stack: Stack, redis_pid: int | None) -> list[dict[str, Any]]:
-    servers = [Server(stack, "livecharts")]
-    if args.baseline:
-        baseline_stack = Stack(workdir=stack.workdir, env=stack.env)
-        servers.append(Server(baseline_stack, "baseline"))
-    rows: list[dict[str, Any]] = []
-    try:
-        for server in servers:
-            server.start()
-        for run in range(args.runs):
-            for viewers, rate in configurations(args):
-                for server in servers:
-                    if server.app == "baseline" and viewers not in args.baseline_viewers:
-                        continue
-                    slug = f"fan-{viewers}-{rate}-{run}"
-                    if not server.settled():
-                        server.restart()  # a backlog from the last run would cost this one
-                    row = await run_once(
-                        server, slug=slug, viewers=viewers, rate=rate, args=args, redis_pid=redis_pid
-                    )
-                    row["run"] = run
-                    rows.append(row)
-                    print(json.dumps(row), file=sys.stderr, flush=True)
-    finally:
-        stack.stop_all()
-        for server in servers:
-            server.stack.stop_all()
-    return rows
-
-
-def slugs(args: argparse.Namespace) -> list[str]:
-    return [f"fan-{v}-{r}-{run}" for run in range(args.runs) for v, r in configurations(args)]
+def plan_of(args: argparse.Namespace) -> list[Config]:
+    """Every configuration, in the order one run goes through them."""
+    plan = [Config("livecharts", viewers, rate) for rate in args.rates for viewers in args.viewers]
+    plan += [Config("livecharts", viewers, rate) for viewers, rate in args.overload]
+    for target, viewers, rate in args.compare:
+        plan.append(Config(target, viewers, rate))
+        if target != "core":
+            plan.append(Config("livecharts", viewers, rate))  # the row the ratio is taken against
+    plan += [Config("livecharts", viewers, rate, streams) for viewers, streams, rate in args.dashboard]
+    return list(dict.fromkeys(plan))  # once each, first place kept
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     prefix = f"bench-fanout-{secrets.token_hex(4)}"
     workdir = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    plan = plan_of(args)
     try:
         with private_redis(args.redis_url) as (url, redis_pid):
             stack = make_stack(workdir=workdir, redis_url=url, prefix=prefix)
@@ -301,12 +410,28 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "feed_kind": "push",
                     "window_points": 100_000,
                 }
-                for slug in slugs(args)
+                for config in plan
+                if TARGETS[config.target].publisher == "livecharts"
+                for run in range(args.runs)
+                for slug in config.slugs(run)
             ]
             seed_streams(stack, specs)
+            servers: dict[str, Server] = {}
+            for name in dict.fromkeys(config.target for config in plan):
+                target = TARGETS[name]
+                server_stack = Stack(workdir=workdir, env={**stack.env, **target.env})
+                servers[name] = Server(server_stack, target, url, prefix)
             try:
-                return asyncio.run(run_all(args, stack, redis_pid))
+                for server in servers.values():
+                    server.launch()  # all at once: they start in parallel
+                for server in servers.values():
+                    server.stack.wait_http()
+                    print(f"{server.name} pid {server.pid}", file=sys.stderr, flush=True)
+                bench = Bench(args, servers=servers, env=stack.env)
+                return asyncio.run(bench.run_all(plan, redis_pid))
             finally:
+                for server in servers.values():
+                    server.stack.stop_all()
                 client = redis.Redis.from_url(url)
                 keys = list(client.scan_iter(f"{prefix}:*"))
                 if keys:
@@ -332,79 +457,242 @@ def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
     return f"{median} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
-def group(rows: list[dict[str, Any]], app: str, viewers: int, rate: int) -> list[dict[str, Any]]:
-    return [r for r in rows if r["app"] == app and r["viewers"] == viewers and r["rate"] == rate]
+def median(values: list[float]) -> float:
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def group(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in rows
+        if (r["target"], r["viewers"], r["rate"], r["streams"])
+        == (config.target, config.viewers, config.rate, config.streams)
+    ]
+
+
+def per_core(row: dict[str, Any]) -> float:
+    """Points delivered per second of one core of the server (CPU under 1% counts as 1%)."""
+    return row["points_per_s"] / (max(row["server_cpu"], 1.0) / 100)
+
+
+def per_run(runs: list[dict[str, Any]], key: str) -> str:
+    return " / ".join(f"{r[key]:,}" for r in runs)
 
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """LiveCharts, one stream: the grid of viewers x points/s, then the overload rows."""
     lines = [
-        "| viewers | points/s in | points/s delivered | frames/s | latency p50 ms | p99 ms "
-        "| daphne CPU % | redis CPU % | clients CPU % (busiest) | missing per run | re-subscribes per run |",
+        "| viewers | points/s in | points/s delivered | frames/s | frames/s per socket | latency p50 ms "
+        "| p99 ms | daphne CPU % | points/s per daphne core | redis CPU % | clients CPU % (busiest) "
+        "| daphne RSS MB | missing per run | re-subscribes per run |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    grid = [(viewers, rate) for rate in args.rates for viewers in args.viewers]
+    for viewers, rate in [*grid, *args.overload]:
+        runs = group(rows, Config("livecharts", viewers, rate))
+        if not runs:
+            continue
+        overload = " (overload)" if (viewers, rate) in args.overload and (viewers, rate) not in grid else ""
+        lines.append(
+            f"| {viewers:,}{overload} | {rate:,} | {spread([r['points_per_s'] for r in runs])} "
+            f"| {spread([r['frames_per_s'] for r in runs])} "
+            f"| {spread([r['frames_per_s'] / r['viewers'] for r in runs], '{:.1f}')} "
+            f"| {spread([r['p50_ms'] for r in runs])} | {spread([r['p99_ms'] for r in runs])} "
+            f"| {spread([r['server_cpu'] for r in runs])} | {spread([per_core(r) for r in runs])} "
+            f"| {spread([r['redis_cpu'] for r in runs])} | {spread([r['clients_cpu'] for r in runs])} "
+            f"| {spread([r['server_rss_mb'] for r in runs])} "
+            f"| {per_run(runs, 'lost')} | {per_run(runs, 'resubscribes')} |"
+        )
+    return "\n".join(lines)
+
+
+# What issue 5 asks of LiveCharts against each: (ratio measured, at least).
+GOALS = {
+    "baseline": ("per_core", 50.0),
+    "raw": ("points", 0.7),
+    "websockets": ("points", 10.0),
+    "sse": ("points", 10.0),
+}
+
+
+def compare_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """Baselines and peers beside LiveCharts at the same viewers and points/s, same runs."""
+    lines = [
+        "| stack | viewers | points/s in | points/s delivered | latency p50 ms | p99 ms | server CPU % "
+        "| points/s per server core | redis CPU % | missing per run "
+        "| LiveCharts ÷ this, points/s | LiveCharts ÷ this, per core | goal |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    shown: set[tuple[int, int]] = set()
+    for name, viewers, rate in args.compare:
+        if name == "core":
+            continue
+        ours = group(rows, Config("livecharts", viewers, rate))
+        theirs = group(rows, Config(name, viewers, rate))
+        if not theirs:
+            continue
+        if (viewers, rate) not in shown:
+            shown.add((viewers, rate))
+            lines.append(compare_row("LiveCharts", ours, viewers, rate, "", "", ""))
+        pairs = [(o, t) for o in ours for t in theirs if o["run"] == t["run"] and t["points_per_s"] > 0]
+        ratios = [o["points_per_s"] / t["points_per_s"] for o, t in pairs]
+        core_ratios = [per_core(o) / per_core(t) for o, t in pairs]
+        kind, least = GOALS[name]
+        measured = median(ratios if kind == "points" else core_ratios)
+        verdict = "met" if measured >= least else "missed"
+        goal = f"≥ {least:g}x {'points/s' if kind == 'points' else 'per core'}: {verdict}"
+        lines.append(
+            compare_row(
+                TARGETS[name].label,
+                theirs,
+                viewers,
+                rate,
+                spread(ratios, "{:.2f}x"),
+                spread(core_ratios, "{:.1f}x"),
+                goal,
+            )
+        )
+    return "\n".join(lines)
+
+
+def compare_row(
+    label: str, runs: list[dict[str, Any]], viewers: int, rate: int, ratio: str, core: str, goal: str
+) -> str:
+    return (
+        f"| {label} | {viewers:,} | {rate:,} | {spread([r['points_per_s'] for r in runs])} "
+        f"| {spread([r['p50_ms'] for r in runs])} | {spread([r['p99_ms'] for r in runs])} "
+        f"| {spread([r['server_cpu'] for r in runs])} | {spread([per_core(r) for r in runs])} "
+        f"| {spread([r['redis_cpu'] for r in runs])} | {per_run(runs, 'lost')} "
+        f"| {ratio or '-'} | {core or '-'} | {goal or '-'} |"
+    )
+
+
+def dashboard_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = [
+        "| viewers | streams each | points/s per stream | points/s delivered | frames/s per socket "
+        "| latency p50 ms | p99 ms | daphne CPU % | redis CPU % | missing per run | re-subscribes per run |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for viewers, rate in configurations(args):
-        runs = group(rows, "livecharts", viewers, rate)
+    for viewers, streams, rate in args.dashboard:
+        runs = group(rows, Config("livecharts", viewers, rate, streams))
         if not runs:
             continue
         lines.append(
-            f"| {viewers:,} | {rate:,} | {spread([r['points_per_s'] for r in runs])} "
-            f"| {spread([r['frames_per_s'] for r in runs])} "
+            f"| {viewers:,} | {streams} | {rate:,} | {spread([r['points_per_s'] for r in runs])} "
+            f"| {spread([r['frames_per_s'] / r['viewers'] for r in runs], '{:.1f}')} "
             f"| {spread([r['p50_ms'] for r in runs])} | {spread([r['p99_ms'] for r in runs])} "
-            f"| {spread([r['daphne_cpu'] for r in runs])} | {spread([r['redis_cpu'] for r in runs])} "
-            f"| {spread([r['clients_cpu'] for r in runs])} "
-            f"| {' / '.join(str(r['lost']) for r in runs)} "
-            f"| {' / '.join(str(r['resubscribes']) for r in runs)} |"
+            f"| {spread([r['server_cpu'] for r in runs])} | {spread([r['redis_cpu'] for r in runs])} "
+            f"| {per_run(runs, 'lost')} | {per_run(runs, 'resubscribes')} |"
         )
     return "\n".join(lines)
 
 
-def baseline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def layers_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """RedisPubSubChannelLayer (the livecharts rows) against RedisChannelLayer, same configs."""
     lines = [
-        "| viewers | points/s in | LiveCharts points/s | baseline (a) points/s | ratio "
-        "| LiveCharts / baseline points per daphne CPU-second | baseline p50 / p99 ms "
-        "| baseline daphne CPU % | baseline missing per run |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| layer | viewers | points/s in | points/s delivered | missing per run | re-subscribes per run "
+        "| latency p50 ms | p99 ms | daphne CPU % | redis CPU % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for viewers, rate in configurations(args):
-        ours, theirs = group(rows, "livecharts", viewers, rate), group(rows, "baseline", viewers, rate)
-        if not ours or not theirs:
+    layers = {"livecharts": "`RedisPubSubChannelLayer`", "core": "`RedisChannelLayer`"}
+    for name, viewers, rate in args.compare:
+        if name != "core":
             continue
-        pairs = [(o, t) for o in ours for t in theirs if o["run"] == t["run"] and t["points_per_s"] > 0]
-        ratios = [o["points_per_s"] / t["points_per_s"] for o, t in pairs]
-        efficiency = [
-            (o["points_per_s"] / max(o["daphne_cpu"], 1)) / (t["points_per_s"] / max(t["daphne_cpu"], 1))
-            for o, t in pairs
-        ]
-        lost = " / ".join(f"{r['lost']:,}" for r in theirs)
-        lines.append(
-            f"| {viewers:,} | {rate:,} | {spread([r['points_per_s'] for r in ours])} "
-            f"| {spread([r['points_per_s'] for r in theirs])} | {spread(ratios, '{:.1f}x')} "
-            f"| {spread(efficiency, '{:.1f}x')} "
-            f"| {spread([r['p50_ms'] for r in theirs])} / {spread([r['p99_ms'] for r in theirs])} "
-            f"| {spread([r['daphne_cpu'] for r in theirs])} "
-            f"| {lost} |"
-        )
+        for target, label in layers.items():
+            runs = group(rows, Config(target, viewers, rate))
+            if not runs:
+                continue
+            lines.append(
+                f"| {label} | {viewers:,} | {rate:,} | {spread([r['points_per_s'] for r in runs])} "
+                f"| {per_run(runs, 'lost')} | {per_run(runs, 'resubscribes')} "
+                f"| {spread([r['p50_ms'] for r in runs])} | {spread([r['p99_ms'] for r in runs])} "
+                f"| {spread([r['server_cpu'] for r in runs])} | {spread([r['redis_cpu'] for r in runs])} |"
+            )
     return "\n".join(lines)
+
+
+def layers_verdict(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """One sentence from the figures: which layer lost fewer points, then which cost less CPU."""
+    totals = {}
+    for target in ("livecharts", "core"):
+        runs = [
+            r
+            for name, viewers, rate in args.compare
+            if name == "core"
+            for r in group(rows, Config(target, viewers, rate))
+        ]
+        if not runs:
+            return ""
+        points = sum(r["points_per_s"] for r in runs)
+        cpu = sum(r["server_cpu"] + r["redis_cpu"] for r in runs)
+        # CPU-seconds (daphne + redis) per million points delivered: equal CPU, whatever the load.
+        totals[target] = (
+            sum(r["lost"] for r in runs),
+            1e4 * cpu / max(points, 1),
+            median([r["p99_ms"] for r in runs]),
+        )
+    (pub_lost, pub_cost, pub_p99), (core_lost, core_cost, core_p99) = totals.values()
+    better = (
+        "`RedisPubSubChannelLayer`"
+        if (pub_lost, pub_cost) <= (core_lost, core_cost)
+        else "`RedisChannelLayer`"
+    )
+    return (
+        f"Over these runs, `RedisPubSubChannelLayer` left {pub_lost:,} points missing and spent "
+        f"{pub_cost:.1f} CPU-seconds (daphne + redis) per million points delivered (median p99 "
+        f"{pub_p99:,.0f} ms); `RedisChannelLayer` left {core_lost:,} missing and spent {core_cost:.1f} "
+        f"(p99 {core_p99:,.0f} ms). By these figures the default should be {better} (fewest points "
+        "missing first, then least CPU per point)."
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.split("\n")[0])
     numbers = lambda text: [int(n) for n in text.split(",") if n]  # noqa: E731
+
+    def pairs(text: str) -> list[tuple[int, int]]:
+        return [(int(v), int(r)) for v, r in (item.split("x") for item in text.split(",") if item)]
+
+    def compares(text: str) -> list[tuple[str, int, int]]:
+        out = []
+        for item in (item for item in text.split(",") if item):
+            name, _, rest = item.partition(":")
+            if name not in TARGETS or name == "livecharts":
+                raise argparse.ArgumentTypeError(f"unknown stack {name!r} (known: {', '.join(TARGETS)})")
+            (viewers, rate), *_ = pairs(rest)
+            out.append((name, viewers, rate))
+        return out
+
+    def dashboards(text: str) -> list[tuple[int, int, int]]:
+        return [tuple(int(n) for n in item.split("x")) for item in text.split(",") if item]  # type: ignore[misc]
+
     parser.add_argument("--viewers", type=numbers, default=[10, 100, 500, 1000])
     parser.add_argument("--rates", type=numbers, default=[100, 1000], help="points/s")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each configuration (at least 3)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds of each run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds published before measuring")
     parser.add_argument(
-        "--drain", type=float, default=5.0, help="seconds allowed after the window for the rest"
+        "--overload", type=pairs, default=[], help="more LiveCharts rows, VIEWERSxRATE,... (e.g. 2000x1000)"
+    )
+    parser.add_argument(
+        "--compare",
+        type=compares,
+        default=[],
+        help="STACK:VIEWERSxRATE,... with STACK one of baseline, raw, websockets, sse, core",
+    )
+    parser.add_argument(
+        "--dashboard", type=dashboards, default=[], help="VIEWERSxSTREAMSxRATE,... (rate per stream)"
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs of each configuration (at least 3)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds of each run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds published before measuring")
+    parser.add_argument(
+        "--drain", type=float, default=2.0, help="seconds allowed after the window for the rest"
     )
     parser.add_argument("--tick-ms", type=int, default=50)
-    parser.add_argument("--baseline", action="store_true", help="also run baseline (a), interleaved")
     parser.add_argument(
-        "--baseline-viewers", type=numbers, default=[10, 100, 500, 1000], help="viewer counts for baseline"
+        "--budget", type=float, default=0, help="seconds: start no round that would end past it (0: none)"
     )
     parser.add_argument("--redis-url", default="", help="a shared Redis (default: a private redis-server)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (daphne logs)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     parser.add_argument("--json", type=Path, help="also write every run's row here")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -412,15 +700,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(name, markdown table) for every table this configuration measured."""
+    tables = [("main", table(rows, args))]
+    if any(name != "core" for name, _, _ in args.compare):
+        tables.append(("compare", compare_table(rows, args)))
+    if args.dashboard:
+        tables.append(("dashboard", dashboard_table(rows, args)))
+    if any(name == "core" for name, _, _ in args.compare):
+        tables.append(("layers", layers_table(rows, args) + "\n\n" + layers_verdict(rows, args)))
+    return tables
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     rows = measure(args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    print(table(rows, args))
-    if args.baseline:
+    for _, text in report(rows, args):
+        print(text)
         print()
-        print(baseline_table(rows, args))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
-"""The fan-out bench's feed: points at an exact rate into one stream, then stop.
+"""The fan-out bench's feed: points at an exact rate into one or more streams, run after run.
 
-    .venv/bin/python -m bench.publisher --stream S --rate R --seconds D [--protocol ...]
+    .venv/bin/python -m bench.publisher      (then one JSON command per line on stdin)
 
-Run by bench/fanout.py with the daphne's environment (same Redis, same prefix). Sets up, prints
-"READY", reads a start time (epoch seconds) from stdin, waits for it, then publishes R points/s
-for D seconds, each point's `t` its publish time, so a viewer's receipt time minus `t` is
-publish-to-receipt latency. Prints one JSON line at the end.
+Run by bench/fanout.py with the daphne's environment (same Redis, same prefix) and kept for
+the whole bench, so Django and the layers are set up once. Each command line is
+`{"protocol": ..., "layer": ..., "streams": [...], "rate": R, "seconds": D}`; the publisher
+sets up, prints "READY", reads a start time (epoch seconds) from stdin, waits for it, then
+publishes R points/s into every stream for D seconds, each point's `t` its publish time, so a
+viewer's receipt time minus `t` is publish-to-receipt latency, and prints one "RESULT" line.
 
 - `livecharts`: streams.broadcast.Broadcaster directly (what `ingest` does after parsing):
-  points queued, one batch per tick, history append, one group_send per tick. No database.
+  points queued, one batch per stream per tick, history append, one group_send per tick, on
+  the pub/sub layer or (`"layer": "core"`) on RedisChannelLayer. No database.
 - `point`: baseline (a), the recipe users write today: one `group_send` per point.
+- `raw`: baseline (b): the points of one tick encoded once as a LiveCharts frame and sent
+  with one `group_send` (no history, no ids from a clock: the raw stack alone).
+- `peer`: the peers (c): one Redis PUBLISH per point, which bench/peer_*.py relay as is.
 """
 
 from __future__ import annotations
@@ -20,73 +26,155 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 STEP_SECONDS = 0.005  # how often due points are published: a 1,000 points/s feed sends 5 at a time
 
 
-async def publish(args: argparse.Namespace) -> dict:
-    from channels.layers import get_channel_layer
-    from django.conf import settings
+def peer_channel(prefix: str, stream: str) -> str:
+    """The Redis pub/sub channel the peers (bench/peer_*.py) relay a stream's points from."""
+    return f"{prefix}:peer:{stream}"
 
-    from streams.broadcast import Broadcaster
-    from streams.feeds.base import Point
-    from streams.history import Retention, get_history
 
-    layer = get_channel_layer()
-    history = get_history()
-    await history.forget(args.stream)
-    broadcaster = Broadcaster(
-        history=history, tick_seconds=settings.LIVECHARTS_TICK_MS / 1000, layer=layer, persister=None
-    )
-    retention = Retention(points=args.window)
-    total = round(args.rate * args.seconds)
-    sent = 0
-    print("READY", flush=True)
-    start = float(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
-    await asyncio.sleep(max(0.0, start - time.time()))
-    began = time.monotonic()
-    lag = 0.0
-    while sent < total:
-        due = min(total, int((time.monotonic() - began) * args.rate) + 1)
-        now = time.time()
-        if args.protocol == "livecharts":
-            points = [Point(t=now, values={"y": float(n)}) for n in range(sent, due)]
-            broadcaster.publish(args.stream, points, retention=retention)
-        else:
-            for n in range(sent, due):
+class Publisher:
+    """Holds what outlives a run: the layers, the history, a Redis client for the peers."""
+
+    def __init__(self) -> None:
+        import redis.asyncio
+        from channels.layers import get_channel_layer
+        from channels_redis.core import RedisChannelLayer
+        from django.conf import settings
+
+        from streams.history import get_history
+
+        self.settings = settings
+        config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+        self.layers: dict[str, Any] = {
+            "pubsub": get_channel_layer(),
+            # Same hosts and prefix as a daphne started with LIVECHARTS_CHANNEL_LAYER=core.
+            "core": RedisChannelLayer(hosts=config["hosts"], prefix=config["prefix"]),
+        }
+        self.history = get_history()
+        self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        self.prefix = settings.LIVECHARTS_REDIS_PREFIX
+
+    async def run(self, command: dict[str, Any]) -> dict[str, Any]:
+        from streams.broadcast import Broadcaster
+        from streams.history import Retention
+
+        protocol, streams, rate = command["protocol"], command["streams"], command["rate"]
+        layer = self.layers[command.get("layer", "pubsub")]
+        tick = self.settings.LIVECHARTS_TICK_MS / 1000
+        broadcaster = None
+        if protocol == "livecharts":
+            for stream in streams:
+                await self.history.forget(stream)
+            broadcaster = Broadcaster(history=self.history, tick_seconds=tick, layer=layer, persister=None)
+        send = {
+            "livecharts": self.send_livecharts,
+            "point": self.send_points,
+            "raw": self.send_raw,
+            "peer": self.send_peer,
+        }[protocol]
+        state: dict[str, Any] = {"broadcaster": broadcaster, "layer": layer, "tick": tick}
+        retention = Retention(points=command.get("window", 100_000))
+        state["retention"] = retention
+        total = round(rate * command["seconds"])
+        sent = 0
+        print("READY", flush=True)
+        start = float(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
+        await asyncio.sleep(max(0.0, start - time.time()))
+        cpu0 = time.process_time()
+        began = time.monotonic()
+        lag = 0.0
+        while sent < total:
+            due = min(total, int((time.monotonic() - began) * rate) + 1)
+            await send(state, streams, range(sent, due), time.time())
+            sent = due
+            lag = max(lag, time.monotonic() - began - sent / rate)
+            await asyncio.sleep(STEP_SECONDS)
+        if protocol == "raw":
+            await self.flush_raw(state, streams)
+        if broadcaster is not None:
+            await broadcaster.close()
+        return {
+            "published": sent * len(streams),
+            "seconds": time.monotonic() - began,
+            "cpu_seconds": time.process_time() - cpu0,
+            "max_lag": lag,
+        }
+
+    async def send_livecharts(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
+        from streams.feeds.base import Point
+
+        for stream in streams:
+            points = [Point(t=now, values={"y": float(n)}) for n in numbers]
+            state["broadcaster"].publish(stream, points, retention=state["retention"])
+
+    async def send_points(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
+        for stream in streams:
+            for n in numbers:
                 point = {"id": n, "t": round(now * 1000, 3), "y": float(n)}
-                await layer.group_send(f"chart.{args.stream}", {"type": "chart.point", "point": point})
-        sent = due
-        lag = max(lag, time.monotonic() - began - sent / args.rate)
-        await asyncio.sleep(STEP_SECONDS)
-    await broadcaster.close()
-    last = await history.last_id(args.stream)
-    return {
-        "published": sent,
-        "seconds": time.monotonic() - began,
-        "last_id": last,
-        "cpu_seconds": time.process_time(),
-        "max_lag": lag,
-    }
+                await state["layer"].group_send(f"chart.{stream}", {"type": "chart.point", "point": point})
+
+    async def send_raw(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
+        from streams.feeds.base import Point
+
+        pending = state.setdefault("pending", {stream: [] for stream in streams})
+        for stream in streams:
+            pending[stream].extend(Point(t=now, values={"y": float(n)}) for n in numbers)
+        tick = int(now / state["tick"])
+        if tick != state.setdefault("last_tick", tick):
+            state["last_tick"] = tick
+            await self.flush_raw(state, streams)
+
+    async def flush_raw(self, state: dict, streams: list[str]) -> None:
+        """One tick of baseline (b): each stream's points encoded once, one group_send each."""
+        from streams.frames import Entry, encode_batch, points_frame
+
+        pending, prev = state.get("pending", {}), state.setdefault("prev", {})
+        state.setdefault("base_ms", int(time.time() * 1000))
+        for stream in streams:
+            points = pending.get(stream)
+            if not points:
+                continue
+            count = state["count"] = state.get("count", 0) + len(points)
+            entries = [
+                Entry(id=f"{state['base_ms']}-{count - len(points) + i + 1}", point=p)
+                for i, p in enumerate(points)
+            ]
+            text = points_frame([encode_batch(slug=stream, prev=prev.get(stream), entries=entries)])
+            prev[stream] = entries[-1].id
+            pending[stream] = []
+            await state["layer"].group_send(f"raw.{stream}", {"type": "raw.frame", "text": text})
+
+    async def send_peer(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                channel = peer_channel(self.prefix, stream)
+                for n in numbers:
+                    pipe.publish(channel, json.dumps({"id": n, "t": round(now * 1000, 3), "y": float(n)}))
+            await pipe.execute()
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.publisher", description=__doc__.split("\n")[0])
-    parser.add_argument("--stream", required=True)
-    parser.add_argument("--rate", type=float, required=True, help="points per second")
-    parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--window", type=int, default=100_000, help="points kept in history")
-    parser.add_argument("--protocol", choices=["livecharts", "point"], default="livecharts")
-    return parser.parse_args(argv)
+async def serve() -> None:
+    publisher = Publisher()
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        result = await publisher.run(json.loads(line))
+        sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+        sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m bench.publisher", description=__doc__.split("\n")[0]).parse_args(
+        argv
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecharts.settings")
     import django
 
     django.setup()
-    result = asyncio.run(publish(parse_args(argv)))
-    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":
