@@ -93,6 +93,8 @@ def fanout_section(argv: list[str]) -> str:
         "",
         tables["main"],
     ]
+    if "failures" in tables:
+        parts += ["", "Runs that failed (no figures; the server was restarted):", "", tables["failures"]]
     if "compare" in tables:
         parts += [
             "",

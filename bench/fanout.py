@@ -339,9 +339,7 @@ class Bench:
             for run in range(self.args.runs):
                 round_began = time.monotonic()
                 for config in plan:
-                    row = await self.run_config(config, run, redis_pid)
-                    if row is not None:
-                        rows.append(row)
+                    rows.append(await self.run_config(config, run, redis_pid))
                 spent, last_round = time.monotonic() - started, time.monotonic() - round_began
                 if self.args.budget and run + 1 < self.args.runs and spent + last_round > self.args.budget:
                     print(f"stopping after {run + 1} runs: --budget {self.args.budget:g} s", file=sys.stderr)
@@ -350,7 +348,7 @@ class Bench:
             await self.stop_workers()
         return rows
 
-    async def run_config(self, config: Config, run: int, redis_pid: int | None) -> dict[str, Any] | None:
+    async def run_config(self, config: Config, run: int, redis_pid: int | None) -> dict[str, Any]:
         server = self.servers[config.target]
         began = time.monotonic()
         if server.stale or not server.settled():
@@ -362,7 +360,9 @@ class Bench:
             print(f"{config} run {run} failed: {error!r}", file=sys.stderr, flush=True)
             await self.restart_workers()
             server.stop()
-            return None
+            # The last line of the error says what went wrong (a traceback's end, or the message).
+            reason = str(error).strip().splitlines()[-1:] or [type(error).__name__]
+            return {**config.__dict__, "run": run, "failed": reason[0][:300]}
         if row["lost"] and server.target.app:
             # Points still queued in daphne: waiting for it to drain costs more than a restart,
             # and stopping it now keeps it from eating CPU during the next run.
@@ -466,7 +466,8 @@ def group(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
     return [
         r
         for r in rows
-        if (r["target"], r["viewers"], r["rate"], r["streams"])
+        if "failed" not in r
+        and (r["target"], r["viewers"], r["rate"], r["streams"])
         == (config.target, config.viewers, config.rate, config.streams)
     ]
 
@@ -703,6 +704,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[tuple[str, str]]:
     """(name, markdown table) for every table this configuration measured."""
     tables = [("main", table(rows, args))]
+    failed = [r for r in rows if "failed" in r]
+    if failed:
+        tables.append(
+            (
+                "failures",
+                "\n".join(
+                    f"- {TARGETS[r['target']].label}, {r['viewers']:,} viewers x {r['streams']} stream(s) at "
+                    f"{r['rate']:,} points/s, run {r['run'] + 1}: {r['failed']}"
+                    for r in failed
+                ),
+            )
+        )
     if any(name != "core" for name, _, _ in args.compare):
         tables.append(("compare", compare_table(rows, args)))
     if args.dashboard:
