@@ -1,7 +1,8 @@
 """The browser socket at /ws/: subscribe, backfill, then forward live batches.
 
-Thin on purpose: parse, ask access.py, join or leave groups, forward the pre-encoded batch
-texts from broadcast. At most one points frame per socket per tick.
+Thin on purpose: parse, ask access.py, join or leave a stream at this process's fan-out hub
+(streams/fanout.py), which offers each live batch and asks for one frame per socket per tick.
+Frames go straight to daphne's transport when there is one (streams/transport.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,20 +18,33 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from streams.access import viewable_stream
-from streams.broadcast import group_name
+from streams.access import is_signed_in, viewable_stream
+from streams.fanout import Frame, get_hub
 from streams.frames import encode, encode_batch, points_frame
 from streams.history import Retention, get_history
 from streams.ids import IdKey, parse_id
+from streams.revocation import Refusal, Viewer, Watch, get_watcher
+from streams.transport import direct_writer
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_STREAMS_PER_SOCKET = 100
 # Client messages: a burst (a dashboard subscribing at once), then a steady refill per second.
 RATE_BURST = 60
 RATE_PER_SECOND = 20.0
-# Batches of different streams from one broadcast tick arrive a moment apart: wait this long
-# for them to share a frame.
-COALESCE_SECONDS = 0.002
+# Live batches held per stream for a socket that is behind; older ones are dropped and the
+# client refills them through the `prev` chain.
+MAX_PENDING_BATCHES = 200
+# A reader more than LIVECHARTS_SEND_BUDGET_BYTES behind (written but not taken by its kernel)
+# gets nothing more until it catches up; one that stays behind LIVECHARTS_SLOW_READER_SECONDS
+# is closed with CLOSE_TOO_SLOW and back-fills when it reconnects.
+# Open sockets per signed-in user in one process (tabs, dashboards); one more is closed.
+MAX_SOCKETS_PER_USER = 30
+# Close codes (docs/protocol.md); the client reconnects after either, with backoff.
+CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_MANY_SOCKETS = 4029
+
+# Open sockets per signed-in user id, in this process.
+_sockets_per_user: Counter[Any] = Counter()
 
 
 class BadRequest(Exception):
@@ -44,40 +59,69 @@ class BadRequest(Exception):
 class Subscription:
     # The newest id this socket has been sent for the stream; older live batches are dropped.
     last_sent: IdKey | None
+    # This process's access watcher re-checks the viewer (streams/revocation.py).
+    watch: Watch | None = None
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: live batches come from the process's hub, so a
+    # socket's own layer queue and receive loop would only cost memory and a Redis subscription.
+    channel_layer_alias = "livecharts.sockets-have-no-layer-channel"
+
     async def connect(self) -> None:
         self.subscriptions: dict[str, Subscription] = {}
-        self.pending: dict[str, list[str]] = {}
-        self.tick = settings.LIVECHARTS_TICK_MS / 1000
-        self.last_frame_at = 0.0
-        self.flush_handle: asyncio.TimerHandle | None = None
-        self.flush_task: asyncio.Task[None] | None = None
+        # Live batches not yet sent, per stream: (last id, pre-encoded text).
+        self.pending: dict[str, list[tuple[IdKey, str]]] = {}
+        self.hub = get_hub()
+        self.writer = direct_writer(self.base_send)
+        self.behind_since: float | None = None
         self.tokens = float(RATE_BURST)
         self.tokens_at = time.monotonic()
+        self.refused = False
+        user = self.scope.get("user")
+        self.user_id = user.pk if is_signed_in(user) else None
+        session = self.scope.get("session")
+        self.session_key = session.session_key if session is not None and self.user_id is not None else None
         await self.accept()
+        if self.user_id is None:
+            return
+        if _sockets_per_user[self.user_id] >= MAX_SOCKETS_PER_USER:
+            self.user_id = None  # not counted, so not uncounted at disconnect
+            self.refused = True
+            message = f"at most {MAX_SOCKETS_PER_USER} open sockets per user: close other tabs"
+            await self.send(text_data=encode({"op": "error", "code": "rate_limited", "message": message}))
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
+        _sockets_per_user[self.user_id] += 1
 
     async def disconnect(self, code: int) -> None:
-        if self.flush_handle is not None:
-            self.flush_handle.cancel()
-        for slug in list(getattr(self, "subscriptions", {})):
-            await self.channel_layer.group_discard(group_name(slug), self.channel_name)
+        hub = getattr(self, "hub", None)
+        if hub is None:
+            return
+        if self.user_id is not None:
+            _sockets_per_user[self.user_id] -= 1
+            if _sockets_per_user[self.user_id] <= 0:
+                del _sockets_per_user[self.user_id]
+        hub.forget(self)
+        for slug in list(self.subscriptions):
+            await self.drop(slug)
+        self.pending.clear()
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Hot path: channels' dispatch hops to a thread (aclose_old_connections) on every
-        # message; live batches touch no database, so they skip it (DESIGN.md, what costs what).
-        kind = message["type"]
-        if kind == "stream.points":
-            self.stream_points(message)
-        elif kind == "stream.status":
-            await self.stream_status(message)
-        else:
-            await super().dispatch(message)
+    async def drop(self, slug: str) -> None:
+        """Stop sending `slug` to this socket."""
+        subscription = self.subscriptions.pop(slug, None)
+        self.pending.pop(slug, None)
+        if subscription is None:
+            return
+        if subscription.watch is not None:
+            get_watcher().release(subscription.watch)
+        await self.hub.leave(slug, self)
 
     # Client messages ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.refused:
+            return  # closing: nothing it asks for is served
         try:
             self.take_token()
             request = self.parse(text_data, bytes_data)
@@ -137,12 +181,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
             raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
         if not allowed:
             raise BadRequest("forbidden", f"you may not see stream {slug!r}", stream=slug)
-        if slug not in self.subscriptions:
-            # Join before reading history so no batch falls between backfill and live.
-            await self.channel_layer.group_add(group_name(slug), self.channel_name)
         # A re-subscribe (the client noticed a lost batch) restarts this stream from `after`.
-        self.subscriptions[slug] = subscription = Subscription(last_sent=None)
+        known = self.subscriptions.get(slug)
+        self.subscriptions[slug] = subscription = Subscription(
+            last_sent=None, watch=known.watch if known is not None else self.watch(slug)
+        )
         self.pending.pop(slug, None)
+        # Join before reading history so no batch falls between backfill and live.
+        await self.hub.join(slug, self)
         history = get_history()
         backfill = await history.read(slug, after=after, retention=Retention.of(stream))
         status = await history.get_status(slug)
@@ -156,49 +202,89 @@ class StreamConsumer(AsyncWebsocketConsumer):
             subscription.last_sent = parse_id(backfill.entries[-1].id)
         elif after is not None and not backfill.gap:
             subscription.last_sent = parse_id(after)
+        # Batches that arrived while history was read and are in the backfill: not twice.
+        if subscription.last_sent is not None and slug in self.pending:
+            last = subscription.last_sent
+            self.pending[slug] = [item for item in self.pending[slug] if item[0] > last]
 
     async def unsubscribe(self, request: dict[str, Any]) -> None:
         slug = request["stream"]
-        if self.subscriptions.pop(slug, None) is not None:
-            await self.channel_layer.group_discard(group_name(slug), self.channel_name)
-        self.pending.pop(slug, None)
+        await self.drop(slug)
         await self.send(text_data=encode({"op": "unsubscribed", "stream": slug}))
 
-    # Layer events ------------------------------------------------------------------------
+    # Access taken away ----------------------------------------------------------------------
 
-    def stream_points(self, message: dict[str, Any]) -> None:
-        subscription = self.subscriptions.get(message["stream"])
+    def watch(self, slug: str) -> Watch:
+        watch = get_watcher().watch(Viewer(session_key=self.session_key, user_id=self.user_id, slug=slug))
+        watch.revoked.add_done_callback(lambda revoked: self.revoked(slug, watch, revoked))
+        return watch
+
+    def revoked(self, slug: str, watch: Watch, revoked: asyncio.Future[Refusal]) -> None:
+        subscription = self.subscriptions.get(slug)
+        if revoked.cancelled() or subscription is None or subscription.watch is not watch:
+            return
+        # Nothing more of this stream from now on, even before the error frame is out.
+        self.pending.pop(slug, None)
+        subscription.last_sent = (2**63, 0)
+        asyncio.get_running_loop().create_task(self.refuse(slug, revoked.result()))
+
+    async def refuse(self, slug: str, refusal: Refusal) -> None:
+        await self.drop(slug)
+        message = {"op": "error", "code": refusal.code, "stream": slug, "message": refusal.message}
+        await self.send(text_data=encode(message))
+
+    # The hub's side (streams/fanout.py) ------------------------------------------------------
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        slug = message["stream"]
+        subscription = self.subscriptions.get(slug)
         if subscription is None:
-            return  # unsubscribed while the batch was in flight
+            return False  # unsubscribed while the batch was in flight
         key = tuple(message["key"])  # a list after msgpack
         if subscription.last_sent is not None and key <= subscription.last_sent:
-            return  # already sent in the backfill
+            return False  # already sent in the backfill
         subscription.last_sent = key
-        self.pending.setdefault(message["stream"], []).append(message["text"])
-        self.schedule_flush()
+        waiting = self.pending.get(slug)
+        if waiting is None:
+            waiting = self.pending[slug] = []
+        waiting.append((key, message["text"]))
+        if len(waiting) > MAX_PENDING_BATCHES:
+            del waiting[: len(waiting) - MAX_PENDING_BATCHES]
+        return True
 
-    async def stream_status(self, message: dict[str, Any]) -> None:
+    def take_texts(self) -> list[str] | None:
+        if not self.pending:
+            return []
+        if self.writer is not None and self.is_behind():
+            return None
+        texts = [text for waiting in self.pending.values() for _, text in waiting]
+        self.pending = {}
+        return texts
+
+    def is_behind(self) -> bool:
+        """Whether the client has stopped reading; drops it when that lasts too long."""
+        assert self.writer is not None
+        if self.writer.backlog_bytes() <= settings.LIVECHARTS_SEND_BUDGET_BYTES:
+            self.behind_since = None
+            return False
+        now = time.monotonic()
+        if self.behind_since is None:
+            self.behind_since = now
+        elif now - self.behind_since > settings.LIVECHARTS_SLOW_READER_SECONDS:
+            # The client reconnects later and back-fills from `after`.
+            seconds = settings.LIVECHARTS_SLOW_READER_SECONDS
+            self.writer.close(CLOSE_TOO_SLOW, f"not reading for {seconds} s: reconnect")
+            self.pending = {}
+        return True
+
+    async def send_frame(self, frame: Frame) -> None:
+        if self.writer is not None:
+            self.writer.write(frame.prepared)
+        else:
+            await self.send(text_data=frame.text)
+
+    async def send_status(self, message: dict[str, Any]) -> None:
         if message["stream"] in self.subscriptions:
             await self.send(
                 text_data=encode({"op": "status", "stream": message["stream"], **message["status"]})
             )
-
-    def schedule_flush(self) -> None:
-        if self.flush_handle is not None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(COALESCE_SECONDS, self.last_frame_at + self.tick - loop.time())
-        self.flush_handle = loop.call_later(delay, self.start_flush)
-
-    def start_flush(self) -> None:
-        self.flush_handle = None
-        self.flush_task = asyncio.get_running_loop().create_task(self.flush())
-
-    async def flush(self) -> None:
-        if not self.pending:
-            return
-        texts = [text for batch_texts in self.pending.values() for text in batch_texts]
-        self.pending = {}
-        self.last_frame_at = asyncio.get_running_loop().time()
-        # Batches arriving while this sends schedule the next flush, a tick after this one.
-        await self.send(text_data=points_frame(texts))

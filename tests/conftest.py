@@ -11,6 +11,7 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
 from streams.broadcast import reset_broadcasters
+from streams.fanout import reset_hubs
 from streams.history import reset_history
 from streams.inbox import reset_inbox
 from tests.processes import STACK_PASSWORD, Stack, make_stack
@@ -48,11 +49,13 @@ def redis_layer(settings, redis_prefix: str) -> Iterator[str]:
     reset_history()
     reset_inbox()
     reset_broadcasters()
+    reset_hubs()
     yield url
     channel_layers.backends = {}
     reset_history()
     reset_inbox()
     reset_broadcasters()
+    reset_hubs()
 
 
 @pytest.fixture
@@ -64,11 +67,13 @@ def memory_layer(settings) -> Iterator[None]:
     reset_history()
     reset_inbox()
     reset_broadcasters()
+    reset_hubs()
     yield
     channel_layers.backends = {}
     reset_history()
     reset_inbox()
     reset_broadcasters()
+    reset_hubs()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -1,0 +1,304 @@
+"""One fan-out hub per process: one layer subscription per stream, one tick for every socket.
+
+Channels' usual shape, every socket a group member with its own layer queue and receive
+loop, costs a task wake-up, a dispatch and an ASGI send per socket per batch: past a few
+thousand frames a second that overhead is most of daphne's CPU. Here the process joins each
+stream's group once, on the hub's own channel; a batch from the layer is offered to the local
+viewers of its stream (a list append each), and once per tick the hub builds each viewer's
+frame, sharing one encoded frame among viewers with the same pending batches (the usual
+case: everyone watching the same stream), and writes it straight to the transport
+(streams/transport.py).
+
+Overload: frames, not points, are what a process pays for. The hub watches its process's CPU
+share and how late its ticks fire; when either says the process is saturated it widens the
+tick for everyone (fewer, fuller frames: latency degrades, nothing queues without bound), and
+narrows it back as the load falls. Each viewer's pending batches are bounded too; a viewer
+that fell behind loses the oldest and refills them through the `prev` chain, like any lost
+batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from streams.broadcast import group_name
+from streams.frames import points_frame
+from streams.transport import prepare
+
+log = logging.getLogger(__name__)
+
+# Batches of different streams from one broadcast tick arrive a moment apart: wait this long
+# after the first for them to share a frame.
+COALESCE_SECONDS = 0.002
+# The tick widens up to this under overload (latency then grows to about this much).
+MAX_TICK_SECONDS = 1.0
+# How often the hub reconsiders its tick, and the CPU share / lateness that mean saturation.
+ADAPT_EVERY_SECONDS = 0.5
+WIDEN_ABOVE_CPU = 0.85
+NARROW_BELOW_CPU = 0.6
+WIDEN_FACTOR = 1.5
+NARROW_FACTOR = 1.5
+
+
+class Viewer(Protocol):
+    """What the hub needs of a socket (streams/consumers.py)."""
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        """Take a live batch; True when the viewer now has something to send."""
+
+    def take_texts(self) -> list[str] | None:
+        """The pending batch texts (cleared), or None to be asked again next tick."""
+
+    async def send_frame(self, frame: Frame) -> None: ...
+
+    async def send_status(self, message: dict[str, Any]) -> None: ...
+
+
+class Frame:
+    """A points frame as text, framed for the wire once, when a direct writer first needs it."""
+
+    __slots__ = ("_prepared", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._prepared: Any = None
+
+    @property
+    def prepared(self) -> Any:
+        if self._prepared is None:
+            self._prepared = prepare(self.text)
+        return self._prepared
+
+
+@dataclass
+class HubStats:
+    """Counters for /metrics and the benchmarks; never reset."""
+
+    frames: int = 0
+    frames_encoded: int = 0
+    batches_in: int = 0
+    ticks: int = 0
+    widened: int = 0
+    tick_seconds: float = 0.0
+    viewers: int = 0
+    streams: int = 0
+
+
+@dataclass
+class _Load:
+    """CPU and lateness since the hub last reconsidered its tick."""
+
+    since: float = field(default_factory=time.monotonic)
+    cpu: float = field(default_factory=time.process_time)
+    late_total: float = 0.0
+    ticks: int = 0
+
+    def mean_late(self) -> float:
+        return self.late_total / self.ticks if self.ticks else 0.0
+
+
+class Hub:
+    def __init__(
+        self, *, layer: Any, tick_seconds: float, cpu_clock: Callable[[], float] = time.process_time
+    ) -> None:
+        self.layer = layer
+        self.base_tick = tick_seconds
+        self.tick = tick_seconds
+        self.cpu_clock = cpu_clock
+        self.stats = HubStats(tick_seconds=tick_seconds)
+        self._members: dict[str, set[Viewer]] = {}
+        self._joined: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._channel: str | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._dirty: dict[Viewer, None] = {}  # insertion-ordered set
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_due = 0.0
+        self._flushing: asyncio.Task[None] | None = None
+        self._last_flush = 0.0
+        self._load = _Load(cpu=cpu_clock())
+
+    # Membership ---------------------------------------------------------------------------
+
+    async def join(self, slug: str, viewer: Viewer) -> None:
+        """Deliver the stream's live batches to `viewer`; when this returns, none is missed."""
+        async with self._lock(slug):
+            if slug not in self._joined:
+                if self._channel is None:
+                    self._channel = await self.layer.new_channel("hub.")
+                await self.layer.group_add(group_name(slug), self._channel)
+                self._joined.add(slug)
+            self._members.setdefault(slug, set()).add(viewer)
+            self._ensure_receiver()
+        self._count()
+
+    async def leave(self, slug: str, viewer: Viewer) -> None:
+        members = self._members.get(slug)
+        if members is None or viewer not in members:
+            return
+        members.discard(viewer)
+        self._count()
+        if members:
+            return
+        async with self._lock(slug):
+            # Someone may have joined while we waited for the lock.
+            if not self._members.get(slug) and slug in self._joined:
+                self._members.pop(slug, None)
+                self._joined.discard(slug)
+                with contextlib.suppress(Exception):
+                    await self.layer.group_discard(group_name(slug), self._channel)
+        if not self._joined and self._receiver is not None:
+            self._receiver.cancel()
+            self._receiver = None
+
+    def forget(self, viewer: Viewer) -> None:
+        self._dirty.pop(viewer, None)
+
+    def _lock(self, slug: str) -> asyncio.Lock:
+        lock = self._locks.get(slug)
+        if lock is None:
+            lock = self._locks[slug] = asyncio.Lock()
+        return lock
+
+    def _count(self) -> None:
+        self.stats.streams = len(self._members)
+        self.stats.viewers = len({viewer for members in self._members.values() for viewer in members})
+
+    # Layer side ---------------------------------------------------------------------------
+
+    def _ensure_receiver(self) -> None:
+        if self._receiver is None or self._receiver.done():
+            self._receiver = asyncio.get_running_loop().create_task(self._receive())
+
+    async def _receive(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis gone: the layer reconnects and resubscribes; viewers refill via `prev`.
+                log.exception("fan-out hub: layer receive failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            try:
+                await self.dispatch(message)
+            except Exception:
+                log.exception("fan-out hub: could not dispatch %s", message.get("type"))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        members = self._members.get(message.get("stream", ""))
+        if not members:
+            return
+        kind = message.get("type")
+        if kind == "stream.points":
+            self.stats.batches_in += 1
+            for viewer in members:
+                if viewer.offer(message):
+                    self._dirty[viewer] = None
+            if self._dirty:
+                self._schedule()
+        elif kind == "stream.status":
+            for viewer in list(members):
+                await viewer.send_status(message)
+
+    # Ticks --------------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._flush_handle is not None or (self._flushing is not None and not self._flushing.done()):
+            return  # a flush is due or running; the one running reschedules for what is left
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._flush_due = max(now + COALESCE_SECONDS, self._last_flush + self.tick)
+        self._flush_handle = loop.call_at(self._flush_due, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_handle = None
+        loop = asyncio.get_running_loop()
+        self._load.late_total += max(0.0, loop.time() - self._flush_due)
+        self._load.ticks += 1
+        self._flushing = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_flush = loop.time()
+        dirty, self._dirty = self._dirty, {}
+        frames: dict[tuple[int, ...], Frame] = {}
+        self.stats.ticks += 1
+        for viewer in dirty:
+            texts = viewer.take_texts()
+            if texts is None:
+                self._dirty[viewer] = None  # held back (a slow reader): ask again next tick
+                continue
+            if not texts:
+                continue
+            # Same batch objects in the same order = same frame: encode it once.
+            key = tuple(map(id, texts))
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = Frame(points_frame(texts))
+                self.stats.frames_encoded += 1
+            try:
+                await viewer.send_frame(frame)
+            except Exception:
+                log.exception("fan-out hub: a frame could not be sent")
+            self.stats.frames += 1
+        self._adapt(loop.time())
+        self._flushing = None
+        if self._dirty:
+            self._schedule()
+
+    def _adapt(self, now: float) -> None:
+        """Widen the tick when the process is saturated, narrow it back when it is not."""
+        load = self._load
+        wall = time.monotonic() - load.since
+        if wall < ADAPT_EVERY_SECONDS:
+            return
+        cpu_share = (self.cpu_clock() - load.cpu) / wall
+        # Ticks that fire late on average mean the loop is behind, whatever the CPU says.
+        saturated = cpu_share > WIDEN_ABOVE_CPU or load.mean_late() > self.tick / 2
+        if saturated and self.tick < MAX_TICK_SECONDS:
+            self.tick = min(MAX_TICK_SECONDS, self.tick * WIDEN_FACTOR)
+            self.stats.widened += 1
+            log.info(
+                "fan-out hub: process busy (CPU %.0f%%): tick now %.0f ms", cpu_share * 100, self.tick * 1000
+            )
+        elif not saturated and cpu_share < NARROW_BELOW_CPU and self.tick > self.base_tick:
+            self.tick = max(self.base_tick, self.tick / NARROW_FACTOR)
+        self.stats.tick_seconds = self.tick
+        self._load = _Load(cpu=self.cpu_clock())
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """This event loop's hub (one per process in practice; tests run many loops)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for stale in [known for known in _hubs if known.is_closed()]:
+            del _hubs[stale]
+        hub = _hubs[loop] = Hub(layer=get_channel_layer(), tick_seconds=settings.LIVECHARTS_TICK_MS / 1000)
+    return hub
+
+
+def all_hubs() -> list[Hub]:
+    return list(_hubs.values())
+
+
+def reset_hubs() -> None:
+    """Forget every loop's hub (tests switch channel layers between runs)."""
+    _hubs.clear()

@@ -1,0 +1,185 @@
+"""The per-process fan-out hub: one layer subscription per stream, frames shared, tick widened."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+
+from streams import fanout
+from streams.consumers import MAX_PENDING_BATCHES, StreamConsumer, Subscription
+from streams.fanout import Frame, Hub
+
+
+class FakeViewer:
+    """Takes every batch; records the frames the hub hands it."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.frames: list[Frame] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.hold_back = False
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        self.pending.append(message["text"])
+        return True
+
+    def take_texts(self) -> list[str] | None:
+        if self.hold_back:
+            return None
+        texts, self.pending = self.pending, []
+        return texts
+
+    async def send_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    async def send_status(self, message: dict[str, Any]) -> None:
+        self.statuses.append(message)
+
+
+_ids = itertools.count(1)
+
+
+def batch(slug: str, text: str | None = None) -> dict[str, Any]:
+    n = next(_ids)
+    return {
+        "type": "stream.points",
+        "stream": slug,
+        "id": f"1-{n}",
+        "key": [1, n],
+        "prev": None,
+        "text": text or f'{{"stream":"{slug}","n":{n}}}',
+    }
+
+
+async def settle(hub: Hub, seconds: float = 0.2) -> None:
+    """Let the hub receive what the layer holds and run its due ticks."""
+    await asyncio.sleep(seconds)
+
+
+@pytest.fixture
+def layer() -> InMemoryChannelLayer:
+    return InMemoryChannelLayer(capacity=10_000)
+
+
+async def test_one_group_membership_per_stream_however_many_viewers(layer):
+    hub = Hub(layer=layer, tick_seconds=0.02)
+    viewers = [FakeViewer() for _ in range(5)]
+    for viewer in viewers:
+        await hub.join("plant", viewer)
+    assert len(layer.groups["stream.plant"]) == 1
+    for viewer in viewers[:4]:
+        await hub.leave("plant", viewer)
+    assert len(layer.groups["stream.plant"]) == 1  # one viewer still watches
+    await hub.leave("plant", viewers[4])
+    assert not layer.groups.get("stream.plant")
+
+
+async def test_viewers_with_the_same_batches_share_one_encoded_frame(layer):
+    hub = Hub(layer=layer, tick_seconds=0.02)
+    viewers = [FakeViewer() for _ in range(50)]
+    for viewer in viewers:
+        await hub.join("plant", viewer)
+    await layer.group_send("stream.plant", batch("plant"))
+    await settle(hub)
+    assert [len(viewer.frames) for viewer in viewers] == [1] * 50
+    assert len({id(viewer.frames[0]) for viewer in viewers}) == 1
+    assert hub.stats.frames == 50
+    assert hub.stats.frames_encoded == 1
+    assert viewers[0].frames[0].text.startswith('{"op":"points","data":[{"stream":"plant"')
+
+
+async def test_batches_of_one_tick_share_a_frame_and_ticks_are_spaced(layer):
+    hub = Hub(layer=layer, tick_seconds=0.1)
+    viewer = FakeViewer()
+    await hub.join("a", viewer)
+    await hub.join("b", viewer)
+    await layer.group_send("stream.a", batch("a"))
+    await layer.group_send("stream.b", batch("b"))
+    await settle(hub, 0.05)
+    assert len(viewer.frames) == 1
+    assert '"stream":"a"' in viewer.frames[0].text and '"stream":"b"' in viewer.frames[0].text
+    # A batch right after a frame waits for the next tick instead of a frame of its own.
+    await layer.group_send("stream.a", batch("a"))
+    await settle(hub, 0.02)
+    assert len(viewer.frames) == 1
+    await settle(hub, 0.15)
+    assert len(viewer.frames) == 2
+
+
+async def test_a_held_back_viewer_is_asked_again_next_tick(layer):
+    hub = Hub(layer=layer, tick_seconds=0.02)
+    viewer = FakeViewer()
+    await hub.join("plant", viewer)
+    viewer.hold_back = True
+    await layer.group_send("stream.plant", batch("plant"))
+    await settle(hub, 0.1)
+    assert viewer.frames == []
+    viewer.hold_back = False
+    await settle(hub, 0.1)
+    assert len(viewer.frames) == 1
+
+
+async def test_status_goes_to_the_streams_viewers_only(layer):
+    hub = Hub(layer=layer, tick_seconds=0.02)
+    watching, other = FakeViewer(), FakeViewer()
+    await hub.join("plant", watching)
+    await hub.join("other", other)
+    await layer.group_send("stream.plant", {"type": "stream.status", "stream": "plant", "status": {}})
+    await settle(hub, 0.05)
+    assert len(watching.statuses) == 1 and other.statuses == []
+
+
+async def feed(layer, slug: str, seconds: float) -> None:
+    """Batches every 5 ms for a while, like a busy stream."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        await layer.group_send(f"stream.{slug}", batch(slug))
+        await asyncio.sleep(0.005)
+
+
+async def test_a_saturated_process_widens_the_tick_and_narrows_it_back(layer, monkeypatch):
+    monkeypatch.setattr(fanout, "ADAPT_EVERY_SECONDS", 0.1)
+    busy = True
+    # A CPU clock that runs as fast as the wall clock while "busy" (100% of a core), else stands.
+    cpu = {"at": time.monotonic(), "total": 0.0}
+
+    def cpu_clock() -> float:
+        now = time.monotonic()
+        if busy:
+            cpu["total"] += now - cpu["at"]
+        cpu["at"] = now
+        return cpu["total"]
+
+    hub = Hub(layer=layer, tick_seconds=0.02, cpu_clock=cpu_clock)
+    viewer = FakeViewer()
+    await hub.join("plant", viewer)
+    await feed(layer, "plant", 1.0)
+    assert hub.tick > 0.02 * fanout.WIDEN_FACTOR, "the tick must widen under saturation"
+    assert hub.stats.widened >= 2
+    # Fewer, fuller frames: far fewer than the 200 batches of that second (one per 5 ms).
+    assert len(viewer.frames) < 60
+    busy = False
+    await feed(layer, "plant", 2.5)
+    assert hub.tick == pytest.approx(0.02), "the tick narrows back once the load is gone"
+    await settle(hub, 0.1)
+    # And no batch was lost on the way.
+    texts = [text for frame in viewer.frames for text in frame.text.split('{"stream"')[1:]]
+    assert len(texts) == hub.stats.batches_in
+
+
+def test_a_consumer_holds_a_bounded_number_of_batches_per_stream():
+    consumer = StreamConsumer()
+    consumer.subscriptions = {"plant": Subscription(last_sent=None)}
+    consumer.pending = {}
+    consumer.writer = None
+    for n in range(MAX_PENDING_BATCHES + 50):
+        assert consumer.offer({"stream": "plant", "key": [1, n], "text": str(n)})
+    texts = consumer.take_texts()
+    assert texts == [str(n) for n in range(50, MAX_PENDING_BATCHES + 50)]
+    # An old batch (already sent) is not offered again.
+    assert not consumer.offer({"stream": "plant", "key": [1, 3], "text": "old"})

@@ -1,0 +1,79 @@
+"""Finding daphne's protocol behind the ASGI send callable, and framing once."""
+
+from __future__ import annotations
+
+import functools
+
+from autobahn.twisted.websocket import WebSocketServerProtocol
+from channels.sessions import InstanceSessionWrapper
+
+from streams.transport import DirectWriter, direct_writer, prepare
+
+
+async def handle_reply(protocol, message) -> None:  # the name daphne's Server method has
+    pass
+
+
+async def other(protocol, message) -> None:
+    pass
+
+
+def test_finds_the_protocol_in_daphnes_partial():
+    protocol = WebSocketServerProtocol()
+    writer = direct_writer(functools.partial(handle_reply, protocol))
+    assert isinstance(writer, DirectWriter) and writer.protocol is protocol
+
+
+def test_looks_through_channels_session_wrapper():
+    protocol = WebSocketServerProtocol()
+    wrapper = InstanceSessionWrapper({"type": "websocket", "cookies": {}}, None)
+    wrapper.real_send = functools.partial(handle_reply, protocol)
+    writer = direct_writer(wrapper.send)
+    assert writer is not None and writer.protocol is protocol
+
+
+def test_anything_else_has_no_direct_writer():
+    async def send(message) -> None:
+        pass
+
+    assert direct_writer(send) is None
+    assert direct_writer(functools.partial(other, WebSocketServerProtocol())) is None
+    assert direct_writer(functools.partial(handle_reply, object())) is None
+
+
+def test_a_prepared_frame_is_one_unmasked_text_frame():
+    short, long = prepare('{"op":"x"}'), prepare("é" * 100)
+    assert short.payloadHybi == b"\x81\x0a" + b'{"op":"x"}'
+    # 200 bytes of UTF-8: the 16-bit length form.
+    assert long.payloadHybi[:4] == b"\x81\x7e\x00\xc8"
+
+
+def test_the_kernel_send_queue_shows_bytes_the_peer_has_not_read():
+    import socket
+
+    from streams.transport import kernel_send_queue
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    sender = socket.create_connection(listener.getsockname())
+    receiver, _ = listener.accept()
+    try:
+
+        class Transport:
+            def fileno(self) -> int:
+                return sender.fileno()
+
+        assert kernel_send_queue(Transport()) == 0
+        sender.setblocking(False)
+        written = 0
+        try:
+            while written < 8 * 1024 * 1024:
+                written += sender.send(b"x" * 65536)
+        except BlockingIOError:
+            pass  # the kernel holds all it will: the peer reads nothing
+        # Loopback hands bytes to the peer's receive buffer at once; whatever the peer's buffer
+        # could not take is still queued on our side.
+        assert 0 < kernel_send_queue(Transport()) <= written
+        assert kernel_send_queue(object()) == 0  # no socket: nothing known
+    finally:
+        for sock in (sender, receiver, listener):
+            sock.close()
