@@ -73,6 +73,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         # Live batches not yet sent, per stream: (last id, pre-encoded text).
         self.pending: dict[str, list[tuple[IdKey, str]]] = {}
         self.hub = get_hub()
+        self.hub.connected(self)
         self.writer = direct_writer(self.base_send)
         self.behind_since: float | None = None
         self.tokens = float(RATE_BURST)
@@ -282,6 +283,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.writer.write(frame.prepared)
         else:
             await self.send(text_data=frame.text)
+
+    def going_away(self) -> None:
+        if self.writer is not None:
+            self.writer.going_away()
 
     async def send_status(self, message: dict[str, Any]) -> None:
         if message["stream"] in self.subscriptions:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ WIDEN_ABOVE_CPU = 0.85
 NARROW_BELOW_CPU = 0.6
 WIDEN_FACTOR = 1.5
 NARROW_FACTOR = 1.5
+# At shutdown, how long close frames get to leave before Twisted drops the connections.
+SHUTDOWN_FLUSH_SECONDS = 0.2
 
 
 class Viewer(Protocol):
@@ -61,6 +64,9 @@ class Viewer(Protocol):
     async def send_frame(self, frame: Frame) -> None: ...
 
     async def send_status(self, message: dict[str, Any]) -> None: ...
+
+    def going_away(self) -> None:
+        """The process is stopping: close the socket with 1001."""
 
 
 class Frame:
@@ -116,6 +122,8 @@ class Hub:
         self.cpu_clock = cpu_clock
         self.stats = HubStats(tick_seconds=tick_seconds)
         self._members: dict[str, set[Viewer]] = {}
+        # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
+        self.sockets: set[Viewer] = set()
         self._joined: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._channel: str | None = None
@@ -160,8 +168,20 @@ class Hub:
             self._receiver.cancel()
             self._receiver = None
 
+    def connected(self, viewer: Viewer) -> None:
+        self.sockets.add(viewer)
+
     def forget(self, viewer: Viewer) -> None:
         self._dirty.pop(viewer, None)
+        self.sockets.discard(viewer)
+
+    def going_away(self) -> None:
+        """Close every socket with 1001, so clients reconnect at once (process shutdown)."""
+        for viewer in list(self.sockets):
+            try:
+                viewer.going_away()
+            except Exception:
+                log.exception("fan-out hub: could not close a socket at shutdown")
 
     def _lock(self, slug: str) -> asyncio.Lock:
         lock = self._locks.get(slug)
@@ -292,7 +312,26 @@ def get_hub() -> Hub:
         for stale in [known for known in _hubs if known.is_closed()]:
             del _hubs[stale]
         hub = _hubs[loop] = Hub(layer=get_channel_layer(), tick_seconds=settings.LIVECHARTS_TICK_MS / 1000)
+        _close_at_shutdown(hub)
     return hub
+
+
+def _close_at_shutdown(hub: Hub) -> None:
+    """Under daphne (a running Twisted reactor), close the hub's sockets with 1001 when the
+    process stops, and give the close frames a moment to leave before connections drop."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    if not reactor.running:
+        return
+
+    def going_away() -> Any:
+        hub.going_away()
+        return deferLater(reactor, SHUTDOWN_FLUSH_SECONDS, lambda: None)
+
+    reactor.addSystemEventTrigger("before", "shutdown", going_away)
 
 
 def all_hubs() -> list[Hub]:

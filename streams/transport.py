@@ -65,6 +65,14 @@ class DirectWriter:
             self._kernel_queued = kernel_send_queue(transport)
         return buffered + self._kernel_queued
 
+    def going_away(self) -> None:
+        """Close with 1001 (the server is going down): browsers reconnect at once, to another
+        process behind the proxy or to this one when it is back. autobahn's public close
+        refuses 1001 (it allows 1000 and 3000-4999 to applications), so the frame is sent
+        through its lower-level call."""
+        if self.is_open:
+            self.protocol.sendCloseFrame(code=1001, reasonUtf8=b"server restarting", isReply=False)
+
     def close(self, code: int, reason: str) -> None:
         """Close with `code`. The close frame queues behind what the client has not read;
         autobahn drops the connection when no answer comes within its close handshake
