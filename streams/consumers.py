@@ -19,6 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from streams.access import is_signed_in, viewable_stream
+from streams.backfill import read_since
 from streams.fanout import Frame, get_hub
 from streams.frames import encode, encode_batch, points_frame
 from streams.history import Retention, get_history
@@ -190,19 +191,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.pending.pop(slug, None)
         # Join before reading history so no batch falls between backfill and live.
         await self.hub.join(slug, self)
-        history = get_history()
-        backfill = await history.read(slug, after=after, retention=Retention.of(stream))
-        status = await history.get_status(slug)
+        # The window, else the database (a Redis restart empties the window), else a gap.
+        segments = await read_since(
+            slug, after=after, retention=Retention.of(stream), stored=stream.store_points
+        )
+        status = await get_history().get_status(slug)
         await self.send(text_data=encode({"op": "subscribed", "stream": slug, "status": status}))
-        if backfill.gap:
-            await self.send(text_data=encode({"op": "gap", "stream": slug}))
-        if backfill.entries:
-            prev = None if backfill.gap else after
-            text = encode_batch(slug=slug, prev=prev, entries=backfill.entries)
-            await self.send(text_data=points_frame([text]))
-            subscription.last_sent = parse_id(backfill.entries[-1].id)
-        elif after is not None and not backfill.gap:
-            subscription.last_sent = parse_id(after)
+        prev = after
+        for segment in segments:
+            if segment.gap:
+                await self.send(text_data=encode({"op": "gap", "stream": slug}))
+                prev = None
+            if segment.entries:
+                text = encode_batch(slug=slug, prev=prev, entries=segment.entries)
+                await self.send(text_data=points_frame([text]))
+                prev = segment.entries[-1].id
+        if prev is not None:
+            subscription.last_sent = parse_id(prev)
         # Batches that arrived while history was read and are in the backfill: not twice.
         if subscription.last_sent is not None and slug in self.pending:
             last = subscription.last_sent

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, StreamingHttpResponse
 
+from streams.backfill import MAX_RESUME_POINTS, Segment, read_since, stored_after  # noqa: F401
 from streams.broadcast import group_name
 from streams.frames import Entry, encode, encode_batch
 from streams.history import Retention, get_history
@@ -35,7 +35,6 @@ from streams.revocation import (  # noqa: F401 (CHECK_SECONDS, check_viewers: te
     check_viewers,
     get_watcher,
 )
-from streams.store import read_after
 
 if TYPE_CHECKING:
     from streams.models import Stream
@@ -48,8 +47,6 @@ RETRY_MS = 3000
 KEEPALIVE_SECONDS = 15.0
 # A backfill is cut into events of at most this many points, each with its own id to resume at.
 EVENT_POINTS = 1000
-# A resume from the database sends at most the newest this many points (and a gap before them).
-MAX_RESUME_POINTS = 100_000
 # A join (Redis round trips) that has not finished by then is given up when the response ends.
 JOIN_TIMEOUT = 10.0
 # Live messages waiting for one response past this are dropped (and refilled from history).
@@ -86,59 +83,6 @@ def resume_id(request: HttpRequest) -> str | None:
         return None
     parse_id(value)
     return value
-
-
-# Backfill: the window, else the database, else a gap -----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """Points to send in id order; `gap` when points before them are lost for good."""
-
-    entries: list[Entry]
-    gap: bool = False
-
-
-def stored_after(slug: str, *, after: str, limit: int) -> tuple[bool, list[Entry]]:
-    """(covered, entries): the stored points after `after` (the newest `limit`), and whether
-    the database still holds every point after it (the oldest rows are pruned first, so it
-    does when a batch at or before `after` is still there)."""
-    from streams.models import StoredBatch
-
-    entries = read_after(slug, after=after, limit=limit + 1)
-    if len(entries) > limit:
-        return False, entries[-limit:]
-    ms, seq = parse_id(after)
-    batches = StoredBatch.objects.filter(stream__slug=slug)
-    if (batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lte=seq)).exists():
-        return True, entries
-    # No batch ends at or before `after`: covered only if `after` is inside the oldest one left.
-    oldest = (
-        (batches.filter(last_ms__gt=ms) | batches.filter(last_ms=ms, last_seq__gt=seq))
-        .order_by("last_ms", "last_seq")
-        .values_list("first_ms", "first_seq")
-        .first()
-    )
-    return oldest is not None and tuple(oldest) <= (ms, seq), entries
-
-
-async def read_since(slug: str, *, after: str | None, retention: Retention, stored: bool) -> list[Segment]:
-    """Every point after `after` that is still kept anywhere, as segments to send in order."""
-    history = get_history()
-    window = await history.read(slug, after=after, retention=retention)
-    if after is None or not window.gap:
-        return [Segment(window.entries)]
-    if stored:
-        covered, entries = await database_sync_to_async(stored_after)(
-            slug, after=after, limit=MAX_RESUME_POINTS
-        )
-        if entries:
-            # The database is written about a second behind: the window may hold newer points.
-            rest = await history.read(slug, after=entries[-1].id, retention=retention)
-            last = parse_id(entries[-1].id)
-            newer = [entry for entry in rest.entries if parse_id(entry.id) > last]
-            return [Segment(entries, gap=not covered), Segment(newer, gap=rest.gap and bool(newer))]
-    return [Segment(window.entries, gap=True)]
 
 
 # The response --------------------------------------------------------------------------------

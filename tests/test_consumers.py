@@ -287,3 +287,38 @@ async def test_same_origin_socket_is_accepted(layer):
     connected, _ = await communicator.connect()
     assert connected
     await communicator.disconnect()
+
+
+async def test_a_resume_the_window_no_longer_holds_comes_from_the_database(layer, alice, restricted):
+    """A Redis restart empties the window; the database kept every point: no gap."""
+    from channels.db import database_sync_to_async
+
+    from streams.frames import Entry
+    from streams.history import get_history
+    from streams.ids import IdClock, format_id
+    from streams.store import save_batches
+
+    clock, t = IdClock(), 1_700_000_000.0
+    batches = []
+    for _ in range(4):
+        batch = []
+        for _ in range(5):
+            batch.append(Entry(id=format_id(clock.next()), point=Point(t=t, values={"v": t})))
+            t += 1
+        batches.append(batch)
+    # The database has all four batches; the (restarted, empty) window only the newest one.
+    await database_sync_to_async(save_batches)([("plant", batch) for batch in batches])
+    await get_history().append("plant", batches[3], retention=Retention(points=50))
+    everything = [entry for batch in batches for entry in batch]
+    after = everything[2].id
+
+    client = await connect(alice)
+    await send(client, {"op": "subscribe", "stream": "plant", "after": after})
+    await receive_op(client, "subscribed")
+    frame = await receive_op(client, "points")
+    (batch,) = frame["data"]
+    assert batch["prev"] == after
+    assert [t / 1000 for t in batch["t"]] == [entry.point.t for entry in everything[3:]]
+    assert batch["id"] == everything[-1].id
+    assert await client.receive_nothing(timeout=0.2)
+    await client.disconnect()

@@ -1,0 +1,68 @@
+"""What a viewer resuming after an id is sent first: the live window, else the database, else
+a gap. The socket consumer and the SSE output both start a viewer here, so a resume is the
+same whichever way the viewer came back (a reconnect, a lost batch, a Redis restart that
+emptied the window while the database kept every point)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+
+from streams.frames import Entry
+from streams.history import Retention, get_history
+from streams.ids import parse_id
+from streams.store import read_after
+
+# A resume from the database sends at most the newest this many points (and a gap before them).
+MAX_RESUME_POINTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Points to send in id order; `gap` when points before them are lost for good."""
+
+    entries: list[Entry]
+    gap: bool = False
+
+
+def stored_after(slug: str, *, after: str, limit: int) -> tuple[bool, list[Entry]]:
+    """(covered, entries): the stored points after `after` (the newest `limit`), and whether
+    the database still holds every point after it (the oldest rows are pruned first, so it
+    does when a batch at or before `after` is still there)."""
+    from streams.models import StoredBatch
+
+    entries = read_after(slug, after=after, limit=limit + 1)
+    if len(entries) > limit:
+        return False, entries[-limit:]
+    ms, seq = parse_id(after)
+    batches = StoredBatch.objects.filter(stream__slug=slug)
+    if (batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lte=seq)).exists():
+        return True, entries
+    # No batch ends at or before `after`: covered only if `after` is inside the oldest one left.
+    oldest = (
+        (batches.filter(last_ms__gt=ms) | batches.filter(last_ms=ms, last_seq__gt=seq))
+        .order_by("last_ms", "last_seq")
+        .values_list("first_ms", "first_seq")
+        .first()
+    )
+    return oldest is not None and tuple(oldest) <= (ms, seq), entries
+
+
+async def read_since(slug: str, *, after: str | None, retention: Retention, stored: bool) -> list[Segment]:
+    """Every point after `after` that is still kept anywhere, as segments to send in order."""
+    history = get_history()
+    window = await history.read(slug, after=after, retention=retention)
+    if after is None or not window.gap:
+        return [Segment(window.entries)]
+    if stored:
+        covered, entries = await database_sync_to_async(stored_after)(
+            slug, after=after, limit=MAX_RESUME_POINTS
+        )
+        if entries:
+            # The database is written about a second behind: the window may hold newer points.
+            rest = await history.read(slug, after=entries[-1].id, retention=retention)
+            last = parse_id(entries[-1].id)
+            newer = [entry for entry in rest.entries if parse_id(entry.id) > last]
+            return [Segment(entries, gap=not covered), Segment(newer, gap=rest.gap and bool(newer))]
+    return [Segment(window.entries, gap=True)]
