@@ -3,11 +3,15 @@
     .venv/bin/python -m bench.clients      (then one JSON command per line on stdin)
 
 Run by bench/fanout.py, two of these processes sharing the viewers, kept for the whole bench.
-Each command line is `{"url", "origin", "streams", "viewers", "protocol", "warmup", "seconds",
-"drain", "expect"}`: the process connects every viewer, subscribes it to every stream, prints
-"READY", reads the publisher's start (epoch seconds) from stdin, counts what arrives until each
-viewer has the `expect` points the publisher sends (or the drain time is over), prints one
-"RESULT" JSON line and drops the sockets.
+Viewers live in pools that outlast a run, so the runs of one configuration reuse their
+sockets (connecting thousands of viewers costs more than a run):
+
+- `{"op": "run", "pool": KEY, "url", "origin", "streams", "viewers", "protocol", "warmup",
+  "seconds", "drain", "expect"}`: connects the pool's viewers and subscribes each to every
+  stream unless pool KEY is already open (and alive), prints "READY", reads the publisher's
+  start (epoch seconds) from stdin, counts what arrives until each viewer has the `expect`
+  points of this run (or the drain time is over) and prints one "RESULT" JSON line.
+- `{"op": "close", "pools": [KEY, ...]}`: drops those pools' sockets; prints "CLOSED".
 
 Protocols (how a viewer reads what the server sends):
 - `livecharts` behaves like live.js: batches whose `id` is not newer than the stream's last
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 CONNECT_CONCURRENCY = 50
 LATENCY_VIEWERS = 40  # viewers per process whose every point's latency is kept
@@ -42,20 +47,38 @@ PROTOCOLS = ("livecharts", "batches", "point", "sse")
 
 
 @dataclass
+class Measure:
+    """One run as the viewers see it: what to expect and when the window is."""
+
+    expect: int
+    window: tuple[float, float] = (float("inf"), float("inf"))  # set once the start is known
+    remaining: int = 0  # viewers still short of `expect`
+    all_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def in_window(self, now: float) -> bool:
+        return self.window[0] <= now < self.window[1]
+
+
+@dataclass
 class Viewer:
     index: int
     sample: bool
-    # Per stream: the last batch id held, parsed and as sent.
+    # Per stream: the last batch id held, parsed and as sent (kept from run to run).
     last_id: dict[str, tuple[int, int]] = field(default_factory=dict)
     last_text: dict[str, str] = field(default_factory=dict)
-    received: int = 0  # unique points, whole run
+    # This run's counts.
+    received: int = 0  # unique points
     in_window: int = 0  # points received inside the window
     frames_in_window: int = 0
     resubscribes: int = 0
     gaps: int = 0
     latencies: list[float] = field(default_factory=list)
-    close: Any = None  # drops the connection at the end of the run
+    close: Any = None  # drops the connection
     writer: Any = None  # an SSE viewer's StreamWriter: dropping it would close the socket
+
+    def reset(self) -> None:
+        self.received = self.in_window = self.frames_in_window = self.resubscribes = self.gaps = 0
+        self.latencies = []
 
 
 def parse_id(text: str) -> tuple[int, int]:
@@ -63,30 +86,98 @@ def parse_id(text: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-class Run:
+class Pool:
+    """The viewers of one configuration on one server, each with a task reading its socket."""
+
     def __init__(self, command: dict[str, Any]) -> None:
-        self.command = command
-        self.expect: int = command["expect"]
-        self.window = (0.0, 0.0)  # set once the start time is known
+        self.url, self.origin = command["url"], command["origin"]
+        self.streams: list[str] = command["streams"]
+        self.protocol: str = command["protocol"]
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}")
         step = max(1, command["viewers"] // LATENCY_VIEWERS)
         self.viewers = [Viewer(index=i, sample=i % step == 0) for i in range(command["viewers"])]
+        self.tasks: list[asyncio.Task[None]] = []
+        self.measure = Measure(expect=0)
+        self.measure.all_done.set()  # no run yet: late frames are only read
 
-    def in_window(self, now: float) -> bool:
-        return self.window[0] <= now < self.window[1]
+    def alive(self) -> bool:
+        return bool(self.tasks) and not any(task.done() for task in self.tasks)
+
+    async def connect(self, seconds: float) -> None:
+        ready = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        connected: list[int] = []
+        self.tasks = [asyncio.create_task(self.viewer(v, ready, connected)) for v in self.viewers]
+        deadline = time.monotonic() + seconds
+        while len(connected) < len(self.viewers):
+            failed = [task for task in self.tasks if task.done() and task.exception() is not None]
+            if failed:
+                raise RuntimeError(f"a viewer could not connect: {failed[0].exception()!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(connected)} of {len(self.viewers)} viewers connected")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Dropped, not closed: a close handshake queued behind a backlog would take seconds.
+        for viewer in self.viewers:
+            if viewer.close is not None:
+                viewer.close()
+
+    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any]:
+        for viewer in self.viewers:
+            viewer.reset()
+        measure = self.measure = Measure(expect=command["expect"], remaining=len(self.viewers))
+        print("READY", flush=True)
+        start = float(await stdin.readline())
+        measure.window = (start + command["warmup"], start + command["warmup"] + command["seconds"])
+        # Own CPU over the window: if this nears one core, the clients are the bottleneck.
+        await asyncio.sleep(max(0.0, measure.window[0] - time.time()))
+        cpu0 = time.process_time()
+        await asyncio.sleep(max(0.0, measure.window[1] - time.time()))
+        cpu = time.process_time() - cpu0
+        # Bounded: stop at the drain deadline whatever is still missing.
+        end = measure.window[1] + command["drain"]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(measure.all_done.wait(), timeout=max(0.1, end - time.time()))
+        expect = measure.expect
+        return {
+            "viewers": len(self.viewers),
+            "points": sum(v.in_window for v in self.viewers),
+            "frames": sum(v.frames_in_window for v in self.viewers),
+            "lost": sum(max(0, expect - v.received) for v in self.viewers),
+            "complete": sum(v.received >= expect for v in self.viewers),
+            "resubscribes": sum(v.resubscribes for v in self.viewers),
+            "gaps": sum(v.gaps for v in self.viewers),
+            "cpu_seconds": cpu,
+            "latencies": [ms for v in self.viewers for ms in v.latencies],
+        }
+
+    def counted(self, viewer: Viewer, points: int) -> None:
+        """`points` more for this viewer; the run ends early once every viewer has them all."""
+        before = viewer.received
+        viewer.received += points
+        expect = self.measure.expect
+        if before < expect <= viewer.received:
+            self.measure.remaining -= 1
+            if self.measure.remaining == 0:
+                self.measure.all_done.set()
+
+    # One task per viewer, for the pool's life -------------------------------------------
 
     async def viewer(self, viewer: Viewer, ready: asyncio.Semaphore, connected: list[int]) -> None:
-        if self.command["protocol"] == "sse":
+        if self.protocol == "sse":
             async with ready:
                 reader = await self.open_sse(viewer)
             connected.append(viewer.index)
             await self.receive_sse(viewer, reader)
             return
         async with ready:
-            socket = await connect(
-                self.command["url"], origin=self.command["origin"], max_size=2**24, ping_interval=None
-            )
+            socket = await connect(self.url, origin=self.origin, max_size=2**24, ping_interval=None)
             viewer.close = socket.transport.abort
-            streams = set(self.command["streams"])
+            streams = set(self.streams)
             for stream in streams:
                 await socket.send(json.dumps({"op": "subscribe", "stream": stream, "after": None}))
             # Wait for the answers, so READY means every viewer is in every group.
@@ -95,70 +186,66 @@ class Run:
                 if answer.get("op") == "subscribed":
                     streams.discard(answer.get("stream"))
         connected.append(viewer.index)
-        if self.command["protocol"] == "point":
-            await self.receive_points(viewer, socket)
-        else:
-            await self.receive_batches(viewer, socket, refill=self.command["protocol"] == "livecharts")
-
-    async def receive_batches(self, viewer: Viewer, socket: ClientConnection, *, refill: bool) -> None:
-        expect = self.expect
+        if self.protocol == "point":
+            async for text in socket:
+                self.count_point(viewer, text, time.time())
+            return
+        refill = self.protocol == "livecharts"
         async for text in socket:
-            now = time.time()
-            frame = json.loads(text)
-            op = frame.get("op")
-            if op == "gap":
+            for stream, after in self.receive_frame(viewer, text, time.time(), refill=refill):
+                await socket.send(json.dumps({"op": "subscribe", "stream": stream, "after": after}))
+
+    def receive_frame(self, viewer: Viewer, text: str | bytes, now: float, *, refill: bool) -> list[tuple]:
+        """Count a `points` frame; returns the (stream, after) re-subscriptions it calls for."""
+        frame = json.loads(text)
+        op = frame.get("op")
+        if op == "gap":
+            viewer.gaps += 1
+            return []
+        if op != "points":
+            return []
+        measure = self.measure
+        counted = measure.in_window(now)
+        if counted:
+            viewer.frames_in_window += 1
+        resubscribe = []
+        for batch in frame["data"]:
+            stream = batch["stream"]
+            key = parse_id(batch["id"])
+            last = viewer.last_id.get(stream)
+            if last is not None and key <= last:
+                continue  # already have it (a backfill and live overlap)
+            if batch["prev"] != viewer.last_text.get(stream):
                 viewer.gaps += 1
-                continue
-            if op != "points":
-                continue
-            counted = self.in_window(now)
+                if refill:
+                    # A batch was lost on the live path: ask history for everything after ours.
+                    viewer.resubscribes += 1
+                    resubscribe.append((stream, viewer.last_text.get(stream)))
+                    continue
+            times = batch["t"]
+            viewer.last_id[stream], viewer.last_text[stream] = key, batch["id"]
+            self.counted(viewer, len(times))
             if counted:
-                viewer.frames_in_window += 1
-            for batch in frame["data"]:
-                stream = batch["stream"]
-                key = parse_id(batch["id"])
-                last = viewer.last_id.get(stream)
-                if last is not None and key <= last:
-                    continue  # already have it (a backfill and live overlap)
-                if batch["prev"] != viewer.last_text.get(stream):
-                    viewer.gaps += 1
-                    if refill:
-                        # A batch was lost on the live path: ask history for everything after ours.
-                        viewer.resubscribes += 1
-                        after = viewer.last_text.get(stream)
-                        await socket.send(json.dumps({"op": "subscribe", "stream": stream, "after": after}))
-                        continue
-                times = batch["t"]
-                viewer.last_id[stream], viewer.last_text[stream] = key, batch["id"]
-                viewer.received += len(times)
-                if counted:
-                    viewer.in_window += len(times)
-                    if viewer.sample:
-                        ms = now * 1000
-                        viewer.latencies.extend(ms - t for t in times)
-            if viewer.received >= expect:
-                return
+                viewer.in_window += len(times)
+                if viewer.sample:
+                    ms = now * 1000
+                    viewer.latencies.extend(ms - t for t in times)
+        return resubscribe
 
     def count_point(self, viewer: Viewer, text: str | bytes, now: float) -> None:
-        viewer.received += 1
-        if self.in_window(now):
+        self.counted(viewer, 1)
+        if self.measure.in_window(now):
             viewer.in_window += 1
             viewer.frames_in_window += 1
             if viewer.sample:
                 viewer.latencies.append(now * 1000 - json.loads(text)["t"])
 
-    async def receive_points(self, viewer: Viewer, socket: ClientConnection) -> None:
-        async for text in socket:
-            self.count_point(viewer, text, time.time())
-            if viewer.received >= self.expect:
-                return
-
     async def open_sse(self, viewer: Viewer) -> asyncio.StreamReader:
-        url = urlsplit(self.command["url"])
+        url = urlsplit(self.url)
         reader, viewer.writer = await asyncio.open_connection(url.hostname, url.port)
         viewer.close = viewer.writer.transport.abort
-        stream = self.command["streams"][0]
-        request = f"GET /events/{stream} HTTP/1.1\r\nHost: {url.netloc}\r\nAccept: text/event-stream\r\n\r\n"
+        request = f"GET /events/{self.streams[0]} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        request += "Accept: text/event-stream\r\n\r\n"
         viewer.writer.write(request.encode())
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
@@ -172,65 +259,29 @@ class Run:
             *events, rest = (rest + chunk).split(b"\n\n")
             for event in events:
                 self.count_point(viewer, event.removeprefix(b"data: "), now)
-            if viewer.received >= self.expect:
-                return
-
-    async def main(self, stdin: asyncio.StreamReader) -> dict:
-        command = self.command
-        ready = asyncio.Semaphore(CONNECT_CONCURRENCY)
-        connected: list[int] = []
-        tasks = [asyncio.create_task(self.viewer(v, ready, connected)) for v in self.viewers]
-        try:
-            deadline = time.monotonic() + command.get("connect_timeout", 60)
-            while len(connected) < len(self.viewers):
-                failed = [task for task in tasks if task.done() and task.exception() is not None]
-                if failed:
-                    raise RuntimeError(f"a viewer could not connect: {failed[0].exception()!r}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(connected)} of {len(self.viewers)} viewers connected")
-                await asyncio.sleep(0.02)
-            print("READY", flush=True)
-            start = float(await stdin.readline())
-            self.window = (start + command["warmup"], start + command["warmup"] + command["seconds"])
-            # Own CPU over the window: if this nears one core, the clients are the bottleneck.
-            await asyncio.sleep(max(0.0, self.window[0] - time.time()))
-            cpu0 = time.process_time()
-            await asyncio.sleep(max(0.0, self.window[1] - time.time()))
-            cpu = time.process_time() - cpu0
-            # Bounded: stop at the drain deadline whatever is still missing.
-            end = self.window[1] + command["drain"]
-            await asyncio.wait(tasks, timeout=max(0.1, end - time.time()))
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            # Dropped, not closed: a close handshake queued behind a backlog would take seconds.
-            for viewer in self.viewers:
-                if viewer.close is not None:
-                    viewer.close()
-        latencies = [ms for v in self.viewers for ms in v.latencies]
-        return {
-            "viewers": len(self.viewers),
-            "points": sum(v.in_window for v in self.viewers),
-            "frames": sum(v.frames_in_window for v in self.viewers),
-            "lost": sum(max(0, self.expect - v.received) for v in self.viewers),
-            "complete": sum(v.received >= self.expect for v in self.viewers),
-            "resubscribes": sum(v.resubscribes for v in self.viewers),
-            "gaps": sum(v.gaps for v in self.viewers),
-            "cpu_seconds": cpu,
-            "latencies": latencies,
-        }
 
 
 async def serve() -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    pools: dict[str, Pool] = {}
     while line := await stdin.readline():
         command = json.loads(line)
-        if command["protocol"] not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {command['protocol']!r}")
-        result = await Run(command).main(stdin)
+        if command["op"] == "close":
+            for key in command["pools"]:
+                pool = pools.pop(key, None)
+                if pool is not None:
+                    await pool.close()
+            print("CLOSED", flush=True)
+            continue
+        pool = pools.get(command["pool"])
+        if pool is None or not pool.alive():
+            if pool is not None:
+                await pool.close()
+            pool = pools[command["pool"]] = Pool(command)
+            await pool.connect(command.get("connect_timeout", 120))
+        result = await pool.run(command, stdin)
         sys.stdout.write("RESULT " + json.dumps(result) + "\n")
         sys.stdout.flush()
 

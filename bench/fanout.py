@@ -102,9 +102,11 @@ class Config:
     rate: int
     streams: int = 1
 
-    def slugs(self, run: int) -> list[str]:
+    def slugs(self, attempt: int) -> list[str]:
+        """The streams of the `attempt`th pool of viewers (a fresh pool gets fresh streams)."""
         return [
-            f"{self.target}-{self.viewers}-{self.rate}-{self.streams}-{run}-{i}" for i in range(self.streams)
+            f"{self.target}-{self.viewers}-{self.rate}-{self.streams}-{attempt}-{i}"
+            for i in range(self.streams)
         ]
 
 
@@ -129,6 +131,7 @@ class Server:
     target: Target
     redis_url: str
     prefix: str
+    generation: int = 0
 
     @property
     def name(self) -> str:
@@ -143,6 +146,7 @@ class Server:
         return self.stack.base_url if self.target.client == "sse" else self.stack.ws_url
 
     def launch(self) -> None:
+        self.generation += 1  # sockets to an earlier process are gone
         if self.target.app:
             argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.stack.port), self.target.app]
         else:
@@ -257,6 +261,7 @@ class Bench:
         self.args, self.servers, self.env = args, servers, env
         self.publisher = Worker("bench.publisher", env)
         self.clients = [Worker("bench.clients", env) for _ in range(CLIENT_PROCESSES)]
+        self.closed: list[str] = []  # pools replaced in the current group, closed with it
 
     async def start_workers(self) -> None:
         for worker in (self.publisher, *self.clients):
@@ -271,19 +276,22 @@ class Bench:
         for worker in (self.publisher, *self.clients):
             await worker.stop()
 
-    async def run_once(self, config: Config, run: int, redis_pid: int | None) -> dict[str, Any]:
+    async def run_once(self, config: Config, run: int, redis_pid: int | None, pool: Pool) -> dict[str, Any]:
         args, target, server = self.args, TARGETS[config.target], self.servers[config.target]
-        slugs = config.slugs(run)
+        slugs = config.slugs(pool.attempt)
         seconds = args.warmup + args.seconds
         per_stream = round(config.rate * seconds)
         command = {"protocol": target.publisher, "layer": target.layer, "streams": slugs}
-        await self.publisher.send(json.dumps({**command, "rate": config.rate, "seconds": seconds}))
+        command |= {"rate": config.rate, "seconds": seconds, "fresh": pool.runs == 0}
+        pool.runs += 1
+        await self.publisher.send(json.dumps(command))
         shares = [
             config.viewers // len(self.clients) + (i < config.viewers % len(self.clients)) for i in range(2)
         ]
         clients = [(client, share) for client, share in zip(self.clients, shares, strict=True) if share]
         for client, share in clients:
-            view = {"url": server.url, "origin": server.stack.base_url, "streams": slugs, "viewers": share}
+            view = {"op": "run", "pool": pool.key, "url": server.url, "origin": server.stack.base_url}
+            view |= {"streams": slugs, "viewers": share}
             view |= {"protocol": target.client, "warmup": args.warmup, "seconds": args.seconds}
             view |= {"drain": args.drain, "expect": per_stream * config.streams}
             await client.send(json.dumps(view))
@@ -331,34 +339,59 @@ class Bench:
         }
 
     async def run_all(self, plan: list[Config], redis_pid: int | None) -> list[dict[str, Any]]:
-        """Every configuration once per round, `runs` rounds, fewer if the next would overrun --budget."""
+        """Configurations in groups of the same viewers, points/s and streams: each group's runs
+        go round its stacks, reusing each stack's viewer sockets from run to run."""
         rows: list[dict[str, Any]] = []
         started = time.monotonic()
+        groups: dict[tuple[int, int, int], list[Config]] = {}
+        for config in plan:
+            groups.setdefault((config.viewers, config.rate, config.streams), []).append(config)
         await self.start_workers()
         try:
-            for run in range(self.args.runs):
-                round_began = time.monotonic()
-                for config in plan:
-                    rows.append(await self.run_config(config, run, redis_pid))
-                spent, last_round = time.monotonic() - started, time.monotonic() - round_began
-                if self.args.budget and run + 1 < self.args.runs and spent + last_round > self.args.budget:
-                    print(f"stopping after {run + 1} runs: --budget {self.args.budget:g} s", file=sys.stderr)
-                    break
+            for configs in groups.values():
+                if self.args.budget and time.monotonic() - started > self.args.budget:
+                    reason = f"not run: --budget {self.args.budget:g} s spent"
+                    rows += [{**config.__dict__, "run": 0, "failed": reason} for config in configs]
+                    continue
+                pools: dict[Config, Pool] = {}
+                for run in range(self.args.runs):
+                    for config in configs:
+                        rows.append(await self.run_config(config, run, redis_pid, pools))
+                await self.close_pools([pool.key for pool in pools.values()] + self.closed)
+                self.closed = []
         finally:
             await self.stop_workers()
         return rows
 
-    async def run_config(self, config: Config, run: int, redis_pid: int | None) -> dict[str, Any]:
+    async def close_pools(self, keys: list[str]) -> None:
+        for client in self.clients:
+            await client.send(json.dumps({"op": "close", "pools": keys}))
+            await client.expect("CLOSED", 60)
+
+    async def run_config(
+        self, config: Config, run: int, redis_pid: int | None, pools: dict[Config, Pool]
+    ) -> dict[str, Any]:
         server = self.servers[config.target]
         began = time.monotonic()
         if server.stale or not server.settled():
             server.restart()  # a backlog from the last run would cost this one
+        pool = pools.get(config)
+        if pool is None or pool.generation != server.generation:
+            # New sockets (the server is new) subscribe to new streams: no history to replay.
+            attempt = pool.attempt + 1 if pool is not None else 0
+            if pool is not None:
+                self.closed.append(pool.key)
+            pool = pools[config] = Pool(config, attempt, server.generation)
         try:
-            row = await self.run_once(config, run, redis_pid)
+            if pool.attempt >= self.args.runs:
+                raise RuntimeError("restarted in every run: no fresh streams left")
+            row = await self.run_once(config, run, redis_pid, pool)
         except (RuntimeError, TimeoutError, ConnectionError) as error:
             # Bounded: a run that fails costs its row, not the bench.
             print(f"{config} run {run} failed: {error!r}", file=sys.stderr, flush=True)
             await self.restart_workers()
+            for other in pools.values():
+                other.generation = -1  # the clients went with their sockets: new pools next time
             server.stop()
             # The last line of the error says what went wrong (a traceback's end, or the message).
             reason = str(error).strip().splitlines()[-1:] or [type(error).__name__]
@@ -372,15 +405,29 @@ class Bench:
         return row
 
 
+@dataclass
+class Pool:
+    """A configuration's viewer sockets on one server process, kept while its group runs."""
+
+    config: Config
+    attempt: int  # how many pools this configuration had before (its streams are numbered so)
+    generation: int  # the server process it is connected to
+    runs: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.config.slugs(self.attempt)[0]}-g{self.generation}"
+
+
 def plan_of(args: argparse.Namespace) -> list[Config]:
-    """Every configuration, in the order one run goes through them."""
+    """Every configuration once, in the order they are first run (see Bench.run_all)."""
     plan = [Config("livecharts", viewers, rate) for rate in args.rates for viewers in args.viewers]
-    plan += [Config("livecharts", viewers, rate) for viewers, rate in args.overload]
     for target, viewers, rate in args.compare:
+        plan.append(Config("livecharts", viewers, rate))  # the row the ratio is taken against
         plan.append(Config(target, viewers, rate))
-        if target != "core":
-            plan.append(Config("livecharts", viewers, rate))  # the row the ratio is taken against
     plan += [Config("livecharts", viewers, rate, streams) for viewers, streams, rate in args.dashboard]
+    # Last: the costliest, and the likeliest to leave a server to restart.
+    plan += [Config("livecharts", viewers, rate) for viewers, rate in args.overload]
     return list(dict.fromkeys(plan))  # once each, first place kept
 
 
@@ -412,8 +459,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 }
                 for config in plan
                 if TARGETS[config.target].publisher == "livecharts"
-                for run in range(args.runs)
-                for slug in config.slugs(run)
+                for attempt in range(args.runs)
+                for slug in config.slugs(attempt)
             ]
             seed_streams(stack, specs)
             servers: dict[str, Server] = {}

@@ -57,6 +57,8 @@ class Publisher:
         self.history = get_history()
         self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
         self.prefix = settings.LIVECHARTS_REDIS_PREFIX
+        # Baseline (b) per stream: the last id sent, so `prev` follows on from run to run.
+        self.raw_last: dict[str, tuple[int, int]] = {}
 
     async def run(self, command: dict[str, Any]) -> dict[str, Any]:
         from streams.broadcast import Broadcaster
@@ -67,7 +69,9 @@ class Publisher:
         tick = self.settings.LIVECHARTS_TICK_MS / 1000
         broadcaster = None
         if protocol == "livecharts":
-            for stream in streams:
+            # A stream's later runs go on from its history, so viewers kept from the last
+            # run see `prev` follow on.
+            for stream in streams if command.get("fresh", True) else ():
                 await self.history.forget(stream)
             broadcaster = Broadcaster(history=self.history, tick_seconds=tick, layer=layer, persister=None)
         send = {
@@ -132,19 +136,17 @@ class Publisher:
         """One tick of baseline (b): each stream's points encoded once, one group_send each."""
         from streams.frames import Entry, encode_batch, points_frame
 
-        pending, prev = state.get("pending", {}), state.setdefault("prev", {})
-        state.setdefault("base_ms", int(time.time() * 1000))
+        pending = state.get("pending", {})
         for stream in streams:
             points = pending.get(stream)
             if not points:
                 continue
-            count = state["count"] = state.get("count", 0) + len(points)
-            entries = [
-                Entry(id=f"{state['base_ms']}-{count - len(points) + i + 1}", point=p)
-                for i, p in enumerate(points)
-            ]
-            text = points_frame([encode_batch(slug=stream, prev=prev.get(stream), entries=entries)])
-            prev[stream] = entries[-1].id
+            last = self.raw_last.get(stream)
+            ms, seq = last if last is not None else (int(time.time() * 1000), 0)
+            entries = [Entry(id=f"{ms}-{seq + i + 1}", point=point) for i, point in enumerate(points)]
+            prev = f"{ms}-{seq}" if last is not None else None
+            text = points_frame([encode_batch(slug=stream, prev=prev, entries=entries)])
+            self.raw_last[stream] = (ms, seq + len(points))
             pending[stream] = []
             await state["layer"].group_send(f"raw.{stream}", {"type": "raw.frame", "text": text})
 
