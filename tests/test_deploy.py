@@ -57,3 +57,32 @@ def test_private_feeds_are_refused_in_production_and_allowed_in_the_demo():
     assert setting("LIVECHARTS_ALLOW_PRIVATE_FEEDS", env={"DEBUG": "true"}) == "True"
     allowed = {**PRODUCTION, "LIVECHARTS_ALLOW_PRIVATE_FEEDS": "true"}
     assert setting("LIVECHARTS_ALLOW_PRIVATE_FEEDS", env=allowed) == "True"
+
+
+PROBE = """
+from django.test import Client
+client = Client()
+tls = client.get("/healthz", HTTP_HOST="charts.example.com", HTTP_X_FORWARDED_PROTO="https")
+print("hsts", tls.headers.get("Strict-Transport-Security"))
+print("csp", tls.headers.get("Content-Security-Policy"))
+plain = client.get("/accounts/login/", HTTP_HOST="charts.example.com")
+print("plain", plain.status_code, plain.headers.get("Location"))
+probe = client.get("/healthz", HTTP_HOST="charts.example.com")
+print("probe", probe.status_code)
+from django.conf import settings
+secure = (settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, settings.SESSION_COOKIE_HTTPONLY)
+print("cookies", *secure)
+"""
+
+
+def test_production_sends_hsts_over_tls_redirects_plain_http_and_secures_cookies():
+    result = manage("shell", "-c", PROBE, env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    assert lines["hsts"] == "max-age=31536000; includeSubDomains; preload"
+    assert "script-src 'self';" in lines["csp"]
+    assert "connect-src 'self' ws://charts.example.com wss://charts.example.com" in lines["csp"]
+    assert lines["plain"] == "301 https://charts.example.com/accounts/login/"
+    # Health probes come over plain HTTP from the load balancer: not redirected.
+    assert lines["probe"] == "200"
+    assert lines["cookies"] == "True True True"
