@@ -181,8 +181,15 @@ class Supervisor:
 
     @staticmethod
     async def report(broadcaster: Broadcaster, slug: str, health: FeedHealth, *, notify: bool = True) -> None:
-        """Publish a feed's health, and honour a cancellation the Redis call may have eaten."""
-        await broadcaster.publish_status(slug, health.as_status(), notify=notify)
+        """Publish a feed's health, and honour a cancellation the Redis call may have eaten.
+        Best effort: with Redis down the feed must keep running (its points wait in broadcast
+        for Redis to return), and the next report carries the health anyway."""
+        try:
+            await broadcaster.publish_status(slug, health.as_status(), notify=notify)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("stream %s: could not publish the feed's health (%s)", slug, error)
         # redis-py 8 runs every command under asyncio.wait_for (default socket_timeout 5 s),
         # which on Python < 3.12 can swallow a cancellation that lands as the command finishes
         # (CPython gh-86296; seen as feed tasks that never stopped). The task still counts

@@ -1,0 +1,129 @@
+"""Redis restarts (it keeps nothing on disk here): the worker keeps its points and retries,
+viewers that lost batches refill from the database, and the chart has no gap.
+
+A private redis-server on a free port (the shared one is never restarted), daphne + ingest,
+and a viewer that behaves like live.js: a batch whose `prev` is not the last id it holds, or a
+dropped socket, makes it subscribe again with `after`."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams
+from tests.services import missing, require_redis
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+
+RATE = 20
+STEADY = {
+    "slug": "steady",
+    "title": "Steady",
+    "feed_kind": "simulate",
+    "feed_settings": {"rate": RATE},
+    "visibility": "public",
+    "window_points": 5000,
+}
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class Viewer:
+    """A live.js-like viewer: chains batches by `prev`, re-subscribes or reconnects to refill."""
+
+    def __init__(self, url: str, origin: str) -> None:
+        self.url, self.origin = url, origin
+        self.last: str | None = None
+        self.times: list[float] = []
+        self.refills = 0
+        self.reconnects = 0
+
+    async def run(self, until: float) -> None:
+        while time.monotonic() < until:
+            try:
+                async with connect(self.url, origin=self.origin, open_timeout=5) as socket:
+                    await self.subscribe(socket)
+                    while time.monotonic() < until:
+                        frame = json.loads(
+                            await asyncio.wait_for(socket.recv(), timeout=until - time.monotonic())
+                        )
+                        if frame["op"] == "points":
+                            await self.take(socket, frame)
+            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError):
+                self.reconnects += 1
+                await asyncio.sleep(0.5)
+
+    async def subscribe(self, socket) -> None:
+        await socket.send(json.dumps({"op": "subscribe", "stream": "steady", "after": self.last}))
+
+    async def take(self, socket, frame: dict) -> None:
+        for batch in frame["data"]:
+            if batch["prev"] != self.last and self.last is not None:
+                self.refills += 1
+                await self.subscribe(socket)
+                return  # the rest of this frame comes again after `after`
+            self.times.extend(batch["t"])
+            self.last = batch["id"]
+
+
+def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path, redis_prefix):
+    require_redis()
+    if shutil.which("redis-server") is None:
+        missing("redis-server", "the redis-server program (apt-get install -y redis-server)")
+    port = free_port()
+    server = start_redis(port)
+    stack = make_stack(workdir=tmp_path, redis_url=f"redis://127.0.0.1:{port}/0", prefix=redis_prefix)
+    try:
+        stack.seed(STACK_PASSWORD)
+        seed_streams(stack, [STEADY])
+        stack.start_ingest()
+        stack.start_daphne()
+        viewer = Viewer(stack.ws_url, stack.base_url)
+
+        async def scenario() -> None:
+            nonlocal server
+            started = time.monotonic()
+            watching = asyncio.create_task(viewer.run(until=started + 16))
+            await asyncio.sleep(3)
+            server.kill()  # gone, with everything it held
+            server.wait(timeout=10)
+            await asyncio.sleep(3)
+            server = start_redis(port)
+            await watching
+
+        asyncio.run(scenario())
+        steps = [round(b - a) for a, b in itertools.pairwise(viewer.times)]
+        assert len(viewer.times) > RATE * 8, (len(viewer.times), stack.log("ingest")[-1500:])
+        holes = [step for step in steps if step != 1000 // RATE]
+        assert holes == [], f"every point once, 50 ms apart (refills {viewer.refills}): {holes[:10]}"
+        assert stack.procs["ingest"].poll() is None, stack.log("ingest")
+        assert stack.procs["daphne"].poll() is None, stack.log("daphne")
+    finally:
+        stack.stop_all()
+        server.kill()
+        server.wait(timeout=10)
