@@ -15,6 +15,7 @@ urlpatterns: list[URLPattern] = [
     path("dashboards/", views.dashboard_list, name="dashboard-list"),
     path("dashboards/<slug:slug>/", views.dashboard_detail, name="dashboard-detail"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(
         "accounts/login/",

@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from streams import access, export, figures, ranges, sse_output
+from streams import access, export, figures, ranges, readiness, sse_output
 from streams.dashboards import page_context, visible_dashboards
 from streams.feeds.push import PushFeed
 from streams.health import stream_statuses
@@ -126,6 +126,14 @@ def _refuse(status: int, code: str, message: str, **extra: str) -> JsonResponse:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
+
+
+@never_cache
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """200 when the database, Redis and the channel layer answer; 503 naming those that do not."""
+    checks = await readiness.check_all()
+    down = readiness.failing(checks)
+    return JsonResponse({"ready": not down, "failing": down, "checks": checks}, status=503 if down else 200)
 
 
 _push_limiter: RateLimiter | None = None
