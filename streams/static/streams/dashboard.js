@@ -13,6 +13,7 @@
 // draws, points, value, candles, cost} and window.livecharts.streams (the slugs this page
 // subscribes to).
 
+import { steadyAxes } from "./axes.js";
 import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
 import { Connection, hooks, localX, Page, readJson } from "./live.js";
 import {
@@ -22,9 +23,9 @@ import {
   pickDraws,
   pickSeries,
   planPanel,
-  restAfter,
   traceName,
 } from "./panel.js";
+import { restAfter } from "./pace.js";
 import { emptyBuffer, mergeBatch } from "./protocol.js";
 import { cutoffFor, trimBuffer } from "./window.js";
 
@@ -41,7 +42,7 @@ import { cutoffFor, trimBuffer } from "./window.js";
  * }} PanelConfig
  */
 
-/** Draws dirty, visible panels a few at a time (panel.js: pickDraws, restAfter). */
+/** Draws dirty, visible panels a few at a time (panel.js: pickDraws; pace.js: restAfter). */
 class DrawScheduler {
   constructor() {
     /** @type {BasePanel[]} */
@@ -81,12 +82,15 @@ class DrawScheduler {
       panel.hook.cost = Math.round(panel.cost * 10) / 10;
     }
     const end = performance.now();
+    hooks.drawMs += end - start;
     this.restUntil = end + restAfter(end - start);
     if (due.length > picked.size) this.request();
   }
 }
 
 const scheduler = new DrawScheduler();
+// A 300 px panel has room for about four time labels side by side.
+const PANEL_TICKS = 4;
 
 /** One stream of the page, as live.js's Connection sees a chart: ids, resync state, draw. */
 class StreamFeed {
@@ -167,7 +171,7 @@ class BasePanel {
 
   async plot() {
     const figure = this.config.figure;
-    await Plotly.newPlot(this.element, figure.data, figure.layout, this.plotlyConfig);
+    await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout, { nticks: PANEL_TICKS }), this.plotlyConfig);
   }
 
   /** @param {string} slug */

@@ -2,13 +2,18 @@
 // (id order, drop/resubscribe, merging, trimming, backoff) live in the pure modules beside it.
 //
 // Test hooks: document.body.dataset.connection holds the badge state (connecting, live,
-// reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...}.
+// reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...};
+// on the stream page, window.livecharts.liveWindow(series) = {x, y}: every point the live chart
+// holds (its trace draws a thinned copy when they outnumber the plot's pixels).
 //
 // dashboard.js imports the page, the connection and the hooks from here (one socket for many
 // panels); on a dashboard page, main() below finds no livechart-config and does nothing.
 
+import { steadyAxes } from "./axes.js";
 import { Backoff } from "./backoff.js";
+import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { describeHealth } from "./health.js";
+import { restAfter } from "./pace.js";
 import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
 import { RangeView } from "./rangeview.js";
 import { cutoffFor, planExtend, trimBuffer } from "./window.js";
@@ -34,6 +39,8 @@ export const hooks = {
   socket: null,
   /** Plotly updates of the stream page's chart (bench/browser.py counts them per second) */
   draws: 0,
+  /** ms spent drawing (Plotly calls), all charts of the page */
+  drawMs: 0,
 };
 window.livecharts = hooks;
 
@@ -67,11 +74,17 @@ class Chart {
     this.ranged = false;
     /** true from a fresh subscribe until its "subscribed": batches before it are the old subscription's */
     this.awaitingSubscribed = false;
+    /**
+     * Every point of the window, per trace (in trace order): the traces draw a thinned copy
+     * when there are more points than the plot has pixels (decimate.js).
+     * @type {{x: number[], y: number[]}[]}
+     */
+    this.full = [];
   }
 
   /** @param {any} figure */
   async plot(figure) {
-    await Plotly.newPlot(this.element, figure.data, figure.layout, this.config.plotly_config);
+    await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout), this.config.plotly_config);
   }
 
   limits() {
@@ -114,28 +127,59 @@ class Chart {
   /** One Plotly update for everything buffered since the last frame. */
   draw() {
     if (this.ranged) return; // the range view owns the traces; restartLive empties them
-    const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
+    const element = /** @type {any} */ (this.element);
+    const data = /** @type {any[]} */ (element.data ?? []);
+    while (this.full.length < data.length) this.full.push({ x: [], y: [] });
     const plan = planExtend({
       traceNames: data.map((trace) => trace.name),
-      traceXs: data.map((trace) => trace.x ?? []),
+      traceXs: this.full.map((trace) => trace.x),
       buffer: this.buffer,
       limits: this.limits(),
     });
     this.buffer = emptyBuffer();
     if (plan === null) return;
-    if (plan.reset && data.length > 0) {
-      Plotly.restyle(this.element, { x: data.map(() => []), y: data.map(() => []) });
-    }
+    if (plan.reset) this.full = data.map(() => ({ x: [], y: [] }));
     if (plan.addTraces.length > 0) {
       Plotly.addTraces(
-        this.element,
+        element,
         plan.addTraces.map((name) => ({ ...this.config.new_trace, name, x: [], y: [] })),
       );
+      for (const _ of plan.addTraces) this.full.push({ x: [], y: [] });
     }
-    if (plan.indices.length > 0) {
-      Plotly.extendTraces(this.element, plan.update, plan.indices, plan.maxPoints);
-    }
+    plan.indices.forEach((index, k) => appendWindow(this.full[index], plan, k));
+    // Every trace from its whole window, thinned to what the plot's width can show.
+    const columns = element._fullLayout?._size?.w ?? element.clientWidth ?? 0;
+    const zoomed = element.layout?.xaxis?.autorange === false ? element.layout.xaxis.range : null;
+    const width = bucketWidth(visibleSpan(this.full.map((trace) => trace.x), zoomed), bucketsFor(columns));
+    this.full.forEach((trace, index) => {
+      const drawn = decimate(trace.x, trace.y, { columns, width });
+      element.data[index].x = drawn.x;
+      element.data[index].y = drawn.y;
+    });
+    // What Plotly.extendTraces does after changing the arrays: calculate and draw again.
+    Plotly.redraw(element);
     hooks.draws += 1;
+  }
+}
+
+/**
+ * Append a plan's points for one trace to the trace's whole window, then drop from the front
+ * what the window no longer keeps (window.js worked out how many it keeps).
+ * @param {{x: number[], y: number[]}} trace
+ * @param {import("./window.js").Plan} plan
+ * @param {number} k  the trace's place in the plan
+ */
+function appendWindow(trace, plan, k) {
+  const xs = plan.update.x[k];
+  const ys = plan.update.y[k];
+  for (let i = 0; i < xs.length; i += 1) {
+    trace.x.push(xs[i]);
+    trace.y.push(ys[i]);
+  }
+  const drop = trace.x.length - plan.maxPoints.x[k];
+  if (drop > 0) {
+    trace.x.splice(0, drop);
+    trace.y.splice(0, drop);
   }
 }
 
@@ -268,6 +312,8 @@ export class Connection {
     this.paused = false;
     this.everOpened = false;
     this.frameRequested = false;
+    /** performance.now() before which the next draw waits (pace.js) */
+    this.restUntil = 0;
     /** @type {number|undefined} */
     this.retryTimer = undefined;
     window.addEventListener("online", () => this.retrySoon());
@@ -422,15 +468,27 @@ export class Connection {
     this.page.showBanner(`The server said: ${frame.message ?? frame.code ?? "error"}`, { transient: true });
   }
 
-  /** Coalesce: at most one Plotly update per chart per animation frame. */
+  /**
+   * Coalesce: at most one Plotly update per chart per animation frame, and after each, a rest
+   * (pace.js) so drawing takes at most half the main thread: a chart of 1,000 points/s then
+   * draws as often as the machine allows, and the page keeps its frames.
+   */
   requestFrame() {
     if (this.frameRequested || this.paused) return;
     this.frameRequested = true;
-    window.requestAnimationFrame(() => {
-      this.frameRequested = false;
-      if (this.paused) return;
-      for (const chart of this.charts.values()) chart.draw();
-    });
+    const frame = () =>
+      window.requestAnimationFrame(() => {
+        this.frameRequested = false;
+        if (this.paused) return;
+        const start = performance.now();
+        for (const chart of this.charts.values()) chart.draw();
+        const end = performance.now();
+        hooks.drawMs += end - start;
+        this.restUntil = end + restAfter(end - start);
+      });
+    const wait = this.restUntil - performance.now();
+    if (wait > 0) window.setTimeout(frame, wait);
+    else frame();
   }
 
   /** Paused: keep receiving (ids move on, the buffer fills within the window); draw on resume. */
@@ -460,6 +518,12 @@ async function main() {
   }
   const chart = new Chart(config, element);
   await chart.plot(readJson(config.figure));
+  // The whole live window of a series (its trace may draw a thinned copy): for tests.
+  hooks.liveWindow = (/** @type {string} */ name) => {
+    const index = (/** @type {any} */ (element).data ?? []).findIndex((/** @type {any} */ t) => t.name === name);
+    const held = chart.full[index] ?? { x: [], y: [] };
+    return { x: [...held.x], y: [...held.y] };
+  };
   // Dashboards put several charts on one page; they share this socket.
   const charts = new Map([[chart.slug, chart]]);
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";

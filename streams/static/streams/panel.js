@@ -147,15 +147,13 @@ export class LastValue {
 // Drawing many panels: one Plotly draw cannot be split, and a panel of thousands of markers or
 // bars costs tens of milliseconds (measured: ~100 ms for 3,000 markers in software rendering).
 // So each frame draws the most overdue panels within a budget of expected draw time, then
-// leaves the main thread alone for a while: drawing takes at most DRAW_SHARE of it, scrolling
+// leaves the main thread alone for a while (pace.js): drawing takes at most half of it, scrolling
 // and clicks stay responsive. "Overdue" is time waited per ms of drawing, so every panel gets
 // about the same drawing time: a cheap line chart redraws many times a second, a costly panel
 // of markers less often, and no panel starves.
 
 /** Expected draw time per frame, ms. */
 export const DRAW_BUDGET_MS = 12;
-/** Most of the main thread's time that drawing may take, over time. */
-export const DRAW_SHARE = 0.5;
 /** Panels are never counted cheaper than this (ms): a never-measured panel is not infinitely overdue. */
 const MIN_COST_MS = 1;
 
@@ -181,14 +179,6 @@ export function pickDraws(waiting, now, budgetMs = DRAW_BUDGET_MS) {
     spent += panel.cost;
   }
   return picked;
-}
-
-/**
- * How long to leave the main thread alone after drawing for `spentMs`.
- * @param {number} spentMs @param {number} [share]
- */
-export function restAfter(spentMs, share = DRAW_SHARE) {
-  return (spentMs * (1 - share)) / share;
 }
 
 /**

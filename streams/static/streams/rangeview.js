@@ -4,6 +4,7 @@
 //
 // Test hook: window.livecharts.range = {view, chosen, start, end, loading, requests, answer}.
 
+import { steadyAxes } from "./axes.js";
 import {
   Latest,
   ZOOM_DEBOUNCE_MS,
@@ -52,7 +53,7 @@ export class RangeView {
     this.card = this.element.closest(".chart-card");
     const figure = document.getElementById(this.config.figure);
     // The page's own layout (autorange), not element.layout, which Plotly fills with ranges.
-    this.layout = JSON.parse(figure?.textContent ?? "{}")?.layout ?? {};
+    this.layout = steadyAxes(JSON.parse(figure?.textContent ?? "{}")?.layout ?? {});
     this.url = this.config.range_url ?? `/streams/${encodeURIComponent(this.chart.slug)}/range`;
     this.latest = new Latest();
     /** @type {AbortController|null} */

@@ -8,7 +8,6 @@ import {
   pickDraws,
   pickSeries,
   planPanel,
-  restAfter,
   traceName,
 } from "../../../streams/static/streams/panel.js";
 import { emptyBuffer, mergeBatch } from "../../../streams/static/streams/protocol.js";
@@ -176,14 +175,6 @@ describe("pickDraws", () => {
   test("panels never measured count as cheap and all draw at once", () => {
     const waiting = [1, 2, 3].map((id) => ({ id, since: id, cost: 0 }));
     assert.deepEqual(pickDraws(waiting, 10, 1), [1, 2, 3]);
-  });
-});
-
-describe("restAfter", () => {
-  test("leaves the main thread alone as long again as drawing took, at half the time", () => {
-    assert.equal(restAfter(40, 0.5), 40);
-    assert.equal(restAfter(30, 0.75), 10);
-    assert.equal(restAfter(0), 0);
   });
 });
 

@@ -1,0 +1,23 @@
+// How often a page may draw: drawing takes at most a share of the main thread, so the page stays
+// smooth (animation frames keep coming) and answers clicks and scrolls however fast points
+// arrive. Pure: no DOM, no Plotly.
+//
+// A Plotly draw cannot be split, and what it changes in the page is then styled, laid out and
+// painted after it returns: measured in headless Chromium (bench/browser.py), the main thread
+// was busy about 1.4-1.7 times as long as the Plotly calls took. So after a draw the page rests
+// for long enough that draws and their rendering together take at most DRAW_SHARE of the time.
+
+/** Most of the main thread's time that drawing (and rendering what it drew) may take. */
+export const DRAW_SHARE = 0.5;
+/** Main-thread time per ms of Plotly calls: the calls, then style, layout and paint. */
+export const RENDER_FACTOR = 1.7;
+
+/**
+ * How long to leave the main thread alone after drawing for `spentMs`.
+ * @param {number} spentMs  time measured around the Plotly calls
+ * @param {number} [share]  most of the main thread drawing may take
+ * @param {number} [renderFactor]  main-thread time per ms of Plotly calls
+ */
+export function restAfter(spentMs, share = DRAW_SHARE, renderFactor = RENDER_FACTOR) {
+  return Math.max(0, (spentMs * renderFactor) / share - spentMs);
+}
