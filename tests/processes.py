@@ -6,6 +6,7 @@ stopped (and waited for) when the test ends.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -189,3 +190,172 @@ def seed_streams(stack: Stack, streams: list[dict]) -> dict[str, str]:
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if line.startswith("TOKENS "))
     return json.loads(line.removeprefix("TOKENS "))
+
+
+# Several daphne processes and nginx in front (tests/e2e/test_deploy_nginx.py) ---------------
+
+
+def start_daphne_at(stack: Stack, name: str, *, port: int, proxy_headers: bool = False) -> subprocess.Popen:
+    """Another daphne of the stack, on its own port (the stack's `port` stays the first one's)."""
+    argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+    if proxy_headers:
+        argv.append("--proxy-headers")
+    proc = stack.start(name, [*argv, "livecharts.asgi:application"])
+    wait_healthy(f"http://127.0.0.1:{port}", proc=proc, log=lambda: stack.log(name))
+    return proc
+
+
+def wait_healthy(base_url: str, *, proc: subprocess.Popen, log, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}: {log()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing answered on {base_url} in {timeout} s")
+
+
+NGINX_SITE = ROOT / "deploy" / "nginx" / "livecharts.conf"
+# `user`: run as root (CI), nginx would otherwise drop its workers to `nobody`, who cannot read
+# the test's private tmp dir; as anyone else it only warns that the line is ignored.
+NGINX_MAIN = """
+daemon off;
+user {user};
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log info;
+events {{ worker_connections 512; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    types {{ text/html html; text/css css; application/javascript js mjs; }}
+    default_type application/octet-stream;
+    include {tmp}/livecharts.conf;
+}}
+"""
+
+
+def render_nginx_site(
+    text: str,
+    *,
+    upstreams: list[int],
+    http_port: int,
+    https_port: int,
+    cert: Path,
+    key: Path,
+    static_root: Path,
+) -> str:
+    """The shipped site config with this test's ports and paths: each substitution must match
+    exactly as often as expected, so a changed deploy/ config fails loudly here."""
+    import re
+
+    def sub(pattern: str, replacement: str, *, count: int) -> None:
+        nonlocal text
+        text, made = re.subn(pattern, lambda _: replacement, text, flags=re.MULTILINE)
+        assert made == count, f"{pattern!r} matched {made} times in {NGINX_SITE}, not {count}"
+
+    servers = "\n".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" for port in upstreams)
+    sub(r"(^\s*server 127\.0\.0\.1:\d+ .*;\n)+", servers + "\n", count=1)
+    sub(r"^\s*listen \[::\]:.*\n", "", count=2)
+    sub(r"listen 80;", f"listen 127.0.0.1:{http_port};", count=1)
+    sub(r"listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;", count=1)
+    sub(r"ssl_certificate .*;", f"ssl_certificate {cert};", count=1)
+    sub(r"ssl_certificate_key .*;", f"ssl_certificate_key {key};", count=1)
+    sub(r"alias /srv/livecharts/staticfiles/;", f"alias {static_root}/;", count=1)
+    return text
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (also its own CA for the test's clients)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+@dataclass
+class Nginx:
+    """nginx from deploy/nginx/livecharts.conf, as a child of the test, all files under `tmp`."""
+
+    binary: str
+    tmp: Path
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://127.0.0.1:{self.https_port}/ws/"
+
+    def write(self, *, upstreams: list[int], static_root: Path) -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.cert, self.key = self_signed_cert(self.tmp)
+        site = render_nginx_site(
+            NGINX_SITE.read_text(),
+            upstreams=upstreams,
+            http_port=self.http_port,
+            https_port=self.https_port,
+            cert=self.cert,
+            key=self.key,
+            static_root=static_root,
+        )
+        (self.tmp / "livecharts.conf").write_text(site)
+        main = self.tmp / "nginx.conf"
+        main.write_text(NGINX_MAIN.format(tmp=self.tmp, user=getpass.getuser()))
+        return main
+
+    def check(self) -> subprocess.CompletedProcess:
+        """`nginx -t` on the written config."""
+        return subprocess.run(
+            [self.binary, "-t", "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        log = open(self.tmp / "nginx-stderr.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while not (port_is_open(self.https_port) and port_is_open(self.http_port)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not start: {self.error_log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown: open sockets would hold SIGQUIT
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def error_log(self) -> str:
+        parts = [self.tmp / "nginx-stderr.log", self.tmp / "nginx-error.log"]
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in parts if p.exists())
+
+
+def port_is_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

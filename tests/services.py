@@ -99,3 +99,16 @@ def check_for_make(service: str) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(check_for_make(sys.argv[1]))
+
+
+START["nginx"] = "apt-get install -y nginx-light"
+NGINX_PATHS = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+
+
+def require_nginx() -> str:
+    """Debian's nginx binary (often in /usr/sbin, off a non-root PATH); the tests run their own
+    instance from a private config, never the system service."""
+    found = shutil.which("nginx") or next((path for path in NGINX_PATHS if os.path.exists(path)), None)
+    if found is None:
+        missing("nginx", "The nginx program")
+    return found  # type: ignore[return-value]
