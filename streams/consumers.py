@@ -154,13 +154,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
             request = json.loads(text_data)
         except ValueError as error:
             raise BadRequest("bad_request", f"malformed JSON: {error}") from None
+        except RecursionError:
+            raise BadRequest("bad_request", "JSON nested too deeply") from None
         if not isinstance(request, dict):
             raise BadRequest("bad_request", "a message must be a JSON object")
         op = request.get("op")
         if op is None:
             raise BadRequest("bad_request", "missing field 'op'")
         if op not in ("subscribe", "unsubscribe"):
-            raise BadRequest("bad_request", f"unknown op {op!r} (known: subscribe, unsubscribe)")
+            raise BadRequest("bad_request", f"unknown op {repr(op)[:40]} (known: subscribe, unsubscribe)")
         slug = request.get("stream")
         if slug is None:
             raise BadRequest("bad_request", "missing field 'stream'")
@@ -255,6 +257,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             waiting = self.pending[slug] = []
         waiting.append((key, message["text"]))
         if len(waiting) > MAX_PENDING_BATCHES:
+            self.hub.stats.dropped_batches += len(waiting) - MAX_PENDING_BATCHES
             del waiting[: len(waiting) - MAX_PENDING_BATCHES]
         return True
 
@@ -279,6 +282,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         elif now - self.behind_since > settings.LIVECHARTS_SLOW_READER_SECONDS:
             # The client reconnects later and back-fills from `after`.
             seconds = settings.LIVECHARTS_SLOW_READER_SECONDS
+            self.hub.stats.slow_closes += 1
             self.writer.close(CLOSE_TOO_SLOW, f"not reading for {seconds} s: reconnect")
             self.pending = {}
         return True

@@ -91,12 +91,21 @@ class HubStats:
 
     frames: int = 0
     frames_encoded: int = 0
+    bytes_sent: int = 0
     batches_in: int = 0
+    # Batches handed to viewers (one batch to 100 viewers counts 100), and points likewise.
+    batches_out: int = 0
+    points_out: int = 0
     ticks: int = 0
     widened: int = 0
     tick_seconds: float = 0.0
     viewers: int = 0
     streams: int = 0
+    # Viewers' batches dropped for being too far behind, and sockets closed for not reading.
+    dropped_batches: int = 0
+    slow_closes: int = 0
+    # Per stream: seconds from broadcast (the batch id's time) to this process, last seen.
+    lag_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,6 +171,7 @@ class Hub:
             if not self._members.get(slug) and slug in self._joined:
                 self._members.pop(slug, None)
                 self._joined.discard(slug)
+                self.stats.lag_seconds.pop(slug, None)
                 with contextlib.suppress(Exception):
                     await self.layer.group_discard(group_name(slug), self._channel)
         if not self._joined and self._receiver is not None:
@@ -224,10 +234,16 @@ class Hub:
             return
         kind = message.get("type")
         if kind == "stream.points":
-            self.stats.batches_in += 1
+            stats = self.stats
+            stats.batches_in += 1
+            stats.lag_seconds[message["stream"]] = max(0.0, time.time() - message["key"][0] / 1000)
+            offered = 0
             for viewer in members:
                 if viewer.offer(message):
                     self._dirty[viewer] = None
+                    offered += 1
+            stats.batches_out += offered
+            stats.points_out += offered * message.get("points", 0)
             if self._dirty:
                 self._schedule()
         elif kind == "stream.status":
@@ -275,6 +291,7 @@ class Hub:
             except Exception:
                 log.exception("fan-out hub: a frame could not be sent")
             self.stats.frames += 1
+            self.stats.bytes_sent += len(frame.text)
         self._adapt(loop.time())
         self._flushing = None
         if self._dirty:

@@ -170,6 +170,9 @@ class AccessWatcher:
     def release(self, watch: Watch) -> None:
         self._watches.discard(watch)
 
+    def open_count(self) -> int:
+        return len(self._watches)
+
     def open_for(self, user_id: Any) -> int:
         return sum(1 for watch in self._watches if watch.viewer.user_id == user_id)
 
@@ -210,3 +213,7 @@ def get_watcher() -> AccessWatcher:
             del _watchers[stale]
         watcher = _watchers[loop] = AccessWatcher()
     return watcher
+
+
+def all_watchers() -> list[AccessWatcher]:
+    return list(_watchers.values())

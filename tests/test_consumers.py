@@ -171,6 +171,23 @@ async def test_anonymous_user_is_forbidden_a_signed_in_stream(layer, second):
         ('{"op": "subscribe"}', "bad_request", "missing field 'stream'"),
         ('{"op": "subscribe", "stream": 7}', "bad_request", "'stream'"),
         ('{"op": "subscribe", "stream": "plant", "after": "yesterday"}', "bad_request", "'after'"),
+        # Nesting deep enough to exhaust the parser's recursion, inside the size limit.
+        ("[" * 30_000 + "]" * 30_000, "bad_request", "nested too deeply"),
+        (
+            '{"op": "subscribe", "stream": ' + "[" * 30_000 + "]" * 30_000 + "}",
+            "bad_request",
+            "nested too deeply",
+        ),
+        # JSON the browser would never send, that Python's parser accepts.
+        ('{"op": "subscribe", "stream": NaN}', "bad_request", "'stream'"),
+        ('{"op": "subscribe", "stream": "plant", "after": Infinity}', "bad_request", "'after'"),
+        (
+            '{"op": "subscribe", "stream": "plant", "after": ' + "9" * 5000 + "}",
+            "bad_request",
+            "malformed JSON",
+        ),
+        ('{"op": "subscribe", "stream": "plant", "after": "' + "9" * 5000 + '-1"}', "bad_request", "'after'"),
+        ('{"op": ' + "1" * 4000 + "}", "bad_request", "unknown op"),
         (
             '{"op": "subscribe", "stream": "plant", "pad": "' + "x" * MAX_MESSAGE_BYTES + '"}',
             "too_large",
@@ -189,6 +206,21 @@ async def test_bad_client_messages_get_error_frames_without_closing(
     # The socket still works.
     await send(client, {"op": "subscribe", "stream": "plant"})
     await receive_op(client, "subscribed")
+    await client.disconnect()
+
+
+async def test_channel_layer_keys_in_a_client_frame_are_only_data(layer, alice, restricted):
+    """A frame shaped like a layer event ("type": "stream.points") is a client message like any
+    other: it cannot inject points or reach a handler."""
+    client = await connect(alice)
+    forged = {"type": "stream.points", "stream": "plant", "key": [9e15, 0], "text": '{"forged":1}'}
+    await send(client, forged)
+    assert "missing field 'op'" in (await receive_op(client, "error"))["message"]
+    await send(client, {**forged, "op": "subscribe", "after": None})
+    await receive_op(client, "subscribed")
+    await send(client, {"op": "stream.points", "stream": "plant", "text": "x"})
+    assert (await receive_op(client, "error"))["code"] == "bad_request"
+    assert await client.receive_nothing(timeout=0.2)
     await client.disconnect()
 
 

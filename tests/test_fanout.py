@@ -174,6 +174,7 @@ async def test_a_saturated_process_widens_the_tick_and_narrows_it_back(layer, mo
 
 def test_a_consumer_holds_a_bounded_number_of_batches_per_stream():
     consumer = StreamConsumer()
+    consumer.hub = Hub(layer=InMemoryChannelLayer(), tick_seconds=0.05)
     consumer.subscriptions = {"plant": Subscription(last_sent=None)}
     consumer.pending = {}
     consumer.writer = None
@@ -181,5 +182,6 @@ def test_a_consumer_holds_a_bounded_number_of_batches_per_stream():
         assert consumer.offer({"stream": "plant", "key": [1, n], "text": str(n)})
     texts = consumer.take_texts()
     assert texts == [str(n) for n in range(50, MAX_PENDING_BATCHES + 50)]
+    assert consumer.hub.stats.dropped_batches == 50
     # An old batch (already sent) is not offered again.
     assert not consumer.offer({"stream": "plant", "key": [1, 3], "text": "old"})
