@@ -55,18 +55,20 @@ def fanout_section(argv: list[str]) -> str:
     rows = fanout.measure(args)
     took = time.monotonic() - started
     tables = dict(fanout.report(rows, args))
-    runs = 1 + max((row["run"] for row in rows), default=-1)  # fewer than asked if --budget ran out
     command = shlex.join([".venv/bin/python", "-m", "bench.fanout", *argv])
     parts = [
         "## Fan-out: one stream, many viewers, one server process",
         "",
         "One private redis-server and one server process per stack, each started once and kept for",
-        "the whole section (restarted only when a run leaves it busy). A publisher process feeds each",
-        "run's own stream at an exact rate, every point's `t` its publish time; two client processes",
-        "(bench/clients.py) hold the viewer sockets. Each run is",
-        f"{args.warmup:g} s of warm-up and {args.seconds:g} s measured; runs go round every",
-        "configuration in turn (run 1 of each, then run 2, ...), so a ratio pairs two runs taken",
-        f"moments apart. Every figure is the median of {runs} runs with (min-max). *Points/s",
+        "the whole section (restarted when a run leaves it with a backlog). A publisher process",
+        "feeds the streams at an exact rate, every point's `t` its publish time; two client",
+        "processes (bench/clients.py) hold the viewer sockets. Configurations with the same viewers",
+        "and points/s form a group whose runs go round its stacks (run 1 of each, then run 2, ...),",
+        "so a ratio pairs two runs taken moments apart; each stack's sockets and stream are kept",
+        "from run to run of the group (a restarted server gets new sockets on a new stream). Each",
+        f"run is {args.warmup:g} s of warm-up and {args.seconds:g} s measured. Every figure is the",
+        f"median of the runs that completed ({args.runs} asked; any that failed or did not fit in",
+        "`--budget` are listed under the first table), with (min-max). *Points/s",
         "delivered* sums all viewers over the window. Latency is receipt time minus publish time",
         "(one clock) for every point received in the window by up to 40 viewers per client process.",
         "CPU is from /proc over the window (100 = one core); *points/s per core* is points/s delivered",

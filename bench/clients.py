@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
 
 CONNECT_CONCURRENCY = 50
 LATENCY_VIEWERS = 40  # viewers per process whose every point's latency is kept
@@ -126,12 +127,15 @@ class Pool:
             if viewer.close is not None:
                 viewer.close()
 
-    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any]:
+    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
         for viewer in self.viewers:
             viewer.reset()
         measure = self.measure = Measure(expect=command["expect"], remaining=len(self.viewers))
         print("READY", flush=True)
-        start = float(await stdin.readline())
+        line = await stdin.readline()
+        if line.strip() == b"cancel":  # another client process could not connect its viewers
+            return None
+        start = float(line)
         measure.window = (start + command["warmup"], start + command["warmup"] + command["seconds"])
         # Own CPU over the window: if this nears one core, the clients are the bottleneck.
         await asyncio.sleep(max(0.0, measure.window[0] - time.time()))
@@ -275,15 +279,21 @@ async def serve() -> None:
                     await pool.close()
             print("CLOSED", flush=True)
             continue
-        pool = pools.get(command["pool"])
+        pool = pools.pop(command["pool"], None)
         if pool is None or not pool.alive():
             if pool is not None:
                 await pool.close()
-            pool = pools[command["pool"]] = Pool(command)
-            await pool.connect(command.get("connect_timeout", 120))
+            pool = Pool(command)
+            try:
+                await pool.connect(command.get("connect_timeout", 120))
+            except (OSError, RuntimeError, TimeoutError, WebSocketException) as error:
+                # The server refused or failed a viewer: say why and wait for the next command.
+                await pool.close()
+                print("FAILED " + json.dumps(f"{error!r}"[:300]), flush=True)
+                continue
+        pools[command["pool"]] = pool
         result = await pool.run(command, stdin)
-        sys.stdout.write("RESULT " + json.dumps(result) + "\n")
-        sys.stdout.flush()
+        print("CANCELLED" if result is None else "RESULT " + json.dumps(result), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -207,6 +207,10 @@ def private_redis(url: str) -> Iterator[tuple[str, int | None]]:
         proc.wait(timeout=10)
 
 
+class ViewersRefused(Exception):
+    """A client process could not connect or subscribe its viewers (the server said no)."""
+
+
 class Worker:
     """A bench process kept for the whole bench (publisher or clients), driven line by line."""
 
@@ -233,15 +237,20 @@ class Worker:
         await self.proc.stdin.drain()
 
     async def expect(self, prefix: str, seconds: float) -> str:
+        return (await self.expect_any((prefix,), seconds))[1]
+
+    async def expect_any(self, prefixes: tuple[str, ...], seconds: float) -> tuple[str, str]:
+        """(prefix, rest of the line) of the first line starting with one of `prefixes`."""
         assert self.proc is not None and self.proc.stdout is not None
         while True:
             line = (await asyncio.wait_for(self.proc.stdout.readline(), seconds)).decode()
             if not line:
                 assert self.proc.stderr is not None
                 error = (await self.proc.stderr.read()).decode()[-2000:]
-                raise RuntimeError(f"{self.module} ended before {prefix}: {error}")
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
+                raise RuntimeError(f"{self.module} ended before {' or '.join(prefixes)}: {error}")
+            for prefix in prefixes:
+                if line.startswith(prefix):
+                    return prefix, line[len(prefix) :].strip()
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -297,8 +306,19 @@ class Bench:
             await client.send(json.dumps(view))
         workers = [self.publisher, *(client for client, _ in clients)]
         connecting = time.monotonic()
+        ready, failures = [], []
         for worker in workers:
-            await worker.expect("READY", 120)
+            kind, rest = await worker.expect_any(("READY", "FAILED"), 150)
+            if kind == "READY":
+                ready.append(worker)
+            else:
+                failures.append(json.loads(rest))
+        if failures:
+            for worker in ready:
+                await worker.send("cancel")
+            for worker in ready:
+                await worker.expect_any(("RESULT", "CANCELLED"), 30)
+            raise ViewersRefused(failures[0])
         connect_s = time.monotonic() - connecting
         start = time.time() + START_DELAY
         for worker in workers:
@@ -349,13 +369,13 @@ class Bench:
         await self.start_workers()
         try:
             for configs in groups.values():
-                if self.args.budget and time.monotonic() - started > self.args.budget:
-                    reason = f"not run: --budget {self.args.budget:g} s spent"
-                    rows += [{**config.__dict__, "run": 0, "failed": reason} for config in configs]
-                    continue
                 pools: dict[Config, Pool] = {}
                 for run in range(self.args.runs):
                     for config in configs:
+                        if self.args.budget and time.monotonic() - started > self.args.budget:
+                            reason = f"not run: --budget {self.args.budget:g} s spent"
+                            rows.append({**config.__dict__, "run": run, "failed": reason})
+                            continue
                         rows.append(await self.run_config(config, run, redis_pid, pools))
                 await self.close_pools([pool.key for pool in pools.values()] + self.closed)
                 self.closed = []
@@ -384,8 +404,14 @@ class Bench:
             pool = pools[config] = Pool(config, attempt, server.generation)
         try:
             if pool.attempt >= self.args.runs:
-                raise RuntimeError("restarted in every run: no fresh streams left")
+                raise ViewersRefused("restarted in every run: no fresh streams left")
             row = await self.run_once(config, run, redis_pid, pool)
+        except ViewersRefused as error:
+            # The server failed some viewers (the clients say why): restart it, keep the rest.
+            print(f"{config} run {run} failed: {error}", file=sys.stderr, flush=True)
+            pool.generation = -1
+            server.stop()
+            return {**config.__dict__, "run": run, "failed": str(error)}
         except (RuntimeError, TimeoutError, ConnectionError) as error:
             # Bounded: a run that fails costs its row, not the bench.
             print(f"{config} run {run} failed: {error!r}", file=sys.stderr, flush=True)
@@ -751,18 +777,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[tuple[str, str]]:
     """(name, markdown table) for every table this configuration measured."""
     tables = [("main", table(rows, args))]
-    failed = [r for r in rows if "failed" in r]
-    if failed:
-        tables.append(
-            (
-                "failures",
-                "\n".join(
-                    f"- {TARGETS[r['target']].label}, {r['viewers']:,} viewers x {r['streams']} stream(s) at "
-                    f"{r['rate']:,} points/s, run {r['run'] + 1}: {r['failed']}"
-                    for r in failed
-                ),
+    failed: dict[tuple, list[int]] = {}
+    for r in rows:
+        if "failed" in r:
+            failed.setdefault((r["target"], r["viewers"], r["streams"], r["rate"], r["failed"]), []).append(
+                r["run"]
             )
-        )
+    if failed:
+        lines = [
+            f"- {TARGETS[target].label}, {viewers:,} viewers x {streams} stream(s) at {rate:,} points/s, "
+            f"run{'s' if len(runs) > 1 else ''} {', '.join(str(run + 1) for run in runs)}: {reason}"
+            for (target, viewers, streams, rate, reason), runs in failed.items()
+        ]
+        tables.append(("failures", "\n".join(lines)))
     if any(name != "core" for name, _, _ in args.compare):
         tables.append(("compare", compare_table(rows, args)))
     if args.dashboard:

@@ -86,7 +86,10 @@ class Publisher:
         total = round(rate * command["seconds"])
         sent = 0
         print("READY", flush=True)
-        start = float(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if line.strip() == "cancel":  # a client process could not connect its viewers
+            return {"cancelled": True}
+        start = float(line)
         await asyncio.sleep(max(0.0, start - time.time()))
         cpu0 = time.process_time()
         began = time.monotonic()
