@@ -21,14 +21,17 @@ from django.conf import settings
 
 from streams.feeds.base import Point
 from streams.frames import Entry, encode_batch
+from streams.history import Batch as HistoryBatch
 from streams.history import History, Retention, get_history
-from streams.ids import IdClock, format_id, parse_id
+from streams.ids import IdClock, parse_id
 from streams.store import Persister
 
 log = logging.getLogger(__name__)
 
 # A stream whose history append keeps failing keeps at most this many points waiting.
 MAX_PENDING_POINTS = 100_000
+# Group sends in flight at once on layers without a pipelined publish.
+SEND_CONCURRENCY = 50
 # The ticker stops after this many idle ticks and starts again on the next publish.
 IDLE_TICKS_BEFORE_STOP = 40
 
@@ -70,12 +73,17 @@ class Broadcaster:
             pending = self._pending[slug] = _Pending(retention)
         pending.retention = retention
         pending.store = store
-        pending.points.extend(_finite(point) for point in points)
+        pending.points.extend(_finite(points))
         if len(pending.points) > MAX_PENDING_POINTS:
             dropped = len(pending.points) - MAX_PENDING_POINTS
             del pending.points[:dropped]
             log.warning("stream %s: dropped %d points waiting for history", slug, dropped)
         self._ensure_ticker()
+
+    def waiting(self, slug: str) -> int:
+        """Points of a stream queued for the next tick (a source can hold back while it is high)."""
+        pending = self._pending.get(slug)
+        return 0 if pending is None else len(pending.points)
 
     async def publish_status(self, slug: str, status: dict[str, Any], *, notify: bool = True) -> None:
         """Store a stream's health and, with `notify`, tell its viewers (a refresh of an
@@ -89,45 +97,96 @@ class Broadcaster:
         )
 
     async def flush(self) -> None:
-        """Send every stream that moved since the last tick (the ticker calls this)."""
+        """Send every stream that moved since the last tick (the ticker calls this).
+
+        All streams' batches go to history in one round trip, then to their groups; a stream
+        whose batch could not be stored keeps its points for the next tick (a Redis blip must
+        not lose them) and the others go on.
+        """
         async with self._flush_lock:
             pending, self._pending = self._pending, {}
-            for slug, item in pending.items():
-                if not item.points:
+            moved = {slug: item for slug, item in pending.items() if item.points}
+            try:
+                await self._start_clocks([slug for slug in moved if slug not in self._clocks])
+            except Exception:
+                log.exception("could not read the last ids of new streams; retrying")
+                for slug, item in moved.items():
+                    self._keep(slug, item)
+                return
+            work: list[tuple[str, _Pending, list[Entry]]] = []
+            for slug, item in moved.items():
+                ids = _take_ids(self._clocks[slug], len(item.points))
+                work.append(
+                    (
+                        slug,
+                        item,
+                        [Entry(point_id, point) for point_id, point in zip(ids, item.points, strict=True)],
+                    )
+                )
+            if not work:
+                return
+            errors = await self.history.append_many(
+                [HistoryBatch(slug, entries, item.retention) for slug, item, entries in work]
+            )
+            messages: list[tuple[str, dict[str, Any]]] = []
+            for (slug, item, entries), error in zip(work, errors, strict=True):
+                if error is not None:
+                    log.error("stream %s: could not store a batch (%s); retrying", slug, error)
+                    self._keep(slug, item)
                     continue
-                try:
-                    await self._send_batch(slug, item)
-                except Exception:
-                    # Keep the points for the next tick: a Redis blip must not lose them.
-                    log.exception("stream %s: could not store or send a batch; retrying", slug)
-                    waiting = self._pending.setdefault(slug, _Pending(item.retention, item.store))
-                    waiting.points[:0] = item.points
+                if item.store and self.persister is not None:
+                    self.persister.add(slug, entries)
+                messages.append((group_name(slug), self._message(slug, entries)))
+            await self._send_all(messages)
 
-    async def _send_batch(self, slug: str, item: _Pending) -> None:
-        clock = self._clocks.get(slug)
-        if clock is None:
-            last = await self.history.last_id(slug)
+    async def _start_clocks(self, slugs: list[str]) -> None:
+        """Id clocks for streams first seen, going on from the last id in history (one round
+        trip for all of them: a thousand streams starting must not cost a thousand)."""
+        if not slugs:
+            return
+        for slug, last in (await self.history.last_ids(slugs)).items():
             self._last_ids[slug] = last
-            clock = self._clocks[slug] = IdClock(parse_id(last) if last else None)
-        entries = [Entry(id=format_id(clock.next()), point=point) for point in item.points]
-        await self.history.append(slug, entries, retention=item.retention)
-        if item.store and self.persister is not None:
-            self.persister.add(slug, entries)
+            self._clocks[slug] = IdClock(parse_id(last) if last else None)
+
+    def _keep(self, slug: str, item: _Pending) -> None:
+        """Put a batch back in front of what was published since, for the next tick."""
+        waiting = self._pending.setdefault(slug, _Pending(item.retention, item.store))
+        waiting.points[:0] = item.points
+        self._ensure_ticker()
+
+    def _message(self, slug: str, entries: list[Entry]) -> dict[str, Any]:
         prev = self._last_ids.get(slug)
         self._last_ids[slug] = entries[-1].id
-        text = encode_batch(slug=slug, prev=prev, entries=entries)
         # `key` is the last id already parsed, so consumers compare it per socket without a regex.
-        await self.layer.group_send(
-            group_name(slug),
-            {
-                "type": "stream.points",
-                "stream": slug,
-                "id": entries[-1].id,
-                "key": clock.last,
-                "prev": prev,
-                "text": text,
-            },
-        )
+        return {
+            "type": "stream.points",
+            "stream": slug,
+            "id": entries[-1].id,
+            "key": self._clocks[slug].last,
+            "prev": prev,
+            "text": encode_batch(slug=slug, prev=prev, entries=entries),
+        }
+
+    async def _send_all(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """group_send every message; on the pub/sub layer, all in one round trip. A failed send
+        is only logged: the points are in history, and viewers fill the gap from there (the
+        next batch's `prev` tells them)."""
+        if not messages:
+            return
+        try:
+            if await publish_pipelined(self.layer, messages):
+                return
+        except Exception:
+            log.exception("could not send %d batches to their groups", len(messages))
+            return
+        for start in range(0, len(messages), SEND_CONCURRENCY):
+            chunk = messages[start : start + SEND_CONCURRENCY]
+            results = await asyncio.gather(
+                *(self.layer.group_send(group, message) for group, message in chunk), return_exceptions=True
+            )
+            for (group, _), result in zip(chunk, results, strict=True):
+                if isinstance(result, Exception):
+                    log.error("could not send a batch to %s: %s", group, result)
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():
@@ -164,13 +223,53 @@ class Broadcaster:
         self._last_ids.pop(slug, None)
 
 
-def _finite(point: Point) -> Point:
-    values = point.values
-    if all(value is None or math.isfinite(value) for value in values.values()):
-        return point
-    return Point(
-        t=point.t, values={k: v if v is None or math.isfinite(v) else None for k, v in values.items()}
-    )
+async def publish_pipelined(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> bool:
+    """A hack: channels_redis's RedisPubSubChannelLayer.group_send is one PUBLISH round trip,
+    serialised by a per-shard lock, so 1,000 streams a tick cost 1,000 round trips. This sends
+    the same PUBLISHes (same channel names, same serializer) in one pipeline per shard, under
+    that lock, through the layer's internals (channels_redis 4.x). False for any other layer."""
+    try:
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+    except ImportError:
+        return False
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return False
+    loop_layer = layer._get_layer()
+    by_shard: dict[Any, list[tuple[str, bytes]]] = {}
+    for group, message in messages:
+        channel = loop_layer._get_group_channel_name(group)
+        by_shard.setdefault(loop_layer._get_shard(channel), []).append((channel, layer.serialize(message)))
+    for shard, publishes in by_shard.items():
+        async with shard._lock:
+            shard._ensure_redis()
+            pipe = shard._redis.pipeline(transaction=False)
+            for channel, data in publishes:
+                pipe.publish(channel, data)
+            await pipe.execute()
+    return True
+
+
+def _take_ids(clock: IdClock, count: int) -> list[str]:
+    """`count` increasing ids from one reading of the clock: the batch's first id as
+    `clock.next()` gives it, the rest its sequence numbers after it, in the same millisecond."""
+    ms, first = clock.next()
+    clock.last = (ms, first + count - 1)
+    return [f"{ms}-{seq}" for seq in range(first, first + count)]
+
+
+def _finite(points: Iterable[Point]) -> list[Point]:
+    """The points with every non-finite value made a gap (None)."""
+    points = list(points)
+    isfinite = math.isfinite
+    for index, point in enumerate(points):
+        for value in point.values.values():
+            if value is not None and not isfinite(value):
+                points[index] = Point(
+                    t=point.t,
+                    values={k: v if v is None or isfinite(v) else None for k, v in point.values.items()},
+                )
+                break
+    return points
 
 
 _broadcasters: dict[asyncio.AbstractEventLoop, Broadcaster] = {}

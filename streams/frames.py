@@ -24,19 +24,29 @@ class Entry:
 
 def encode_batch(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> str:
     """Columnar JSON for one stream's batch: `t` in ms since the epoch, `y` per series."""
+    points = [entry.point for entry in entries]
+    times = [round(point.t * 1000, 3) for point in points]
+    return _compact({"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": columns(points)})
+
+
+def columns(points: Sequence[Point]) -> dict[str, list[float | None]]:
+    """Each series' values, one per point (None where a point lacks the series), series in the
+    order they first appear."""
+    if not points:
+        return {}
+    first = points[0].values
+    names = first.keys()
+    # The usual case, every point with the same series: one pass per series.
+    if all(point.values.keys() == names for point in points):
+        return {name: [point.values[name] for point in points] for name in first}
     series: dict[str, list[float | None]] = {}
-    times: list[float] = []
-    for index, entry in enumerate(entries):
-        times.append(round(entry.point.t * 1000, 3))
-        for name, value in entry.point.values.items():
-            column = series.get(name)
-            if column is None:
-                column = series[name] = [None] * index
-            column.append(value)
-        for column in series.values():
-            if len(column) < index + 1:
-                column.append(None)
-    return _compact({"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": series})
+    for index, point in enumerate(points):
+        for name in point.values:
+            if name not in series:
+                series[name] = [None] * index
+        for name, column in series.items():
+            column.append(point.values.get(name))
+    return series
 
 
 def points_frame(batch_texts: Sequence[str]) -> str:

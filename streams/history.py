@@ -7,6 +7,7 @@ in-process ring otherwise (the embedded one-process mode). Both answer the same 
 from __future__ import annotations
 
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -62,10 +63,33 @@ def is_gap(
     return after != max_deleted
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One stream's points of a tick, for `History.append_many`."""
+
+    slug: str
+    entries: Sequence[Entry]
+    retention: Retention
+
+
 class History(ABC):
     @abstractmethod
     async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
         """Store one batch atomically and trim the window."""
+
+    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+        """Store the batches of several streams, each as `append` does; one answer per batch,
+        in order: None when it was stored, the error when it was not (so the caller keeps
+        exactly the failed streams' points)."""
+        errors: list[Exception | None] = []
+        for batch in batches:
+            try:
+                await self.append(batch.slug, batch.entries, retention=batch.retention)
+            except Exception as error:
+                errors.append(error)
+            else:
+                errors.append(None)
+        return errors
 
     @abstractmethod
     async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
@@ -73,6 +97,10 @@ class History(ABC):
 
     @abstractmethod
     async def last_id(self, slug: str) -> str | None: ...
+
+    async def last_ids(self, slugs: Sequence[str]) -> dict[str, str | None]:
+        """`last_id` of several streams at once (broadcast asks when it first sees them)."""
+        return {slug: await self.last_id(slug) for slug in slugs}
 
     @abstractmethod
     async def last_entry(self, slug: str) -> Entry | None:
@@ -178,6 +206,59 @@ if floor then redis.call('SET', KEYS[2], floor) end
 return floor
 """
 
+# A whole batch in one call: XADD every point with its id, then trim as TRIM_SCRIPT does.
+# KEYS: stream, floor. ARGV: max points or "", oldest id kept or "", then the points as one
+# text of "<id>\n<p>\n" pairs (ids and compact JSON hold no newline): one argument, however
+# many points, keeps the client's packing cost per batch rather than per point.
+APPEND_SCRIPT = (
+    """
+for id, p in string.gmatch(ARGV[3], '([^\\n]+)\\n([^\\n]*)\\n') do
+  redis.call('XADD', KEYS[1], id, 'p', p)
+end
+"""
+    + TRIM_SCRIPT
+)
+
+_point_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def entries_text(entries: Sequence[Entry]) -> str:
+    """APPEND_SCRIPT's third argument: each point's id and its stored JSON `[t, values]`."""
+    fast = _float_columns(entries)
+    if fast is None:
+        return "".join([f"{e.id}\n{_point_json([e.point.t, e.point.values])}\n" for e in entries])
+    names, columns = fast
+    if len(names) == 1:
+        (name,), (column,) = names, columns
+        return "".join(
+            [f"{e.id}\n[{e.point.t!r},{{{name}:{v!r}}}]\n" for e, v in zip(entries, column, strict=True)]
+        )
+    return "".join(
+        [
+            f"{e.id}\n[{e.point.t!r},{{"
+            + ",".join([f"{n}:{v!r}" for n, v in zip(names, row, strict=True)])
+            + "}]\n"
+            for e, row in zip(entries, zip(*columns, strict=True), strict=True)
+        ]
+    )
+
+
+def _float_columns(entries: Sequence[Entry]) -> tuple[list[str], list[list[float]]] | None:
+    """The usual batch, written without the JSON encoder: every point with the same series and
+    every time and value a finite float, whose repr is what json writes. Returns the series
+    names JSON-encoded and the columns; None for anything else (gaps, ints, other series)."""
+    points = [entry.point for entry in entries]
+    first = points[0].values if points else None
+    if not first or not all(point.values.keys() == first.keys() for point in points):
+        return None
+    if len(first) > 1 and not all(list(point.values) == list(first) for point in points):
+        return None  # the same series in another order: written in its own order
+    columns = [[point.t for point in points]] + [[point.values[name] for point in points] for name in first]
+    for column in columns:
+        if not all(type(value) is float for value in column) or not math.isfinite(sum(column)):
+            return None  # sum: inf or nan when any value is; an overflow only loses the fast path
+    return [_point_json(name) for name in first], columns[1:]
+
 
 class RedisHistory(History):
     """One Redis Stream per stream: XADD with our own ids, trimmed by MAXLEN and MINID."""
@@ -187,12 +268,14 @@ class RedisHistory(History):
         self.prefix = prefix
         self._clients = LoopClients(url)
         self._trim_script: Any = None
+        self._append_script: Any = None
 
     def _redis(self) -> Any:
         client = self._clients.get()
         if self._trim_script is None:
-            # A Script object: runs on whichever client or pipeline it is given.
+            # Script objects: each runs on whichever client or pipeline it is given.
             self._trim_script = client.register_script(TRIM_SCRIPT)
+            self._append_script = client.register_script(APPEND_SCRIPT)
         return client
 
     def key(self, slug: str) -> str:
@@ -207,16 +290,37 @@ class RedisHistory(History):
         return f"{self.prefix}:status:{slug}"
 
     async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
-        key = self.key(slug)
-        async with self._redis().pipeline(transaction=True) as pipe:
-            for entry in entries:
-                pipe.xadd(
-                    key,
-                    {"p": json.dumps([entry.point.t, entry.point.values], separators=(",", ":"))},
-                    id=entry.id,
-                )
-            await self._queue_trim(pipe, slug, retention)
-            await pipe.execute()
+        (error,) = await self.append_many([Batch(slug, entries, retention)])
+        if error is not None:
+            raise error
+
+    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+        """Every stream's batch in one round trip: one APPEND_SCRIPT call each. In MULTI, so
+        the replies come back together and the client waits once per tick, not once per
+        stream (each wait lets every ready feed task run first: on a busy worker, waits are
+        what a flush costs). A script that fails inside EXEC leaves the others stored."""
+        if not batches:
+            return []
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                for batch in batches:
+                    oldest_ms = batch.retention.oldest_kept_ms()
+                    points = batch.retention.points
+                    await self._append_script(
+                        keys=[self.key(batch.slug), self.floor_key(batch.slug)],
+                        args=[
+                            "" if points is None else points,
+                            "" if oldest_ms is None else f"{oldest_ms}-0",
+                            entries_text(batch.entries),
+                        ],
+                        client=pipe,
+                    )
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as error:
+            # The connection failed: which scripts ran is unknown, so every batch is retried
+            # (a retried point gets a new id; a viewer may see it twice, never miss it).
+            return [error] * len(batches)
+        return [result if isinstance(result, Exception) else None for result in results]
 
     async def _queue_trim(self, pipe: Any, slug: str, retention: Retention) -> None:
         oldest_ms = retention.oldest_kept_ms()
@@ -257,6 +361,15 @@ class RedisHistory(History):
     async def last_id(self, slug: str) -> str | None:
         newest = await self._redis().xrevrange(self.key(slug), count=1)
         return _text(newest[0][0]) if newest else None
+
+    async def last_ids(self, slugs: Sequence[str]) -> dict[str, str | None]:
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for slug in slugs:
+                pipe.xrevrange(self.key(slug), count=1)
+            found = await pipe.execute()
+        return {
+            slug: _text(newest[0][0]) if newest else None for slug, newest in zip(slugs, found, strict=True)
+        }
 
     async def last_entry(self, slug: str) -> Entry | None:
         newest = await self._redis().xrevrange(self.key(slug), count=1)

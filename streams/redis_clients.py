@@ -23,5 +23,9 @@ class LoopClients:
         if client is None:
             for stale in [known for known in self._clients if known.is_closed()]:
                 del self._clients[stale]
-            client = self._clients[loop] = redis.from_url(self.url)
+            # A blocking pool: with a thousand feed tasks calling at once (a worker starting),
+            # callers past the pool's 100 connections wait for one instead of failing with
+            # "Too many connections".
+            pool = redis.BlockingConnectionPool.from_url(self.url, max_connections=100, timeout=20)
+            client = self._clients[loop] = redis.Redis(connection_pool=pool)
         return client

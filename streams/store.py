@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from django.db import transaction
 
 from streams.feeds.base import Point
-from streams.frames import Entry
+from streams.frames import Entry, columns
 from streams.ids import IdKey, parse_id
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,8 @@ class DecodedBatch:
 
 def encode_entries(entries: Sequence[Entry]) -> str:
     """Columnar JSON of a batch, with every point's id (times in seconds, as stored)."""
-    series: dict[str, list[float | None]] = {}
-    for index, entry in enumerate(entries):
-        for name in entry.point.values:
-            if name not in series:
-                series[name] = [None] * index
-        for name, column in series.items():
-            column.append(entry.point.values.get(name))
-    return _compact({"ids": [e.id for e in entries], "t": [e.point.t for e in entries], "y": series})
+    points = [entry.point for entry in entries]
+    return _compact({"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)})
 
 
 def decode(data: str) -> DecodedBatch:

@@ -155,3 +155,59 @@ async def test_the_ticker_flushes_on_its_own(layer):
         await asyncio.sleep(0.01)
     assert len(layer.sent) == 1
     await broadcaster.close()
+
+
+class RefusingHistory(MemoryHistory):
+    """Refuses every batch of the streams in `refused` (as Redis refuses one stream's script)."""
+
+    def __init__(self, refused: set[str]) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def append(self, slug, entries, *, retention):
+        if slug in self.refused:
+            raise ConnectionError(f"{slug} refused")
+        await super().append(slug, entries, retention=retention)
+
+
+async def test_a_stream_whose_batch_is_refused_keeps_its_points_and_the_others_are_sent(layer):
+    history = RefusingHistory({"other"})
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.publish("other", [Point(t=1, values={"v": 1})], retention=Retention())
+    broadcaster.publish("s", [Point(t=1, values={"v": 1})], retention=Retention())
+    await broadcaster.flush()
+    assert [json.loads(message["text"])["t"] for _, message in layer.sent] == [[1000]]
+    assert broadcaster.waiting("other") == 1
+    history.refused.clear()
+    broadcaster.publish("other", [Point(t=2, values={"v": 2})], retention=Retention())
+    await broadcaster.flush()
+    kept = await history.read("other", after=None, retention=Retention())
+    assert [entry.point.t for entry in kept.entries] == [1, 2]
+
+
+async def test_many_streams_in_one_tick_reach_their_groups_on_the_redis_pubsub_layer(redis_prefix):
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from streams.history import RedisHistory
+    from tests.services import require_redis
+
+    url = require_redis()
+    layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"{redis_prefix}:asgi")
+    channel = await layer.new_channel()
+    slugs = [f"s{n}" for n in range(20)]
+    for slug in slugs:
+        await layer.group_add(group_name(slug), channel)
+    broadcaster = Broadcaster(history=RedisHistory(url, prefix=redis_prefix), tick_seconds=0.05, layer=layer)
+    try:
+        for n, slug in enumerate(slugs):
+            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=Retention())
+        await broadcaster.flush()
+        received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in slugs]
+        assert sorted(message["stream"] for message in received) == sorted(slugs)
+        for message in received:
+            batch = json.loads(message["text"])
+            assert batch["id"] == message["id"] and message["prev"] is None
+            assert batch["y"] == {"v": [float(slugs.index(message["stream"]))]}
+    finally:
+        await broadcaster.close()
+        await layer.flush()

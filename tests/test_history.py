@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from streams.feeds.base import Point
 from streams.frames import Entry
-from streams.history import MemoryHistory, RedisHistory, Retention, is_gap
+from streams.history import Batch, MemoryHistory, RedisHistory, Retention, entries_text, is_gap
 from streams.ids import IdClock, format_id
 
 
@@ -109,3 +110,59 @@ def test_gap_rules():
     assert not is_gap(after=(5, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
     assert is_gap(after=(4, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
     assert is_gap(after=(10, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
+
+
+async def test_append_many_stores_every_stream_and_answers_per_batch(history):
+    clock = IdClock()
+    first, second = make_entries(clock, 3), make_entries(clock, 2, start=10)
+    errors = await history.append_many(
+        [Batch("a", first, Retention(points=10)), Batch("b", second, Retention(points=1))]
+    )
+    assert errors == [None, None]
+    assert [e.id for e in (await history.read("a", after=None, retention=Retention(points=10))).entries] == [
+        e.id for e in first
+    ]
+    # Each batch is trimmed by its own retention.
+    kept = await history.read("b", after=None, retention=Retention(points=1))
+    assert [e.point for e in kept.entries] == [second[-1].point]
+
+
+async def test_a_refused_batch_in_redis_leaves_the_other_streams_stored(redis_prefix):
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    clock = IdClock()
+    old, new = make_entries(clock, 1), make_entries(clock, 1)
+    await history.append("a", new, retention=Retention())
+    # An id below the stream's newest is refused by Redis: only that batch fails.
+    errors = await history.append_many([Batch("a", old, Retention()), Batch("b", new, Retention())])
+    assert errors[0] is not None and errors[1] is None
+    assert await history.last_id("b") == new[0].id
+    assert await history.last_id("a") == new[0].id
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [{"v": 1.5}, {"v": -0.0}],
+        [{"a": 1.0, "b": 2.25}, {"b": 3.0, "a": 4.0}],
+        [{"v": 1.0}, {"v": None}],
+        [{"v": 1}, {"v": 2.0}],
+        [{"a": 1.0}, {"b": 2.0}],
+        [{'é\n"': 1e300}, {'é\n"': 5e-324}],
+        [{}],
+    ],
+)
+def test_the_stored_json_of_a_batch_is_what_the_json_encoder_writes(values):
+    entries = [Entry(id=f"1-{n}", point=Point(t=1.0 + n / 3, values=v)) for n, v in enumerate(values)]
+    expected = "".join(
+        f"{e.id}\n{json.dumps([e.point.t, e.point.values], separators=(',', ':'))}\n" for e in entries
+    )
+    assert entries_text(entries) == expected
+
+
+async def test_last_ids_of_several_streams_at_once(history):
+    clock = IdClock()
+    entries = make_entries(clock, 2)
+    await history.append("a", entries, retention=Retention())
+    assert await history.last_ids(["a", "none"]) == {"a": entries[-1].id, "none": None}

@@ -321,3 +321,25 @@ def test_integers_too_large_for_a_float_are_bad_payloads_not_crashes():
         extractor.points({"t": 1, "v": 10**400}, received_at=0)
     with pytest.raises(BadPayload, match="time: the number is too large"):
         extractor.points({"t": 10**400, "v": 1}, received_at=0)
+
+
+@pytest.mark.parametrize(
+    "path", ["price", "data.last", "a.b.c", '"odd-name"', "@", "items[0].v", "[?x > `1`]"]
+)
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"price": 1.5, "data": {"last": 2}, "a": {"b": {"c": None}}, "odd-name": 3},
+        {"data": [1, 2], "a": {"b": "text"}, "items": [{"v": 4}]},
+        [{"x": 2}, {"x": 0}],
+        "text",
+        7,
+        None,
+    ],
+)
+def test_paths_find_what_jmespath_finds(path, data):
+    import jmespath
+
+    from streams.feeds.extract import _Path
+
+    assert _Path(jmespath.compile(path)).search(data) == jmespath.search(path, data)
