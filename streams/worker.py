@@ -27,9 +27,10 @@ from streams.feeds.base import Batch, Feed
 from streams.feeds.push import PushFeed
 from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
+from streams.ids import parse_id
 from streams.inbox import Delivery, get_inbox
 from streams.leases import Leases
-from streams.store import prune_stream, read_after
+from streams.store import last_stored, prune_stream, read_after, save_batches
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ BACKOFF_CAP = 30.0
 STOP_TIMEOUT = 5.0
 # A window with no count limit is refilled with at most this many stored points.
 WARM_MAX_POINTS = 100_000
+# Points per database row when storing what a dead worker left only in the live window.
+TAIL_ROW_POINTS = 1_000
 # Changed counters reach viewers at most this often, and the stored status (pages, admin) at
 # most every STORE_SECONDS; state changes go out at once.
 STATUS_SECONDS = 5.0
@@ -219,6 +222,7 @@ class Supervisor:
             return
         health.stall_after = feed.stall_seconds()
         if spec.store:
+            await self.store_window_tail(spec, broadcaster)
             await self.warm_history(spec, broadcaster)
         await self.resume(feed, spec.slug, broadcaster)
         attempt = 0
@@ -244,6 +248,36 @@ class Supervisor:
                 health.failed(message, retry_at=time.time() + delay, now=time.time())
                 await self.report(broadcaster, spec.slug, health)
                 await asyncio.sleep(delay)
+
+    @staticmethod
+    async def store_window_tail(spec: StreamSpec, broadcaster: Broadcaster) -> None:
+        """Store what the live window holds past the newest stored point. A worker killed
+        (kill -9, OOM) between its history append and its once-a-second database write left
+        those points only in Redis; the worker taking the stream over writes them, so the
+        database loses nothing a viewer saw. A clean stop flushes first: then there is none."""
+        try:
+            # First what this process itself has sent and not yet written (a feed restarted by
+            # an edit in admin, or a batch between its history append and the persister), so
+            # the tail below holds only points nobody alive will write: never a point twice.
+            await broadcaster.flush()
+            if broadcaster.persister is not None:
+                await broadcaster.persister.flush()
+            last = await database_sync_to_async(last_stored)(spec.slug)
+            after = None if last is None else last.id
+            backfill = await broadcaster.history.read(spec.slug, after=after, retention=spec.retention)
+            # A window that lost its place (Redis restarted) answers with all it has: keep only
+            # what comes after the stored points, never a point twice.
+            tail = [e for e in backfill.entries if after is None or parse_id(e.id) > parse_id(after)]
+            if not tail:
+                return
+            rows = [
+                (spec.slug, tail[start : start + TAIL_ROW_POINTS])
+                for start in range(0, len(tail), TAIL_ROW_POINTS)
+            ]
+            await database_sync_to_async(save_batches)(rows)
+            log.info("stream %s: stored %d points left in the live window", spec.slug, len(tail))
+        except Exception:
+            log.exception("stream %s: could not store the live window's unstored points", spec.slug)
 
     @staticmethod
     async def warm_history(spec: StreamSpec, broadcaster: Broadcaster) -> None:
