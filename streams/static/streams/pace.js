@@ -11,6 +11,12 @@
 export const DRAW_SHARE = 0.5;
 /** Main-thread time per ms of Plotly calls: the calls, then style, layout and paint. */
 export const RENDER_FACTOR = 1.7;
+/**
+ * The longest rest, ms. A page's first frame draws every panel with its backfill (their cost is
+ * not known yet) and can take seconds on a slow machine; resting 2.4 times that would leave the
+ * charts still for longer than anyone waits. Later draws are short and rest far less.
+ */
+export const MAX_REST_MS = 1000;
 
 /**
  * How long to leave the main thread alone after drawing for `spentMs`.
@@ -19,5 +25,5 @@ export const RENDER_FACTOR = 1.7;
  * @param {number} [renderFactor]  main-thread time per ms of Plotly calls
  */
 export function restAfter(spentMs, share = DRAW_SHARE, renderFactor = RENDER_FACTOR) {
-  return Math.max(0, (spentMs * renderFactor) / share - spentMs);
+  return Math.min(MAX_REST_MS, Math.max(0, (spentMs * renderFactor) / share - spentMs));
 }

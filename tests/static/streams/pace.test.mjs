@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { DRAW_SHARE, RENDER_FACTOR, restAfter } from "../../../streams/static/streams/pace.js";
+import { DRAW_SHARE, MAX_REST_MS, RENDER_FACTOR, restAfter } from "../../../streams/static/streams/pace.js";
 
 describe("restAfter", () => {
   test("without rendering, rests as long again as drawing took at half the time", () => {
@@ -17,6 +17,9 @@ describe("restAfter", () => {
     const spent = 25;
     const busy = spent * RENDER_FACTOR;
     assert.ok(Math.abs(busy / (spent + restAfter(spent)) - DRAW_SHARE) < 1e-9);
+  });
+  test("rests at most MAX_REST_MS, however long a first draw of every panel took", () => {
+    assert.equal(restAfter(3000), MAX_REST_MS);
   });
   test("never rests less than nothing", () => {
     assert.equal(restAfter(10, 1, 0.5), 0);
