@@ -470,7 +470,7 @@ export class Connection {
 
   /**
    * Coalesce: at most one Plotly update per chart per animation frame, and after each, a rest
-   * (pace.js) so drawing takes at most half the main thread: a chart of 1,000 points/s then
+   * (pace.js) so drawing keeps the main thread under half busy: a chart of 1,000 points/s then
    * draws as often as the machine allows, and the page keeps its frames.
    */
   requestFrame() {

@@ -147,7 +147,7 @@ export class LastValue {
 // Drawing many panels: one Plotly draw cannot be split, and a panel of thousands of markers or
 // bars costs tens of milliseconds (measured: ~100 ms for 3,000 markers in software rendering).
 // So each frame draws the most overdue panels within a budget of expected draw time, then
-// leaves the main thread alone for a while (pace.js): drawing takes at most half of it, scrolling
+// leaves the main thread alone for a while (pace.js): drawing keeps it under half busy, scrolling
 // and clicks stay responsive. "Overdue" is time waited per ms of drawing, so every panel gets
 // about the same drawing time: a cheap line chart redraws many times a second, a costly panel
 // of markers less often, and no panel starves.
