@@ -428,10 +428,14 @@ class Bench:
             # The last line of the error says what went wrong (a traceback's end, or the message).
             reason = str(error).strip().splitlines()[-1:] or [type(error).__name__]
             return {**config.__dict__, "run": run, "failed": reason[0][:300]}
-        if row["lost"] and server.target.app:
-            # Points still queued in daphne: waiting for it to drain costs more than a restart,
-            # and stopping it now keeps it from eating CPU during the next run.
-            server.stop()
+        if row["lost"]:
+            # Points still queued for these sockets would go on arriving (and costing CPU) in
+            # later runs: drop the sockets, and the next run gets new ones on new streams.
+            await self.close_pools([pool.key])
+            pool.generation = -1
+            if server.target.app:
+                # Waiting for daphne to drain its queues costs more than a restart.
+                server.stop()
         row["took_s"] = time.monotonic() - began  # settling, connecting, drain and all
         print(json.dumps({k: v for k, v in row.items() if k != "latencies"}), file=sys.stderr, flush=True)
         return row
