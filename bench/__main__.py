@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import browser, fanout
+from bench import browser, fanout, ingest, memory
 from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +164,8 @@ def replace_section(text: str, name: str, body: str) -> str:
 SCENARIOS: list[tuple[str, Callable[[bool], str]]] = [
     ("fanout", lambda quick: fanout_section(QUICK_ARGS if quick else FANOUT_ARGS)),
     ("browser", browser.section),
+    ("ingest", ingest.section),
+    ("memory", memory.section),
 ]
 
 

@@ -1,0 +1,365 @@
+"""Ingest: how many points one worker process takes from feeds to history, layer and database.
+
+    .venv/bin/python -m bench.ingest --streams 1,100,1000 --rate 100000 --runs 3
+
+One worker process (bench/ingest_process.py: each stream through `Supervisor.run_feed`, as
+`manage.py ingest` runs it, fed pre-made JSON messages at R points/s in all) on a private
+redis-server and a throwaway SQLite file. Counted from Redis, not from what was offered:
+points that reached history (XINFO STREAM entries-added, summed over the streams) and
+group messages published (INFO commandstats). CPU of the worker and of redis-server from
+/proc. The worker then times a bare `json.loads`, and `json.loads` + extract, of the same
+payloads, so the cost per point is a ratio taken in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import shlex
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.fanout import Worker, cpu_seconds, private_redis, rss_mb, spread
+from bench.report import machine
+from tests.processes import BIN, Stack, make_stack, seed_streams
+
+SLUG_PREFIX = "ingest-"
+TARGET_POINTS_PER_S = 100_000
+TARGET_STREAMS = 1_000
+
+
+def counters(client: redis.Redis, *, prefix: str, streams: int) -> tuple[int, int]:
+    """(points ever appended to the streams' history, PUBLISH calls so far)."""
+    pipe = client.pipeline(transaction=False)
+    for n in range(streams):
+        pipe.xinfo_stream(f"{prefix}:window:{SLUG_PREFIX}{n}")
+    added = sum(
+        int(info["entries-added"]) for info in pipe.execute(raise_on_error=False) if isinstance(info, dict)
+    )
+    publishes = client.info("commandstats").get("cmdstat_publish", {}).get("calls", 0)
+    return added, int(publishes)
+
+
+def profile(pid: int, *, seconds: float, out: Path | None, streams: int) -> subprocess.Popen | None:
+    """py-spy sampling the worker over the window (collapsed stacks), when asked for."""
+    if out is None:
+        return None
+    target = out.with_name(f"{out.stem}-{streams}{out.suffix}")
+    argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(int(seconds))]
+    argv += ["--format", "raw", "--rate", "250", "--nonblocking", "-o", str(target)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stored_points(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        (total,) = connection.execute("select coalesce(sum(count), 0) from streams_storedbatch").fetchone()
+    return int(total)
+
+
+async def run_once(
+    stack: Stack, *, streams: int, run: int, args: argparse.Namespace, redis_url: str, redis_pid: int | None
+) -> dict[str, Any]:
+    client = redis.Redis.from_url(redis_url)
+    prefix = stack.env["LIVECHARTS_REDIS_PREFIX"]
+    database = stack.workdir / "db.sqlite3"
+    stored_before = stored_points(database)
+    added_before, _ = counters(client, prefix=prefix, streams=streams)
+    log = stack.workdir / f"ingest-{streams}-{run}.log"
+    config = {"streams": streams, "rate": args.rate, "slug_prefix": SLUG_PREFIX, "window": 1000}
+    config.update({"store": args.store, "log": str(log)})
+    worker = Worker("bench.ingest_process", stack.env)
+    await worker.start()
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    try:
+        await worker.send(json.dumps(config))
+        await worker.expect("READY", 120)
+        await asyncio.sleep(args.warmup)
+        added0, published0 = counters(client, prefix=prefix, streams=streams)
+        cpu0, redis0, at0 = cpu_seconds(pid), redis_pid and cpu_seconds(redis_pid), time.monotonic()
+        profiler = profile(pid, seconds=args.seconds, out=args.profile, streams=streams)
+        await asyncio.sleep(args.seconds)
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait, 30)
+        added1, published1 = counters(client, prefix=prefix, streams=streams)
+        cpu1, redis1, at1 = cpu_seconds(pid), redis_pid and cpu_seconds(redis_pid), time.monotonic()
+        rss = rss_mb(pid)
+        await worker.send("STOP")
+        result = json.loads(await worker.expect("RESULT", 120))
+    finally:
+        await worker.stop()
+    window = at1 - at0
+    added_after, _ = counters(client, prefix=prefix, streams=streams)
+    points = added1 - added0
+    cpu = cpu1 - cpu0
+    us_per_point = 1e6 * cpu / points if points else float("nan")
+    return {
+        "streams": streams,
+        "offered_per_s": args.rate,
+        "points_per_s": points / window,
+        "messages_per_s": (published1 - published0) / window,
+        "worker_cpu": 100 * cpu / window,
+        "redis_cpu": 100 * (redis1 - redis0) / window if redis_pid else float("nan"),
+        "worker_rss_mb": rss,
+        "us_per_point": us_per_point,
+        "json_loads_us": result["json_loads_us"],
+        "json_loads_extract_us": result["json_loads_extract_us"],
+        "ratio": us_per_point / result["json_loads_us"],
+        # Everything the run appended to history, and what of it reached the database by the end.
+        "appended": added_after - added_before,
+        "stored": stored_points(database) - stored_before if args.store else 0,
+        "stop_seconds": result["stop_seconds"],
+        "log_lines": len(log.read_text(errors="replace").splitlines()) if log.exists() else 0,
+    }
+
+
+async def run_all(
+    args: argparse.Namespace, stack: Stack, redis_url: str, redis_pid: int | None
+) -> list[dict[str, Any]]:
+    rows = []
+    for run in range(args.runs):
+        for streams in args.streams:
+            row = await run_once(
+                stack, streams=streams, run=run, args=args, redis_url=redis_url, redis_pid=redis_pid
+            )
+            row["run"] = run
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    prefix = f"bench-ingest-{secrets.token_hex(4)}"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        with private_redis(args.redis_url) as (url, redis_pid):
+            stack = make_stack(workdir=workdir, redis_url=url, prefix=prefix)
+            stack.env.update(
+                {"DEBUG": "false", "SECRET_KEY": secrets.token_hex(32), "LIVECHARTS_TICK_MS": "50"}
+            )
+            result = stack.manage("migrate", "--noinput", "-v", "0")
+            assert result.returncode == 0, result.stderr
+            specs = [
+                {
+                    "slug": f"{SLUG_PREFIX}{n}",
+                    "title": f"ingest {n}",
+                    "visibility": "public",
+                    "feed_kind": "push",  # never run by a worker here: the bench process runs them
+                    "store_points": args.store,
+                }
+                for n in range(max(args.streams))
+            ]
+            seed_streams(stack, specs)
+            try:
+                return asyncio.run(run_all(args, stack, url, redis_pid))
+            finally:
+                client = redis.Redis.from_url(url)
+                keys = list(client.scan_iter(f"{prefix}:*"))
+                if keys:
+                    client.delete(*keys)
+    finally:
+        if args.keep:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = [
+        "| streams | points/s offered | points/s into history | group messages/s | worker CPU % "
+        "| redis CPU % | µs CPU per point | bare `json.loads` µs | `json.loads` + extract µs "
+        "| cost per point / `json.loads` | stored / appended | worker RSS MB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for streams in args.streams:
+        runs = [r for r in rows if r["streams"] == streams]
+        if not runs:
+            continue
+        stored = (
+            spread([r["stored"] / r["appended"] for r in runs if r["appended"]], "{:.2f}")
+            if args.store
+            else "off"
+        )
+        lines.append(
+            f"| {streams:,} | {args.rate:,.0f} | {spread([r['points_per_s'] for r in runs])} "
+            f"| {spread([r['messages_per_s'] for r in runs])} | {spread([r['worker_cpu'] for r in runs])} "
+            f"| {spread([r['redis_cpu'] for r in runs])} "
+            f"| {spread([r['us_per_point'] for r in runs], '{:.1f}')} "
+            f"| {spread([r['json_loads_us'] for r in runs], '{:.2f}')} "
+            f"| {spread([r['json_loads_extract_us'] for r in runs], '{:.1f}')} "
+            f"| {spread([r['ratio'] for r in runs], '{:.0f}x')} | {stored} "
+            f"| {spread([r['worker_rss_mb'] for r in runs])} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    runs = [r for r in rows if r["streams"] == TARGET_STREAMS]
+    if not runs:
+        return ""
+    sustained = statistics.median(r["points_per_s"] for r in runs)
+    per_core = statistics.median(r["points_per_s"] / max(r["worker_cpu"], 1) * 100 for r in runs)
+    met = "met" if sustained >= 0.98 * TARGET_POINTS_PER_S else "missed"
+    return (
+        f"Target ({TARGET_POINTS_PER_S:,} points/s across {TARGET_STREAMS:,} streams in one process): "
+        f"**{met}**, {sustained:,.0f} points/s into history (median); at that cost per point one "
+        f"fully busy core would take about {per_core:,.0f} points/s."
+    )
+
+
+# Where a profile's samples go: the nearest frame (from the leaf up) that matches names the part.
+PARTS = [
+    ("json.loads (parse)", ("json/decoder.py", "loads (json/__init__.py")),
+    ("extract (map to points)", ("streams/feeds/extract.py", "jmespath/")),
+    ("history append (script, Redis client)", ("streams/history.py",)),
+    ("group messages (PUBLISH pipeline)", ("publish_pipelined", "channels_redis/")),
+    ("database store (Persister thread)", ("streams/store.py", "django/", "sqlite3")),
+    ("batch encoding (frames.py)", ("streams/frames.py",)),
+    ("broadcast (ids, queueing, finite check)", ("streams/broadcast.py",)),
+    ("worker (batch hand-off, health)", ("streams/worker.py", "streams/health.py")),
+    ("the bench's feed loop", ("bench/ingest_process.py",)),
+]
+
+
+def profile_shares(path: Path) -> list[tuple[str, float]]:
+    """Share of the samples of a py-spy raw profile in each part of PARTS (the rest: the event
+    loop, sockets and everything else)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        part = "event loop, sockets and the rest"
+        for frame in reversed(stack.split(";")):
+            found = next((name for name, marks in PARTS if any(mark in frame for mark in marks)), None)
+            if found:
+                part = found
+                break
+        counts[part] = counts.get(part, 0) + int(count)
+    return sorted(((part, 100 * n / total) for part, n in counts.items()), key=lambda item: -item[1])
+
+
+def where_time_goes(args: argparse.Namespace) -> str:
+    """One more run of the largest configuration under py-spy, summed up by part."""
+    if not (BIN / "py-spy").exists():
+        return "Profile skipped: py-spy is not installed (`.venv/bin/pip install py-spy`)."
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-profile-"))
+    try:
+        profiled = argparse.Namespace(**{**vars(args), "runs": 1, "streams": [max(args.streams)]})
+        profiled.profile = workdir / "profile"
+        measure(profiled)
+        found = list(workdir.glob("profile-*"))
+        if not found:
+            return "Profile skipped: py-spy recorded nothing (it needs ptrace rights on the worker)."
+        shares = profile_shares(found[0])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    lines = [
+        f"Where the worker's CPU goes with {max(args.streams):,} streams (py-spy, 250 samples/s over one "
+        "window of one more run, each sample given to the nearest part of the stack it is in):",
+        "",
+        "| part | share of samples % |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {part} | {share:.0f} |" for part, share in shares]
+    return "\n".join(lines)
+
+
+def section(quick: bool) -> str:
+    """docs/performance.md's ingest section (bench/__main__.py)."""
+    argv = ["--streams", "1,100", "--runs", "3", "--seconds", "1", "--warmup", "0.5"] if quick else []
+    args = parse_args(argv)
+    started = time.monotonic()
+    rows = measure(args)
+    profile_text = "" if quick else where_time_goes(args)
+    took = time.monotonic() - started
+    return "\n".join(
+        [
+            "## Ingest: one worker process, 1 to 1,000 streams",
+            "",
+            "One worker process (bench/ingest_process.py) runs every stream through",
+            "`Supervisor.run_feed`, the code `manage.py ingest` runs: the feed's batches go to",
+            "`Broadcaster.publish`, and every 50 ms tick appends each stream's batch to its Redis Streams",
+            "window, sends one group message per stream over `RedisPubSubChannelLayer` and hands the",
+            "batch to the Persister, which writes it to a throwaway SQLite file (the store is on, as it",
+            "is by default). The feed is an in-process `ExtractingFeed` that replays pre-made JSON",
+            'messages (one point each, `{"type": "tick", "symbol": ..., "ts": <ms>, "price": <float>}`',
+            "mapped with `extract: {time: ts, value: price}`): every 50 ms it takes the messages that",
+            "arrived since its last read and does with each what the websocket feed does, `json.loads`",
+            "then `Extractor.points`. A replay rather than a local server: a server process sending",
+            "100,000 messages/s would take most of the second core of this 2-core machine and its send",
+            "path would be measured as much as ours. The source is held back while its stream's last",
+            "batch still waits for a tick (as a full socket buffer holds back a sender), so a saturated",
+            "worker shows the rate it sustains.",
+            "",
+            f"{args.rate:,.0f} points/s are offered across the streams. *Points/s into history* counts",
+            "what reached Redis (XINFO STREAM entries-added over the window), *group messages/s* the",
+            "PUBLISH calls (INFO commandstats; health messages included), CPU is from /proc (100 = one",
+            "core; the worker's includes the Persister's thread). *Cost per point / `json.loads`* divides",
+            "the worker's CPU per point delivered by the CPU of a bare `json.loads` of one of the same",
+            "messages, timed in the same process after the window. *Stored / appended*: points in the",
+            f"database over points appended to history by the end of the run. Each run is {args.warmup:g} s",
+            f"of warm-up once every feed reads and {args.seconds:g} s measured; medians of {args.runs} runs",
+            "with (min-max).",
+            "",
+            "```sh",
+            shlex.join([".venv/bin/python", "-m", "bench.ingest", *argv]),
+            "```",
+            "",
+            machine(),
+            f"This section took {took / 60:.1f} min.",
+            "",
+            table(rows, args),
+            "",
+            verdict(rows),
+            "",
+            profile_text,
+        ]
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n")[0])
+    numbers = lambda text: [int(n) for n in text.split(",") if n]  # noqa: E731
+    parser.add_argument("--streams", type=numbers, default=[1, 100, 1000])
+    parser.add_argument("--rate", type=float, default=TARGET_POINTS_PER_S, help="points/s offered in all")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds of each run")
+    parser.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
+    parser.add_argument(
+        "--no-store", dest="store", action="store_false", help="keep points out of the database"
+    )
+    parser.add_argument("--redis-url", default="", help="a shared Redis (default: a private redis-server)")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy collapsed stacks of each window to FILE-<streams>.txt"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
+    parser.add_argument("--json", type=Path, help="also write every run's row here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    rows = measure(args)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(table(rows, args))
+    print()
+    print(verdict(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The ingest bench's worker process: the real feed path for N streams, fed pre-made JSON.
+
+Run by bench/ingest.py (bench.fanout.Worker), configured by one JSON line on stdin (streams,
+rate, slug_prefix, window, store, log), with a throwaway SQLite file and a private
+redis-server in its environment. Each stream runs through `Supervisor.run_feed` exactly as
+`manage.py ingest` runs it (health reports, `Broadcaster.publish`, the per-tick history
+append and group_send, the Persister when the stream stores points). Its feed is
+`ReplayFeed`, an ExtractingFeed reading pre-made message bytes instead of a socket: every
+READ_SECONDS it takes the messages that arrived since its last read (like draining a socket's
+receive buffer) and does with each what the websocket feed does, `json.loads` then
+`Extractor.points`. A local server would put a second busy process on a 2-core machine and
+measure its send path as much as ours. The source is held back while the stream's last batch
+waits for the next tick, as a full socket buffer holds back a sender: so a saturated process
+shows what it sustains rather than a growing queue.
+
+It prints "READY" once every feed reads, "STOP" on stdin ends the feeds (what is queued is
+flushed, as at a SIGTERM), then one "RESULT" JSON line with the same process's cost of a bare
+`json.loads`, and of `json.loads` + extract, per message of the same payloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+# One point per message, the shape of a typical ticker: a time in ms and a price.
+EXTRACT = {"time": "ts", "value": "price"}
+PAYLOADS = 10_000
+# How often a feed reads what arrived; at most MAX_READ_SECONDS of messages per read, so a
+# process that falls behind reads less (the source would buffer or drop) rather than hoard.
+READ_SECONDS = 0.05
+MAX_READ_SECONDS = 0.2
+
+
+def make_payloads(count: int = PAYLOADS) -> list[bytes]:
+    rng = random.Random(5)
+    start_ms = 1_700_000_000_000
+    return [
+        json.dumps(
+            {
+                "type": "tick",
+                "symbol": "ABC-USD",
+                "ts": start_ms + 50 * n,
+                "price": round(rng.uniform(90, 110), 4),
+            }
+        ).encode()
+        for n in range(count)
+    ]
+
+
+def replay_feed_class() -> type:
+    from streams.feeds.base import Batch, reject_unknown
+    from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
+
+    class ReplayFeed(ExtractingFeed):
+        """Pre-made messages at `rate` per second, read in chunks; parsed like a websocket feed."""
+
+        kind = "bench-replay"
+        label = "bench: pre-made messages"
+        payloads: list[bytes] = []
+        broadcaster: Any = None
+        # Streams whose feed is reading: a thousand take seconds to start (health reports,
+        # history and database look-ups), and the window must not measure that.
+        reading: set[str] = set()
+
+        @classmethod
+        def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+            reject_unknown(raw, {"rate", "extract"})
+            return {"rate": float(raw["rate"]), "extract": Extractor.clean_settings(raw.get("extract"))}
+
+        async def batches(self) -> AsyncIterator[Batch]:
+            rate, payloads = self.settings["rate"], self.payloads
+            position = random.randrange(len(payloads))
+            yield []
+            self.reading.add(self.slug)
+            # A random phase, so the streams' reads spread over the read interval.
+            await asyncio.sleep(random.uniform(0, READ_SECONDS))
+            last, owed = time.monotonic(), 0.0
+            while True:
+                # The next read is due READ_SECONDS after the last one, and once the last
+                # batch has left for history: a source held back as a full socket buffer holds
+                # back its sender (without it, a saturated process parses faster than it flushes).
+                await asyncio.sleep(max(0.0, last + READ_SECONDS - time.monotonic()))
+                while self.broadcaster.waiting(self.slug):
+                    # Flushes start on tick boundaries: look again just after the next one.
+                    tick = self.broadcaster.tick_seconds
+                    await asyncio.sleep(tick - time.time() % tick + tick / 10)
+                now = time.monotonic()
+                owed += rate * min(now - last, MAX_READ_SECONDS)
+                last = now
+                count, owed = int(owed), owed - int(owed)
+                received_at = time.time()
+                batch: Batch = []
+                for _ in range(count):
+                    raw = payloads[position]
+                    position = (position + 1) % len(payloads)
+                    try:
+                        batch += self.extractor.points(json.loads(raw), received_at=received_at)
+                    except (ValueError, BadPayload) as error:
+                        self.skip(str(error))
+                if batch:
+                    yield batch
+
+    return ReplayFeed
+
+
+def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, float]:
+    """CPU seconds per message of a bare json.loads, and of json.loads + extract (best of 3)."""
+    messages = payloads * 2
+    bare, mapped = [], []
+    for _ in range(3):
+        started = time.process_time()
+        for raw in messages:
+            json.loads(raw)
+        bare.append((time.process_time() - started) / len(messages))
+        started = time.process_time()
+        for raw in messages:
+            extractor.points(json.loads(raw), received_at=0.0)
+        mapped.append((time.process_time() - started) / len(messages))
+    return min(bare), min(mapped)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from streams.broadcast import get_broadcaster
+    from streams.feeds import FEED_KINDS
+    from streams.feeds.extract import Extractor
+    from streams.history import Retention
+    from streams.worker import StreamSpec, Supervisor
+
+    feed_class = replay_feed_class()
+    feed_class.payloads = make_payloads()
+    FEED_KINDS[feed_class.kind] = feed_class  # this process only: build_feed finds the kind
+    per_stream = args.rate / args.streams
+    settings_json = json.dumps({"extract": EXTRACT, "rate": per_stream}, sort_keys=True)
+    retention = Retention(points=args.window)
+    broadcaster = feed_class.broadcaster = get_broadcaster()
+    supervisor = Supervisor(broadcaster=broadcaster)
+    slugs = [f"{args.slug_prefix}{n}" for n in range(args.streams)]
+    for slug in slugs:
+        spec = StreamSpec(
+            slug=slug,
+            kind=feed_class.kind,
+            settings_json=settings_json,
+            retention=retention,
+            store=args.store,
+        )
+        supervisor.tasks[slug] = (spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec)))
+    while len(feed_class.reading) < args.streams:
+        await asyncio.sleep(0.1)
+    print("READY", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    stopped = time.monotonic()
+    await supervisor.stop_all()  # flushes what is queued, and the Persister's queue
+    stop_seconds = time.monotonic() - stopped
+    bare, mapped = per_message_seconds(feed_class.payloads, Extractor(EXTRACT))
+    return {
+        "stop_seconds": stop_seconds,
+        "json_loads_us": bare * 1e6,
+        "json_loads_extract_us": mapped * 1e6,
+        "persister_waiting": 0 if broadcaster.persister is None else broadcaster.persister.waiting,
+    }
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.readline())
+    # Logs to a file: nobody reads this process's stderr pipe, and a full pipe would block it.
+    log = os.open(config.pop("log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 2)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecharts.settings")
+    import django
+
+    django.setup()
+    result = asyncio.run(run(argparse.Namespace(**config)))
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
