@@ -1,9 +1,11 @@
 """Two `manage.py ingest` workers share the streams through Redis leases (streams/leases.py):
 kill -9 of one, its streams resume on the other within the lease time; SIGTERM of one, it exits
-within 10 s and hands its leases over at once. Nothing stored twice, nothing lost on a handoff."""
+within 10 s and hands its leases over at once. Nothing stored twice, nothing lost on a handoff.
+The last test pins a known loss window of the push inbox (xfail until push.py changes)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import signal
@@ -171,3 +173,50 @@ def test_sigterm_stops_a_worker_within_10_s_and_hands_its_streams_over_at_once(
     stack.stop("ingest-b")
     for slug in SLUGS:
         assert_stored_once_and_in_order(stack, workers, slug)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known loss window: the push feed acknowledges a request in its inbox (XDEL) as soon as "
+    "the worker asks for the next batch, while broadcast only stores the points at its next tick; "
+    "a kill -9 in between loses points already answered 202. The fix belongs in "
+    "streams/feeds/push.py (acknowledge after broadcast stored them), not in the worker.",
+)
+async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_history(
+    redis_layer, settings, monkeypatch
+):
+    from channels.db import database_sync_to_async
+
+    from streams.broadcast import get_broadcaster, reset_broadcasters
+    from streams.feeds.base import Point
+    from streams.inbox import get_inbox
+    from streams.models import Stream
+    from streams.worker import Supervisor
+
+    # A long tick, so a tick boundary cannot fall by chance between publish and acknowledge.
+    settings.LIVECHARTS_TICK_MS = 5_000
+    reset_broadcasters()
+    await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
+    inbox = get_inbox()
+    queued_at_ack: list[int] = []
+    acknowledge = inbox.done
+
+    async def done(slug, delivery):
+        queued_at_ack.append(get_broadcaster().waiting(slug))  # points not yet in history
+        await acknowledge(slug, delivery)
+
+    monkeypatch.setattr(inbox, "done", done)
+    supervisor = Supervisor()
+    await supervisor.sync()
+    try:
+        await inbox.put("pushed", [Point(t=1_763_800_000.0, values={"value": 1.0})])
+        for _ in range(200):
+            if queued_at_ack:
+                break
+            await asyncio.sleep(0.05)
+        assert queued_at_ack, "the worker never took the pushed request"
+        assert queued_at_ack[0] == 0, "acknowledged while its point still waited for the tick"
+    finally:
+        await supervisor.stop_all()
