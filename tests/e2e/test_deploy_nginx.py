@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.test_live_path import RATE, collect, next_frame
 from tests.processes import (
+    BIN,
     ROOT,
     STACK_PASSWORD,
     Nginx,
@@ -132,11 +133,10 @@ def test_systemd_accepts_the_shipped_units(tmp_path: Path):
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian: apt-get install -y systemd)")
     # Paths of this checkout instead of /srv/livecharts: verify checks every ExecStart exists.
-    python_bin = Path(ROOT / ".venv" / "bin")
     names = []
     for unit in sorted(UNITS.iterdir()):
         text = unit.read_text()
-        text = text.replace("/srv/livecharts/.venv/bin", str(python_bin))
+        text = text.replace("/srv/livecharts/.venv/bin", str(BIN))
         text = text.replace("/srv/livecharts", str(ROOT))
         text = text.replace("/etc/livecharts/livecharts.env", str(ROOT / "deploy" / "livecharts.env"))
         # Templates are checked as instances, as systemd would run them.
