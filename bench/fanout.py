@@ -371,17 +371,21 @@ class Bench:
             scheduled = 0
             for configs in groups.values():
                 pools: dict[Config, Pool] = {}
-                # Behind schedule (more spent than the share of --budget of the configurations
-                # up to this group's end), a group runs once: one run of each beats three of some.
+                # Every configuration runs once. Behind schedule (more spent than the share of
+                # --budget of the configurations up to this group's end), a group stops there:
+                # one run of each configuration beats three of some.
                 scheduled += len(configs)
                 share = self.args.budget * scheduled / len(plan)
                 for run in range(self.args.runs):
+                    if run and self.args.budget and time.monotonic() - started > share:
+                        reason = f"not run: behind --budget {self.args.budget:g} s"
+                        rows += [
+                            {**config.__dict__, "run": later, "failed": reason}
+                            for config in configs
+                            for later in range(run, self.args.runs)
+                        ]
+                        break
                     for config in configs:
-                        spent = time.monotonic() - started
-                        if self.args.budget and (spent > self.args.budget or (run and spent > share)):
-                            reason = f"not run: behind --budget {self.args.budget:g} s"
-                            rows.append({**config.__dict__, "run": run, "failed": reason})
-                            continue
                         rows.append(await self.run_config(config, run, redis_pid, pools))
                 await self.close_pools([pool.key for pool in pools.values()] + self.closed)
                 self.closed = []
@@ -776,7 +780,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--budget",
         type=float,
         default=0,
-        help="seconds for all runs: behind schedule a group runs once, past it nothing more (0: none)",
+        help="seconds for all runs: a group behind this schedule runs once (0: no limit)",
     )
     parser.add_argument("--redis-url", default="", help="a shared Redis (default: a private redis-server)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
