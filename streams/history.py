@@ -184,39 +184,59 @@ class MemoryHistory(History):
 
 
 # Trim a window by count and/or age and remember the newest id trimmed, in one atomic step.
+TRIM_FUNCTION = """
+local function trim(key, floor_key, max_points, oldest_id)
+  local floor = nil
+  if max_points ~= '' then
+    local excess = redis.call('XLEN', key) - tonumber(max_points)
+    if excess > 0 then
+      local dropped = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+      floor = dropped[#dropped][1]
+      redis.call('XTRIM', key, 'MAXLEN', max_points)
+    end
+  end
+  if oldest_id ~= '' then
+    local older = redis.call('XREVRANGE', key, '(' .. oldest_id, '-', 'COUNT', 1)
+    if #older > 0 then
+      floor = older[1][1]
+      redis.call('XTRIM', key, 'MINID', oldest_id)
+    end
+  end
+  if floor then redis.call('SET', floor_key, floor) end
+  return floor
+end
+"""
 # KEYS: stream, floor. ARGV: max points or "", oldest id kept or "".
-TRIM_SCRIPT = """
-local floor = nil
-if ARGV[1] ~= '' then
-  local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
-  if excess > 0 then
-    local dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
-    floor = dropped[#dropped][1]
-    redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
-  end
-end
-if ARGV[2] ~= '' then
-  local older = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[2], '-', 'COUNT', 1)
-  if #older > 0 then
-    floor = older[1][1]
-    redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
-  end
-end
-if floor then redis.call('SET', KEYS[2], floor) end
-return floor
-"""
+TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 
-# A whole batch in one call: XADD every point with its id, then trim as TRIM_SCRIPT does.
-# KEYS: stream, floor. ARGV: max points or "", oldest id kept or "", then the points as one
-# text of "<id>\n<p>\n" pairs (ids and compact JSON hold no newline): one argument, however
-# many points, keeps the client's packing cost per batch rather than per point.
+# Every stream's batch of a tick in one call: XADD each point with its id, then trim. KEYS:
+# stream and floor of each batch. ARGV: per batch, max points or "", oldest id kept or "",
+# and its points as one text of "<id>\n<p>\n" pairs (ids and compact JSON hold no newline).
+# One command for all streams keeps the client's cost per tick rather than per stream or per
+# point. Each batch runs under pcall: a refused one (an id below its stream's newest) is
+# answered with its error and the others are stored. Returns per batch 0 or the error text.
 APPEND_SCRIPT = (
-    """
-for id, p in string.gmatch(ARGV[3], '([^\\n]+)\\n([^\\n]*)\\n') do
-  redis.call('XADD', KEYS[1], id, 'p', p)
+    TRIM_FUNCTION
+    + """
+local function append(key, floor_key, max_points, oldest_id, text)
+  for id, p in string.gmatch(text, '([^\\n]+)\\n([^\\n]*)\\n') do
+    redis.call('XADD', key, id, 'p', p)
+  end
+  trim(key, floor_key, max_points, oldest_id)
 end
+local answers = {}
+for i = 1, #KEYS / 2 do
+  local ok, err = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i])
+  if ok then
+    answers[i] = 0
+  elseif type(err) == 'table' and err.err then
+    answers[i] = err.err
+  else
+    answers[i] = tostring(err)
+  end
+end
+return answers
 """
-    + TRIM_SCRIPT
 )
 
 _point_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -295,32 +315,33 @@ class RedisHistory(History):
             raise error
 
     async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
-        """Every stream's batch in one round trip: one APPEND_SCRIPT call each. In MULTI, so
-        the replies come back together and the client waits once per tick, not once per
-        stream (each wait lets every ready feed task run first: on a busy worker, waits are
-        what a flush costs). A script that fails inside EXEC leaves the others stored."""
+        """Every stream's batch in one command (APPEND_SCRIPT): one round trip and one wait per
+        tick, however many streams moved (each wait lets every ready feed task run first: on a
+        busy worker, waits are what a flush costs)."""
         if not batches:
             return []
+        keys: list[str] = []
+        args: list[Any] = []
+        for batch in batches:
+            oldest_ms = batch.retention.oldest_kept_ms()
+            points = batch.retention.points
+            keys += [self.key(batch.slug), self.floor_key(batch.slug)]
+            args += [
+                "" if points is None else points,
+                "" if oldest_ms is None else f"{oldest_ms}-0",
+                entries_text(batch.entries),
+            ]
         try:
-            async with self._redis().pipeline(transaction=True) as pipe:
-                for batch in batches:
-                    oldest_ms = batch.retention.oldest_kept_ms()
-                    points = batch.retention.points
-                    await self._append_script(
-                        keys=[self.key(batch.slug), self.floor_key(batch.slug)],
-                        args=[
-                            "" if points is None else points,
-                            "" if oldest_ms is None else f"{oldest_ms}-0",
-                            entries_text(batch.entries),
-                        ],
-                        client=pipe,
-                    )
-                results = await pipe.execute(raise_on_error=False)
+            client = self._redis()
+            answers = await self._append_script(keys=keys, args=args, client=client)
         except Exception as error:
-            # The connection failed: which scripts ran is unknown, so every batch is retried
-            # (a retried point gets a new id; a viewer may see it twice, never miss it).
+            # The call failed as a whole (connection lost, Redis busy): which batches were
+            # stored is unknown, so every one is retried (a retried point gets a new id: a
+            # viewer may get it twice, never miss it).
             return [error] * len(batches)
-        return [result if isinstance(result, Exception) else None for result in results]
+        from redis.exceptions import ResponseError
+
+        return [None if answer == 0 else ResponseError(_text(answer)) for answer in answers]
 
     async def _queue_trim(self, pipe: Any, slug: str, retention: Retention) -> None:
         oldest_ms = retention.oldest_kept_ms()

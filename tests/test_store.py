@@ -14,7 +14,16 @@ from streams.feeds.base import Point
 from streams.frames import Entry
 from streams.ids import IdClock, format_id
 from streams.models import StoredBatch, Stream
-from streams.store import Persister, iter_range, last_stored, prune_stream, read_after, save_batches
+from streams.store import (
+    Persister,
+    decode,
+    iter_range,
+    last_stored,
+    merge_batches,
+    prune_stream,
+    read_after,
+    save_batches,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,3 +133,22 @@ async def test_deleting_a_stream_deletes_its_stored_points(stream):
     await database_sync_to_async(save_batches)([("stored", batches_of(IdClock(), [3])[0])])
     await stream.adelete()
     assert await StoredBatch.objects.acount() == 0
+
+
+def test_a_streams_waiting_batches_are_merged_in_order_up_to_the_limit():
+    first, second, third = batches_of(IdClock(), [2, 2, 3])
+    merged = merge_batches([("a", first), ("b", second), ("a", third)], max_points=4)
+    assert merged == [("a", first), ("a", third), ("b", second)]
+    merged = merge_batches([("a", first), ("b", second), ("a", third)], max_points=5)
+    assert merged == [("a", first + third), ("b", second)]
+    assert len(first) == 2  # the caller's batches are not changed
+
+
+async def test_the_persister_writes_a_streams_batches_of_one_flush_as_one_row(stream):
+    persister = Persister(flush_seconds=60)
+    batches = batches_of(IdClock(), [2, 3, 1])
+    for batch in batches:
+        persister.add("stored", batch)
+    await persister.close()
+    row = await StoredBatch.objects.aget()
+    assert row.count == 6 and decode(row.data).ids == [e.id for batch in batches for e in batch]
