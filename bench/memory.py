@@ -72,7 +72,7 @@ async def run_once(stack: Stack, args: argparse.Namespace, run: int) -> list[dic
             await client.start()
             await client.send(json.dumps({"url": stack.ws_url, "origin": stack.base_url, "stream": STREAM}))
         settle(pid)
-        have = 0
+        have, retried = 0, [0]
         # Later runs stop below the largest count: one run there keeps the bench within its time.
         levels = args.viewers if run < args.full_runs else args.viewers[:-1]
         for viewers in [0, *levels]:
@@ -82,12 +82,17 @@ async def run_once(stack: Stack, args: argparse.Namespace, run: int) -> list[dic
                 shares = [more // CLIENTS + (i < more % CLIENTS) for i in range(CLIENTS)]
                 for client, share in zip(clients, shares, strict=True):
                     await client.send(f"OPEN {share}")
-                for client in clients:
-                    await client.expect("HAVE", 600)
+                retried = [int((await client.expect("HAVE", 600)).split()[1]) for client in clients]
                 have = viewers
             connected = time.monotonic()
             settle(pid)
-            row = {"run": run, "viewers": viewers, "rss_mb": rss_mb(pid), "fds": open_fds(pid)}
+            row = {
+                "run": run,
+                "viewers": viewers,
+                "rss_mb": rss_mb(pid),
+                "fds": open_fds(pid),
+                "retried": sum(retried),
+            }
             row["open_s"] = connected - started
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -144,15 +149,17 @@ def per_viewer_kb(rows: list[dict[str, Any]], viewers: int) -> list[float]:
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        "| idle viewers | daphne RSS MB | daphne open files | KB per viewer (growth from 0) |",
-        "| ---: | ---: | ---: | ---: |",
+        "| idle viewers | daphne RSS MB | daphne open files | KB per viewer (growth from 0) "
+        "| handshakes retried per run |",
+        "| ---: | ---: | ---: | ---: | ---: |",
     ]
     for viewers in [0, *args.viewers]:
         runs = [r for r in rows if r["viewers"] == viewers]
         slope = spread(per_viewer_kb(rows, viewers), "{:.1f}") if viewers else "-"
         lines.append(
             f"| {viewers:,} | {spread([r['rss_mb'] for r in runs], '{:.1f}')} "
-            f"| {spread([r['fds'] for r in runs])} | {slope} |"
+            f"| {spread([r['fds'] for r in runs])} | {slope} "
+            f"| {' / '.join(str(r['retried']) for r in runs)} |"
         )
     return "\n".join(lines)
 
