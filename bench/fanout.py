@@ -102,12 +102,14 @@ class Config:
     rate: int
     streams: int = 1
 
+    @property
+    def sockets(self) -> tuple[str, int, int]:
+        """Configurations that differ only in points/s share their viewers' sockets and streams."""
+        return (self.target, self.viewers, self.streams)
+
     def slugs(self, attempt: int) -> list[str]:
         """The streams of the `attempt`th pool of viewers (a fresh pool gets fresh streams)."""
-        return [
-            f"{self.target}-{self.viewers}-{self.rate}-{self.streams}-{attempt}-{i}"
-            for i in range(self.streams)
-        ]
+        return [f"{self.target}-{self.viewers}-{self.streams}-{attempt}-{i}" for i in range(self.streams)]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -271,7 +273,8 @@ class Bench:
         self.publisher = Worker("bench.publisher", env)
         self.clients = [Worker("bench.clients", env) for _ in range(CLIENT_PROCESSES)]
         self.closed: list[str] = []  # pools replaced in the current group, closed with it
-        self.attempts: dict[Config, int] = {}  # pools each configuration had: its streams' number
+        self.plan: list[Config] = []
+        self.attempts: dict[tuple, int] = {}  # pools each Config.sockets had: its streams' number
 
     async def start_workers(self) -> None:
         for worker in (self.publisher, *self.clients):
@@ -366,10 +369,11 @@ class Bench:
         first): one run of every configuration beats three of some."""
         rows: list[dict[str, Any]] = []
         started = time.monotonic()
-        groups: dict[tuple[int, int, int], list[Config]] = {}
+        self.plan = plan
+        groups: dict[tuple[int, int], list[Config]] = {}
         for config in plan:
-            groups.setdefault((config.viewers, config.rate, config.streams), []).append(config)
-        first_run: dict[tuple[int, int, int], float] = {}
+            groups.setdefault((config.viewers, config.streams), []).append(config)
+        first_run: dict[tuple[int, int], float] = {}
         await self.start_workers()
         try:
             for key, configs in groups.items():
@@ -393,7 +397,7 @@ class Bench:
     async def run_group(
         self, configs: list[Config], runs: range, redis_pid: int | None
     ) -> list[dict[str, Any]]:
-        pools: dict[Config, Pool] = {}
+        pools: dict[tuple, Pool] = {}
         rows = [await self.run_config(config, run, redis_pid, pools) for run in runs for config in configs]
         await self.close_pools([pool.key for pool in pools.values()] + self.closed)
         self.closed = []
@@ -405,21 +409,21 @@ class Bench:
             await client.expect("CLOSED", 60)
 
     async def run_config(
-        self, config: Config, run: int, redis_pid: int | None, pools: dict[Config, Pool]
+        self, config: Config, run: int, redis_pid: int | None, pools: dict[tuple, Pool]
     ) -> dict[str, Any]:
         server = self.servers[config.target]
         began = time.monotonic()
         if server.stale or not server.settled():
             server.restart()  # a backlog from the last run would cost this one
-        pool = pools.get(config)
+        pool = pools.get(config.sockets)
         if pool is None or pool.generation != server.generation:
             # New sockets subscribe to new streams: no history to replay.
-            attempt = self.attempts[config] = self.attempts.get(config, -1) + 1
+            attempt = self.attempts[config.sockets] = self.attempts.get(config.sockets, -1) + 1
             if pool is not None:
                 self.closed.append(pool.key)
-            pool = pools[config] = Pool(config, attempt, server.generation)
+            pool = pools[config.sockets] = Pool(config, attempt, server.generation)
         try:
-            if pool.attempt >= self.args.runs:
+            if pool.attempt >= attempts(self.plan, config, self.args.runs):
                 raise ViewersRefused("restarted in every run: no fresh streams left")
             row = await self.run_once(config, run, redis_pid, pool)
         except ViewersRefused as error:
@@ -465,6 +469,11 @@ class Pool:
         return f"{self.config.slugs(self.attempt)[0]}-g{self.generation}"
 
 
+def attempts(plan: list[Config], config: Config, runs: int) -> int:
+    """Pools (so fresh streams) a configuration's sockets may need: one a run at most."""
+    return runs * sum(other.sockets == config.sockets for other in plan)
+
+
 def plan_of(args: argparse.Namespace) -> list[Config]:
     """Every configuration once, in the order they are first run (see Bench.run_all)."""
     plan = [Config("livecharts", viewers, rate) for rate in args.rates for viewers in args.viewers]
@@ -505,9 +514,10 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 }
                 for config in plan
                 if TARGETS[config.target].publisher == "livecharts"
-                for attempt in range(args.runs)
+                for attempt in range(attempts(plan, config, args.runs))
                 for slug in config.slugs(attempt)
             ]
+            specs = list({spec["slug"]: spec for spec in specs}.values())  # rates share streams
             seed_streams(stack, specs)
             servers: dict[str, Server] = {}
             for name in dict.fromkeys(config.target for config in plan):
