@@ -476,19 +476,21 @@ export class Connection {
   requestFrame() {
     if (this.frameRequested || this.paused) return;
     this.frameRequested = true;
-    const frame = () =>
-      window.requestAnimationFrame(() => {
-        this.frameRequested = false;
-        if (this.paused) return;
-        const start = performance.now();
-        for (const chart of this.charts.values()) chart.draw();
-        const end = performance.now();
-        hooks.drawMs += end - start;
-        this.restUntil = end + restAfter(end - start);
-      });
-    const wait = this.restUntil - performance.now();
-    if (wait > 0) window.setTimeout(frame, wait);
-    else frame();
+    const frame = () => {
+      // Resting: look again next frame. Frames, not timers, so a hidden tab does no work at all.
+      if (!this.paused && performance.now() < this.restUntil) {
+        window.requestAnimationFrame(frame);
+        return;
+      }
+      this.frameRequested = false;
+      if (this.paused) return;
+      const start = performance.now();
+      for (const chart of this.charts.values()) chart.draw();
+      const end = performance.now();
+      hooks.drawMs += end - start;
+      this.restUntil = end + restAfter(end - start);
+    };
+    window.requestAnimationFrame(frame);
   }
 
   /** Paused: keep receiving (ids move on, the buffer fills within the window); draw on resume. */
