@@ -5,9 +5,9 @@
         --dashboard 100x10x100
 
 One private redis-server (a free port, nothing saved; or --redis-url with a unique key prefix,
-deleted afterwards), a throwaway SQLite file with one public stream per run, and one server
-process per stack compared, each started once and kept for the whole bench (restarted only
-when a run leaves it busy):
+deleted afterwards), a throwaway SQLite file with the public streams, and one server process
+per stack compared, each started once and kept for the whole bench (restarted when a run
+leaves it with a backlog or it refuses viewers):
 
 - `livecharts`: daphne `livecharts.asgi` over RedisPubSubChannelLayer; `core`: the same over
   RedisChannelLayer (LIVECHARTS_CHANNEL_LAYER=core);
@@ -18,14 +18,16 @@ when a run leaves it busy):
   message or event per point, relayed from Redis pub/sub).
 
 One publisher process (bench/publisher.py) and two viewer-client processes (bench/clients.py)
-are also kept for the whole bench and told what to do run by run. For each run the clients
-connect and subscribe, the publisher feeds the run's streams at an exact rate, and after a
-warm-up the window is measured: points and frames delivered per second (all viewers),
-publish-to-receipt latency, the CPU of the server, redis and the clients (/proc), the server's
-RSS at the end of the window, and points missing after gap-fill and a drain. Runs are
-interleaved (run 1 of every configuration, then run 2, ...) so ratios pair runs taken at
-nearly the same time. Every process is bounded in time and stopped at the end; everything is
-on 127.0.0.1.
+are also kept for the whole bench and told what to do run by run. Configurations with the same
+viewers (and streams per viewer) form a group; a group's runs go round its stacks (run 1 of
+each, then run 2, ...), so ratios pair runs taken moments apart, and each stack's viewer
+sockets and streams are kept from run to run, whatever the points/s. For each run the
+publisher feeds the streams at an exact rate and after a warm-up the window is measured:
+points and frames delivered per second (all viewers), publish-to-receipt latency, the CPU of
+the server, redis and the clients (/proc), the server's RSS at the end of the window, and
+points missing after gap-fill and a drain. Every configuration runs once first, then further
+runs go group by group while they fit in --budget. Every process is bounded in time and
+stopped at the end; everything is on 127.0.0.1.
 """
 
 from __future__ import annotations
