@@ -1,0 +1,39 @@
+"""The ingest and memory benches, smoke-sized: the harness measures and its tables fill.
+
+One run of each, a few streams or viewers, under a second of window: this proves the harness
+(worker process, counters read from Redis, the store, idle viewers, tables), not the figures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import ingest, memory
+from tests.services import require_redis
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(150)]
+
+
+def test_ingest_counts_points_that_reach_history_and_the_database() -> None:
+    args = ingest.parse_args(
+        ["--streams", "1,3", "--runs", "1", "--seconds", "0.6", "--warmup", "0.3", "--rate", "2000"]
+    )
+    args.redis_url = require_redis()
+    rows = ingest.measure(args)
+
+    assert [r["streams"] for r in rows] == [1, 3]
+    for row in rows:
+        assert row["points_per_s"] > 0 and row["messages_per_s"] > 0, row
+        assert row["stored"] == row["appended"] > 0, row  # the store kept up by the end of the run
+        assert row["json_loads_us"] > 0 and row["ratio"] > 1, row
+    assert "| 3 | 2,000 |" in ingest.table(rows, args)
+
+
+def test_memory_reads_daphnes_rss_with_idle_subscribed_viewers() -> None:
+    args = memory.parse_args(["--viewers", "5", "--runs", "1", "--redis-url", require_redis()])
+    rows, (before, after) = memory.measure(args)
+
+    assert [r["viewers"] for r in rows] == [0, 5]
+    assert rows[1]["fds"] >= rows[0]["fds"] + 5  # daphne holds every viewer's socket
+    assert after >= before
+    assert "| 5 |" in memory.table(rows, args)
