@@ -104,6 +104,7 @@ def main() -> None:
 def measure(base_url: str, *, width: int, height: int, seconds: float, warmup: float) -> dict:
     from playwright.sync_api import sync_playwright
 
+    from bench.browser import wait_until
     from tests.browser.conftest import CHROMIUM_ARGS
     from tests.services import require_chromium
 
@@ -116,7 +117,7 @@ def measure(base_url: str, *, width: int, height: int, seconds: float, warmup: f
             page.fill("input[name=password]", "admin-livecharts")
             page.click("button[type=submit]")
             page.wait_for_url(f"{base_url}/dashboards/bench/")
-            page.wait_for_function("document.body.dataset.connection === 'live'", timeout=30_000)
+            wait_until(page, "document.body.dataset.connection === 'live'", timeout=30)
             time.sleep(warmup)  # the backfill drawn, windows filling
             return page.evaluate(MEASURE, seconds)
         finally:
