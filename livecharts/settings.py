@@ -112,6 +112,8 @@ LIVECHARTS_TICK_MS = envint("LIVECHARTS_TICK_MS", 50, minimum=5)
 # seconds it may stay that far behind before it is closed (4008) to back-fill later.
 LIVECHARTS_SEND_BUDGET_BYTES = envint("LIVECHARTS_SEND_BUDGET_BYTES", 512 * 1024, minimum=16 * 1024)
 LIVECHARTS_SLOW_READER_SECONDS = envint("LIVECHARTS_SLOW_READER_SECONDS", 10, minimum=1)
+# GET /metrics (Prometheus) answers staff, and a scraper sending "Authorization: Bearer <this>".
+LIVECHARTS_METRICS_TOKEN = envstr("LIVECHARTS_METRICS_TOKEN")
 
 # Write broadcast points to the database (per stream: Stream.store_points); off for a
 # process that must never touch the database with points (benchmarks).

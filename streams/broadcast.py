@@ -164,6 +164,7 @@ class Broadcaster:
             "id": entries[-1].id,
             "key": self._clocks[slug].last,
             "prev": prev,
+            "points": len(entries),
             "text": encode_batch(slug=slug, prev=prev, entries=entries),
         }
 

@@ -175,8 +175,11 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await self.layer.group_discard(group_name(slug), self._channel)
         if not self._joined and self._receiver is not None:
+            # Nothing left to listen for. A layer forgets a channel whose receive was cancelled
+            # (the pub/sub layer unsubscribes it), so the next join starts on a new one.
             self._receiver.cancel()
             self._receiver = None
+            self._channel = None
 
     def connected(self, viewer: Viewer) -> None:
         self.sockets.add(viewer)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
-from streams import views
+from streams import metrics, views
 
 urlpatterns: list[URLPattern] = [
     path("", views.stream_list, name="stream-list"),
@@ -16,6 +16,7 @@ urlpatterns: list[URLPattern] = [
     path("dashboards/<slug:slug>/", views.dashboard_detail, name="dashboard-detail"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(
         "accounts/login/",

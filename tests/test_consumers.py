@@ -354,3 +354,17 @@ async def test_a_resume_the_window_no_longer_holds_comes_from_the_database(layer
     assert batch["id"] == everything[-1].id
     assert await client.receive_nothing(timeout=0.2)
     await client.disconnect()
+
+
+async def test_a_stream_watched_again_after_its_last_viewer_left_is_delivered(layer, alice, restricted):
+    """The process's last viewer leaving stops its layer listener; the next one starts anew."""
+    for round_ in range(3):
+        client = await connect(alice)
+        await send(client, {"op": "subscribe", "stream": "plant", "after": None})
+        await receive_op(client, "subscribed")
+        if round_:
+            await receive_op(client, "points")  # the backfill of earlier rounds
+        await publish("plant", [100 + round_])
+        frame = await receive_op(client, "points")
+        assert points_of(frame, "plant") == [100 + round_]
+        await client.disconnect()
