@@ -34,7 +34,7 @@ FANOUT_ARGS = [
     "--seconds", "2",
     "--warmup", "1",
     "--drain", "2",
-    "--budget", "300",
+    "--budget", "240",
 ]  # fmt: skip
 # A smoke run of every stack and table (one run each; under a minute).
 QUICK_ARGS = [
