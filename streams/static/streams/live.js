@@ -456,8 +456,10 @@ export class Connection {
     const chart = frame.stream ? this.charts.get(frame.stream) : undefined;
     if (chart && FINAL_ERRORS.has(frame.code ?? "")) {
       chart.stopped = true;
-      const why =
-        frame.code === "forbidden"
+      // The server says why when it can (signed out, access taken away); else a generic word.
+      const why = frame.message
+        ? `“${chart.slug}”: ${frame.message}.`
+        : frame.code === "forbidden"
           ? `You may not see “${chart.slug}” (any more): sign in, or ask an operator for access, then reload.`
           : `There is no stream “${chart.slug}” any more.`;
       if ([...this.charts.values()].every((each) => each.stopped)) this.stop(why);
