@@ -117,7 +117,10 @@ def check_viewers(viewers: Collection[Viewer]) -> dict[Viewer, Refusal]:
     for viewer in viewers:
         user = AnonymousUser() if viewer.user_id is None else users.get(viewer.session_key)
         if user is None or user.pk != viewer.user_id:
-            refusals[viewer] = Refusal("forbidden", "you were signed out (here or in another tab), or your session ended: sign in again")
+            refusals[viewer] = Refusal(
+                "forbidden",
+                "you were signed out (here or in another tab), or your session ended: sign in again",
+            )
         else:
             by_user[viewer.user_id].append(viewer)
     # One query per user: access.py's filter is the one answer, and building it is the cost
