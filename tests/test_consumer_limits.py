@@ -7,15 +7,12 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.contrib.sessions.models import Session
 from django.test import Client
-from django.utils import timezone
 
 from livecharts.asgi import application
 from streams import consumers, revocation
@@ -24,6 +21,15 @@ from streams.fanout import get_hub
 from streams.feeds.base import Point
 from streams.history import Retention
 from streams.models import Stream
+from tests.revocations import (
+    change_password,
+    deactivate,
+    delete,
+    disable,
+    expire_session,
+    sign_out,
+    take_alice_off,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,35 +79,6 @@ async def publish(slug: str, value: float) -> None:
     broadcaster = get_broadcaster()
     broadcaster.publish(slug, [Point(t=value, values={"v": value})], retention=Retention(points=50))
     await broadcaster.flush()
-
-
-def take_alice_off(stream: Stream, alice: User, session: str) -> None:
-    stream.viewers.remove(alice)
-
-
-def deactivate(stream: Stream, alice: User, session: str) -> None:
-    User.objects.filter(pk=alice.pk).update(is_active=False)
-
-
-def disable(stream: Stream, alice: User, session: str) -> None:
-    Stream.objects.filter(pk=stream.pk).update(enabled=False)
-
-
-def delete(stream: Stream, alice: User, session: str) -> None:
-    Stream.objects.filter(pk=stream.pk).delete()
-
-
-def sign_out(stream: Stream, alice: User, session: str) -> None:
-    Session.objects.filter(session_key=session).delete()
-
-
-def expire_session(stream: Stream, alice: User, session: str) -> None:
-    Session.objects.filter(session_key=session).update(expire_date=timezone.now() - timedelta(seconds=1))
-
-
-def change_password(stream: Stream, alice: User, session: str) -> None:
-    alice.set_password("a-new-password-42")
-    alice.save()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -17,7 +16,6 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
-from django.utils import timezone
 
 from livecharts.asgi import application
 from streams import sse_output
@@ -29,6 +27,15 @@ from streams.history import Retention, get_history
 from streams.ids import IdClock, format_id, parse_id
 from streams.models import Stream
 from streams.store import save_batches
+from tests.revocations import (
+    change_password,
+    deactivate,
+    delete,
+    disable,
+    expire_session,
+    sign_out,
+    take_alice_off,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -422,35 +429,6 @@ async def test_an_anonymous_viewer_may_follow_a_public_stream(memory_layer, plan
     assert client.status == 200
     assert (await client.points(1))[0] == [1]
     await client.leave()
-
-
-def take_alice_off(stream: Stream, alice: User, session: str) -> None:
-    stream.viewers.remove(alice)
-
-
-def deactivate(stream: Stream, alice: User, session: str) -> None:
-    User.objects.filter(pk=alice.pk).update(is_active=False)
-
-
-def disable(stream: Stream, alice: User, session: str) -> None:
-    Stream.objects.filter(pk=stream.pk).update(enabled=False)
-
-
-def delete(stream: Stream, alice: User, session: str) -> None:
-    Stream.objects.filter(pk=stream.pk).delete()
-
-
-def sign_out(stream: Stream, alice: User, session: str) -> None:
-    Session.objects.filter(session_key=session).delete()
-
-
-def expire_session(stream: Stream, alice: User, session: str) -> None:
-    Session.objects.filter(session_key=session).update(expire_date=timezone.now() - timedelta(seconds=1))
-
-
-def change_password(stream: Stream, alice: User, session: str) -> None:
-    alice.set_password("a-new-password-42")
-    alice.save()
 
 
 @pytest.mark.parametrize(
