@@ -99,7 +99,6 @@ class HubStats:
     ticks: int = 0
     widened: int = 0
     tick_seconds: float = 0.0
-    viewers: int = 0
     streams: int = 0
     # Viewers' batches dropped for being too far behind, and sockets closed for not reading.
     dropped_batches: int = 0
@@ -204,7 +203,6 @@ class Hub:
 
     def _count(self) -> None:
         self.stats.streams = len(self._members)
-        self.stats.viewers = len({viewer for members in self._members.values() for viewer in members})
 
     # Layer side ---------------------------------------------------------------------------
 
