@@ -50,3 +50,22 @@ export class Backoff {
     return delay;
   }
 }
+
+// Close code 4029: this account holds too many sockets (consumers.py MAX_SOCKETS_PER_USER).
+// Asking again at once cannot help until another tab closes, so wait at least this long.
+export const TOO_MANY_SOCKETS = 4029;
+export const CROWDED_MIN_MS = 30000;
+
+/**
+ * The delay before reconnecting after a close with `code`, given the ordinary backoff delay:
+ * the same, except after 4029, where it is 30 to 60 s (jittered, so the tabs over the limit
+ * do not retry together).
+ * @param {number} code
+ * @param {number} delay ms
+ * @param {() => number} [random]
+ * @returns {number} ms
+ */
+export function delayAfterClose(code, delay, random = Math.random) {
+  if (code !== TOO_MANY_SOCKETS) return delay;
+  return CROWDED_MIN_MS + Math.floor(random() * CROWDED_MIN_MS);
+}

@@ -10,7 +10,7 @@
 // panels); on a dashboard page, main() below finds no livechart-config and does nothing.
 
 import { steadyAxes } from "./axes.js";
-import { Backoff } from "./backoff.js";
+import { Backoff, delayAfterClose, TOO_MANY_SOCKETS } from "./backoff.js";
 import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { describeHealth } from "./health.js";
 import { restAfter } from "./pace.js";
@@ -311,6 +311,8 @@ export class Connection {
     this.stopped = false;
     this.paused = false;
     this.everOpened = false;
+    /** the last close was 4029 (too many sockets): its banner goes when a socket opens */
+    this.crowded = false;
     this.frameRequested = false;
     /** performance.now() before which the next draw waits (pace.js) */
     this.restUntil = 0;
@@ -341,6 +343,8 @@ export class Connection {
     this.backoff.opened(performance.now());
     this.everOpened = true;
     this.page.setConnection("live");
+    if (this.crowded) this.page.showBanner(null);
+    this.crowded = false;
     for (const chart of this.charts.values()) {
       chart.resyncSince = null;
       if (!chart.stopped) this.subscribe(chart);
@@ -366,10 +370,18 @@ export class Connection {
       return;
     }
     if (this.stopped) return;
-    const delay = this.backoff.closed(performance.now());
+    const delay = delayAfterClose(event.code, this.backoff.closed(performance.now()));
     const retryAt = performance.now() + delay;
     if (navigator.onLine === false) this.page.setConnection("offline");
     else this.page.setConnection("reconnecting", retryAt);
+    if (event.code === TOO_MANY_SOCKETS) {
+      // Stays up (the error frame's banner is transient) until a later socket opens.
+      this.crowded = true;
+      this.page.showBanner(
+        `Too many LiveCharts pages are open for your account: close some tabs. ` +
+          `This page tries again in ${Math.ceil(delay / 1000)} s.`,
+      );
+    }
     this.retryTimer = window.setTimeout(() => this.connect(), delay);
   }
 

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { Backoff, backoffDelay } from "../../../streams/static/streams/backoff.js";
+import {
+  Backoff,
+  backoffDelay,
+  CROWDED_MIN_MS,
+  delayAfterClose,
+  TOO_MANY_SOCKETS,
+} from "../../../streams/static/streams/backoff.js";
 
 const top = () => 0.999999;
 
@@ -46,5 +52,21 @@ describe("Backoff", () => {
     backoff.closed(0);
     backoff.opened(1000);
     assert.equal(backoff.closed(11_000), 499);
+  });
+});
+
+describe("delayAfterClose", () => {
+  test("keeps the ordinary backoff for every other close code", () => {
+    for (const code of [1000, 1001, 1006, 1011, 4008]) assert.equal(delayAfterClose(code, 123), 123);
+  });
+
+  test("waits 30 to 60 s after 4029 (too many sockets), jittered", () => {
+    assert.equal(TOO_MANY_SOCKETS, 4029);
+    assert.equal(delayAfterClose(4029, 10, () => 0), CROWDED_MIN_MS);
+    assert.equal(delayAfterClose(4029, 10, top), 2 * CROWDED_MIN_MS - 1);
+    for (let i = 0; i < 200; i += 1) {
+      const delay = delayAfterClose(4029, 0);
+      assert.ok(delay >= 30000 && delay < 60000, `delay ${delay}`);
+    }
   });
 });
