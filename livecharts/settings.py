@@ -93,11 +93,20 @@ if REDIS_URL:
     }
     if envstr("LIVECHARTS_CHANNEL_LAYER", "pubsub") not in _LAYERS:
         raise ImproperlyConfigured("LIVECHARTS_CHANNEL_LAYER must be pubsub or core")
+    # Shards of the layer: channels-redis hashes each group's channel to one of these, the same
+    # way in every process (so every process must list the same URLs in the same order). The
+    # history windows, leases and push inboxes stay on REDIS_URL.
+    LIVECHARTS_LAYER_REDIS_URLS = envlist("LIVECHARTS_LAYER_REDIS_URLS", REDIS_URL)
+    for _url in LIVECHARTS_LAYER_REDIS_URLS:
+        if not _url.startswith(("redis://", "rediss://", "unix://")):
+            raise ImproperlyConfigured(
+                f"LIVECHARTS_LAYER_REDIS_URLS: {_url!r} is not a redis://, rediss:// or unix:// URL"
+            )
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _LAYERS[envstr("LIVECHARTS_CHANNEL_LAYER", "pubsub")],
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": LIVECHARTS_LAYER_REDIS_URLS,
                 "prefix": f"{LIVECHARTS_REDIS_PREFIX}:asgi",
             },
         }

@@ -71,11 +71,13 @@ async def _redis() -> str:
         return NOT_CONFIGURED
     import redis.asyncio as redis
 
-    client = redis.from_url(settings.REDIS_URL, socket_connect_timeout=CHECK_SECONDS)
+    # REDIS_URL (history, leases, inboxes) and every shard of the channel layer.
+    urls = dict.fromkeys([settings.REDIS_URL, *getattr(settings, "LIVECHARTS_LAYER_REDIS_URLS", [])])
+    clients = [redis.from_url(url, socket_connect_timeout=CHECK_SECONDS) for url in urls]
     try:
-        await client.ping()
+        await asyncio.gather(*(client.ping() for client in clients))
     finally:
-        await client.aclose()
+        await asyncio.gather(*(client.aclose() for client in clients))
     return OK
 
 

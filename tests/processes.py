@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 # The password of the users a stack is seeded with (alice may see the stream, bob may not).
@@ -359,3 +360,22 @@ def port_is_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    """A private redis-server on `port` that keeps nothing on disk; returns once it answers."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

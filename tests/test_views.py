@@ -308,6 +308,16 @@ def test_readyz_names_redis_and_the_layer_when_redis_is_down(client: Client, set
     assert "127.0.0.1" not in json.dumps(body)  # no host or port in a public answer
 
 
+@pytest.mark.redis
+def test_readyz_names_redis_when_one_shard_of_the_layer_is_down(client: Client, redis_layer, settings):
+    # A fresh channel may hash to the shard that answers: the ping of every shard catches it.
+    settings.LIVECHARTS_LAYER_REDIS_URLS = [redis_layer, f"redis://127.0.0.1:{free_port()}/0"]
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "redis" in response.json()["failing"]
+    assert response.json()["checks"]["redis"].startswith("unreachable")
+
+
 @pytest.mark.django_db(databases=[])
 def test_readyz_names_the_database_when_it_refuses(client: Client, memory_layer):
     # With no database allowed to this test, the query is refused as by a database that is down.

@@ -11,15 +11,13 @@ import asyncio
 import itertools
 import json
 import shutil
-import subprocess
 import time
 
 import pytest
-import redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams
+from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams, start_redis
 from tests.services import missing, require_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -33,24 +31,6 @@ STEADY = {
     "visibility": "public",
     "window_points": 5000,
 }
-
-
-def start_redis(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 class Viewer:
