@@ -24,11 +24,11 @@ from django.conf import settings
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
 from streams.feeds.base import Batch, Feed
-from streams.feeds.push import PushFeed
+from streams.feeds.push import PushFeed, hand_over
 from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
 from streams.ids import parse_id
-from streams.inbox import Delivery, get_inbox
+from streams.inbox import get_inbox
 from streams.leases import Leases
 from streams.store import last_stored, prune_stream, read_after, save_batches
 
@@ -153,33 +153,44 @@ class Supervisor:
             _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in stuck:
                 log.warning("feed task %s did not stop within %s s", task.get_name(), STOP_TIMEOUT)
-        drained = await self.drain_inboxes()
+        await self.drain_inboxes()
         if self.broadcaster is not None:
             await self.broadcaster.close()
-        for slug, delivery in drained:
-            with contextlib.suppress(Exception):
-                await get_inbox().done(slug, delivery)
+        # The close stored what the feeds and the drain handed over: acknowledge it now, or the
+        # next owner would publish it again.
+        try:
+            await get_inbox().settle()
+        except Exception:
+            log.exception("could not acknowledge pushed points at stop")
         # Hand the streams over at once rather than after the leases expire.
         await self.leases.release(self.tasks)
         self.tasks.clear()
 
-    async def drain_inboxes(self) -> list[tuple[str, Delivery]]:
+    async def drain_inboxes(self) -> int:
         """Publish what push requests left in the inboxes of the push streams we ran: they were
-        acknowledged (202), so a stop must not lose them (the in-process inbox dies with us)."""
-        drained: list[tuple[str, Delivery]] = []
+        answered 202, so a stop must not lose them (the in-process inbox dies with us). What
+        the feeds already handed to broadcast is not taken again. Returns the points drained."""
+        drained = 0
         if self.broadcaster is None:
             return drained
+        inbox = get_inbox()
         for slug, (spec, _) in self.tasks.items():
             if spec.kind != PushFeed.kind:
                 continue
             try:
-                delivery = await get_inbox().take(slug, wait=0.01)
+                delivery = await inbox.take(slug, wait=0.01)
             except Exception:
                 log.exception("stream %s: could not drain the push inbox at stop", slug)
                 continue
             if delivery is not None and delivery.points:
-                self.broadcaster.publish(slug, delivery.points, retention=spec.retention, store=spec.store)
-                drained.append((slug, delivery))
+                self.broadcaster.publish(
+                    slug,
+                    delivery.points,
+                    retention=spec.retention,
+                    store=spec.store,
+                    on_stored=hand_over(inbox, slug, delivery),
+                )
+                drained += len(delivery.points)
         return drained
 
     @staticmethod
@@ -233,7 +244,13 @@ class Supervisor:
                 async for batch in self.watch(feed, health, spec=spec, broadcaster=broadcaster):
                     if batch:
                         attempt = 0
-                        broadcaster.publish(spec.slug, batch, retention=spec.retention, store=spec.store)
+                        broadcaster.publish(
+                            spec.slug,
+                            batch,
+                            retention=spec.retention,
+                            store=spec.store,
+                            on_stored=feed.handed_over(batch),
+                        )
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
                 raise
