@@ -25,6 +25,7 @@ from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
 from streams.feeds.base import Batch, Feed
 from streams.feeds.push import PushFeed, hand_over
+from streams.feeds.timeline import Timeline
 from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
 from streams.ids import parse_id
@@ -235,7 +236,8 @@ class Supervisor:
         if spec.store:
             await self.store_window_tail(spec, broadcaster)
             await self.warm_history(spec, broadcaster)
-        await self.resume(feed, spec.slug, broadcaster)
+        timeline = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
+        await self.resume(feed, spec.slug, broadcaster, timeline=timeline)
         attempt = 0
         while True:
             health.state = CONNECTING
@@ -244,13 +246,18 @@ class Supervisor:
                 async for batch in self.watch(feed, health, spec=spec, broadcaster=broadcaster):
                     if batch:
                         attempt = 0
-                        broadcaster.publish(
-                            spec.slug,
-                            batch,
-                            retention=spec.retention,
-                            store=spec.store,
-                            on_stored=feed.handed_over(batch),
-                        )
+                        on_stored = feed.handed_over(batch)
+                        batch = timeline.admit(batch, now=time.time(), skip=feed.skip)
+                        if batch:
+                            broadcaster.publish(
+                                spec.slug,
+                                batch,
+                                retention=spec.retention,
+                                store=spec.store,
+                                on_stored=on_stored,
+                            )
+                        elif on_stored is not None:
+                            on_stored()  # every point dropped: nothing to wait for
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
                 raise
@@ -316,8 +323,11 @@ class Supervisor:
             log.exception("stream %s: could not refill the live window from the database", spec.slug)
 
     @staticmethod
-    async def resume(feed: Feed, slug: str, broadcaster: Broadcaster) -> None:
-        """Tell the feed where the stored stream ends; without history it starts afresh."""
+    async def resume(
+        feed: Feed, slug: str, broadcaster: Broadcaster, *, timeline: Timeline | None = None
+    ) -> None:
+        """Tell the feed (and the stream's time rules) where the stored stream ends; without
+        history it starts afresh."""
         try:
             last = await broadcaster.history.last_entry(slug)
         except Exception:
@@ -325,6 +335,8 @@ class Supervisor:
             return
         if last is not None:
             feed.resume_after(last.point.t)
+            if timeline is not None:
+                timeline.resume(last.point)
 
     async def watch(
         self, feed: Feed, health: FeedHealth, *, spec: StreamSpec, broadcaster: Broadcaster

@@ -321,3 +321,46 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
         # Acknowledged, all of them: the next owner of the stream finds nothing to publish again.
         next_owner = RedisInbox(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
         assert await next_owner.take("pushed", wait=0.01) is None
+
+
+async def test_points_far_ahead_late_or_repeated_are_kept_out_of_history_and_counted(layer, settings):
+    import time
+
+    from streams.feeds.base import Point
+    from streams.inbox import RedisInbox, get_inbox
+
+    await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
+    supervisor = Supervisor()
+    await supervisor.sync()
+    now = time.time()
+    inbox = get_inbox()
+    try:
+        await inbox.put("pushed", [Point(now, {"value": 1.0})])
+        await wait_for(lambda: _values_are("pushed", [1.0]))
+        await inbox.put(
+            "pushed",
+            [
+                Point(now + 3600, {"value": 2.0}),  # an hour ahead: a local time sent as UTC
+                Point(now - 60, {"value": 3.0}),  # late
+                Point(now, {"value": 1.0}),  # the same point again: dropped, not counted
+                Point(now + 1, {"value": 4.0}),
+            ],
+        )
+        await inbox.put("pushed", [Point(now + 7200, {"value": 5.0})])  # nothing left to publish
+
+        async def counted() -> bool:
+            return (await status_of("pushed")).get("bad_payloads") == 3
+
+        await wait_for(counted)
+        assert await _values_are("pushed", [1.0, 4.0])
+    finally:
+        await supervisor.stop_all()
+    if layer == "redis":
+        # Every request acknowledged, the one whose points were all dropped too.
+        next_owner = RedisInbox(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+        assert await next_owner.take("pushed", wait=0.01) is None
+
+
+async def _values_are(slug: str, values: list[float]) -> bool:
+    window = await get_history().read(slug, after=None, retention=Retention())
+    return [entry.point.values["value"] for entry in window.entries] == values

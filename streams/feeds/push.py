@@ -28,8 +28,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings as django_settings
+
 from streams.feeds.base import Batch, Feed, FeedSettingsError, Point, reject_unknown, stall_setting
 from streams.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, parse_time
+from streams.feeds.timeline import ahead_reason
 
 if TYPE_CHECKING:
     from streams.inbox import Delivery, Inbox
@@ -73,15 +76,25 @@ class PushFeed(Feed):
         self.extractor = None if extract is None else Extractor(extract)
         # The delivery whose points `batches` yielded last, until the worker hands them over.
         self._yielded: Delivery | None = None
+        # Read once per feed (the API makes one per request), not per point.
+        self.max_ahead: float = django_settings.LIVECHARTS_MAX_FUTURE_SECONDS
 
     def describe(self) -> str:
         return f"/api/streams/{self.slug}/points"
 
     def points(self, record: Any, *, received_at: float) -> list[Point]:
-        """The points of one pushed record (a list item or an NDJSON line). Raises BadPayload."""
+        """The points of one pushed record (a list item or an NDJSON line). Raises BadPayload,
+        also for a time further ahead of `received_at` than LIVECHARTS_MAX_FUTURE_SECONDS."""
         if self.extractor is not None:
-            return self.extractor.points(record, received_at=received_at)
-        return [native_point(record, series=self.settings["series"], received_at=received_at)]
+            points = self.extractor.points(record, received_at=received_at)
+        else:
+            points = [native_point(record, series=self.settings["series"], received_at=received_at)]
+        latest = received_at + self.max_ahead
+        for point in points:
+            if point.t > latest:
+                # Refused here, so the pusher hears of it (the worker would only count it).
+                raise BadPayload("t: " + ahead_reason(point.t, now=received_at, max_ahead=self.max_ahead))
+        return points
 
     def handed_over(self, batch: Batch) -> Callable[[], None] | None:
         delivery = self._yielded
