@@ -11,9 +11,14 @@ window expires points from the front). So a live chart is append-only, per serie
 - Late: a value earlier than the newest time of its series is dropped and counted, unless it
   is at most LATE_SLACK_SECONDS late: then it is kept as it came (arrival times of requests
   racing through two daphne processes, a clock slewed by NTP; too little to see on a chart).
-- Repeated: a value at exactly the newest time of its series is dropped; silently when it is
-  the same value (a redelivered push, a re-read window), counted when it differs (the first
-  one was already drawn and stored, and stays).
+- Repeated: a value equal to the newest value of its series, at the same time, is dropped
+  without counting (a redelivered push, a re-read window, a replayed message). Another value
+  at the same time is kept: a second reading (the records of one message, or the numbers of
+  one push, all at its arrival time), drawn at the same x in arrival order.
+
+A batch (one message, one poll answer, one take of pushed requests) is put in time order first
+(stable), so a source that lists the newest first loses nothing; what is late is what is
+earlier than the batches before it.
 
 Series are independent: two MQTT topics may share a time, and a point keeps the values that
 pass (a point left with none is dropped).
@@ -56,29 +61,32 @@ class Timeline:
         self.top = max(self.top, point.t)
 
     def admit(self, batch: Batch, *, now: float, skip: Skip) -> Batch:
-        """The points of `batch` that pass, in order; `batch` itself when all of them do."""
+        """The points of `batch` that pass, in time order; `batch` itself when all of them do."""
         latest = now + self.max_ahead
         newest = self.newest
-        top = self.top
-        kept: Batch | None = None
-        for index, point in enumerate(batch):
+        previous = self.top
+        for point in batch:  # the usual case: each later than anything seen, none far ahead
             t = point.t
-            if top < t <= latest:  # the usual case: later than anything seen
-                top = t
+            if not previous < t <= latest:
+                break
+            previous = t
+        else:
+            for point in batch:
                 for name in point.values:
                     newest[name] = point
-                if kept is not None:
-                    kept.append(point)
-                continue
+            self.top = previous
+            return batch
+        # One batch is one message, answer or take of pushed requests: put it in time order
+        # first (stable, so equal times keep their arrival order), so a source that lists the
+        # newest first loses nothing; only what is earlier than earlier batches is late.
+        kept: Batch = []
+        for point in sorted(batch, key=_time):
             passed = self._check(point, latest=latest, skip=skip)
-            if passed is not None and t > top:
-                top = t
-            if passed is not point and kept is None:
-                kept = batch[:index]
-            if kept is not None and passed is not None:
+            if passed is not None:
                 kept.append(passed)
-        self.top = top
-        return batch if kept is None else kept
+                if passed.t > self.top:
+                    self.top = passed.t
+        return kept
 
     def _check(self, point: Point, *, latest: float, skip: Skip) -> Point | None:
         """One point not plainly after every series: the point, the part that passes, or None."""
@@ -96,10 +104,11 @@ class Timeline:
                 passing[name] = value
                 newest[name] = point
             elif t == before.t:
-                if before.values.get(name) != value and problem is None:
-                    problem = (
-                        f"series {name!r} already has a different value at {_when(t)}; the first one stays"
-                    )
+                # A repeat of the newest value is dropped (not counted); another value at the
+                # same time is a second reading (records of one message at its arrival time).
+                if before.values.get(name) != value:
+                    passing[name] = value
+                    newest[name] = point
             elif before.t - t <= LATE_SLACK_SECONDS:
                 passing[name] = value
             elif problem is None:
@@ -112,6 +121,10 @@ class Timeline:
         if len(passing) == len(values):
             return point
         return Point(t=t, values=passing) if passing else None
+
+
+def _time(point: Point) -> float:
+    return point.t
 
 
 def ahead_reason(t: float, *, now: float, max_ahead: float) -> str:

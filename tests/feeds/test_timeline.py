@@ -47,15 +47,29 @@ def test_a_late_value_is_dropped_and_counted_unless_it_is_only_a_little_late():
     assert "series 'a'" in reason and "10 s before its newest point" in reason
 
 
-def test_a_repeated_point_is_dropped_silently_and_a_conflicting_one_is_counted():
+def test_a_repeat_of_the_newest_value_is_dropped_without_counting_and_another_value_is_kept():
     timeline = Timeline(max_ahead=300)
     admit(timeline, [Point(NOW, {"a": 1.0})])
     kept, skips = admit(timeline, [Point(NOW, {"a": 1.0})])  # a redelivery
     assert kept == [] and skips == []
-    kept, skips = admit(timeline, [Point(NOW, {"a": 5.0})])
-    assert kept == []  # the first value was drawn and stored: it stays
-    [reason] = skips
-    assert "series 'a' already has a different value" in reason
+    kept, skips = admit(timeline, [Point(NOW, {"a": 5.0})])  # a second reading at that time
+    assert kept == [Point(NOW, {"a": 5.0})] and skips == []
+
+
+def test_several_readings_at_one_arrival_time_are_all_kept_in_arrival_order():
+    timeline = Timeline(max_ahead=300)
+    # POST [1, 2, 3]: three numbers of the default series, all at the request's arrival time.
+    batch = [Point(NOW, {"value": 1.0}), Point(NOW, {"value": 2.0}), Point(NOW, {"value": 3.0})]
+    kept, skips = admit(timeline, batch)
+    assert kept == batch and skips == []
+
+
+def test_a_batch_listed_newest_first_is_put_in_time_order_not_dropped():
+    timeline = Timeline(max_ahead=300)
+    admit(timeline, [Point(NOW - 100, {"a": 0.0})])
+    batch = [Point(NOW - t, {"a": float(t)}) for t in (1, 2, 3)]
+    kept, skips = admit(timeline, batch)
+    assert kept == batch[::-1] and skips == []
 
 
 def test_series_are_ordered_on_their_own_and_may_share_a_time():
@@ -68,7 +82,8 @@ def test_series_are_ordered_on_their_own_and_may_share_a_time():
         Point(NOW + 1, {"a": 2.0}),
     ]
     kept, skips = admit(timeline, batch)
-    assert kept == batch and skips == []
+    assert sorted(kept, key=lambda point: point.t) == kept  # in time order, stable
+    assert sorted(kept, key=repr) == sorted(batch, key=repr) and skips == []
 
 
 def test_a_point_keeps_the_series_that_pass():
