@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -83,6 +84,10 @@ def load_specs() -> dict[str, StreamSpec]:
     return {stream.slug: StreamSpec.of(stream) for stream in Stream.objects.pulled()}
 
 
+def _dropped_at_stop(slug: str, reason: str) -> None:
+    log.warning("stream %s: a pushed point drained at stop was dropped: %s", slug, reason[:300])
+
+
 def prune_streams(slugs: list[str]) -> int:
     from streams.models import Stream
 
@@ -94,6 +99,8 @@ class Supervisor:
         self.broadcaster = broadcaster
         self.leases = leases or Leases()
         self.tasks: dict[str, tuple[StreamSpec, asyncio.Task[None]]] = {}
+        # Each running stream's time rules, so the stop's drain of push inboxes applies them too.
+        self.timelines: dict[str, Timeline] = {}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Keep the running feeds in step with the database until `stop` is set."""
@@ -166,6 +173,7 @@ class Supervisor:
         # Hand the streams over at once rather than after the leases expire.
         await self.leases.release(self.tasks)
         self.tasks.clear()
+        self.timelines.clear()
 
     async def drain_inboxes(self) -> int:
         """Publish what push requests left in the inboxes of the push streams we ran: they were
@@ -183,15 +191,20 @@ class Supervisor:
             except Exception:
                 log.exception("stream %s: could not drain the push inbox at stop", slug)
                 continue
-            if delivery is not None and delivery.points:
-                self.broadcaster.publish(
-                    slug,
-                    delivery.points,
-                    retention=spec.retention,
-                    store=spec.store,
-                    on_stored=hand_over(inbox, slug, delivery),
-                )
-                drained += len(delivery.points)
+            if delivery is None or not delivery.points:
+                continue
+            on_stored = hand_over(inbox, slug, delivery)
+            points = delivery.points
+            timeline = self.timelines.get(slug)
+            if timeline is not None:
+                points = timeline.admit(points, now=time.time(), skip=partial(_dropped_at_stop, slug))
+            if not points:
+                on_stored()
+                continue
+            self.broadcaster.publish(
+                slug, points, retention=spec.retention, store=spec.store, on_stored=on_stored
+            )
+            drained += len(points)
         return drained
 
     @staticmethod
@@ -236,7 +249,7 @@ class Supervisor:
         if spec.store:
             await self.store_window_tail(spec, broadcaster)
             await self.warm_history(spec, broadcaster)
-        timeline = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
+        timeline = self.timelines[spec.slug] = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
         await self.resume(feed, spec.slug, broadcaster, timeline=timeline)
         attempt = 0
         while True:

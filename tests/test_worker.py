@@ -310,6 +310,7 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
     supervisor.tasks["pushed"][1].cancel()  # the stop's first step, before the feed takes more
     for n in range(4, 6):  # never taken by the feed: the stop's drain takes them
         await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
+    await inbox.put("pushed", [Point(1.0, {"value": 99.0})])  # late: the drain keeps the time rules
     await supervisor.stop_all()
 
     window = await get_history().read("pushed", after=None, retention=Retention())
