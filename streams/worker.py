@@ -349,7 +349,7 @@ class Supervisor:
         if last is not None:
             feed.resume_after(last.point.t)
             if timeline is not None:
-                timeline.resume(last.point)
+                timeline.resume(last.point, now=time.time())
 
     async def watch(
         self, feed: Feed, health: FeedHealth, *, spec: StreamSpec, broadcaster: Broadcaster

@@ -51,8 +51,12 @@ class Timeline:
         # The newest time of any series: a point after it needs no per-series look-up.
         self.top = -math.inf
 
-    def resume(self, point: Point) -> None:
+    def resume(self, point: Point, *, now: float) -> None:
         """Go on from a stored point (the newest in history), so a redelivery is not drawn twice."""
+        if point.t > now + self.max_ahead:
+            # Stored before this rule (a time unit read wrong): going on from it would make
+            # every new point late until the clock caught up, maybe for ever.
+            return
         # Only the series with a value: a stored point may carry another series as a gap (None)
         # only because its batch was columnar.
         for name, value in point.values.items():

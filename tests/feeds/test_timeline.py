@@ -97,7 +97,15 @@ def test_a_point_keeps_the_series_that_pass():
 def test_after_a_resume_a_redelivered_point_is_not_drawn_twice():
     timeline = Timeline(max_ahead=300)
     # The newest point in history; `b` is a gap only because its batch was columnar.
-    timeline.resume(Point(NOW, {"a": 1.0, "b": None}))
+    timeline.resume(Point(NOW, {"a": 1.0, "b": None}), now=NOW)
     redelivered = [Point(NOW, {"a": 1.0}), Point(NOW, {"b": 3.0}), Point(NOW + 1, {"a": 2.0})]
     kept, skips = admit(timeline, redelivered)
     assert kept == redelivered[1:] and skips == []
+
+
+def test_a_stored_point_far_ahead_is_not_gone_on_from():
+    timeline = Timeline(max_ahead=300)
+    # The newest point in history is in the year 50,000 (stored before this rule existed).
+    timeline.resume(Point(NOW * 1000, {"a": 1.0}), now=NOW)
+    kept, skips = admit(timeline, [Point(NOW, {"a": 2.0})])
+    assert kept == [Point(NOW, {"a": 2.0})] and skips == []
