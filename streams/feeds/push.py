@@ -8,8 +8,10 @@ The point format, one JSON value per point:
 - a bare number: a value of the default series at arrival time;
 - `{"t": <time>, "value": <number|null>}`: one value of the default series;
 - `{"t": <time>, "values": {"<series>": <number|null>, ...}}`: several series at once.
-`t` is optional (arrival time) and may be seconds, milliseconds or ISO 8601. An `extract`
-setting maps any other JSON shape (a webhook's body, say) with the usual JMESPath settings.
+`t` is optional (arrival time) and may be an epoch number in s, ms, µs or ns (told apart by
+size) or ISO 8601; more than LIVECHARTS_MAX_FUTURE_SECONDS ahead, the request is refused. An
+`extract` setting maps any other JSON shape (a webhook's body, say) with the usual JMESPath
+settings.
 
 A request leaves the inbox only once broadcast has stored its points in history: the feed
 yields a delivery, the worker hands it to broadcast with the callback `handed_over` returns,
