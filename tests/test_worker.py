@@ -287,7 +287,7 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
     from streams.models import StoredBatch
     from streams.store import read_after
 
-    settings.LIVECHARTS_TICK_MS = 60_000  # no tick of its own: what is handed over waits for the stop
+    settings.LIVECHARTS_TICK_MS = 86_400_000  # no tick of its own: what is handed over waits for the stop
     reset_broadcasters()
     await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
     inbox = get_inbox()
