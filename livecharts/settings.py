@@ -130,6 +130,11 @@ LIVECHARTS_STORE_POINTS = envbool("LIVECHARTS_STORE_POINTS", True)
 # Seconds between prunes of stored points beyond each stream's keep_seconds / keep_points.
 LIVECHARTS_PRUNE_SECONDS = envint("LIVECHARTS_PRUNE_SECONDS", 60, minimum=1)
 
+# A point dated more than this many seconds ahead of the receiving clock is a bad payload
+# (counted and dropped; the push API answers 400): a wrong time unit or a local time sent as
+# UTC, which would otherwise hold back every later point of its series (streams/feeds/timeline.py).
+LIVECHARTS_MAX_FUTURE_SECONDS = envint("LIVECHARTS_MAX_FUTURE_SECONDS", 300, minimum=0)
+
 # The push API (POST /api/streams/<slug>/points): body size, points a request, and requests a
 # second per token (bursts of twice that), per daphne process.
 LIVECHARTS_PUSH_MAX_BYTES = envint("LIVECHARTS_PUSH_MAX_BYTES", 1024 * 1024, minimum=1024)

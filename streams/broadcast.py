@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ class _Pending:
     retention: Retention
     store: bool = False
     points: list[Point] = field(default_factory=list)
+    # Called once these points are in history (the push feed then acknowledges its inbox).
+    on_stored: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Broadcaster:
@@ -64,19 +66,31 @@ class Broadcaster:
         self._flush_lock = asyncio.Lock()
 
     def publish(
-        self, slug: str, points: Iterable[Point], *, retention: Retention, store: bool = False
+        self,
+        slug: str,
+        points: Iterable[Point],
+        *,
+        retention: Retention,
+        store: bool = False,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         """Queue points for the next tick. Non-finite values become gaps (None). With `store`,
-        the sent batch is also written to the database."""
+        the sent batch is also written to the database. `on_stored` is called once the points
+        are in history (never, if they are dropped)."""
         pending = self._pending.get(slug)
         if pending is None:
             pending = self._pending[slug] = _Pending(retention)
         pending.retention = retention
         pending.store = store
         pending.points.extend(_finite(points))
+        if on_stored is not None:
+            pending.on_stored.append(on_stored)
         if len(pending.points) > MAX_PENDING_POINTS:
             dropped = len(pending.points) - MAX_PENDING_POINTS
             del pending.points[:dropped]
+            # Which callbacks the dropped points belonged to is not kept: call none, so a
+            # source that can send again (the push inbox) keeps all of them.
+            pending.on_stored.clear()
             log.warning("stream %s: dropped %d points waiting for history", slug, dropped)
         self._ensure_ticker()
 
@@ -136,6 +150,7 @@ class Broadcaster:
                     continue
                 if item.store and self.persister is not None:
                     self.persister.add(slug, entries)
+                _call_all(slug, item.on_stored)
                 messages.append((group_name(slug), self._message(slug, entries)))
             await self._send_all(messages)
 
@@ -152,6 +167,7 @@ class Broadcaster:
         """Put a batch back in front of what was published since, for the next tick."""
         waiting = self._pending.setdefault(slug, _Pending(item.retention, item.store))
         waiting.points[:0] = item.points
+        waiting.on_stored[:0] = item.on_stored
         self._ensure_ticker()
 
     def _message(self, slug: str, entries: list[Entry]) -> dict[str, Any]:
@@ -258,6 +274,15 @@ def _take_ids(clock: IdClock, count: int) -> list[str]:
     ms, first = clock.next()
     clock.last = (ms, first + count - 1)
     return [f"{ms}-{seq}" for seq in range(first, first + count)]
+
+
+def _call_all(slug: str, callbacks: list[Callable[[], None]]) -> None:
+    """Tell the sources of a stored batch; one that fails must not stop the tick."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("stream %s: a stored-points callback failed", slug)
 
 
 def _finite(points: Iterable[Point]) -> list[Point]:

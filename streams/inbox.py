@@ -8,12 +8,21 @@ worker holding the stream's lease drains it and publishes, like any other feed.
 With Redis the inbox is a Redis Stream (`<prefix>:inbox:<slug>`, one entry per request, so a
 request is taken whole or not at all); in the embedded mode it is an in-process queue on the
 one event loop that serves both the API and the worker.
+
+A delivery goes through three steps: `take` (read, still in the inbox), `handed` (given to
+broadcast: later takes in this process skip it) and `stored` (broadcast put its points in
+history: only now it is deleted, in one XDEL per stream for all that a tick stored). A worker
+killed before `stored` leaves the entry for the next owner of the stream, so nothing answered
+202 is lost; killed between the store and the XDEL, the next owner publishes it again
+(at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
@@ -25,9 +34,15 @@ from django.conf import settings
 from streams.feeds.base import Point
 from streams.redis_clients import LoopClients
 
+log = logging.getLogger(__name__)
+
 # Requests waiting per stream before the API answers 503: a stopped worker must not let a
 # busy pusher fill Redis or memory.
 MAX_WAITING_REQUESTS = 10_000
+# A failed acknowledgement (Redis blip) is tried again after this long.
+ACK_RETRY_SECONDS = 1.0
+# A stop waits this long for its acknowledgements (within the worker's 10 s to exit).
+SETTLE_SECONDS = 2.0
 
 
 class InboxFull(Exception):
@@ -36,7 +51,7 @@ class InboxFull(Exception):
 
 @dataclass(frozen=True)
 class Delivery:
-    """Points the worker took from an inbox; `receipt` acknowledges them once published."""
+    """Points the worker took from an inbox; `receipt` names them for `handed` and `stored`."""
 
     points: list[Point]
     receipt: Any = None
@@ -57,11 +72,24 @@ class Inbox(ABC):
 
     @abstractmethod
     async def take(self, slug: str, *, wait: float) -> Delivery | None:
-        """Every waiting point, oldest first, waiting up to `wait` seconds for one; None if none."""
+        """Every waiting point not yet handed to broadcast, oldest first, waiting up to `wait`
+        seconds for one; None if none. Taking twice without `handed` gives the same points."""
+
+    @abstractmethod
+    def handed(self, slug: str, delivery: Delivery) -> None:
+        """The delivery was given to broadcast: later takes in this process skip it."""
+
+    def stored(self, slug: str, delivery: Delivery) -> None:
+        """Broadcast stored the delivery's points in history: acknowledge it soon (batched)."""
+        return None
+
+    async def settle(self) -> None:
+        """Send every acknowledgement still queued (the stop path)."""
+        return None
 
     @abstractmethod
     async def done(self, slug: str, delivery: Delivery) -> None:
-        """Acknowledge a delivery: its points are published and may leave the inbox."""
+        """Acknowledge a delivery now: its points are in history and may leave the inbox."""
 
 
 @dataclass
@@ -96,10 +124,17 @@ class MemoryInbox(Inbox):
                     await queue.arrived.wait()
             except TimeoutError:
                 return None
+        # Left in the queue until handed to broadcast: a feed cancelled in between (a stop,
+        # an edit in admin) leaves them for the stop's drain or the next feed task.
         points = [point for request in queue.requests for point in request]
-        # In-process: nothing survives a crash anyway, so the points leave the queue now.
-        queue.requests.clear()
-        return Delivery(points)
+        return Delivery(points, receipt=len(queue.requests))
+
+    def handed(self, slug: str, delivery: Delivery) -> None:
+        # In-process: broadcast's queue dies with the process as this one would, so the points
+        # may leave now (a stop flushes broadcast; no later acknowledgement protects more).
+        requests = self._queue(slug).requests
+        for _ in range(min(delivery.receipt or 0, len(requests))):
+            requests.popleft()
 
     async def done(self, slug: str, delivery: Delivery) -> None:
         return None
@@ -113,6 +148,11 @@ class RedisInbox(Inbox):
         self.url = url
         self.prefix = prefix
         self._clients = LoopClients(url)
+        # Per stream, the id of the last entry handed to broadcast; takes read after it.
+        self._handed: dict[str, bytes] = {}
+        # Entry ids whose points are in history, waiting for their XDEL.
+        self._acks: dict[str, list[bytes]] = {}
+        self._acking: asyncio.Task[None] | None = None
 
     def _redis(self) -> Any:
         return self._clients.get()
@@ -129,16 +169,63 @@ class RedisInbox(Inbox):
         await client.xadd(self.key(slug), {"p": encode_points(points)})
 
     async def take(self, slug: str, *, wait: float) -> Delivery | None:
-        # Always from the start: entries leave only when `done` deletes them, so a worker that
-        # died between take and done leaves them for the next owner of the stream.
+        # From the start, or after what this process handed to broadcast: entries leave only
+        # once stored, so a worker that died before leaves them for the next owner (who reads
+        # from the start), and entries handed but not yet stored are not published twice.
         found = await self._redis().xread(
-            {self.key(slug): "0-0"}, count=self.MAX_TAKE, block=max(1, int(wait * 1000))
+            {self.key(slug): self._handed.get(slug, b"0-0")},
+            count=self.MAX_TAKE,
+            block=max(1, int(wait * 1000)),
         )
         if not found:
             return None
         _, entries = found[0]
         points = [point for _, fields in entries for point in decode_points(fields[b"p"])]
         return Delivery(points, receipt=[entry_id for entry_id, _ in entries])
+
+    def handed(self, slug: str, delivery: Delivery) -> None:
+        if delivery.receipt:
+            self._handed[slug] = delivery.receipt[-1]
+
+    def stored(self, slug: str, delivery: Delivery) -> None:
+        if not delivery.receipt:
+            return
+        self._acks.setdefault(slug, []).extend(delivery.receipt)
+        # One task sends what every stream's batch of a tick stored (broadcast calls `stored`
+        # for all of them in one go), not a round trip per request.
+        if self._acking is None or self._acking.done():
+            self._acking = asyncio.get_running_loop().create_task(self._send_acks())
+
+    async def _send_acks(self) -> None:
+        while self._acks:
+            acks, self._acks = self._acks, {}
+            slugs = list(acks)
+            results = await asyncio.gather(
+                *(self.done(slug, Delivery([], receipt=acks[slug])) for slug in slugs),
+                return_exceptions=True,
+            )
+            failed = False
+            for slug, result in zip(slugs, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed = True
+                    log.warning("stream %s: could not acknowledge pushed points (%s); retrying", slug, result)
+                    self._acks.setdefault(slug, [])[:0] = acks[slug]
+            if failed:
+                await asyncio.sleep(ACK_RETRY_SECONDS)
+
+    async def settle(self) -> None:
+        task = self._acking
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), SETTLE_SECONDS)
+        except TimeoutError:
+            # Redis is not answering: the entries stay, and the next owner publishes them
+            # again (at-least-once), rather than a stop that never ends.
+            log.warning("could not acknowledge pushed points at stop: %d streams left", len(self._acks))
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     async def done(self, slug: str, delivery: Delivery) -> None:
         if delivery.receipt:

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -24,11 +25,12 @@ from django.conf import settings
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.feeds import build_feed
 from streams.feeds.base import Batch, Feed
-from streams.feeds.push import PushFeed
+from streams.feeds.push import PushFeed, hand_over
+from streams.feeds.timeline import Timeline
 from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
 from streams.ids import parse_id
-from streams.inbox import Delivery, get_inbox
+from streams.inbox import get_inbox
 from streams.leases import Leases
 from streams.store import last_stored, prune_stream, read_after, save_batches
 
@@ -82,6 +84,10 @@ def load_specs() -> dict[str, StreamSpec]:
     return {stream.slug: StreamSpec.of(stream) for stream in Stream.objects.pulled()}
 
 
+def _dropped_at_stop(slug: str, reason: str) -> None:
+    log.warning("stream %s: a pushed point drained at stop was dropped: %s", slug, reason[:300])
+
+
 def prune_streams(slugs: list[str]) -> int:
     from streams.models import Stream
 
@@ -93,6 +99,8 @@ class Supervisor:
         self.broadcaster = broadcaster
         self.leases = leases or Leases()
         self.tasks: dict[str, tuple[StreamSpec, asyncio.Task[None]]] = {}
+        # Each running stream's time rules, so the stop's drain of push inboxes applies them too.
+        self.timelines: dict[str, Timeline] = {}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Keep the running feeds in step with the database until `stop` is set."""
@@ -153,33 +161,50 @@ class Supervisor:
             _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in stuck:
                 log.warning("feed task %s did not stop within %s s", task.get_name(), STOP_TIMEOUT)
-        drained = await self.drain_inboxes()
+        await self.drain_inboxes()
         if self.broadcaster is not None:
             await self.broadcaster.close()
-        for slug, delivery in drained:
-            with contextlib.suppress(Exception):
-                await get_inbox().done(slug, delivery)
+        # The close stored what the feeds and the drain handed over: acknowledge it now, or the
+        # next owner would publish it again.
+        try:
+            await get_inbox().settle()
+        except Exception:
+            log.exception("could not acknowledge pushed points at stop")
         # Hand the streams over at once rather than after the leases expire.
         await self.leases.release(self.tasks)
         self.tasks.clear()
+        self.timelines.clear()
 
-    async def drain_inboxes(self) -> list[tuple[str, Delivery]]:
+    async def drain_inboxes(self) -> int:
         """Publish what push requests left in the inboxes of the push streams we ran: they were
-        acknowledged (202), so a stop must not lose them (the in-process inbox dies with us)."""
-        drained: list[tuple[str, Delivery]] = []
+        answered 202, so a stop must not lose them (the in-process inbox dies with us). What
+        the feeds already handed to broadcast is not taken again. Returns the points drained."""
+        drained = 0
         if self.broadcaster is None:
             return drained
+        inbox = get_inbox()
         for slug, (spec, _) in self.tasks.items():
             if spec.kind != PushFeed.kind:
                 continue
             try:
-                delivery = await get_inbox().take(slug, wait=0.01)
+                delivery = await inbox.take(slug, wait=0.01)
             except Exception:
                 log.exception("stream %s: could not drain the push inbox at stop", slug)
                 continue
-            if delivery is not None and delivery.points:
-                self.broadcaster.publish(slug, delivery.points, retention=spec.retention, store=spec.store)
-                drained.append((slug, delivery))
+            if delivery is None or not delivery.points:
+                continue
+            on_stored = hand_over(inbox, slug, delivery)
+            points = delivery.points
+            timeline = self.timelines.get(slug)
+            if timeline is not None:
+                points = timeline.admit(points, now=time.time(), skip=partial(_dropped_at_stop, slug))
+            if not points:
+                on_stored()
+                continue
+            self.broadcaster.publish(
+                slug, points, retention=spec.retention, store=spec.store, on_stored=on_stored
+            )
+            drained += len(points)
         return drained
 
     @staticmethod
@@ -224,7 +249,8 @@ class Supervisor:
         if spec.store:
             await self.store_window_tail(spec, broadcaster)
             await self.warm_history(spec, broadcaster)
-        await self.resume(feed, spec.slug, broadcaster)
+        timeline = self.timelines[spec.slug] = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
+        await self.resume(feed, spec.slug, broadcaster, timeline=timeline)
         attempt = 0
         while True:
             health.state = CONNECTING
@@ -233,7 +259,18 @@ class Supervisor:
                 async for batch in self.watch(feed, health, spec=spec, broadcaster=broadcaster):
                     if batch:
                         attempt = 0
-                        broadcaster.publish(spec.slug, batch, retention=spec.retention, store=spec.store)
+                        on_stored = feed.handed_over(batch)
+                        batch = timeline.admit(batch, now=time.time(), skip=feed.skip)
+                        if batch:
+                            broadcaster.publish(
+                                spec.slug,
+                                batch,
+                                retention=spec.retention,
+                                store=spec.store,
+                                on_stored=on_stored,
+                            )
+                        elif on_stored is not None:
+                            on_stored()  # every point dropped: nothing to wait for
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
                 raise
@@ -299,8 +336,11 @@ class Supervisor:
             log.exception("stream %s: could not refill the live window from the database", spec.slug)
 
     @staticmethod
-    async def resume(feed: Feed, slug: str, broadcaster: Broadcaster) -> None:
-        """Tell the feed where the stored stream ends; without history it starts afresh."""
+    async def resume(
+        feed: Feed, slug: str, broadcaster: Broadcaster, *, timeline: Timeline | None = None
+    ) -> None:
+        """Tell the feed (and the stream's time rules) where the stored stream ends; without
+        history it starts afresh."""
         try:
             last = await broadcaster.history.last_entry(slug)
         except Exception:
@@ -308,6 +348,8 @@ class Supervisor:
             return
         if last is not None:
             feed.resume_after(last.point.t)
+            if timeline is not None:
+                timeline.resume(last.point, now=time.time())
 
     async def watch(
         self, feed: Feed, health: FeedHealth, *, spec: StreamSpec, broadcaster: Broadcaster

@@ -44,12 +44,14 @@ class FlakyHistory(MemoryHistory):
     def __init__(self) -> None:
         super().__init__()
         self.fail_next = 0
+        self.appended: list[float] = []  # the times of every point stored, in order
 
     async def append(self, slug, entries, *, retention):
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("redis went away")
         await super().append(slug, entries, retention=retention)
+        self.appended.extend(entry.point.t for entry in entries)
 
 
 @pytest.fixture
@@ -131,6 +133,45 @@ async def test_a_failed_history_append_keeps_the_points_for_the_next_tick(layer)
     broadcaster.publish("s", [Point(t=2, values={"v": 2})], retention=Retention())
     await broadcaster.flush()
     assert json.loads(layer.sent[0][1]["text"])["t"] == [1000, 2000]
+
+
+async def test_a_source_is_told_its_points_are_stored_only_after_the_history_append(layer):
+    history = FlakyHistory()
+    history.fail_next = 1
+    broadcaster = broadcaster_with(layer, history)
+    told: list[list[float]] = []
+
+    def tell() -> None:
+        # What history holds when broadcast calls back: the points must already be in it.
+        told.append(list(history.appended))
+
+    broadcaster.publish("s", [Point(t=1, values={"v": 1})], retention=Retention(), on_stored=tell)
+    assert told == []  # queued for the tick, not stored
+    await broadcaster.flush()
+    assert told == []  # the append failed: the points wait for the next tick, and so does the call
+    broadcaster.publish("s", [Point(t=2, values={"v": 2})], retention=Retention(), on_stored=tell)
+    await broadcaster.flush()
+    assert told == [[1, 2], [1, 2]]  # once per publish, after the append that held them
+
+
+async def test_points_dropped_while_history_is_down_are_never_reported_stored(layer, monkeypatch):
+    monkeypatch.setattr("streams.broadcast.MAX_PENDING_POINTS", 2)
+    history = FlakyHistory()
+    history.fail_next = 1
+    broadcaster = broadcaster_with(layer, history)
+    told: list[str] = []
+    broadcaster.publish(
+        "s", [Point(t=1, values={"v": 1})], retention=Retention(), on_stored=lambda: told.append("a")
+    )
+    await broadcaster.flush()
+    for t in (2, 3):
+        broadcaster.publish(
+            "s", [Point(t=t, values={"v": t})], retention=Retention(), on_stored=lambda: told.append("b")
+        )
+    await broadcaster.flush()
+    # One point was dropped, and which request it came from is not kept: none is acknowledged,
+    # so a source that can send again (the push inbox) keeps them all.
+    assert broadcaster.waiting("s") == 0 and told == []
 
 
 async def test_ids_continue_after_the_last_stored_one_when_a_process_restarts(layer):

@@ -68,6 +68,16 @@ def test_a_bad_body_is_refused_with_the_status_and_what_is_wrong(body, content_t
     assert (error.status, error.message[: len(message)]) == (status, message)
 
 
+def test_a_point_dated_far_ahead_of_the_server_clock_is_refused_saying_so(settings):
+    error = refused('[{"t": 1763000000, "value": 1}, {"t": 1763003600, "value": 2}]')
+    assert error.status == 400
+    assert error.message.startswith("points[1]: t: time 2025-11-13T03:13:20Z is 3600 s ahead of this server")
+    assert "LIVECHARTS_MAX_FUTURE_SECONDS=300" in error.message
+    assert len(read('{"t": 1763000299, "value": 1}')) == 1  # within the bound
+    settings.LIVECHARTS_MAX_FUTURE_SECONDS = 7200
+    assert len(read('{"t": 1763003600, "value": 1}')) == 1
+
+
 def test_more_points_than_the_limit_is_too_large(settings):
     settings.LIVECHARTS_PUSH_MAX_POINTS = 3
     assert refused("[1, 2, 3, 4]").status == 413

@@ -276,3 +276,92 @@ async def test_a_stream_that_does_not_store_points_writes_nothing(memory_layer):
     await wait_for(live)
     await supervisor.stop_all()
     assert await StoredBatch.objects.acount() == 0
+
+
+async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbox(layer, settings):
+    """SIGTERM's path (stop_all) with requests at every step: stored, handed to broadcast but
+    waiting for the tick, and never taken by the feed."""
+    from streams.broadcast import reset_broadcasters
+    from streams.feeds.base import Point
+    from streams.inbox import RedisInbox, get_inbox
+    from streams.models import StoredBatch
+    from streams.store import read_after
+
+    settings.LIVECHARTS_TICK_MS = 86_400_000  # no tick of its own: what is handed over waits for the stop
+    reset_broadcasters()
+    await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
+    inbox = get_inbox()
+    supervisor = Supervisor()
+    await supervisor.sync()
+    broadcaster = get_broadcaster()
+    await inbox.put("pushed", [Point(0.0, {"value": 0.0})])
+
+    def waiting(count: int):
+        async def check() -> bool:
+            return broadcaster.waiting("pushed") == count
+
+        return check
+
+    await wait_for(waiting(1))
+    await broadcaster.flush()  # stored in history, acknowledged soon after
+    for n in range(1, 4):  # handed over, waiting for the next tick
+        await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
+    await wait_for(waiting(3))
+    supervisor.tasks["pushed"][1].cancel()  # the stop's first step, before the feed takes more
+    for n in range(4, 6):  # never taken by the feed: the stop's drain takes them
+        await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
+    await inbox.put("pushed", [Point(1.0, {"value": 99.0})])  # late: the drain keeps the time rules
+    await supervisor.stop_all()
+
+    window = await get_history().read("pushed", after=None, retention=Retention())
+    assert [entry.point.values["value"] for entry in window.entries] == [float(n) for n in range(6)]
+    stored = await database_sync_to_async(read_after)("pushed", after=None, limit=100)
+    assert [entry.point.values["value"] for entry in stored] == [float(n) for n in range(6)]
+    assert await StoredBatch.objects.acount() >= 1
+    if layer == "redis":
+        # Acknowledged, all of them: the next owner of the stream finds nothing to publish again.
+        next_owner = RedisInbox(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+        assert await next_owner.take("pushed", wait=0.01) is None
+
+
+async def test_points_far_ahead_late_or_repeated_are_kept_out_of_history_and_counted(layer, settings):
+    import time
+
+    from streams.feeds.base import Point
+    from streams.inbox import RedisInbox, get_inbox
+
+    await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
+    supervisor = Supervisor()
+    await supervisor.sync()
+    now = time.time()
+    inbox = get_inbox()
+    try:
+        await inbox.put("pushed", [Point(now, {"value": 1.0})])
+        await wait_for(lambda: _values_are("pushed", [1.0]))
+        await inbox.put(
+            "pushed",
+            [
+                Point(now + 3600, {"value": 2.0}),  # an hour ahead: a local time sent as UTC
+                Point(now - 60, {"value": 3.0}),  # late
+                Point(now, {"value": 1.0}),  # the same point again: dropped, not counted
+                Point(now + 1, {"value": 4.0}),
+            ],
+        )
+        await inbox.put("pushed", [Point(now + 7200, {"value": 5.0})])  # nothing left to publish
+
+        async def counted() -> bool:
+            return (await status_of("pushed")).get("bad_payloads") == 3
+
+        await wait_for(counted)
+        assert await _values_are("pushed", [1.0, 4.0])
+    finally:
+        await supervisor.stop_all()
+    if layer == "redis":
+        # Every request acknowledged, the one whose points were all dropped too.
+        next_owner = RedisInbox(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+        assert await next_owner.take("pushed", wait=0.01) is None
+
+
+async def _values_are(slug: str, values: list[float]) -> bool:
+    window = await get_history().read(slug, after=None, retention=Retention())
+    return [entry.point.values["value"] for entry in window.entries] == values

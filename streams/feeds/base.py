@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -62,6 +62,11 @@ class Feed(ABC):
     def resume_after(self, t: float) -> None:
         """Called once before the first `batches()` with the time of the stream's newest stored
         point; a feed that re-reads windows (poll) skips what is already stored."""
+        return None
+
+    def handed_over(self, batch: Batch) -> Callable[[], None] | None:
+        """Called as the worker gives `batch` to broadcast; what it returns, broadcast calls once
+        the batch is in history (the push feed acknowledges its inbox then). None: nothing to do."""
         return None
 
     def describe(self) -> str:

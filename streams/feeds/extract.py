@@ -43,12 +43,16 @@ KEYS = {
     "offset",
     "aggregate",
 }
-TIME_UNITS = ("auto", "s", "ms", "iso")
+TIME_UNITS = ("auto", "s", "ms", "us", "ns", "iso")
 AGGREGATES = ("count", "sum", "mean", "min", "max")
 MAX_RECORDS = 10_000
 MAX_SERIES_NAME = 64
-# Epoch numbers above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is March 1973.
-MS_THRESHOLD = 1e11
+# `auto` reads an epoch number by its size: below 1e11 seconds (up to the year 5138), below
+# 1e14 milliseconds, below 1e17 microseconds, else nanoseconds. Each bound is the year 5138
+# in the smaller unit and March 1973 in the larger, so every time from 1973 to 5138 reads right
+# in any of the four units; an earlier one needs `time_unit`.
+UNIT_BOUNDS = ((1e11, 1), (1e14, 1_000), (1e17, 1_000_000))
+DIVISORS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 # Records far in the future (a wrong time_unit) would keep intervals open forever: cap them.
 MAX_OPEN_INTERVALS = 10_000
 _FUNCTIONS = Functions().FUNCTION_TABLE
@@ -516,7 +520,8 @@ def _present(found: Any) -> float | None:
 
 
 def parse_time(raw: Any, *, unit: str = "auto") -> float:
-    """Seconds since the epoch from seconds, milliseconds (auto: above 1e11) or ISO 8601 text.
+    """Seconds since the epoch from a number of s, ms, µs or ns (auto: by size, see
+    UNIT_BOUNDS), or from ISO 8601 text.
 
     Raises BadPayload saying what was wrong; shared with the push API's own point format.
     """
@@ -535,14 +540,9 @@ def _parse_time(raw: Any, *, unit: str) -> float:
     if isinstance(raw, (int, float)):
         if unit == "iso":
             raise BadPayload(f"time: {raw!r} is a number, not an ISO 8601 time")
-        try:
-            t = float(raw)
-        except OverflowError:
-            raise BadPayload("time: the number is too large") from None
-        if unit == "ms" or (unit == "auto" and abs(t) > MS_THRESHOLD):
-            t /= 1000
+        t = epoch_seconds(raw, unit=unit)
         if not math.isfinite(t):
-            raise BadPayload(f"time: {raw!r} is not a finite number")
+            raise BadPayload(f"time: {_show(raw)} is not a finite number")
         return t
     if isinstance(raw, str):
         text = raw.strip()
@@ -557,6 +557,23 @@ def _parse_time(raw: Any, *, unit: str) -> float:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     raise BadPayload(f"time: {_show(raw)} is not a time")
+
+
+def epoch_seconds(number: float, *, unit: str = "auto") -> float:
+    """Seconds from an epoch number in `unit` (auto: by size). Raises BadPayload when too large."""
+    divisor = DIVISORS.get(unit)
+    if divisor is None:  # auto
+        size = abs(number)
+        divisor = 1_000_000_000
+        for bound, by in UNIT_BOUNDS:
+            if size < bound:
+                divisor = by
+                break
+    try:
+        # An int over an int is rounded once, so nanoseconds keep what a float can hold.
+        return number / divisor if divisor != 1 else float(number)
+    except OverflowError:  # an integer of 309+ digits
+        raise BadPayload("time: the number is too large") from None
 
 
 def _aggregate(cell: list[float], *, how: str) -> float:

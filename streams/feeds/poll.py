@@ -26,6 +26,7 @@ from datetime import UTC
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from streams.feeds.base import (
     Batch,
@@ -51,10 +52,6 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 ERROR_BODY_CHARS = 200
 # A server asking for `Retry-After: 999999` should not silence a stream for days.
 MAX_RETRY_AFTER = 3600.0
-# Points dated further ahead than this are a wrong `time`/`time_unit` (microseconds read as
-# milliseconds) or garbage: kept, one would hold back every later point of the stream, since
-# only points newer than the newest one emitted are emitted.
-MAX_AHEAD_SECONDS = 7 * 86_400
 
 
 class PollError(ConnectionError):
@@ -228,12 +225,17 @@ class PollFeed(ExtractingFeed):
 
     def _fresh(self, points: Batch, *, now: float) -> Batch:
         """The points newer than the newest already emitted (windows overlap)."""
-        latest = now + MAX_AHEAD_SECONDS
+        # Points dated further ahead than LIVECHARTS_MAX_FUTURE_SECONDS are a wrong `time` or
+        # `time_unit` or garbage, dropped by the worker anyway (streams/feeds/timeline.py); drop
+        # them here, as the worker would, so one cannot hold back every later point here either,
+        # since only points newer than the newest one emitted are emitted.
+        ahead_seconds = settings.LIVECHARTS_MAX_FUTURE_SECONDS
+        latest = now + ahead_seconds
         ahead = sum(1 for point in points if point.t > latest)
         if ahead:
             self.skip(
-                f"{ahead} point(s) dated over {MAX_AHEAD_SECONDS // 86_400} days ahead, dropped: "
-                "check extract.time and extract.time_unit"
+                f"{ahead} point(s) dated over {ahead_seconds} s ahead of this server's clock, dropped "
+                "(LIVECHARTS_MAX_FUTURE_SECONDS): check extract.time and extract.time_unit"
             )
         fresh = [
             point

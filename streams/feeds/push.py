@@ -8,18 +8,36 @@ The point format, one JSON value per point:
 - a bare number: a value of the default series at arrival time;
 - `{"t": <time>, "value": <number|null>}`: one value of the default series;
 - `{"t": <time>, "values": {"<series>": <number|null>, ...}}`: several series at once.
-`t` is optional (arrival time) and may be seconds, milliseconds or ISO 8601. An `extract`
-setting maps any other JSON shape (a webhook's body, say) with the usual JMESPath settings.
+`t` is optional (arrival time) and may be an epoch number in s, ms, µs or ns (told apart by
+size) or ISO 8601; more than LIVECHARTS_MAX_FUTURE_SECONDS ahead, the request is refused. An
+`extract` setting maps any other JSON shape (a webhook's body, say) with the usual JMESPath
+settings.
+
+A request leaves the inbox only once broadcast has stored its points in history: the feed
+yields a delivery, the worker hands it to broadcast with the callback `handed_over` returns,
+and broadcast calls it after the tick's history append; the inbox then deletes every request
+that tick stored in one XDEL per stream. The feed never waits for the tick, so pushes keep
+their throughput. Delivery is at-least-once: a worker killed after the append and before the
+XDEL leaves the request for the next owner of the stream, which publishes it again (a
+duplicate, never a loss). A stop (SIGTERM) flushes broadcast and then acknowledges, and its
+drain takes only what no feed handed over: each point once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings as django_settings
 
 from streams.feeds.base import Batch, Feed, FeedSettingsError, Point, reject_unknown, stall_setting
 from streams.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, parse_time
+from streams.feeds.timeline import ahead_reason
+
+if TYPE_CHECKING:
+    from streams.inbox import Delivery, Inbox
 
 POINT_KEYS = ("t", "value", "values")
 MAX_SERIES_PER_POINT = 100
@@ -58,29 +76,62 @@ class PushFeed(Feed):
         super().__init__(settings)
         extract = self.settings["extract"]
         self.extractor = None if extract is None else Extractor(extract)
+        # The delivery whose points `batches` yielded last, until the worker hands them over.
+        self._yielded: Delivery | None = None
+        # Read once per feed (the API makes one per request), not per point.
+        self.max_ahead: float = django_settings.LIVECHARTS_MAX_FUTURE_SECONDS
 
     def describe(self) -> str:
         return f"/api/streams/{self.slug}/points"
 
     def points(self, record: Any, *, received_at: float) -> list[Point]:
-        """The points of one pushed record (a list item or an NDJSON line). Raises BadPayload."""
+        """The points of one pushed record (a list item or an NDJSON line). Raises BadPayload,
+        also for a time further ahead of `received_at` than LIVECHARTS_MAX_FUTURE_SECONDS."""
         if self.extractor is not None:
-            return self.extractor.points(record, received_at=received_at)
-        return [native_point(record, series=self.settings["series"], received_at=received_at)]
+            points = self.extractor.points(record, received_at=received_at)
+        else:
+            points = [native_point(record, series=self.settings["series"], received_at=received_at)]
+        latest = received_at + self.max_ahead
+        for point in points:
+            if point.t > latest:
+                # Refused here, so the pusher hears of it (the worker would only count it).
+                raise BadPayload("t: " + ahead_reason(point.t, now=received_at, max_ahead=self.max_ahead))
+        return points
+
+    def handed_over(self, batch: Batch) -> Callable[[], None] | None:
+        delivery = self._yielded
+        if delivery is None or delivery.points is not batch:
+            return None
+        from streams.inbox import get_inbox
+
+        self._yielded = None
+        return hand_over(get_inbox(), self.slug, delivery)
 
     async def batches(self) -> AsyncIterator[Batch]:
         from streams.inbox import get_inbox
 
         inbox = get_inbox()
         yield []  # nothing to connect to: the inbox is ready
-        while True:
-            delivery = await inbox.take(self.slug, wait=TAKE_WAIT_SECONDS)
-            if delivery is None:
-                continue
-            yield delivery.points
-            # Reached only when the worker asks for the next batch, i.e. after it handed these
-            # points to broadcast.
-            await inbox.done(self.slug, delivery)
+        try:
+            while True:
+                delivery = await inbox.take(self.slug, wait=TAKE_WAIT_SECONDS)
+                if delivery is None:
+                    continue
+                if not delivery.points:  # nothing to store: it may go at once
+                    hand_over(inbox, self.slug, delivery)()
+                    continue
+                # Not acknowledged here: broadcast calls back once the points are in history.
+                # One not handed over (the worker was cancelled first) is taken again.
+                self._yielded = delivery
+                yield delivery.points
+        finally:
+            self._yielded = None
+
+
+def hand_over(inbox: Inbox, slug: str, delivery: Delivery) -> Callable[[], None]:
+    """Mark a delivery as given to broadcast; the callback to pass to `publish(on_stored=...)`."""
+    inbox.handed(slug, delivery)
+    return partial(inbox.stored, slug, delivery)
 
 
 def native_point(record: Any, *, series: str, received_at: float) -> Point:

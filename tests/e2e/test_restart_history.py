@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 import httpx
@@ -26,8 +27,9 @@ PUSHED = {
 T0 = 1_763_800_000
 
 
-def push(stack: Stack, token: str, first: int, count: int) -> None:
-    """`count` requests of one point each, t = T0 + n and value n; each must be acknowledged."""
+def push(stack: Stack, token: str, first: int, count: int, *, answered: list[int] | None = None) -> None:
+    """`count` requests of one point each, t = T0 + n and value n; each must be acknowledged
+    (and is appended to `answered` when it is)."""
     for n in range(first, first + count):
         response = httpx.post(
             f"{stack.base_url}/api/streams/pushed/points",
@@ -36,6 +38,8 @@ def push(stack: Stack, token: str, first: int, count: int) -> None:
             timeout=10,
         )
         assert response.status_code == 202, response.text
+        if answered is not None:
+            answered.append(n)
 
 
 def window_values(stack: Stack) -> list[float]:
@@ -88,6 +92,28 @@ def test_production_restarts_of_ingest_and_daphne_keep_every_pushed_point(stack:
     stack.start_daphne()
     push(stack, token, 15, 5)
     expected = [float(n) for n in range(20)]
+    wait_until(lambda: stored_values(stack) == expected)
+    assert window_values(stack) == expected
+
+
+def test_sigterm_of_ingest_while_points_are_pushed_stores_each_of_them_exactly_once(stack: Stack):
+    token = seed_streams(stack, [PUSHED])["pushed"]
+    stack.env["LIVECHARTS_PUSH_RATE"] = "10000"  # as fast as one client pushes
+    stack.start_daphne()
+    stack.start_ingest()
+    wait_until(lambda: "ingest: running" in stack.log("ingest"))
+    answered: list[int] = []
+    pusher = threading.Thread(target=push, args=(stack, token, 0, 300), kwargs={"answered": answered})
+    pusher.start()
+    try:
+        wait_until(lambda: len(answered) >= 100)
+        # Mid-stream: requests stored, handed to broadcast, and still queued, all at once.
+        stack.stop("ingest")
+        stack.start_ingest()
+    finally:
+        pusher.join(timeout=60)
+    assert len(answered) == 300
+    expected = [float(n) for n in range(300)]
     wait_until(lambda: stored_values(stack) == expected)
     assert window_values(stack) == expected
 

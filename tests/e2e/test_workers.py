@@ -1,7 +1,7 @@
 """Two `manage.py ingest` workers share the streams through Redis leases (streams/leases.py):
 kill -9 of one, its streams resume on the other within the lease time; SIGTERM of one, it exits
 within 10 s and hands its leases over at once. Nothing stored twice, nothing lost on a handoff.
-The last test pins a known loss window of the push inbox (xfail until push.py changes)."""
+A pushed request leaves its inbox only once its points are in history (a kill -9 loses none)."""
 
 from __future__ import annotations
 
@@ -176,14 +176,6 @@ def test_sigterm_stops_a_worker_within_10_s_and_hands_its_streams_over_at_once(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known loss window: the push feed acknowledges a request in its inbox (XDEL) as soon as "
-    "the worker asks for the next batch, while broadcast only stores the points at its next tick; "
-    "a kill -9 in between loses points already answered 202. The fix belongs in "
-    "streams/feeds/push.py (acknowledge after broadcast stored them), not in the worker.",
-)
 async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_history(
     redis_layer, settings, monkeypatch
 ):

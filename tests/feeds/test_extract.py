@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from streams.feeds.base import FeedSettingsError, Point
-from streams.feeds.extract import MAX_RECORDS, BadPayload, Extractor
+from streams.feeds.extract import MAX_RECORDS, BadPayload, Extractor, parse_time
 
 NOW = 1_700_000_000.0
 # 2024-01-01T00:00:00Z
@@ -117,6 +117,55 @@ def test_scale_then_offset_apply_to_every_value():
 def test_time_is_read_in_seconds_milliseconds_or_iso_8601(raw: Any, unit: str, expected: float):
     [point] = extract({"time": "ts", "value": "v", "time_unit": unit}, {"ts": raw, "v": 1})
     assert point.t == pytest.approx(expected)
+
+
+# 2026-11-28T10:00:00.123456789Z, the nanoseconds as an exact integer.
+NS = 1_795_860_000_123_456_789
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1_795_860_000, 1_795_860_000.0),  # seconds
+        (1_795_860_000.5, 1_795_860_000.5),
+        (1_795_860_000_123, 1_795_860_000.123),  # milliseconds
+        (1_795_860_000_123_456, 1_795_860_000.123456),  # microseconds
+        (NS, 1_795_860_000.123456789),  # nanoseconds
+        (str(NS), 1_795_860_000.123456789),  # as text, too
+        (-1_000_000, -1_000_000.0),  # before 1970, in seconds
+        (99_999_999_999, 99_999_999_999.0),  # the largest seconds: the year 5138
+        (100_000_000_000, 100_000_000.0),  # the smallest milliseconds: March 1973
+        (100_000_000_000_000, 100_000_000.0),  # the smallest microseconds
+        (100_000_000_000_000_000, 100_000_000.0),  # the smallest nanoseconds
+    ],
+)
+def test_an_epoch_number_in_s_ms_us_or_ns_is_told_apart_by_its_size(raw: Any, expected: float):
+    assert parse_time(raw) == pytest.approx(expected, abs=1e-6)
+    [point] = extract({"time": "ts", "value": "v"}, {"ts": raw, "v": 1})
+    assert point.t == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("unit", "raw"),
+    [
+        ("s", 1_795_860_000),
+        ("ms", 1_795_860_000_000),
+        ("us", 1_795_860_000 * 10**6),
+        ("ns", 1_795_860_000 * 10**9),
+    ],
+)
+def test_a_time_unit_setting_reads_every_number_in_that_unit(unit: str, raw: int):
+    assert parse_time(raw, unit=unit) == 1_795_860_000.0
+    assert parse_time(1_000, unit=unit) == 1_000 / {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
+
+
+def test_a_5000_digit_time_is_a_bad_payload_not_a_crash():
+    with pytest.raises(BadPayload, match="time: the number is too large"):
+        parse_time(10**4999)
+    with pytest.raises(BadPayload, match=r"time: .* is not a finite number"):
+        parse_time("9" * 5000)  # text: read as a float, infinity
+    with pytest.raises(BadPayload, match="time: the number is too large"):
+        Extractor({"time": "t", "value": "v"}).points({"t": -(10**4999), "v": 1}, received_at=0)
 
 
 def test_missing_or_null_time_is_the_arrival_time():

@@ -238,8 +238,8 @@ async def test_a_non_finite_value_is_a_gap_never_a_number_the_browser_cannot_par
 async def test_a_point_dated_far_ahead_is_dropped_so_it_cannot_hold_back_later_points(api):
     state, url = api
     now = time.time()
-    # Microseconds: read as milliseconds (auto), that is the year 50,000 and more.
-    state.body = [{"t": now * 1_000_000, "v": 1}, {"t": now, "v": 2}]
+    # An hour ahead (a local time sent as UTC), past LIVECHARTS_MAX_FUTURE_SECONDS (300 s).
+    state.body = [{"t": now + 3600, "v": 1}, {"t": now, "v": 2}]
     feed = PollFeed({"url": url, "extract": {"time": "t", "value": "v"}})
     async with httpx.AsyncClient() as client:
         assert [point.values for point in await feed.poll_once(client)] == [{"value": 2.0}]

@@ -9,7 +9,7 @@ import pytest
 from streams.feeds.base import FeedSettingsError, Point
 from streams.feeds.extract import BadPayload
 from streams.feeds.push import PushFeed, native_point
-from streams.inbox import get_inbox
+from streams.inbox import RedisInbox, get_inbox
 
 NOW = 1_763_000_000.0
 
@@ -21,6 +21,8 @@ NOW = 1_763_000_000.0
         ({"value": 2}, Point(NOW, {"value": 2.0})),
         ({"t": 1_700_000_000, "value": None}, Point(1_700_000_000.0, {"value": None})),
         ({"t": 1_700_000_000_500, "value": 1}, Point(1_700_000_000.5, {"value": 1.0})),
+        ({"t": 1_700_000_000_500_000, "value": 1}, Point(1_700_000_000.5, {"value": 1.0})),
+        ({"t": 1_700_000_000_500_000_000, "value": 1}, Point(1_700_000_000.5, {"value": 1.0})),
         ({"t": "2023-11-14T22:13:20Z", "value": 1}, Point(1_700_000_000.0, {"value": 1.0})),
         ({"t": None, "values": {"cpu": 0.5, "mem": 12}}, Point(NOW, {"cpu": 0.5, "mem": 12.0})),
     ],
@@ -77,7 +79,7 @@ def test_bad_settings_are_refused_naming_the_key(settings, key):
     assert refused.value.key == key
 
 
-async def test_the_feed_drains_its_stream_inbox_in_order_and_acknowledges_what_it_took(layer):
+async def test_the_feed_drains_its_stream_inbox_in_order_without_waiting_for_the_store(layer):
     inbox = get_inbox()
     feed = PushFeed({})
     feed.slug = "pushed"
@@ -89,18 +91,18 @@ async def test_the_feed_drains_its_stream_inbox_in_order_and_acknowledges_what_i
         await inbox.put("other", [Point(9.0, {"value": 9.0})])
         taken = await anext(batches)
         assert [point.t for point in taken] == [1.0, 2.0, 3.0]
-        # Asking for the next batch acknowledges the last one: the inbox is empty after it.
-        waiting = asyncio.ensure_future(anext(batches))
-        await asyncio.sleep(0.2)
-        assert await inbox.take("pushed", wait=0.01) is None
+        stored = feed.handed_over(taken)  # what the worker does as it publishes them
+        assert stored is not None
+        # Handed over, not yet stored: the next batch does not wait for the store, and does not
+        # hold those points again.
         await inbox.put("pushed", [Point(4.0, {"value": 4.0})])
-        assert [point.t for point in await waiting] == [4.0]
+        assert [point.t for point in await anext(batches)] == [4.0]
     await batches.aclose()
     other = await inbox.take("other", wait=0.01)
     assert other is not None and [point.t for point in other.points] == [9.0]
 
 
-async def test_points_taken_but_not_acknowledged_stay_for_the_next_owner(redis_layer):
+async def test_a_batch_the_worker_never_handed_over_is_taken_again(layer):
     inbox = get_inbox()
     await inbox.put("pushed", [Point(1.0, {"value": 1.0})])
     feed = PushFeed({})
@@ -109,6 +111,29 @@ async def test_points_taken_but_not_acknowledged_stay_for_the_next_owner(redis_l
     async with asyncio.timeout(10):
         await anext(batches)
         assert len(await anext(batches)) == 1
-    await batches.aclose()  # the worker died before publishing: nothing acknowledged
+    await batches.aclose()  # the worker was cancelled before publishing: nothing handed over
     again = await inbox.take("pushed", wait=0.01)
     assert again is not None and [point.t for point in again.points] == [1.0]
+    assert feed.handed_over(again.points) is None  # not what the feed yielded last: not its to hand
+
+
+async def test_a_request_leaves_the_redis_inbox_only_once_broadcast_stored_it(redis_layer, settings):
+    inbox = get_inbox()
+    next_owner = RedisInbox(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+    await inbox.put("pushed", [Point(1.0, {"value": 1.0})])
+    await inbox.put("pushed", [Point(2.0, {"value": 2.0})])
+    feed = PushFeed({})
+    feed.slug = "pushed"
+    batches = feed.batches()
+    async with asyncio.timeout(10):
+        await anext(batches)
+        taken = await anext(batches)
+        stored = feed.handed_over(taken)
+        assert stored is not None
+        await batches.aclose()
+        # Killed now (kill -9), the next owner of the stream would still find both requests.
+        left = await next_owner.take("pushed", wait=0.01)
+        assert left is not None and [point.t for point in left.points] == [1.0, 2.0]
+        stored()  # broadcast's callback after the history append
+        await inbox.settle()
+        assert await next_owner.take("pushed", wait=0.01) is None
