@@ -109,7 +109,14 @@ def test_every_answer_of_the_push_api_is_documented_and_none_is_a_server_error(a
         )
         @given(case=cases)
         def run(case: Any) -> None:
-            response = case.call_and_validate(base_url=stack.base_url, checks=CHECKS)
+            checks = CHECKS
+            if case.media_type == "application/x-ndjson" and not isinstance(case.body, str):
+                # A "negative" NDJSON body (the document says a string) goes out as the JSON of
+                # what was generated: `-1.03e-187` is then a valid line of one point, rightly
+                # accepted. On the wire every body is text, so only the server-error and
+                # conformance checks apply to these.
+                checks = [check for check in CHECKS if check is not negative_data_rejection]
+            response = case.call_and_validate(base_url=stack.base_url, checks=checks)
             sent.setdefault(case.method.upper(), []).append(response.status_code)
 
         run()
