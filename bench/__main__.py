@@ -39,7 +39,7 @@ FANOUT_ARGS = [
     "--viewers", "10,100,500,1000,2000",
     "--rates", "100,1000,10000",
     "--compare", "baseline:100x1000,raw:100x1000,raw:500x1000,websockets:500x1000,sse:500x1000,"
-    "core:100x1000,core:500x1000",
+    "websockets:500x10000,sse:500x10000,core:100x1000,core:500x1000",
     "--dashboard", "100x10x100",
     "--runs", "3",
     "--seconds", "1",
