@@ -237,9 +237,10 @@ def summary_section(times: list[tuple[str, float, str]], total: float) -> str:
         [
             "## How long `make bench` takes",
             "",
-            f"The last `make bench` (`timeout 900 .venv/bin/python -m bench`) took **{total / 60:.1f} min** "
-            "of wall time, from start to the last section written (issue 5: under 10 minutes on a",
-            "clean clone, the virtualenv already made). Each section runs in a process group of its own",
+            f"The last `make bench` (`timeout 900 .venv/bin/python -m bench`) took **{total / 60:.1f} min**",
+            "of wall time, from start to the last section written, its virtualenv already made (issue 5:",
+            "under 10 minutes on a clean clone, where making the virtualenv and `pip install` come",
+            "first, about a minute). Each section runs in a process group of its own",
             "with a time allowance (bench/__main__.py `ALLOWANCES`, ingest's from `--ingest-allowance`)",
             "and is stopped, with everything it started, if it passes it.",
             "",
