@@ -10,11 +10,13 @@ case: everyone watching the same stream), and writes it straight to the transpor
 (streams/transport.py).
 
 Overload: frames, not points, are what a process pays for. The hub watches its process's CPU
-share and how late its ticks fire; when either says the process is saturated it widens the
-tick for everyone (fewer, fuller frames: latency degrades, nothing queues without bound), and
-narrows it back as the load falls. Each viewer's pending batches are bounded too; a viewer
-that fell behind loses the oldest and refills them through the `prev` chain, like any lost
-batch.
+share and how late its ticks fire; when they say this process is saturated it widens the tick
+for everyone (fewer, fuller frames: latency degrades, nothing queues without bound), and
+narrows it back as the load falls. Late ticks alone do not count: on a machine whose cores
+are busy with other processes the loop is late because it waits for a core, and fewer frames
+would only add latency; lateness counts when the process itself is mostly busy. Each
+viewer's pending batches are bounded too; a viewer that fell behind loses the oldest and
+refills them through the `prev` chain, like any lost batch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ MAX_TICK_SECONDS = 1.0
 # How often the hub reconsiders its tick, and the CPU share / lateness that mean saturation.
 ADAPT_EVERY_SECONDS = 0.5
 WIDEN_ABOVE_CPU = 0.85
+# Late ticks mean saturation only when this process is this busy too.
+LATE_COUNTS_ABOVE_CPU = 0.6
 NARROW_BELOW_CPU = 0.6
 WIDEN_FACTOR = 1.5
 NARROW_FACTOR = 1.5
@@ -305,8 +309,11 @@ class Hub:
         if wall < ADAPT_EVERY_SECONDS:
             return
         cpu_share = (self.cpu_clock() - load.cpu) / wall
-        # Ticks that fire late on average mean the loop is behind, whatever the CPU says.
-        saturated = cpu_share > WIDEN_ABOVE_CPU or load.mean_late() > self.tick / 2
+        # Ticks that fire late on average mean the loop is behind its own work, but only if that
+        # work keeps it busy: a process at 40% of a core with late ticks is waiting for a core
+        # (the machine is shared), and widening would add latency without sparing that wait.
+        late = load.mean_late() > self.tick / 2 and cpu_share > LATE_COUNTS_ABOVE_CPU
+        saturated = cpu_share > WIDEN_ABOVE_CPU or late
         if saturated and self.tick < MAX_TICK_SECONDS:
             self.tick = min(MAX_TICK_SECONDS, self.tick * WIDEN_FACTOR)
             self.stats.widened += 1

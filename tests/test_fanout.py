@@ -172,6 +172,39 @@ async def test_a_saturated_process_widens_the_tick_and_narrows_it_back(layer, mo
     assert len(texts) == hub.stats.batches_in
 
 
+def adapt_after(hub: Hub, *, cpu_share: float, late_seconds: float, clock: dict[str, float]) -> None:
+    """One second of load as the hub records it (its CPU share, how late its ticks fired), then
+    the hub's reconsideration of its tick."""
+    hub._load = fanout._Load(since=time.monotonic() - 1.0, cpu=clock["cpu"], ticks=20)
+    hub._load.late_total = 20 * late_seconds
+    clock["cpu"] += cpu_share
+    hub._adapt(time.monotonic())
+
+
+def test_late_ticks_of_a_process_that_is_not_busy_keep_the_tick(layer):
+    # A shared machine: ticks fire 40 ms late while the loop waits for a core that other
+    # processes hold, this process itself at 40% of one. Fewer frames would not help.
+    clock = {"cpu": 0.0}
+    hub = Hub(layer=layer, tick_seconds=0.05, cpu_clock=lambda: clock["cpu"])
+    for _ in range(5):
+        adapt_after(hub, cpu_share=0.4, late_seconds=0.04, clock=clock)
+    assert hub.stats.widened == 0 and hub.tick == pytest.approx(0.05)
+
+
+def test_late_ticks_of_a_busy_process_widen_the_tick(layer):
+    # Below the CPU share that widens on its own, but busy enough that late ticks are its own.
+    clock = {"cpu": 0.0}
+    hub = Hub(layer=layer, tick_seconds=0.05, cpu_clock=lambda: clock["cpu"])
+    share = (fanout.LATE_COUNTS_ABOVE_CPU + fanout.WIDEN_ABOVE_CPU) / 2
+    adapt_after(hub, cpu_share=share, late_seconds=0.04, clock=clock)
+    assert hub.stats.widened == 1 and hub.tick == pytest.approx(0.05 * fanout.WIDEN_FACTOR)
+    # On time again at that share: kept (between narrowing and widening), then narrowed when idle.
+    adapt_after(hub, cpu_share=share, late_seconds=0.0, clock=clock)
+    assert hub.tick == pytest.approx(0.05 * fanout.WIDEN_FACTOR)
+    adapt_after(hub, cpu_share=0.2, late_seconds=0.0, clock=clock)
+    assert hub.tick == pytest.approx(0.05)
+
+
 def test_a_consumer_holds_a_bounded_number_of_batches_per_stream():
     consumer = StreamConsumer()
     consumer.hub = Hub(layer=InMemoryChannelLayer(), tick_seconds=0.05)

@@ -77,3 +77,54 @@ def test_the_kernel_send_queue_shows_bytes_the_peer_has_not_read():
     finally:
         for sock in (sender, receiver, listener):
             sock.close()
+
+
+class FakeReactor:
+    """Records what a Twisted transport asks of its reactor."""
+
+    def __init__(self) -> None:
+        self.writers: list[object] = []
+
+    def addReader(self, reader: object) -> None:
+        pass
+
+    def removeReader(self, reader: object) -> None:
+        pass
+
+    def addWriter(self, writer: object) -> None:
+        self.writers.append(writer)
+
+    def removeWriter(self, writer: object) -> None:
+        pass
+
+
+def test_a_frame_goes_to_an_idle_socket_at_once_and_queues_behind_buffered_bytes():
+    import socket
+
+    import txaio
+    from autobahn.websocket.protocol import TrafficStats
+    from twisted.internet import tcp
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(1)
+    reactor = FakeReactor()
+    protocol = WebSocketServerProtocol()
+    transport = tcp.Server(ours, protocol, ("127.0.0.1", 1), None, 1, reactor)
+    protocol.transport, protocol.state = transport, WebSocketServerProtocol.STATE_OPEN
+    protocol._perMessageCompress, protocol.send_queue = None, []
+    protocol.log, protocol.trafficStats = txaio.make_logger(), TrafficStats()
+    protocol.logOctets = False
+    writer = DirectWriter(protocol)
+    try:
+        writer.write(prepare("one"))
+        assert peer.recv(100) == b"\x81\x03one", "sent at once"
+        assert reactor.writers == [], "without waiting for the loop to say the socket is writable"
+        transport.write(b"held")  # Twisted holds bytes for its next write
+        writer.write(prepare("two"))
+        assert reactor.writers, "behind Twisted's buffer, in order"
+        transport.doWrite()
+        assert peer.recv(100) == b"held\x81\x03two"
+    finally:
+        ours.close()
+        peer.close()
