@@ -132,8 +132,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.feeds import FEED_KINDS
     from streams.feeds.extract import Extractor
     from streams.history import Retention
-    from streams.worker import StreamSpec, Supervisor
+    from streams.worker import StreamSpec, Supervisor, tune_gc
 
+    tune_gc()  # as `manage.py ingest` does before its feeds start
     feed_class = replay_feed_class()
     feed_class.payloads = make_payloads()
     FEED_KINDS[feed_class.kind] = feed_class  # this process only: build_feed finds the kind
