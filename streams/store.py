@@ -214,56 +214,63 @@ class Persister:
     def __init__(self, *, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.flush_seconds = flush_seconds
         self._waiting: list[tuple[str, list[Entry]]] = []
+        # The rows of a write that failed, retried exactly as they were: it may have landed
+        # (the connection lost at commit), and only the very same rows are skipped by their
+        # unique last id; merged with later batches they would store its points twice.
+        self._rows: list[tuple[str, list[Entry]]] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
         self._waiting.append((slug, list(entries)))
-        if len(self._waiting) > MAX_WAITING_BATCHES:
-            dropped = len(self._waiting) - MAX_WAITING_BATCHES
-            del self._waiting[:dropped]
-            log.error("the database is not taking points: dropped the %d oldest waiting batches", dropped)
+        excess = self.waiting - MAX_WAITING_BATCHES
+        if excess > 0:
+            from_rows = min(excess, len(self._rows))
+            del self._rows[:from_rows]
+            del self._waiting[: excess - from_rows]
+            log.error("the database is not taking points: dropped the %d oldest waiting batches", excess)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self._rows) + len(self._waiting)
 
     async def _run(self) -> None:
         failures = 0
-        while self._waiting:
+        while self.waiting:
             await asyncio.sleep(self.flush_seconds if failures == 0 else min(30.0, 2.0**failures))
             try:
                 await self.flush()
                 failures = 0
             except Exception:
                 failures += 1
-                log.exception("could not store %d batches; retrying", len(self._waiting))
+                log.exception("could not store %d batches; retrying", self.waiting)
 
     async def flush(self) -> None:
         """Write everything waiting now; on failure it stays queued (and the error is raised)."""
         async with self._lock:
-            taken, self._waiting = self._waiting, []
+            taken = self._rows + merge_batches(self._waiting)
+            self._rows, self._waiting = [], []
             if not taken:
                 return
-            # Merged once: a failed write is retried with the very same rows, so a write that
-            # did land is still skipped by the unique last id.
-            taken = merge_batches(taken)
             try:
                 await database_sync_to_async(save_batches)(taken)
             except BaseException:
-                self._waiting[:0] = taken
+                self._rows = taken
                 raise
 
     async def close(self) -> None:
         """Write what is queued (one attempt) and stop."""
         if self._task is not None:
-            self._task.cancel()
+            # Cancel it only between writes: a write cut short still lands from its thread,
+            # and its rows, put back, would be merged with what came since and stored twice.
+            async with self._lock:
+                self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
             self._task = None
         try:
             await self.flush()
         except Exception:
-            log.exception("could not store %d batches at shutdown", len(self._waiting))
+            log.exception("could not store %d batches at shutdown", self.waiting)
