@@ -9,6 +9,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from streams.feeds.base import Point
 
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -26,7 +28,14 @@ def encode_batch(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> st
     """Columnar JSON for one stream's batch: `t` in ms since the epoch, `y` per series."""
     points = [entry.point for entry in entries]
     times = [round(point.t * 1000, 3) for point in points]
-    return _compact({"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": columns(points)})
+    batch = {"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": columns(points)}
+    try:
+        # The json module's text but for small floats (0.00001 for 1e-05) and non-ASCII
+        # (UTF-8 rather than \u escapes), several times faster: broadcast encodes every
+        # stream's batch each tick.
+        return orjson.dumps(batch).decode()
+    except TypeError:  # what orjson cannot write (an integer past 64 bits): the json module
+        return _compact(batch)
 
 
 def columns(points: Sequence[Point]) -> dict[str, list[float | None]]:

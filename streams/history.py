@@ -6,6 +6,7 @@ in-process ring otherwise (the embedded one-process mode). Both answer the same 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -271,16 +272,27 @@ def _float_columns(entries: Sequence[Entry]) -> tuple[list[str], list[list[float
     every time and value a finite float, whose repr is what json writes. Returns the series
     names JSON-encoded and the columns; None for anything else (gaps, ints, other series)."""
     points = [entry.point for entry in entries]
-    first = points[0].values if points else None
-    if not first or not all(point.values.keys() == first.keys() for point in points):
+    values = [point.values for point in points]
+    first = values[0] if values else None
+    # As many names in all as the first point's times the points (a check in C; generators per
+    # point were most of this function's cost), and below, each point holding each name.
+    if not first or sum(map(len, values)) != len(first) * len(values):
         return None
-    if len(first) > 1 and not all(list(point.values) == list(first) for point in points):
+    if len(first) > 1 and not all(list(value) == list(first) for value in values):
         return None  # the same series in another order: written in its own order
-    columns = [[point.t for point in points]] + [[point.values[name] for point in points] for name in first]
+    try:
+        columns = [[point.t for point in points]] + [[value[name] for value in values] for name in first]
+    except KeyError:
+        return None
     for column in columns:
-        if not all(type(value) is float for value in column) or not math.isfinite(sum(column)):
+        if {*map(type, column)} != _FLOAT or not math.isfinite(sum(column)):
             return None  # sum: inf or nan when any value is; an overflow only loses the fast path
-    return [_point_json(name) for name in first], columns[1:]
+    return [_name_json(name) for name in first], columns[1:]
+
+
+_FLOAT = {float}
+# A series name as JSON, for each batch of each tick: the few names a worker sees, encoded once.
+_name_json = functools.lru_cache(maxsize=4096)(_point_json)
 
 
 class RedisHistory(History):
