@@ -273,8 +273,11 @@ def where_time_goes(profiles: Path, streams: int) -> str:
     lines += [
         "",
         "*The bench's feed loop* stands in for a feed's socket reads (one task per stream waking every",
-        "50 ms, and again each tick while its last batch waits); with 1,000 streams at 5 points per",
-        "stream per tick, costs per stream and per tick, not per point, are most of the bill.",
+        "50 ms, and again each tick while its last batch waits). *Extract* also holds the young-generation",
+        "garbage collections its allocations set off. Beside the cost per point, `json.loads` + extract",
+        "(timed alone) shows what parsing and mapping take: with one stream most of it; with 1,000",
+        "streams at 5 points per stream per tick, what is paid per stream and per tick (a feed's",
+        "wake-up, one history text and one group message per stream) is most of the rest.",
     ]
     return "\n".join(lines)
 
@@ -300,7 +303,8 @@ def section(quick: bool) -> str:
             "## Ingest: one worker process, 1 to 1,000 streams",
             "",
             "One worker process (bench/ingest_process.py) runs every stream through",
-            "`Supervisor.run_feed`, the code `manage.py ingest` runs: the feed's batches go to",
+            "`Supervisor.run_feed`, the code `manage.py ingest` runs (with the garbage collector set as",
+            "it sets it, `tune_gc` in streams/worker.py): the feed's batches go to",
             "`Broadcaster.publish`, and every 50 ms tick appends each stream's batch to its Redis Streams",
             "window, sends one group message per stream over `RedisPubSubChannelLayer` and hands the",
             "batch to the Persister, which writes it to a throwaway SQLite file (the store is on, as it",

@@ -240,8 +240,17 @@ class Broadcaster:
         self._last_ids.pop(slug, None)
 
 
-# Every group message of a tick in one command. ARGV: channel, message, channel, message...
-PUBLISH_SCRIPT = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end"
+# Every group message of a tick in one command. ARGV: the channels, one a line; the messages'
+# lengths in bytes, space-separated; the messages, end to end. Three arguments rather than two
+# per stream: redis-py packs each argument in Python, about 3 us apiece.
+PUBLISH_SCRIPT = """
+local at, lengths = 1, string.gmatch(ARGV[2], '%d+')
+for channel in string.gmatch(ARGV[1], '[^\\n]+') do
+  local length = tonumber(lengths())
+  redis.call('PUBLISH', channel, string.sub(ARGV[3], at, at + length - 1))
+  at = at + length
+end
+"""
 
 
 async def publish_pipelined(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> bool:
@@ -257,14 +266,17 @@ async def publish_pipelined(layer: Any, messages: list[tuple[str, dict[str, Any]
     if not isinstance(layer, RedisPubSubChannelLayer):
         return False
     loop_layer = layer._get_layer()
-    by_shard: dict[Any, list[str | bytes]] = {}
+    by_shard: dict[Any, tuple[list[str], list[bytes]]] = {}
     for group, message in messages:
         channel = loop_layer._get_group_channel_name(group)
-        by_shard.setdefault(loop_layer._get_shard(channel), []).extend([channel, layer.serialize(message)])
-    for shard, args in by_shard.items():
+        channels, payloads = by_shard.setdefault(loop_layer._get_shard(channel), ([], []))
+        channels.append(channel)
+        payloads.append(layer.serialize(message))
+    for shard, (channels, payloads) in by_shard.items():
+        lengths = " ".join([str(len(payload)) for payload in payloads])
         async with shard._lock:
             shard._ensure_redis()
-            await shard._redis.eval(PUBLISH_SCRIPT, 0, *args)
+            await shard._redis.eval(PUBLISH_SCRIPT, 0, "\n".join(channels), lengths, b"".join(payloads))
     return True
 
 

@@ -6,6 +6,7 @@ in-process ring otherwise (the embedded one-process mode). Both answer the same 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -210,23 +211,26 @@ end
 TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 
 # Every stream's batch of a tick in one call: XADD each point with its id, then trim. KEYS:
-# stream and floor of each batch. ARGV: per batch, max points or "", oldest id kept or "",
-# and its points as one text of "<id>\n<p>\n" pairs (ids and compact JSON hold no newline).
-# One command for all streams keeps the client's cost per tick rather than per stream or per
-# point. Each batch runs under pcall: a refused one (an id below its stream's newest) is
+# stream and floor of each batch. ARGV: per batch one text, "<max points or ''>\n<oldest id
+# kept or ''>\n" then its points as "<id>\n<p>\n" pairs (ids and compact JSON hold no
+# newline). One command for all streams keeps the client's cost per tick rather than per
+# stream or per point, and one argument per batch rather than three: redis-py packs each
+# argument in Python, about 3 us apiece (a third of a tick's cost with 1,000 streams).
+# Each batch runs under pcall: a refused one (an id below its stream's newest) is
 # answered with its error and the others are stored. Returns per batch 0 or the error text.
 APPEND_SCRIPT = (
     TRIM_FUNCTION
     + """
-local function append(key, floor_key, max_points, oldest_id, text)
-  for id, p in string.gmatch(text, '([^\\n]+)\\n([^\\n]*)\\n') do
+local function append(key, floor_key, text)
+  local max_points, oldest_id, start = string.match(text, '^([^\\n]*)\\n([^\\n]*)\\n()')
+  for id, p in string.gmatch(string.sub(text, start), '([^\\n]+)\\n([^\\n]*)\\n') do
     redis.call('XADD', key, id, 'p', p)
   end
   trim(key, floor_key, max_points, oldest_id)
 end
 local answers = {}
 for i = 1, #KEYS / 2 do
-  local ok, err = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i])
+  local ok, err = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[i])
   if ok then
     answers[i] = 0
   elseif type(err) == 'table' and err.err then
@@ -268,16 +272,27 @@ def _float_columns(entries: Sequence[Entry]) -> tuple[list[str], list[list[float
     every time and value a finite float, whose repr is what json writes. Returns the series
     names JSON-encoded and the columns; None for anything else (gaps, ints, other series)."""
     points = [entry.point for entry in entries]
-    first = points[0].values if points else None
-    if not first or not all(point.values.keys() == first.keys() for point in points):
+    values = [point.values for point in points]
+    first = values[0] if values else None
+    # As many names in all as the first point's times the points (a check in C; generators per
+    # point were most of this function's cost), and below, each point holding each name.
+    if not first or sum(map(len, values)) != len(first) * len(values):
         return None
-    if len(first) > 1 and not all(list(point.values) == list(first) for point in points):
+    if len(first) > 1 and not all(list(value) == list(first) for value in values):
         return None  # the same series in another order: written in its own order
-    columns = [[point.t for point in points]] + [[point.values[name] for point in points] for name in first]
+    try:
+        columns = [[point.t for point in points]] + [[value[name] for value in values] for name in first]
+    except KeyError:
+        return None
     for column in columns:
-        if not all(type(value) is float for value in column) or not math.isfinite(sum(column)):
+        if {*map(type, column)} != _FLOAT or not math.isfinite(sum(column)):
             return None  # sum: inf or nan when any value is; an overflow only loses the fast path
-    return [_point_json(name) for name in first], columns[1:]
+    return [_name_json(name) for name in first], columns[1:]
+
+
+_FLOAT = {float}
+# A series name as JSON, for each batch of each tick: the few names a worker sees, encoded once.
+_name_json = functools.lru_cache(maxsize=4096)(_point_json)
 
 
 class RedisHistory(History):
@@ -326,11 +341,10 @@ class RedisHistory(History):
             oldest_ms = batch.retention.oldest_kept_ms()
             points = batch.retention.points
             keys += [self.key(batch.slug), self.floor_key(batch.slug)]
-            args += [
-                "" if points is None else points,
-                "" if oldest_ms is None else f"{oldest_ms}-0",
-                entries_text(batch.entries),
-            ]
+            args.append(
+                f"{'' if points is None else points}\n{'' if oldest_ms is None else f'{oldest_ms}-0'}\n"
+                + entries_text(batch.entries)
+            )
         try:
             client = self._redis()
             answers = await self._append_script(keys=keys, args=args, client=client)

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 
 from streams.feeds.base import Point
 from streams.frames import Entry, columns
@@ -32,7 +33,6 @@ FLUSH_SECONDS = 1.0
 # Rows waiting for the database, across streams; past this the oldest are dropped (and logged):
 # a database that is down for long must not eat the worker's memory.
 MAX_WAITING_BATCHES = 100_000
-BULK_SIZE = 500
 # A flush writes each stream's waiting batches as rows of up to this many points: a row per
 # stream per second rather than per tick (a thousand streams at 20 ticks/s are 20,000 rows/s).
 MERGE_POINTS = 5_000
@@ -56,7 +56,14 @@ class DecodedBatch:
 def encode_entries(entries: Sequence[Entry]) -> str:
     """Columnar JSON of a batch, with every point's id (times in seconds, as stored)."""
     points = [entry.point for entry in entries]
-    return _compact({"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)})
+    data = {"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)}
+    try:
+        # orjson writes _compact's text but for small floats (0.00001 for 1e-05) and non-ASCII
+        # (UTF-8 rather than \u escapes), 15 times faster (a row of 100 points: 4 us against
+        # 66 us): the store's largest cost.
+        return orjson.dumps(data).decode()
+    except TypeError:  # what orjson cannot write (an integer past 64 bits): the json module
+        return _compact(data)
 
 
 def decode(data: str) -> DecodedBatch:
@@ -64,22 +71,36 @@ def decode(data: str) -> DecodedBatch:
     return DecodedBatch(ids=raw["ids"], t=raw["t"], y=raw["y"])
 
 
-def batch_row(stream_id: int, entries: Sequence[Entry]) -> Any:
-    from streams.models import StoredBatch
+# StoredBatch's columns as save_batches writes them, in the order of batch_row's values.
+ROW_FIELDS = ("stream", "first_ms", "first_seq", "last_ms", "last_seq", "t_min", "t_max", "count", "data")
 
+
+def batch_row(stream_id: int, entries: Sequence[Entry]) -> tuple[Any, ...]:
+    """A StoredBatch row's values, in ROW_FIELDS order."""
     first, last = parse_id(entries[0].id), parse_id(entries[-1].id)
     times = [entry.point.t for entry in entries]
-    return StoredBatch(
-        stream_id=stream_id,
-        first_ms=first[0],
-        first_seq=first[1],
-        last_ms=last[0],
-        last_seq=last[1],
-        t_min=min(times),
-        t_max=max(times),
-        count=len(entries),
-        data=encode_entries(entries),
+    return (
+        stream_id,
+        first[0],
+        first[1],
+        last[0],
+        last[1],
+        min(times),
+        max(times),
+        len(entries),
+        encode_entries(entries),
     )
+
+
+def _insert_sql() -> str:
+    from streams.models import StoredBatch
+
+    meta, quote = StoredBatch._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ROW_FIELDS)
+    values = ", ".join(["%s"] * len(ROW_FIELDS))
+    # A row whose last id is stored already (a retried write that did land) is skipped, as
+    # bulk_create(ignore_conflicts=True) did; SQLite >= 3.24 and PostgreSQL both say it so.
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING"
 
 
 # Sync reads and writes (call through database_sync_to_async from async code) ----------------
@@ -94,12 +115,14 @@ def stream_ids(slugs: Sequence[str]) -> dict[str, int]:
 
 def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     """Write batches of (slug, entries); a batch already stored is skipped. Returns rows written."""
-    from streams.models import StoredBatch
-
     ids = stream_ids(sorted({slug for slug, _ in batches}))
     rows = [batch_row(ids[slug], entries) for slug, entries in batches if slug in ids and entries]
-    with transaction.atomic():
-        StoredBatch.objects.bulk_create(rows, batch_size=BULK_SIZE, ignore_conflicts=True)
+    if not rows:
+        return 0
+    # One executemany rather than bulk_create: the ORM's model objects and per-field SQL were
+    # a third of a write's cost (about 100 us a row), for rows that need none of it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(), rows)
     return len(rows)
 
 
@@ -214,56 +237,63 @@ class Persister:
     def __init__(self, *, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.flush_seconds = flush_seconds
         self._waiting: list[tuple[str, list[Entry]]] = []
+        # The rows of a write that failed, retried exactly as they were: it may have landed
+        # (the connection lost at commit), and only the very same rows are skipped by their
+        # unique last id; merged with later batches they would store its points twice.
+        self._rows: list[tuple[str, list[Entry]]] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
         self._waiting.append((slug, list(entries)))
-        if len(self._waiting) > MAX_WAITING_BATCHES:
-            dropped = len(self._waiting) - MAX_WAITING_BATCHES
-            del self._waiting[:dropped]
-            log.error("the database is not taking points: dropped the %d oldest waiting batches", dropped)
+        excess = self.waiting - MAX_WAITING_BATCHES
+        if excess > 0:
+            from_rows = min(excess, len(self._rows))
+            del self._rows[:from_rows]
+            del self._waiting[: excess - from_rows]
+            log.error("the database is not taking points: dropped the %d oldest waiting batches", excess)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self._rows) + len(self._waiting)
 
     async def _run(self) -> None:
         failures = 0
-        while self._waiting:
+        while self.waiting:
             await asyncio.sleep(self.flush_seconds if failures == 0 else min(30.0, 2.0**failures))
             try:
                 await self.flush()
                 failures = 0
             except Exception:
                 failures += 1
-                log.exception("could not store %d batches; retrying", len(self._waiting))
+                log.exception("could not store %d batches; retrying", self.waiting)
 
     async def flush(self) -> None:
         """Write everything waiting now; on failure it stays queued (and the error is raised)."""
         async with self._lock:
-            taken, self._waiting = self._waiting, []
+            taken = self._rows + merge_batches(self._waiting)
+            self._rows, self._waiting = [], []
             if not taken:
                 return
-            # Merged once: a failed write is retried with the very same rows, so a write that
-            # did land is still skipped by the unique last id.
-            taken = merge_batches(taken)
             try:
                 await database_sync_to_async(save_batches)(taken)
             except BaseException:
-                self._waiting[:0] = taken
+                self._rows = taken
                 raise
 
     async def close(self) -> None:
         """Write what is queued (one attempt) and stop."""
         if self._task is not None:
-            self._task.cancel()
+            # Cancel it only between writes: a write cut short still lands from its thread,
+            # and its rows, put back, would be merged with what came since and stored twice.
+            async with self._lock:
+                self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
             self._task = None
         try:
             await self.flush()
         except Exception:
-            log.exception("could not store %d batches at shutdown", len(self._waiting))
+            log.exception("could not store %d batches at shutdown", self.waiting)

@@ -152,3 +152,50 @@ async def test_the_persister_writes_a_streams_batches_of_one_flush_as_one_row(st
     await persister.close()
     row = await StoredBatch.objects.aget()
     assert row.count == 6 and decode(row.data).ids == [e.id for batch in batches for e in batch]
+
+
+def landing_then(monkeypatch, *, raising: bool = False, seconds: float = 0.0) -> None:
+    """save_batches that writes, then (once) reports a failure or returns late: a write that
+    landed although the caller could not know it."""
+    from streams import store
+
+    real, calls = store.save_batches, []
+
+    def save(batches):
+        written = real(batches)
+        calls.append(len(batches))
+        if len(calls) == 1:
+            time.sleep(seconds)
+            if raising:
+                raise OSError("connection lost at commit")
+        return written
+
+    monkeypatch.setattr(store, "save_batches", save)
+
+
+async def stored_ids() -> list[str]:
+    rows = [decode(data).ids async for data in StoredBatch.objects.values_list("data", flat=True)]
+    return sorted(point_id for ids in rows for point_id in ids)
+
+
+async def test_a_write_that_landed_but_failed_is_retried_as_it_was_and_stored_once(stream, monkeypatch):
+    landing_then(monkeypatch, raising=True)
+    persister = Persister(flush_seconds=60)
+    first, second = batches_of(IdClock(), [3, 2])
+    persister.add("stored", first)
+    with pytest.raises(OSError, match="connection lost"):
+        await persister.flush()
+    persister.add("stored", second)  # fits the same row: must not be merged into the retry
+    await persister.close()
+    assert await stored_ids() == sorted(e.id for e in first + second)
+
+
+async def test_closing_while_a_write_is_in_flight_stores_every_point_once(stream, monkeypatch):
+    landing_then(monkeypatch, seconds=0.3)
+    persister = Persister(flush_seconds=0.01)
+    first, second = batches_of(IdClock(), [3, 2])
+    persister.add("stored", first)
+    await asyncio.sleep(0.1)  # the write is in its thread now
+    persister.add("stored", second)
+    await persister.close()
+    assert await stored_ids() == sorted(e.id for e in first + second)

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from streams.worker import Supervisor
+from streams.worker import Supervisor, tune_gc
 
 
 def require_shared_layer() -> None:
@@ -27,6 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_shared_layer()
+        tune_gc()
         asyncio.run(self.main())
 
     async def main(self) -> None:
