@@ -39,20 +39,22 @@ READ_SECONDS = 0.05
 MAX_READ_SECONDS = 0.2
 
 
-def make_payloads(count: int = PAYLOADS) -> list[bytes]:
+def make_templates(count: int = PAYLOADS) -> list[bytes]:
+    """Messages with their time left out (`%.3f`, in ms): each read stamps the times it
+    arrived over, as a live ticker's messages carry theirs. A replay of fixed times would go
+    back in time at every wrap, and the time rules (streams/feeds/timeline.py) drop late points."""
     rng = random.Random(5)
-    start_ms = 1_700_000_000_000
     return [
-        json.dumps(
-            {
-                "type": "tick",
-                "symbol": "ABC-USD",
-                "ts": start_ms + 50 * n,
-                "price": round(rng.uniform(90, 110), 4),
-            }
-        ).encode()
-        for n in range(count)
+        b'{"type": "tick", "symbol": "ABC-USD", "price": %s, "ts": %%.3f}'
+        % str(round(rng.uniform(90, 110), 4)).encode()
+        for _ in range(count)
     ]
+
+
+def make_payloads(templates: list[bytes]) -> list[bytes]:
+    """The templates stamped 50 ms apart: the same messages for the bare json.loads baseline."""
+    start_ms = 1_700_000_000_000
+    return [template % (start_ms + 50 * n) for n, template in enumerate(templates)]
 
 
 def replay_feed_class() -> type:
@@ -64,7 +66,7 @@ def replay_feed_class() -> type:
 
         kind = "bench-replay"
         label = "bench: pre-made messages"
-        payloads: list[bytes] = []
+        payloads: list[bytes] = []  # make_templates(): stamped with their times as they are read
         broadcaster: Any = None
         # Streams whose feed is reading: a thousand take seconds to start (health reports,
         # history and database look-ups), and the window must not measure that.
@@ -97,6 +99,9 @@ def replay_feed_class() -> type:
                 last = now
                 count, owed = int(owed), owed - int(owed)
                 received_at = time.time()
+                # The messages of this read arrived over the last count / rate seconds.
+                step_ms = 1000.0 / rate
+                first_ms = received_at * 1000.0 - count * step_ms
                 # What arrived, in one piece as a socket read hands it over: a slice of the
                 # replay (wrapping around), so the bench's own bookkeeping per message is small
                 # beside the path it measures.
@@ -106,8 +111,9 @@ def replay_feed_class() -> type:
                 position = (position + count) % len(payloads)
                 batch: Batch = []
                 points, loads = self.extractor.points, json.loads
-                for raw in arrived:
+                for index, template in enumerate(arrived):
                     try:
+                        raw = template % (first_ms + index * step_ms)
                         batch.extend(points(loads(raw), received_at=received_at))
                     except (ValueError, BadPayload) as error:
                         self.skip(str(error))
@@ -142,7 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     tune_gc()  # as `manage.py ingest` does before its feeds start
     feed_class = replay_feed_class()
-    feed_class.payloads = make_payloads()
+    feed_class.payloads = make_templates()
     FEED_KINDS[feed_class.kind] = feed_class  # this process only: build_feed finds the kind
     per_stream = args.rate / args.streams
     settings_json = json.dumps({"extract": EXTRACT, "rate": per_stream}, sort_keys=True)
@@ -166,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stopped = time.monotonic()
     await supervisor.stop_all()  # flushes what is queued, and the Persister's queue
     stop_seconds = time.monotonic() - stopped
-    bare, mapped = per_message_seconds(feed_class.payloads, Extractor(EXTRACT))
+    bare, mapped = per_message_seconds(make_payloads(feed_class.payloads), Extractor(EXTRACT))
     return {
         "stop_seconds": stop_seconds,
         "json_loads_us": bare * 1e6,
