@@ -171,6 +171,28 @@ class Supervisor:
                 log.info("stream %s: %s feed started", slug, spec.kind)
 
     async def stop_all(self) -> None:
+        # Keep the leases while stopping: a stop slower than the lease (a loaded machine, a
+        # long final flush) would otherwise let another worker take a stream over and store
+        # the window's tail while this one still writes it (points stored twice).
+        keeper = asyncio.get_running_loop().create_task(self._keep_leases(set(self.tasks)), name="leases")
+        try:
+            await self._stop_feeds_and_flush()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await keeper
+        # Hand the streams over at once rather than after the leases expire.
+        await self.leases.release(self.tasks)
+        self.tasks.clear()
+        self.timelines.clear()
+
+    async def _keep_leases(self, slugs: set[str]) -> None:
+        while True:
+            await asyncio.sleep(RESCAN_SECONDS)
+            with contextlib.suppress(Exception):  # best effort: the stop goes on regardless
+                await self.leases.hold(slugs, held=slugs)
+
+    async def _stop_feeds_and_flush(self) -> None:
         tasks = [task for _, task in self.tasks.values()]
         for task in tasks:
             task.cancel()
@@ -189,10 +211,6 @@ class Supervisor:
             await get_inbox().settle()
         except Exception:
             log.exception("could not acknowledge pushed points at stop")
-        # Hand the streams over at once rather than after the leases expire.
-        await self.leases.release(self.tasks)
-        self.tasks.clear()
-        self.timelines.clear()
 
     async def drain_inboxes(self) -> int:
         """Publish what push requests left in the inboxes of the push streams we ran: they were

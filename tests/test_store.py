@@ -55,6 +55,38 @@ def test_a_batch_written_twice_is_stored_once(stream):
     assert (row.count, row.t_min, row.t_max) == (3, 1_700_000_000.0, 1_700_000_002.0)
 
 
+def test_points_another_worker_stored_under_other_batches_are_not_stored_again(stream):
+    # A worker that took the stream over stored the window's tail as one batch; the old owner's
+    # late write of the same points, batched by tick, must not store them a second time.
+    early, late_a, late_b = batches_of(IdClock(), [3, 2, 2])
+    save_batches([("stored", early)])
+    save_batches([("stored", late_a + late_b)])  # the new owner's tail, one row
+    written = save_batches([("stored", late_a), ("stored", late_b)])  # the old owner, per tick
+    assert written == 0
+    stored = read_after("stored", after=None, limit=100)
+    assert [entry.id for entry in stored] == [entry.id for entry in early + late_a + late_b]
+
+
+def test_a_batch_overlapping_what_is_stored_keeps_only_its_newer_points(stream):
+    first, second = batches_of(IdClock(), [3, 3])
+    save_batches([("stored", first + second[:1])])
+    assert save_batches([("stored", second)]) == 1
+    stored = read_after("stored", after=None, limit=100)
+    assert [entry.id for entry in stored] == [entry.id for entry in first + second]
+    assert StoredBatch.objects.order_by("last_ms", "last_seq").last().count == 2
+
+
+def test_newest_stored_ids_are_read_for_many_streams_at_once(stream):
+    # More streams than one compound SELECT may hold on SQLite.
+    slugs = [f"many-{n}" for n in range(450)]
+    Stream.objects.bulk_create([Stream(slug=slug, title=slug) for slug in slugs])
+    clock = IdClock()
+    batches = [(slug, batches_of(clock, [1])[0]) for slug in slugs]
+    assert save_batches(batches) == 450
+    assert save_batches(batches) == 0
+    assert StoredBatch.objects.count() == 450
+
+
 def test_streams_that_do_not_store_or_no_longer_exist_are_skipped(stream):
     Stream.objects.create(slug="window-only", title="Window only", store_points=False)
     batch = batches_of(IdClock(), [2])[0]
