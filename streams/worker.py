@@ -164,6 +164,11 @@ class Supervisor:
                 task.cancel()
                 del self.tasks[slug]
                 log.info("stream %s: feed stopped", slug)
+                if slug not in ours and self.broadcaster is not None:
+                    # Another worker may run it now, issuing ids past ours: if the lease comes
+                    # back, go on from history's last id (a host's clock behind could otherwise
+                    # issue ids below the stream's newest).
+                    self.broadcaster.forget(slug)
         for slug, spec in specs.items():
             if slug not in self.tasks:
                 task = asyncio.get_running_loop().create_task(self.run_feed(spec), name=f"feed:{slug}")

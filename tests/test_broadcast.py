@@ -252,3 +252,25 @@ async def test_many_streams_in_one_tick_reach_their_groups_on_the_redis_pubsub_l
     finally:
         await broadcaster.close()
         await layer.flush()
+
+
+async def test_a_forgotten_stream_goes_on_from_the_last_id_another_worker_stored(layer):
+    # Two workers share one history; "s" moved to the other one (its host's clock ahead) while
+    # this one lost the lease. Back with this one, ids go on past the other's, not below them.
+    from streams.frames import Entry
+    from streams.ids import format_id
+
+    history = MemoryHistory()
+    ours = broadcaster_with(layer, history)
+    ours.publish("s", [Point(t=1, values={"v": 1})], retention=Retention())
+    await ours.flush()
+    (_, first), *_ = layer.sent
+    ahead = format_id((first["key"][0] + 60_000, 0))  # a minute ahead of our clock
+    await history.append("s", [Entry(ahead, Point(t=2, values={"v": 2}))], retention=Retention())
+
+    ours.forget("s")
+    ours.publish("s", [Point(t=3, values={"v": 3})], retention=Retention())
+    await ours.flush()
+    _, message = layer.sent[-1]
+    assert message["prev"] == ahead
+    assert parse_id(message["id"]) > parse_id(ahead)
