@@ -39,6 +39,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and a token-bearing /metrics answer whatever the Host (livecharts/probes.py).
+    "livecharts.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Scripts from our origin only, none inline (livecharts/csp.py says what pages need).
     "livecharts.csp.ContentSecurityPolicyMiddleware",
@@ -186,10 +188,23 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One line per event, and a flood of one warning held to a line per 10 s (livecharts/logfilters.py).
+    "filters": {
+        "one_line": {"()": "livecharts.logfilters.OneLine"},
+        "repeats": {"()": "livecharts.logfilters.Repeats", "seconds": 10},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["one_line", "repeats"],
+        }
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},
+        # ...but its "Listening on TCP address" line, so a log says when a process is serving.
+        "daphne.server": {"level": "INFO"},
         "django.channels.server": {"level": "WARNING"},
         # httpx logs each request's full URL at INFO, query string (API keys) included.
         "httpx": {"level": "WARNING"},
