@@ -26,7 +26,8 @@ METRICS_PATH = "/metrics"
 
 
 class ProbeMiddleware:
-    """First in MIDDLEWARE: serves the probes before host validation and the https redirect."""
+    """Before CommonMiddleware (the Host check); SECURE_REDIRECT_EXEMPT spares these paths the
+    https redirect, and the security and CSP headers still apply to the answers."""
 
     async_capable = True
     sync_capable = False

@@ -12,6 +12,8 @@ import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 from livecharts.env import envbool, envint, envlist, envstr
+from streams.redis_clients import RedisAddressError, layer_host, split_addresses
+from streams.redis_clients import parse_address as parse_redis_address
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,11 +41,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # /healthz, /readyz and a token-bearing /metrics answer whatever the Host (livecharts/probes.py).
-    "livecharts.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Scripts from our origin only, none inline (livecharts/csp.py says what pages need).
     "livecharts.csp.ContentSecurityPolicyMiddleware",
+    # /healthz, /readyz and a token-bearing /metrics answer whatever the Host, before
+    # CommonMiddleware checks it (livecharts/probes.py); their paths skip the https redirect.
+    "livecharts.probes.ProbeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,22 +101,33 @@ if REDIS_URL:
     # Shards of the layer: channels-redis hashes each group's channel to one of these, the same
     # way in every process (so every process must list the same URLs in the same order). The
     # history windows, leases and push inboxes stay on REDIS_URL.
-    LIVECHARTS_LAYER_REDIS_URLS = envlist("LIVECHARTS_LAYER_REDIS_URLS", REDIS_URL)
-    for _url in LIVECHARTS_LAYER_REDIS_URLS:
-        if not _url.startswith(("redis://", "rediss://", "unix://")):
-            raise ImproperlyConfigured(
-                f"LIVECHARTS_LAYER_REDIS_URLS: {_url!r} is not a redis://, rediss:// or unix:// URL"
-            )
+    # Comma-separated; a comma inside a Sentinel address (its hosts) does not split the list.
+    LIVECHARTS_LAYER_REDIS_URLS = split_addresses(envstr("LIVECHARTS_LAYER_REDIS_URLS") or REDIS_URL)
+    # Plain URLs, or redis+sentinel://host:26379,host:26379/<service>/<db> for a master that
+    # Sentinel fails over (streams/redis_clients.py); channels-redis takes either.
+    try:
+        parse_redis_address(REDIS_URL)
+        _LAYER_HOSTS = [layer_host(_url) for _url in LIVECHARTS_LAYER_REDIS_URLS]
+    except RedisAddressError as _error:
+        raise ImproperlyConfigured(f"REDIS_URL / LIVECHARTS_LAYER_REDIS_URLS: {_error}") from None
+    # A push is answered 202 once this many replicas hold it (1 under Sentinel: a failover
+    # must not lose what a pusher was told is kept); 0 with one plain Redis.
+    LIVECHARTS_REDIS_ACK_REPLICAS = envint(
+        "LIVECHARTS_REDIS_ACK_REPLICAS",
+        0 if isinstance(parse_redis_address(REDIS_URL), str) else 1,
+        minimum=0,
+    )
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _LAYERS[envstr("LIVECHARTS_CHANNEL_LAYER", "pubsub")],
             "CONFIG": {
-                "hosts": LIVECHARTS_LAYER_REDIS_URLS,
+                "hosts": _LAYER_HOSTS,
                 "prefix": f"{LIVECHARTS_REDIS_PREFIX}:asgi",
             },
         }
     }
 else:
+    LIVECHARTS_REDIS_ACK_REPLICAS = 0
     # Only for the one-process `manage.py serve`; `manage.py ingest` refuses it.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -178,7 +192,7 @@ SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers and supervisors probe these over plain HTTP on the daphne port.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
@@ -47,6 +48,21 @@ SETTLE_SECONDS = 2.0
 
 class InboxFull(Exception):
     """The stream's inbox holds MAX_WAITING_REQUESTS: its worker is not keeping up or not running."""
+
+
+class InboxUnavailable(Exception):
+    """Redis did not take the request, or took it without a replica confirming it: the caller
+    answers 503 and the pusher sends again (an identical repeat is dropped by the time rules)."""
+
+
+# Under Sentinel a master may die before its replica has a request it answered: a failover
+# then loses a point the pusher was told is kept. So a push is acknowledged once the replicas
+# have it (Redis WAIT, up to `ack_replicas` of those connected), within this long. A master
+# with no replica connected (just promoted, its old master dead) acknowledges alone: with
+# nothing to fail over to, it is as safe as it gets, and pushes keep flowing.
+ACK_REPLICA_TIMEOUT_MS = 1000
+# How long the count of connected replicas (ROLE) is trusted before it is asked again.
+REPLICA_COUNT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,9 +160,12 @@ class RedisInbox(Inbox):
     # Per take, so one worker round stays bounded however far behind it is.
     MAX_TAKE = 1000
 
-    def __init__(self, url: str, *, prefix: str) -> None:
+    def __init__(self, url: str, *, prefix: str, ack_replicas: int = 0) -> None:
         self.url = url
         self.prefix = prefix
+        self.ack_replicas = ack_replicas
+        # (when counted, replicas connected to the master), for the WAIT of each push.
+        self._replicas: tuple[float, int] | None = None
         self._clients = LoopClients(url)
         # Per stream, the id of the last entry handed to broadcast; takes read after it.
         self._handed: dict[str, bytes] = {}
@@ -166,7 +185,29 @@ class RedisInbox(Inbox):
         # harmless (it bounds a runaway, it is not a quota).
         if await client.xlen(self.key(slug)) >= MAX_WAITING_REQUESTS:
             raise InboxFull(slug)
-        await client.xadd(self.key(slug), {"p": encode_points(points)})
+        wanted = await self._replicas_to_wait_for(client)
+        if not wanted:
+            await client.xadd(self.key(slug), {"p": encode_points(points)})
+            return
+        # WAIT counts the replicas that have this connection's writes: one pipeline, one connection.
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xadd(self.key(slug), {"p": encode_points(points)})
+            pipe.execute_command("WAIT", wanted, ACK_REPLICA_TIMEOUT_MS)
+            _, confirmed = await pipe.execute()
+        if int(confirmed) < wanted:
+            self._replicas = None  # ask again: one may have left
+            raise InboxUnavailable(f"{confirmed} of {wanted} replicas confirmed the request")
+
+    async def _replicas_to_wait_for(self, client: Any) -> int:
+        if not self.ack_replicas:
+            return 0
+        now = time.monotonic()
+        if self._replicas is None or now - self._replicas[0] > REPLICA_COUNT_SECONDS:
+            role = await client.execute_command("ROLE")
+            if role[0] not in (b"master", "master"):
+                raise InboxUnavailable("the Redis answering is not a master (failing over)")
+            self._replicas = (now, len(role[2]))
+        return min(self.ack_replicas, self._replicas[1])
 
     async def take(self, slug: str, *, wait: float) -> Delivery | None:
         # From the start, or after what this process handed to broadcast: entries leave only
@@ -240,7 +281,11 @@ def get_inbox() -> Inbox:
     global _inbox
     if _inbox is None:
         if settings.REDIS_URL:
-            _inbox = RedisInbox(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+            _inbox = RedisInbox(
+                settings.REDIS_URL,
+                prefix=settings.LIVECHARTS_REDIS_PREFIX,
+                ack_replicas=getattr(settings, "LIVECHARTS_REDIS_ACK_REPLICAS", 0),
+            )
         else:
             _inbox = MemoryInbox()
     return _inbox

@@ -16,6 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
+from streams.redis_clients import async_client
+
 LEASE_MS = 5_000
 
 # Renew only a lease we still hold: compare the owner, then extend, atomically.
@@ -45,11 +47,9 @@ class Leases:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _redis(self) -> Any:
-        import redis.asyncio as redis
-
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client, self._loop = redis.from_url(self.url), loop
+            self._client, self._loop = async_client(self.url), loop
             self._renew = self._client.register_script(RENEW_SCRIPT)
             self._release = self._client.register_script(RELEASE_SCRIPT)
         return self._client

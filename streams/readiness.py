@@ -69,11 +69,11 @@ def _query_database() -> None:
 async def _redis() -> str:
     if not settings.REDIS_URL:
         return NOT_CONFIGURED
-    import redis.asyncio as redis
+    from streams.redis_clients import async_client
 
     # REDIS_URL (history, leases, inboxes) and every shard of the channel layer.
     urls = dict.fromkeys([settings.REDIS_URL, *getattr(settings, "LIVECHARTS_LAYER_REDIS_URLS", [])])
-    clients = [redis.from_url(url, socket_connect_timeout=CHECK_SECONDS) for url in urls]
+    clients = [async_client(url, socket_connect_timeout=CHECK_SECONDS) for url in urls]
     try:
         await asyncio.gather(*(client.ping() for client in clients))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -16,14 +17,17 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+from redis.exceptions import RedisError
 
 from streams import access, export, figures, ranges, readiness, sse_output
 from streams.dashboards import page_context, visible_dashboards
 from streams.feeds.push import PushFeed
 from streams.health import stream_statuses
-from streams.inbox import InboxFull, get_inbox
+from streams.inbox import InboxFull, InboxUnavailable, get_inbox
 from streams.models import PushToken, Stream
 from streams.push import PushRefused, RateLimiter, authenticate, read_points, retry_after_header
+
+log = logging.getLogger(__name__)
 
 # The socket path the browser client connects to (streams/routing.py).
 WS_PATH = "/ws/"
@@ -168,6 +172,12 @@ async def push_points(request: HttpRequest, slug: str) -> JsonResponse:
         except InboxFull:
             raise PushRefused(
                 503, "unavailable", "the stream's worker is not taking points; retry later", retry_after=5
+            ) from None
+        except (InboxUnavailable, RedisError, OSError) as error:
+            # Redis down or failing over: nothing was acknowledged, so the pusher must know.
+            log.warning("push to %s refused: Redis unavailable (%s)", slug, type(error).__name__)
+            raise PushRefused(
+                503, "unavailable", "storage is failing over or unreachable; retry shortly", retry_after=1
             ) from None
     except PushRefused as refused:
         response = JsonResponse({"error": refused.code, "message": refused.message}, status=refused.status)
