@@ -280,12 +280,14 @@ def test_aggregation_emits_one_point_per_closed_interval_and_series(how: str, fi
     assert extractor.points(EVENTS, received_at=NOW) == []
     assert extractor.flush(9.9) == []
     assert extractor.flush(19.9) == [Point(t=10.0, values=first)]
-    assert extractor.flush(20) == [Point(t=20.0, values=second)]
+    # Records carry their own time: each interval waits the default grace of 5 s past its end.
+    assert extractor.flush(24.9) == []
+    assert extractor.flush(25) == [Point(t=20.0, values=second)]
     assert extractor.flush(100) == []
 
 
 def test_counting_needs_no_value_and_quiet_intervals_emit_nothing():
-    extractor = Extractor({"time": "t", "aggregate": {"every": 10}})
+    extractor = Extractor({"time": "t", "aggregate": {"every": 10, "grace": 0}})
     extractor.points([{"t": 1}, {"t": 3}, {"t": 35}], received_at=NOW)
     assert extractor.flush(40) == [Point(t=10.0, values={"value": 2}), Point(t=40.0, values={"value": 1})]
 
@@ -294,15 +296,24 @@ def test_a_series_seen_before_counts_zero_in_an_interval_without_it():
     settings = {"time": "t", "series_path": "site", "aggregate": {"every": 10}}
     extractor = Extractor(settings)
     extractor.points([{"t": 1, "site": "a"}, {"t": 2, "site": "b"}, {"t": 12, "site": "a"}], received_at=NOW)
-    assert [p.values for p in extractor.flush(20)] == [{"a": 1, "b": 1}, {"a": 1, "b": 0}]
+    assert [p.values for p in extractor.flush(25)] == [{"a": 1, "b": 1}, {"a": 1, "b": 0}]
 
 
-def test_late_records_for_a_flushed_interval_are_dropped():
-    extractor = Extractor({"time": "t", "aggregate": {"every": 10}})
+def test_late_records_count_in_their_interval_within_the_grace_and_are_dropped_and_told_beyond():
+    told: list[str] = []
+    extractor = Extractor({"time": "t", "aggregate": {"every": 10, "grace": 3}}, on_drop=told.append)
     extractor.points([{"t": 1}], received_at=NOW)
-    assert len(extractor.flush(10)) == 1
-    extractor.points([{"t": 9}, {"t": 11}], received_at=NOW)
-    assert extractor.flush(20) == [Point(t=20.0, values={"value": 1})]
+    assert extractor.flush(12.9) == []  # [0, 10) is still open 2.9 s past its end
+    extractor.points([{"t": 9}, {"t": 9.5}], received_at=NOW)  # late, within the grace
+    assert extractor.flush(13) == [Point(t=10.0, values={"value": 3})]
+    extractor.points([{"t": 9.9}, {"t": 11}, {"t": 2}], received_at=NOW)  # two beyond the grace
+    assert extractor.flush(23) == [Point(t=20.0, values={"value": 1})]
+    assert extractor.dropped_late == 2 and len(told) == 2
+    assert told[0] == (
+        "aggregate: a record at 1970-01-01T00:00:09.900000Z came after its interval (to "
+        "1970-01-01T00:00:10Z) was closed 3 s past its end; not counted: raise "
+        "extract.aggregate.grace if the source is often this late"
+    )
 
 
 def test_flush_without_aggregation_is_empty():
