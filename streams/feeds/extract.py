@@ -328,7 +328,7 @@ class Extractor:
                 continue  # a record without the arrays (an empty result): no rows
             for name, column in zip(names, found, strict=True):
                 if not isinstance(column, list):
-                    what = "found nothing" if column is None else f"found {_show(column)}, not a list"
+                    what = "found nothing" if column is None else f"found {_show(column)}, not a list,"
                     raise BadPayload(f"columns.{name}: {what} in {_show(record)}")
             lengths = {len(column) for column in found}
             if len(lengths) > 1:

@@ -31,6 +31,7 @@ from django.conf import settings
 from streams.feeds.base import (
     Batch,
     FeedSettingsError,
+    Point,
     choice_setting,
     headers_setting,
     number_setting,
@@ -99,11 +100,15 @@ class PollFeed(ExtractingFeed):
         super().__init__(settings)
         self.etag: str | None = None
         self.newest_t: float | None = None
+        # The record ids (extract.id) emitted at newest_t: another record at that very time is
+        # new (two trades in one millisecond). None: not known, so nothing more at that time.
+        self.newest_keys: set[str] | None = None
 
     def resume_after(self, t: float) -> None:
         # After a restart the first answer repeats a window that is already stored.
         if self.newest_t is None or t > self.newest_t:
             self.newest_t = t
+            self.newest_keys = None
 
     def describe(self) -> str:
         return safe_url(self.settings["url"])
@@ -237,13 +242,24 @@ class PollFeed(ExtractingFeed):
                 f"{ahead} point(s) dated over {ahead_seconds} s ahead of this server's clock, dropped "
                 "(LIVECHARTS_MAX_FUTURE_SECONDS): check extract.time and extract.time_unit"
             )
-        fresh = [
-            point
-            for point in points
-            if point.t <= latest and (self.newest_t is None or point.t > self.newest_t)
-        ]
+        newest_t, keys = self.newest_t, self.newest_keys
+
+        def new(point: Point) -> bool:
+            if newest_t is None or point.t > newest_t:
+                return True
+            # At the newest time already emitted: only a record with an id not seen there.
+            key = point.key
+            return point.t == newest_t and keys is not None and key is not None and key not in keys
+
+        fresh = [point for point in points if point.t <= latest and new(point)]
         if fresh:
-            self.newest_t = max(point.t for point in fresh)
+            top = max(point.t for point in fresh)
+            at_top = {point.key for point in fresh if point.t == top and point.key is not None}
+            if newest_t is not None and top == newest_t and keys is not None:
+                keys |= at_top
+            else:
+                self.newest_keys = at_top
+            self.newest_t = top
         return fresh
 
     async def _refused(self, response: httpx.Response) -> PollError:
