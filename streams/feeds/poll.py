@@ -2,9 +2,10 @@
 
 For APIs that answer with a window (the last 60 one-minute candles), a point is emitted only
 when its time is newer than the newest already emitted, so overlapping windows never repeat
-a point. The newest time lives on the feed object, which the worker keeps across reconnects,
-so a server that goes away and comes back does not repeat points either. `ETag`/
-`If-None-Match` saves the body when nothing changed.
+a point; with `extract.id`, also one at that newest time whose record id is new there (two
+trades in one millisecond listed in two answers). The newest time lives on the feed object,
+which the worker keeps across reconnects, so a server that goes away and comes back does not
+repeat points either. `ETag`/`If-None-Match` saves the body when nothing changed.
 
 Every failure to read the endpoint (down, too slow, an HTTP error status) raises PollError with
 a message safe to show (no header values, no query, no URL credentials) that says what to
