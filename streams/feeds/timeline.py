@@ -113,18 +113,17 @@ class Timeline:
                 passing[name] = value
                 newest[name] = point
             elif t == before.t:
-                # A repeat is dropped (not counted): by record id when both carry one, else by
-                # value; another value at the same time is a second reading (records of one
-                # message at its arrival time).
-                if point.key is not None and before.key is not None:
-                    seen = self._keys_at(name, before)
-                    if point.key not in seen:
-                        seen.add(point.key)
-                        passing[name] = value
-                        newest[name] = point
-                elif before.values.get(name) != value:
+                # A repeat is dropped (not counted): by record id once ids were seen at this
+                # time, else by value (a stored point has no id); another value at the same
+                # time is a second reading (records of one message at its arrival time).
+                key = point.key
+                seen = None if key is None else self._keys_at(name, before)
+                repeat = key in seen if seen else before.values.get(name) == value
+                if not repeat:
                     passing[name] = value
                     newest[name] = point
+                    if seen is not None:
+                        seen.add(key)
             elif before.t - t <= LATE_SLACK_SECONDS:
                 passing[name] = value
             elif problem is None:

@@ -138,3 +138,12 @@ def test_a_keyed_point_at_the_time_of_a_stored_point_goes_by_value():
     timeline.resume(Point(NOW, {"p": 1.0}), now=NOW)
     kept, _ = admit(timeline, [Point(NOW, {"p": 1.0}, key="9"), Point(NOW, {"p": 2.0}, key="10")])
     assert kept == [Point(NOW, {"p": 2.0}, key="10")]
+
+
+def test_a_record_without_an_id_between_keyed_ones_does_not_let_a_repeated_id_through():
+    timeline = Timeline(max_ahead=300)
+    keyed, unkeyed = Point(NOW, {"p": 1.0}, key="1"), Point(NOW, {"p": 2.0})
+    kept, _ = admit(timeline, [keyed, unkeyed])
+    assert kept == [keyed, unkeyed]
+    kept, _ = admit(timeline, [keyed])
+    assert kept == []
