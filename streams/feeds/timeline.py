@@ -117,12 +117,13 @@ class Timeline:
                 # time, else by value (a stored point has no id); another value at the same
                 # time is a second reading (records of one message at its arrival time).
                 key = point.key
-                seen = None if key is None else self._keys_at(name, before)
-                repeat = key in seen if seen else before.values.get(name) == value
+                # Built before `newest` moves on to a point without an id, so ids are not lost.
+                seen = None if key is None and before.key is None else self._keys_at(name, before)
+                repeat = key in seen if key is not None and seen else before.values.get(name) == value
                 if not repeat:
                     passing[name] = value
                     newest[name] = point
-                    if seen is not None:
+                    if key is not None and seen is not None:
                         seen.add(key)
             elif before.t - t <= LATE_SLACK_SECONDS:
                 passing[name] = value
