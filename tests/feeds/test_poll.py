@@ -14,7 +14,9 @@ from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 import httpx
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from streams.feeds import build_feed, poll
 from streams.feeds.base import FeedSettingsError, Point
@@ -463,3 +465,40 @@ async def test_after_a_restart_records_at_the_stored_newest_time_are_not_drawn_a
     ]
     async with httpx.AsyncClient() as client:
         assert [point.key for point in await feed.poll_once(client)] == ["2"]
+
+
+@st.composite
+def trade_windows(draw: st.DrawFn) -> tuple[list[dict[str, object]], list[tuple[int, int]]]:
+    """Trades oldest first (many share a millisecond and a price), and the overlapping windows
+    of them an API answers with, each starting at or before the end of the one before."""
+    steps = draw(st.lists(st.integers(0, 2), min_size=1, max_size=30))
+    prices = draw(st.lists(st.sampled_from(["1.00", "1.01"]), min_size=len(steps), max_size=len(steps)))
+    ms, trades = EPOCH_MS, []
+    for index, (step, price) in enumerate(zip(steps, prices, strict=True)):
+        ms += step
+        trades.append(trade(index, ms=ms, price=price, quantity="1"))
+    windows, end = [], 0
+    while end < len(trades):
+        start = draw(st.integers(0, end))
+        end = draw(st.integers(end + 1, len(trades)))
+        windows.append((start, end))
+    return trades, windows
+
+
+@hypothesis.given(trade_windows())
+@hypothesis.settings(max_examples=100, deadline=None)
+def test_overlapping_windows_of_trades_with_ids_draw_every_trade_once_in_order(case):
+    trades, windows = case
+    feed = PollFeed(
+        {"url": "http://example.com/trades", "extract": {"time": "time", "value": "price", "id": "id"}}
+    )
+    timeline = Timeline(max_ahead=300)
+    drawn: list[str | None] = []
+    for start, end in windows:
+        # What poll_once does with an answer, minus the HTTP (tested above with a real server).
+        points = feed._fresh(
+            feed.extractor.points(trades[start:end], received_at=time.time()), now=time.time()
+        )
+        drawn += [point.key for point in timeline.admit(points, now=time.time(), skip=feed.skip)]
+    assert drawn == [str(index) for index in range(len(trades))]
+    assert feed.bad_payloads == 0
