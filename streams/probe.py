@@ -51,10 +51,11 @@ class ProbeResult:
 
 
 def probe_seconds(settings: Mapping[str, Any]) -> float:
-    """Long enough for one aggregation interval to close, within reason."""
+    """Long enough for one aggregation interval to close (and its grace to pass), within reason."""
     aggregate = (settings.get("extract") or {}).get("aggregate") or {}
     every = aggregate.get("every") or 0
-    return min(MAX_SECONDS, max(DEFAULT_SECONDS, every * 1.5 + 2))
+    grace = aggregate.get("grace") or 0
+    return min(MAX_SECONDS, max(DEFAULT_SECONDS, every * 1.5 + grace + 2))
 
 
 async def probe(kind: str, settings: Mapping[str, Any], *, seconds: float | None = None) -> ProbeResult:

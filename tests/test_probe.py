@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.feeds.poll import PollFeed
 from streams.probe import MAX_POINTS, probe, probe_seconds
 from tests.json_api import serve_json_api
 
@@ -38,3 +39,9 @@ async def test_bad_settings_are_reported_not_raised():
 def test_an_aggregating_feed_is_given_time_for_one_interval(every, seconds):
     extract = {"aggregate": {"every": every, "how": "count"}} if every else {}
     assert probe_seconds({"extract": extract}) == seconds
+
+
+def test_an_aggregate_of_timed_records_is_given_its_grace_too():
+    extract = {"time": "t", "aggregate": {}}
+    settings = PollFeed.clean_settings({"url": "http://example.com/x", "extract": extract})
+    assert probe_seconds(settings) == 10 * 1.5 + 5 + 2

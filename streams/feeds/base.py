@@ -25,10 +25,14 @@ DEFAULT_STALL_SECONDS = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One sample: a time (seconds since the epoch) and a value per named series."""
+    """One sample: a time (seconds since the epoch) and a value per named series.
+
+    `key` is the source's id of the record (extract.id, a trade id): the time rules tell a
+    repeat from a distinct record at the same time and value by it. It is not stored."""
 
     t: float
     values: Mapping[str, float | None]
+    key: str | None = None
 
 
 Batch = list[Point]

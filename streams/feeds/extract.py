@@ -8,7 +8,9 @@ and each expression is compiled once, when the settings are cleaned, then only e
 
 What JMESPath cannot do is parse a JSON string nested in the payload (StackExchange sends
 `{"action": ..., "data": "<JSON text>"}`); the `decode` setting names such fields and decodes
-them before any other path runs.
+them before any other path runs. Nor can it zip parallel arrays (Yahoo Finance's chart JSON:
+`timestamp[]` beside `indicators.quote[0].close[]`): the `columns` setting names such arrays
+and turns them into one record per index, `{name: item, ...}`, for the other paths to read.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 
 from streams.feeds.base import Feed, FeedSettingsError, Point, choice_setting, number_setting, reject_unknown
+from streams.feeds.timeline import utc_text
 
 PREFIX = "extract."
 KEYS = {
     "records",
     "decode",
+    "columns",
+    "id",
     "time",
     "time_unit",
     "value",
@@ -55,6 +60,11 @@ UNIT_BOUNDS = ((1e11, 1), (1e14, 1_000), (1e17, 1_000_000))
 DIVISORS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 # Records far in the future (a wrong time_unit) would keep intervals open forever: cap them.
 MAX_OPEN_INTERVALS = 10_000
+# How long an aggregation interval stays open after its end for records that come late, when
+# they carry their own time (`time`): event streams deliver a second or so after an event's
+# timestamp (Wikimedia's recentchange about 1 s). Records stamped on arrival are never late.
+DEFAULT_GRACE_SECONDS = 5.0
+MAX_GRACE_SECONDS = 3_600.0
 _FUNCTIONS = Functions().FUNCTION_TABLE
 
 
@@ -79,7 +89,7 @@ class Extractor:
         # null means "the default" for every key, so a normalized dict cleans to itself.
         raw = {key: value for key, value in raw.items() if value is not None}
 
-        aggregate = _clean_aggregate(raw.get("aggregate"))
+        aggregate = _clean_aggregate(raw.get("aggregate"), timed="time" in raw)
         counting = aggregate is not None and aggregate["how"] == "count"
 
         values = raw.get("values")
@@ -121,9 +131,26 @@ class Extractor:
             if value is not None:
                 _compile(value, key=PREFIX + "value")
 
-        for key in ("records", "time"):
+        for key in ("records", "time", "id"):
             if key in raw:
                 _compile(raw[key], key=PREFIX + key)
+        if "id" in raw and aggregate is not None:
+            raise FeedSettingsError(
+                PREFIX + "id", "cannot be used with aggregate (its points are counts of records, not records)"
+            )
+        columns = raw.get("columns")
+        if columns is not None:
+            if not isinstance(columns, Mapping) or not columns:
+                raise FeedSettingsError(
+                    PREFIX + "columns", "must be an object of column name: path to a list, like {t: time}"
+                )
+            for name, path in columns.items():
+                if not isinstance(name, str) or not 1 <= len(name) <= MAX_SERIES_NAME:
+                    raise FeedSettingsError(
+                        PREFIX + "columns", f"names are text of 1-{MAX_SERIES_NAME} characters, not {name!r}"
+                    )
+                _compile(path, key=f"{PREFIX}columns.{name}")
+            columns = dict(columns)
         decode = raw.get("decode", [])
         if not isinstance(decode, list):
             raise FeedSettingsError(PREFIX + "decode", "must be a list of paths")
@@ -133,6 +160,8 @@ class Extractor:
         return {
             "records": raw.get("records"),
             "decode": list(decode),
+            "columns": columns,
+            "id": raw.get("id"),
             "time": raw.get("time"),
             "time_unit": choice_setting(raw, "time_unit", choices=TIME_UNITS, default="auto", prefix=PREFIX),
             "value": value,
@@ -153,20 +182,31 @@ class Extractor:
             return list(cleaned["values"])
         return [cleaned["series"]] if cleaned["series"] is not None else []
 
-    def __init__(self, settings: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any] | None, *, on_drop: Callable[[str], None] | None = None
+    ) -> None:
+        """`on_drop` is told why, once per record, when an aggregate drops one that came after
+        its interval was closed (Feed.skip: counted in bad payloads, logged sampled)."""
         self.settings = self.clean_settings(settings)
+        self.on_drop = on_drop
         s = self.settings
+        # Cleaning compiled every path already; these come from the same cache (_parse).
         self._records = _maybe_compile(s["records"])
-        self._decode = [_decode_steps(jmespath.compile(path), key="") for path in s["decode"]]
+        self._decode = [_decode_steps(_parsed(path), key="") for path in s["decode"]]
+        self._columns = {name: _path(path) for name, path in (s["columns"] or {}).items()}
+        self._id = _maybe_compile(s["id"])
         self._time = _maybe_compile(s["time"])
         self._value = _maybe_compile(s["value"])
-        self._values = {name: _Path(jmespath.compile(path)) for name, path in (s["values"] or {}).items()}
+        self._values = {name: _path(path) for name, path in (s["values"] or {}).items()}
         self._series_path = _maybe_compile(s["series_path"])
         aggregate = s["aggregate"]
         # Scaling by 1 and adding 0 changes nothing: skip it per point.
         self._identity_scale = s["scale"] == 1 and s["offset"] == 0
         self._every: float = aggregate["every"] if aggregate else 0.0
         self._how: str = aggregate["how"] if aggregate else ""
+        self._grace: float = aggregate["grace"] if aggregate else 0.0
+        # Records an aggregate dropped as too late (also reported through on_drop).
+        self.dropped_late = 0
         # interval index -> series -> [count, sum, min, max]
         self._open: dict[int, dict[str, list[float]]] = {}
         # Intervals below this index were flushed already.
@@ -186,14 +226,16 @@ class Extractor:
         # Read every record before keeping any, so a bad payload is skipped whole.
         rows = [self._read_record(record, received_at=received_at, topic=topic) for record in records]
         if not self.aggregating:
+            if self._columns:
+                # A row of parallel arrays with nothing in it (a minute without trades, all
+                # null) is no point, rather than a bad payload that would lose the window.
+                rows = [row for row in rows if not _all_none(row[1])]
             if self._identity_scale:
-                return [Point(t=t, values=values) for t, values in rows]
+                return [Point(t, values, key) for t, values, key in rows]
             scale, offset = self.settings["scale"], self.settings["offset"]
             return [
-                Point(
-                    t=t, values={name: _scaled(v, scale=scale, offset=offset) for name, v in values.items()}
-                )
-                for t, values in rows
+                Point(t, {name: _scaled(v, scale=scale, offset=offset) for name, v in values.items()}, key)
+                for t, values, key in rows
             ]
         self._buffer(rows)
         return []
@@ -202,7 +244,8 @@ class Extractor:
         """Aggregation only: points for every interval that closed by `now` (empty list otherwise)."""
         if not self.aggregating:
             return []
-        before = self._interval(now)
+        # An interval stays open `grace` seconds past its end for records that come late.
+        before = self._interval(now - self._grace)
         if self._flushed_before is None or before > self._flushed_before:
             self._flushed_before = before
         closed = sorted(index for index in self._open if index < before)
@@ -224,13 +267,15 @@ class Extractor:
         # The same floor for records and for `now`, so float rounding cannot split them.
         return math.floor(t / self._every)
 
-    def _buffer(self, rows: list[tuple[float, dict[str, float | None]]]) -> None:
+    def _buffer(self, rows: list[tuple[float, dict[str, float | None], str | None]]) -> None:
         counting = self._how == "count"
-        for t, values in rows:
+        for t, values, _ in rows:
             index = self._interval(t)
-            # Late records for an interval already flushed are dropped: its point is out, and
-            # a second point for the same time would draw as a spike. Keep it simple.
+            # A record for an interval already flushed (later than the grace) is dropped: its
+            # point is out, and a second point for the same time would draw as a spike. Said
+            # and counted per record, as a bad payload: never silently.
             if self._flushed_before is not None and index < self._flushed_before:
+                self._dropped_late(t, index=index)
                 continue
             if index not in self._open and len(self._open) >= MAX_OPEN_INTERVALS:
                 raise BadPayload(f"more than {MAX_OPEN_INTERVALS} intervals waiting to close; check time")
@@ -249,6 +294,16 @@ class Extractor:
                     cell[2] = min(cell[2], amount)
                     cell[3] = max(cell[3], amount)
 
+    def _dropped_late(self, t: float, *, index: int) -> None:
+        self.dropped_late += 1
+        if self.on_drop is not None:
+            end = (index + 1) * self._every
+            self.on_drop(
+                f"aggregate: a record at {utc_text(t)} came after its interval (to {utc_text(end)}) "
+                f"was closed {self._grace:g} s past its end; not counted: raise extract.aggregate.grace "
+                "if the source is often this late"
+            )
+
     def _select_records(self, payload: Any) -> list[Any]:
         if self._records is None:
             records = payload if isinstance(payload, list) else [payload]
@@ -257,13 +312,36 @@ class Extractor:
             if found is None:
                 raise BadPayload(f"records: {self.settings['records']} found nothing in {_show(payload)}")
             records = found if isinstance(found, list) else [found]
+        if self._columns:
+            records = self._rows(records)
         if len(records) > MAX_RECORDS:
             raise BadPayload(f"{len(records)} records in one payload, at most {MAX_RECORDS}")
         return records
 
+    def _rows(self, records: list[Any]) -> list[dict[str, Any]]:
+        """The parallel arrays `columns` finds in each record, zipped: one row per index."""
+        rows: list[dict[str, Any]] = []
+        names = list(self._columns)
+        for record in records:
+            found = [_search(path, record, what=f"columns.{name}") for name, path in self._columns.items()]
+            if all(column is None for column in found):
+                continue  # a record without the arrays (an empty result): no rows
+            for name, column in zip(names, found, strict=True):
+                if not isinstance(column, list):
+                    what = "found nothing" if column is None else f"found {_show(column)}, not a list,"
+                    raise BadPayload(f"columns.{name}: {what} in {_show(record)}")
+            lengths = {len(column) for column in found}
+            if len(lengths) > 1:
+                sizes = ", ".join(f"{name} {len(column)}" for name, column in zip(names, found, strict=True))
+                raise BadPayload(f"columns: parallel arrays of different lengths ({sizes}); they must match")
+            if len(rows) + len(found[0]) > MAX_RECORDS:
+                raise BadPayload(f"over {MAX_RECORDS} rows of columns in one payload")
+            rows += [dict(zip(names, items, strict=True)) for items in zip(*found, strict=True)]
+        return rows
+
     def _read_record(
         self, record: Any, *, received_at: float, topic: str | None
-    ) -> tuple[float, dict[str, float | None]]:
+    ) -> tuple[float, dict[str, float | None], str | None]:
         t = received_at
         if self._time is not None:
             raw_time = _search(self._time, record, what="time")
@@ -284,15 +362,17 @@ class Extractor:
                 found = _search(self._value, record, what="value")
                 values[name] = _present(found) if counting else _number(found, what="value")
 
+        key = None if self._id is None else _record_key(_search(self._id, record, what="id"))
         if _all_none(values):
-            if counting:
-                # Counting with value paths: a record without them simply does not count.
-                return t, values
+            if counting or self._columns:
+                # Counting with value paths: a record without them simply does not count. A
+                # row of columns: a gap in the arrays (points() leaves it out).
+                return t, values, key
             paths = [self.settings["value"], *(self.settings["values"] or {}).values()]
             if not isinstance(record, (dict, list)) and any(path not in (None, "@") for path in paths):
                 raise BadPayload(f"record is {_show(record)}, not an object")
             raise BadPayload(f"no value in {_show(record)}")
-        return t, values
+        return t, values, key
 
     def _series_name(self, record: Any, *, topic: str | None) -> str:
         if self._series_path is not None:
@@ -313,33 +393,65 @@ class Extractor:
         return self.settings["series"]
 
 
-def _clean_aggregate(raw: Any) -> dict[str, Any] | None:
+def _clean_aggregate(raw: Any, *, timed: bool) -> dict[str, Any] | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         raise FeedSettingsError(PREFIX + "aggregate", "must be an object like {every: 10, how: count}")
     prefix = PREFIX + "aggregate."
-    reject_unknown(raw, {"every", "how"}, prefix=prefix)
+    reject_unknown(raw, {"every", "how", "grace"}, prefix=prefix)
+    raw = {key: value for key, value in raw.items() if value is not None}
     return {
         "every": number_setting(raw, "every", default=10, minimum=0.1, maximum=86_400, prefix=prefix),
         "how": choice_setting(raw, "how", choices=AGGREGATES, default="count", prefix=prefix),
+        "grace": number_setting(
+            raw,
+            "grace",
+            default=DEFAULT_GRACE_SECONDS if timed else 0.0,
+            minimum=0,
+            maximum=MAX_GRACE_SECONDS,
+            prefix=prefix,
+        ),
     }
 
 
 def _compile(path: Any, *, key: str) -> ParsedResult:
     if not isinstance(path, str) or not path.strip():
         raise FeedSettingsError(key, f"must be a JMESPath expression (text), not {path!r}")
-    try:
-        expression = jmespath.compile(path)
-    except jmespath_errors.JMESPathError as error:
-        raise FeedSettingsError(key, str(error)) from None
-    # jmespath only finds unknown functions and wrong argument counts when it runs: find them now.
-    _check_functions(expression.parsed, key=key)
+    expression = _parse(path)
+    if isinstance(expression, str):
+        raise FeedSettingsError(key, expression)
     return expression
 
 
+# Settings are cleaned more than once (the feed's clean_settings, then the Extractor's, and
+# for the page's series names): each expression is compiled once per process all the same.
+@functools.lru_cache(maxsize=4096)
+def _parse(path: str) -> ParsedResult | str:
+    """The compiled expression, or why it is refused."""
+    try:
+        expression = jmespath.compile(path)
+    except jmespath_errors.JMESPathError as error:
+        return str(error)
+    # jmespath only finds unknown functions and wrong argument counts when it runs: find them now.
+    problem = _function_problem(expression.parsed)
+    return expression if problem is None else problem
+
+
+def _parsed(path: str) -> ParsedResult:
+    """An expression cleaning accepted already."""
+    expression = _parse(path)
+    assert not isinstance(expression, str), expression
+    return expression
+
+
+@functools.lru_cache(maxsize=4096)
+def _path(path: str) -> _Path:
+    return _Path(_parsed(path))
+
+
 def _maybe_compile(path: str | None) -> _Path | None:
-    return None if path is None else _Path(jmespath.compile(path))
+    return None if path is None else _path(path)
 
 
 # Shared by every search: jmespath's ParsedResult.search builds a new interpreter (and its
@@ -412,22 +524,24 @@ def _all_none(values: Mapping[str, float | None]) -> bool:
     return True
 
 
-def _check_functions(node: Mapping[str, Any], *, key: str) -> None:
+def _function_problem(node: Mapping[str, Any]) -> str | None:
+    """What is wrong with the function calls in an expression, if anything."""
     if node.get("type") == "function_expression":
         name = node["value"]
         spec = _FUNCTIONS.get(name)
         if spec is None:
-            raise FeedSettingsError(key, f"Unknown function: {name}()")
+            return f"Unknown function: {name}()"
         signature = spec["signature"]
         given = len(node["children"])
         variadic = bool(signature) and signature[-1].get("variadic", False)
         if given < len(signature) or (given > len(signature) and not variadic):
-            raise FeedSettingsError(
-                key, f"{name}() takes {len(signature)}{' or more' if variadic else ''} arguments, not {given}"
-            )
+            return f"{name}() takes {len(signature)}{' or more' if variadic else ''} arguments, not {given}"
     for child in node.get("children", []):
         if isinstance(child, Mapping):
-            _check_functions(child, key=key)
+            problem = _function_problem(child)
+            if problem is not None:
+                return problem
+    return None
 
 
 def _decode_steps(expression: ParsedResult, *, key: str) -> list[tuple[str, Any]]:
@@ -513,6 +627,17 @@ def _number(found: Any, *, what: str) -> float | None:
 
 def _scaled(value: float | None, *, scale: float, offset: float) -> float | None:
     return None if value is None else value * scale + offset
+
+
+def _record_key(found: Any) -> str | None:
+    """A record's id as text (`extract.id`): 42, 42.0 and "42" are one id; none is None."""
+    if found is None or isinstance(found, str):
+        return found
+    if isinstance(found, int) and not isinstance(found, bool):
+        return str(found)
+    if isinstance(found, float) and math.isfinite(found):
+        return str(int(found)) if found.is_integer() else repr(found)
+    raise BadPayload(f"id: {_show(found)} is not an id (text or a number)")
 
 
 def _present(found: Any) -> float | None:
@@ -616,4 +741,5 @@ class ExtractingFeed(Feed):
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
-        self.extractor = Extractor(self.settings["extract"])
+        # Records an aggregate drops as too late are counted with the bad payloads.
+        self.extractor = Extractor(self.settings["extract"], on_drop=self.skip)

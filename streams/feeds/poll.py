@@ -2,9 +2,10 @@
 
 For APIs that answer with a window (the last 60 one-minute candles), a point is emitted only
 when its time is newer than the newest already emitted, so overlapping windows never repeat
-a point. The newest time lives on the feed object, which the worker keeps across reconnects,
-so a server that goes away and comes back does not repeat points either. `ETag`/
-`If-None-Match` saves the body when nothing changed.
+a point; with `extract.id`, also one at that newest time whose record id is new there (two
+trades in one millisecond listed in two answers). The newest time lives on the feed object,
+which the worker keeps across reconnects, so a server that goes away and comes back does not
+repeat points either. `ETag`/`If-None-Match` saves the body when nothing changed.
 
 Every failure to read the endpoint (down, too slow, an HTTP error status) raises PollError with
 a message safe to show (no header values, no query, no URL credentials) that says what to
@@ -31,6 +32,7 @@ from django.conf import settings
 from streams.feeds.base import (
     Batch,
     FeedSettingsError,
+    Point,
     choice_setting,
     headers_setting,
     number_setting,
@@ -99,11 +101,15 @@ class PollFeed(ExtractingFeed):
         super().__init__(settings)
         self.etag: str | None = None
         self.newest_t: float | None = None
+        # The record ids (extract.id) emitted at newest_t: another record at that very time is
+        # new (two trades in one millisecond). None: not known, so nothing more at that time.
+        self.newest_keys: set[str] | None = None
 
     def resume_after(self, t: float) -> None:
         # After a restart the first answer repeats a window that is already stored.
         if self.newest_t is None or t > self.newest_t:
             self.newest_t = t
+            self.newest_keys = None
 
     def describe(self) -> str:
         return safe_url(self.settings["url"])
@@ -237,13 +243,24 @@ class PollFeed(ExtractingFeed):
                 f"{ahead} point(s) dated over {ahead_seconds} s ahead of this server's clock, dropped "
                 "(LIVECHARTS_MAX_FUTURE_SECONDS): check extract.time and extract.time_unit"
             )
-        fresh = [
-            point
-            for point in points
-            if point.t <= latest and (self.newest_t is None or point.t > self.newest_t)
-        ]
+        newest_t, keys = self.newest_t, self.newest_keys
+
+        def new(point: Point) -> bool:
+            if newest_t is None or point.t > newest_t:
+                return True
+            # At the newest time already emitted: only a record with an id not seen there.
+            key = point.key
+            return point.t == newest_t and keys is not None and key is not None and key not in keys
+
+        fresh = [point for point in points if point.t <= latest and new(point)]
         if fresh:
-            self.newest_t = max(point.t for point in fresh)
+            top = max(point.t for point in fresh)
+            at_top = {point.key for point in fresh if point.t == top and point.key is not None}
+            if newest_t is not None and top == newest_t and keys is not None:
+                keys |= at_top
+            else:
+                self.newest_keys = at_top
+            self.newest_t = top
         return fresh
 
     async def _refused(self, response: httpx.Response) -> PollError:

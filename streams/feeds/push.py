@@ -58,11 +58,18 @@ class PushFeed(Feed):
                 "series", f"must be text of 1-{MAX_SERIES_NAME} characters, not {series!r}"
             )
         extract = raw.get("extract")
+        if extract is not None:
+            extract = Extractor.clean_settings(extract)
+            if extract["id"] is not None:
+                # Pushed points wait in the inbox as times and values only.
+                raise FeedSettingsError(
+                    "extract.id", "is not kept for pushed points: a repeated push is told by time and value"
+                )
         return {
             "series": series,
             "stall_after": stall_setting(raw),
             # None: the native point format above.
-            "extract": None if extract is None else Extractor.clean_settings(extract),
+            "extract": extract,
         }
 
     @classmethod

@@ -14,7 +14,9 @@ window expires points from the front). So a live chart is append-only, per serie
 - Repeated: a value equal to the newest value of its series, at the same time, is dropped
   without counting (a redelivered push, a re-read window, a replayed message). Another value
   at the same time is kept: a second reading (the records of one message, or the numbers of
-  one push, all at its arrival time), drawn at the same x in arrival order.
+  one push, all at its arrival time), drawn at the same x in arrival order. When the points
+  carry the source's record id (`extract.id`, Point.key), a repeat is a point whose id was
+  already seen at that time instead: two trades in one millisecond at one price are two points.
 
 A batch (one message, one poll answer, one take of pushed requests) is put in time order first
 (stable), so a source that lists the newest first loses nothing; what is late is what is
@@ -42,7 +44,7 @@ Skip = Callable[[str], None]
 class Timeline:
     """The newest point of each series of one stream, and the rules above."""
 
-    __slots__ = ("max_ahead", "newest", "top")
+    __slots__ = ("keys", "max_ahead", "newest", "top")
 
     def __init__(self, *, max_ahead: float) -> None:
         self.max_ahead = max_ahead
@@ -50,6 +52,9 @@ class Timeline:
         self.newest: dict[str, Point] = {}
         # The newest time of any series: a point after it needs no per-series look-up.
         self.top = -math.inf
+        # series -> (its newest time, the record ids seen at that time); kept only once two
+        # keyed points meet at one time, so the usual in-order path never pays for it.
+        self.keys: dict[str, tuple[float, set[str]]] = {}
 
     def resume(self, point: Point, *, now: float) -> None:
         """Go on from a stored point (the newest in history), so a redelivery is not drawn twice."""
@@ -108,23 +113,38 @@ class Timeline:
                 passing[name] = value
                 newest[name] = point
             elif t == before.t:
-                # A repeat of the newest value is dropped (not counted); another value at the
-                # same time is a second reading (records of one message at its arrival time).
-                if before.values.get(name) != value:
+                # A repeat is dropped (not counted): by record id once ids were seen at this
+                # time, else by value (a stored point has no id); another value at the same
+                # time is a second reading (records of one message at its arrival time).
+                key = point.key
+                # Built before `newest` moves on to a point without an id, so ids are not lost.
+                seen = None if key is None and before.key is None else self._keys_at(name, before)
+                repeat = key in seen if key is not None and seen else before.values.get(name) == value
+                if not repeat:
                     passing[name] = value
                     newest[name] = point
+                    if key is not None and seen is not None:
+                        seen.add(key)
             elif before.t - t <= LATE_SLACK_SECONDS:
                 passing[name] = value
             elif problem is None:
                 problem = (
-                    f"series {name!r}: {_when(t)} is {before.t - t:.3g} s before its newest point "
+                    f"series {name!r}: {utc_text(t)} is {before.t - t:.3g} s before its newest point "
                     "(a live chart only appends); dropped"
                 )
         if problem is not None:
             skip(problem)
         if len(passing) == len(values):
             return point
-        return Point(t=t, values=passing) if passing else None
+        return Point(t=t, values=passing, key=point.key) if passing else None
+
+    def _keys_at(self, name: str, before: Point) -> set[str]:
+        """The record ids seen for series `name` at its newest time, `before.t`."""
+        entry = self.keys.get(name)
+        # Times of a series only go up, so an entry for another time is stale.
+        if entry is None or entry[0] != before.t:
+            entry = self.keys[name] = (before.t, {before.key} if before.key is not None else set())
+        return entry[1]
 
 
 def _time(point: Point) -> float:
@@ -134,12 +154,13 @@ def _time(point: Point) -> float:
 def ahead_reason(t: float, *, now: float, max_ahead: float) -> str:
     """What is wrong with a time too far ahead of `now`, for logs and the push API's 400."""
     return (
-        f"time {_when(t)} is {t - now:.0f} s ahead of this server's clock (at most "
+        f"time {utc_text(t)} is {t - now:.0f} s ahead of this server's clock (at most "
         f"LIVECHARTS_MAX_FUTURE_SECONDS={max_ahead:g}): check the time and its unit"
     )
 
 
-def _when(t: float) -> str:
+def utc_text(t: float) -> str:
+    """A time as ISO 8601 UTC text for messages (the number itself when out of range)."""
     try:
         return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):

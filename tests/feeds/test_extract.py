@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from streams.feeds.base import FeedSettingsError, Point
 from streams.feeds.extract import MAX_RECORDS, BadPayload, Extractor, parse_time
+from tests.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart
 
 NOW = 1_700_000_000.0
 # 2024-01-01T00:00:00Z
@@ -280,12 +284,14 @@ def test_aggregation_emits_one_point_per_closed_interval_and_series(how: str, fi
     assert extractor.points(EVENTS, received_at=NOW) == []
     assert extractor.flush(9.9) == []
     assert extractor.flush(19.9) == [Point(t=10.0, values=first)]
-    assert extractor.flush(20) == [Point(t=20.0, values=second)]
+    # Records carry their own time: each interval waits the default grace of 5 s past its end.
+    assert extractor.flush(24.9) == []
+    assert extractor.flush(25) == [Point(t=20.0, values=second)]
     assert extractor.flush(100) == []
 
 
 def test_counting_needs_no_value_and_quiet_intervals_emit_nothing():
-    extractor = Extractor({"time": "t", "aggregate": {"every": 10}})
+    extractor = Extractor({"time": "t", "aggregate": {"every": 10, "grace": 0}})
     extractor.points([{"t": 1}, {"t": 3}, {"t": 35}], received_at=NOW)
     assert extractor.flush(40) == [Point(t=10.0, values={"value": 2}), Point(t=40.0, values={"value": 1})]
 
@@ -294,15 +300,24 @@ def test_a_series_seen_before_counts_zero_in_an_interval_without_it():
     settings = {"time": "t", "series_path": "site", "aggregate": {"every": 10}}
     extractor = Extractor(settings)
     extractor.points([{"t": 1, "site": "a"}, {"t": 2, "site": "b"}, {"t": 12, "site": "a"}], received_at=NOW)
-    assert [p.values for p in extractor.flush(20)] == [{"a": 1, "b": 1}, {"a": 1, "b": 0}]
+    assert [p.values for p in extractor.flush(25)] == [{"a": 1, "b": 1}, {"a": 1, "b": 0}]
 
 
-def test_late_records_for_a_flushed_interval_are_dropped():
-    extractor = Extractor({"time": "t", "aggregate": {"every": 10}})
+def test_late_records_count_in_their_interval_within_the_grace_and_are_dropped_and_told_beyond():
+    told: list[str] = []
+    extractor = Extractor({"time": "t", "aggregate": {"every": 10, "grace": 3}}, on_drop=told.append)
     extractor.points([{"t": 1}], received_at=NOW)
-    assert len(extractor.flush(10)) == 1
-    extractor.points([{"t": 9}, {"t": 11}], received_at=NOW)
-    assert extractor.flush(20) == [Point(t=20.0, values={"value": 1})]
+    assert extractor.flush(12.9) == []  # [0, 10) is still open 2.9 s past its end
+    extractor.points([{"t": 9}, {"t": 9.5}], received_at=NOW)  # late, within the grace
+    assert extractor.flush(13) == [Point(t=10.0, values={"value": 3})]
+    extractor.points([{"t": 9.9}, {"t": 11}, {"t": 2}], received_at=NOW)  # two beyond the grace
+    assert extractor.flush(23) == [Point(t=20.0, values={"value": 1})]
+    assert extractor.dropped_late == 2 and len(told) == 2
+    assert told[0] == (
+        "aggregate: a record at 1970-01-01T00:00:09.900000Z came after its interval (to "
+        "1970-01-01T00:00:10Z) was closed 3 s past its end; not counted: raise "
+        "extract.aggregate.grace if the source is often this late"
+    )
 
 
 def test_flush_without_aggregation_is_empty():
@@ -392,3 +407,170 @@ def test_paths_find_what_jmespath_finds(path, data):
     from streams.feeds.extract import _Path
 
     assert _Path(jmespath.compile(path)).search(data) == jmespath.search(path, data)
+
+
+# Parallel arrays (columns)
+
+
+def test_yahoo_chart_parallel_arrays_give_one_point_per_index_in_order():
+    points = extract(YAHOO_EXTRACT, yahoo_chart(0, 5))
+    assert [point.t for point in points] == [YAHOO_OPEN + 60 * minute for minute in range(5)]
+    assert points[0].values == {"open": 190.0, "high": 190.5, "low": 189.5, "close": 190.1}
+    assert points[4].values == {"open": 191.0, "high": 191.5, "low": 190.5, "close": 191.1}
+
+
+def test_a_minute_null_in_every_array_is_no_point_rather_than_a_bad_window():
+    points = extract(YAHOO_EXTRACT, yahoo_chart(0, 5, gaps=(2,)))
+    assert [point.t for point in points] == [YAHOO_OPEN + 60 * minute for minute in (0, 1, 3, 4)]
+
+
+def test_columns_are_read_in_each_record_and_an_empty_result_gives_no_rows():
+    settings = {"records": "results", "columns": {"t": "ts", "v": "vs"}, "time": "t", "value": "v"}
+    payload = {"results": [{"ts": [1, 2], "vs": [10, 20]}, {}, {"ts": [3], "vs": [30]}]}
+    points = extract(settings, payload)
+    assert [(point.t, point.values["value"]) for point in points] == [(1, 10), (2, 20), (3, 30)]
+
+
+def test_parallel_arrays_of_different_lengths_are_a_bad_payload_saying_so():
+    payload = yahoo_chart(0, 5)
+    payload["chart"]["result"][0]["indicators"]["quote"][0]["close"].pop()
+    assert bad_reason(YAHOO_EXTRACT, payload) == (
+        "columns: parallel arrays of different lengths (t 5, open 5, high 5, low 5, close 4); they must match"
+    )
+
+
+@pytest.mark.parametrize(
+    ("quote", "reason"),
+    [
+        ({"close": [1, 2]}, "columns.open: found nothing in"),
+        ({"close": [1, 2], "open": 7}, "columns.open: found 7, not a list, in"),
+    ],
+)
+def test_a_column_that_is_missing_or_not_a_list_is_a_bad_payload_naming_it(quote, reason):
+    settings = {"columns": {"t": "t", "open": "q.open", "close": "q.close"}, "time": "t", "value": "close"}
+    assert bad_reason(settings, {"t": [1, 2], "q": quote}).startswith(reason)
+
+
+def test_more_rows_than_the_record_limit_is_a_bad_payload():
+    settings = {"columns": {"v": "v"}, "value": "v"}
+    assert (
+        bad_reason(settings, {"v": [1] * (MAX_RECORDS + 1)})
+        == f"over {MAX_RECORDS} rows of columns in one payload"
+    )
+
+
+@pytest.mark.parametrize(
+    ("columns", "key"),
+    [
+        ([], "extract.columns"),
+        ({}, "extract.columns"),
+        ({"": "a"}, "extract.columns"),
+        ({"t": "a["}, "extract.columns.t"),
+        ({"t": 5}, "extract.columns.t"),
+    ],
+)
+def test_bad_columns_are_refused_naming_the_key(columns, key):
+    assert refused({"columns": columns}).key == key
+
+
+ITEM = st.none() | st.integers(-(10**9), 10**9) | st.floats(allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def parallel_arrays(draw: st.DrawFn) -> list[list[Any]]:
+    """Three arrays of one length, as a source sends them (nulls included)."""
+    length = draw(st.integers(0, 40))
+    return [draw(st.lists(ITEM, min_size=length, max_size=length)) for _ in range(3)]
+
+
+@hypothesis.given(parallel_arrays())
+@hypothesis.settings(max_examples=60, deadline=None)
+def test_parallel_arrays_of_one_length_give_that_many_records_in_order(columns):
+    names = ("a", "b", "c")
+    extractor = Extractor({"columns": {n: n for n in names}, "values": {n: n for n in names}})
+    points = extractor.points(dict(zip(names, columns, strict=True)), received_at=NOW)
+    rows = [dict(zip(names, items, strict=True)) for items in zip(*columns, strict=True)]
+    # A row null in every array is a gap in the source, not a point.
+    assert [point.values for point in points] == [
+        {name: None if v is None else float(v) for name, v in row.items()}
+        for row in rows
+        if any(v is not None for v in row.values())
+    ]
+    if all(v is not None for v in columns[0]):
+        assert len(points) == len(columns[0])
+
+
+@hypothesis.given(
+    st.lists(st.lists(ITEM, max_size=20), min_size=2, max_size=4).filter(
+        lambda cs: len({len(c) for c in cs}) > 1
+    )
+)
+@hypothesis.settings(max_examples=60, deadline=None)
+def test_parallel_arrays_of_different_lengths_are_a_bad_payload_never_a_crash(columns):
+    names = [f"c{index}" for index in range(len(columns))]
+    extractor = Extractor({"columns": dict(zip(names, names, strict=True)), "value": names[0]})
+    with pytest.raises(BadPayload, match=r"^columns: parallel arrays of different lengths \("):
+        extractor.points(dict(zip(names, columns, strict=True)), received_at=NOW)
+
+
+# Record ids
+
+
+def test_id_names_the_field_that_identifies_a_record():
+    settings = {"time": "T", "value": "p", "id": "t"}
+    trades = [
+        {"t": 7001, "T": 1_700_000_000_123, "p": "37000.1", "q": "0.01"},
+        {"t": "7002", "T": 1_700_000_000_123, "p": "37000.1", "q": "0.5"},
+    ]
+    points = extract(settings, trades)
+    assert [point.key for point in points] == ["7001", "7002"]
+    assert extract({"value": "p"}, trades)[0].key is None  # no id unless asked
+
+
+def test_an_id_reads_42_and_42_0_and_text_42_alike_and_missing_as_none():
+    settings = {"value": "v", "id": "i"}
+    keys = [
+        point.key
+        for point in extract(
+            settings, [{"i": 42, "v": 1}, {"i": 42.0, "v": 1}, {"i": "42", "v": 1}, {"v": 1}]
+        )
+    ]
+    assert keys == ["42", "42", "42", None]
+
+
+@pytest.mark.parametrize("found", [True, {"a": 1}, [1]])
+def test_an_id_that_is_not_text_nor_a_number_is_a_bad_payload(found):
+    assert bad_reason({"value": "v", "id": "i"}, {"i": found, "v": 1}).startswith("id: ")
+
+
+def test_an_id_cannot_go_with_an_aggregate():
+    error = refused({"id": "trade", "aggregate": {"every": 1}})
+    assert error.key == "extract.id" and "cannot be used with aggregate" in error.message
+
+
+def test_cleaned_settings_with_the_new_keys_clean_to_themselves():
+    for raw in (YAHOO_EXTRACT, {"id": "t", "value": "p"}, {"time": "t", "aggregate": {"grace": 1.5}}):
+        cleaned = Extractor.clean_settings(raw)
+        assert Extractor.clean_settings(cleaned) == cleaned
+    assert Extractor.clean_settings({"time": "t", "aggregate": {}})["aggregate"]["grace"] == 5
+    assert Extractor.clean_settings({"aggregate": {}})["aggregate"]["grace"] == 0  # arrival times
+
+
+def test_a_negative_grace_is_refused_naming_the_key():
+    assert refused({"aggregate": {"grace": -1}}).key == "extract.aggregate.grace"
+
+
+def test_each_expression_is_compiled_once_however_often_settings_are_cleaned(monkeypatch):
+    import jmespath
+
+    from streams.feeds.poll import PollFeed
+
+    compiled: list[str] = []
+    real = jmespath.compile
+    monkeypatch.setattr(jmespath, "compile", lambda path: compiled.append(path) or real(path))
+    # Text no other test uses, so no earlier compile is cached.
+    unique = f"v_{uuid.uuid4().hex}"
+    settings = {"url": "http://example.com/x", "extract": {"value": unique, "time": f"{unique}_t"}}
+    PollFeed.series_names(settings)
+    PollFeed(settings)
+    assert sorted(compiled) == sorted([unique, f"{unique}_t"])

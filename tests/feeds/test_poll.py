@@ -14,11 +14,15 @@ from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 import httpx
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from streams.feeds import build_feed, poll
-from streams.feeds.base import FeedSettingsError
+from streams.feeds.base import FeedSettingsError, Point
 from streams.feeds.poll import PollError, PollFeed, retry_after_seconds
+from streams.feeds.timeline import Timeline
+from tests.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart
 from tests.json_api import API, Chunks, serve_json_api
 
 
@@ -376,3 +380,125 @@ async def test_the_first_answer_yields_an_empty_batch_and_unchanged_answers_yiel
         state.body, state.etag = [{"t": 1763000000, "v": 5}], '"one"'
         async with asyncio.timeout(5):
             assert [point.values for point in await pending] == [{"value": 5.0}]
+
+
+# Payload shapes: parallel arrays, record ids
+
+
+async def test_yahoo_chart_windows_draw_every_point_once_a_whole_window_first_then_only_new_ones(api):
+    state, url = api
+    feed = build_feed("poll", {"url": url, "extract": YAHOO_EXTRACT})
+    timeline = Timeline(max_ahead=300)
+
+    def drawn(batch: list[Point]) -> list[Point]:  # what the worker hands to broadcast
+        return timeline.admit(batch, now=time.time(), skip=feed.skip)
+
+    async with httpx.AsyncClient() as client:
+        # 30 one-minute candles, minute 7 without trades (null in every array).
+        state.body = yahoo_chart(0, 30, gaps=(7,))
+        first = drawn(await feed.poll_once(client))
+        # Ten minutes later the window moved by ten; the minute that was still open (29) has a
+        # new close, and is not drawn again.
+        state.body = yahoo_chart(10, 30)
+        quote = state.body["chart"]["result"][0]["indicators"]["quote"][0]
+        quote["close"][29 - 10] = 500.0
+        second = drawn(await feed.poll_once(client))
+        third = drawn(await feed.poll_once(client))  # the same window again
+    minute = [(point.t - YAHOO_OPEN) / 60 for point in first + second]
+    assert minute == [m for m in range(40) if m != 7]
+    assert len(first) == 29 and len(second) == 10 and third == []
+    assert first[-1].values["close"] == round(190.1 + 29 * 0.25, 2)
+    assert second[0].values == {"open": 197.5, "high": 198.0, "low": 197.0, "close": 197.6}
+    assert feed.bad_payloads == 0
+
+
+async def test_yahoo_chart_arrays_of_different_lengths_are_a_bad_payload_and_polling_goes_on(api):
+    state, url = api
+    feed = build_feed("poll", {"url": url, "extract": YAHOO_EXTRACT})
+    async with httpx.AsyncClient() as client:
+        state.body = yahoo_chart(0, 5)
+        state.body["chart"]["result"][0]["timestamp"].append(YAHOO_OPEN + 300)
+        assert await feed.poll_once(client) == []
+        assert feed.bad_payloads == 1
+        state.body = yahoo_chart(0, 5)
+        assert len(await feed.poll_once(client)) == 5
+
+
+def trade(trade_id: int, *, ms: int, price: str, quantity: str) -> dict[str, object]:
+    """A trade as exchanges list them (Binance's /api/v3/trades: id, price, qty, time)."""
+    return {"id": trade_id, "price": price, "qty": quantity, "time": ms, "isBuyerMaker": False}
+
+
+async def test_trades_alike_but_for_their_id_are_all_drawn_once_each(api):
+    state, url = api
+    settings = {"url": url, "extract": {"time": "time", "value": "price", "series": "price", "id": "id"}}
+    feed = build_feed("poll", settings)
+    timeline = Timeline(max_ahead=300)
+    ms = EPOCH_MS + 123
+    async with httpx.AsyncClient() as client:
+        # Two trades in one millisecond at one price: different ids and quantities.
+        state.body = [
+            trade(1, ms=ms, price="37000.10", quantity="0.01"),
+            trade(2, ms=ms, price="37000.10", quantity="0.5"),
+        ]
+        first = timeline.admit(await feed.poll_once(client), now=time.time(), skip=feed.skip)
+        # The next answer lists them again, with a third trade in that millisecond and a later one.
+        state.body += [
+            trade(3, ms=ms, price="37000.10", quantity="2"),
+            trade(4, ms=ms + 1, price="37000.20", quantity="1"),
+        ]
+        second = timeline.admit(await feed.poll_once(client), now=time.time(), skip=feed.skip)
+        third = timeline.admit(await feed.poll_once(client), now=time.time(), skip=feed.skip)
+    assert [point.key for point in first] == ["1", "2"]
+    assert [point.key for point in second] == ["3", "4"]
+    assert third == [] and feed.bad_payloads == 0
+
+
+async def test_after_a_restart_records_at_the_stored_newest_time_are_not_drawn_again(api):
+    # History keeps no ids, so at the newest stored time nothing is known to be new.
+    state, url = api
+    feed = build_feed("poll", {"url": url, "extract": {"time": "time", "value": "price", "id": "id"}})
+    feed.resume_after((EPOCH_MS + 5) / 1000)
+    state.body = [
+        trade(1, ms=EPOCH_MS + 5, price="1", quantity="1"),
+        trade(2, ms=EPOCH_MS + 6, price="1", quantity="1"),
+    ]
+    async with httpx.AsyncClient() as client:
+        assert [point.key for point in await feed.poll_once(client)] == ["2"]
+
+
+@st.composite
+def trade_windows(draw: st.DrawFn) -> tuple[list[dict[str, object]], list[tuple[int, int]]]:
+    """Trades oldest first (many share a millisecond and a price), and the overlapping windows
+    of them an API answers with, each starting at or before the end of the one before."""
+    steps = draw(st.lists(st.integers(0, 2), min_size=1, max_size=30))
+    prices = draw(st.lists(st.sampled_from(["1.00", "1.01"]), min_size=len(steps), max_size=len(steps)))
+    ms, trades = EPOCH_MS, []
+    for index, (step, price) in enumerate(zip(steps, prices, strict=True)):
+        ms += step
+        trades.append(trade(index, ms=ms, price=price, quantity="1"))
+    windows, end = [], 0
+    while end < len(trades):
+        start = draw(st.integers(0, end))
+        end = draw(st.integers(end + 1, len(trades)))
+        windows.append((start, end))
+    return trades, windows
+
+
+@hypothesis.given(trade_windows())
+@hypothesis.settings(max_examples=100, deadline=None)
+def test_overlapping_windows_of_trades_with_ids_draw_every_trade_once_in_order(case):
+    trades, windows = case
+    feed = PollFeed(
+        {"url": "http://example.com/trades", "extract": {"time": "time", "value": "price", "id": "id"}}
+    )
+    timeline = Timeline(max_ahead=300)
+    drawn: list[str | None] = []
+    for start, end in windows:
+        # What poll_once does with an answer, minus the HTTP (tested above with a real server).
+        points = feed._fresh(
+            feed.extractor.points(trades[start:end], received_at=time.time()), now=time.time()
+        )
+        drawn += [point.key for point in timeline.admit(points, now=time.time(), skip=feed.skip)]
+    assert drawn == [str(index) for index in range(len(trades))]
+    assert feed.bad_payloads == 0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 from streams.feeds.base import FeedSettingsError, Point
 from streams.feeds.sse import MAX_EVENT_CHARS, SSEDropped, SSEFeed
 from streams.feeds.sse_client import SSEError
+from tests.sources import SSESource
 
 # A part of a reply: bytes are sent as one chunk, a float pauses that many seconds.
 Part = bytes | float
@@ -423,3 +425,114 @@ async def test_stopping_the_feed_stops_its_connection(server):
         await waiting
     await batches.aclose()
     assert readers() == []
+
+
+# Aggregation by event time: late events
+
+
+@pytest.fixture
+def source() -> Iterator[SSESource]:
+    events = SSESource()
+    try:
+        yield events
+    finally:
+        events.close()
+
+
+class Running:
+    """A feed's batches read by a task of their own, so a test can wait on what it counted."""
+
+    def __init__(self, feed: SSEFeed) -> None:
+        self.feed = feed
+        self.points: list[Point] = []
+        self.connected = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        async for batch in self.feed.batches():
+            self.connected.set()
+            self.points += batch
+
+    def total(self, series: str) -> float:
+        return sum(point.values.get(series) or 0 for point in self.points)
+
+    async def until(self, condition: Callable[[], bool], *, within: float = 30.0) -> None:
+        """Wait for `condition` (checked as the feed works), failing after `within` seconds."""
+        async with asyncio.timeout(within):
+            while not condition():
+                if self.task.done():
+                    self.task.result()  # the feed's error, if it failed
+                    raise AssertionError("the feed stopped")
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def recentchange(timestamp: int, *, wiki: str = "enwiki") -> dict[str, object]:
+    """A Wikimedia EventStreams recentchange event (its `timestamp` is in whole seconds)."""
+    return {
+        "$schema": "/mediawiki/recentchange/1.0.0",
+        "meta": {"stream": "mediawiki.recentchange", "domain": "en.wikipedia.org"},
+        "type": "edit",
+        "namespace": 0,
+        "title": "Example",
+        "timestamp": timestamp,
+        "user": "Someone",
+        "bot": False,
+        "wiki": wiki,
+    }
+
+
+async def test_late_events_count_in_their_interval_within_the_grace_and_beyond_it_are_counted_and_logged(
+    source, caplog
+):
+    caplog.set_level(logging.WARNING, logger="streams.feeds")
+    extract = {"time": "timestamp", "series": "edits", "aggregate": {"every": 1, "how": "count", "grace": 6}}
+    running = Running(SSEFeed({"url": source.url, "extract": extract}))
+    try:
+        async with asyncio.timeout(10):
+            await running.connected.wait()
+        # Events of the second that ended 1-2 s ago: late, well within the 6 s grace.
+        second = int(time.time()) - 2
+        for _ in range(40):
+            source.send(recentchange(second))
+        await running.until(lambda: any(point.t == second + 1 for point in running.points))
+        [point] = running.points
+        assert point.values == {"edits": 40}
+        # That second's point is out: more events of it are beyond the grace, each counted as a
+        # bad payload (the stream's health shows it) and logged sampled, never silently lost.
+        for _ in range(250):
+            source.send(recentchange(second))
+        await running.until(lambda: running.feed.bad_payloads == 250)
+    finally:
+        await running.stop()
+    assert running.points == [point] and running.feed.extractor.dropped_late == 250
+    told = [record for record in caplog.records if "came after its interval" in record.getMessage()]
+    # The first three, then one in a hundred (#100 and #200).
+    assert [re.findall(r"bad payload #(\d+) skipped", record.getMessage()) for record in told] == [
+        [str(n)] for n in (1, 2, 3, 100, 200)
+    ]
+
+
+async def test_a_wikimedia_style_stream_a_second_behind_is_counted_whole_with_the_default_grace(source):
+    # Events arrive about a second after their timestamp, as stream.wikimedia.org's do; counted
+    # per 2 s interval. Sent for 3 s, they straddle an interval's end with late events.
+    extract = {"time": "timestamp", "series_path": "wiki", "aggregate": {"every": 2, "how": "count"}}
+    running = Running(SSEFeed({"url": source.url, "extract": extract}))
+    sent = 0
+    try:
+        async with asyncio.timeout(10):
+            await running.connected.wait()
+        stop = time.time() + 3
+        while time.time() < stop:
+            source.send(recentchange(int(time.time() - 1), wiki="enwiki" if sent % 3 else "dewiki"))
+            sent += 1
+            await asyncio.sleep(0.02)  # pacing the source, not waiting for anything
+        await running.until(lambda: running.total("enwiki") + running.total("dewiki") >= sent)
+    finally:
+        await running.stop()
+    assert running.total("enwiki") + running.total("dewiki") == sent
+    assert running.total("dewiki") == len(range(0, sent, 3))
+    assert running.feed.bad_payloads == 0

@@ -109,3 +109,41 @@ def test_a_stored_point_far_ahead_is_not_gone_on_from():
     timeline.resume(Point(NOW * 1000, {"a": 1.0}), now=NOW)
     kept, skips = admit(timeline, [Point(NOW, {"a": 2.0})])
     assert kept == [Point(NOW, {"a": 2.0})] and skips == []
+
+
+def test_records_with_ids_at_one_time_and_value_are_distinct_and_a_redelivered_id_is_a_repeat():
+    timeline = Timeline(max_ahead=300)
+    # Two trades in one millisecond at one price (ids 7001 and 7002), then a third.
+    first, second = Point(NOW, {"p": 37000.1}, key="7001"), Point(NOW, {"p": 37000.1}, key="7002")
+    kept, skips = admit(timeline, [first, second])
+    assert kept == [first, second] and skips == []
+    third = Point(NOW, {"p": 37000.1}, key="7003")
+    # 7001 and 7002 again (a replayed message), beside the new 7003: only 7003 is new.
+    kept, skips = admit(timeline, [first, third, second])
+    assert kept == [third] and skips == []
+    kept, skips = admit(timeline, [Point(NOW + 1, {"p": 37000.1}, key="7001")])  # ids are per time
+    assert len(kept) == 1
+
+
+def test_without_ids_two_records_at_one_time_and_value_are_one_point():
+    timeline = Timeline(max_ahead=300)
+    kept, _ = admit(timeline, [Point(NOW, {"p": 37000.1}), Point(NOW, {"p": 37000.1})])
+    assert kept == [Point(NOW, {"p": 37000.1})]
+
+
+def test_a_keyed_point_at_the_time_of_a_stored_point_goes_by_value():
+    # History keeps no ids: after a restart, a replayed record at the newest stored time is a
+    # repeat by value, as before ids.
+    timeline = Timeline(max_ahead=300)
+    timeline.resume(Point(NOW, {"p": 1.0}), now=NOW)
+    kept, _ = admit(timeline, [Point(NOW, {"p": 1.0}, key="9"), Point(NOW, {"p": 2.0}, key="10")])
+    assert kept == [Point(NOW, {"p": 2.0}, key="10")]
+
+
+def test_a_record_without_an_id_between_keyed_ones_does_not_let_a_repeated_id_through():
+    timeline = Timeline(max_ahead=300)
+    keyed, unkeyed = Point(NOW, {"p": 1.0}, key="1"), Point(NOW, {"p": 2.0})
+    kept, _ = admit(timeline, [keyed, unkeyed])
+    assert kept == [keyed, unkeyed]
+    kept, _ = admit(timeline, [keyed])
+    assert kept == []
