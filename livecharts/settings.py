@@ -75,6 +75,22 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode writes points from the feed side while people save in admin; SQLite
+    # has one writer at a time, and an admin save must never fail with "database is locked":
+    # - WAL: readers never wait for the writer, nor it for them (the mode is kept in the file).
+    # - IMMEDIATE: a transaction takes the write lock at BEGIN, where the busy timeout waits
+    #   for it. A DEFERRED one that reads first and then writes gets SQLITE_BUSY at once, with
+    #   no wait, when another writer got there between (SQLite cannot wait without deadlock).
+    # - timeout: how long a writer waits for the lock before giving up (writes here are short).
+    # - synchronous=NORMAL: safe with WAL (a power cut may lose the last commits, never the file).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: when set, the channel layer and the history window live there (production mode).
