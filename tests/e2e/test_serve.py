@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
+import subprocess
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,8 +15,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_live_path import next_frame, open_socket
+from tests.processes import ROOT, make_stack, seed_streams, sign_in
 from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import make_stack, seed_streams, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -173,3 +175,28 @@ def test_admin_saves_never_fail_while_five_fast_streams_store_points(tmp_path):
         assert "database is locked" not in stack.log("serve")
     finally:
         stack.stop_all()
+
+
+def test_serve_on_a_port_in_use_exits_non_zero_saying_how_to_pick_another(tmp_path):
+    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
+    stack.seed(PASSWORD)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = stack.manage("serve", "--port", str(port))
+    assert result.returncode != 0
+    message = [line for line in result.stderr.splitlines() if line.strip()]
+    assert message == [
+        f"CommandError: cannot listen on 127.0.0.1:{port} (address already in use); "
+        f"pick another port: make run PORT={port + 1}, or manage.py serve --port {port + 1}"
+    ]
+    assert "LiveCharts is running" not in result.stdout
+
+
+def test_make_run_passes_port_to_serve():
+    dry = subprocess.run(
+        ["make", "-n", "run", "PORT=8123"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "manage.py serve --port 8123" in dry.stdout
