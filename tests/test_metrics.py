@@ -249,3 +249,14 @@ async def test_real_subscribes_and_frames_are_observed(memory_layer, staff):
     name = "livecharts_broadcast_to_socket_seconds"
     assert after[f"{name}_count"] - before[f"{name}_count"] == 2
     assert after[f'{name}_bucket{{le="10.0"}}'] - before[f'{name}_bucket{{le="10.0"}}'] == 2
+
+
+async def test_the_scraper_reaches_each_process_over_plain_http_with_https_redirects_on(settings):
+    # Production turns SECURE_SSL_REDIRECT on; Prometheus scrapes every daphne on its own port,
+    # plain HTTP: a 301 to https:// there would fail every scrape.
+    settings.SECURE_SSL_REDIRECT = True
+    settings.LIVECHARTS_METRICS_TOKEN = "scrape-me-42"
+    client = AsyncClient()
+    answer = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-42"})
+    assert answer.status_code == 200
+    assert (await client.get("/streams/")).status_code == 301  # the rest of the site still redirects
