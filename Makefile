@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+# `make run PORT=8001` when 8000 is taken.
+PORT ?= 8000
 
 .PHONY: run test lint format clean bench
 
@@ -23,7 +25,7 @@ $(VENV)/.test: pyproject.toml | $(PY)
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py demo
-	$(PY) manage.py serve
+	$(PY) manage.py serve --port $(PORT)
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
@@ -49,4 +51,4 @@ bench: $(VENV)/.test
 	timeout 900 $(PY) -m bench
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache .ruff_cache

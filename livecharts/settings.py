@@ -80,6 +80,22 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode writes points from the feed side while people save in admin; SQLite
+    # has one writer at a time, and an admin save must never fail with "database is locked":
+    # - WAL: readers never wait for the writer, nor it for them (the mode is kept in the file).
+    # - IMMEDIATE: a transaction takes the write lock at BEGIN, where the busy timeout waits
+    #   for it. A DEFERRED one that reads first and then writes gets SQLITE_BUSY at once, with
+    #   no wait, when another writer got there between (SQLite cannot wait without deadlock).
+    # - timeout: how long a writer waits for the lock before giving up (writes here are short).
+    # - synchronous=NORMAL: safe with WAL (a power cut may lose the last commits, never the file).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: when set, the channel layer and the history window live there (production mode).
@@ -191,7 +207,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
-# Load balancers and supervisors probe these over plain HTTP on the daphne port.
+# Load balancers and supervisors probe these, and Prometheus scrapes each process's /metrics,
+# over plain HTTP on the daphne port (a redirect would send them to HTTPS daphne does not speak).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from streams.demo import DEMO_LOGINS
 
@@ -43,13 +43,27 @@ class Command(BaseCommand):
             self.stop.set()
             return Deferred.fromFuture(supervisor)
 
-        server = Server(
+        class EmbeddedServer(Server):
+            # daphne logs a failed listen as CRITICAL and returns from run() as if all went
+            # well (exit status 0): keep the reason, and fail below with what to do about it.
+            listen_failure: str | None = None
+
+            def listen_error(self, failure: Any) -> None:
+                self.listen_failure = failure.getErrorMessage()
+                self.stop()
+
+        server = EmbeddedServer(
             application=get_default_application(),
             endpoints=[f"tcp:port={port}:interface={host}"],
             ready_callable=start_ingest,
             verbosity=0,
         )
         server.run()
+        if server.listen_failure is not None:
+            raise CommandError(
+                f"cannot listen on {host}:{port} ({_reason(server.listen_failure)}); "
+                f"pick another port: make run PORT={port + 1}, or manage.py serve --port {port + 1}"
+            )
 
     def print_banner(self, host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host
@@ -57,6 +71,13 @@ class Command(BaseCommand):
         for username, password, what in _existing_demo_logins():
             self.stdout.write(f"  sign in as {username} / {password}  ({what})")
         self.stdout.write("  Ctrl-C stops")
+
+
+def _reason(message: str) -> str:
+    """Twisted's "Couldn't listen on 127.0.0.1:8000: [Errno 98] Address already in use." as
+    "address already in use"."""
+    reason = message.rsplit("]", 1)[-1] if "]" in message else message.rsplit(": ", 1)[-1]
+    return reason.strip().rstrip(".").lower() or message
 
 
 def _existing_demo_logins() -> list[tuple[str, str, str]]:
