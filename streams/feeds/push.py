@@ -65,6 +65,13 @@ class PushFeed(Feed):
                 raise FeedSettingsError(
                     "extract.id", "is not kept for pushed points: a repeated push is told by time and value"
                 )
+            if extract.get("aggregate") is not None:
+                # The API answers each request with what it read; an aggregate holds points back
+                # for its interval, so every request would be refused as holding no points.
+                raise FeedSettingsError(
+                    "extract.aggregate",
+                    "is not available for pushed points: push the counts or sums you want drawn",
+                )
         return {
             "series": series,
             "stall_after": stall_setting(raw),

@@ -73,6 +73,8 @@ def test_settings_default_the_series_and_accept_an_extract_mapping():
         ({"extract": {"value": "a[?"}}, "extract.value"),
         # Pushed points wait in the inbox without it: a silent no-op otherwise.
         ({"extract": {"value": "v", "id": "event_id"}}, "extract.id"),
+        # An aggregate holds points for its interval: every request would answer "no points".
+        ({"extract": {"aggregate": {"every": 10, "how": "count"}}}, "extract.aggregate"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(settings, key):
