@@ -419,7 +419,7 @@ class StreamAdmin(admin.ModelAdmin):
         if kind not in FEED_KINDS:
             return kind, {}, f"feed kind: unknown kind {kind!r} (known: {', '.join(sorted(FEED_KINDS))})"
         try:
-            typed = FeedSettingsField().clean(request.POST.get("feed_settings", ""))
+            typed = FeedSettingsField(required=False).clean(request.POST.get("feed_settings", ""))
         except ValidationError as error:
             return kind, {}, " ".join(error.messages)
         try:

@@ -11,7 +11,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from streams.admin import duration_words
 from streams.models import Stream
+from streams.secrets import MASK
+from tests.json_api import serve_json_api
 
 pytestmark = pytest.mark.django_db
 
@@ -322,3 +325,126 @@ def test_a_push_token_is_shown_once_stored_hashed_and_revocable(admin_client: Cl
     )
     row.refresh_from_db()
     assert row.revoked is not None and not PushToken.objects.active().exists()
+
+
+# "Test this feed" on the form's settings, who may test, durations, favicon.
+
+TEST_UNSAVED = reverse("admin:streams_stream_test_unsaved_feed")
+
+
+def probe_form(**overrides: Any) -> dict[str, Any]:
+    return {**form(), **overrides}
+
+
+def test_unsaved_settings_are_tested_from_the_add_form(admin_client: Client):
+    page = admin_client.post(TEST_UNSAVED, probe_form(feed_settings='{"rate": 200, "series": ["typed"]}'))
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert 'id="probe-ok"' in body and "<th>typed</th>" in body and "not saved" in body
+    assert not Stream.objects.exists()
+    add = admin_client.get(ADD_URL).content.decode()
+    assert f'formaction="{TEST_UNSAVED}"' in add
+
+
+def test_the_change_form_tests_its_edited_settings_not_the_saved_ones(admin_client: Client):
+    stream = Stream.objects.create(slug="sim", title="Sim", feed_settings={"series": ["saved"]})
+    url = reverse("admin:streams_stream_test_feed", args=[stream.pk])
+    assert (
+        f'formaction="{url}"'
+        in admin_client.get(reverse("admin:streams_stream_change", args=[stream.pk])).content.decode()
+    )
+    body = admin_client.post(url, probe_form(feed_settings='{"rate": 200, "series": ["edited"]}')).content
+    assert b"<th>edited</th>" in body and b"<th>saved</th>" not in body
+    stream.refresh_from_db()
+    assert stream.feed_settings == {"series": ["saved"]}
+
+
+def test_unsaved_settings_are_checked_in_words_before_any_connection(admin_client: Client):
+    body = admin_client.post(TEST_UNSAVED, probe_form(feed_kind="poll", feed_settings="{}")).content.decode()
+    assert "Not tested: url: required, and missing." in body
+    body = admin_client.post(TEST_UNSAVED, probe_form(feed_settings="{rate")).content.decode()
+    assert "Not tested: Not valid JSON" in body
+
+
+@pytest.mark.parametrize(
+    "where", ["{served}", "http://169.254.169.254/latest/meta-data/", "http://localhost:{port}/"]
+)
+def test_testing_unsaved_settings_cannot_reach_private_addresses(admin_client: Client, settings, where):
+    settings.LIVECHARTS_ALLOW_PRIVATE_FEEDS = False
+    with serve_json_api() as (state, served):
+        url = where.format(served=served, port=served.split(":")[2].split("/")[0])
+        body = admin_client.post(
+            TEST_UNSAVED, probe_form(feed_kind="poll", feed_settings=json.dumps({"url": url}))
+        ).content.decode()
+    assert 'id="probe-error"' in body and "Not tested: url:" in body
+    assert state.requests == []  # the local server behind that address was never asked
+
+
+def test_a_masked_secret_in_tested_settings_takes_the_saved_value(admin_client: Client, settings):
+    settings.LIVECHARTS_ALLOW_PRIVATE_FEEDS = True
+    with serve_json_api() as (state, url):
+        state.body = {"price": 3}
+        stream = Stream.objects.create(
+            slug="priced",
+            title="Priced",
+            feed_kind="poll",
+            feed_settings={"url": url, "headers": {"X-Api-Key": "k-123"}, "extract": {"value": "price"}},
+        )
+        shown = {"url": url, "headers": {"X-Api-Key": MASK}, "interval": 0.2, "extract": {"value": "price"}}
+        test_url = reverse("admin:streams_stream_test_feed", args=[stream.pk])
+        body = admin_client.post(test_url, probe_form(feed_kind="poll", feed_settings=json.dumps(shown)))
+        assert b'id="probe-ok"' in body.content and b"k-123" not in body.content
+        assert state.requests[0]["headers"]["X-Api-Key"] == "k-123"
+        # Not on the add form: there is no saved secret to take.
+        body = admin_client.post(TEST_UNSAVED, probe_form(feed_kind="poll", feed_settings=json.dumps(shown)))
+        assert b"type the secret in" in body.content
+
+
+@pytest.fixture
+def viewer(staff):
+    """sam, staff who may view streams but not change them."""
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_stream"))
+    return staff
+
+
+def test_view_only_staff_are_refused_the_feed_test_with_403_not_500(client: Client, viewer, streams):
+    client.force_login(viewer)
+    stream = streams[0]
+    change = client.get(reverse("admin:streams_stream_change", args=[stream.pk]))
+    assert change.status_code == 200
+    url = reverse("admin:streams_stream_test_feed", args=[stream.pk])
+    assert url not in change.content.decode()
+    assert client.get(url).status_code == 403
+    assert client.post(url, probe_form()).status_code == 403
+    assert client.post(TEST_UNSAVED, probe_form()).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (2592000, "30 days"),
+        (5400, "1 hour 30 minutes"),
+        (60, "1 minute"),
+        (90061, "1 day 1 hour"),
+        (0, "0 seconds"),
+    ],
+)
+def test_durations_are_said_in_words(seconds, words):
+    assert duration_words(seconds) == words
+
+
+def test_keep_for_shows_every_digit_and_the_duration_in_words(admin_client: Client):
+    page = admin_client.get(ADD_URL).content.decode()
+    field = re.search(
+        r'(<input type="number" name="keep_seconds"[^>]*>)<span class="lc-duration"[^>]*>([^<]*)', page
+    )
+    assert 'value="2592000"' in field.group(1) and 'style="width: 11ch"' in field.group(1)
+    assert field.group(2) == "30 days"
+
+
+def test_favicon_is_served_on_every_page(client: Client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"
+    assert response.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
