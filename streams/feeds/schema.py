@@ -128,7 +128,7 @@ SCHEMAS: dict[str, KindSchema] = {
         KindSchema(
             "websocket",
             "websocket.md",
-            "Connects to a WebSocket server, sends the `send` messages, turns each message into points.",
+            "Connects to a WebSocket server, sends the send messages, turns each message into points.",
             (
                 Key(
                     "url",
@@ -148,7 +148,7 @@ SCHEMAS: dict[str, KindSchema] = {
                 Key(
                     "reply",
                     "object",
-                    "Incoming text (or JSON `action`): reply text, for heartbeats the server expects.",
+                    "Incoming text (or JSON action): reply text, for heartbeats the server expects.",
                     default={},
                     default_label="none",
                 ),
@@ -187,7 +187,7 @@ SCHEMAS: dict[str, KindSchema] = {
                 Key(
                     "events",
                     "list",
-                    "Event names to keep (unnamed events are `message`).",
+                    "Event names to keep (unnamed events are message).",
                     default_label="all events",
                 ),
                 Key(
@@ -203,7 +203,7 @@ SCHEMAS: dict[str, KindSchema] = {
         KindSchema(
             "poll",
             "poll.md",
-            "Requests a JSON endpoint every `interval` seconds; each answer becomes points.",
+            "Requests a JSON endpoint every interval seconds; each answer becomes points.",
             (
                 Key(
                     "url",
@@ -279,7 +279,7 @@ SCHEMAS: dict[str, KindSchema] = {
             "push.md",
             "Points arrive when a client POSTs them to the push API with a token.",
             (
-                Key("series", "text", "The series a point's `value` belongs to.", default="value"),
+                Key("series", "text", "The series a point's value belongs to.", default="value"),
                 STALL,
                 Key(
                     "extract",

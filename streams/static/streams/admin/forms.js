@@ -125,9 +125,21 @@
     for (const select of root.querySelectorAll("select[name$='-chart_type']")) panelFields(select);
   }
 
+  // Viewers and groups apply to restricted streams and dashboards only.
+  function accessFields() {
+    const visibility = document.querySelector("select[name=visibility]");
+    if (!visibility) return;
+    for (const field of ["viewers", "viewer_groups"]) {
+      const row = document.querySelector(`.form-row.field-${field}`);
+      if (row) row.hidden = visibility.value !== "restricted" && !row.querySelector(".errorlist");
+    }
+  }
+
   document.addEventListener("change", (event) => {
     const target = event.target;
-    if (target instanceof HTMLSelectElement && target.name.endsWith("-chart_type")) panelFields(target);
+    if (!(target instanceof HTMLSelectElement)) return;
+    if (target.name.endsWith("-chart_type")) panelFields(target);
+    if (target.name === "visibility") accessFields();
   });
   document.addEventListener("formset:added", (event) => panels(event.target));
 
@@ -135,5 +147,6 @@
     numbers(document);
     feedEditor();
     panels(document);
+    accessFields();
   });
 })();
