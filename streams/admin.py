@@ -176,6 +176,19 @@ def _formfield(db_field: models.Field, request: HttpRequest, default: Any, **kwa
     return default(db_field, request, **kwargs)
 
 
+def as_typed(stream: Stream) -> Any:
+    """The stream's settings in the key order they were typed in, while the text kept from admin
+    still reads as the stored settings (else as stored: provision or a script changed them)."""
+    if stream.feed_settings_text:
+        try:
+            typed = json.loads(stream.feed_settings_text)
+        except ValueError:
+            return stream.feed_settings
+        if typed == stream.feed_settings:
+            return typed
+    return stream.feed_settings
+
+
 def feed_settings_problem(kind: str, settings: Any) -> str | None:
     """What is wrong with these settings for this kind, in words (None: nothing). Looks the hosts
     up as saving does (streams/netguard.py): a private address is refused here too."""
@@ -209,7 +222,7 @@ class StreamForm(forms.ModelForm):
         if "feed_settings" not in self.fields:
             return
         if self.instance.pk:
-            self.initial["feed_settings"] = mask(self.instance.feed_settings)
+            self.initial["feed_settings"] = mask(as_typed(self.instance))
         widget = self.fields["feed_settings"].widget
         if isinstance(widget, FeedSettingsWidget):
             kind = self.data.get("feed_kind") if self.is_bound else None
@@ -249,9 +262,12 @@ class StreamForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         super()._post_clean()
-        # Stream.clean stored the settings with the kind's defaults filled in: keep them as typed.
+        # Stream.clean stored the settings with the kind's defaults filled in: keep them as typed,
+        # and their key order too (json.loads keeps it; PostgreSQL's jsonb would not).
         if "feed_settings" in self.cleaned_data:
-            self.instance.feed_settings = self.cleaned_data["feed_settings"]
+            typed = self.cleaned_data["feed_settings"]
+            self.instance.feed_settings = typed
+            self.instance.feed_settings_text = json.dumps(typed, ensure_ascii=False)
 
 
 @admin.register(Stream)
@@ -390,7 +406,7 @@ class StreamAdmin(admin.ModelAdmin):
             raise PermissionDenied("You may not change this stream, so you may not test its feed.")
         if request.method == "GET":
             assert stream is not None
-            kind, settings, problem = stream.feed_kind, stream.feed_settings, None
+            kind, settings, problem = stream.feed_kind, as_typed(stream), None
         else:
             kind, settings, problem = self._posted_settings(request, stream)
         result = None

@@ -151,6 +151,16 @@ def test_typed_settings_are_saved_as_typed_and_shown_back_pretty_printed(admin_c
     assert stream.feed_settings == typed
 
 
+def test_settings_changed_outside_admin_are_shown_as_stored(admin_client: Client):
+    assert admin_client.post(ADD_URL, form(feed_settings='{"series": ["a"], "rate": 20}')).status_code == 302
+    # As `manage.py provision` would: the text kept from admin no longer reads as the settings.
+    Stream.objects.filter(slug="boiler").update(feed_settings={"rate": 5})
+    stream = Stream.objects.get(slug="boiler")
+    page = admin_client.get(reverse("admin:streams_stream_change", args=[stream.pk])).content.decode()
+    box = re.search(r'<textarea name="feed_settings"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    assert html.unescape(box).strip() == json.dumps({"rate": 5}, indent=2)
+
+
 def test_empty_settings_box_saves_an_empty_object(admin_client: Client):
     assert admin_client.post(ADD_URL, form(feed_settings="  ")).status_code == 302
     assert Stream.objects.get(slug="boiler").feed_settings == {}
