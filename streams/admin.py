@@ -21,6 +21,7 @@ from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
+from django.forms import Script
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -44,6 +45,8 @@ admin.site.index_title = "Streams, dashboards and push tokens"
 admin.site.enable_nav_sidebar = False
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "feeds"
+# An ES module (it imports duration.js, which node's test runner checks too).
+FORMS_JS = Script("streams/admin/forms.js", type="module")
 
 # The statuses of the change list being rendered (admin row methods get only the row).
 _page_statuses: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
@@ -321,7 +324,7 @@ class StreamAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("streams/admin/admin.css",)}
-        js = ("streams/admin/forms.js",)
+        js = (FORMS_JS,)
 
     def formfield_for_dbfield(self, db_field: models.Field, request: HttpRequest, **kwargs: Any) -> Any:
         return _formfield(db_field, request, super().formfield_for_dbfield, **kwargs)
@@ -600,7 +603,7 @@ class DashboardAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("streams/admin/admin.css",)}
-        js = ("streams/admin/forms.js",)
+        js = (FORMS_JS,)
 
     fieldsets = (
         ("Dashboard", {"fields": ("title", "slug", "description", "columns")}),
