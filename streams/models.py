@@ -55,6 +55,9 @@ class Stream(models.Model):
     feed_settings = models.JSONField(
         default=dict, blank=True, help_text="Settings of the feed kind, as JSON."
     )
+    # The settings as last typed in admin, for their key order only: PostgreSQL's jsonb keeps
+    # none. Admin shows it while it still reads as feed_settings (provision may have changed them).
+    feed_settings_text = models.TextField(blank=True, default="", editable=False)
 
     chart_type = models.CharField(max_length=16, choices=ChartType.choices, default=ChartType.LINE)
     window_points = models.PositiveIntegerField(
