@@ -10,7 +10,8 @@ import { formatCount } from "./format.js";
 export function ago(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return "just now";
   if (seconds < 2) return "just now";
-  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  // Whole seconds gone by (floor, not round): a line redrawn every second counts 2, 3, 4.
+  if (seconds < 90) return `${Math.floor(seconds)} s ago`;
   if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
   if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h ago`;
   return `${Math.round(seconds / 86400)} d ago`;

@@ -7,7 +7,7 @@
 
 import { formatNumber } from "./format.js";
 import { countAfter, describeHealth } from "./health.js";
-import { Connection, hooks, localX, Page, readJson } from "./live.js";
+import { Connection, HEALTH_TICK_MS, hooks, localX, Page, readJson } from "./live.js";
 import { SPARK_POINTS, sparkPath, trimSpark } from "./sparkline.js";
 
 // The server refuses more than 100 streams on one socket (docs/protocol.md).
@@ -120,7 +120,7 @@ class ListPage extends Page {
     this.cards = cards;
     window.setInterval(() => {
       for (const card of cards.values()) card.showHealth();
-    }, 1000);
+    }, HEALTH_TICK_MS);
   }
 
   /** @param {string} slug @param {any} status */

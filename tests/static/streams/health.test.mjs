@@ -7,6 +7,9 @@ describe("ago", () => {
   test("reads like a person would say it", () => {
     assert.equal(ago(0.5), "just now");
     assert.equal(ago(42), "42 s ago");
+    // Whole seconds gone by: redrawn every second, it counts 2, 3, 4 without skipping one.
+    assert.equal(ago(2.9), "2 s ago");
+    assert.equal(ago(3.1), "3 s ago");
     assert.equal(ago(300), "5 min ago");
     assert.equal(ago(3 * 3600), "3 h ago");
     assert.equal(ago(3 * 86400), "3 d ago");
