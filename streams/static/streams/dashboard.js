@@ -17,7 +17,7 @@ import { fitValueAxis, steadyAxes } from "./axes.js";
 import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
 import { DashboardRange } from "./dashrange.js";
 import { emptyState } from "./emptystate.js";
-import { breakGaps, drawsLine, gapThreshold } from "./gaps.js";
+import { breakGaps, drawsLine } from "./gaps.js";
 import { Connection, hooks, localX, Page, readJson } from "./live.js";
 import { EmptyOverlay } from "./overlay.js";
 import {
@@ -117,7 +117,11 @@ class StreamFeed {
 
   /** @param {Batch} batch */
   take(batch) {
-    for (const panel of this.panels) panel.take(this.slug, batch);
+    for (const panel of this.panels) {
+      panel.take(this.slug, batch);
+      // An empty panel out of view says its points arrived (it draws when scrolled to).
+      if (panel.overlay.card?.dataset.empty === "true") panel.showEmpty();
+    }
     this.lastId = batch.id;
     this.resyncSince = null;
     hooks.lastIds[this.slug] = batch.id;
@@ -179,10 +183,15 @@ class BasePanel {
     this.overlay = new EmptyOverlay(element.closest(".panel"));
   }
 
-  /** Whether the panel has something to draw (its empty state shows until then). */
+  /** Whether the panel draws something (its empty state shows until then). */
   hasPoints() {
     const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
     return data.some((trace) => (trace.x?.length ?? 0) > 0);
+  }
+
+  /** Whether points arrived that are not drawn yet (out of view, or waiting for a frame). */
+  hasPending() {
+    return this.dirty && this.hook.points > 0;
   }
 
   /** The empty state, from the panel's points and the state of its streams' feeds. */
@@ -192,7 +201,14 @@ class BasePanel {
     // The worst feed of the panel speaks for it: an error before a stall before waiting.
     const rank = (/** @type {any} */ status) => ({ error: 3, stalled: 2, connecting: 1 })[status?.state] ?? 0;
     const status = statuses.sort((a, b) => rank(b) - rank(a))[0] ?? null;
-    this.overlay.show(emptyState({ points: this.hasPoints() ? 1 : 0, status, connection: hooks.socketState }));
+    this.overlay.show(
+      emptyState({
+        points: this.hasPoints() ? 1 : 0,
+        pending: this.hasPending(),
+        status,
+        connection: hooks.socketState,
+      }),
+    );
   }
 
   get dirty() {
@@ -376,6 +392,7 @@ class SeriesPanel extends BasePanel {
     };
     const traces = owners.map((owner, index) => ({ ...data[index], ...column(owner.stream, owner.series) }));
     for (const [slug, answer] of answers) {
+      if (!this.streams.has(slug)) continue; // the page asked for every stream; this panel shows its own
       for (const series of Object.keys(answer.y)) {
         if (this.config.series !== null && series !== this.config.series) continue;
         if (owners.some((owner) => owner.stream === slug && owner.series === series)) continue;
@@ -390,7 +407,7 @@ class SeriesPanel extends BasePanel {
       if (!drawsLine(trace) || trace.x.length < 2) return trace;
       // A thinned answer has about span / rows between its rows: only far more is a hole.
       const floor = (4 * (range.end - range.start)) / trace.x.length;
-      const broken = breakGaps(trace.x, trace.y, gapThreshold(trace.x, { floor }));
+      const broken = breakGaps(trace.x, trace.y, { floor });
       return { ...trace, x: broken.x, y: broken.y };
     });
     const layout = this.rangeLayout(range);
@@ -417,12 +434,11 @@ class SeriesPanel extends BasePanel {
     plan.indices.forEach((index, k) => {
       const trace = data[index] ?? this.config.new_trace ?? {};
       if (!drawsLine(trace)) return;
-      const held = plan.clear.includes(index) ? [] : Array.from(trace.x ?? []);
+      const xs = plan.clear.includes(index) ? [] : (trace.x ?? []);
       const added = plan.update.x[k];
       if (added.length === 0) return;
-      const threshold = gapThreshold([...held.slice(-256), ...added]);
-      const before = held.length > 0 ? held[held.length - 1] : null;
-      const broken = breakGaps(added, plan.update.y[k], threshold, { before });
+      const held = Array.prototype.slice.call(xs, -8);
+      const broken = breakGaps(added, plan.update.y[k], { held });
       if (broken.breaks === 0) return;
       plan.update.x[k] = broken.x;
       plan.update.y[k] = broken.y;
@@ -475,7 +491,7 @@ class GaugePanel extends BasePanel {
   }
 
   hasPoints() {
-    return this.values.value !== null;
+    return this.hook.value !== null; // set when drawn
   }
 
   /**
@@ -550,7 +566,7 @@ class CandlePanel extends BasePanel {
   }
 
   hasPoints() {
-    return candleColumns(this.candles).x.length > 0;
+    return this.hook.candles > 0; // set when drawn
   }
 
   /**

@@ -24,13 +24,26 @@ const FEED_WORDS = {
  *   status?: any,
  *   connection?: string,
  *   stopped?: boolean,
- * }} input  points: points the chart holds now; status: the feed's last status frame (or null)
+ *   pending?: boolean,
+ * }} input  points: points the chart draws now; status: the feed's last status frame (or null);
+ *   pending: points have arrived but are not drawn yet (a dashboard panel out of view)
  * @returns {EmptyState|null}
  */
-export function emptyState({ points, view = "live", loading = false, status = null, connection = "live", stopped = false }) {
+export function emptyState({
+  points,
+  view = "live",
+  loading = false,
+  status = null,
+  connection = "live",
+  stopped = false,
+  pending = false,
+}) {
   if (points > 0) return null;
   const state = typeof status?.state === "string" ? status.state : "unknown";
   if (loading) return { title: "Loading…", detail: "", state };
+  if (pending && view === "live") {
+    return { title: "Points received", detail: "Drawn when this panel scrolls into view.", state };
+  }
   if (view === "range") {
     return { title: "No stored points in this range", detail: "Pick a longer range, or go back to Live.", state };
   }

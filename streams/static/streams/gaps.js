@@ -1,71 +1,87 @@
-// Where a line must break: a time step far beyond the series' usual interval means points are
-// missing there (a server restart, a feed that went quiet, a reconnect after a `gap`), and a
-// straight segment across it would draw values that never were. Plotly breaks a line at a null
+// Where a line must break: a time step far beyond the steps around it means points are missing
+// there (a server restart, a feed that went quiet, a reconnect after a `gap`), and a straight
+// segment across it would draw values that never were. Plotly breaks a line at a null
 // (connectgaps is off), so a null is put in the middle of each such step. Pure: no DOM, no Plotly.
+//
+// "The steps around it", not the series' median step: a stream that went from 1 point a second
+// to 20 would otherwise have its whole slower stretch broken into dots.
 
-/** A step this many times the usual one is a hole in the data, not jitter. */
+/** A step this many times the steps around it is a hole in the data, not jitter. */
 export const GAP_FACTOR = 5;
-/** Steps sampled to find the usual one: enough for a steady median, cheap on 100,000 points. */
-const SAMPLES = 257;
+/** Steps looked at on each side of a step. */
+const NEIGHBOURS = 4;
 
 /**
- * The usual time step of a series: the median of (up to 257, evenly spread) steps between
- * consecutive points, ignoring repeats of the same x. Null with fewer than two distinct xs.
- * @param {ArrayLike<number>} xs ascending
- * @returns {number|null}
+ * The (upper) median of the positive steps next to step i (up to NEIGHBOURS on each side), or null
+ * when it has none. Step i is xs[i] - xs[i - 1].
+ * @param {ArrayLike<number>} xs @param {number} i
  */
-export function typicalStep(xs) {
-  const count = xs.length;
-  if (count < 2) return null;
-  const stride = Math.max(1, Math.floor((count - 1) / SAMPLES));
+function localStep(xs, i) {
   const steps = [];
-  for (let i = 1; i < count; i += stride) {
-    const step = xs[i] - xs[i - 1];
-    if (step > 0) steps.push(step);
+  for (let j = i - 1, taken = 0; j >= 1 && taken < NEIGHBOURS; j -= 1) {
+    const step = xs[j] - xs[j - 1];
+    if (step > 0) {
+      steps.push(step);
+      taken += 1;
+    }
+  }
+  for (let j = i + 1, taken = 0; j < xs.length && taken < NEIGHBOURS; j += 1) {
+    const step = xs[j] - xs[j - 1];
+    if (step > 0) {
+      steps.push(step);
+      taken += 1;
+    }
   }
   if (steps.length === 0) return null;
   steps.sort((a, b) => a - b);
+  // The upper median: where a slow stretch meets a fast one, the step between them is judged
+  // by the slower side (not a hole), while one other hole nearby still cannot hide a hole.
   return steps[Math.floor(steps.length / 2)];
 }
 
 /**
- * The step beyond which a line breaks: GAP_FACTOR usual steps, and never less than `floor`
- * (the width of a decimation bucket: thinned points are that far apart without a hole).
- * Infinity when the usual step is unknown (nothing breaks).
- * @param {ArrayLike<number>} xs ascending
- * @param {{factor?: number, floor?: number}} [options]
+ * Whether the step before xs[i] is a hole: longer than `floor` and than GAP_FACTOR times the
+ * median of the steps around it.
+ * @param {ArrayLike<number>} xs ascending @param {number} i @param {{factor?: number, floor?: number}} [options]
  */
-export function gapThreshold(xs, { factor = GAP_FACTOR, floor = 0 } = {}) {
-  const step = typicalStep(xs);
-  if (step === null) return Number.POSITIVE_INFINITY;
-  return Math.max(step * factor, floor);
+export function isGap(xs, i, { factor = GAP_FACTOR, floor = 0 } = {}) {
+  const step = xs[i] - xs[i - 1];
+  if (!(step > floor)) return false;
+  // Cheap first: not longer than `factor` of a next-door step, so not of their median either.
+  const before = i >= 2 ? xs[i - 1] - xs[i - 2] : 0;
+  const after = i + 1 < xs.length ? xs[i + 1] - xs[i] : 0;
+  if ((before > 0 && step <= factor * before) && (after > 0 && step <= factor * after)) return false;
+  const local = localStep(xs, i);
+  return local !== null && step > factor * local;
 }
 
 /**
- * The points with a null between every two whose step exceeds `threshold` (x in the middle of
- * the step, y null). Returns the inputs' copies; `breaks` counts the nulls put in.
+ * The points with a null in the middle of every hole (isGap). Copies; `breaks` counts the nulls.
  * @param {ArrayLike<number>} xs ascending
  * @param {ArrayLike<number|null>} ys
- * @param {number} threshold
- * @param {{before?: number|null}} [options]  before: the x of a point drawn before xs[0] (an
- *   append to a trace): a break goes first when the step from it is too long
+ * @param {{factor?: number, floor?: number, held?: ArrayLike<number>}} [options]
+ *   floor: no step this short is a hole (the width of a decimation bucket, or of a thinned
+ *   range's rows); held: x values a trace already holds before xs[0] (an append): their steps
+ *   count as neighbours, and the step from the last of them to xs[0] may be a hole too
  * @returns {{x: number[], y: (number|null)[], breaks: number}}
  */
-export function breakGaps(xs, ys, threshold, { before = null } = {}) {
+export function breakGaps(xs, ys, { factor = GAP_FACTOR, floor = 0, held = [] } = {}) {
   const count = Math.min(xs.length, ys.length);
+  const tail = Array.from(held).slice(-NEIGHBOURS - 1);
+  const all = tail.length > 0 ? [...tail, ...Array.from(xs).slice(0, count)] : xs;
+  const offset = tail.length;
   const x = [];
   const y = [];
   let breaks = 0;
-  let last = before;
   for (let i = 0; i < count; i += 1) {
-    if (last !== null && xs[i] - last > threshold) {
-      x.push(last + (xs[i] - last) / 2);
+    const at = i + offset;
+    if (at >= 1 && isGap(all, at, { factor, floor })) {
+      x.push(all[at - 1] + (all[at] - all[at - 1]) / 2);
       y.push(null);
       breaks += 1;
     }
     x.push(xs[i]);
     y.push(ys[i]);
-    last = xs[i];
   }
   return { x, y, breaks };
 }

@@ -14,7 +14,7 @@ import { fitValueAxis, steadyAxes } from "./axes.js";
 import { Backoff, delayAfterClose, TOO_MANY_SOCKETS } from "./backoff.js";
 import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { emptyState } from "./emptystate.js";
-import { breakGaps, drawsLine, gapThreshold } from "./gaps.js";
+import { breakGaps, drawsLine } from "./gaps.js";
 import { countAfter, describeHealth } from "./health.js";
 import { EmptyOverlay } from "./overlay.js";
 import { restAfter } from "./pace.js";
@@ -174,7 +174,7 @@ class Chart {
       const drawn = decimate(trace.x, trace.y, { columns, width });
       if (drawsLine(element.data[index])) {
         // Thinned points are up to two buckets apart with no point missing between them.
-        const broken = breakGaps(drawn.x, drawn.y, gapThreshold(trace.x, { floor: 2 * width }));
+        const broken = breakGaps(drawn.x, drawn.y, { floor: 2 * width });
         breaks += broken.breaks;
         element.data[index].x = broken.x;
         element.data[index].y = broken.y;

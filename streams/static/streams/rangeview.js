@@ -6,7 +6,7 @@
 
 import { fitValueAxis, steadyAxes } from "./axes.js";
 import { emptyState } from "./emptystate.js";
-import { breakGaps, drawsLine, gapThreshold } from "./gaps.js";
+import { breakGaps, drawsLine } from "./gaps.js";
 import {
   Latest,
   ZOOM_DEBOUNCE_MS,
@@ -351,7 +351,7 @@ export class RangeView {
       if (!drawsLine(trace) || trace.x.length < 2) return trace;
       // A thinned answer has about span / points between its rows: only far more is a hole.
       const floor = answer.downsampled ? (4 * (range.end - range.start)) / trace.x.length : 0;
-      const broken = breakGaps(trace.x, trace.y, gapThreshold(trace.x, { floor }));
+      const broken = breakGaps(trace.x, trace.y, { floor });
       return { ...trace, x: broken.x, y: broken.y };
     });
     this.revision += 1;

@@ -1,7 +1,7 @@
 // The small line on each card of the stream list: the newest points of a stream's first series
 // as an SVG path, scaled to the box, broken where points are missing (gaps.js). Pure: no DOM.
 
-import { gapThreshold } from "./gaps.js";
+import { isGap } from "./gaps.js";
 
 /** Points a sparkline keeps: about two per pixel of its width. */
 export const SPARK_POINTS = 240;
@@ -41,10 +41,9 @@ export function sparkPath(xs, ys, { width, height, pad = 1 }) {
   const py = (/** @type {number} */ y) =>
     round(spanY > 0 ? pad + (1 - (y - low) / spanY) * (height - 2 * pad) : height / 2);
   if (count === 1) return `M${round(width - 2)},${py(ys[0])}L${width},${py(ys[0])}`;
-  const threshold = gapThreshold(Array.from(xs).slice(0, count));
   let path = `M${px(xs[0])},${py(ys[0])}`;
   for (let i = 1; i < count; i += 1) {
-    path += `${xs[i] - xs[i - 1] > threshold ? "M" : "L"}${px(xs[i])},${py(ys[i])}`;
+    path += `${isGap(xs, i) ? "M" : "L"}${px(xs[i])},${py(ys[i])}`;
   }
   return path;
 }

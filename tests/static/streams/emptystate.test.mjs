@@ -24,6 +24,12 @@ describe("emptyState", () => {
     assert.equal(state?.state, "unknown");
   });
 
+  test("points that arrived but are not drawn yet (out of view) are not 'waiting'", () => {
+    const state = emptyState({ points: 0, pending: true, status: { state: "live" } });
+    assert.equal(state?.title, "Points received");
+    assert.match(state?.detail ?? "", /scrolls into view/);
+  });
+
   test("an empty range says so, and loading says loading", () => {
     assert.equal(emptyState({ points: 0, view: "range" })?.title, "No stored points in this range");
     assert.equal(emptyState({ points: 0, view: "range", loading: true })?.title, "Loading…");
