@@ -19,7 +19,8 @@ from tests.processes import Stack, make_stack, seed_streams
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
-# 20 minutes of stored history of "line" (series a and b), one point a second.
+# 20 minutes of stored history of "line" (series a and b, about the simulated feed's size), one
+# point a second.
 HISTORY_SECONDS = 20 * 60
 SEED_HISTORY = """
 import math
@@ -30,7 +31,7 @@ END = {end!r}
 entries = []
 for i in range({seconds}):
     t = END - ({seconds} - i)
-    point = Point(t=t, values={{"a": 100 + 10 * math.sin(i / 60), "b": 100 + 5 * math.cos(i / 90)}})
+    point = Point(t=t, values={{"a": math.sin(i / 60), "b": 0.5 * math.cos(i / 90)}})
     entries.append(Entry(id=f"{{round(t * 1000)}}-0", point=point))
 save_batches([("line", entries[n : n + 200]) for n in range(0, len(entries), 200)])
 """
