@@ -54,8 +54,9 @@ FILLS = {AreaFill.AXIS_MIN: "tozeroy", AreaFill.NEXT: "tonexty", AreaFill.ZERO: 
 
 def series_trace(*, name: str, chart_type: str, fill: str = AreaFill.AXIS_MIN) -> BaseTraceType:
     """One empty trace for a series, drawn the way the stream's chart type says. An area is
-    filled down to the axis minimum (the client keeps the value axis at the values' own range,
-    static/streams/axes.js fitValueAxis), to the next trace, or to zero."""
+    filled towards zero with the value axis fitted to the values (the client keeps the axis at
+    the values' own range, static/streams/axes.js fitValueAxis, so a price is not flattened),
+    to the next trace, or to zero with the axis including zero."""
     if chart_type == Stream.ChartType.BAR:
         return go.Bar(name=name, x=[], y=[])
     if chart_type == Stream.ChartType.SCATTER:
@@ -99,7 +100,7 @@ def build_figure(stream: Stream) -> go.Figure:
 
 
 def fills_to_min(*, chart_type: str, fill: str) -> bool:
-    """Whether the client keeps the value axis at the values' range (an area to the axis minimum)."""
+    """Whether the client keeps the value axis at the values' own range (an area's default fill)."""
     return chart_type == Stream.ChartType.AREA and fill == AreaFill.AXIS_MIN
 
 

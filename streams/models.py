@@ -21,12 +21,13 @@ MAX_DECIMALS = 10
 
 
 class AreaFill(models.TextChoices):
-    """What an area chart fills down to. The axis minimum keeps a price series readable:
-    filling to zero would pull the axis down to 0 and flatten the line on top."""
+    """What an area chart fills down to. The default fits the value axis to the values and fills
+    towards zero, clipped at the axis: a price series at 100 keeps its shape instead of being
+    flattened into a line along the top of an axis pulled down to 0."""
 
-    AXIS_MIN = "", "Down to the axis minimum"
+    AXIS_MIN = "", "Towards zero, the axis fitted to the values (a price keeps its shape)"
     NEXT = "next", "Down to the next series"
-    ZERO = "zero", "Down to zero"
+    ZERO = "zero", "Down to zero, the axis including zero"
 
 
 def decimals_field(help_text: str) -> models.PositiveSmallIntegerField:

@@ -184,7 +184,7 @@ def test_stream_page_renders_figure_and_client(alice: User, streams: dict[str, S
     assert config["window_points"] == 1000
     assert config["window_seconds"] is None
     assert config["decimals"] is None
-    assert config["fill_to_min"] is True  # an area chart, filled to the axis minimum by default
+    assert config["fill_to_min"] is True  # an area chart: its axis fitted to the values by default
     assert 'id="connection-badge"' in body
     assert 'data-range="1h"' in body and 'id="custom-range"' in body
     assert 'id="chart"' in body

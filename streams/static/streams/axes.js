@@ -24,7 +24,7 @@ export function steadyAxes(layout, { nticks } = {}) {
 }
 
 /**
- * An area chart filled "to the axis minimum": Plotly's tozeroy fill pulls autorange down to 0,
+ * An area chart's default fill (towards zero): Plotly's tozeroy fill pulls autorange down to 0,
  * which flattens a price series at 100 into a line along the top. So while the viewer has not
  * zoomed the value axis, the range is the values' own (with a little room); the fill reaches
  * below it and is clipped at the axis. A double click gives the axis back to this function.

@@ -91,8 +91,6 @@ class Chart {
     /** @type {any} the feed's last status (subscribed or status frame), for the empty state */
     this.status = null;
     this.overlay = new EmptyOverlay(element.closest(".chart-card"));
-    /** @type {{layout: any}|null} the y range this chart set itself (area fill "to the axis minimum") */
-    this.ownY = null;
   }
 
   /** @param {any} figure */
