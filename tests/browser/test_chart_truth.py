@@ -5,6 +5,8 @@ phone Plotly's mode bar does not cover the legend."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ PUSHED = {
     "decimals": 2,
 }
 QUIET = {**PUSHED, "slug": "quiet", "title": "Quiet", "decimals": None}
+PRICE = {**PUSHED, "slug": "price", "title": "Price", "chart_type": "area"}
 CHART = "document.getElementById('chart')"
 # Every value the chart draws of its first trace, nulls included (a null is where the line breaks).
 DRAWN_Y = f"() => Array.from({CHART}.data[0]?.y ?? [])"
@@ -40,7 +43,7 @@ def embedded(tmp_path) -> Iterator[tuple[Stack, dict[str, str]]]:
     """One `serve` on SQLite with alice, bob, the simulated stream "line" and two push streams."""
     stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
     stack.seed(PASSWORD)
-    tokens = seed_streams(stack, [PUSHED, QUIET])
+    tokens = seed_streams(stack, [PUSHED, QUIET, PRICE])
     stack.start_serve()
     try:
         yield stack, tokens
@@ -177,6 +180,29 @@ def test_on_a_phone_the_mode_bar_does_not_cover_the_legend(embedded, browser):
         overlap_x = min(bar["x"] + bar["width"], legend["x"] + legend["width"]) - max(bar["x"], legend["x"])
         overlap_y = min(bar["y"] + bar["height"], legend["y"] + legend["height"]) - max(bar["y"], legend["y"])
         assert overlap_x <= 0 or overlap_y <= 0, (bar, legend)
+
+
+def test_an_area_of_prices_keeps_its_shape_and_its_numbers_one_format(embedded, browser):
+    stack, tokens = embedded
+    now = time.time()
+    prices = [12_345 + 2 * math.sin(i / 5) for i in range(60)]
+    points = [{"t": now - 6 + i * 0.1, "value": price} for i, price in enumerate(prices)]
+    push(stack, tokens["price"], "price", points)
+    page = open_page(stack, browser, "/streams/price/")
+    page.wait_for_function(f"({DRAWN_Y})().length === 60", timeout=15_000)
+    # The value axis holds the prices (not 0 to 12,347 with the line flat along the top).
+    low, high = page.evaluate(f"{CHART}.layout.yaxis.range")
+    assert min(prices) - 1 < low < min(prices) and max(prices) < high < max(prices) + 1
+    # Ticks and hover: thousands separated, the stream's 2 decimals.
+    ticks = page.locator("#chart .ytick text").all_text_contents()
+    assert ticks and all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d{2}", tick) for tick in ticks), ticks
+    assert page.evaluate(f"{CHART}.layout.yaxis.hoverformat") == ",.2f"
+    # No time label is cut at the right edge of the chart.
+    chart = page.locator("#chart").bounding_box()
+    for label in page.locator("#chart .xtick text").all():
+        box = label.bounding_box()
+        assert box["x"] + box["width"] <= chart["x"] + chart["width"], label.text_content()
+    page.screenshot(path=str(artifact("price_area.png")))
 
 
 def artifact(name: str) -> Path:
