@@ -80,6 +80,8 @@ def panel_config(view: PanelView) -> dict[str, Any]:
         else [[stream.slug, name] for stream in streams for name in figures.panel_series(panel, stream)],
         "new_trace": figures.panel_new_trace_json(panel),
         "figure": figures.panel_figure_json(panel, streams),
+        "decimals": figures.panel_decimals(panel, streams),
+        "fill_to_min": figures.fills_to_min(chart_type=panel.chart_type, fill=panel.area_fill),
         "candle_ms": panel.candle_seconds * 1000,
         "max_candles": MAX_CANDLES,
     }

@@ -17,7 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.basedatatypes import BaseTraceType
 
-from streams.models import Panel, Stream
+from streams.models import AreaFill, Panel, Stream
 
 TEMPLATE = "plotly_white"
 FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
@@ -37,29 +37,51 @@ def y_axis_title(stream: Stream) -> str:
     return title or unit
 
 
-def series_trace(*, name: str, chart_type: str) -> BaseTraceType:
-    """One empty trace for a series, drawn the way the stream's chart type says."""
+def value_format(decimals: int | None) -> str:
+    """The d3 format of values (hover, gauges): thousands separated, `decimals` after the point,
+    or up to 6 significant digits without trailing zeros (static/streams/format.js matches it)."""
+    return ",.6~r" if decimals is None else f",.{decimals}f"
+
+
+def tick_format(decimals: int | None) -> str:
+    """The d3 format of value-axis ticks: thousands separated; Plotly picks the digits a tick
+    step needs unless `decimals` fixes them."""
+    return "," if decimals is None else f",.{decimals}f"
+
+
+FILLS = {AreaFill.AXIS_MIN: "tozeroy", AreaFill.NEXT: "tonexty", AreaFill.ZERO: "tozeroy"}
+
+
+def series_trace(*, name: str, chart_type: str, fill: str = AreaFill.AXIS_MIN) -> BaseTraceType:
+    """One empty trace for a series, drawn the way the stream's chart type says. An area is
+    filled towards zero with the value axis fitted to the values (the client keeps the axis at
+    the values' own range, static/streams/axes.js fitValueAxis, so a price is not flattened),
+    to the next trace, or to zero with the axis including zero."""
     if chart_type == Stream.ChartType.BAR:
         return go.Bar(name=name, x=[], y=[])
     if chart_type == Stream.ChartType.SCATTER:
         return go.Scatter(name=name, x=[], y=[], mode="markers", marker={"size": 6})
     if chart_type == Stream.ChartType.AREA:
-        # tozeroy rather than tonexty: tonexty without a stackgroup shades between series,
-        # which reads as stacking that is not there.
-        return go.Scatter(name=name, x=[], y=[], mode="lines", fill="tozeroy", line={"width": 1.5})
+        # The first trace has no trace before it: tonexty fills it to zero, as Plotly does.
+        return go.Scatter(
+            name=name, x=[], y=[], mode="lines", fill=FILLS.get(fill, "tozeroy"), line={"width": 1.5}
+        )
     return go.Scatter(name=name, x=[], y=[], mode="lines", line={"width": 2})
 
 
 def build_figure(stream: Stream) -> go.Figure:
     """The empty figure for a stream: one trace per known series, a date x axis."""
     chart_type = stream.chart_type
-    figure = go.Figure(data=[series_trace(name=name, chart_type=chart_type) for name in stream.series_names])
+    fill = stream.area_fill
+    traces = [series_trace(name=name, chart_type=chart_type, fill=fill) for name in stream.series_names]
+    figure = go.Figure(data=traces)
     figure.update_layout(
         template=TEMPLATE,
         # A constant uirevision keeps the user's zoom and legend clicks across updates.
         uirevision=stream.slug,
         autosize=True,
-        margin={"l": 64, "r": 24, "t": 36, "b": 48},
+        # r: room for half of the last time label, which is centred on its tick.
+        margin={"l": 64, "r": 40, "t": 36, "b": 48},
         font={"family": FONT_FAMILY, "size": 13},
         hovermode="x unified",
         showlegend=True,
@@ -68,8 +90,18 @@ def build_figure(stream: Stream) -> go.Figure:
     )
     # Times arrive as ms since the epoch and are shifted to local wall time by the client.
     figure.update_xaxes(type="date", hoverformat="%Y-%m-%d %H:%M:%S", showspikes=False)
-    figure.update_yaxes(title_text=y_axis_title(stream) or None, zeroline=False)
+    figure.update_yaxes(
+        title_text=y_axis_title(stream) or None,
+        zeroline=False,
+        tickformat=tick_format(stream.decimals),
+        hoverformat=value_format(stream.decimals),
+    )
     return figure
+
+
+def fills_to_min(*, chart_type: str, fill: str) -> bool:
+    """Whether the client keeps the value axis at the values' own range (an area's default fill)."""
+    return chart_type == Stream.ChartType.AREA and fill == AreaFill.AXIS_MIN
 
 
 def _plain(value: BaseTraceType | go.Figure) -> dict[str, Any]:
@@ -83,14 +115,20 @@ def figure_json(stream: Stream) -> dict[str, Any]:
 
 def new_trace_json(stream: Stream) -> dict[str, Any]:
     """The trace the client adds for a series the feed reveals later (name filled in there)."""
-    return _plain(series_trace(name="", chart_type=stream.chart_type))
+    return _plain(series_trace(name="", chart_type=stream.chart_type, fill=stream.area_fill))
 
 
 # Dashboard panels -----------------------------------------------------------------------------
 
-# Gauges and big numbers: up to 5 significant digits, thousands separated, no trailing zeros.
-NUMBER_FORMAT = ",.5~r"
-PANEL_MARGIN = {"l": 52, "r": 16, "t": 8, "b": 36}
+# r: room for half of the last time label, which is centred on its tick.
+PANEL_MARGIN = {"l": 52, "r": 28, "t": 8, "b": 36}
+
+
+def panel_decimals(panel: Panel, streams: list[Stream]) -> int | None:
+    """The panel's decimals, else its first stream's."""
+    if panel.decimals is not None:
+        return panel.decimals
+    return streams[0].decimals if streams else None
 
 
 def trace_name(*, label: str, series: str) -> str:
@@ -150,7 +188,11 @@ def build_panel_figure(panel: Panel, streams: list[Stream]) -> go.Figure:
         return _candlestick_figure(panel, streams[0])
     labels = stream_labels(streams)
     traces = [
-        series_trace(name=trace_name(label=labels[stream.slug], series=name), chart_type=panel.chart_type)
+        series_trace(
+            name=trace_name(label=labels[stream.slug], series=name),
+            chart_type=panel.chart_type,
+            fill=panel.area_fill,
+        )
         for stream in streams
         for name in panel_series(panel, stream)
     ]
@@ -159,7 +201,13 @@ def build_panel_figure(panel: Panel, streams: list[Stream]) -> go.Figure:
     _panel_layout(figure, panel, legend=len(traces) != 1)
     figure.update_layout(hovermode="x unified", bargap=0.1)
     figure.update_xaxes(type="date", hoverformat="%Y-%m-%d %H:%M:%S", showspikes=False)
-    figure.update_yaxes(title_text=_shared_axis_title(streams), zeroline=False)
+    decimals = panel_decimals(panel, streams)
+    figure.update_yaxes(
+        title_text=_shared_axis_title(streams),
+        zeroline=False,
+        tickformat=tick_format(decimals),
+        hoverformat=value_format(decimals),
+    )
     return figure
 
 
@@ -170,8 +218,8 @@ def _gauge_figure(panel: Panel, stream: Stream) -> go.Figure:
     dial = panel.gauge_min is not None and panel.gauge_max is not None
     indicator = go.Indicator(
         mode="gauge+number+delta" if dial else "number+delta",
-        number={"valueformat": NUMBER_FORMAT, "suffix": unit},
-        delta={"valueformat": NUMBER_FORMAT, "position": "bottom"},
+        number={"valueformat": value_format(panel_decimals(panel, [stream])), "suffix": unit},
+        delta={"valueformat": value_format(panel_decimals(panel, [stream])), "position": "bottom"},
         domain={"x": [0, 1], "y": [0, 1]},
     )
     if dial:
@@ -197,7 +245,13 @@ def _candlestick_figure(panel: Panel, stream: Stream) -> go.Figure:
     figure.update_layout(hovermode="x")
     # A candlestick gets a range slider by default: no room for one in a panel.
     figure.update_xaxes(type="date", rangeslider={"visible": False}, hoverformat="%Y-%m-%d %H:%M:%S")
-    figure.update_yaxes(title_text=y_axis_title(stream) or None, zeroline=False)
+    decimals = panel_decimals(panel, [stream])
+    figure.update_yaxes(
+        title_text=y_axis_title(stream) or None,
+        zeroline=False,
+        tickformat=tick_format(decimals),
+        hoverformat=value_format(decimals),
+    )
     return figure
 
 
@@ -209,4 +263,4 @@ def panel_new_trace_json(panel: Panel) -> dict[str, Any] | None:
     """The trace a line/area/scatter/bar panel adds for a series that appears later."""
     if panel.chart_type in Panel.SINGLE_SERIES:
         return None
-    return _plain(series_trace(name="", chart_type=panel.chart_type))
+    return _plain(series_trace(name="", chart_type=panel.chart_type, fill=panel.area_fill))

@@ -17,6 +17,36 @@ from streams.feeds import FEED_KINDS, clean_feed_settings, feed_class
 from streams.feeds.base import FeedSettingsError
 
 MAX_WINDOW_POINTS = 100_000
+MAX_DECIMALS = 10
+
+
+class AreaFill(models.TextChoices):
+    """What an area chart fills down to. The default fits the value axis to the values and fills
+    towards zero, clipped at the axis: a price series at 100 keeps its shape instead of being
+    flattened into a line along the top of an axis pulled down to 0."""
+
+    AXIS_MIN = "", "Towards zero, the axis fitted to the values (a price keeps its shape)"
+    NEXT = "next", "Down to the next series"
+    ZERO = "zero", "Down to zero, the axis including zero"
+
+
+def decimals_field(help_text: str) -> models.PositiveSmallIntegerField:
+    return models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_DECIMALS)], help_text=help_text
+    )
+
+
+def area_fill_field() -> models.CharField:
+    return models.CharField(
+        "area fill",
+        max_length=8,
+        blank=True,
+        default=AreaFill.AXIS_MIN,
+        choices=AreaFill.choices,
+        help_text="Area charts only.",
+    )
+
+
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 DEFAULT_KEEP_SECONDS = 30 * 24 * 3600
 DEFAULT_KEEP_POINTS = 5_000_000
@@ -75,6 +105,8 @@ class Stream(models.Model):
     )
     y_title = models.CharField("y-axis title", max_length=100, blank=True)
     y_unit = models.CharField("y-axis unit", max_length=32, blank=True)
+    decimals = decimals_field("Digits after the decimal point in values; blank: as many as the value needs.")
+    area_fill = area_fill_field()
 
     store_points = models.BooleanField(
         "store points",
@@ -334,6 +366,8 @@ class Panel(models.Model):
     )
     gauge_min = models.FloatField(null=True, blank=True, help_text="Gauge only: both set draw a dial.")
     gauge_max = models.FloatField(null=True, blank=True, help_text="Neither set: a big number.")
+    decimals = decimals_field("Digits after the decimal point in values; blank: its first stream's setting.")
+    area_fill = area_fill_field()
 
     class Meta:
         ordering = ["position", "pk"]

@@ -38,7 +38,14 @@ def stream_list(request: HttpRequest) -> HttpResponse:
     streams = list(Stream.objects.visible_to(request.user))
     statuses = stream_statuses([stream.slug for stream in streams])
     rows = [(stream, statuses[stream.slug]) for stream in streams]
-    context = {"streams": rows, "dashboards": visible_dashboards(request.user)}
+    # The cards' sparklines subscribe to the enabled streams over one socket (streamlist.js).
+    list_config = {
+        "ws_path": WS_PATH,
+        "streams": [
+            {"slug": stream.slug, "decimals": stream.decimals} for stream in streams if stream.enabled
+        ],
+    }
+    context = {"streams": rows, "dashboards": visible_dashboards(request.user), "list_config": list_config}
     return render(request, "streams/stream_list.html", context)
 
 
@@ -93,6 +100,8 @@ def live_config(stream: Stream) -> dict[str, Any]:
         "window_seconds": stream.window_seconds,
         "new_trace": figures.new_trace_json(stream),
         "plotly_config": figures.PLOTLY_CONFIG,
+        "decimals": stream.decimals,
+        "fill_to_min": figures.fills_to_min(chart_type=stream.chart_type, fill=stream.area_fill),
     }
 
 

@@ -485,3 +485,14 @@ def test_admin_keeps_the_order_of_streams_already_on_a_panel(admin_client: Clien
 def test_admin_lists_dashboards_with_a_link_to_view_each(admin_client: Client, ops):
     html = admin_client.get(reverse("admin:streams_dashboard_changelist")).content.decode()
     assert 'href="/dashboards/ops/">View dashboard</a>' in html
+
+
+def test_a_panel_formats_values_with_its_decimals_else_its_first_streams(streams):
+    streams["market"].decimals = 3
+    own = figures.panel_figure_json(Panel(chart_type="line", decimals=1), [streams["market"]])
+    inherited = figures.panel_figure_json(Panel(chart_type="line"), [streams["market"]])
+    gauge = figures.panel_figure_json(Panel(chart_type="gauge", series="ACME"), [streams["market"]])
+    assert own["layout"]["yaxis"]["tickformat"] == ",.1f"
+    assert inherited["layout"]["yaxis"]["hoverformat"] == ",.3f"
+    assert gauge["data"][0]["number"]["valueformat"] == ",.3f"
+    assert gauge["data"][0]["delta"]["valueformat"] == ",.3f"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.figures import build_figure, figure_json, new_trace_json, y_axis_title
+from streams.figures import build_figure, figure_json, fills_to_min, new_trace_json, y_axis_title
 from streams.models import Stream
 
 
@@ -89,3 +89,38 @@ def test_new_series_trace_matches_the_chart_type() -> None:
         "y": [],
     }
     assert new_trace_json(stream_of("bar"))["type"] == "bar"
+
+
+# Numbers and fills ------------------------------------------------------------------------------
+
+
+def test_values_are_thousands_separated_with_the_streams_decimals() -> None:
+    yaxis = figure_json(stream_of("line", decimals=2))["layout"]["yaxis"]
+    assert yaxis["tickformat"] == ",.2f"
+    assert yaxis["hoverformat"] == ",.2f"
+
+
+def test_without_decimals_ticks_pick_their_digits_and_hover_shows_six_significant() -> None:
+    yaxis = figure_json(stream_of("line"))["layout"]["yaxis"]
+    assert yaxis["tickformat"] == ","
+    assert yaxis["hoverformat"] == ",.6~r"
+
+
+@pytest.mark.parametrize(
+    ("setting", "fill", "to_min"),
+    [("", "tozeroy", True), ("next", "tonexty", False), ("zero", "tozeroy", False)],
+)
+def test_an_area_fills_to_the_axis_minimum_unless_told_otherwise(
+    setting: str, fill: str, to_min: bool
+) -> None:
+    stream = stream_of("area", area_fill=setting)
+    assert [trace["fill"] for trace in figure_json(stream)["data"]] == [fill, fill]
+    assert new_trace_json(stream)["fill"] == fill
+    # To the minimum: the client keeps the value axis at the values' range (axes.js fitValueAxis).
+    assert fills_to_min(chart_type=stream.chart_type, fill=stream.area_fill) is to_min
+    assert fills_to_min(chart_type="line", fill=setting) is False
+
+
+def test_the_last_time_label_has_room_at_the_right_edge() -> None:
+    # Half of "00:00:00" in 13 px type is about 26 px; the tick is centred on the label.
+    assert figure_json(stream_of("line"))["layout"]["margin"]["r"] >= 36

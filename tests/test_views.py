@@ -183,8 +183,23 @@ def test_stream_page_renders_figure_and_client(alice: User, streams: dict[str, S
     assert config["ws_path"] == "/ws/"
     assert config["window_points"] == 1000
     assert config["window_seconds"] is None
+    assert config["decimals"] is None
+    assert config["fill_to_min"] is True  # an area chart: its axis fitted to the values by default
     assert 'id="connection-badge"' in body
+    assert 'data-range="1h"' in body and 'id="custom-range"' in body
     assert 'id="chart"' in body
+
+
+def test_the_list_subscribes_the_enabled_streams_for_their_sparklines(
+    staff: User, streams: dict[str, Stream]
+) -> None:
+    body = signed_in_client(staff).get(reverse("stream-list")).content.decode()
+    config = json_script(body, "stream-list-config")
+    assert config["ws_path"] == "/ws/"
+    slugs = [each["slug"] for each in config["streams"]]
+    assert "boiler" in slugs and "old" not in slugs  # staff see the disabled one, with no sparkline
+    assert '<script type="module" src="/static/streams/streamlist.js">' in body
+    assert 'data-card="boiler"' in body
 
 
 def test_stream_page_loads_plotly_locally_and_no_cdn(alice: User, streams: dict[str, Stream]) -> None:

@@ -22,3 +22,48 @@ export function steadyAxes(layout, { nticks } = {}) {
   if (nticks !== undefined) xaxis.nticks = nticks;
   return { ...layout, xaxis, yaxis: { ...layout.yaxis, ...NO_OVERFLOW_CHECK } };
 }
+
+/**
+ * An area chart's default fill (towards zero): Plotly's tozeroy fill pulls autorange down to 0,
+ * which flattens a price series at 100 into a line along the top. So while the viewer has not
+ * zoomed the value axis, the range is the values' own (with a little room); the fill reaches
+ * below it and is clipped at the axis. A double click gives the axis back to this function.
+ * @param {any} element @param {ArrayLike<number|null>[]} traceYs
+ */
+export function fitValueAxis(element, traceYs) {
+  if (!element.layout) return;
+  const yaxis = element.layout.yaxis ?? {};
+  const set = element._livechartsY ?? null;
+  const current = Array.isArray(yaxis.range) ? yaxis.range : null;
+  const userZoomed =
+    yaxis.autorange === false && (set === null || current === null || current[0] !== set[0] || current[1] !== set[1]);
+  if (userZoomed) return;
+  const range = valueRange(traceYs);
+  if (range === null) return;
+  // In place: Plotly.redraw reads the layout object the chart holds.
+  element.layout.yaxis = yaxis;
+  yaxis.range = range;
+  yaxis.autorange = false;
+  element._livechartsY = range;
+}
+
+/**
+ * The values' extent with 5 % room on each side (a flat series gets ±1), or null when empty.
+ * @param {ArrayLike<number|null>[]} traceYs
+ * @returns {[number, number]|null}
+ */
+export function valueRange(traceYs) {
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (const ys of traceYs) {
+    for (let i = 0; i < ys.length; i += 1) {
+      const y = ys[i];
+      if (typeof y !== "number" || !Number.isFinite(y)) continue;
+      if (y < low) low = y;
+      if (y > high) high = y;
+    }
+  }
+  if (low > high) return null;
+  const room = high > low ? (high - low) * 0.05 : Math.max(Math.abs(high) * 0.05, 1);
+  return [low - room, high + room];
+}

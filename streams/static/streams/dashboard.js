@@ -13,9 +13,13 @@
 // draws, points, value, candles, cost} and window.livecharts.streams (the slugs this page
 // subscribes to).
 
-import { steadyAxes } from "./axes.js";
+import { fitValueAxis, steadyAxes } from "./axes.js";
 import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
+import { DashboardRange } from "./dashrange.js";
+import { emptyState } from "./emptystate.js";
+import { breakGaps, drawsLine } from "./gaps.js";
 import { Connection, hooks, localX, Page, readJson } from "./live.js";
+import { EmptyOverlay } from "./overlay.js";
 import {
   chooseSeries,
   LastValue,
@@ -27,6 +31,7 @@ import {
 } from "./panel.js";
 import { restAfter } from "./pace.js";
 import { emptyBuffer, mergeBatch } from "./protocol.js";
+import { toLocalX } from "./range.js";
 import { cutoffFor, trimBuffer } from "./window.js";
 
 /* global Plotly */
@@ -66,7 +71,8 @@ class DrawScheduler {
   frame() {
     this.requested = false;
     if (this.connection?.paused) return;
-    const due = this.panels.filter((panel) => panel.dirty && panel.visible);
+    // A panel showing a range is drawn by dashrange.js, not from live points.
+    const due = this.panels.filter((panel) => panel.dirty && panel.visible && !panel.ranged);
     if (due.length === 0) return;
     const start = performance.now();
     const picked = new Set(
@@ -111,7 +117,11 @@ class StreamFeed {
 
   /** @param {Batch} batch */
   take(batch) {
-    for (const panel of this.panels) panel.take(this.slug, batch);
+    for (const panel of this.panels) {
+      panel.take(this.slug, batch);
+      // An empty panel out of view says its points arrived (it draws when scrolled to).
+      if (panel.overlay.card?.dataset.empty === "true") panel.showEmpty();
+    }
     this.lastId = batch.id;
     this.resyncSince = null;
     hooks.lastIds[this.slug] = batch.id;
@@ -123,6 +133,13 @@ class StreamFeed {
     this.resyncSince = null;
     hooks.lastIds[this.slug] = null;
     for (const panel of this.panels) panel.reset(this.slug);
+  }
+
+  /** Back from a range: start over from the server's whole window (see live.js restartLive). */
+  restartLive() {
+    this.ranged = false;
+    this.reset();
+    this.awaitingSubscribed = true;
   }
 
   draw() {
@@ -150,6 +167,7 @@ class BasePanel {
       value: null,
       candles: 0,
       cost: 0,
+      gapBreaks: 0,
     };
     hooks.panels[config.id] = this.hook;
     /** performance.now() when the panel got something new to draw (null: nothing) */
@@ -158,6 +176,39 @@ class BasePanel {
     this.visible = true;
     /** expected ms per draw (nextCost), 0 until measured */
     this.cost = 0;
+    /** true while the page's range picker shows stored points (dashrange.js draws them) */
+    this.ranged = false;
+    /** @type {Map<string, any>} each stream's last feed status, for the empty state */
+    this.statuses = new Map();
+    this.overlay = new EmptyOverlay(element.closest(".panel"));
+  }
+
+  /** Whether the panel draws something (its empty state shows until then). */
+  hasPoints() {
+    const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
+    return data.some((trace) => (trace.x?.length ?? 0) > 0);
+  }
+
+  /** Whether points arrived that are not drawn yet (out of view, or waiting for a frame). */
+  hasPending() {
+    return this.dirty && this.hook.points > 0;
+  }
+
+  /** The empty state, from the panel's points and the state of its streams' feeds. */
+  showEmpty() {
+    if (this.ranged) return; // dashrange.js says what a range shows
+    const statuses = [...this.statuses.values()];
+    // The worst feed of the panel speaks for it: an error before a stall before waiting.
+    const rank = (/** @type {any} */ status) => ({ error: 3, stalled: 2, connecting: 1 })[status?.state] ?? 0;
+    const status = statuses.sort((a, b) => rank(b) - rank(a))[0] ?? null;
+    this.overlay.show(
+      emptyState({
+        points: this.hasPoints() ? 1 : 0,
+        pending: this.hasPending(),
+        status,
+        connection: hooks.socketState,
+      }),
+    );
   }
 
   get dirty() {
@@ -192,6 +243,42 @@ class BasePanel {
 
   /** @param {string} _slug @param {Batch} _batch */
   take(_slug, _batch) {}
+
+  /** The layout of the panel's own figure, with the x axis fixed to `range` (UTC ms). */
+  rangeLayout(/** @type {import("./range.js").Range} */ range) {
+    const layout = steadyAxes(this.config.figure.layout, { nticks: PANEL_TICKS });
+    if (!layout?.xaxis) return { ...layout };
+    return {
+      ...layout,
+      uirevision: `range-${range.start}-${range.end}`,
+      xaxis: { ...layout.xaxis, range: [toLocalX(range.start), toLocalX(range.end)], autorange: false },
+      yaxis: { ...layout.yaxis },
+    };
+  }
+
+  /**
+   * Draw stored points of `range` in place of the live window.
+   * @param {Map<string, import("./range.js").Answer>} _answers by stream slug
+   * @param {import("./range.js").Range} _range
+   */
+  async showRange(_answers, _range) {}
+
+  /** Back to the live view: the panel's empty figure, then the backfill fills it. */
+  backToLive() {
+    this.ranged = false;
+    for (const slug of this.streams.keys()) this.reset(slug);
+    const figure = this.config.figure;
+    Plotly.react(this.element, figure.data, steadyAxes(figure.layout, { nticks: PANEL_TICKS }), this.plotlyConfig);
+    this.dirty = true;
+    this.showEmpty();
+  }
+
+  /** @param {number} points  points the range drew */
+  showRangeEmpty(points) {
+    this.overlay.show(emptyState({ points, view: "range" }));
+    this.hook.rangePoints = points;
+    this.hook.draws += 1;
+  }
 
   /** @param {string} slug */
   reset(slug) {
@@ -269,8 +356,98 @@ class SeriesPanel extends BasePanel {
       );
       this.owners.push(...plan.addTraces);
     }
+    this.breakGaps(plan);
+    if (this.config.fill_to_min) {
+      // Before extendTraces, which draws with the layout as it is then.
+      const element = /** @type {any} */ (this.element);
+      const ys = (element.data ?? []).map((/** @type {any} */ trace, /** @type {number} */ index) => {
+        const k = plan.indices.indexOf(index);
+        return k < 0 ? trace.y : [...trace.y.slice(-plan.maxPoints.y[k]), ...plan.update.y[k]];
+      });
+      fitValueAxis(element, ys);
+    }
     if (plan.indices.length > 0) Plotly.extendTraces(this.element, plan.update, plan.indices, plan.maxPoints);
     this.hook.draws += 1;
+    this.showEmpty();
+  }
+
+  /**
+   * @param {Map<string, import("./range.js").Answer>} answers
+   * @param {import("./range.js").Range} range
+   */
+  async showRange(answers, range) {
+    const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
+    const owners = [...this.owners];
+    const column = (/** @type {string} */ slug, /** @type {string} */ series) => {
+      const answer = answers.get(slug);
+      const x = [];
+      const y = [];
+      const values = answer?.y[series] ?? [];
+      for (let i = 0; i < values.length; i += 1) {
+        if (values[i] === null || values[i] === undefined) continue;
+        x.push(toLocalX(answer.t[i]));
+        y.push(values[i]);
+      }
+      return { x, y };
+    };
+    const traces = owners.map((owner, index) => ({ ...data[index], ...column(owner.stream, owner.series) }));
+    for (const [slug, answer] of answers) {
+      if (!this.streams.has(slug)) continue; // the page asked for every stream; this panel shows its own
+      for (const series of Object.keys(answer.y)) {
+        if (this.config.series !== null && series !== this.config.series) continue;
+        if (owners.some((owner) => owner.stream === slug && owner.series === series)) continue;
+        owners.push({ stream: slug, series });
+        const name = traceName(this.streams.get(slug)?.label ?? "", series);
+        traces.push({ ...this.config.new_trace, name, ...column(slug, series) });
+      }
+    }
+    let points = 0;
+    const drawn = traces.map((trace) => {
+      points += trace.x.length;
+      if (!drawsLine(trace) || trace.x.length < 2) return trace;
+      // A thinned answer has about span / rows between its rows: only far more is a hole.
+      const floor = (4 * (range.end - range.start)) / trace.x.length;
+      const broken = breakGaps(trace.x, trace.y, { floor });
+      return { ...trace, x: broken.x, y: broken.y };
+    });
+    const layout = this.rangeLayout(range);
+    if (this.config.fill_to_min) fitValueAxis({ layout }, drawn.map((trace) => trace.y));
+    this.owners = owners;
+    await Plotly.react(this.element, drawn, layout, this.plotlyConfig);
+    this.showRangeEmpty(points);
+  }
+
+  backToLive() {
+    this.owners = this.config.traces.map(([stream, series]) => ({ stream, series }));
+    this.buffers = new Map();
+    super.backToLive();
+  }
+
+  /**
+   * A null where a line's points are missing (gaps.js), in what this draw appends: within it,
+   * and between the trace's last point and the first new one.
+   * @param {import("./panel.js").PanelPlan} plan
+   */
+  breakGaps(plan) {
+    const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
+    let breaks = 0;
+    plan.indices.forEach((index, k) => {
+      const trace = data[index] ?? this.config.new_trace ?? {};
+      if (!drawsLine(trace)) return;
+      const xs = plan.clear.includes(index) ? [] : (trace.x ?? []);
+      const added = plan.update.x[k];
+      if (added.length === 0) return;
+      const held = Array.prototype.slice.call(xs, -8);
+      const broken = breakGaps(added, plan.update.y[k], { held });
+      if (broken.breaks === 0) return;
+      plan.update.x[k] = broken.x;
+      plan.update.y[k] = broken.y;
+      // The nulls take places in the trace: keep as many real points as planned.
+      plan.maxPoints.x[k] += broken.breaks;
+      plan.maxPoints.y[k] += broken.breaks;
+      breaks += broken.breaks;
+    });
+    this.hook.gapBreaks = (this.hook.gapBreaks ?? 0) + breaks;
   }
 }
 
@@ -310,6 +487,27 @@ class GaugePanel extends BasePanel {
     Plotly.restyle(this.element, { value: [value], "delta.reference": [this.values.reference] }, [0]);
     this.hook.value = value;
     this.hook.draws += 1;
+    this.showEmpty();
+  }
+
+  hasPoints() {
+    return this.hook.value !== null; // set when drawn
+  }
+
+  /**
+   * The range's last value, its change since the range's first.
+   * @param {Map<string, import("./range.js").Answer>} answers
+   * @param {import("./range.js").Range} _range
+   */
+  async showRange(answers, _range) {
+    const [slug] = this.streams.keys();
+    const answer = answers.get(slug);
+    const values = new LastValue();
+    const series = answer ? chooseSeries(this.series, { y: answer.y }) : null;
+    if (answer && series !== null) values.add(answer.t, answer.y[series] ?? []);
+    await Plotly.restyle(this.element, { value: [values.value], "delta.reference": [values.reference] }, [0]);
+    this.hook.value = values.value;
+    this.showRangeEmpty(values.x.length);
   }
 }
 
@@ -364,6 +562,36 @@ class CandlePanel extends BasePanel {
     );
     this.hook.candles = columns.x.length;
     this.hook.draws += 1;
+    this.showEmpty();
+  }
+
+  hasPoints() {
+    return this.hook.candles > 0; // set when drawn
+  }
+
+  /**
+   * Candles of the range's ticks; a long range gets wider candles, so it fits max_candles.
+   * @param {Map<string, import("./range.js").Answer>} answers
+   * @param {import("./range.js").Range} range
+   */
+  async showRange(answers, range) {
+    const [slug] = this.streams.keys();
+    const answer = answers.get(slug);
+    const base = this.config.candle_ms;
+    const interval = base * Math.max(1, Math.ceil((range.end - range.start) / (base * this.config.max_candles)));
+    const candles = emptyCandles(interval);
+    const series = answer ? chooseSeries(this.series, { y: answer.y }) : null;
+    if (answer && series !== null) addTicks(candles, answer.t.map((t) => toLocalX(t)), answer.y[series] ?? []);
+    const columns = candleColumns(candles);
+    const layout = this.rangeLayout(range);
+    await Plotly.react(
+      this.element,
+      [{ ...this.config.figure.data[0], ...columns }],
+      { ...layout, xaxis: { ...layout.xaxis, type: "date" } },
+      this.plotlyConfig,
+    );
+    this.hook.candles = columns.x.length;
+    this.showRangeEmpty(columns.x.length);
   }
 }
 
@@ -380,6 +608,11 @@ class DashboardPage extends Page {
       dot.dataset.state = state;
       const title = dot.getAttribute("aria-label")?.replace(/: open the stream$/, "") ?? slug;
       dot.title = status?.error ? `${title}: ${state}: ${status.error}` : `${title}: ${state}`;
+    }
+    for (const panel of scheduler.panels) {
+      if (!panel.streams.has(slug)) continue;
+      panel.statuses.set(slug, status ?? null);
+      panel.showEmpty();
     }
   }
 
@@ -434,6 +667,10 @@ async function main() {
     }
   }
   await Promise.all(plots);
+  for (const panel of scheduler.panels) panel.showEmpty();
+  page.listeners.push(() => {
+    for (const panel of scheduler.panels) panel.showEmpty();
+  });
   hooks.streams = [...feeds.keys()];
   watchVisibility(scheduler);
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
@@ -445,7 +682,9 @@ async function main() {
     page.pauseButton.setAttribute("aria-pressed", String(paused));
     page.pauseButton.textContent = paused ? "Resume" : "Pause";
   });
+  const range = new DashboardRange({ panels: scheduler.panels, feeds, connection, page, hooks }).attach();
   connection.connect();
+  range.fromAddress();
 }
 
 main().catch((error) => {

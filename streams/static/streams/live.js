@@ -4,15 +4,19 @@
 // Test hooks: document.body.dataset.connection holds the badge state (connecting, live,
 // reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...};
 // on the stream page, window.livecharts.liveWindow(series) = {x, y}: every point the live chart
-// holds (its trace draws a thinned copy when they outnumber the plot's pixels).
+// holds (its trace draws a thinned copy when they outnumber the plot's pixels);
+// window.livecharts.gapBreaks: nulls the last draw put in lines where points are missing.
 //
 // dashboard.js imports the page, the connection and the hooks from here (one socket for many
 // panels); on a dashboard page, main() below finds no livechart-config and does nothing.
 
-import { steadyAxes } from "./axes.js";
+import { fitValueAxis, steadyAxes } from "./axes.js";
 import { Backoff, delayAfterClose, TOO_MANY_SOCKETS } from "./backoff.js";
 import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
-import { describeHealth } from "./health.js";
+import { emptyState } from "./emptystate.js";
+import { breakGaps, drawsLine } from "./gaps.js";
+import { countAfter, describeHealth } from "./health.js";
+import { EmptyOverlay } from "./overlay.js";
 import { restAfter } from "./pace.js";
 import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
 import { RangeView } from "./rangeview.js";
@@ -24,6 +28,8 @@ import { cutoffFor, planExtend, trimBuffer } from "./window.js";
 const FINAL_ERRORS = new Set(["forbidden", "not_found"]);
 // Close codes a server may use when access ends; anything else is worth a reconnect.
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
+/** How often the health line looks at the clock, ms. */
+export const HEALTH_TICK_MS = 250;
 
 export const hooks = {
   /** @type {"connecting"|"live"|"reconnecting"|"offline"} */
@@ -41,6 +47,8 @@ export const hooks = {
   draws: 0,
   /** ms spent drawing (Plotly calls), all charts of the page */
   drawMs: 0,
+  /** breaks (nulls) the stream page's last draw put where points are missing (gaps.js) */
+  gapBreaks: 0,
 };
 window.livecharts = hooks;
 
@@ -80,11 +88,19 @@ class Chart {
      * @type {{x: number[], y: number[]}[]}
      */
     this.full = [];
+    /** @type {any} the feed's last status (subscribed or status frame), for the empty state */
+    this.status = null;
+    this.overlay = new EmptyOverlay(element.closest(".chart-card"));
   }
 
   /** @param {any} figure */
   async plot(figure) {
     await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout), this.config.plotly_config);
+  }
+
+  /** Points the live chart holds (over all its traces). */
+  held() {
+    return this.full.reduce((n, trace) => n + trace.x.length, 0);
   }
 
   limits() {
@@ -151,14 +167,34 @@ class Chart {
     const columns = element._fullLayout?._size?.w ?? element.clientWidth ?? 0;
     const zoomed = element.layout?.xaxis?.autorange === false ? element.layout.xaxis.range : null;
     const width = bucketWidth(visibleSpan(this.full.map((trace) => trace.x), zoomed), bucketsFor(columns));
+    let breaks = 0;
     this.full.forEach((trace, index) => {
       const drawn = decimate(trace.x, trace.y, { columns, width });
-      element.data[index].x = drawn.x;
-      element.data[index].y = drawn.y;
+      if (drawsLine(element.data[index])) {
+        // Thinned points are up to two buckets apart with no point missing between them.
+        const broken = breakGaps(drawn.x, drawn.y, { floor: 2 * width });
+        breaks += broken.breaks;
+        element.data[index].x = broken.x;
+        element.data[index].y = broken.y;
+      } else {
+        element.data[index].x = drawn.x;
+        element.data[index].y = drawn.y;
+      }
     });
+    hooks.gapBreaks = breaks;
+    if (this.config.fill_to_min) fitValueAxis(element, this.full.map((trace) => trace.y));
     // What Plotly.extendTraces does after changing the arrays: calculate and draw again.
     Plotly.redraw(element);
     hooks.draws += 1;
+    this.showEmpty();
+  }
+
+  /** The empty state while the live chart holds no point (a range view shows its own). */
+  showEmpty() {
+    if (this.ranged) return;
+    this.overlay.show(
+      emptyState({ points: this.held(), status: this.status, connection: hooks.socketState, stopped: this.stopped }),
+    );
   }
 }
 
@@ -194,14 +230,39 @@ export class Page {
     this.lastStatus = null;
     /** @type {number|undefined} */
     this.countdown = undefined;
-    // "last point 3 s ago" keeps counting between status frames.
-    if (this.health) window.setInterval(() => this.showHealth(), 1000);
+    // "last point 3 s ago" keeps counting between status frames: looked at four times a
+    // second (a cell is written only when its text changes), so no second is skipped.
+    if (this.health) window.setInterval(() => this.showHealth(), HEALTH_TICK_MS);
     /** @type {number|undefined} */
     this.bannerTimer = undefined;
     /** @type {"live"|"range"} a range view shows stored points: the badge says "range" */
     this.view = "live";
     /** @type {number|undefined} */
     this.retryAt = undefined;
+    /** @type {import("./health.js").Seen} points received since the last status frame */
+    this.seen = { lastPointAt: null, pointsAfter: 0 };
+    /** @type {(() => void)[]} called when the connection or a feed's state changes */
+    this.listeners = [];
+  }
+
+  changed() {
+    for (const listener of this.listeners) listener();
+  }
+
+  /**
+   * A batch was applied: the health line counts its points and ages from its newest one at
+   * once, instead of waiting for the next status frame.
+   * @param {import("./protocol.js").Batch} batch
+   */
+  received(batch) {
+    const ts = Array.isArray(batch.t) ? batch.t : [];
+    if (ts.length === 0) return;
+    const since = typeof this.lastStatus?.last_point_at === "number" ? this.lastStatus.last_point_at * 1000 : null;
+    this.seen.pointsAfter += countAfter(ts, since);
+    let newest = this.seen.lastPointAt;
+    for (const t of ts) if (newest === null || t / 1000 > newest) newest = t / 1000;
+    this.seen.lastPointAt = newest;
+    this.showHealth();
   }
 
   /** @param {"live"|"range"} view */
@@ -221,6 +282,7 @@ export class Page {
     window.clearInterval(this.countdown);
     this.countdown = undefined;
     this.retryAt = retryAt;
+    this.changed();
     if (!this.connectionBadge) return;
     if (this.view === "range") {
       // Stored points are on screen, not the socket's; it stays open for the way back to live.
@@ -252,22 +314,24 @@ export class Page {
     this.feedBadge.dataset.state = state;
     this.feedBadge.textContent = state === "unknown" ? "feed: waiting" : `feed: ${state}`;
     this.feedBadge.title = status?.error ? `Feed error: ${status.error}` : "State of the stream's feed";
+    if (status !== this.lastStatus) this.seen.pointsAfter = 0; // the new status counts them
     this.lastStatus = status ?? null;
     this.showHealth();
+    this.changed();
   }
 
   showHealth() {
     if (!this.health || this.lastStatus === null) return;
-    const health = describeHealth(this.lastStatus, Date.now() / 1000);
+    const health = describeHealth(this.lastStatus, Date.now() / 1000, this.seen);
     this.health.dataset.state = health.state;
     const tag = this.health.querySelector('[data-health="state"]');
-    if (tag instanceof HTMLElement) {
+    if (tag instanceof HTMLElement && tag.textContent !== health.state) {
       tag.textContent = health.state;
       tag.dataset.state = health.state;
     }
     for (const [key, text] of Object.entries(health.facts)) {
       const cell = this.health.querySelector(`[data-health="${key}"]`);
-      if (cell) cell.textContent = text;
+      if (cell && cell.textContent !== text) cell.textContent = text;
     }
     const error = this.health.querySelector('[data-health="error"]');
     if (error) {
@@ -417,11 +481,15 @@ export class Connection {
       case "subscribed":
         this.withChart(frame.stream, (chart) => {
           chart.awaitingSubscribed = false;
+          chart.status = frame.status;
           this.page.setFeed(chart.slug, frame.status);
         });
         break;
       case "status":
-        this.withChart(frame.stream, (chart) => this.page.setFeed(chart.slug, frame));
+        this.withChart(frame.stream, (chart) => {
+          chart.status = frame;
+          this.page.setFeed(chart.slug, frame);
+        });
         break;
       case "gap":
         // We asked to resume from an id the window no longer holds: what we show would have a
@@ -454,6 +522,7 @@ export class Connection {
       const decision = decideBatch(chart, batch, now);
       if (decision === "apply") {
         chart.take(batch);
+        this.page.received(batch);
       } else if (decision === "resubscribe") {
         // A batch went missing on the live path: the server re-sends from our last id.
         chart.resyncSince = now;
@@ -534,6 +603,8 @@ async function main() {
   }
   const chart = new Chart(config, element);
   await chart.plot(readJson(config.figure));
+  page.listeners.push(() => chart.showEmpty());
+  chart.showEmpty();
   // The whole live window of a series (its trace may draw a thinned copy): for tests.
   hooks.liveWindow = (/** @type {string} */ name) => {
     const index = (/** @type {any} */ (element).data ?? []).findIndex((/** @type {any} */ t) => t.name === name);
@@ -550,8 +621,9 @@ async function main() {
     page.pauseButton.setAttribute("aria-pressed", String(paused));
     page.pauseButton.textContent = paused ? "Resume" : "Pause";
   });
-  new RangeView({ chart, connection, page, hooks }).attach();
+  const ranges = new RangeView({ chart, connection, page, hooks }).attach();
   connection.connect();
+  ranges.fromAddress();
 }
 
 main().catch((error) => {

@@ -4,7 +4,9 @@
 //
 // Test hook: window.livecharts.range = {view, chosen, start, end, loading, requests, answer}.
 
-import { steadyAxes } from "./axes.js";
+import { fitValueAxis, steadyAxes } from "./axes.js";
+import { emptyState } from "./emptystate.js";
+import { breakGaps, drawsLine } from "./gaps.js";
 import {
   Latest,
   ZOOM_DEBOUNCE_MS,
@@ -20,6 +22,7 @@ import {
   relayoutAction,
   toLocalX,
 } from "./range.js";
+import { readRangeQuery, writeRangeQuery } from "./urlrange.js";
 
 /* global Plotly */
 
@@ -84,7 +87,31 @@ export class RangeView {
       this.applyCustom();
     });
     /** @type {any} */ (this.element).on("plotly_relayout", (/** @type {any} */ event) => this.onRelayout(event));
+    window.addEventListener("popstate", () => this.fromAddress());
     return this;
+  }
+
+  /** Show what the address asks for (a shared link); a bad range there is Live, with a word why. */
+  fromAddress() {
+    if (!this.picker) return;
+    const chosen = readRangeQuery(window.location.search, Date.now());
+    if (chosen.error) this.page.showBanner(chosen.error, { transient: true });
+    this.toggleForm(false);
+    if (chosen.range === null) this.goLive({ address: false });
+    else this.showRange(chosen.key, chosen.range, { address: false });
+  }
+
+  /**
+   * The address says what is on screen, so it can be shared: a new history entry for a choice,
+   * the same entry for a zoom.
+   * @param {string} key @param {import("./range.js").Range|null} range @param {{replace?: boolean}} [options]
+   */
+  writeAddress(key, range, { replace = false } = {}) {
+    const query = writeRangeQuery(window.location.search, { key, range });
+    const url = `${window.location.pathname}${query}${window.location.hash}`;
+    if (url === `${window.location.pathname}${window.location.search}${window.location.hash}`) return;
+    if (replace) window.history.replaceState(null, "", url);
+    else window.history.pushState(null, "", url);
   }
 
   /** @param {string} key */
@@ -155,10 +182,11 @@ export class RangeView {
 
   /**
    * Show a chosen range (a preset or the custom one).
-   * @param {string} key @param {import("./range.js").Range} range
+   * @param {string} key @param {import("./range.js").Range} range @param {{address?: boolean}} [options]
    */
-  showRange(key, range) {
+  showRange(key, range, { address = true } = {}) {
     this.setPressed(key);
+    if (address) this.writeAddress(key, range);
     this.base = { range, answer: null };
     this.enterRange();
     this.load(range, { base: true });
@@ -187,9 +215,10 @@ export class RangeView {
    * "back to live resumes with no gap" holds: nothing shown depends on what was skipped while
    * the range was on screen, and the socket was never closed.
    */
-  goLive() {
+  goLive({ address = true } = {}) {
     this.cancelRequests();
     this.setPressed("live");
+    if (address) this.writeAddress("live", null);
     this.base = null;
     this.loaded = null;
     this.setNote("");
@@ -209,6 +238,7 @@ export class RangeView {
     this.page.setView("live");
     this.hooks.range.view = "live";
     this.hooks.range.start = this.hooks.range.end = null;
+    this.chart.showEmpty();
     this.connection.subscribe(this.chart);
   }
 
@@ -317,6 +347,12 @@ export class RangeView {
       answer,
       newTrace: this.config.new_trace,
       toX: (t) => toLocalX(t),
+    }).map((/** @type {any} */ trace) => {
+      if (!drawsLine(trace) || trace.x.length < 2) return trace;
+      // A thinned answer has about span / points between its rows: only far more is a hole.
+      const floor = answer.downsampled ? (4 * (range.end - range.start)) / trace.x.length : 0;
+      const broken = breakGaps(trace.x, trace.y, { floor });
+      return { ...trace, x: broken.x, y: broken.y };
     });
     this.revision += 1;
     const layout = {
@@ -324,7 +360,11 @@ export class RangeView {
       // A new uirevision: this range's x axis wins over the zoom that asked for it.
       uirevision: `range-${this.revision}`,
       xaxis: { ...this.layout.xaxis, range: [toLocalX(range.start), toLocalX(range.end)], autorange: false },
+      yaxis: { ...this.layout.yaxis }, // a copy: fitValueAxis sets its range in place
     };
+    if (this.config.fill_to_min) {
+      fitValueAxis({ layout }, traces.map((/** @type {any} */ trace) => trace.y));
+    }
     this.applying = true;
     try {
       await Plotly.react(this.element, traces, layout, this.config.plotly_config);
@@ -333,6 +373,8 @@ export class RangeView {
     }
     if (!this.chart.ranged) return; // back to live while Plotly drew: its react came after ours
     this.loaded = { start: range.start, end: range.end, downsampled: answer.downsampled };
+    if (this.chosen === "zoom") this.writeAddress("zoom", range, { replace: true });
+    this.chart.overlay.show(emptyState({ points: answer.returned, view: "range" }));
     this.setNote(describeAnswer(answer));
     Object.assign(this.hooks.range, { start: range.start, end: range.end, answer });
   }

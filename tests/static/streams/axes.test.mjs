@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { steadyAxes } from "../../../streams/static/streams/axes.js";
+import { fitValueAxis, steadyAxes, valueRange } from "../../../streams/static/streams/axes.js";
 
 describe("steadyAxes", () => {
   const layout = { xaxis: { type: "date" }, yaxis: { title: { text: "°C" } }, margin: { l: 52 } };
@@ -20,5 +20,39 @@ describe("steadyAxes", () => {
   test("leaves a layout without axes (a gauge) alone", () => {
     const gauge = { margin: { l: 40 } };
     assert.equal(steadyAxes(gauge), gauge);
+  });
+});
+
+describe("valueRange", () => {
+  test("is the values' extent with 5 % room, nulls skipped", () => {
+    assert.deepEqual(valueRange([[100, null, 110], [105]]), [99.5, 110.5]);
+  });
+
+  test("gives a flat series some room, and nothing for no values", () => {
+    assert.deepEqual(valueRange([[100, 100]]), [95, 105]);
+    assert.deepEqual(valueRange([[0]]), [-1, 1]);
+    assert.equal(valueRange([[], [null]]), null);
+  });
+});
+
+describe("fitValueAxis", () => {
+  test("keeps a price series' axis at its values, not down to zero", () => {
+    const element = { layout: { yaxis: { autorange: true } } };
+    fitValueAxis(element, [[100, 102]]);
+    assert.deepEqual(element.layout.yaxis.range, [99.9, 102.1]);
+    assert.equal(element.layout.yaxis.autorange, false);
+    fitValueAxis(element, [[100, 104]]);
+    assert.deepEqual(element.layout.yaxis.range, [99.8, 104.2]);
+  });
+
+  test("leaves a range the viewer zoomed to alone, and takes the axis back after autorange", () => {
+    const element = { layout: { yaxis: { autorange: true } } };
+    fitValueAxis(element, [[100, 102]]);
+    element.layout.yaxis.range = [50, 60]; // a zoom
+    fitValueAxis(element, [[100, 110]]);
+    assert.deepEqual(element.layout.yaxis.range, [50, 60]);
+    element.layout.yaxis.autorange = true; // a double click
+    fitValueAxis(element, [[100, 110]]);
+    assert.deepEqual(element.layout.yaxis.range, [99.5, 110.5]);
   });
 });

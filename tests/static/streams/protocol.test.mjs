@@ -108,3 +108,36 @@ describe("mergeBatch", () => {
     assert.deepEqual(buffer.series.get("a"), { x: [1], y: [1] });
   });
 });
+
+describe("a backfill spread over many points frames", () => {
+  test("every frame of the chain is applied in order, then live batches go on from it", () => {
+    const state = { lastId: null, resyncSince: null };
+    const buffer = emptyBuffer();
+    const frames = [];
+    let prev = null;
+    // 5,000 points of backfill in frames of 1,000, then two live batches.
+    for (let frame = 0; frame < 7; frame += 1) {
+      const size = frame < 5 ? 1000 : 10;
+      const start = frames.reduce((n, each) => n + each.t.length, 0);
+      const t = Array.from({ length: size }, (_, i) => 1000 + (start + i) * 50);
+      const id = `${t[t.length - 1]}-0`;
+      frames.push({ stream: "s", prev, id, t, y: { a: t.map((x) => x / 10) } });
+      prev = id;
+    }
+    for (const batch of frames) {
+      assert.equal(decideBatch(state, batch, 0), "apply", batch.id);
+      mergeBatch(buffer, batch);
+      state.lastId = batch.id;
+    }
+    const a = buffer.series.get("a");
+    assert.equal(a?.x.length, 5020);
+    assert.ok(a?.x.every((x, i) => i === 0 || x - a.x[i - 1] === 50));
+    // The same chain arriving again (a live batch overlapping the backfill) is dropped.
+    assert.equal(decideBatch(state, frames[3], 0), "drop");
+  });
+
+  test("a frame missing from the middle of the chain asks again from the last id held", () => {
+    const state = { lastId: "2000-0", resyncSince: null };
+    assert.equal(decideBatch(state, { prev: "3000-0", id: "4000-0" }, 0), "resubscribe");
+  });
+});
