@@ -303,7 +303,17 @@ class StreamAdmin(admin.ModelAdmin):
                 "feed kind's defaults, listed beside the box.",
             },
         ),
-        ("Chart", {"fields": ("chart_type", ("window_points", "window_seconds"), ("y_title", "y_unit"))}),
+        (
+            "Chart",
+            {
+                "fields": (
+                    "chart_type",
+                    ("window_points", "window_seconds"),
+                    ("y_title", "y_unit"),
+                    ("decimals", "area_fill"),
+                )
+            },
+        ),
         (
             "Stored points",
             {
@@ -550,6 +560,11 @@ class PanelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["panel_streams"] = [stream.pk for stream in self.instance.ordered_streams()]
+        decimals = self.fields.get("decimals")
+        if decimals is not None:
+            # Its help as a tooltip and a placeholder: a line of help under it made every panel taller.
+            decimals.widget.attrs.update(placeholder="auto", title=decimals.help_text)
+            decimals.help_text = ""
 
     def _post_clean(self) -> None:
         super()._post_clean()  # the instance holds the submitted chart type and series from here
@@ -580,11 +595,12 @@ class PanelInline(admin.StackedInline):
     # Rows of related fields, so a panel takes some 300 px; forms.js hides the rows of the
     # fields the panel's chart type does not use.
     fields = (
-        ("chart_type", "title"),
+        ("chart_type", "title", "decimals"),
         ("panel_streams", "series"),
         ("position", "width", "height"),
         "candle_seconds",
         ("gauge_min", "gauge_max"),
+        "area_fill",
     )
 
     def formfield_for_dbfield(self, db_field: models.Field, request: HttpRequest, **kwargs: Any) -> Any:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streams', '0005_dashboards'),
+        ('streams', '0006_display_decimals'),
     ]
 
     operations = [

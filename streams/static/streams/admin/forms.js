@@ -92,7 +92,7 @@ function feedEditor() {
 
 // Dashboard panels: each chart type's own fields only.
 
-const ONLY_FOR = { candle_seconds: "candlestick", gauge_min: "gauge" };
+const ONLY_FOR = { candle_seconds: "candlestick", gauge_min: "gauge", area_fill: "area" };
 
 function panelFields(select) {
   const panel = select.closest(".inline-related");
