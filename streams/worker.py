@@ -151,7 +151,7 @@ class Supervisor:
                 log.exception("could not prune stored points; trying again later")
                 continue
             if deleted:
-                log.info("pruned %d stored batches", deleted)
+                log.info("pruned %d stored points", deleted)
 
     async def sync(self) -> None:
         """Start, restart and stop feed tasks to match the enabled streams we hold leases on."""
