@@ -8,7 +8,6 @@ once, and sent to its group as one message. Consumers join those texts into fram
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from streams.history import Batch as HistoryBatch
 from streams.history import History, Retention, get_history
 from streams.ids import IdClock, parse_id
 from streams.store import Persister
+from streams.tasks import finished
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +269,7 @@ class Broadcaster:
             # taken (seen as the last pushed point missing after an ingest restart).
             async with self._flush_lock:
                 self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            await finished(self._ticker)
             self._ticker = None
         await self.flush()
         if self.persister is not None:

@@ -9,7 +9,6 @@ written on shutdown. Pruning (`prune_stream`) deletes in small chunks for the sa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -24,6 +23,7 @@ from django.db import connection, transaction
 from streams.feeds.base import Point
 from streams.frames import Entry, columns
 from streams.ids import IdKey, parse_id
+from streams.tasks import finished
 
 log = logging.getLogger(__name__)
 
@@ -385,8 +385,7 @@ class Persister:
             # and its rows, put back, would be merged with what came since and stored twice.
             async with self._lock:
                 self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            await finished(self._task)
             self._task = None
         try:
             await self.flush()

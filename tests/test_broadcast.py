@@ -448,3 +448,22 @@ async def test_the_pipelined_publish_is_used_and_counts_no_fallback_on_channels_
         assert await publish_pipelined(InMemoryChannelLayer(), [(group_name("a"), message)]) is None
     finally:
         await layer.flush()
+
+
+async def test_cancelling_close_while_it_waits_for_the_ticker_propagates(layer):
+    # The ticker takes a moment to stop; whoever is closing is cancelled meanwhile (a shutdown
+    # that gives up): the cancellation reaches it instead of being swallowed.
+    from tests.test_tasks import stubborn
+
+    broadcaster = broadcaster_with(layer)
+    ticker, cancelled, release = stubborn()
+    broadcaster._ticker = ticker
+    await asyncio.sleep(0)  # let the stand-in ticker start
+    closing = asyncio.ensure_future(broadcaster.close())
+    try:
+        await cancelled.wait()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        release.set()

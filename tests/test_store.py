@@ -263,3 +263,20 @@ async def test_closing_while_a_write_is_in_flight_stores_every_point_once(stream
     persister.add("stored", second)
     await persister.close()
     assert await stored_ids() == sorted(e.id for e in first + second)
+
+
+async def test_cancelling_close_while_it_waits_for_the_writer_task_propagates(stream):
+    from tests.test_tasks import stubborn
+
+    persister = Persister(flush_seconds=3600)
+    task, cancelled, release = stubborn()
+    persister._task = task
+    await asyncio.sleep(0)  # let the stand-in writer start
+    closing = asyncio.ensure_future(persister.close())
+    try:
+        await cancelled.wait()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        release.set()
