@@ -411,6 +411,11 @@ def get_broadcaster() -> Broadcaster:
     return broadcaster
 
 
+def all_broadcasters() -> list[Broadcaster]:
+    """Every loop's broadcaster in this process (for /metrics: their `stats`)."""
+    return list(_broadcasters.values())
+
+
 def reset_broadcasters() -> None:
     """Forget every loop's broadcaster (tests switch history backends between runs)."""
     _broadcasters.clear()
