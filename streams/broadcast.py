@@ -8,7 +8,6 @@ once, and sent to its group as one message. Consumers join those texts into fram
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from streams.history import Batch as HistoryBatch
 from streams.history import History, Retention, get_history
 from streams.ids import IdClock, parse_id
 from streams.store import Persister
+from streams.tasks import finished
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,24 @@ MAX_PENDING_POINTS = 100_000
 SEND_CONCURRENCY = 50
 # The ticker stops after this many idle ticks and starts again on the next publish.
 IDLE_TICKS_BEFORE_STOP = 40
+# After ticks that failed in a row, the ticker waits up to this long before the next.
+MAX_TICK_BACKOFF_SECONDS = 5.0
 
 
 def group_name(slug: str) -> str:
     """The channel-layer group of a stream's viewers (slugs are [-a-zA-Z0-9_], all allowed)."""
     return f"stream.{slug}"
+
+
+@dataclass
+class BroadcastStats:
+    """Counters for /metrics; never reset."""
+
+    # Batches sent by plain group_send on the Redis pub/sub layer because channels_redis's
+    # internals were not as publish_pipelined expects (slower, one round trip each).
+    publish_fallbacks: int = 0
+    # Ticks whose flush failed unexpectedly; their batches went back for the next tick.
+    tick_errors: int = 0
 
 
 @dataclass
@@ -66,6 +79,7 @@ class Broadcaster:
         self._forgotten: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
+        self.stats = BroadcastStats()
 
     def publish(
         self,
@@ -126,6 +140,8 @@ class Broadcaster:
             self._forgotten.clear()
             pending, self._pending = self._pending, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
+            if not moved:
+                return
             try:
                 await self._start_clocks([slug for slug in moved if slug not in self._clocks])
             except Exception:
@@ -133,31 +149,37 @@ class Broadcaster:
                 for slug, item in moved.items():
                     self._keep(slug, item)
                 return
-            work: list[tuple[str, _Pending, list[Entry]]] = []
-            for slug, item in moved.items():
-                ids = _take_ids(self._clocks[slug], len(item.points))
-                work.append(
-                    (
-                        slug,
-                        item,
-                        [Entry(point_id, point) for point_id, point in zip(ids, item.points, strict=True)],
-                    )
+            try:
+                work: list[tuple[str, _Pending, list[Entry]]] = []
+                for slug, item in moved.items():
+                    ids = _take_ids(self._clocks[slug], len(item.points))
+                    entries = [Entry(id_, point) for id_, point in zip(ids, item.points, strict=True)]
+                    work.append((slug, item, entries))
+                errors = await self.history.append_many(
+                    [HistoryBatch(slug, entries, item.retention) for slug, item, entries in work]
                 )
-            if not work:
-                return
-            errors = await self.history.append_many(
-                [HistoryBatch(slug, entries, item.retention) for slug, item, entries in work]
-            )
+            except BaseException:
+                # Taken from _pending above and not in history: put back, or the tick's points
+                # are lost (a bug here, a cancelled task). They get new ids next time.
+                for slug, item in moved.items():
+                    self._keep(slug, item)
+                raise
             messages: list[tuple[str, dict[str, Any]]] = []
             for (slug, item, entries), error in zip(work, errors, strict=True):
                 if error is not None:
                     log.error("stream %s: could not store a batch (%s); retrying", slug, error)
                     self._keep(slug, item)
                     continue
-                if item.store and self.persister is not None:
-                    self.persister.add(slug, entries)
-                _call_all(slug, item.on_stored)
-                messages.append((group_name(slug), self._message(slug, entries)))
+                # In history now, with ids: never put back (they would be stored twice). What
+                # fails from here costs this batch's live message only (viewers refill from
+                # history), never the other streams' batches.
+                try:
+                    if item.store and self.persister is not None:
+                        self.persister.add(slug, entries)
+                    _call_all(slug, item.on_stored)
+                    messages.append((group_name(slug), self._message(slug, entries)))
+                except Exception:
+                    log.exception("stream %s: a stored batch could not be sent", slug)
             await self._send_all(messages)
 
     async def _start_clocks(self, slugs: list[str]) -> None:
@@ -197,11 +219,15 @@ class Broadcaster:
         if not messages:
             return
         try:
-            if await publish_pipelined(self.layer, messages):
-                return
+            left = await publish_pipelined(self.layer, messages)
         except Exception:
             log.exception("could not send %d batches to their groups", len(messages))
             return
+        if left is None:  # no pipelined publish on this layer: group_send is the way
+            left = messages
+        elif left:
+            self.stats.publish_fallbacks += len(left)
+        messages = left
         for start in range(0, len(messages), SEND_CONCURRENCY):
             chunk = messages[start : start + SEND_CONCURRENCY]
             results = await asyncio.gather(
@@ -216,13 +242,23 @@ class Broadcaster:
             self._ticker = asyncio.get_running_loop().create_task(self._run_ticker())
 
     async def _run_ticker(self) -> None:
-        idle = 0
+        idle = failures = 0
         while idle < IDLE_TICKS_BEFORE_STOP:
             # Sleep to the next tick boundary so all processes tick roughly together.
             await asyncio.sleep(self.tick_seconds - (time.time() % self.tick_seconds))
             if any(item.points for item in self._pending.values()):
                 idle = 0
-                await self.flush()
+                try:
+                    await self.flush()
+                    failures = 0
+                except Exception:
+                    # A tick that fails must not end the ticker (nothing would flush until the
+                    # next publish): flush put the tick's batches back; try again, backing off
+                    # so a lasting fault is not a log line every tick.
+                    failures += 1
+                    self.stats.tick_errors += 1
+                    log.exception("a broadcast tick failed; its batches wait for the next")
+                    await asyncio.sleep(min(MAX_TICK_BACKOFF_SECONDS, self.tick_seconds * 2**failures))
             else:
                 idle += 1
 
@@ -233,8 +269,7 @@ class Broadcaster:
             # taken (seen as the last pushed point missing after an ingest restart).
             async with self._flush_lock:
                 self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            await finished(self._ticker)
             self._ticker = None
         await self.flush()
         if self.persister is not None:
@@ -260,31 +295,70 @@ end
 """
 
 
-async def publish_pipelined(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> bool:
+async def publish_pipelined(
+    layer: Any, messages: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[str, dict[str, Any]]] | None:
     """A hack: channels_redis's RedisPubSubChannelLayer.group_send is one PUBLISH round trip,
     serialised by a per-shard lock, so 1,000 streams a tick cost 1,000 round trips. This makes
     the same PUBLISHes (same channel names, same serializer) in one script call per shard,
-    under that lock, through the layer's internals (channels_redis 4.x). False for any other
-    layer."""
+    under that lock, through the layer's internals (channels_redis 4.3, pinned in pyproject).
+
+    Returns None for any other layer, else the messages it did not send: those of a shard whose
+    internals are not what this expects (a channels_redis that renamed them), for group_send.
+    Every internal is looked up before anything is published, so none is sent twice."""
     try:
         from channels_redis.pubsub import RedisPubSubChannelLayer
     except ImportError:
-        return False
+        return None
     if not isinstance(layer, RedisPubSubChannelLayer):
-        return False
-    loop_layer = layer._get_layer()
-    by_shard: dict[Any, tuple[list[str], list[bytes]]] = {}
-    for group, message in messages:
-        channel = loop_layer._get_group_channel_name(group)
-        channels, payloads = by_shard.setdefault(loop_layer._get_shard(channel), ([], []))
-        channels.append(channel)
-        payloads.append(layer.serialize(message))
-    for shard, (channels, payloads) in by_shard.items():
+        return None
+    try:
+        loop_layer = layer._get_layer()
+        channel_of, shard_of = loop_layer._get_group_channel_name, loop_layer._get_shard
+        by_shard: dict[Any, list[tuple[str, dict[str, Any], str]]] = {}
+        for group, message in messages:
+            channel = channel_of(group)
+            by_shard.setdefault(shard_of(channel), []).append((group, message, channel))
+    except AttributeError as error:
+        _internals_changed(error)
+        return messages
+    left: list[tuple[str, dict[str, Any]]] = []
+    for shard, items in by_shard.items():
+        try:
+            lock, ensure_redis = shard._lock, shard._ensure_redis
+        except AttributeError as error:
+            _internals_changed(error)
+            left += [(group, message) for group, message, _ in items]
+            continue
+        payloads = [layer.serialize(message) for _, message, _ in items]
         lengths = " ".join([str(len(payload)) for payload in payloads])
-        async with shard._lock:
-            shard._ensure_redis()
-            await shard._redis.eval(PUBLISH_SCRIPT, 0, "\n".join(channels), lengths, b"".join(payloads))
-    return True
+        channels = "\n".join([channel for _, _, channel in items])
+        async with lock:
+            ensure_redis()
+            client = getattr(shard, "_redis", None)
+            if client is None:
+                _internals_changed(AttributeError(f"{type(shard).__name__} has no connection in _redis"))
+                left += [(group, message) for group, message, _ in items]
+                continue
+            await client.eval(PUBLISH_SCRIPT, 0, channels, lengths, b"".join(payloads))
+    return left
+
+
+_internals_reported: set[str] = set()
+
+
+def _internals_changed(error: Exception) -> None:
+    """Say once per process and cause that the pipelined publish is off."""
+    reason = str(error)
+    if reason in _internals_reported:
+        return
+    _internals_reported.add(reason)
+    log.warning(
+        "channels_redis's internals are not as this version expects (%s): live batches go by "
+        "group_send, one round trip each (livecharts_publish_fallback_batches_total counts them); "
+        "install the channels-redis version pyproject.toml pins",
+        reason,
+    )
 
 
 def _take_ids(clock: IdClock, count: int) -> list[str]:
@@ -335,6 +409,11 @@ def get_broadcaster() -> Broadcaster:
             persister=Persister() if settings.LIVECHARTS_STORE_POINTS else None,
         )
     return broadcaster
+
+
+def all_broadcasters() -> list[Broadcaster]:
+    """Every loop's broadcaster in this process (for /metrics: their `stats`)."""
+    return list(_broadcasters.values())
 
 
 def reset_broadcasters() -> None:

@@ -20,6 +20,12 @@ while the export runs cannot appear after the header was written.
   and spreadsheet JSON importers take without options; one record per line.
 
 A series named like the time column ("time" in CSV, "t" in JSON) gets a "_" appended.
+
+CSV injection (OWASP): series names come from payloads, and a spreadsheet runs a cell that
+starts with `=`, `+`, `-`, `@`, tab or carriage return as a formula. Such a text cell (header
+or value) is written with a `'` in front; one that already starts with quotes and then one of
+those gets one more, so a reader that drops one leading `'` before them gets every name back.
+Numbers are written as numbers: -1.5 stays -1.5 (data, not a formula). JSON is written as is.
 """
 
 from __future__ import annotations
@@ -71,6 +77,18 @@ def filename(slug: str, *, start: float | None, end: float | None, fmt: Format) 
         return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
 
     return f"{slug}_{stamp(start, 'start')}_{stamp(end, 'now')}.{fmt}"
+
+
+# A cell a spreadsheet would run as a formula, after any quotes this module added before it.
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise(cell: Any) -> Any:
+    """A CSV cell safe to open in a spreadsheet: text that would start a formula gets a `'`
+    in front (OWASP CSV injection); numbers and everything else are left alone."""
+    if type(cell) is str and _FORMULA_START.match(cell):
+        return "'" + cell
+    return cell
 
 
 def _column_names(series: list[str], time_key: str) -> list[str]:
@@ -165,7 +183,8 @@ class Export:
         if self.fmt == "json":
             return "["
         out = io.StringIO()
-        csv.writer(out).writerow(["time", *_column_names(list(self._series), "time")])
+        names = [neutralise(name) for name in self._series]
+        csv.writer(out).writerow(["time", *_column_names(names, "time")])
         return out.getvalue()
 
     def _footer(self) -> str:
@@ -204,6 +223,12 @@ class Export:
         out = io.StringIO()
         if self.fmt == "csv":
             stamps = np.datetime_as_string(np.round(ms).astype("datetime64[ms]"), unit="ms", timezone="UTC")
+            # Stored values are numbers (or null); text would be someone else's write: never
+            # let it reach a spreadsheet as a formula. One type check per column, not per cell.
+            columns = [
+                [neutralise(cell) for cell in column] if str in set(map(type, column)) else column
+                for column in columns
+            ]
             csv.writer(out).writerows(zip(stamps.tolist(), *columns, strict=True))
         else:
             whole = bool(np.all(ms == np.floor(ms)))

@@ -20,7 +20,6 @@ killed before `stored` leaves the entry for the next owner of the stream, so not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -34,6 +33,7 @@ from django.conf import settings
 
 from streams.feeds.base import Point
 from streams.redis_clients import LoopClients
+from streams.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +264,7 @@ class RedisInbox(Inbox):
             # Redis is not answering: the entries stay, and the next owner publishes them
             # again (at-least-once), rather than a stop that never ends.
             log.warning("could not acknowledge pushed points at stop: %d streams left", len(self._acks))
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await cancel_and_wait(task)
 
     async def done(self, slug: str, delivery: Delivery) -> None:
         if delivery.receipt:

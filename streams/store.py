@@ -9,7 +9,6 @@ written on shutdown. Pruning (`prune_stream`) deletes in small chunks for the sa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -24,6 +23,7 @@ from django.db import connection, transaction
 from streams.feeds.base import Point
 from streams.frames import Entry, columns
 from streams.ids import IdKey, parse_id
+from streams.tasks import finished
 
 log = logging.getLogger(__name__)
 
@@ -229,40 +229,83 @@ def iter_range(stream_id: int, *, start: float | None, end: float | None) -> Ite
 
 def prune_stream(stream: Any, *, now: float | None = None) -> int:
     """Delete the stream's stored points beyond its keep_seconds / keep_points, in small
-    chunks (each its own short transaction). Returns the number of batches deleted."""
+    chunks (each its own short transaction). Returns the number of points deleted.
+
+    keep_points is exact: the row holding the oldest point to keep is trimmed to its newest
+    points (a row holds a whole tick, or up to MERGE_POINTS points of a second: one push of
+    3,000 points to a stream keeping 1,000 is one row)."""
     from streams.models import StoredBatch
 
     now = time.time() if now is None else now
     batches = StoredBatch.objects.filter(stream_id=stream.pk)
-    doomed_before: IdKey | None = None  # delete every batch whose last id is below this
-    if stream.keep_points is not None:
-        kept = 0
-        rows = batches.order_by("-last_ms", "-last_seq").values_list("last_ms", "last_seq", "count")
-        for last_ms, last_seq, count in rows.iterator(chunk_size=5_000):
-            if kept >= stream.keep_points:
-                doomed_before = (last_ms, last_seq + 1)
-                break
-            kept += count
     deleted = 0
     if stream.keep_seconds is not None:
         deleted += _delete_in_chunks(batches.filter(t_max__lt=now - stream.keep_seconds))
-    if doomed_before is not None:
+    if stream.keep_points is None:
+        return deleted
+    kept = 0
+    rows = batches.order_by("-last_ms", "-last_seq").values_list("pk", "last_ms", "last_seq", "count")
+    for pk, last_ms, last_seq, count in rows.iterator(chunk_size=5_000):
+        room = stream.keep_points - kept
+        if count <= room:
+            kept += count
+            continue
+        # This row holds the oldest point to keep (or, with no room left, is the first to go):
+        # keep its newest `room` points, and delete every row before it.
+        if room > 0:
+            deleted += _trim_row(pk, keep=room)
+            doomed_before: IdKey = (last_ms, last_seq)
+        else:
+            doomed_before = (last_ms, last_seq + 1)
         ms, seq = doomed_before
         deleted += _delete_in_chunks(
             batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
         )
+        break
     return deleted
 
 
+def _trim_row(pk: int, *, keep: int) -> int:
+    """Keep only the newest `keep` points of one stored row (its last id, the row's key, stays).
+    Returns the points removed."""
+    from streams.models import StoredBatch
+
+    with transaction.atomic():
+        # Locked (PostgreSQL) and read again inside the transaction: another worker's prune
+        # may have trimmed it since the scan.
+        row = StoredBatch.objects.select_for_update().filter(pk=pk).values_list("count", "data").first()
+        if row is None or row[0] <= keep:
+            return 0
+        batch = decode(row[1])
+        ids, times = batch.ids[-keep:], batch.t[-keep:]
+        data = {"ids": ids, "t": times, "y": {name: column[-keep:] for name, column in batch.y.items()}}
+        try:
+            text = orjson.dumps(data).decode()
+        except TypeError:  # an integer past 64 bits, as in encode_entries
+            text = _compact(data)
+        first_ms, first_seq = parse_id(ids[0])
+        StoredBatch.objects.filter(pk=pk).update(
+            first_ms=first_ms,
+            first_seq=first_seq,
+            t_min=min(times),
+            t_max=max(times),
+            count=len(ids),
+            data=text,
+        )
+        return row[0] - len(ids)
+
+
 def _delete_in_chunks(queryset: Any) -> int:
+    """Delete the queryset's rows a chunk at a time; returns the points they held."""
     from streams.models import StoredBatch
 
     deleted = 0
     while True:
-        pks = list(queryset.values_list("pk", flat=True)[:PRUNE_CHUNK])
-        if not pks:
+        chunk = list(queryset.values_list("pk", "count")[:PRUNE_CHUNK])
+        if not chunk:
             return deleted
-        deleted += StoredBatch.objects.filter(pk__in=pks).delete()[0]
+        StoredBatch.objects.filter(pk__in=[pk for pk, _ in chunk]).delete()
+        deleted += sum(count for _, count in chunk)
 
 
 def merge_batches(
@@ -342,8 +385,7 @@ class Persister:
             # and its rows, put back, would be merged with what came since and stored twice.
             async with self._lock:
                 self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            await finished(self._task)
             self._task = None
         try:
             await self.flush()

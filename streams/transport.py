@@ -9,23 +9,67 @@ connection. We reach daphne's protocol object through the `send` callable it gav
 application (`functools.partial(Server.handle_reply, protocol)`, possibly wrapped by channels'
 session middleware). Under any other server, or when the chain is not what we expect, there
 is no direct writer and the consumer uses plain ASGI sends: slower, never wrong.
+
+The direct path reads private attributes of autobahn's protocol and Twisted's TCP transport
+(the versions pyproject.toml pins). Each socket's are checked when its writer is made: when
+one is missing (a release that renamed it), that socket uses plain ASGI sends, said once in
+the log and counted in `stats.plain_fallbacks`, rather than a write that raises every frame.
 """
 
 from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import struct
 import termios
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from twisted.internet import tcp
 
+log = logging.getLogger(__name__)
+
 # The most wrappers we look through before giving up (channels stacks one today).
 _MAX_UNWRAP = 8
+# What DirectWriter uses of autobahn's protocol, and of Twisted's TCP transport on the fast path.
+PROTOCOL_NEEDS = (
+    "state",
+    "transport",
+    "_perMessageCompress",
+    "send_queue",
+    "trafficStats",
+    "sendPreparedMessage",
+    "sendCloseFrame",
+    "sendClose",
+)
+TCP_TRANSPORT_NEEDS = (
+    "connected",
+    "disconnecting",
+    "_writeDisconnected",
+    "TLS",
+    "_tempDataLen",
+    "offset",
+    "dataBuffer",
+    "socket",
+    "write",
+)
+
+
+@dataclass
+class TransportStats:
+    """Counters for /metrics; never reset."""
+
+    # Sockets under daphne given plain ASGI sends because autobahn's or Twisted's internals
+    # were not as DirectWriter expects.
+    plain_fallbacks: int = 0
+
+
+stats = TransportStats()
+_fallback_reported = False
 # The kernel's send queue is asked (a syscall) at most this often per socket.
 KERNEL_CHECK_SECONDS = 0.25
 
@@ -103,6 +147,10 @@ def direct_writer(send: Callable[..., Any]) -> DirectWriter | None:
             if getattr(send.func, "__name__", "") == "handle_reply" and isinstance(
                 protocol, WebSocketProtocol
             ):
+                missing = missing_internals(protocol)
+                if missing is not None:
+                    _fall_back(missing)
+                    return None
                 return DirectWriter(protocol)
             return None
         # channels.sessions.InstanceSessionWrapper.send keeps the server's send as real_send.
@@ -111,6 +159,47 @@ def direct_writer(send: Callable[..., Any]) -> DirectWriter | None:
             return None
         send = inner
     return None
+
+
+def missing_internals(protocol: Any) -> str | None:
+    """The first private name DirectWriter needs that this protocol (or its TCP transport, or
+    autobahn's prepared frame) lacks, or None when all are there."""
+    for name in PROTOCOL_NEEDS:
+        if not hasattr(protocol, name):
+            return f"{type(protocol).__name__}.{name}"
+    if not hasattr(protocol.trafficStats, "outgoingOctetsWireLevel"):
+        return "TrafficStats.outgoingOctetsWireLevel"
+    if not hasattr(WebSocketProtocol, "STATE_OPEN"):
+        return "WebSocketProtocol.STATE_OPEN"
+    transport = protocol.transport
+    if type(transport) is tcp.Server:
+        for name in TCP_TRANSPORT_NEEDS:
+            if not hasattr(transport, name):
+                return f"tcp.Server.{name}"
+    if not _prepared_frames_work():
+        return "PreparedMessage.payloadHybi"
+    return None
+
+
+@functools.cache
+def _prepared_frames_work() -> bool:
+    try:
+        return isinstance(prepare("").payloadHybi, bytes)
+    except Exception:
+        return False
+
+
+def _fall_back(missing: str) -> None:
+    global _fallback_reported
+    stats.plain_fallbacks += 1
+    if not _fallback_reported:
+        _fallback_reported = True
+        log.warning(
+            "autobahn's or Twisted's internals are not as this version expects (%s is missing): "
+            "sockets use plain ASGI sends, slower (livecharts_direct_write_fallbacks_total counts "
+            "them); install the autobahn and Twisted versions pyproject.toml pins",
+            missing,
+        )
 
 
 def idle_transport(transport: tcp.Server) -> bool:

@@ -34,6 +34,7 @@ from streams.ids import parse_id
 from streams.inbox import get_inbox
 from streams.leases import Leases
 from streams.store import last_stored, prune_stream, read_after, save_batches
+from streams.tasks import cancel_and_wait, finished, honour_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ class Supervisor:
         self.broadcaster = broadcaster
         self.leases = leases or Leases()
         self.tasks: dict[str, tuple[StreamSpec, asyncio.Task[None]]] = {}
+        # Feed tasks cancelled and not finished yet: their streams start again only once they
+        # have (two tasks of one stream would both publish it).
+        self.stopping: dict[str, asyncio.Task[None]] = {}
         # Each running stream's time rules, so the stop's drain of push inboxes applies them too.
         self.timelines: dict[str, Timeline] = {}
 
@@ -134,10 +138,10 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESCAN_SECONDS)
         finally:
-            pruner.cancel()
-            with contextlib.suppress(BaseException):
-                await pruner
-            await self.stop_all()
+            try:
+                await cancel_and_wait(pruner)
+            finally:  # a cancellation of run() itself still stops the feeds, then propagates
+                await self.stop_all()
 
     async def prune_forever(self) -> None:
         """Prune the stored points of the streams this worker runs, every LIVECHARTS_PRUNE_SECONDS.
@@ -151,29 +155,47 @@ class Supervisor:
                 log.exception("could not prune stored points; trying again later")
                 continue
             if deleted:
-                log.info("pruned %d stored batches", deleted)
+                log.info("pruned %d stored points", deleted)
 
     async def sync(self) -> None:
         """Start, restart and stop feed tasks to match the enabled streams we hold leases on."""
         specs = await database_sync_to_async(load_specs)()
         ours = await self.leases.hold(specs, held=set(self.tasks))
         specs = {slug: spec for slug, spec in specs.items() if slug in ours}
+        stopped: list[asyncio.Task[None]] = []
         for slug in list(self.tasks):
             running_spec, task = self.tasks[slug]
             if specs.get(slug) != running_spec or task.done():
                 task.cancel()
                 del self.tasks[slug]
+                self.stopping[slug] = task
+                stopped.append(task)
                 log.info("stream %s: feed stopped", slug)
                 if slug not in ours and self.broadcaster is not None:
                     # Another worker may run it now, issuing ids past ours: if the lease comes
                     # back, go on from history's last id (a host's clock behind could otherwise
                     # issue ids below the stream's newest).
                     self.broadcaster.forget(slug)
+        if stopped:
+            # A cancelled feed task may still publish (a batch in hand when the cancellation
+            # lands at its next await): its replacement starts only once it has finished.
+            await asyncio.wait(stopped, timeout=STOP_TIMEOUT)
+        await self._reap_stopping()
         for slug, spec in specs.items():
-            if slug not in self.tasks:
+            if slug not in self.tasks and slug not in self.stopping:
                 task = asyncio.get_running_loop().create_task(self.run_feed(spec), name=f"feed:{slug}")
                 self.tasks[slug] = (spec, task)
                 log.info("stream %s: %s feed started", slug, spec.kind)
+
+    async def _reap_stopping(self) -> None:
+        """Forget the stopped feed tasks that have finished (logging an error one ended with);
+        name those that still have not."""
+        for slug, task in list(self.stopping.items()):
+            if task.done():
+                del self.stopping[slug]
+                await finished(task)
+            else:
+                log.warning("stream %s: the old feed task has not stopped; restarted once it has", slug)
 
     async def stop_all(self) -> None:
         # Keep the leases while stopping: a stop slower than the lease (a loaded machine, a
@@ -183,9 +205,7 @@ class Supervisor:
         try:
             await self._stop_feeds_and_flush()
         finally:
-            keeper.cancel()
-            with contextlib.suppress(BaseException):
-                await keeper
+            await cancel_and_wait(keeper)
         # Hand the streams over at once rather than after the leases expire.
         await self.leases.release(self.tasks)
         self.tasks.clear()
@@ -198,7 +218,7 @@ class Supervisor:
                 await self.leases.hold(slugs, held=slugs)
 
     async def _stop_feeds_and_flush(self) -> None:
-        tasks = [task for _, task in self.tasks.values()]
+        tasks = [task for _, task in self.tasks.values()] + list(self.stopping.values())
         for task in tasks:
             task.cancel()
         if tasks:
@@ -207,6 +227,10 @@ class Supervisor:
             _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in stuck:
                 log.warning("feed task %s did not stop within %s s", task.get_name(), STOP_TIMEOUT)
+            for task in tasks:
+                if task.done():
+                    await finished(task)  # an error it ended with is logged, not lost
+        self.stopping.clear()
         await self.drain_inboxes()
         if self.broadcaster is not None:
             await self.broadcaster.close()
@@ -260,13 +284,8 @@ class Supervisor:
             raise
         except Exception as error:
             log.warning("stream %s: could not publish the feed's health (%s)", slug, error)
-        # redis-py 8 runs every command under asyncio.wait_for (default socket_timeout 5 s),
-        # which on Python < 3.12 can swallow a cancellation that lands as the command finishes
-        # (CPython gh-86296; seen as feed tasks that never stopped). The task still counts
-        # the request, so re-raise it here.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
+        # redis-py can swallow a cancellation (seen as feed tasks that never stopped).
+        honour_cancellation()
 
     async def run_feed(self, spec: StreamSpec) -> None:
         """Run one stream's feed forever: reconnect with capped, jittered backoff.
@@ -425,9 +444,7 @@ class Supervisor:
                     await reports.now()
                 yield batch
         finally:
-            monitor.cancel()
-            with contextlib.suppress(BaseException):
-                await monitor
+            await cancel_and_wait(monitor)
             with contextlib.suppress(Exception):
                 await batches.aclose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from functools import partial
 
 import pytest
 from channels.layers import InMemoryChannelLayer
@@ -274,3 +275,195 @@ async def test_a_forgotten_stream_goes_on_from_the_last_id_another_worker_stored
     _, message = layer.sent[-1]
     assert message["prev"] == ahead
     assert parse_id(message["id"]) > parse_id(ahead)
+
+
+class BrokenOnceHistory(MemoryHistory):
+    """Its first append_many raises (a bug, not a refused batch): the whole tick fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def append_many(self, batches):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a bug in the tick")
+        return await super().append_many(batches)
+
+
+async def wait_for(condition, *, what: str) -> None:
+    """Wait for `condition()` to hold (a generous bound for a busy machine)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_the_ticker_survives_a_failed_tick_and_keeps_its_batches(layer):
+    history = BrokenOnceHistory()
+    broadcaster = Broadcaster(history=history, tick_seconds=0.02, layer=layer)
+    broadcaster.publish(
+        "s", [Point(t=1, values={"v": 1.0}), Point(t=2, values={"v": 2.0})], retention=Retention()
+    )
+    try:
+        # No publish after the failure: the ticker itself must go on and send the kept points.
+        await wait_for(lambda: layer.sent, what="the failed tick's points to be sent")
+        assert history.failures == 0 and broadcaster.stats.tick_errors == 1
+        kept = await history.read("s", after=None, retention=Retention())
+        assert [entry.point.t for entry in kept.entries] == [1, 2]
+        assert json.loads(layer.sent[0][1]["text"])["y"] == {"v": [1.0, 2.0]}
+        broadcaster.publish("s", [Point(t=3, values={"v": 3.0})], retention=Retention())
+        await wait_for(lambda: len(layer.sent) == 2, what="the next tick")
+    finally:
+        await broadcaster.close()
+
+
+async def test_a_cancelled_flush_puts_its_points_back_for_the_next(layer):
+    class SlowHistory(MemoryHistory):
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered = asyncio.Event()
+            self.block = True
+
+        async def append_many(self, batches):
+            if self.block:
+                self.entered.set()
+                await asyncio.Event().wait()
+            return await super().append_many(batches)
+
+    history = SlowHistory()
+    broadcaster = Broadcaster(history=history, tick_seconds=60, layer=layer)
+    broadcaster.publish("s", [Point(t=1, values={"v": 1.0})], retention=Retention())
+    flushing = asyncio.ensure_future(broadcaster.flush())
+    await history.entered.wait()
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert broadcaster.waiting("s") == 1
+    history.block = False
+    await broadcaster.close()
+    kept = await history.read("s", after=None, retention=Retention())
+    assert [entry.point.t for entry in kept.entries] == [1]
+
+
+class Hiding:
+    """Stands for an object of channels_redis whose private names `hidden` were renamed."""
+
+    def __init__(self, target: object, hidden: set[str]) -> None:
+        self._target, self._hidden = target, hidden
+
+    def __getattr__(self, name: str):
+        if name in self._hidden:
+            raise AttributeError(f"{type(self._target).__name__!r} object has no attribute {name!r}")
+        return getattr(self._target, name)
+
+
+PROXIED = ("new_channel", "send", "receive", "group_add", "group_discard", "group_send", "flush")
+
+
+def changed_layer(url: str, *, prefix: str, hidden: set[str]):
+    """A RedisPubSubChannelLayer as a later channels_redis might be: the private names in
+    `hidden` gone (renamed), its public API working as ever."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    class ChangedLayer(RedisPubSubChannelLayer):
+        def __getattribute__(self, name: str):
+            if name in hidden:
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+        def __getattr__(self, name: str):
+            if name in PROXIED:
+                return partial(self._call, name)
+            if name in hidden:
+                raise AttributeError(name)
+            return getattr(self._loop_layer(), name)
+
+        def _get_layer(self):
+            return self._loop_layer()
+
+        def _loop_layer(self):
+            loop_layer = RedisPubSubChannelLayer._get_layer(self)
+            if not isinstance(loop_layer._shards[0], Hiding):
+                loop_layer._shards = [Hiding(shard, hidden) for shard in loop_layer._shards]
+            return Hiding(loop_layer, hidden)
+
+        async def _call(self, name: str, *args, **kwargs):
+            return await getattr(self._loop_layer(), name)(*args, **kwargs)
+
+    return ChangedLayer(hosts=[url], prefix=prefix)
+
+
+@pytest.mark.parametrize(
+    "hidden", ["_get_layer", "_get_group_channel_name", "_get_shard", "_lock", "_ensure_redis", "_redis"]
+)
+async def test_live_points_reach_viewers_by_group_send_when_channels_redis_internals_change(
+    redis_prefix, hidden, caplog
+):
+    from streams import broadcast
+    from streams.history import RedisHistory
+    from tests.services import require_redis
+
+    url = require_redis()
+    layer = changed_layer(url, prefix=f"{redis_prefix}:asgi", hidden={hidden})
+    channel = await layer.new_channel()
+    for slug in ("a", "b"):
+        await layer.group_add(group_name(slug), channel)
+    broadcaster = Broadcaster(history=RedisHistory(url, prefix=redis_prefix), tick_seconds=0.05, layer=layer)
+    broadcast._internals_reported.clear()
+    try:
+        for tick in range(2):
+            broadcaster.publish("a", [Point(t=tick, values={"v": 1.0})], retention=Retention())
+            broadcaster.publish("b", [Point(t=tick, values={"v": 2.0})], retention=Retention())
+            await broadcaster.flush()
+        received = [await asyncio.wait_for(layer.receive(channel), 10) for _ in range(4)]
+        assert sorted((m["stream"], json.loads(m["text"])["y"]["v"][0]) for m in received) == [
+            ("a", 1.0),
+            ("a", 1.0),
+            ("b", 2.0),
+            ("b", 2.0),
+        ]
+        assert broadcaster.stats.publish_fallbacks == 4
+        warnings = [r for r in caplog.records if "channels_redis's internals" in r.getMessage()]
+        assert len(warnings) == 1 and hidden in warnings[0].getMessage(), "said once, naming what is missing"
+    finally:
+        await broadcaster.close()
+        await layer.flush()
+
+
+async def test_the_pipelined_publish_is_used_and_counts_no_fallback_on_channels_redis_as_pinned(redis_prefix):
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from streams.broadcast import publish_pipelined
+    from tests.services import require_redis
+
+    layer = RedisPubSubChannelLayer(hosts=[require_redis()], prefix=f"{redis_prefix}:asgi")
+    channel = await layer.new_channel()
+    await layer.group_add(group_name("a"), channel)
+    try:
+        message = {"type": "stream.points", "stream": "a", "text": "{}"}
+        assert await publish_pipelined(layer, [(group_name("a"), message)]) == []
+        assert (await asyncio.wait_for(layer.receive(channel), 10))["stream"] == "a"
+        assert await publish_pipelined(InMemoryChannelLayer(), [(group_name("a"), message)]) is None
+    finally:
+        await layer.flush()
+
+
+async def test_cancelling_close_while_it_waits_for_the_ticker_propagates(layer):
+    # The ticker takes a moment to stop; whoever is closing is cancelled meanwhile (a shutdown
+    # that gives up): the cancellation reaches it instead of being swallowed.
+    from tests.test_tasks import stubborn
+
+    broadcaster = broadcaster_with(layer)
+    ticker, cancelled, release = stubborn()
+    broadcaster._ticker = ticker
+    await asyncio.sleep(0)  # let the stand-in ticker start
+    closing = asyncio.ensure_future(broadcaster.close())
+    try:
+        await cancelled.wait()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        release.set()

@@ -6,7 +6,10 @@ Runs on SQLite and again on PostgreSQL (make test)."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
+import re
 import tracemalloc
 import warnings
 
@@ -94,6 +97,45 @@ def test_series_named_like_the_time_column_are_renamed_not_lost(line):
     assert json.loads(download(Client(), "/streams/line/export.json")[0]) == [
         {"t": T0_MS, "time": 1.0, "t_": 2.0, "t__": 3.0}
     ]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(line):
+    names = ["=1+2", "+SUM(1)", "-2+3", "@cmd", '=HYPERLINK("http://x","y")', "\tt", "\rr", "plain"]
+    store("line", [(T0, dict.fromkeys(names, -1.5)), (T0 + 1, {"plain": 2.0})])
+    rows = list(csv.reader(io.StringIO(download(Client(), "/streams/line/export.csv")[0])))
+    assert rows[0] == [
+        "time",
+        "'=1+2",
+        "'+SUM(1)",
+        "'-2+3",
+        "'@cmd",
+        '\'=HYPERLINK("http://x","y")',
+        "'\tt",
+        "'\rr",
+        "plain",
+    ]
+    # Numbers stay numbers: a negative value is data, not a formula.
+    assert rows[1][1:] == ["-1.5"] * len(names)
+    assert rows[2][1:] == [""] * (len(names) - 1) + ["2.0"]
+    # JSON is not opened as a spreadsheet: names as they are.
+    assert list(json.loads(download(Client(), "/streams/line/export.json")[0])[0])[1:] == names
+
+
+def test_a_name_already_quoted_before_a_formula_gets_one_more_quote_so_names_round_trip(line):
+    names = ["'=x", "=x", "'plain", "a=b", "-"]
+    store("line", [(T0, dict.fromkeys(names, 1.0))])
+    header = next(csv.reader(io.StringIO(download(Client(), "/streams/line/export.csv")[0])))
+    assert header[1:] == ["''=x", "'=x", "'plain", "a=b", "'-"]
+    # The rule a reader undoes: one leading ' dropped before quotes and a formula character.
+    undone = [re.sub(r"^'('*[=+\-@\t\r])", r"\1", cell) for cell in header[1:]]
+    assert undone == names
+
+
+def test_text_values_in_stored_rows_are_neutralised_too(line):
+    # Stored values are numbers; a row written by other means must still not become a formula.
+    store("line", [(T0, {"v": "=cmd|' /C calc'!A0"}), (T0 + 1, {"v": -3.0}), (T0 + 2, {"v": "ok"})])
+    rows = list(csv.reader(io.StringIO(download(Client(), "/streams/line/export.csv")[0])))
+    assert [row[1] for row in rows[1:]] == ["'=cmd|' /C calc'!A0", "-3.0", "ok"]
 
 
 def test_series_names_are_read_from_stored_text_as_json_would_read_them():

@@ -10,6 +10,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
+from streams.backfill import stored_after
 from streams.feeds.base import Point
 from streams.frames import Entry
 from streams.ids import IdClock, format_id
@@ -116,14 +117,45 @@ def test_iter_range_yields_only_batches_with_points_in_the_range(stream):
     assert list(iter_range(stream.pk, start=start + 100, end=None)) == []
 
 
-def test_prune_keeps_the_newest_points_by_count(stream):
+def test_prune_keeps_exactly_the_newest_points_by_count(stream):
     stream.keep_points, stream.keep_seconds = 25, None
     stream.save()
-    save_batches([("stored", batch) for batch in batches_of(IdClock(), [10] * 6)])
-    assert prune_stream(stream) == 3
+    batches = batches_of(IdClock(), [10] * 6)
+    save_batches([("stored", batch) for batch in batches])
+    assert prune_stream(stream) == 35
     kept = read_after("stored", after=None, limit=1000)
-    # Whole batches go: at least 25 newest points stay, fewer than 25 + one batch.
-    assert 25 <= len(kept) < 35 and kept[-1].point.t == 1_700_000_059.0
+    newest = [entry for batch in batches for entry in batch][-25:]
+    assert [entry.id for entry in kept] == [entry.id for entry in newest]
+    # The row that held the oldest kept point was trimmed, and says so.
+    oldest_row = StoredBatch.objects.order_by("last_ms", "last_seq").first()
+    assert oldest_row.count == 5
+    assert (oldest_row.t_min, oldest_row.t_max) == (newest[0].point.t, newest[4].point.t)
+    assert format_id((oldest_row.first_ms, oldest_row.first_seq)) == newest[0].id
+    assert prune_stream(stream) == 0, "a second prune finds nothing more to do"
+
+
+def test_one_push_of_3000_points_to_a_stream_keeping_1000_keeps_exactly_1000(stream):
+    stream.keep_points, stream.keep_seconds = 1000, None
+    stream.save()
+    (pushed,) = batches_of(IdClock(), [3000])
+    save_batches(merge_batches([("stored", pushed)]))
+    assert StoredBatch.objects.count() == 1, "one row, as the persister writes one push"
+    assert prune_stream(stream) == 2000
+    kept = read_after("stored", after=None, limit=10_000)
+    assert [entry.id for entry in kept] == [entry.id for entry in pushed[-1000:]]
+    assert [entry.point.values for entry in kept] == [entry.point.values for entry in pushed[-1000:]]
+    assert StoredBatch.objects.get().count == 1000
+    # A resume from before the kept points is told they are gone; from inside, it is exact.
+    assert stored_after("stored", after=pushed[1000].id, limit=5000) == (False, kept)
+    assert stored_after("stored", after=pushed[2500].id, limit=5000) == (True, pushed[2501:])
+
+
+def test_a_row_that_ends_exactly_at_the_limit_is_kept_whole_and_the_rest_deleted(stream):
+    stream.keep_points, stream.keep_seconds = 20, None
+    stream.save()
+    save_batches([("stored", batch) for batch in batches_of(IdClock(), [10] * 4)])
+    assert prune_stream(stream) == 20
+    assert sorted(StoredBatch.objects.values_list("count", flat=True)) == [10, 10]
 
 
 def test_prune_drops_points_older_than_keep_seconds(stream):
@@ -135,7 +167,7 @@ def test_prune_drops_points_older_than_keep_seconds(stream):
     fresh = batches_of(clock, [5], start=now - 60)
     save_batches([("stored", batch) for batch in old])
     save_batches([("stored", fresh[0])])
-    assert prune_stream(stream, now=now) == 2
+    assert prune_stream(stream, now=now) == 10
     assert [entry.point.t for entry in read_after("stored", after=None, limit=100)] == [
         entry.point.t for entry in fresh[0]
     ]
@@ -231,3 +263,20 @@ async def test_closing_while_a_write_is_in_flight_stores_every_point_once(stream
     persister.add("stored", second)
     await persister.close()
     assert await stored_ids() == sorted(e.id for e in first + second)
+
+
+async def test_cancelling_close_while_it_waits_for_the_writer_task_propagates(stream):
+    from tests.test_tasks import stubborn
+
+    persister = Persister(flush_seconds=3600)
+    task, cancelled, release = stubborn()
+    persister._task = task
+    await asyncio.sleep(0)  # let the stand-in writer start
+    closing = asyncio.ensure_future(persister.close())
+    try:
+        await cancelled.wait()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        release.set()

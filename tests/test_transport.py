@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from channels.sessions import InstanceSessionWrapper
 
@@ -18,14 +19,27 @@ async def other(protocol, message) -> None:
     pass
 
 
-def test_finds_the_protocol_in_daphnes_partial():
+def connected_protocol() -> WebSocketServerProtocol:
+    """A protocol as autobahn leaves it once its connection is made (what daphne hands over)."""
+    import txaio
+    from autobahn.websocket.protocol import TrafficStats
+
     protocol = WebSocketServerProtocol()
+    protocol.transport, protocol.state = None, WebSocketServerProtocol.STATE_OPEN
+    protocol._perMessageCompress, protocol.send_queue = None, []
+    protocol.log, protocol.trafficStats = txaio.make_logger(), TrafficStats()
+    protocol.logOctets = False
+    return protocol
+
+
+def test_finds_the_protocol_in_daphnes_partial():
+    protocol = connected_protocol()
     writer = direct_writer(functools.partial(handle_reply, protocol))
     assert isinstance(writer, DirectWriter) and writer.protocol is protocol
 
 
 def test_looks_through_channels_session_wrapper():
-    protocol = WebSocketServerProtocol()
+    protocol = connected_protocol()
     wrapper = InstanceSessionWrapper({"type": "websocket", "cookies": {}}, None)
     wrapper.real_send = functools.partial(handle_reply, protocol)
     writer = direct_writer(wrapper.send)
@@ -125,6 +139,44 @@ def test_a_frame_goes_to_an_idle_socket_at_once_and_queues_behind_buffered_bytes
         assert reactor.writers, "behind Twisted's buffer, in order"
         transport.doWrite()
         assert peer.recv(100) == b"held\x81\x03two"
+    finally:
+        ours.close()
+        peer.close()
+
+
+@pytest.mark.parametrize("renamed", ["_perMessageCompress", "send_queue", "trafficStats"])
+def test_a_socket_whose_autobahn_internals_changed_gets_plain_asgi_sends(renamed, caplog, monkeypatch):
+    from streams import transport
+
+    monkeypatch.setattr(transport, "stats", transport.TransportStats())
+    monkeypatch.setattr(transport, "_fallback_reported", False)
+    sockets = [connected_protocol() for _ in range(2)]
+    for protocol in sockets:
+        delattr(protocol, renamed)  # as a release that renamed it would leave it
+    writers = [direct_writer(functools.partial(handle_reply, protocol)) for protocol in sockets]
+    assert writers == [None, None], "the consumer then sends frames through ASGI"
+    assert transport.stats.plain_fallbacks == 2
+    said = [record.getMessage() for record in caplog.records if "internals" in record.getMessage()]
+    assert len(said) == 1 and renamed in said[0], "said once per process, naming what is missing"
+    assert direct_writer(functools.partial(handle_reply, connected_protocol())) is not None
+
+
+def test_a_socket_whose_twisted_transport_changed_gets_plain_asgi_sends(monkeypatch):
+    import socket
+
+    from twisted.internet import tcp
+
+    from streams import transport
+
+    monkeypatch.setattr(transport, "stats", transport.TransportStats())
+    ours, peer = socket.socketpair()
+    try:
+        protocol = connected_protocol()
+        protocol.transport = tcp.Server(ours, protocol, ("127.0.0.1", 1), None, 1, FakeReactor())
+        assert direct_writer(functools.partial(handle_reply, protocol)) is not None
+        del protocol.transport._tempDataLen  # as a Twisted that renamed it would leave it
+        assert direct_writer(functools.partial(handle_reply, protocol)) is None
+        assert transport.stats.plain_fallbacks == 1
     finally:
         ours.close()
         peer.close()

@@ -7,10 +7,12 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
+from streams import worker
 from streams.broadcast import get_broadcaster
 from streams.history import Retention, get_history
+from streams.leases import Leases
 from streams.models import Stream
-from streams.worker import Supervisor, backoff_delay
+from streams.worker import StreamSpec, Supervisor, backoff_delay
 from tests.json_api import serve_json_api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -382,3 +384,116 @@ async def test_points_far_ahead_late_or_repeated_are_kept_out_of_history_and_cou
 async def _values_are(slug: str, values: list[float]) -> bool:
     window = await get_history().read(slug, after=None, retention=Retention())
     return [entry.point.values["value"] for entry in window.entries] == values
+
+
+def spec_of(slug: str, settings_json: str) -> StreamSpec:
+    return StreamSpec(slug=slug, kind="simulate", settings_json=settings_json, retention=Retention())
+
+
+async def test_a_changed_feeds_old_task_has_finished_before_the_new_one_starts(monkeypatch):
+    events: list[str] = []
+    specs = {"s": spec_of("s", "{}")}
+
+    async def load() -> dict[str, StreamSpec]:
+        return dict(specs)
+
+    async def run_feed(self, spec: StreamSpec) -> None:
+        events.append(f"start {spec.settings_json}")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            # Still publishing for a moment after the cancellation (a batch in hand, a report
+            # in flight): a few turns of the loop.
+            for _ in range(5):
+                await asyncio.sleep(0)
+            events.append(f"end {spec.settings_json}")
+            raise
+
+    monkeypatch.setattr(worker, "load_specs", lambda: specs)
+    monkeypatch.setattr(Supervisor, "run_feed", run_feed)
+    supervisor = Supervisor(leases=Leases(url=""))
+    await supervisor.sync()
+    await wait_for(lambda: _async_true(events == ["start {}"]))
+    specs["s"] = spec_of("s", '{"rate": 2}')
+    await supervisor.sync()
+    await wait_for(lambda: _async_true(len(events) == 3))
+    assert events == ["start {}", "end {}", 'start {"rate": 2}']
+    await supervisor.stop_all()
+    assert events[-1] == 'end {"rate": 2}'
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
+async def test_a_stream_whose_old_task_will_not_stop_is_not_started_twice(monkeypatch, caplog):
+    specs = {"s": spec_of("s", "{}")}
+    release = asyncio.Event()
+    running: list[str] = []
+
+    async def run_feed(self, spec: StreamSpec) -> None:
+        running.append(spec.settings_json)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await release.wait()  # a task that takes long to stop
+            raise
+        finally:
+            running.remove(spec.settings_json)
+
+    monkeypatch.setattr(worker, "load_specs", lambda: specs)
+    monkeypatch.setattr(worker, "STOP_TIMEOUT", 0.05)
+    monkeypatch.setattr(Supervisor, "run_feed", run_feed)
+    supervisor = Supervisor(leases=Leases(url=""))
+    try:
+        await supervisor.sync()
+        await wait_for(lambda: _async_true(running == ["{}"]))
+        specs["s"] = spec_of("s", '{"rate": 2}')
+        await supervisor.sync()
+        await supervisor.sync()
+        assert running == ["{}"] and "s" not in supervisor.tasks and "s" in supervisor.stopping
+        assert "old feed task has not stopped" in caplog.text
+        release.set()
+        await wait_for(lambda: _async_true(not running))
+        await supervisor.sync()
+        await wait_for(lambda: _async_true(running == ['{"rate": 2}']))
+        assert supervisor.stopping == {}
+    finally:
+        release.set()
+        await supervisor.stop_all()
+
+
+async def test_cancelling_a_running_supervisor_stops_its_feeds_and_propagates(monkeypatch):
+    # The pruner takes a moment to stop; the caller is cancelled meanwhile (a shutdown that
+    # gives up waiting): that cancellation must reach it, after the feeds are stopped.
+    pruner_started, pruner_cancelled, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def prune_forever(self) -> None:
+        pruner_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pruner_cancelled.set()
+            await release.wait()
+            raise
+
+    stopped = asyncio.Event()
+
+    async def stop_all(self) -> None:
+        stopped.set()
+
+    monkeypatch.setattr(worker, "load_specs", dict)
+    monkeypatch.setattr(Supervisor, "prune_forever", prune_forever)
+    monkeypatch.setattr(Supervisor, "stop_all", stop_all)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(Supervisor(leases=Leases(url="")).run(stop))
+    try:
+        await pruner_started.wait()
+        stop.set()
+        await pruner_cancelled.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert stopped.is_set()
+    finally:
+        release.set()

@@ -35,6 +35,7 @@ from django.conf import settings as django_settings
 from streams.feeds.base import Batch, Feed, FeedSettingsError, Point, reject_unknown, stall_setting
 from streams.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, parse_time
 from streams.feeds.timeline import ahead_reason
+from streams.tasks import honour_cancellation
 
 if TYPE_CHECKING:
     from streams.inbox import Delivery, Inbox
@@ -129,6 +130,9 @@ class PushFeed(Feed):
         try:
             while True:
                 delivery = await inbox.take(self.slug, wait=TAKE_WAIT_SECONDS)
+                # A stop or an edit cancels this task mid-take; a Redis call can eat that
+                # cancellation, and this loop would then never end (nor let its stream restart).
+                honour_cancellation()
                 if delivery is None:
                     continue
                 if not delivery.points:  # nothing to store: it may go at once
