@@ -207,6 +207,34 @@ class HubCollector:
         )
         yield BROADCAST_TO_SOCKET.family()
         yield SUBSCRIBE.family()
+        yield from fallback_families()
+
+
+def fallback_families() -> Iterator[Metric]:
+    """The slower paths taken when a library's internals are not as the fast ones expect, and
+    failed broadcast ticks: zero in a healthy process, each logged once per cause."""
+    from streams import transport
+    from streams.broadcast import all_broadcasters
+
+    broadcasters = all_broadcasters()
+    yield _family(
+        "counter",
+        "livecharts_publish_fallback_batches_total",
+        "Batches published by plain group_send: channels_redis's internals were not as expected.",
+        [({}, float(sum(b.stats.publish_fallbacks for b in broadcasters)))],
+    )
+    yield _family(
+        "counter",
+        "livecharts_broadcast_tick_errors_total",
+        "Broadcast ticks that failed; their batches went back for the next tick.",
+        [({}, float(sum(b.stats.tick_errors for b in broadcasters)))],
+    )
+    yield _family(
+        "counter",
+        "livecharts_direct_write_fallbacks_total",
+        "Sockets served by plain ASGI sends: autobahn's or Twisted's internals were not as expected.",
+        [({}, float(transport.stats.plain_fallbacks))],
+    )
 
 
 class StreamHealthCollector:

@@ -260,3 +260,15 @@ async def test_the_scraper_reaches_each_process_over_plain_http_with_https_redir
     answer = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-42"})
     assert answer.status_code == 200
     assert (await client.get("/streams/")).status_code == 301  # the rest of the site still redirects
+
+
+async def test_fallbacks_and_failed_ticks_are_counted_where_an_operator_sees_them(staff, monkeypatch):
+    from streams import transport
+
+    monkeypatch.setattr(transport.stats, "plain_fallbacks", 3)
+    client = AsyncClient()
+    await client.aforce_login(staff)
+    samples = parse((await client.get("/metrics")).content.decode())
+    assert samples["livecharts_direct_write_fallbacks_total"] == 3
+    assert samples["livecharts_publish_fallback_batches_total"] == 0
+    assert samples["livecharts_broadcast_tick_errors_total"] == 0
