@@ -35,6 +35,7 @@ from streams.revocation import (  # noqa: F401 (CHECK_SECONDS, check_viewers: te
     check_viewers,
     get_watcher,
 )
+from streams.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from streams.models import Stream
@@ -285,9 +286,8 @@ async def _leave(layer: Any, group: str, joining: asyncio.Future[_Membership]) -
     membership = joining.result()
     with _logged("leave group %s", group):
         await layer.group_discard(group, membership.channel)
-    membership.pump.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await membership.pump
+    # Not suppress(CancelledError): that would swallow a cancellation of this leave itself.
+    await cancel_and_wait(membership.pump)
 
 
 @contextlib.contextmanager
