@@ -264,20 +264,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
         slug, after = request["stream"], request.get("after")
         if slug not in self.subscriptions and len(self.subscriptions) >= MAX_STREAMS_PER_SOCKET:
             raise BadRequest("too_large", f"at most {MAX_STREAMS_PER_SOCKET} streams per socket", stream=slug)
-        stream, allowed = await database_sync_to_async(viewable_stream)(self.scope.get("user"), slug)
-        if stream is None:
-            raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
-        if not allowed:
-            raise BadRequest("forbidden", f"you may not see stream {slug!r}", stream=slug)
         # A re-subscribe (the client noticed a lost batch) restarts this stream from `after`.
-        # Backfilling from here: the hub's offers for it are held, not sent, until it is out.
+        # Backfilling from here, before the first await: the hub's offers for it are held, not
+        # sent, until `subscribed` and the backfill are out (nothing of the old subscription
+        # follows the client's ask either).
         known = self.subscriptions.get(slug)
         watch = known.watch if known is not None else None
         self.subscriptions[slug] = subscription = Subscription(last_sent=None, watch=watch, held=[])
         self.pending.pop(slug, None)
-        if watch is None:
-            subscription.watch = self.watch(slug)
         try:
+            stream, allowed = await database_sync_to_async(viewable_stream)(self.scope.get("user"), slug)
+            if stream is None:
+                raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
+            if not allowed:
+                raise BadRequest("forbidden", f"you may not see stream {slug!r}", stream=slug)
+            self.check_current(slug, subscription)
+            if subscription.watch is None:
+                subscription.watch = self.watch(slug)
             # Join before reading history so no batch falls between backfill and live.
             await self.hub.join(slug, self)
             self.check_current(slug, subscription)
