@@ -26,6 +26,7 @@ import contextlib
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,10 @@ LATE_COUNTS_ABOVE_CPU = 0.6
 NARROW_BELOW_CPU = 0.6
 WIDEN_FACTOR = 1.5
 NARROW_FACTOR = 1.5
+# A stream's first join waits for its group subscription to take effect (a probe comes back):
+# sent again this often, given up (logged) after this long.
+PROBE_RESEND_SECONDS = 0.05
+PROBE_GIVE_UP_SECONDS = 5.0
 # At shutdown, how long close frames get to leave before Twisted drops the connections.
 SHUTDOWN_FLUSH_SECONDS = 0.2
 
@@ -148,6 +153,9 @@ class Hub:
         # (the first stream's batches then went to a channel nobody read: a frozen chart).
         self._layer_lock = asyncio.Lock()
         self._channel: str | None = None
+        # Per stream joined, done once the layer delivers its group's messages here.
+        self._probes: dict[str, asyncio.Future[None]] = {}
+        self._id = uuid.uuid4().hex
         self._receiver: asyncio.Task[None] | None = None
         self._dirty: dict[Viewer, None] = {}  # insertion-ordered set
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -161,20 +169,44 @@ class Hub:
     async def join(self, slug: str, viewer: Viewer) -> None:
         """Deliver the stream's live batches to `viewer`; when this returns, none is missed."""
         if slug in self._joined:
-            # Already in the group on the live channel: no layer call, nothing to wait for. A
-            # leave that is about to discard the group re-checks the members under the lock.
+            # Already in the group on the live channel: no layer call. A leave that is about to
+            # discard the group re-checks the members under the lock.
             self._members.setdefault(slug, set()).add(viewer)
             self._count()
-            return
-        async with self._layer_lock:
-            if slug not in self._joined:
-                if self._channel is None:
-                    self._channel = await self.layer.new_channel("hub.")
-                await self.layer.group_add(group_name(slug), self._channel)
-                self._joined.add(slug)
-            self._members.setdefault(slug, set()).add(viewer)
-            self._ensure_receiver()
-        self._count()
+        else:
+            async with self._layer_lock:
+                if slug not in self._joined:
+                    if self._channel is None:
+                        self._channel = await self.layer.new_channel("hub.")
+                    await self.layer.group_add(group_name(slug), self._channel)
+                    self._joined.add(slug)
+                    self._probes[slug] = asyncio.get_running_loop().create_future()
+                self._members.setdefault(slug, set()).add(viewer)
+                self._ensure_receiver()
+            self._count()
+        probe = self._probes.get(slug)
+        if probe is not None and not probe.done():
+            await self._wait_subscribed(slug, probe)
+
+    async def _wait_subscribed(self, slug: str, probe: asyncio.Future[None]) -> None:
+        """Return once the group subscription is in effect at the layer's server.
+
+        The pub/sub layer's group_add sends SUBSCRIBE and returns without its answer, so a
+        batch published right after it (on another connection) could miss this process: lost
+        between backfill and live. A probe published to the group after group_add that comes
+        back proves every later publish comes back too. Sent again until one does."""
+        deadline = time.monotonic() + PROBE_GIVE_UP_SECONDS
+        while not probe.done() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                # Hack: the one group_send outside broadcast.py, a control message to the
+                # stream's group (other processes' hubs ignore probes that are not theirs).
+                await self.layer.group_send(
+                    group_name(slug), {"type": "hub.probe", "stream": slug, "hub": self._id}
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(probe), PROBE_RESEND_SECONDS)
+        if not probe.done():
+            log.warning("fan-out hub: no probe of stream %s came back; joined anyway", slug)
 
     async def leave(self, slug: str, viewer: Viewer) -> None:
         members = self._members.get(slug)
@@ -190,6 +222,7 @@ class Hub:
                 return
             self._members.pop(slug, None)
             self._joined.discard(slug)
+            self._probes.pop(slug, None)
             self.stats.lag_seconds.pop(slug, None)
             with contextlib.suppress(Exception):
                 await self.layer.group_discard(group_name(slug), self._channel)
@@ -251,6 +284,11 @@ class Hub:
                 log.exception("fan-out hub: could not dispatch %s", message.get("type"))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "hub.probe":
+            probe = self._probes.get(message.get("stream", ""))
+            if message.get("hub") == self._id and probe is not None and not probe.done():
+                probe.set_result(None)
+            return
         members = self._members.get(message.get("stream", ""))
         if not members:
             return
