@@ -14,10 +14,11 @@ frame, less what the backfill already held.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from streams.access import is_signed_in, viewable_stream
-from streams.backfill import Segment, read_since
+from streams.backfill import Segment, pages_since
 from streams.fanout import Frame, get_hub
 from streams.frames import Entry, encode, encode_batch, points_frame
 from streams.history import Retention, get_history
@@ -37,10 +38,11 @@ from streams.transport import direct_writer, prepare
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_STREAMS_PER_SOCKET = 100
 # Client messages draw on a token bucket: a burst, then a steady refill per second. A message
-# costs one token; a subscribe costs more (an access check and history reads), and each
-# backfill frame beyond its first one more again, charged once sent. The burst lets a
-# dashboard subscribe to as many streams as a socket may hold at once.
-SUBSCRIBE_TOKENS = 4
+# costs one token; a subscribe costs SUBSCRIBE_TOKENS (an access check and history reads), and
+# one more per backfill frame after its first, charged once sent (the bucket may go below
+# zero: a socket that asked for large backfills waits before it may ask again). The burst
+# lets a dashboard subscribe to as many streams as a socket may hold at once.
+SUBSCRIBE_TOKENS = 2
 RATE_BURST = MAX_STREAMS_PER_SOCKET * SUBSCRIBE_TOKENS
 RATE_PER_SECOND = 20.0
 # Live batches held per stream for a socket that is behind (or backfilling); older ones are
@@ -224,7 +226,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.tokens_at = now
         if self.tokens < count:
             message = (
-                f"more than {RATE_PER_SECOND:g} messages/s (a subscribe counts {SUBSCRIBE_TOKENS}): slow down"
+                f"more than {RATE_PER_SECOND:g} messages/s (a subscribe counts {SUBSCRIBE_TOKENS},"
+                " more with a large backfill): slow down"
             )
             raise BadRequest("rate_limited", message, stream=stream)
         self.tokens -= count
@@ -284,16 +287,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
             # Join before reading history so no batch falls between backfill and live.
             await self.hub.join(slug, self)
             self.check_current(slug, subscription)
-            # The window, else the database (a Redis restart empties the window), else a gap.
-            segments = await read_since(
-                slug, after=after, retention=Retention.of(stream), stored=stream.store_points
-            )
             status = await get_history().get_status(slug)
             self.check_current(slug, subscription)
             await self.write_text(encode({"op": "subscribed", "stream": slug, "status": status}))
-            last, frames = await self.send_backfill(
-                slug, after=after, segments=segments, subscription=subscription
-            )
+            # The window, else the database (a Redis restart empties the window), else a gap;
+            # read a page at a time, each once the one before it is written.
+            pages = pages_since(slug, after=after, retention=Retention.of(stream), stored=stream.store_points)
+            async with contextlib.aclosing(pages):
+                last, frames = await self.send_backfill(
+                    slug, after=after, pages=pages, subscription=subscription
+                )
         except Superseded:
             return  # taken away (its error frame is on the way) or the socket is gone
         except BaseException:
@@ -308,13 +311,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.tokens -= max(0, frames - 1)
 
     async def send_backfill(
-        self, slug: str, *, after: str | None, segments: list[Segment], subscription: Subscription
+        self, slug: str, *, after: str | None, pages: AsyncIterator[Segment], subscription: Subscription
     ) -> tuple[IdKey | None, int]:
         """Write the backfill in frames of bounded size; returns the last id it held (else
         `after`) and how many points frames it took."""
         prev = after
         frames = 0
-        for segment in segments:
+        async for segment in pages:
+            self.check_current(slug, subscription)
             if segment.gap:
                 await self.write_text(encode({"op": "gap", "stream": slug}))
                 prev = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from streams.models import Stream
 SLUG = "plant"
 WINDOW = 10_000
 # What the harness wraps (taken once: harnesses of one test would otherwise wrap wrappers).
-READ_SINCE = consumers.read_since
+PAGES_SINCE = consumers.pages_since
 SYNC_TO_ASYNC = consumers.database_sync_to_async
 
 
@@ -119,7 +119,7 @@ class Harness:
         monkeypatch.setattr(consumers, "viewable_stream", viewable)
         real_join = functools.partial(Hub.join, self.hub)
         real_status = functools.partial(type(self.history).get_status, self.history)
-        monkeypatch.setattr(consumers, "read_since", lambda *a, **k: self.around(READ_SINCE(*a, **k)))
+        monkeypatch.setattr(consumers, "pages_since", lambda *a, **k: self.around_pages(PAGES_SINCE(*a, **k)))
         monkeypatch.setattr(
             consumers,
             "database_sync_to_async",
@@ -139,6 +139,13 @@ class Harness:
         result = await awaitable
         await self.hook()
         return result
+
+    async def around_pages(self, pages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        await self.hook()
+        async for page in pages:
+            await self.hook()
+            yield page
+        await self.hook()
 
     async def base_send(self, message: dict[str, Any]) -> None:
         if message["type"] == "websocket.send":
