@@ -20,7 +20,7 @@ MAX_RESUME_POINTS = 100_000
 # The socket's backfill reads the window this many points at a time: the largest window (100,000
 # points of 20 series) is tens of MB of Redis reply, more than redis-py's 5 s socket timeout
 # allows to parse on a busy host, and a page at a time is all the memory a backfill holds.
-PAGE_POINTS = 5_000
+PAGE_POINTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
