@@ -17,10 +17,14 @@ from streams.store import read_after
 
 # A resume from the database sends at most the newest this many points (and a gap before them).
 MAX_RESUME_POINTS = 100_000
-# The socket's backfill reads the window this many points at a time: the largest window (100,000
-# points of 20 series) is tens of MB of Redis reply, more than redis-py's 5 s socket timeout
-# allows to parse on a busy host, and a page at a time is all the memory a backfill holds.
+# The socket's backfill reads the window a page at a time: the largest window (100,000 points
+# of 20 series) is tens of MB of Redis reply, more than redis-py's 5 s socket timeout allows to
+# parse on a busy host, and as Python objects several times that. A page holds about
+# PAGE_VALUES values (points times series, sized from the page before; the first is small),
+# and never more than PAGE_POINTS points: all the memory a backfill holds at a time.
 PAGE_POINTS = 10_000
+PAGE_VALUES = 20_000
+FIRST_PAGE_POINTS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,37 +85,40 @@ async def pages_since(
     trimmed past the cursor meanwhile (a slow reader of a fast stream) yields a gap and the
     window from its start: what was between is gone."""
     history = get_history()
-    page = await history.read(slug, after=after, retention=retention, limit=page_points)
+    first = min(page_points, FIRST_PAGE_POINTS)
+    page = await history.read(slug, after=after, retention=retention, limit=first)
     if after is not None and page.gap and stored:
         covered, entries = await database_sync_to_async(stored_after)(
             slug, after=after, limit=MAX_RESUME_POINTS
         )
         if entries:
             yield Segment(entries, gap=not covered)
+            del entries[:-1]  # sent: only the cursor is needed
             async for segment in _pages_after(
-                history, slug, cursor=entries[-1].id, retention=retention, page_points=page_points
+                history, slug, cursor=entries[-1], retention=retention, page_points=page_points
             ):
                 yield segment
             return
     yield Segment(page.entries, gap=after is not None and page.gap)
-    if len(page.entries) == page_points:
+    if len(page.entries) == first:
         async for segment in _pages_after(
-            history, slug, cursor=page.entries[-1].id, retention=retention, page_points=page_points
+            history, slug, cursor=page.entries[-1], retention=retention, page_points=page_points
         ):
             yield segment
 
 
 async def _pages_after(
-    history: History, slug: str, *, cursor: str, retention: Retention, page_points: int
+    history: History, slug: str, *, cursor: Entry, retention: Retention, page_points: int
 ) -> AsyncIterator[Segment]:
     while True:
-        page = await history.read(slug, after=cursor, retention=retention, limit=page_points)
+        size = max(1, min(page_points, PAGE_VALUES // max(1, len(cursor.point.values))))
+        page = await history.read(slug, after=cursor.id, retention=retention, limit=size)
         entries = page.entries
         if page.gap:  # the window from its start: only what is newer than the cursor is news
-            last = parse_id(cursor)
+            last = parse_id(cursor.id)
             entries = [entry for entry in entries if parse_id(entry.id) > last]
         if entries:
             yield Segment(entries, gap=page.gap)
-            cursor = entries[-1].id
-        if len(page.entries) < page_points:
+            cursor = entries[-1]
+        if len(page.entries) < size:
             return

@@ -54,7 +54,7 @@ def tiny_buffer_socket(port: int) -> socket.socket:
 
 
 async def slow_closes(stack: Stack) -> int:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.get(
             f"{stack.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
         )
