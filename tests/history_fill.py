@@ -4,6 +4,7 @@ a large history in seconds, for the backfill tests."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 
 from streams.feeds.base import Point
@@ -35,4 +36,6 @@ def fill_window(*, redis_url: str, prefix: str, slug: str, points: int, series: 
             ids.extend(entry.id for entry in entries)
         return ids
 
-    return asyncio.run(fill())
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, fill()).result()
