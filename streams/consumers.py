@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -34,6 +35,8 @@ from streams.history import Retention, get_history
 from streams.ids import IdKey, parse_id
 from streams.revocation import Refusal, Viewer, Watch, get_watcher
 from streams.transport import direct_writer, prepare
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_STREAMS_PER_SOCKET = 100
@@ -87,6 +90,9 @@ class Subscription:
     held: list[tuple[IdKey, str]] | None = None
     # The feed's health when it changed during the backfill: sent right after it.
     held_status: dict[str, Any] | None = None
+    # How the stream keeps its points, for a refill (set once access is granted).
+    retention: Retention | None = None
+    stored: bool = False
 
 
 def client_address(scope: dict[str, Any]) -> str | None:
@@ -292,7 +298,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.write_text(encode({"op": "subscribed", "stream": slug, "status": status}))
             # The window, else the database (a Redis restart empties the window), else a gap;
             # read a page at a time, each once the one before it is written.
-            pages = pages_since(slug, after=after, retention=Retention.of(stream), stored=stream.store_points)
+            subscription.retention, subscription.stored = Retention.of(stream), stream.store_points
+            pages = pages_since(
+                slug, after=after, retention=subscription.retention, stored=subscription.stored
+            )
             async with contextlib.aclosing(pages):
                 last, frames = await self.send_backfill(
                     slug, after=after, pages=pages, subscription=subscription
@@ -394,9 +403,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         # backfill under way stops at its next frame).
         del self.subscriptions[slug]
         self.pending.pop(slug, None)
-        task = asyncio.get_running_loop().create_task(self.refuse(slug, subscription, revoked.result()))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.start(self.refuse(slug, subscription, revoked.result()))
 
     async def refuse(self, slug: str, subscription: Subscription, refusal: Refusal) -> None:
         if subscription.watch is not None:
@@ -421,6 +428,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return False
         if subscription.last_sent is not None and key <= subscription.last_sent:
             return False  # already sent in the backfill
+        if subscription.last_sent is None and message.get("prev") is not None:
+            # Nothing sent yet (an empty window) and this batch follows one we never had (lost
+            # on the live path): a client holding nothing applies any batch, so the points
+            # before it would be missing for good. Send them from history first, held as in
+            # a subscribe.
+            subscription.held = [(key, message["text"])]
+            self.start(self.refill(slug, subscription))
+            return False
         subscription.last_sent = key
         waiting = self.pending.get(slug)
         if waiting is None:
@@ -428,6 +443,29 @@ class StreamConsumer(AsyncWebsocketConsumer):
         waiting.append((key, message["text"]))
         self.bound(waiting)
         return True
+
+    def start(self, coroutine: Any) -> None:
+        """Run `coroutine` as this socket's task: cancelled and awaited at disconnect."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def refill(self, slug: str, subscription: Subscription) -> None:
+        """The window from its start, for a live subscription that had nothing of it."""
+        assert subscription.retention is not None
+        try:
+            pages = pages_since(
+                slug, after=None, retention=subscription.retention, stored=subscription.stored
+            )
+            async with contextlib.aclosing(pages):
+                last, _ = await self.send_backfill(slug, after=None, pages=pages, subscription=subscription)
+        except Superseded:
+            return
+        except Exception:
+            log.exception("socket: could not refill stream %s; the client re-asks on the next batch", slug)
+            last = None
+        if self.subscriptions.get(slug) is subscription:
+            self.go_live(slug, subscription, last)
 
     def bound(self, waiting: list[tuple[IdKey, str]]) -> None:
         if len(waiting) > MAX_PENDING_BATCHES:
