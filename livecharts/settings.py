@@ -153,6 +153,20 @@ LIVECHARTS_TICK_MS = envint("LIVECHARTS_TICK_MS", 50, minimum=5)
 # seconds it may stay that far behind before it is closed (4008) to back-fill later.
 LIVECHARTS_SEND_BUDGET_BYTES = envint("LIVECHARTS_SEND_BUDGET_BYTES", 512 * 1024, minimum=16 * 1024)
 LIVECHARTS_SLOW_READER_SECONDS = envint("LIVECHARTS_SLOW_READER_SECONDS", 10, minimum=1)
+# A backfill (a page opening, a resume) goes out in frames of at most this many bytes, chained
+# by `prev`: daphne refuses a message over 1 MiB, and a slow reader's budget is kept between them.
+LIVECHARTS_BACKFILL_FRAME_BYTES = envint("LIVECHARTS_BACKFILL_FRAME_BYTES", 256 * 1024, minimum=16 * 1024)
+if LIVECHARTS_BACKFILL_FRAME_BYTES > 1024 * 1024:
+    raise ImproperlyConfigured(
+        f"LIVECHARTS_BACKFILL_FRAME_BYTES={LIVECHARTS_BACKFILL_FRAME_BYTES} must be at most 1048576"
+        " (daphne closes a socket sent a larger message)"
+    )
+# Open sockets per client address in one process, signed in or not (one more is closed, 4029).
+LIVECHARTS_MAX_SOCKETS_PER_ADDRESS = envint("LIVECHARTS_MAX_SOCKETS_PER_ADDRESS", 100, minimum=1)
+# Proxies in front of daphne that append the address they saw to X-Forwarded-For (the
+# documented nginx: 1). The client address is then that header's entry this far from the
+# right; entries further left are whatever the client wrote. 0: the TCP peer's address.
+LIVECHARTS_TRUSTED_PROXY_HOPS = envint("LIVECHARTS_TRUSTED_PROXY_HOPS", 0, minimum=0)
 # GET /metrics (Prometheus) answers staff, and a scraper sending "Authorization: Bearer <this>".
 LIVECHARTS_METRICS_TOKEN = envstr("LIVECHARTS_METRICS_TOKEN")
 

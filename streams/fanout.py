@@ -26,6 +26,7 @@ import contextlib
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,10 @@ LATE_COUNTS_ABOVE_CPU = 0.6
 NARROW_BELOW_CPU = 0.6
 WIDEN_FACTOR = 1.5
 NARROW_FACTOR = 1.5
+# A stream's first join waits for its group subscription to take effect (a probe comes back):
+# sent again this often, given up (logged) after this long.
+PROBE_RESEND_SECONDS = 0.05
+PROBE_GIVE_UP_SECONDS = 5.0
 # At shutdown, how long close frames get to leave before Twisted drops the connections.
 SHUTDOWN_FLUSH_SECONDS = 0.2
 
@@ -107,6 +112,11 @@ class HubStats:
     # Viewers' batches dropped for being too far behind, and sockets closed for not reading.
     dropped_batches: int = 0
     slow_closes: int = 0
+    # Backfill frames written (subscribes: a page opening, a resume) and their bytes.
+    backfill_frames: int = 0
+    backfill_bytes: int = 0
+    # Viewers whose turn in a tick raised (logged; their batches wait for the next tick).
+    flush_errors: int = 0
     # Per stream: seconds from broadcast (the batch id's time) to this process, last seen.
     lag_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -137,8 +147,15 @@ class Hub:
         # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
         self.sockets: set[Viewer] = set()
         self._joined: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One lock for every change the layer sees (the hub's channel made or dropped, a group
+        # joined or left): the pub/sub layer's new_channel awaits a SUBSCRIBE, and two first
+        # joins of different streams each made a channel, the second overwriting the first
+        # (the first stream's batches then went to a channel nobody read: a frozen chart).
+        self._layer_lock = asyncio.Lock()
         self._channel: str | None = None
+        # Per stream joined, done once the layer delivers its group's messages here.
+        self._probes: dict[str, asyncio.Future[None]] = {}
+        self._id = uuid.uuid4().hex
         self._receiver: asyncio.Task[None] | None = None
         self._dirty: dict[Viewer, None] = {}  # insertion-ordered set
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -151,15 +168,45 @@ class Hub:
 
     async def join(self, slug: str, viewer: Viewer) -> None:
         """Deliver the stream's live batches to `viewer`; when this returns, none is missed."""
-        async with self._lock(slug):
-            if slug not in self._joined:
-                if self._channel is None:
-                    self._channel = await self.layer.new_channel("hub.")
-                await self.layer.group_add(group_name(slug), self._channel)
-                self._joined.add(slug)
+        if slug in self._joined:
+            # Already in the group on the live channel: no layer call. A leave that is about to
+            # discard the group re-checks the members under the lock.
             self._members.setdefault(slug, set()).add(viewer)
-            self._ensure_receiver()
-        self._count()
+            self._count()
+        else:
+            async with self._layer_lock:
+                if slug not in self._joined:
+                    if self._channel is None:
+                        self._channel = await self.layer.new_channel("hub.")
+                    await self.layer.group_add(group_name(slug), self._channel)
+                    self._joined.add(slug)
+                    self._probes[slug] = asyncio.get_running_loop().create_future()
+                self._members.setdefault(slug, set()).add(viewer)
+                self._ensure_receiver()
+            self._count()
+        probe = self._probes.get(slug)
+        if probe is not None and not probe.done():
+            await self._wait_subscribed(slug, probe)
+
+    async def _wait_subscribed(self, slug: str, probe: asyncio.Future[None]) -> None:
+        """Return once the group subscription is in effect at the layer's server.
+
+        The pub/sub layer's group_add sends SUBSCRIBE and returns without its answer, so a
+        batch published right after it (on another connection) could miss this process: lost
+        between backfill and live. A probe published to the group after group_add that comes
+        back proves every later publish comes back too. Sent again until one does."""
+        deadline = time.monotonic() + PROBE_GIVE_UP_SECONDS
+        while not probe.done() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                # Hack: the one group_send outside broadcast.py, a control message to the
+                # stream's group (other processes' hubs ignore probes that are not theirs).
+                await self.layer.group_send(
+                    group_name(slug), {"type": "hub.probe", "stream": slug, "hub": self._id}
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(probe), PROBE_RESEND_SECONDS)
+        if not probe.done():
+            log.warning("fan-out hub: no probe of stream %s came back; joined anyway", slug)
 
     async def leave(self, slug: str, viewer: Viewer) -> None:
         members = self._members.get(slug)
@@ -169,20 +216,23 @@ class Hub:
         self._count()
         if members:
             return
-        async with self._lock(slug):
+        async with self._layer_lock:
             # Someone may have joined while we waited for the lock.
-            if not self._members.get(slug) and slug in self._joined:
-                self._members.pop(slug, None)
-                self._joined.discard(slug)
-                self.stats.lag_seconds.pop(slug, None)
-                with contextlib.suppress(Exception):
-                    await self.layer.group_discard(group_name(slug), self._channel)
-        if not self._joined and self._receiver is not None:
-            # Nothing left to listen for. A layer forgets a channel whose receive was cancelled
-            # (the pub/sub layer unsubscribes it), so the next join starts on a new one.
-            self._receiver.cancel()
-            self._receiver = None
-            self._channel = None
+            if self._members.get(slug) or slug not in self._joined:
+                return
+            self._members.pop(slug, None)
+            self._joined.discard(slug)
+            self._probes.pop(slug, None)
+            self.stats.lag_seconds.pop(slug, None)
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(group_name(slug), self._channel)
+            if not self._joined and self._receiver is not None:
+                # Nothing left to listen for. A layer forgets a channel whose receive was
+                # cancelled (the pub/sub layer unsubscribes it), so the next join starts on a
+                # new one. Under the lock: a join of another stream waits, then makes that one.
+                self._receiver.cancel()
+                self._receiver = None
+                self._channel = None
 
     def connected(self, viewer: Viewer) -> None:
         self.sockets.add(viewer)
@@ -199,11 +249,10 @@ class Hub:
             except Exception:
                 log.exception("fan-out hub: could not close a socket at shutdown")
 
-    def _lock(self, slug: str) -> asyncio.Lock:
-        lock = self._locks.get(slug)
-        if lock is None:
-            lock = self._locks[slug] = asyncio.Lock()
-        return lock
+    def wake(self, viewer: Viewer) -> None:
+        """`viewer` has batches to send that no offer announced (held during its backfill)."""
+        self._dirty[viewer] = None
+        self._schedule()
 
     def _count(self) -> None:
         self.stats.streams = len(self._members)
@@ -211,14 +260,15 @@ class Hub:
     # Layer side ---------------------------------------------------------------------------
 
     def _ensure_receiver(self) -> None:
-        if self._receiver is None or self._receiver.done():
-            self._receiver = asyncio.get_running_loop().create_task(self._receive())
+        if self._channel is not None and (self._receiver is None or self._receiver.done()):
+            self._receiver = asyncio.get_running_loop().create_task(self._receive(self._channel))
 
-    async def _receive(self) -> None:
+    async def _receive(self, channel: str) -> None:
+        """Read `channel` for good (until cancelled when the hub drops it)."""
         delay = 0.1
         while True:
             try:
-                message = await self.layer.receive(self._channel)
+                message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -234,6 +284,11 @@ class Hub:
                 log.exception("fan-out hub: could not dispatch %s", message.get("type"))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "hub.probe":
+            probe = self._probes.get(message.get("stream", ""))
+            if message.get("hub") == self._id and probe is not None and not probe.done():
+                probe.set_result(None)
+            return
         members = self._members.get(message.get("stream", ""))
         if not members:
             return
@@ -278,29 +333,46 @@ class Hub:
         dirty, self._dirty = self._dirty, {}
         frames: dict[tuple[int, ...], Frame] = {}
         self.stats.ticks += 1
-        for viewer in dirty:
-            texts = viewer.take_texts()
-            if texts is None:
-                self._dirty[viewer] = None  # held back (a slow reader): ask again next tick
-                continue
-            if not texts:
-                continue
-            # Same batch objects in the same order = same frame: encode it once.
-            key = tuple(map(id, texts))
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = Frame(points_frame(texts))
-                self.stats.frames_encoded += 1
+        try:
+            for viewer in dirty:
+                try:
+                    await self._flush_viewer(viewer, frames)
+                except Exception:
+                    # One viewer's fault costs neither the others' batches nor later ticks;
+                    # its own batches are still pending (taken only when a frame is built).
+                    self.stats.flush_errors += 1
+                    self._dirty[viewer] = None
+                    log.exception("fan-out hub: a viewer's frame failed; asking it again next tick")
             try:
-                await viewer.send_frame(frame)
+                self._adapt(loop.time())
             except Exception:
-                log.exception("fan-out hub: a frame could not be sent")
-            self.stats.frames += 1
-            self.stats.bytes_sent += len(frame.text)
-        self._adapt(loop.time())
-        self._flushing = None
-        if self._dirty:
-            self._schedule()
+                log.exception("fan-out hub: could not reconsider the tick")
+        finally:
+            # Whatever happened (even a cancellation), later offers schedule ticks again.
+            self._flushing = None
+            if self._dirty:
+                self._schedule()
+
+    async def _flush_viewer(self, viewer: Viewer, frames: dict[tuple[int, ...], Frame]) -> None:
+        texts = viewer.take_texts()
+        if texts is None:
+            self._dirty[viewer] = None  # held back (a slow reader): ask again next tick
+            return
+        if not texts:
+            return
+        # Same batch objects in the same order = same frame: encode it once.
+        key = tuple(map(id, texts))
+        frame = frames.get(key)
+        if frame is None:
+            frame = frames[key] = Frame(points_frame(texts))
+            self.stats.frames_encoded += 1
+        try:
+            await viewer.send_frame(frame)
+        except Exception:
+            # Taken, so not sent again: the client refills it through the `prev` chain.
+            log.exception("fan-out hub: a frame could not be sent")
+        self.stats.frames += 1
+        self.stats.bytes_sent += len(frame.text)
 
     def _adapt(self, now: float) -> None:
         """Widen the tick when the process is saturated, narrow it back when it is not."""

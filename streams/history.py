@@ -93,8 +93,11 @@ class History(ABC):
         return errors
 
     @abstractmethod
-    async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
-        """Every kept point after `after` (all of the window when None)."""
+    async def read(
+        self, slug: str, *, after: str | None, retention: Retention, limit: int | None = None
+    ) -> Backfill:
+        """Every kept point after `after` (all of the window when None); with `limit`, the
+        oldest `limit` of them (a backfill reads a large window in pages)."""
 
     @abstractmethod
     async def last_id(self, slug: str) -> str | None: ...
@@ -149,7 +152,9 @@ class MemoryHistory(History):
         ring.ever_added += len(entries)
         self._trim(ring, retention)
 
-    async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
+    async def read(
+        self, slug: str, *, after: str | None, retention: Retention, limit: int | None = None
+    ) -> Backfill:
         ring = self._rings.setdefault(slug, _Ring())
         self._trim(ring, retention)
         after_key = None if after is None else parse_id(after)
@@ -162,8 +167,10 @@ class MemoryHistory(History):
             ever_added=ring.ever_added,
         )
         if after_key is None or gap:
-            return Backfill([entry for _, entry in kept], gap)
-        return Backfill([entry for key, entry in kept if key > after_key], gap)
+            entries = [entry for _, entry in kept]
+        else:
+            entries = [entry for key, entry in kept if key > after_key]
+        return Backfill(entries if limit is None else entries[:limit], gap)
 
     async def last_id(self, slug: str) -> str | None:
         ring = self._rings.get(slug)
@@ -369,14 +376,16 @@ class RedisHistory(History):
             client=pipe,
         )
 
-    async def read(self, slug: str, *, after: str | None, retention: Retention) -> Backfill:
+    async def read(
+        self, slug: str, *, after: str | None, retention: Retention, limit: int | None = None
+    ) -> Backfill:
         key = self.key(slug)
         after_key = None if after is None else parse_id(after)
         # One MULTI so the window, its ends and its counters are read at the same instant.
         async with self._redis().pipeline(transaction=True) as pipe:
             await self._queue_trim(pipe, slug, retention)
             pipe.get(self.floor_key(slug))
-            pipe.xrange(key, min="-" if after is None else f"({after}", max="+")
+            pipe.xrange(key, min="-" if after is None else f"({after}", max="+", count=limit)
             pipe.xrange(key, min="-", max="+", count=1)
             pipe.xrevrange(key, max="+", min="-", count=1)
             pipe.xinfo_stream(key)
@@ -390,7 +399,7 @@ class RedisHistory(History):
             ever_added=ever_added,
         )
         if gap:
-            newer = await self._redis().xrange(key, min="-", max="+")
+            newer = await self._redis().xrange(key, min="-", max="+", count=limit)
         return Backfill([_entry(entry_id, fields) for entry_id, fields in newer], gap)
 
     async def last_id(self, slug: str) -> str | None:

@@ -149,3 +149,122 @@ async def test_a_user_gets_a_bounded_number_of_sockets(layer, alice, open_stream
     for client in (again, clients[1], clients[2]):
         await client.disconnect()
     assert consumers._sockets_per_user == {}
+
+
+async def connect_from(address: str, *, forwarded: str | None = None) -> WebsocketCommunicator:
+    """An anonymous socket from `address` (the TCP peer), maybe through a proxy that wrote
+    X-Forwarded-For."""
+    headers = [(b"origin", b"http://127.0.0.1:8000")]
+    if forwarded is not None:
+        headers.append((b"x-forwarded-for", forwarded.encode()))
+    communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+    communicator.scope["client"] = (address, 50000)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def refused_for_too_many(communicator: WebsocketCommunicator, words: str) -> None:
+    error = await receive(communicator)
+    assert error["op"] == "error" and error["code"] == "rate_limited" and words in error["message"]
+    closed = await communicator.receive_output(timeout=RECEIVE_TIMEOUT)
+    assert closed == {"type": "websocket.close", "code": consumers.CLOSE_TOO_MANY_SOCKETS}
+    await communicator.wait()
+
+
+async def test_anonymous_sockets_from_one_address_are_limited(layer, settings, open_stream):
+    settings.LIVECHARTS_MAX_SOCKETS_PER_ADDRESS = 3
+    clients = [await connect_from("203.0.113.7") for _ in range(3)]
+    await refused_for_too_many(await connect_from("203.0.113.7"), "at most 3 open sockets per address")
+    # Another address is welcome; one closing makes room again.
+    other = await connect_from("198.51.100.1")
+    await clients[0].disconnect()
+    again = await connect_from("203.0.113.7")
+    for client in (other, again, clients[1], clients[2]):
+        await client.disconnect()
+    assert consumers._sockets_per_address == {}
+
+
+async def test_behind_the_proxy_the_address_it_saw_counts_not_what_the_client_wrote(
+    layer, settings, open_stream
+):
+    settings.LIVECHARTS_MAX_SOCKETS_PER_ADDRESS = 2
+    settings.LIVECHARTS_TRUSTED_PROXY_HOPS = 1
+    # nginx appends the peer it saw; whatever the client put before it changes nothing.
+    clients = [await connect_from("127.0.0.1", forwarded=f"10.0.0.{n}, 203.0.113.7") for n in range(2)]
+    await refused_for_too_many(
+        await connect_from("127.0.0.1", forwarded="10.0.0.9, 203.0.113.7"), "per address"
+    )
+    # Other clients behind the same proxy are other addresses.
+    other = await connect_from("127.0.0.1", forwarded="198.51.100.1")
+    for client in (*clients, other):
+        await client.disconnect()
+
+
+async def test_without_trusted_proxies_a_forwarded_header_is_ignored(layer, settings, open_stream):
+    settings.LIVECHARTS_MAX_SOCKETS_PER_ADDRESS = 2
+    settings.LIVECHARTS_TRUSTED_PROXY_HOPS = 0
+    clients = [await connect_from("203.0.113.7", forwarded=f"10.0.0.{n}") for n in range(2)]
+    await refused_for_too_many(await connect_from("203.0.113.7", forwarded="10.0.0.9"), "per address")
+    for client in clients:
+        await client.disconnect()
+
+
+@pytest.fixture
+def public(db) -> Stream:
+    return Stream.objects.create(
+        slug="public", title="Public", visibility=Stream.Visibility.PUBLIC, window_points=5_000
+    )
+
+
+async def test_subscribes_weigh_more_than_cheap_messages_in_the_rate_limit(layer, public, monkeypatch):
+    """No refill: the burst alone decides. Unsubscribes (one token each) are served a whole
+    burst; subscribes (SUBSCRIBE_TOKENS each) a fraction of it."""
+    monkeypatch.setattr(consumers, "RATE_PER_SECOND", 1e-9)
+
+    async def served(message: dict, count: int) -> int:
+        client = await connect_from("192.0.2.1")
+        ok = 0
+        for _ in range(count):
+            await client.send_to(text_data=json.dumps(message))
+            frame = await receive(client)
+            if frame["op"] == "error":
+                assert frame["code"] == "rate_limited", frame
+            else:
+                ok += 1
+        await client.disconnect()
+        return ok
+
+    count = consumers.RATE_BURST + 20
+    assert await served({"op": "unsubscribe", "stream": "public"}, count) == consumers.RATE_BURST
+    subscribes = await served({"op": "subscribe", "stream": "public", "after": None}, count)
+    assert subscribes == consumers.RATE_BURST // consumers.SUBSCRIBE_TOKENS
+
+
+async def test_a_large_backfill_costs_its_frames_in_the_rate_limit(layer, settings, public, monkeypatch):
+    monkeypatch.setattr(consumers, "RATE_PER_SECOND", 1e-9)
+    settings.LIVECHARTS_BACKFILL_FRAME_BYTES = 16 * 1024
+    broadcaster = get_broadcaster()
+    broadcaster.publish(
+        "public",
+        [Point(t=1_000 + n / 1000, values={"a": n * 0.5, "b": -n}) for n in range(5_000)],
+        retention=Retention(points=5_000),
+    )
+    await broadcaster.flush()
+    client = await connect_from("192.0.2.2")
+    await client.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
+    assert (await receive(client))["op"] == "subscribed"
+    frames, points = 0, 0
+    while points < 5_000:
+        frame = await receive(client)
+        frames += 1
+        points += sum(len(batch["t"]) for batch in frame["data"])
+    assert frames > 5
+    # What is left of the burst after one subscribe that took `frames` frames.
+    left = consumers.RATE_BURST - consumers.SUBSCRIBE_TOKENS - (frames - 1)
+    served = 0
+    for _ in range(consumers.RATE_BURST):
+        await client.send_to(text_data=json.dumps({"op": "unsubscribe", "stream": "nothing"}))
+        served += (await receive(client))["op"] == "unsubscribed"
+    assert served == left
+    await client.disconnect()

@@ -218,3 +218,113 @@ def test_a_consumer_holds_a_bounded_number_of_batches_per_stream():
     assert consumer.hub.stats.dropped_batches == 50
     # An old batch (already sent) is not offered again.
     assert not consumer.offer({"stream": "plant", "key": [1, 3], "text": "old"})
+
+
+class AwaitingLayer:
+    """The in-memory layer, but every call yields to the loop a few times first, as a layer
+    that talks to Redis does (the in-memory one never awaits, so it cannot show a race)."""
+
+    def __init__(self, inner: InMemoryChannelLayer) -> None:
+        self.inner = inner
+        self.channels_made = 0
+
+    async def _yield(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        await self._yield()
+        self.channels_made += 1
+        return await self.inner.new_channel(prefix)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self._yield()
+        await self.inner.group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self._yield()
+        await self.inner.group_discard(group, channel)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        return await self.inner.receive(channel)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await self.inner.group_send(group, message)
+
+
+async def wait_for(condition) -> None:
+    deadline = time.monotonic() + 10.0
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def every_stream_delivers(hub: Hub, layer: Any, slugs: list[str]) -> None:
+    viewers = {slug: FakeViewer() for slug in slugs}
+    await asyncio.gather(*(hub.join(slug, viewers[slug]) for slug in slugs))
+    for slug in slugs:
+        await layer.group_send(f"stream.{slug}", batch(slug))
+    await wait_for(lambda: all(viewer.frames for viewer in viewers.values()))
+
+
+async def test_first_joins_of_many_streams_at_once_share_one_channel(layer):
+    """A restart under load: 16 viewers subscribe at once to 16 streams; each stream is live."""
+    awaiting = AwaitingLayer(layer)
+    hub = Hub(layer=awaiting, tick_seconds=0.02)
+    await every_stream_delivers(hub, awaiting, [f"s{n}" for n in range(16)])
+    assert awaiting.channels_made == 1
+
+
+async def test_a_join_racing_the_last_leave_is_delivered(layer):
+    """The last stream leaves (the channel is dropped) while another stream's first join runs."""
+    awaiting = AwaitingLayer(layer)
+    hub = Hub(layer=awaiting, tick_seconds=0.02)
+    for round_ in range(5):
+        leaving, joining = FakeViewer(), FakeViewer()
+        await hub.join(f"old{round_}", leaving)
+        await asyncio.gather(hub.leave(f"old{round_}", leaving), hub.join(f"new{round_}", joining))
+        await layer.group_send(f"stream.new{round_}", batch(f"new{round_}"))
+        await wait_for(lambda joining=joining: len(joining.frames) == 1)
+        await hub.leave(f"new{round_}", joining)
+
+
+async def test_first_joins_at_once_on_redis_are_all_delivered(redis_layer):
+    from channels.layers import get_channel_layer
+
+    redis = get_channel_layer()
+    hub = Hub(layer=redis, tick_seconds=0.02)
+    slugs = [f"s{n}" for n in range(16)]
+    await every_stream_delivers(hub, redis, slugs)
+    for slug in slugs:
+        await hub.leave(slug, next(iter(hub._members[slug])))
+    assert hub._channel is None
+    # And a new burst after everyone left starts a new channel that works too.
+    await every_stream_delivers(hub, redis, [f"t{n}" for n in range(8)])
+
+
+class FailingViewer(FakeViewer):
+    """Its first turn in a tick raises (a bug in one socket's code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def take_texts(self) -> list[str] | None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("one viewer's bug")
+        return super().take_texts()
+
+
+async def test_one_viewers_exception_loses_no_batch_and_stops_no_tick(layer):
+    hub = Hub(layer=layer, tick_seconds=0.02)
+    failing, others = FailingViewer(), [FakeViewer() for _ in range(3)]
+    for viewer in (failing, *others):
+        await hub.join("plant", viewer)
+    await layer.group_send("stream.plant", batch("plant"))
+    # The others get their frame in that tick; the failing one its batch a tick later.
+    await wait_for(lambda: all(len(viewer.frames) == 1 for viewer in (failing, *others)))
+    assert hub.stats.flush_errors == 1
+    # Later ticks still run.
+    await layer.group_send("stream.plant", batch("plant"))
+    await wait_for(lambda: all(len(viewer.frames) == 2 for viewer in (failing, *others)))

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.history_fill import fill_window
 from tests.processes import Stack, seed_streams
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -29,6 +33,8 @@ BUSY = {
 }
 BUDGET = 64 * 1024
 SLOW_SECONDS = 2
+METRICS_TOKEN = "slow-reader-test-token"
+LARGE_WINDOW = 20_000
 
 
 def rss_mb(pid: int) -> float:
@@ -47,14 +53,53 @@ def tiny_buffer_socket(port: int) -> socket.socket:
     return sock
 
 
-def test_a_client_that_stops_reading_is_closed_and_costs_daphne_bounded_memory(stack: Stack):
+async def slow_closes(stack: Stack) -> int:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.get(
+            f"{stack.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+    match = re.search(r"^livecharts_slow_sockets_closed_total (\S+)$", answer.text, re.MULTILINE)
+    assert match, answer.text[:500]
+    return int(float(match.group(1)))
+
+
+def window_length(stack: Stack, slug: str) -> int:
+    client = redis.from_url(stack.env["REDIS_URL"])
+    try:
+        return client.xlen(f"{stack.env['LIVECHARTS_REDIS_PREFIX']}:window:{slug}")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("history", ["empty", "window", "large"])
+def test_a_client_that_stops_reading_is_closed_and_costs_daphne_bounded_memory(stack: Stack, history: str):
+    """With an empty history, with a full window of the default 1,000 points, and with a
+    20,000-point window (a backfill of about 5 MB): closed (4008) after the slow-reader time
+    all the same, the reading viewer beside it served."""
     stack.env.update(
-        LIVECHARTS_SEND_BUDGET_BYTES=str(BUDGET), LIVECHARTS_SLOW_READER_SECONDS=str(SLOW_SECONDS)
+        LIVECHARTS_SEND_BUDGET_BYTES=str(BUDGET),
+        LIVECHARTS_SLOW_READER_SECONDS=str(SLOW_SECONDS),
+        LIVECHARTS_METRICS_TOKEN=METRICS_TOKEN,
     )
-    seed_streams(stack, [BUSY])
+    if history == "large":
+        seed_streams(stack, [{**BUSY, "window_points": LARGE_WINDOW}])
+        fill_window(
+            redis_url=stack.env["REDIS_URL"],
+            prefix=stack.env["LIVECHARTS_REDIS_PREFIX"],
+            slug="busy",
+            points=LARGE_WINDOW,
+            series=20,
+        )
+    else:
+        seed_streams(stack, [BUSY])
     stack.start_ingest()
     stack.start_daphne()
     daphne_pid = stack.procs["daphne"].pid
+    if history == "window":
+        deadline = time.monotonic() + 30
+        while window_length(stack, "busy") < 1000:
+            assert time.monotonic() < deadline, "the window never filled"
+            time.sleep(0.1)
 
     async def scenario() -> dict:
         reader = await connect(stack.ws_url, origin=stack.base_url, open_timeout=10)
@@ -66,16 +111,19 @@ def test_a_client_that_stops_reading_is_closed_and_costs_daphne_bounded_memory(s
             sock=tiny_buffer_socket(stack.port),
             max_queue=1,
         )
+        rss_before = rss_mb(daphne_pid)
         for client in (reader, slow):
             await client.send(json.dumps({"op": "subscribe", "stream": "busy", "after": None}))
         last, received, chained = None, 0, True
-        rss_before = rss_mb(daphne_pid)
         started = time.monotonic()
         peak_rss = rss_before
+        closed_after = None
         # The reader reads for a while, the slow client not at all.
-        while time.monotonic() - started < SLOW_SECONDS + 6:
+        while time.monotonic() - started < SLOW_SECONDS + 8:
             frame = json.loads(await asyncio.wait_for(reader.recv(), timeout=10))
             peak_rss = max(peak_rss, rss_mb(daphne_pid))
+            if closed_after is None and await slow_closes(stack):
+                closed_after = time.monotonic() - started
             if frame["op"] != "points":
                 continue
             for batch in frame["data"]:
@@ -98,9 +146,16 @@ def test_a_client_that_stops_reading_is_closed_and_costs_daphne_bounded_memory(s
             "close_code": slow.protocol.close_code,
             "rss_growth": peak_rss - rss_before,
             "frames_read": frames_read,
+            "closed_after": closed_after,
         }
 
     result = asyncio.run(scenario())
+    print(
+        f"history {history}: slow reader closed after {result['closed_after']} s,"
+        f" RSS +{result['rss_growth']:.1f} MB"
+    )
+    # Closed for not reading, about SLOW_SECONDS after it fell behind (it never read at all).
+    assert result["closed_after"] is not None, result
     # The reading viewer got everything, in one unbroken chain.
     assert result["chained"]
     assert result["received"] > 1000 * SLOW_SECONDS
