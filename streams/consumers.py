@@ -33,6 +33,7 @@ from streams.fanout import Frame, get_hub
 from streams.frames import Entry, encode, encode_batch, points_frame
 from streams.history import Retention, get_history
 from streams.ids import IdKey, parse_id
+from streams.metrics import timed_subscribe
 from streams.revocation import Refusal, Viewer, Watch, get_watcher
 from streams.transport import direct_writer, prepare
 
@@ -269,6 +270,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 raise BadRequest("bad_request", "'after' must be a point id or null", stream=slug) from None
         return request
 
+    @timed_subscribe
     async def subscribe(self, request: dict[str, Any]) -> None:
         slug, after = request["stream"], request.get("after")
         if slug not in self.subscriptions and len(self.subscriptions) >= MAX_STREAMS_PER_SOCKET:

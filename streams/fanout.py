@@ -36,6 +36,7 @@ from django.conf import settings
 
 from streams.broadcast import group_name
 from streams.frames import points_frame
+from streams.metrics import frame_sent
 from streams.transport import prepare
 
 log = logging.getLogger(__name__)
@@ -368,6 +369,7 @@ class Hub:
             self.stats.frames_encoded += 1
         try:
             await viewer.send_frame(frame)
+            frame_sent(frame, texts)
         except Exception:
             # Taken, so not sent again: the client refills it through the `prev` chain.
             log.exception("fan-out hub: a frame could not be sent")

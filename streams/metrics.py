@@ -165,6 +165,13 @@ HUB_COUNTERS = (
     ("batches_dropped", "dropped_batches", "Batches dropped for sockets too far behind (refilled later)."),
     ("slow_sockets_closed", "slow_closes", "Sockets closed (4008) for not reading."),
     ("tick_widened", "widened", "Times the fan-out tick was widened under load."),
+    (
+        "backfill_frames",
+        "backfill_frames",
+        "Backfill frames written to sockets (each at most LIVECHARTS_BACKFILL_FRAME_BYTES).",
+    ),
+    ("backfill_bytes", "backfill_bytes", "Bytes of backfill frames written to sockets."),
+    ("flush_errors", "flush_errors", "Viewers whose frame failed in a tick (asked again the next one)."),
 )
 
 

@@ -222,9 +222,6 @@ async def test_process_families_come_from_prometheus_client_and_no_family_is_wri
     assert head["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
 
 
-# LEAD: strict xfail until the two hooks are in (see the report): `@timed_subscribe` on
-# StreamConsumer.subscribe and `frame_sent(frame, texts)` in Hub._flush. Remove the mark then.
-@pytest.mark.xfail(strict=True, reason="needs the metrics hooks in consumers.py and fanout.py")
 async def test_real_subscribes_and_frames_are_observed(memory_layer, staff):
     await Stream.objects.acreate(slug="plant", title="Plant", visibility=Stream.Visibility.PUBLIC)
     before = await scrape(staff)
