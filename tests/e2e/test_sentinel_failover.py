@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -25,81 +24,16 @@ import redis
 
 from tests.e2e.test_redis_restart import RATE, STEADY
 from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams, start_redis
-from tests.services import in_ci, require_redis
+from tests.sentinel import require_sentinel, sentinel_url, start_replica, start_sentinel
+from tests.services import require_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-SERVICE = "lcmaster"
 PUSHED = {"slug": "pushed", "title": "Pushed", "feed_kind": "push", "visibility": "public"}
 T0 = 1_763_800_000
 # What "within a few seconds" means here: Sentinel's own detection (down-after 1 s) and vote,
 # then the clients' next connection. Measured: see the test's printed line.
 RESUME_LIMIT_SECONDS = 15
-
-
-def require_sentinel() -> str:
-    program = shutil.which("redis-sentinel") or shutil.which("redis-server")
-    if shutil.which("redis-sentinel") is None:
-        message = "redis-sentinel is not installed: apt-get install -y redis-sentinel"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(message)
-    assert program is not None
-    return program
-
-
-def start_sentinel(directory: Path, *, port: int, master_port: int) -> subprocess.Popen:
-    config = directory / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one each
-    config.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
-        f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n"
-        f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-        f"sentinel failover-timeout {SERVICE} 5000\n"
-        f"sentinel parallel-syncs {SERVICE} 1\n"
-    )
-    proc = subprocess.Popen(
-        ["redis-sentinel", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if client.sentinel_master(SERVICE)["num-other-sentinels"] >= 0:
-                return proc
-        except redis.RedisError:
-            assert time.monotonic() < deadline, "sentinel did not answer"
-            time.sleep(0.05)
-
-
-def start_replica(port: int, master_port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--replicaof",
-            "127.0.0.1",
-            str(master_port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if client.info("replication").get("master_link_status") == "up":
-                return proc
-        except redis.RedisError:
-            pass
-        assert time.monotonic() < deadline, "the replica did not sync"
-        time.sleep(0.05)
 
 
 class Viewer:
@@ -190,8 +124,7 @@ def test_a_master_killed_under_sentinel_fails_over_with_charts_moving_and_no_pus
         procs.append(start_replica(replica_port, master_port))
         for port in sentinel_ports:
             procs.append(start_sentinel(tmp_path, port=port, master_port=master_port))
-        hosts = ",".join(f"127.0.0.1:{port}" for port in sentinel_ports)
-        stack.env["REDIS_URL"] = f"redis+sentinel://{hosts}/{SERVICE}/0"
+        stack.env["REDIS_URL"] = sentinel_url(sentinel_ports)
         stack.env["LIVECHARTS_PUSH_RATE"] = "10000"
         stack.seed(STACK_PASSWORD)
         token = seed_streams(stack, [STEADY, PUSHED])["pushed"]

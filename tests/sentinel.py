@@ -1,0 +1,88 @@
+"""Redis under Sentinel on loopback for tests and the rehearsal: a master, a replica, sentinels.
+
+Real processes (Debian's redis-server and redis-sentinel), each on a free port, nothing kept on
+disk; every start returns once the process answers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.services import in_ci
+
+SERVICE = "lcmaster"
+
+
+def require_sentinel() -> None:
+    if shutil.which("redis-sentinel") is None:
+        message = "redis-sentinel is not installed: apt-get install -y redis-sentinel"
+        if in_ci():
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+
+
+def start_replica(port: int, master_port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--replicaof", "127.0.0.1", str(master_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if client.info("replication").get("master_link_status") == "up":
+                return proc
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError(f"the replica on {port} did not sync with {master_port}")
+        time.sleep(0.05)
+
+
+def start_sentinel(
+    directory: Path, *, port: int, master_port: int, down_after_ms: int = 1000
+) -> subprocess.Popen:
+    config = directory / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one each
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n"
+        f"sentinel down-after-milliseconds {SERVICE} {down_after_ms}\n"
+        f"sentinel failover-timeout {SERVICE} 5000\n"
+        f"sentinel parallel-syncs {SERVICE} 1\n"
+    )
+    proc = subprocess.Popen(
+        ["redis-sentinel", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.sentinel_master(SERVICE)
+            return proc
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise TimeoutError(f"the sentinel on {port} did not answer") from None
+            time.sleep(0.05)
+
+
+def sentinel_url(ports: list[int], *, db: int = 0) -> str:
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return f"redis+sentinel://{hosts}/{SERVICE}/{db}"
+
+
+def wait_promoted(port: int, *, timeout: float = 30) -> None:
+    """Until the Redis on `port` (a replica) is a master."""
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + timeout
+    while client.info("replication")["role"] != "master":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no sentinel promoted the replica on {port} in {timeout} s")
+        time.sleep(0.05)
