@@ -85,3 +85,11 @@ class Repeats(logging.Filter):
             record.msg = f"{record.getMessage()} (and {held} more like it in the last {self.seconds:g} s)"
             record.args = None
         return True
+
+
+class ListeningOnly(logging.Filter):
+    """daphne.server at INFO says a dozen things at start (HTTP/2 support, endpoints...): of
+    those only "Listening on TCP address ..." is news an operator needs; warnings all pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or str(record.msg).startswith("Listening on")

@@ -237,6 +237,7 @@ LOGGING = {
     "filters": {
         "one_line": {"()": "livecharts.logfilters.OneLine"},
         "repeats": {"()": "livecharts.logfilters.Repeats", "seconds": 10},
+        "listening_only": {"()": "livecharts.logfilters.ListeningOnly"},
     },
     "handlers": {
         "console": {
@@ -249,7 +250,7 @@ LOGGING = {
     "loggers": {
         "daphne": {"level": "WARNING"},
         # ...but its "Listening on TCP address" line, so a log says when a process is serving.
-        "daphne.server": {"level": "INFO"},
+        "daphne.server": {"level": "INFO", "filters": ["listening_only"]},
         "django.channels.server": {"level": "WARNING"},
         # httpx logs each request's full URL at INFO, query string (API keys) included.
         "httpx": {"level": "WARNING"},

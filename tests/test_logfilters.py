@@ -97,3 +97,18 @@ def test_other_warnings_and_info_lines_pass():
     for _ in range(3):
         logger.info("ingest: stream %s started", "x")
     assert out.getvalue().count("\n") == 5
+
+
+def test_daphne_says_only_that_it_listens():
+    from livecharts.logfilters import ListeningOnly
+
+    logger, out = make_logger()
+    logger.addFilter(ListeningOnly())
+    logger.info("HTTP/2 support not enabled (install the http2 and tls Twisted extras)")
+    logger.info("Configuring endpoint tcp:port=8001:interface=127.0.0.1")
+    logger.info("Listening on TCP address %s:%s", "127.0.0.1", 8001)
+    logger.critical("Listen failure: Couldn't listen on 127.0.0.1:8001")
+    assert out.getvalue().splitlines() == [
+        "INFO " + logger.name + ": Listening on TCP address 127.0.0.1:8001",
+        "CRITICAL " + logger.name + ": Listen failure: Couldn't listen on 127.0.0.1:8001",
+    ]
