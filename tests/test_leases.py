@@ -43,3 +43,122 @@ async def test_a_dead_workers_leases_expire_and_move(redis_prefix):
 async def test_without_redis_every_stream_is_ours():
     leases = Leases(url="", prefix="unused")
     assert await leases.hold(["a", "b"], held=set()) == {"a", "b"}
+
+
+# Sharing the streams out (plan, survey) ------------------------------------------------------
+
+
+def survey(owners: dict[str, str | None], *, workers: list[str], rates: dict[str, float] | None = None):
+    from streams.leases import Survey
+
+    return Survey(workers=workers, owners=owners, rates=rates or dict.fromkeys(owners, 20.0))
+
+
+def counts(owners: dict[str, str | None]) -> dict[str | None, int]:
+    return {owner: list(owners.values()).count(owner) for owner in set(owners.values())}
+
+
+def settle(owners: dict[str, str | None], workers: list[str], rates: dict[str, float] | None = None) -> int:
+    """Run every worker's plan, round after round (each releases, then each claims), until
+    nothing moves; the rounds it took."""
+    from streams.leases import plan
+
+    for rounds in range(1, 50):
+        moved = False
+        for worker in workers:
+            for slug in plan(me=worker, survey=survey(owners, workers=workers, rates=rates)).release:
+                owners[slug], moved = None, True
+        for worker in workers:
+            for slug in plan(me=worker, survey=survey(owners, workers=workers, rates=rates)).claim:
+                assert owners[slug] is None, "planned to claim a stream someone holds"
+                owners[slug], moved = worker, True
+        if not moved:
+            return rounds
+    raise AssertionError(f"never settled: {owners}")
+
+
+def test_free_streams_go_to_the_least_loaded_workers():
+    from streams.leases import plan
+
+    owners = {f"s{i}": None for i in range(6)}
+    first = plan(me="a", survey=survey(owners, workers=["a"]))
+    assert first.claim == set(owners) and not first.release
+    # Two workers see the same survey: they split the free streams, no stream claimed by both.
+    a = plan(me="a", survey=survey(owners, workers=["a", "b"])).claim
+    b = plan(me="b", survey=survey(owners, workers=["a", "b"])).claim
+    assert a | b == set(owners) and not a & b and len(a) == len(b) == 3
+
+
+def test_a_worker_that_joins_gets_its_share_and_nothing_flaps():
+    owners: dict[str, str | None] = {f"s{i}": "a" for i in range(6)}
+    settle(owners, ["a", "b"])
+    assert counts(owners) == {"a": 3, "b": 3}
+    settle(owners, ["a", "b", "c"])
+    assert counts(owners) == {"a": 2, "b": 2, "c": 2}
+    # Settled: another round moves nothing.
+    assert settle(owners, ["a", "b", "c"]) == 1
+
+
+def test_a_leaving_workers_streams_spread_over_the_rest():
+    owners: dict[str, str | None] = {f"s{i}": "abc"[i % 3] for i in range(6)}
+    for slug, owner in owners.items():
+        if owner == "b":
+            owners[slug] = None  # b released them at its stop
+    settle(owners, ["a", "c"])
+    assert counts(owners) == {"a": 3, "c": 3}
+
+
+def test_an_uneven_split_stays_put_when_rates_wobble():
+    # 5 streams on 2 workers: 3 against 2 is a gap of one stream, which no move narrows.
+    owners: dict[str, str | None] = {"s0": "a", "s1": "a", "s2": "a", "s3": "b", "s4": "b"}
+    rates = {"s0": 21.0, "s1": 20.5, "s2": 19.0, "s3": 18.0, "s4": 19.5}
+    assert settle(owners, ["a", "b"], rates) == 1
+    assert counts(owners) == {"a": 3, "b": 2}
+
+
+def test_streams_are_shared_by_points_per_second_not_by_count():
+    # One busy stream weighs as much as ten quiet ones.
+    rates = {"busy": 100.0, **{f"q{i}": 9.0 for i in range(10)}}
+    owners: dict[str, str | None] = dict.fromkeys(rates, "a")
+    settle(owners, ["a", "b"], rates)
+    busy_owner = owners["busy"]
+    assert sum(1 for owner in owners.values() if owner == busy_owner) == 1  # the busy one alone
+    assert counts(owners)[{"a": "b", "b": "a"}[busy_owner]] == 10
+
+
+def test_nothing_is_handed_over_while_streams_are_between_workers():
+    from streams.leases import plan
+
+    owners: dict[str, str | None] = {**{f"s{i}": "a" for i in range(6)}, "s6": None}
+    assert not plan(me="a", survey=survey(owners, workers=["a", "b"])).release
+    # Held by a worker that is no longer alive (its leases have not run out yet): same.
+    owners["s6"] = "dead"
+    assert not plan(me="a", survey=survey(owners, workers=["a", "b"])).release
+    owners["s6"] = "a"
+    assert len(plan(me="a", survey=survey(owners, workers=["a", "b"])).release) == 3
+
+
+async def test_a_survey_sees_live_workers_owners_and_rates(redis_prefix):
+    first, second = pair(redis_prefix, lease_ms=300)
+    await first.hold(["a", "b"], held=set())
+    seen = await first.survey(["a", "b", "c"], rates={"a": 12.5, "b": 3.0})
+    assert seen.workers == [first.owner]
+    assert seen.owners == {"a": first.owner, "b": first.owner, "c": None}
+    assert seen.rates == {"a": 12.5, "b": 3.0}
+    seen = await second.survey(["a", "c"], rates={})
+    assert sorted(seen.workers) == sorted([first.owner, second.owner])
+    # A stream no longer enabled weighs nothing any more.
+    assert seen.rates == {"a": 12.5}
+    # A clean stop leaves at once; a dead worker's heartbeat runs out.
+    await second.leave()
+    assert (await first.survey([], rates={})).workers == [first.owner]
+    await asyncio.sleep(0.45)
+    assert (await second.survey([], rates={})).workers == [second.owner]
+
+
+async def test_a_stream_being_handed_over_is_renewed_but_never_claimed_again(redis_prefix):
+    first, _ = pair(redis_prefix)
+    await first.hold(["a"], held=set())
+    assert await first.hold(["a"], held={"a"}, renew_only={"a"}) == {"a"}
+    await first.release(["a"])
+    assert await first.hold(["a"], held={"a"}, renew_only={"a"}) == set()
