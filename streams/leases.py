@@ -77,8 +77,9 @@ class Plan:
     release: set[str] = field(default_factory=set)
     # Every live worker's load once the plan is done (points/s plus BASE_WEIGHT per stream).
     loads: dict[str, float] = field(default_factory=dict)
-    # False while streams are between workers (free, or held by a worker no longer alive):
-    # then nothing is handed over, so loads settle before the next moves.
+    # False while a worker no longer alive still holds leases (they run out within a lease
+    # period): nothing is handed over until its streams are free and in the plan. (Free
+    # streams are no reason to wait: the plan gives them out first, then plans moves.)
     settled: bool = True
 
 
@@ -112,7 +113,7 @@ def plan(*, me: str, survey: Survey) -> Plan:
     def least() -> str:
         return min(live, key=lambda worker: (loads[worker], worker))
 
-    result = Plan(loads=loads, settled=not free and not orphaned)
+    result = Plan(loads=loads, settled=not orphaned)
     # Free streams, heaviest first, each to the least loaded worker.
     for slug in sorted(free, key=lambda slug: (-weights[slug], slug)):
         taker = least()

@@ -126,13 +126,19 @@ def test_streams_are_shared_by_points_per_second_not_by_count():
     assert counts(owners)[{"a": "b", "b": "a"}[busy_owner]] == 10
 
 
-def test_nothing_is_handed_over_while_streams_are_between_workers():
+def test_free_streams_are_given_out_first_and_moves_planned_on_top():
     from streams.leases import plan
 
+    # A stream in flight (released by one worker, not yet claimed by its taker) is in the plan.
     owners: dict[str, str | None] = {**{f"s{i}": "a" for i in range(6)}, "s6": None}
-    assert not plan(me="a", survey=survey(owners, workers=["a", "b"])).release
-    # Held by a worker that is no longer alive (its leases have not run out yet): same.
-    owners["s6"] = "dead"
+    assert plan(me="b", survey=survey(owners, workers=["a", "b"])).claim == {"s6"}
+    assert len(plan(me="a", survey=survey(owners, workers=["a", "b"])).release) == 2  # 4 and 3
+
+
+def test_nothing_is_handed_over_while_a_dead_workers_leases_run_out():
+    from streams.leases import plan
+
+    owners: dict[str, str | None] = {**{f"s{i}": "a" for i in range(6)}, "s6": "dead"}
     assert not plan(me="a", survey=survey(owners, workers=["a", "b"])).release
     owners["s6"] = "a"
     assert len(plan(me="a", survey=survey(owners, workers=["a", "b"])).release) == 3
