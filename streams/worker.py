@@ -130,6 +130,8 @@ class Supervisor:
         # Streams being handed to another worker: feed stopped, flushing, lease still ours.
         self.leaving: dict[str, StreamSpec] = {}
         self.handover: asyncio.Task[None] | None = None
+        # Streams a hand-over could not flush: still ours, their feeds start again.
+        self.kept: set[str] = set()
         self.surplus_scans = 0
         # Points each stream's feed gave us, and the rate measured from them (the plan's weights).
         self.published: dict[str, int] = {}
@@ -175,7 +177,7 @@ class Supervisor:
         """Start, restart and stop feed tasks to match the enabled streams we hold leases on."""
         specs = await database_sync_to_async(load_specs)()
         ours = await self.claim(specs)
-        specs = {slug: spec for slug, spec in specs.items() if slug in ours and slug not in self.leaving}
+        specs = {slug: spec for slug, spec in specs.items() if slug in ours}
         for slug in list(self.tasks):
             running_spec, task = self.tasks[slug]
             if specs.get(slug) != running_spec or task.done():
@@ -196,8 +198,11 @@ class Supervisor:
     async def claim(self, specs: dict[str, StreamSpec]) -> set[str]:
         """Our share of the streams: survey the workers, do our part of the plan (claim the free
         streams it gives us, start handing over what it takes from us), renew what we keep.
-        Returns the streams whose leases we hold (those being handed over included)."""
-        held = set(self.tasks) | set(self.leaving)
+        Returns the streams whose leases we hold and whose feeds should run."""
+        # A hand-over may end (release its leases) at any await below: what was leaving when
+        # we began is only ever renewed, never claimed again, and never started.
+        leaving, kept = set(self.leaving), set(self.kept)
+        held = set(self.tasks) | leaving | kept
         survey = await self.leases.survey(specs, rates=self.measure(held))
         ours_now = plan(me=self.leases.owner, survey=survey)
         now = time.monotonic()
@@ -205,13 +210,16 @@ class Supervisor:
         self.free_since = {slug: self.free_since.get(slug, now) for slug in free}
         lease_seconds = self.leases.lease_ms / 1000
         overdue = {slug for slug, since in self.free_since.items() if now - since >= lease_seconds}
-        wanted = (held & set(specs)) | set(self.leaving) | ours_now.claim | overdue
-        ours = await self.leases.hold(wanted, held=held, renew_only=self.leaving)
+        wanted = (held & set(specs)) | leaving | ours_now.claim | overdue
+        ours = await self.leases.hold(wanted, held=held, renew_only=leaving | set(self.leaving))
+        ours -= leaving | set(self.leaving)
+        self.kept -= kept  # renewed (or lost) like any other held stream from now on
         self.surplus_scans = self.surplus_scans + 1 if ours_now.release else 0
-        giving = (ours_now.release & ours) - set(self.leaving)
+        giving = ours_now.release & ours & set(self.tasks)
         if giving and self.surplus_scans >= HANDOVER_SCANS and self.handover is None:
             self.surplus_scans = 0
             self.hand_over(giving)
+            ours -= giving
         return ours
 
     def measure(self, held: set[str]) -> dict[str, float]:
@@ -267,6 +275,7 @@ class Supervisor:
             # Keep them (their feeds start again on the next rescan): a stream released with
             # points not yet stored would have them stored by its next owner too.
             log.warning("could not hand over %s (%s); keeping them", ", ".join(slugs), error)
+            self.kept.update(slugs)
         finally:
             for slug in slugs:
                 self.leaving.pop(slug, None)

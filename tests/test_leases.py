@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from streams.history import Retention
 from streams.leases import Leases
 from tests.services import require_redis
 
@@ -168,3 +171,90 @@ async def test_a_stream_being_handed_over_is_renewed_but_never_claimed_again(red
     assert await first.hold(["a"], held={"a"}, renew_only={"a"}) == {"a"}
     await first.release(["a"])
     assert await first.hold(["a"], held={"a"}, renew_only={"a"}) == set()
+
+
+# The supervisor's part: hand-over at a flush ---------------------------------------------------
+
+
+async def settled_sync(supervisor) -> None:
+    """One rescan, and the hand-over it may start run to its end."""
+    await supervisor.sync()
+    if supervisor.handover is not None:
+        await supervisor.handover
+
+
+def owners_of(supervisor, slugs) -> dict[str, str | None]:
+    import redis as redis_sync
+
+    client = redis_sync.from_url(supervisor.leases.url, decode_responses=True)
+    try:
+        return {slug: client.get(supervisor.leases.key(slug)) for slug in slugs}
+    finally:
+        client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_worker_hands_streams_over_only_once_flushed_and_keeps_what_it_could_not_flush(
+    redis_layer, settings, monkeypatch
+):
+    from channels.db import database_sync_to_async
+
+    from streams.broadcast import get_broadcaster
+    from streams.models import Stream
+    from streams.store import read_after
+    from streams.worker import HANDOVER_SCANS, Supervisor
+
+    settings.LIVECHARTS_STORE_POINTS = True
+    slugs = ["a", "b", "c", "d"]
+    for slug in slugs:
+        await database_sync_to_async(Stream.objects.create)(
+            slug=slug, title=slug, feed_settings={"rate": 20}, store_points=True
+        )
+    first, second = Supervisor(), Supervisor()
+    try:
+        await first.sync()
+        assert set(first.tasks) == set(slugs)
+        history = get_broadcaster().history
+        for _ in range(500):  # until every stream has points in history
+            if all([await history.last_entry(slug) for slug in slugs]):
+                break
+            await asyncio.sleep(0.02)
+        await second.sync()  # alive now; the first holds everything until it hands over
+        assert second.tasks == {}
+        persister = get_broadcaster().persister
+        assert persister is not None
+
+        async def broken() -> None:
+            raise ConnectionError("the database is gone")
+
+        # The database refuses the flush: nothing is released (the next owner would store the
+        # window's tail that this worker still means to write: points stored twice).
+        monkeypatch.setattr(persister, "flush", broken)
+        for _ in range(HANDOVER_SCANS):
+            await settled_sync(first)
+        assert set(owners_of(first, slugs).values()) == {first.leases.owner}
+        assert first.kept and not first.leaving
+        await first.sync()
+        assert set(first.tasks) == set(slugs), "the streams it could not hand over run again"
+        assert not first.kept
+
+        monkeypatch.undo()
+        for _ in range(HANDOVER_SCANS):
+            await settled_sync(first)
+        given = {slug for slug, owner in owners_of(first, slugs).items() if owner is None}
+        assert len(given) == 2 and set(first.tasks) == set(slugs) - given
+        # Released after the flush: every point the first worker's feeds made is stored.
+        for slug in given:
+            window = await history.read(slug, after=None, retention=Retention())
+            stored = await database_sync_to_async(read_after)(slug, after=None, limit=10_000)
+            assert window.entries and [e.id for e in stored] == [e.id for e in window.entries]
+        await second.sync()
+        assert set(second.tasks) == given
+        # Settled: more rescans move nothing.
+        for _ in range(HANDOVER_SCANS + 1):
+            await settled_sync(first)
+            await settled_sync(second)
+        assert set(second.tasks) == given and set(first.tasks) == set(slugs) - given
+    finally:
+        await first.stop_all()
+        await second.stop_all()
