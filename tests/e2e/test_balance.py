@@ -48,6 +48,28 @@ def wait_balanced(workers: Workers, procs: list[subprocess.Popen], share: int, *
     return workers.wait(lambda: holdings(workers) == want, what=what, seconds=BALANCE_DEADLINE)
 
 
+def wait_scans(workers: Workers, procs: list[subprocess.Popen], scans: int) -> None:
+    """Wait until each of `procs` has rescanned `scans` times: each rescan refreshes its
+    heartbeat (its score in the live workers' set)."""
+    key = f"{workers.prefix}:workers"
+
+    def beats() -> dict[int, float]:
+        return {
+            int(member.split(":")[1]): score
+            for member, score in workers.redis.zrange(key, 0, -1, withscores=True)
+        }
+
+    seen = {proc.pid: [beats().get(proc.pid)] for proc in procs}
+
+    def done() -> bool:
+        for pid, score in beats().items():
+            if pid in seen and score != seen[pid][-1]:
+                seen[pid].append(score)
+        return all(len(scores) > scans for scores in seen.values())
+
+    workers.wait(done, what=f"{scans} rescans of every worker", seconds=BALANCE_DEADLINE)
+
+
 def moved(stack: Stack, names: list[str]) -> int:
     """Streams handed over, by the workers' logs."""
     return sum(
@@ -99,8 +121,10 @@ def test_workers_share_the_streams_as_they_join_and_leave_with_every_step_once(
     three = wait_balanced(workers, [first, second, third], 2, what="2 streams on each of three workers")
     three_from_start = time.monotonic() - started
 
-    # Settled: nothing moves while the membership stays (a few lease periods of rescans).
+    # Settled: nothing moves while the membership stays.
+    wait_scans(workers, [first, second, third], 4)
     names = ["ingest-1", "ingest-2", "ingest-3"]
+    assert holdings(workers) == {first.pid: 2, second.pid: 2, third.pid: 2}
     assert moved(stack, names) == 5, "3 streams to the second worker, then 1 from each to the third"
     before = {slug: workers.last_id(slug) for slug in SLUGS}
     for slug in SLUGS:
@@ -133,3 +157,35 @@ def test_workers_share_the_streams_as_they_join_and_leave_with_every_step_once(
     )
     for slug in SLUGS:
         assert_every_step_once(stack, workers, slug)
+
+
+def test_a_busy_stream_weighs_as_much_as_several_quiet_ones(stack: Stack, workers: Workers, record_property):
+    # "line" at 120 points/s (weight 121) against five at 20 (weight 21 each, 105 together):
+    # by points/s the even split is the busy one alone on one worker, not three and three.
+    code = (
+        "from streams.models import Stream\n"
+        "Stream.objects.filter(slug='line').update(feed_settings={'rate': 120, 'series': ['a', 'b']})"
+    )
+    assert stack.manage("shell", "-c", code).returncode == 0
+    first = workers.start("ingest-1")
+    wait_balanced(workers, [first], 6, what="the first worker to hold every stream")
+    rates_key = f"{workers.prefix}:rates"
+    workers.wait(
+        lambda: len(workers.redis.hgetall(rates_key)) == len(SLUGS), what="every stream's rate measured"
+    )
+    assert float(workers.redis.hget(rates_key, "line")) > 3 * float(workers.redis.hget(rates_key, "s2"))
+
+    second = workers.start("ingest-2")
+    took = workers.wait(
+        lambda: (
+            holdings(workers) == {first.pid: 5, second.pid: 1} and workers.owner_pid("line") == second.pid
+        ),
+        what="the busy stream alone on the second worker, the five quiet ones on the first",
+        seconds=BALANCE_DEADLINE,
+    )
+    record_property("weighted_balance_s", round(took, 2))
+    # And it stays so, also once the second worker has measured the busy stream itself (over
+    # 5 s): more scans move nothing (one move in all).
+    wait_scans(workers, [first, second], 7)
+    assert moved(stack, ["ingest-1", "ingest-2"]) == 1
+    assert holdings(workers) == {first.pid: 5, second.pid: 1}
