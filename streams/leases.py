@@ -12,6 +12,7 @@ Without Redis (the embedded mode) there is one process, so every claim succeeds.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 import socket
 import uuid
@@ -25,10 +26,14 @@ from streams.redis_clients import async_client
 
 LEASE_MS = 5_000
 
-# Renew only a lease we still hold: compare the owner, then extend, atomically.
-RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+# Renew a lease we hold (ARGV[3] = '1': compare the owner, then extend, atomically), else claim
+# it if it is free (ARGV[4] = '1'); 1 if it is ours now. One call per stream, all pipelined.
+HOLD_SCRIPT = """
+if ARGV[3] == '1' and redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if ARGV[4] == '1' and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
 end
 return 0
 """
@@ -98,7 +103,9 @@ def plan(*, me: str, survey: Survey) -> Plan:
     live = sorted(set(survey.workers) | {me})
     weights = weights_of(survey.owners, survey.rates)
     loads = dict.fromkeys(live, 0.0)
-    held: dict[str, list[str]] = {worker: [] for worker in live}
+    # Each worker's streams as (weight, slug), lightest first: the heaviest that may move is a
+    # bisection away (a worker joining 5,000 streams plans 2,500 moves in one scan).
+    held: dict[str, list[tuple[float, str]]] = {worker: [] for worker in live}
     free: list[str] = []
     orphaned = False
     for slug, owner in survey.owners.items():
@@ -106,7 +113,7 @@ def plan(*, me: str, survey: Survey) -> Plan:
             free.append(slug)
         elif owner in loads:
             loads[owner] += weights[slug]
-            held[owner].append(slug)
+            held[owner].append((weights[slug], slug))
         else:
             orphaned = True  # a dead worker's lease, not yet expired: it comes free soon
 
@@ -122,18 +129,20 @@ def plan(*, me: str, survey: Survey) -> Plan:
             result.claim.add(slug)
     if not result.settled:
         return result
-    # Then from the most loaded workers to the least loaded, while a move is worth it.
+    for streams in held.values():
+        streams.sort()
+    # Then from the most loaded workers to the least loaded, while a move is worth it: each
+    # time the heaviest stream that may move.
     while True:
         taker = least()
         for giver in sorted(live, key=lambda worker: (-loads[worker], worker)):
-            gap = loads[giver] - loads[taker]
-            movable = [slug for slug in held[giver] if weights[slug] <= MOVE_FRACTION * gap]
-            if movable:
-                slug = max(movable, key=lambda slug: (weights[slug], slug))
-                held[giver].remove(slug)
-                held[taker].append(slug)
-                loads[giver] -= weights[slug]
-                loads[taker] += weights[slug]
+            streams = held[giver]
+            index = bisect.bisect_right(streams, (MOVE_FRACTION * (loads[giver] - loads[taker]), "\uffff"))
+            if index:
+                weight, slug = streams.pop(index - 1)
+                bisect.insort(held[taker], (weight, slug))
+                loads[giver] -= weight
+                loads[taker] += weight
                 if giver == me:
                     result.release.add(slug)
                 break
@@ -156,7 +165,7 @@ class Leases:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client, self._loop = async_client(self.url), loop
-            self._renew = self._client.register_script(RENEW_SCRIPT)
+            self._hold = self._client.register_script(HOLD_SCRIPT)
             self._release = self._client.register_script(RELEASE_SCRIPT)
             self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         return self._client
@@ -217,19 +226,18 @@ class Leases:
         slugs = list(slugs)
         if not self.url:
             return set(slugs)
-        client = self._redis()
+        if not slugs:
+            return set()
         renew_only = set(renew_only)
-        ours: set[str] = set()
-        for slug in slugs:
-            renewed = slug in held and await self._renew(
-                keys=[self.key(slug)], args=[self.owner, self.lease_ms]
-            )
-            if renewed or (
-                slug not in renew_only
-                and await client.set(self.key(slug), self.owner, nx=True, px=self.lease_ms)
-            ):
-                ours.add(slug)
-        return ours
+        # One round trip for all of them: a worker with thousands of streams rescans every second.
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for slug in slugs:
+                renew, claim = int(slug in held), int(slug not in renew_only)
+                await self._hold(
+                    keys=[self.key(slug)], args=[self.owner, self.lease_ms, renew, claim], client=pipe
+                )
+            replies = await pipe.execute()
+        return {slug for slug, ours in zip(slugs, replies, strict=True) if ours}
 
     async def release(self, slugs: Iterable[str]) -> None:
         if not self.url:
