@@ -242,9 +242,13 @@ class Leases:
     async def release(self, slugs: Iterable[str]) -> None:
         if not self.url:
             return
-        self._redis()
-        for slug in slugs:
-            await self._release(keys=[self.key(slug)], args=[self.owner])
+        slugs = list(slugs)
+        if not slugs:
+            return
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for slug in slugs:
+                await self._release(keys=[self.key(slug)], args=[self.owner], client=pipe)
+            await pipe.execute()
 
 
 def _text(value: Any) -> str:
