@@ -60,6 +60,10 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 # it, the gap is at most gap / 3 < w), and rates that wobble a little do not make streams flap
 # (3 against 2 equal streams is a gap of one stream: it stays).
 MOVE_FRACTION = 2 / 3
+# And only between workers whose loads differ by more than this fraction of the average load: a
+# move pauses the stream for a second (a live-only source loses that second), which rates that
+# wander by a tenth (bursty sources) are not worth.
+MIN_GAP_FRACTION = 0.2
 # Every stream costs this much on top of its points/s (a task, a connection), so idle streams
 # are shared out too.
 BASE_WEIGHT = 1.0
@@ -131,14 +135,15 @@ def plan(*, me: str, survey: Survey) -> Plan:
         return result
     for streams in held.values():
         streams.sort()
+    min_gap = MIN_GAP_FRACTION * sum(loads.values()) / len(live)
     # Then from the most loaded workers to the least loaded, while a move is worth it: each
     # time the heaviest stream that may move.
     while True:
         taker = least()
         for giver in sorted(live, key=lambda worker: (-loads[worker], worker)):
-            streams = held[giver]
-            index = bisect.bisect_right(streams, (MOVE_FRACTION * (loads[giver] - loads[taker]), "\uffff"))
-            if index:
+            streams, gap = held[giver], loads[giver] - loads[taker]
+            index = bisect.bisect_right(streams, (MOVE_FRACTION * gap, "\uffff"))
+            if index and gap > min_gap:
                 weight, slug = streams.pop(index - 1)
                 bisect.insort(held[taker], (weight, slug))
                 loads[giver] -= weight

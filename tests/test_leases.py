@@ -119,6 +119,18 @@ def test_an_uneven_split_stays_put_when_rates_wobble():
     assert counts(owners) == {"a": 3, "b": 2}
 
 
+def test_loads_a_tenth_apart_are_left_alone_and_a_real_difference_is_not():
+    # Ten streams each: bursty sources measured 10 % above and below their usual rate.
+    owners: dict[str, str | None] = {**{f"a{i}": "a" for i in range(10)}, **{f"b{i}": "b" for i in range(10)}}
+    wobble = {**{f"a{i}": 22.0 for i in range(10)}, **{f"b{i}": 18.0 for i in range(10)}}
+    assert settle(dict(owners), ["a", "b"], wobble) == 1
+    # Streams twice as busy on one worker: that is worth a move.
+    busy = {**{f"a{i}": 30.0 for i in range(10)}, **{f"b{i}": 15.0 for i in range(10)}}
+    assert settle(owners, ["a", "b"], busy) > 1
+    loads = {w: sum(busy[s] + 1 for s, o in owners.items() if o == w) for w in ("a", "b")}
+    assert abs(loads["a"] - loads["b"]) <= 0.2 * sum(loads.values()) / 2
+
+
 def test_streams_are_shared_by_points_per_second_not_by_count():
     # One busy stream weighs as much as ten quiet ones.
     rates = {"busy": 100.0, **{f"q{i}": 9.0 for i in range(10)}}
