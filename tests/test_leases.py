@@ -1,4 +1,5 @@
-"""Redis leases split streams between ingest workers and hand them over when one dies."""
+"""Redis leases split streams between ingest workers, share them out by load (the plan), hand
+them over at a flush, and move them when a worker dies."""
 
 from __future__ import annotations
 
