@@ -2,7 +2,8 @@
 
 It re-reads the stream table every second, so streams created, edited, disabled or deleted
 in admin are picked up without a restart. With Redis, several workers split the streams by
-lease (streams/leases.py) and take over a dead worker's streams when its leases expire.
+lease (streams/leases.py): each claims its share (by points/s), hands streams to a worker that
+joins (cleanly, at a flush) and takes over a dead worker's streams when its leases expire.
 Used by `manage.py ingest` (its own process) and by `manage.py serve` (on daphne's loop).
 """
 
@@ -32,7 +33,7 @@ from streams.health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.history import Retention
 from streams.ids import parse_id
 from streams.inbox import get_inbox
-from streams.leases import Leases
+from streams.leases import Leases, plan
 from streams.store import last_stored, prune_stream, read_after, save_batches
 from streams.tasks import cancel_and_wait, finished, honour_cancellation
 
@@ -52,6 +53,12 @@ STATUS_SECONDS = 5.0
 STORE_SECONDS = 1.0
 # An unchanged status is re-stored this often so pages can tell a live worker from a dead one.
 STATUS_REFRESH_SECONDS = 10.0
+# A stream's rate (points/s, its weight when workers share the streams out) is measured over
+# this many seconds.
+RATE_SECONDS = 5.0
+# A worker hands streams over only once the plan has asked for it on this many rescans in a
+# row: a worker that joins or leaves moves streams once, not on every wobble of the survey.
+HANDOVER_SCANS = 2
 # The young generation is collected after this many new container objects (CPython: 700).
 GC_YOUNG_THRESHOLD = 50_000
 
@@ -124,6 +131,19 @@ class Supervisor:
         self.stopping: dict[str, asyncio.Task[None]] = {}
         # Each running stream's time rules, so the stop's drain of push inboxes applies them too.
         self.timelines: dict[str, Timeline] = {}
+        # Streams being handed to another worker: feed stopped, flushing, lease still ours.
+        self.leaving: dict[str, StreamSpec] = {}
+        self.handover: asyncio.Task[None] | None = None
+        # Streams a hand-over could not flush: still ours, their feeds start again.
+        self.kept: set[str] = set()
+        self.surplus_scans = 0
+        # Points each stream's feed gave us, and the rate measured from them (the plan's weights).
+        self.published: dict[str, int] = {}
+        self.samples: dict[str, tuple[float, int]] = {}
+        self.rates: dict[str, float] = {}
+        # When we first saw each free stream (monotonic): one left free for a lease period is
+        # taken by any worker, whatever the plan says.
+        self.free_since: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Keep the running feeds in step with the database until `stop` is set."""
@@ -160,7 +180,7 @@ class Supervisor:
     async def sync(self) -> None:
         """Start, restart and stop feed tasks to match the enabled streams we hold leases on."""
         specs = await database_sync_to_async(load_specs)()
-        ours = await self.leases.hold(specs, held=set(self.tasks))
+        ours = await self.claim(specs)
         specs = {slug: spec for slug, spec in specs.items() if slug in ours}
         stopped: list[asyncio.Task[None]] = []
         for slug in list(self.tasks):
@@ -197,7 +217,104 @@ class Supervisor:
             else:
                 log.warning("stream %s: the old feed task has not stopped; restarted once it has", slug)
 
+    async def claim(self, specs: dict[str, StreamSpec]) -> set[str]:
+        """Our share of the streams: survey the workers, do our part of the plan (claim the free
+        streams it gives us, start handing over what it takes from us), renew what we keep.
+        Returns the streams whose leases we hold and whose feeds should run."""
+        # A hand-over may end (release its leases) at any await below: what was leaving when
+        # we began is only ever renewed, never claimed again, and never started.
+        leaving, kept = set(self.leaving), set(self.kept)
+        # A feed task still stopping (its settings changed) keeps its stream ours meanwhile.
+        held = set(self.tasks) | set(self.stopping) | leaving | kept
+        survey = await self.leases.survey(specs, rates=self.measure(held))
+        ours_now = plan(me=self.leases.owner, survey=survey)
+        now = time.monotonic()
+        free = [slug for slug, owner in survey.owners.items() if owner is None]
+        self.free_since = {slug: self.free_since.get(slug, now) for slug in free}
+        lease_seconds = self.leases.lease_ms / 1000
+        overdue = {slug for slug, since in self.free_since.items() if now - since >= lease_seconds}
+        wanted = (held & set(specs)) | leaving | ours_now.claim | overdue
+        ours = await self.leases.hold(wanted, held=held, renew_only=leaving | set(self.leaving))
+        ours -= leaving | set(self.leaving)
+        self.kept -= kept  # renewed (or lost) like any other held stream from now on
+        self.surplus_scans = self.surplus_scans + 1 if ours_now.release else 0
+        giving = ours_now.release & ours & set(self.tasks)
+        if giving and self.surplus_scans >= HANDOVER_SCANS and self.handover is None:
+            self.surplus_scans = 0
+            self.hand_over(giving)
+            ours -= giving
+        return ours
+
+    def measure(self, held: set[str]) -> dict[str, float]:
+        """The rates (points/s over RATE_SECONDS) of the streams we hold, for the survey."""
+        now = time.monotonic()
+        for slug in list(self.samples):
+            if slug not in held:
+                del self.samples[slug]
+                self.rates.pop(slug, None)
+                self.published.pop(slug, None)
+        for slug in held:
+            count = self.published.get(slug, 0)
+            since, counted = self.samples.setdefault(slug, (now, count))
+            if now - since >= RATE_SECONDS:
+                self.rates[slug] = (count - counted) / (now - since)
+                self.samples[slug] = (now, count)
+        return dict(self.rates)
+
+    def hand_over(self, slugs: set[str]) -> None:
+        """Give streams to another worker, as a stop does but for these only: stop their feeds,
+        flush to history and the database, then release the leases (kept until then, so no
+        one else writes the stream meanwhile). Runs beside the rescans, which renew them."""
+        leaving = {slug: self.tasks.pop(slug) for slug in sorted(slugs)}
+        for slug, (spec, task) in leaving.items():
+            self.leaving[slug] = spec
+            task.cancel()
+        log.info("handing %d streams to other workers: %s", len(leaving), ", ".join(leaving))
+        self.handover = asyncio.get_running_loop().create_task(self._hand_over(leaving), name="handover")
+
+    async def _hand_over(self, leaving: dict[str, tuple[StreamSpec, asyncio.Task[None]]]) -> None:
+        slugs = list(leaving)
+        released = False
+        try:
+            _, stuck = await asyncio.wait([task for _, task in leaving.values()], timeout=STOP_TIMEOUT)
+            if stuck:
+                raise RuntimeError(f"{len(stuck)} feed tasks did not stop within {STOP_TIMEOUT} s")
+            broadcaster = self.broadcaster
+            if broadcaster is not None:
+                await self.drain_inboxes({slug: spec for slug, (spec, _) in leaving.items()})
+                await broadcaster.flush()
+                if broadcaster.persister is not None:
+                    await broadcaster.persister.flush()
+                await get_inbox().settle()
+                waiting = [slug for slug in slugs if broadcaster.waiting(slug)]
+                if waiting:
+                    raise RuntimeError(f"points of {', '.join(waiting)} are not in history yet")
+            await self.leases.release(slugs)
+            released = True
+            log.info("handed over %s", ", ".join(slugs))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # Keep them (their feeds start again on the next rescan): a stream released with
+            # points not yet stored would have them stored by its next owner too.
+            log.warning("could not hand over %s (%s); keeping them", ", ".join(slugs), error)
+            self.kept.update(slugs)
+        finally:
+            for slug in slugs:
+                self.leaving.pop(slug, None)
+                self.timelines.pop(slug, None)
+                if released and self.broadcaster is not None:
+                    # Its next owner issues ids past ours: if it comes back, go on from history.
+                    self.broadcaster.forget(slug)
+            self.handover = None
+
     async def stop_all(self) -> None:
+        with contextlib.suppress(Exception):  # best effort: our heartbeat runs out anyway
+            await self.leases.leave()
+        if self.handover is not None:
+            # Bounded (STOP_TIMEOUT and a flush); its streams are released or back in no task.
+            # finished(), not suppress(BaseException): a cancellation of this stop must go on.
+            await finished(self.handover)
         # Keep the leases while stopping: a stop slower than the lease (a loaded machine, a
         # long final flush) would otherwise let another worker take a stream over and store
         # the window's tail while this one still writes it (points stored twice).
@@ -241,15 +358,18 @@ class Supervisor:
         except Exception:
             log.exception("could not acknowledge pushed points at stop")
 
-    async def drain_inboxes(self) -> int:
-        """Publish what push requests left in the inboxes of the push streams we ran: they were
-        answered 202, so a stop must not lose them (the in-process inbox dies with us). What
-        the feeds already handed to broadcast is not taken again. Returns the points drained."""
+    async def drain_inboxes(self, specs: dict[str, StreamSpec] | None = None) -> int:
+        """Publish what push requests left in the inboxes of the push streams we ran (`specs`,
+        by default all, their feeds stopped): they were answered 202, so a stop must not lose
+        them (the in-process inbox dies with us). What the feeds already handed to broadcast is
+        not taken again. Returns the points drained."""
         drained = 0
         if self.broadcaster is None:
             return drained
+        if specs is None:
+            specs = {slug: spec for slug, (spec, _) in self.tasks.items()}
         inbox = get_inbox()
-        for slug, (spec, _) in self.tasks.items():
+        for slug, spec in specs.items():
             if spec.kind != PushFeed.kind:
                 continue
             try:
@@ -320,6 +440,7 @@ class Supervisor:
                 async for batch in self.watch(feed, health, spec=spec, broadcaster=broadcaster):
                     if batch:
                         attempt = 0
+                        self.published[spec.slug] = self.published.get(spec.slug, 0) + len(batch)
                         on_stored = feed.handed_over(batch)
                         batch = timeline.admit(batch, now=time.time(), skip=feed.skip)
                         if batch:

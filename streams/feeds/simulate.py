@@ -67,6 +67,12 @@ class SimulateFeed(Feed):
     def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
         return [series["name"] for series in cls.clean_settings(settings)["series"]]
 
+    # The newest stored point's time, when the stream ran a moment ago (resume_after).
+    _resume_at: float | None = None
+
+    def resume_after(self, t: float) -> None:
+        self._resume_at = t
+
     async def batches(self) -> AsyncIterator[Batch]:
         rate = self.settings["rate"]
         waves = [
@@ -74,6 +80,11 @@ class SimulateFeed(Feed):
         ]
         interval = max(1.0 / rate, MIN_BATCH_INTERVAL)
         start = time.time()
+        resume_at, self._resume_at = self._resume_at, None
+        if resume_at is not None and start - MAX_CATCH_UP_SECONDS <= resume_at <= start:
+            # Another worker ran the stream a moment ago (a hand-over, a takeover): go on one
+            # step after its last point, so the stream has no gap and no point twice.
+            start = resume_at
         emitted = 0
         while True:
             now = time.time()

@@ -1,7 +1,8 @@
-"""Two `manage.py ingest` workers share the streams through Redis leases (streams/leases.py):
-kill -9 of one, its streams resume on the other within the lease time; SIGTERM of one, it exits
-within 10 s and hands its leases over at once. Nothing stored twice, nothing lost on a handoff.
-A pushed request leaves its inbox only once its points are in history (a kill -9 loses none)."""
+"""Two `manage.py ingest` workers share the streams through Redis leases (streams/leases.py;
+how they share: tests/e2e/test_balance.py): kill -9 of one, its streams resume on the other
+within the lease time; SIGTERM of one, it exits within 10 s and hands its leases over at once.
+Nothing stored twice, nothing lost on a handoff. A pushed request leaves its inbox only once
+its points are in history (a kill -9 loses none)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class Workers:
     def all_held_by(self, proc: subprocess.Popen) -> bool:
         return all(self.owner_pid(slug) == proc.pid for slug in SLUGS)
 
+    def shared(self, first: subprocess.Popen, second: subprocess.Popen) -> bool:
+        """Two of the three streams on `first`, one on `second`: as even as three goes."""
+        owners = [self.owner_pid(slug) for slug in SLUGS]
+        return owners.count(first.pid) == 2 and owners.count(second.pid) == 1
+
     @staticmethod
     def wait(check, *, what: str, seconds: float = 30) -> float:
         """Poll `check` every 20 ms; the seconds it took. The bound only stops a hung test."""
@@ -121,17 +127,17 @@ def test_kill_9_of_a_worker_moves_its_streams_to_the_other_within_the_lease_time
     first = workers.start("ingest-a")
     workers.wait(lambda: workers.all_held_by(first), what="the first worker to hold every stream")
     second = workers.start("ingest-b")
-    # Both run; the first keeps its leases (renewed every rescan) and the second waits.
-    time.sleep(1.5)
-    assert workers.all_held_by(first)
+    # They share the streams (tests/e2e/test_balance.py): the second takes one of the three.
+    workers.wait(lambda: workers.shared(first, second), what="the workers to share the streams")
 
+    moving = [slug for slug in SLUGS if workers.owner_pid(slug) == first.pid]
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     killed_at = time.monotonic()
     stack.procs.pop("ingest-a")
     last = {slug: workers.last_id(slug) for slug in SLUGS}
     resumed = {}
-    for slug in SLUGS:
+    for slug in moving:
         workers.wait(
             lambda slug=slug: workers.owner_pid(slug) == second.pid and workers.last_id(slug) != last[slug],
             what=f"{slug} to resume on the second worker",
@@ -154,8 +160,7 @@ def test_sigterm_stops_a_worker_within_10_s_and_hands_its_streams_over_at_once(
     first = workers.start("ingest-a")
     workers.wait(lambda: workers.all_held_by(first), what="the first worker to hold every stream")
     second = workers.start("ingest-b")
-    time.sleep(1.5)
-    assert workers.all_held_by(first)
+    workers.wait(lambda: workers.shared(first, second), what="the workers to share the streams")
 
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=10)  # TimeoutExpired fails the test: systemd would have to kill it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
+import time
 from itertools import pairwise
 from typing import Any
 
@@ -169,3 +170,22 @@ async def test_slow_feed_yields_each_point_as_soon_as_it_is_due():
         await batches.aclose()
     # A late wake-up on a busy machine may catch up two points at once; normally it is one.
     assert sizes.count(1) >= 3
+
+
+async def test_a_resumed_feed_goes_on_one_step_after_the_last_stored_point():
+    # Another worker ran the stream until a moment ago (a hand-over): no gap, no point twice.
+    feed = SimulateFeed({"rate": 20})
+    last = time.time() - 1.0
+    feed.resume_after(last)
+    points = await collect(feed, seconds=0.2)
+    assert points[0].t == pytest.approx(last + 0.05, abs=1e-6)
+    assert all(round((b.t - a.t) * 1000) == 50 for a, b in pairwise(points))
+    assert points[-1].t > last + 1.0  # the second in between is caught up
+
+
+async def test_a_feed_resumed_after_a_long_pause_starts_afresh_without_replaying_it():
+    feed = SimulateFeed({"rate": 20})
+    feed.resume_after(time.time() - 3600)
+    started = time.time()
+    points = await collect(feed, seconds=0.2)
+    assert points[0].t >= started
