@@ -10,7 +10,7 @@ PEER_PERIOD_MS with the points that arrived since the session's last one; Bokeh 
 session a PATCH-DOC message over its websocket. The points come from one reader thread per
 server process (started once, shared by all sessions: the docs' way to share a data source
 between sessions), which follows the Redis stream of every chart a session shows
-(bench/peer_feed.py XADDs one entry per point) and keeps its recent points in memory. The
+(bench/peer_feed.py XADDs one entry per 5 ms of points) and keeps its recent points in memory. The
 chart a session shows is the `stream` argument of its request (a browser's
 `/peer_bokeh_app?stream=S`, or the `arguments` of a bokeh.client token).
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from bench.peer_feed import WINDOW, stream_key
+from bench.peer_feed import WINDOW, points_of, stream_key
 
 KEEP = 50_000  # points kept per chart in memory; a session further behind skips to the newest
 
@@ -62,13 +62,14 @@ class Feed:
         while True:
             with self.lock:
                 wanted = {stream_key(self.prefix, s): last for s, last in self.last_ids.items()}
-            answer = self.client.xread(wanted, block=100, count=10_000)
+            answer = self.client.xread(wanted, block=100, count=2_000)
             start = len(stream_key(self.prefix, ""))
             with self.lock:
                 for key, entries in answer or ():
                     stream = key.decode()[start:]
                     dropped, points = self.points[stream]
-                    points.extend((float(f[b"t"]), float(f[b"y"])) for _, f in entries)
+                    times, values = points_of(entries)
+                    points.extend(zip(times, values, strict=True))
                     self.last_ids[stream] = entries[-1][0]
                     if len(points) > KEEP:
                         cut = len(points) - KEEP // 2

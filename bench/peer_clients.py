@@ -161,7 +161,7 @@ class Pool:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}")
         self.stream: str = command["streams"][0]
-        self.interval = command.get("interval_ms", 250) / 1000
+        self.interval = command.get("interval_ms", 1000) / 1000
         # A Bokeh server builds each session's document before it answers the handshake: a
         # browser waits for it, so the viewers do too (websockets' default gives up after 10 s).
         self.open_timeout = command.get("connect_timeout", 120)

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from bench.peer_clients import SseReader, bokeh_points, dash_answer, dash_request
-from bench.peer_feed import stream_key
+from bench.peer_feed import entry_of, stream_key
 from tests.services import require_redis
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -29,8 +29,8 @@ def test_dash_app_answers_the_interval_request_and_its_points_are_read(
     client = redis.Redis.from_url(require_redis())
     monkeypatch.setattr(peer_dash, "store", client)
     monkeypatch.setattr(peer_dash, "PREFIX", redis_prefix)
-    for t, y in ((1_700_000_000_000.5, 1.0), (1_700_000_000_001.25, 2.0)):
-        client.xadd(stream_key(redis_prefix, "s"), {"t": t, "y": y})
+    client.xadd(stream_key(redis_prefix, "s"), entry_of([(1_700_000_000_000.5, 1.0)]))
+    client.xadd(stream_key(redis_prefix, "s"), entry_of([(1_700_000_000_001.25, 2.0)]))
     web = peer_dash.server.test_client()
     assert web.get("/_dash-layout").status_code == 200
     post = {"path": "/_dash-update-component", "content_type": "application/json"}
@@ -43,9 +43,9 @@ def test_dash_app_answers_the_interval_request_and_its_points_are_read(
 
     # Nothing after the viewer's last point: Dash's "no update" (204), nothing to read.
     assert web.post(**post, data=dash_request(n_intervals=2, last=last)).status_code == 204
-    client.xadd(stream_key(redis_prefix, "s"), {"t": 3.5, "y": 3.0})
+    client.xadd(stream_key(redis_prefix, "s"), entry_of([(3.5, 3.0), (4.5, 4.0)]))
     times, _ = dash_answer(web.post(**post, data=dash_request(n_intervals=3, last=last)).data)
-    assert times == [3.5]
+    assert times == [3.5, 4.5]
 
 
 def test_bokeh_patch_of_a_streamed_source_gives_the_streamed_times() -> None:
