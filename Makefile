@@ -51,9 +51,9 @@ $(VENV)/.bench: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	@touch $@ $(VENV)/.test $(VENV)/.runtime
 
-# Benchmarks (bench/): rewrites the measured sections of docs/performance.md; stopped after 15 min.
+# Benchmarks (bench/): rewrites the measured sections of docs/performance.md; stopped after 20 min.
 bench: $(VENV)/.bench
-	timeout 900 $(PY) -m bench
+	timeout 1200 $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache .ruff_cache

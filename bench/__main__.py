@@ -213,9 +213,9 @@ SCENARIOS: list[tuple[str, Callable[[bool, float], str]]] = [
 ]
 # Seconds each scenario may take before it is stopped (measured on this machine under other
 # people's test runs: fanout 3-3.5 min, browser 1.2, ingest fitted to 2.5, memory 2, peers
-# 4). The plan is about 13 minutes; these bound a scenario that goes wrong, the Makefile's
+# 4-5). The plan is about 13 minutes; these bound a scenario that goes wrong, the Makefile's
 # timeout bounds the whole.
-ALLOWANCES = {"fanout": 270.0, "browser": 110.0, "ingest": 150.0, "memory": 160.0, "peers": 330.0}
+ALLOWANCES = {"fanout": 270.0, "browser": 110.0, "ingest": 150.0, "memory": 160.0, "peers": 420.0}
 INGEST_ALLOWANCE_S = ALLOWANCES["ingest"]
 
 
@@ -244,7 +244,7 @@ def summary_section(times: list[tuple[str, float, str]], total: float) -> str:
         [
             "## How long `make bench` takes",
             "",
-            f"The last `make bench` (`timeout 900 .venv/bin/python -m bench`) took **{total / 60:.1f} min**",
+            f"The last `make bench` (`timeout 1200 .venv/bin/python -m bench`) took **{total / 60:.1f} min**",
             "of wall time, from start to the last section written, its virtualenv already made (issue 5:",
             "under 10 minutes on a clean clone, where making the virtualenv and `pip install` come",
             "first, about a minute). Each section runs in a process group of its own",
