@@ -60,9 +60,10 @@ QUICK_ARGS = [
 ]  # fmt: skip
 
 
-# The peers section (bench/peers.py): LiveCharts, Dash, Bokeh and django-eventstream at 100
-# and 500 viewers x 1,000 points/s, 3 runs each (about 4 minutes on the busy 2-core machine).
-PEERS_ARGS = ["--viewers", "100,500", "--rate", "1000", "--runs", "3", "--seconds", "2", "--warmup", "1"]
+# The peers section (bench/peers.py): LiveCharts, Dash (1 s and 250 ms intervals), Bokeh and
+# django-eventstream at 100 and 500 viewers x 1,000 points/s, 3 runs each where they hold
+# (about 5 minutes on the busy 2-core machine).
+PEERS_ARGS = ["--viewers", "100,500", "--rate", "1000", "--runs", "3", "--seconds", "3", "--warmup", "1"]
 PEERS_QUICK_ARGS = ["--viewers", "10", "--rate", "100", "--runs", "1", "--seconds", "1", "--warmup", "0.5"]
 
 

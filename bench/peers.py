@@ -68,6 +68,7 @@ class Peer:
     protocol: str  # that module's protocol
     feed: str  # the feed module, and its protocol
     feed_protocol: str
+    interval_ms: int = 0  # Dash: its dcc.Interval (0: --dash-interval-ms)
 
 
 PEERS = {
@@ -83,6 +84,17 @@ PEERS = {
             "livecharts",
         ),
         Peer("dash", "Dash", "dash", "bench.peer_clients", "dash", "bench.peer_feed", "redis-stream"),
+        # The same app polled 4x as often: closer to LiveCharts' latency, at Dash's cost.
+        Peer(
+            "dash-fast",
+            "Dash, 250 ms interval",
+            "dash",
+            "bench.peer_clients",
+            "dash",
+            "bench.peer_feed",
+            "redis-stream",
+            interval_ms=250,
+        ),
         Peer(
             "bokeh", "Bokeh server", "bokeh", "bench.peer_clients", "bokeh", "bench.peer_feed", "redis-stream"
         ),
@@ -141,7 +153,7 @@ class Server:
         port = str(self.stack.port)
         if self.peer.name == "livecharts":
             return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", port, "livecharts.asgi:application"]
-        if self.peer.name == "dash":
+        if self.peer.protocol == "dash":
             workers = str(2 * (os.cpu_count() or 1) + 1)
             return [
                 *(str(BIN / "gunicorn"), "bench.peer_dash:server", "--workers", workers),
@@ -265,7 +277,7 @@ class Bench:
             view = {"op": "run", "pool": stream, "url": server.url, "origin": server.stack.base_url}
             view |= {"streams": [stream], "viewers": share, "protocol": peer.protocol}
             view |= {"warmup": args.warmup, "seconds": args.seconds, "drain": args.drain}
-            view |= {"expect": round(args.rate * seconds), "interval_ms": args.dash_interval_ms}
+            view |= {"expect": round(args.rate * seconds), "interval_ms": interval_ms(peer, args)}
             view |= {"connect_timeout": args.connect_timeout}
             await client.send(json.dumps(view))
         workers = [feed, *(client for client, _ in busy)]
@@ -312,6 +324,10 @@ class Bench:
         }
 
 
+def interval_ms(peer: Peer, args: argparse.Namespace) -> int:
+    return peer.interval_ms or args.dash_interval_ms
+
+
 def slug(name: str, viewers: int, attempt: int) -> str:
     return f"peers-{name}-{viewers}-{attempt}"
 
@@ -356,7 +372,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                         PEERS[name], stack=Stack(workdir=workdir, env=stack.env), args=args
                     )
                 else:
-                    servers[name] = Server(PEERS[name], stack=Stack(workdir=workdir, env=peer_env), args=args)
+                    env = {**peer_env, "PEER_INTERVAL_MS": str(interval_ms(PEERS[name], args))}
+                    servers[name] = Server(PEERS[name], stack=Stack(workdir=workdir, env=env), args=args)
             envs = {
                 "bench.publisher": stack.env,
                 "bench.clients": stack.env,
@@ -400,9 +417,10 @@ def per_core(row: dict[str, Any]) -> float:
     return row["points_per_s"] / (max(row["server_cpu"], 1.0) / 100)
 
 
-def holds(runs: list[dict[str, Any]], offered: float) -> bool:
-    """Every viewer connected, and at least HOLDS of the points offered delivered (median)."""
-    return bool(runs) and median([r["points_per_s"] for r in runs]) >= HOLDS * offered
+def holds(runs: list[dict[str, Any]]) -> bool:
+    """Every viewer connected, and at least HOLDS of the points each was sent it had by the end
+    of the drain (median run): late is not lost; the latency columns say how late."""
+    return bool(runs) and median([r["lost"] / r["expected"] for r in runs]) <= 1 - HOLDS
 
 
 def runs_of(rows: list[dict[str, Any]], name: str, viewers: int) -> list[dict[str, Any]]:
@@ -429,11 +447,12 @@ def verdicts(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 f"{median([r['p99_ms'] for r in theirs]):,.0f} ms against LiveCharts' "
                 f"{median([r['p99_ms'] for r in ours]):,.0f} ms"
             )
-            if not holds(theirs, viewers * args.rate):
+            if not holds(theirs):
                 share = median([r["points_per_s"] for r in theirs]) / (viewers * args.rate)
+                missing = median([r["lost"] / r["expected"] for r in theirs])
                 text += (
                     f"; {label} does not hold {viewers:,} viewers ({share:.0%} of the points offered "
-                    f"delivered, {median([r['lost'] for r in theirs]):,.0f} missing per run)"
+                    f"delivered in the window, {missing:.0%} still missing after the drain)"
                 )
             parts.append(text)
         lines.append(f"- **{label}**: " + "; ".join(parts) + ".")
@@ -466,9 +485,9 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 measured = median([per_core(r) for r in ours]) / median([per_core(r) for r in runs])
                 ratio = f"{measured:.1f}x"
                 goal = "met" if measured >= GOAL else "missed"
-                if not holds(runs, offered):
+                if not holds(runs):
                     goal += f"; {label} does not hold {viewers:,} viewers"
-            elif name == "livecharts" and not holds(runs, offered):
+            elif name == "livecharts" and not holds(runs):
                 goal = f"LiveCharts does not hold {viewers:,} viewers"
             delivered = median([r["points_per_s"] for r in runs]) / offered
             lines.append(
@@ -501,7 +520,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated, of {', '.join(PEERS)} (LiveCharts first: the ratios need it)",
     )
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds of each run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds of each run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--drain", type=float, default=2.0)
     parser.add_argument(
@@ -547,7 +566,8 @@ def section(argv: list[str]) -> str:
         f"  Redis stream; gunicorn with {workers} sync workers ((2 x cores) + 1, gunicorn's advice).",
         "  Viewers do what dash-renderer does: GET the layout and dependencies, then POST",
         "  `_dash-update-component` at each interval, one at a time, each on a new connection",
-        "  (sync workers close it).",
+        "  (sync workers close it). **Dash, 250 ms interval**: the same, polled 4x as often (its",
+        "  own gunicorn), nearer LiveCharts' latency.",
         "- **Bokeh server** (bench/peer_bokeh.py): `bokeh serve` (one process), each session a",
         "  plot over a `ColumnDataSource` that a periodic callback",
         f"  ({args.bokeh_period_ms} ms) `stream`s new points into (rollover 10,000), the points read",
@@ -571,10 +591,11 @@ def section(argv: list[str]) -> str:
         "process. *Server CPU* is from /proc over the window (100 = one core), all of the stack's",
         "server processes summed (gunicorn's master and workers); *points/s per server core*",
         "divides the two, so stacks compare at equal CPU. *Missing* counts points a viewer did",
-        f"not have {args.drain:g} s after the feed stopped. A stack *holds* a viewer count when it",
-        f"delivers at least {HOLDS:.0%} of the points offered. Goal (issue 16): LiveCharts delivers",
-        "at least 10x each peer's points/s per server core, at 100 viewers and at 500 where the",
-        "peer holds 500.",
+        f"not have {args.drain:g} s after the feed stopped. A stack *holds* a viewer count when",
+        f"its viewers connect and have at least {HOLDS:.0%} of the points by then (late is not lost:",
+        "the latency columns say how late); one that does not gets one run there. Goal (issue 16):",
+        "LiveCharts delivers at least 10x each peer's points/s per server core, at 100 viewers and",
+        "at 500 where the peer holds 500.",
         "",
         "```sh",
         command,
