@@ -291,7 +291,9 @@ class Bench:
                 await worker.send("cancel")
             for worker in ready:
                 await worker.expect_any(("RESULT", "CANCELLED"), 30)
-            raise ConnectionError(f"{peer.label} refused viewers: {failures[0]}")
+            raise ConnectionError(
+                f"its viewers did not all connect within {args.connect_timeout:g} s ({failures[0]})"
+            )
         connect_s = time.monotonic() - connecting
         start = time.time() + START_DELAY
         for worker in workers:
@@ -437,8 +439,11 @@ def verdicts(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             failed = [
                 r["failed"] for r in rows if r["target"] == name and r["viewers"] == viewers and "failed" in r
             ]
+            if failed and not theirs:
+                parts.append(f"{label} does not hold {viewers:,} viewers: {failed[0]}")
+                continue
             if not theirs or not ours:
-                parts.append(f"at {viewers:,} viewers not measured ({(failed or ['LiveCharts failed'])[0]})")
+                parts.append(f"at {viewers:,} viewers not measured")
                 continue
             ratio = median([per_core(r) for r in ours]) / median([per_core(r) for r in theirs])
             text = (
@@ -475,7 +480,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             runs = [r for r in rows if r["target"] == name and r["viewers"] == viewers and "failed" not in r]
             failed = [r for r in rows if r["target"] == name and r["viewers"] == viewers and "failed" in r]
             if not runs:
-                reason = failed[0]["failed"] if failed else "not run"
+                reason = f"does not hold {viewers:,} viewers: {failed[0]['failed']}" if failed else "not run"
                 lines.append(
                     f"| {label} | {viewers:,} | {offered:,} | - | - | - | - | - | - | - | {reason} |"
                 )
