@@ -9,7 +9,8 @@ production, all on one private redis-server, loopback only:
   `streams.broadcast.Broadcaster` by bench/publisher.py, viewers from bench/clients.py (as in
   the fan-out section);
 - `dash`: bench/peer_dash.py under gunicorn (sync workers, (2 x cores) + 1 of them), a
-  `dcc.Interval` + `extendData` graph;
+  `dcc.Interval` + `extendData` graph polled every 1 s (`--dash-interval-ms`); `dash-fast`:
+  the same polled every 250 ms;
 - `bokeh`: `bokeh serve bench/peer_bokeh_app.py` (one process), `ColumnDataSource.stream` from
   a periodic callback in each session;
 - `eventstream`: django-eventstream under daphne (bench/peer_eventstream.py), one
@@ -612,6 +613,7 @@ def section(argv: list[str]) -> str:
         "",
         "```sh",
         command,
+        "# or, as part of make bench: .venv/bin/python -m bench --only peers",
         "```",
         "",
         machine(),
