@@ -134,12 +134,28 @@ class Stack:
 
     def newest_id(self, slug: str) -> str | None:
         """The id of the newest point of `slug` in the Redis window (None: nothing there)."""
-        client = redis.Redis.from_url(self.env["REDIS_URL"], decode_responses=True)
-        try:
-            newest = client.xrevrange(f"{self.env['LIVECHARTS_REDIS_PREFIX']}:window:{slug}", count=1)
-        finally:
-            client.close()
+        with redis.Redis.from_url(self.env["REDIS_URL"], decode_responses=True) as client:
+            newest = client.xrevrange(self.window_key(slug), count=1)
         return newest[0][0] if newest else None
+
+    def window_length(self, slug: str) -> int:
+        """How many points of `slug` the Redis window holds (one entry a point)."""
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            return client.xlen(self.window_key(slug))
+
+    def wait_for_points(self, slug: str, count: int) -> int:
+        """Until the window of `slug` holds `count` more points than now; returns its length."""
+        target = self.window_length(slug) + count
+        wait_until(
+            lambda: self.window_length(slug) >= target,
+            what=f"{count} more points of {slug} in history",
+            within=60,
+            seen=lambda: f"{self.window_length(slug)} of {target}; ingest: {self.log('ingest')[-300:]}",
+        )
+        return self.window_length(slug)
+
+    def window_key(self, slug: str) -> str:
+        return f"{self.env['LIVECHARTS_REDIS_PREFIX']}:window:{slug}"
 
     def stop(self, name: str, *, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
