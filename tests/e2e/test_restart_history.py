@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from tests.e2e.test_live_path import next_frame, open_socket
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, make_stack, seed_streams, sign_in
+from tests.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -62,6 +62,16 @@ def window_values(stack: Stack) -> list[float]:
     return asyncio.run(backfill())
 
 
+def wait_stored(stack: Stack, expected: list[float]) -> None:
+    seen: list[list[float]] = [[]]
+
+    def stored() -> bool:
+        seen[0] = stored_values(stack)
+        return seen[0] == expected
+
+    wait_until(stored, what=f"values 0 to {len(expected) - 1} stored", within=60, seen=lambda: seen[0])
+
+
 def stored_values(stack: Stack) -> list[float]:
     code = (
         "from streams.store import read_after;"
@@ -70,13 +80,6 @@ def stored_values(stack: Stack) -> list[float]:
     result = stack.manage("shell", "-c", code)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def wait_until(check, *, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
 
 
 def test_production_restarts_of_ingest_and_daphne_keep_every_pushed_point(stack: Stack):
@@ -92,7 +95,7 @@ def test_production_restarts_of_ingest_and_daphne_keep_every_pushed_point(stack:
     stack.start_daphne()
     push(stack, token, 15, 5)
     expected = [float(n) for n in range(20)]
-    wait_until(lambda: stored_values(stack) == expected)
+    wait_stored(stack, expected)
     assert window_values(stack) == expected
 
 
@@ -101,12 +104,11 @@ def test_sigterm_of_ingest_while_points_are_pushed_stores_each_of_them_exactly_o
     stack.env["LIVECHARTS_PUSH_RATE"] = "10000"  # as fast as one client pushes
     stack.start_daphne()
     stack.start_ingest()
-    wait_until(lambda: "ingest: running" in stack.log("ingest"))
     answered: list[int] = []
     pusher = threading.Thread(target=push, args=(stack, token, 0, 300), kwargs={"answered": answered})
     pusher.start()
     try:
-        wait_until(lambda: len(answered) >= 100)
+        wait_until(lambda: len(answered) >= 100, what="100 pushes answered", within=60)
         # Mid-stream: requests stored, handed to broadcast, and still queued, all at once.
         stack.stop("ingest")
         stack.start_ingest()
@@ -114,7 +116,7 @@ def test_sigterm_of_ingest_while_points_are_pushed_stores_each_of_them_exactly_o
         pusher.join(timeout=60)
     assert len(answered) == 300
     expected = [float(n) for n in range(300)]
-    wait_until(lambda: stored_values(stack) == expected)
+    wait_stored(stack, expected)
     assert window_values(stack) == expected
 
 
@@ -129,7 +131,7 @@ def test_a_restart_of_serve_keeps_every_pushed_point_and_refills_the_window(tmp_
         assert stored_values(stack) == [float(n) for n in range(10)]
         stack.start_serve()
         push(stack, token, 10, 2)
-        wait_until(lambda: len(stored_values(stack)) == 12)
+        wait_until(lambda: len(stored_values(stack)) == 12, what="12 values stored", within=60)
         assert window_values(stack) == [float(n) for n in range(12)]
     finally:
         stack.stop_all()
