@@ -173,6 +173,16 @@ class Stack:
         for name in list(self.procs):
             self.stop(name)
 
+    def log_size(self, name: str) -> int:
+        path = self.workdir / f"{name}.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def log_since(self, name: str, offset: int) -> str:
+        """What process `name` logged after byte `offset` (from `log_size`)."""
+        with (self.workdir / f"{name}.log").open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
