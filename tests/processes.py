@@ -13,12 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import redis
+
+from tests.waits import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 # The password of the users a stack is seeded with (alice may see the stream, bob may not).
@@ -50,6 +51,8 @@ class Stack:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Where each process's log started (a restarted process appends to the same file).
+    log_starts: dict[str, int] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -77,7 +80,9 @@ class Stack:
             assert result.returncode == 0, result.stderr
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        path = self.workdir / f"{name}.log"
+        self.log_starts[name] = path.stat().st_size if path.exists() else 0
+        log = open(path, "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
@@ -89,26 +94,68 @@ class Stack:
         )
         self.wait_http()
 
-    def start_ingest(self) -> None:
-        self.start("ingest", [sys.executable, "manage.py", "ingest"])
+    def start_ingest(self, name: str = "ingest") -> subprocess.Popen:
+        """An ingest worker, returned once it holds its leases and has started their feeds."""
+        proc = self.start(name, [sys.executable, "manage.py", "ingest"])
+        self.wait_log(name, "ingest: ready")
+        return proc
+
+    def wait_log(self, name: str, text: str, *, timeout: float = 60) -> None:
+        """Until the current run of process `name` has written `text` to its log."""
+        path = self.workdir / f"{name}.log"
+        proc = self.procs[name]
+
+        def written() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
+            with path.open("rb") as log:
+                log.seek(self.log_starts.get(name, 0))
+                return text.encode() in log.read()
+
+        wait_until(
+            written, what=f"{name} to log {text!r}", within=timeout, seen=lambda: self.log(name)[-500:]
+        )
 
     def start_serve(self) -> None:
         self.start("serve", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
         self.wait_http()
 
-    def wait_http(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_http(self, timeout: float = 60) -> None:
+        """Until the stack's port answers /readyz with 200: listening, and its database, Redis
+        and channel layer answer too."""
+
+        def ready() -> bool:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"nothing answered on {self.base_url} in {timeout} s")
+            return answers_ready(self.base_url)
+
+        wait_until(ready, what=f"{self.base_url}/readyz to answer 200", within=timeout)
+
+    def newest_id(self, slug: str) -> str | None:
+        """The id of the newest point of `slug` in the Redis window (None: nothing there)."""
+        with redis.Redis.from_url(self.env["REDIS_URL"], decode_responses=True) as client:
+            newest = client.xrevrange(self.window_key(slug), count=1)
+        return newest[0][0] if newest else None
+
+    def window_length(self, slug: str) -> int:
+        """How many points of `slug` the Redis window holds (one entry a point)."""
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            return client.xlen(self.window_key(slug))
+
+    def wait_for_points(self, slug: str, count: int) -> int:
+        """Until the window of `slug` holds `count` more points than now; returns its length."""
+        target = self.window_length(slug) + count
+        wait_until(
+            lambda: self.window_length(slug) >= target,
+            what=f"{count} more points of {slug} in history",
+            within=60,
+            seen=lambda: f"{self.window_length(slug)} of {target}; ingest: {self.log('ingest')[-300:]}",
+        )
+        return self.window_length(slug)
+
+    def window_key(self, slug: str) -> str:
+        return f"{self.env['LIVECHARTS_REDIS_PREFIX']}:window:{slug}"
 
     def stop(self, name: str, *, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
@@ -116,7 +163,8 @@ class Stack:
             return
         proc.send_signal(sig)
         try:
-            proc.wait(timeout=10)
+            # Generous: a loaded machine stops slowly, and a kill would skip the final flush.
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
@@ -124,6 +172,16 @@ class Stack:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+
+    def log_size(self, name: str) -> int:
+        path = self.workdir / f"{name}.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def log_since(self, name: str, offset: int) -> str:
+        """What process `name` logged after byte `offset` (from `log_size`)."""
+        with (self.workdir / f"{name}.log").open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
@@ -206,18 +264,21 @@ def start_daphne_at(stack: Stack, name: str, *, port: int, proxy_headers: bool =
     return proc
 
 
-def wait_healthy(base_url: str, *, proc: subprocess.Popen, log, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def answers_ready(base_url: str) -> bool:
+    """Whether `base_url` answers /readyz with 200 now (not listening yet counts as no)."""
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_healthy(base_url: str, *, proc: subprocess.Popen, log, timeout: float = 60) -> None:
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"exited with {proc.returncode}: {log()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing answered on {base_url} in {timeout} s")
+        return answers_ready(base_url)
+
+    wait_until(ready, what=f"{base_url}/readyz to answer 200", within=timeout)
 
 
 NGINX_SITE = ROOT / "deploy" / "nginx" / "livecharts.conf"
@@ -334,11 +395,13 @@ class Nginx:
             [self.binary, "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while not (port_is_open(self.https_port) and port_is_open(self.http_port)):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {self.error_log()}")
-            time.sleep(0.05)
+
+        def listening() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.error_log()}")
+            return port_is_open(self.https_port) and port_is_open(self.http_port)
+
+        wait_until(listening, what="nginx to listen", seen=self.error_log)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -370,12 +433,15 @@ def start_redis(port: int) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server on port {port} exited with {proc.returncode}")
         try:
-            client.ping()
-            return proc
+            return bool(client.ping())
         except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            return False
+
+    wait_until(answers, what=f"redis-server on port {port} to answer PING")
+    client.close()
+    return proc

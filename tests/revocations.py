@@ -3,12 +3,15 @@ use the same ones): each takes (stream, alice, her session key)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
+from streams import revocation
 from streams.models import Stream
 
 
@@ -39,3 +42,23 @@ def expire_session(stream: Stream, alice: User, session: str) -> None:
 def change_password(stream: Stream, alice: User, session: str) -> None:
     alice.set_password("a-new-password-42")
     alice.save()
+
+
+class CheckRounds:
+    """Counts the access watcher's check rounds (streams/revocation.py), so a test can say "the
+    first check after the change" instead of timing one: rounds start CHECK_SECONDS apart."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.started = 0
+        self.finished = 0
+        real = revocation.check_viewers
+
+        def counting(viewers: Collection[revocation.Viewer]) -> dict[revocation.Viewer, revocation.Refusal]:
+            self.started += 1
+            try:
+                return real(viewers)
+            finally:
+                self.finished += 1
+
+        # The watcher looks the function up at each round, so the patch takes from the next one.
+        monkeypatch.setattr(revocation, "check_viewers", counting)

@@ -11,7 +11,6 @@ import asyncio
 import json
 import queue
 import threading
-import time
 from collections.abc import Coroutine
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -110,6 +109,7 @@ class SSESource:
         self.clients: list[queue.Queue[bytes | None]] = []
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        self._left = threading.Condition(self._lock)  # notified as each client's handler ends
         self._connected = threading.Event()
         source = self
 
@@ -142,8 +142,9 @@ class SSESource:
                 except OSError:
                     pass  # the client went away
                 finally:
-                    with source._lock:
+                    with source._left:
                         source.clients.remove(events)
+                        source._left.notify_all()
 
             def write(self, chunk: bytes) -> None:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -173,11 +174,11 @@ class SSESource:
                 client.put(chunk)
 
     def close(self) -> None:
-        with self._lock:
+        with self._left:
             for client in self.clients:
                 client.put(None)
-        deadline = time.monotonic() + 2
-        while self.clients and time.monotonic() < deadline:
-            time.sleep(0.02)
+            # Each handler ends its response cleanly; a client that stopped reading may hold
+            # its handler in a write, and the shutdown below goes on without it.
+            self._left.wait_for(lambda: not self.clients, timeout=CLIENT_TIMEOUT)
         self.server.shutdown()
         self.server.server_close()

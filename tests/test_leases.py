@@ -10,6 +10,7 @@ import pytest
 from streams.history import Retention
 from streams.leases import Leases
 from tests.services import require_redis
+from tests.waits import eventually
 
 
 def pair(prefix: str, lease_ms: int = 5_000) -> tuple[Leases, Leases]:
@@ -38,8 +39,11 @@ async def test_a_dead_workers_leases_expire_and_move(redis_prefix):
     first, second = pair(redis_prefix, lease_ms=200)
     await first.hold(["a"], held=set())
     assert await second.hold(["a"], held=set()) == set()
-    await asyncio.sleep(0.35)  # first stopped renewing
-    assert await second.hold(["a"], held=set()) == {"a"}
+    # first stopped renewing: once its lease runs out, second takes the stream.
+    await eventually(
+        lambda: second.hold(["a"], held=set()), what="second to take the lease first stopped renewing"
+    )
+    assert await second.hold(["a"], held={"a"}) == {"a"}
     # The old owner cannot renew a lease it lost.
     assert await first.hold(["a"], held={"a"}) == set()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests import waits
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack
 
@@ -52,15 +53,13 @@ document.addEventListener("securitypolicyviolation", (event) => {
 CHART_POINTS = "(id) => document.getElementById(id).data.reduce((n, trace) => n + trace.x.length, 0)"
 
 
-def wait_until(page, expression: str, *, tries: int = 150, show: str = "null") -> None:
-    """Poll `expression` from Python, 100 ms apart: page.wait_for_function would eval() it in
-    the page, which the policy under test refuses (page.evaluate goes through the DevTools
-    protocol, which CSP does not govern)."""
-    for _ in range(tries):
-        if page.evaluate(expression):
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"still false after {tries} tries: {expression} ({page.evaluate(show)})")
+def wait_until(page, expression: str, *, show: str = "null") -> None:
+    """Poll `expression` from Python: page.wait_for_function would eval() it in the page, which
+    the policy under test refuses (page.evaluate goes through the DevTools protocol, which CSP
+    does not govern)."""
+    waits.wait_until(
+        lambda: page.evaluate(expression), what=expression, seen=lambda: page.evaluate(show), poll=0.1
+    )
 
 
 def test_pages_and_admin_work_under_the_policy_with_no_violation(stack: Stack, browser, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from paho.mqtt import publish as mqtt_publish
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, make_stack, seed_streams
 from tests.services import require_mosquitto
+from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -37,8 +37,10 @@ def traces(page) -> dict[str, list[float]]:
 
 def wait_for_values(page, count: int) -> None:
     """Until the chart holds `count` values over all traces."""
-    page.wait_for_function(
-        f"(({TRACES})()).reduce((n, trace) => n + trace.y.length, 0) >= {count}", timeout=15_000
+    wait_in_page(
+        page,
+        f"(({TRACES})()).reduce((n, trace) => n + trace.y.length, 0) >= {count}",
+        what=f"{count} values on the chart",
     )
 
 
@@ -87,9 +89,9 @@ def test_mqtt_sensors_become_named_traces_that_grow_in_the_browser(embedded: Sta
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{embedded.base_url}/streams/sensors/")
-    page.wait_for_function("document.body.dataset.connection === 'live'", timeout=15_000)
+    wait_in_page(page, "document.body.dataset.connection === 'live'", what="the socket to be live")
     # Live: subscribed to the topic, so what is published from now on is drawn.
-    page.wait_for_function("document.body.dataset.feed === 'live'", timeout=15_000)
+    wait_in_page(page, "document.body.dataset.feed === 'live'", what="the MQTT feed to be live")
     assert traces(page) == {}, "no series is known before the sensors report"
 
     publish(21.0, 9.5)
@@ -98,11 +100,11 @@ def test_mqtt_sensors_become_named_traces_that_grow_in_the_browser(embedded: Sta
 
     kitchen, garage = [21.0], [9.5]
     for step in range(1, 12):
-        time.sleep(0.25)  # spread in time, as sensors report
         kitchen.append(round(21.0 + 0.4 * step + (0.3 if step % 3 == 0 else 0.0), 2))
         garage.append(round(9.5 + 0.25 * step - (0.4 if step % 4 == 0 else 0.0), 2))
         publish(kitchen[-1], garage[-1])
-    wait_for_values(page, len(kitchen) + len(garage))
+        # Each reading on the chart before the next is sent: spread in time, as sensors report.
+        wait_for_values(page, len(kitchen) + len(garage))
     assert traces(page) == {"kitchen": kitchen, "garage": garage}
     assert page.locator("#feed-badge").inner_text() == "feed: live"
 

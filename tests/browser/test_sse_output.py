@@ -9,6 +9,7 @@ import pytest
 from streams.ids import parse_id
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack
+from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -46,15 +47,14 @@ def test_event_source_resumes_with_last_event_id_after_a_server_restart(stack: S
     page.wait_for_url(f"{stack.base_url}/")
 
     page.evaluate(FOLLOW)
-    page.wait_for_function(f"({POINTS})() > 20", timeout=15_000)
+    wait_in_page(page, f"({POINTS})() > 20", what="20 points through the EventSource")
     stack.stop("daphne")
-    page.wait_for_function("window.sse.errors > 0", timeout=15_000)
-    before = page.evaluate("window.sse.points.length")
-    last_before = page.evaluate("window.sse.points[window.sse.points.length - 1].id")
+    wait_in_page(page, "window.sse.errors > 0", what="the EventSource to see daphne gone")
+    before, last_before = page.evaluate("[window.sse.points.length, window.sse.points.at(-1).id]")
     stack.start_daphne()  # the same port
-    page.wait_for_function("window.sse.opens >= 2", timeout=30_000)
+    wait_in_page(page, "window.sse.opens >= 2", what="the EventSource to open again")
     counted = page.evaluate(POINTS)
-    page.wait_for_function(f"({POINTS})() > {counted + 40}", timeout=20_000)
+    wait_in_page(page, f"({POINTS})() > {counted + 40}", what="40 more points after the restart")
 
     batches = page.evaluate("window.sse.points")
     assert resumed_from[0] is None and last_before in resumed_from[1:], resumed_from

@@ -33,6 +33,7 @@ from tests.processes import (
     start_daphne_at,
 )
 from tests.services import require_nginx
+from tests.waits import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -283,13 +284,12 @@ async def read_until_closed(socket: ClientConnection) -> ConnectionClosed:
 
 
 async def which_daphne_took_it(deploy: Deploy, before: dict[str, int]) -> str:
-    for _ in range(100):
-        grown = [name for name, count in deploy.socket_counts().items() if count > before.get(name, 0)]
-        if grown:
-            assert len(grown) == 1, grown
-            return grown[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError("no daphne logged the websocket")
+    def grown() -> list[str]:
+        return [name for name, count in deploy.socket_counts().items() if count > before.get(name, 0)]
+
+    took = await eventually(grown, what="a daphne to log the websocket", seen=deploy.socket_counts)
+    assert len(took) == 1, took
+    return took[0]
 
 
 def test_the_daphne_unit_trusts_proxy_headers_and_listens_on_loopback_only():

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams, start_redis
 from tests.services import missing, require_redis
+from tests.waits import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -43,20 +44,26 @@ class Viewer:
         self.refills = 0
         self.reconnects = 0
 
-    async def run(self, until: float) -> None:
-        while time.monotonic() < until:
+    async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        while not stop.is_set():
             try:
-                async with connect(self.url, origin=self.origin, open_timeout=5) as socket:
+                async with connect(self.url, origin=self.origin, open_timeout=30) as socket:
                     await self.subscribe(socket)
-                    while time.monotonic() < until:
-                        frame = json.loads(
-                            await asyncio.wait_for(socket.recv(), timeout=until - time.monotonic())
-                        )
+                    while True:
+                        receiving = asyncio.ensure_future(socket.recv())
+                        await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                        if stop.is_set():
+                            receiving.cancel()
+                            return
+                        frame = json.loads(receiving.result())
                         if frame["op"] == "points":
                             await self.take(socket, frame)
             except (OSError, ConnectionClosed, InvalidStatus, TimeoutError):
                 self.reconnects += 1
-                await asyncio.sleep(0.5)
+                # live.js's backoff before a reconnect (cut short by the stop), not a wait for
+                # anything in particular.
+                await asyncio.wait({stopping}, timeout=0.5)
 
     async def subscribe(self, socket) -> None:
         await socket.send(json.dumps({"op": "subscribe", "stream": "steady", "after": self.last}))
@@ -87,18 +94,33 @@ def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path,
 
         async def scenario() -> None:
             nonlocal server
-            started = time.monotonic()
-            watching = asyncio.create_task(viewer.run(until=started + 16))
-            await asyncio.sleep(3)
+            stop = asyncio.Event()
+            watching = asyncio.create_task(viewer.run(stop))
+            await eventually(lambda: len(viewer.times) >= RATE * 2, what="the viewer's first 40 points")
+            logged = stack.log_size("ingest")
             server.kill()  # gone, with everything it held
             server.wait(timeout=10)
-            await asyncio.sleep(3)
+            # Down long enough that the worker has tried and failed to store several ticks.
+            await eventually(
+                lambda: stack.log_since("ingest", logged).count("could not store a batch") >= 3,
+                what="the worker to fail to store 3 times",
+                seen=lambda: stack.log_since("ingest", logged)[-800:],
+            )
+            held = len(viewer.times)
             server = start_redis(port)
+            restarted_at = time.time() * 1000  # the feed stamps its points with this clock
+            # What was made while Redis was away, then 3 s of points on top.
+            await eventually(
+                lambda: len(viewer.times) >= held + RATE * 3 and viewer.times[-1] > restarted_at + 3000,
+                what="the viewer to go on 3 s past the restart",
+                within=90,
+                seen=lambda: (len(viewer.times), viewer.refills, viewer.reconnects),
+            )
+            stop.set()
             await watching
 
         asyncio.run(scenario())
         steps = [round(b - a) for a, b in itertools.pairwise(viewer.times)]
-        assert len(viewer.times) > RATE * 8, (len(viewer.times), stack.log("ingest")[-1500:])
         holes = [step for step in steps if step != 1000 // RATE]
         assert holes == [], f"every point once, 50 ms apart (refills {viewer.refills}): {holes[:10]}"
         assert stack.procs["ingest"].poll() is None, stack.log("ingest")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from streams.ids import parse_id
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, sign_in
 from tests.services import require_redis
+from tests.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -59,22 +59,17 @@ def test_a_reconnect_with_last_event_id_continues_with_no_gap_and_no_duplicate(s
     stack.start_ingest()
     stack.start_daphne()
     client = sign_in(stack, "alice", PASSWORD)
-    # The feed has produced a little history first.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        _, first_times = read_points(client, points=1)
-        if len(first_times) >= 10:
-            break
-        time.sleep(0.2)
-
-    before, before_times = read_points(client, points=len(first_times) + 20)
+    # The feed has produced a little history first: the backfill, then 20 live points.
+    history = stack.wait_for_points("line", 10)
+    before, before_times = read_points(client, points=history + 20)
     # The client hung up: daphne gives the group and its channel back.
-    deadline = time.monotonic() + 5
-    while group_subscribers(stack) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert group_subscribers(stack) == []
+    wait_until(
+        lambda: group_subscribers(stack) == [],
+        what="daphne to give the group and channel back",
+        seen=lambda: group_subscribers(stack),
+    )
 
-    time.sleep(1.5)  # ~30 points go by while nobody listens
+    stack.wait_for_points("line", 30)  # go by while nobody listens
     after, after_times = read_points(client, points=40, last_event_id=before[-1].id)
 
     assert json.loads(after[0].data)["prev"] == before[-1].id

@@ -6,12 +6,10 @@ its points are in history (a kill -9 loses none)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -19,6 +17,7 @@ import redis as redis_sync
 
 from tests.processes import Stack, seed_streams
 from tests.services import require_redis
+from tests.waits import eventually, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -47,9 +46,8 @@ class Workers:
         self.redis = redis_sync.from_url(require_redis(), decode_responses=True)
 
     def start(self, name: str) -> subprocess.Popen:
-        proc = self.stack.start(name, [sys.executable, "manage.py", "ingest"])
-        self.wait(lambda: "ingest: running" in self.stack.log(name), what=f"{name} to start")
-        return proc
+        """A worker, once it has claimed what it could and started those feeds."""
+        return self.stack.start_ingest(name)
 
     def owner_pid(self, slug: str) -> int | None:
         owner = self.redis.get(f"{self.prefix}:lease:{slug}")
@@ -72,12 +70,36 @@ class Workers:
 
     @staticmethod
     def wait(check, *, what: str, seconds: float = 30) -> float:
-        """Poll `check` every 20 ms; the seconds it took. The bound only stops a hung test."""
+        """Poll `check` until true; the seconds it took. The bound only stops a hung test."""
         started = time.monotonic()
-        while not check():
-            assert time.monotonic() - started < seconds, f"waited {seconds} s for {what}"
-            time.sleep(0.02)
+        wait_until(check, what=what, within=seconds)
         return time.monotonic() - started
+
+    def wait_for_renewals(self, proc: subprocess.Popen) -> None:
+        """Until `proc` has renewed its lease of every stream (seen as the lease's time to
+        live going back up): it keeps them while another worker runs."""
+        renewed: set[str] = set()
+        ttls = {slug: self.redis.pttl(f"{self.prefix}:lease:{slug}") for slug in SLUGS}
+
+        def all_renewed() -> bool:
+            for slug in SLUGS:
+                ttl = self.redis.pttl(f"{self.prefix}:lease:{slug}")
+                if ttl > ttls[slug] and self.owner_pid(slug) == proc.pid:
+                    renewed.add(slug)
+                ttls[slug] = ttl
+            return renewed == set(SLUGS)
+
+        self.wait(all_renewed, what=f"worker {proc.pid} to renew every lease", seconds=60)
+
+    def wait_for_points(self, count: int) -> None:
+        """Until every stream's window holds `count` points more than now."""
+        sizes = {slug: self.redis.xlen(f"{self.prefix}:window:{slug}") for slug in SLUGS}
+        for slug in SLUGS:
+            self.wait(
+                lambda slug=slug: self.redis.xlen(f"{self.prefix}:window:{slug}") >= sizes[slug] + count,
+                what=f"{count} more points of {slug}",
+                seconds=60,
+            )
 
 
 def stored(stack: Stack, slug: str) -> tuple[list[str], list[float]]:
@@ -148,7 +170,7 @@ def test_kill_9_of_a_worker_moves_its_streams_to_the_other_within_the_lease_time
     print(f"takeover after kill -9: {', '.join(f'{s} {v:.2f} s' for s, v in resumed.items())}")
     assert slowest < TAKEOVER_LIMIT_SECONDS
 
-    time.sleep(1.5)  # points from the second worker, then a clean stop that flushes them
+    workers.wait_for_points(RATE)  # points from the second worker, then a clean stop that flushes them
     stack.stop("ingest-b")
     for slug in SLUGS:
         assert_stored_once_and_in_order(stack, workers, slug)
@@ -174,7 +196,7 @@ def test_sigterm_stops_a_worker_within_10_s_and_hands_its_streams_over_at_once(
     for slug in SLUGS:
         workers.wait(lambda slug=slug: workers.last_id(slug) != last[slug], what=f"{slug} to resume")
 
-    time.sleep(1.0)
+    workers.wait_for_points(RATE)
     stack.stop("ingest-b")
     for slug in SLUGS:
         assert_stored_once_and_in_order(stack, workers, slug)
@@ -209,11 +231,7 @@ async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_histo
     await supervisor.sync()
     try:
         await inbox.put("pushed", [Point(t=1_763_800_000.0, values={"value": 1.0})])
-        for _ in range(200):
-            if queued_at_ack:
-                break
-            await asyncio.sleep(0.05)
-        assert queued_at_ack, "the worker never took the pushed request"
+        await eventually(lambda: queued_at_ack, what="the worker to take the pushed request")
         assert queued_at_ack[0] == 0, "acknowledged while its point still waited for the tick"
     finally:
         await supervisor.stop_all()

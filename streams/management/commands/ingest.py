@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,24 @@ def require_shared_layer() -> None:
         )
 
 
+class AnnouncingSupervisor(Supervisor):
+    """A Supervisor that says once when its first look at the stream table is done: it holds
+    the leases it could take and has started their feeds. Tests, scripts and operators wait
+    for this line instead of sleeping."""
+
+    def __init__(self, *, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.say = say
+        self.announced = False
+
+    async def sync(self) -> None:
+        await super().sync()  # raises while the database is unreadable: not ready yet
+        if not self.announced:
+            self.announced = True
+            slugs = sorted(self.tasks)
+            self.say(f"ingest: ready, running {len(slugs)} streams: {', '.join(slugs) or '(none)'}")
+
+
 class Command(BaseCommand):
     help = "Run the ingest worker: pull every enabled feed and broadcast its points."
 
@@ -36,5 +55,5 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         self.stdout.write(f"ingest: running, tick {settings.LIVECHARTS_TICK_MS} ms; Ctrl-C or SIGTERM stops")
-        await Supervisor().run(stop)
+        await AnnouncingSupervisor(say=self.stdout.write).run(stop)
         self.stdout.write("ingest: stopped")
