@@ -179,9 +179,11 @@ def bring_up(topology: Topology, *, streams: int) -> None:
     for index, port in enumerate(topology.daphne_ports, 1):
         wait_until(lambda port=port: port_is_open(port), what=f"daphne-{index} listening", timeout=120)
     nginx.write(upstreams=topology.daphne_ports, static_root=ROOT / "staticfiles")
-    # Up to a thousand connections (a viewer is two: client and upstream).
+    # A viewer is two connections (client and upstream), each a file descriptor: past about 500
+    # viewers the default limit of 1,024 descriptors runs out (docs/deploy.md, nginx).
     main = nginx.tmp / "nginx.conf"
-    main.write_text(main.read_text().replace("worker_connections 512;", "worker_connections 4096;"))
+    text = main.read_text().replace("worker_connections 512;", "worker_connections 16384;")
+    main.write_text(text.replace("worker_processes 1;", "worker_processes 1;\nworker_rlimit_nofile 65536;"))
     nginx.start()
 
 
@@ -226,6 +228,7 @@ class Viewer:
         self.times: list[float] = []  # what the chart shows, in order (data times, ms)
         self.arrivals: list[tuple[float, float]] = []  # (wall time received, data time ms)
         self.reconnects = 0
+        self.closes: Counter[str] = Counter()  # why the socket ended: close code, or the error
 
     async def run(self, stop: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
@@ -249,8 +252,11 @@ class Viewer:
                         frame = orjson.loads(text)
                         if frame.get("op") == "points":
                             await self.take(socket, frame)
-            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError):
-                pass
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else "none"
+                self.closes[f"close {code}"] += 1
+            except (OSError, InvalidStatus, TimeoutError) as error:
+                self.closes[type(error).__name__] += 1
             if stop.is_set():
                 return
             self.reconnects += 1
@@ -403,10 +409,12 @@ def report(
             f"{max(fault.back_after, default=float('nan')):.1f} s |"
         )
     reconnects = sum(viewer.reconnects for viewer in result["viewers"])
+    closes = sum((viewer.closes for viewer in result["viewers"]), Counter())
+    why = ", ".join(f"{count} {reason}" for reason, count in closes.most_common()) or "none"
     lines += [
         "",
         f"Compared with what PostgreSQL stored, over each viewer's span: {lost} points lost and "
-        f"{repeated} repeated across {checked} viewers ({reconnects} reconnects in all). The viewers' "
+        f"{repeated} repeated across {checked} viewers ({reconnects} reconnects in all: {why}). The viewers' "
         f"own process (one, TLS included) used {result['client_cpu']:.0%} of a core.",
     ]
     return "\n".join(lines)
@@ -447,6 +455,13 @@ def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             raise
         finally:
             topology.stop_all()
+            keep = os.environ.get("REHEARSAL_KEEP_LOGS")
+            if keep:  # for a look afterwards: every process's log
+                import shutil
+
+                shutil.copytree(
+                    tmp, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.rdb", "nginx")
+                )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ import pytest
 from bench import fanout
 from tests.services import require_redis
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(400)]
 
 ARGS = [
     "--viewers", "3",
@@ -21,7 +21,9 @@ ARGS = [
     "--runs", "1",
     "--seconds", "0.6",
     "--warmup", "0.3",
-    "--drain", "2",
+    # A deadline, not a wait: each run ends as soon as every viewer has every point; a loaded
+    # machine (CI beside other work) may need more than the bench's own 2 s to deliver them.
+    "--drain", "30",
 ]  # fmt: skip
 
 
