@@ -309,7 +309,12 @@ class Hub:
                 self._schedule()
         elif kind == "stream.status":
             for viewer in list(members):
-                await viewer.send_status(message)
+                try:
+                    await viewer.send_status(message)
+                except Exception as error:
+                    # A socket closing under us (its client gone) costs the others nothing.
+                    self.stats.flush_errors += 1
+                    log.warning("fan-out hub: a status could not be sent (%s)", type(error).__name__)
 
     # Ticks --------------------------------------------------------------------------------
 

@@ -134,6 +134,28 @@ async def test_status_goes_to_the_streams_viewers_only(layer):
     assert len(watching.statuses) == 1 and other.statuses == []
 
 
+class ClosingViewer(FakeViewer):
+    """A socket whose client went away while a status was on its way to it."""
+
+    async def send_status(self, message: dict[str, Any]) -> None:
+        raise ConnectionResetError("the client went away")
+
+
+async def test_a_socket_failing_a_status_costs_the_other_viewers_nothing(layer):
+    hub = Hub(layer=layer, tick_seconds=0.02)
+    # Many viewers beside it: whatever the set's order, some come after the one that fails.
+    gone, watching = ClosingViewer(), [FakeViewer() for _ in range(20)]
+    await hub.join("plant", gone)
+    for viewer in watching:
+        await hub.join("plant", viewer)
+    await layer.group_send("stream.plant", {"type": "stream.status", "stream": "plant", "status": {}})
+    deadline = time.monotonic() + 10
+    while hub.stats.flush_errors == 0:
+        assert time.monotonic() < deadline, "the status never reached the failing socket"
+        await asyncio.sleep(0.01)
+    assert [len(viewer.statuses) for viewer in watching] == [1] * 20
+
+
 async def feed(layer, slug: str, seconds: float) -> None:
     """Batches every 5 ms for a while, like a busy stream."""
     end = time.monotonic() + seconds
