@@ -246,6 +246,28 @@ class StoredBatch(models.Model):
         return f"{self.stream_id}: {self.count} points up to {self.last_ms}-{self.last_seq}"
 
 
+class StoredRollup(models.Model):
+    """One bucket of one rollup tier of a stream: the summary of its stored points whose time
+    falls in [start, start + tier) seconds (streams/rollups.py says what `data` holds).
+
+    One row per (stream, tier, bucket) with every series in `data`, like StoredBatch's columns:
+    a 7-day range reads about a thousand rows whatever the number of series."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="stored_rollups")
+    tier = models.PositiveIntegerField(help_text="Bucket width in seconds.")
+    start = models.BigIntegerField(help_text="Bucket start, seconds since the epoch.")
+    count = models.PositiveIntegerField()
+    data = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "tier", "start"], name="stored_rollup_unique_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}: {self.count} points in {self.tier} s from {self.start}"
+
+
 MAX_DASHBOARD_COLUMNS = 24
 MAX_PANEL_HEIGHT = 4
 MAX_CANDLE_SECONDS = 7 * 24 * 3600

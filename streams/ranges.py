@@ -24,6 +24,7 @@ on every row.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -35,11 +36,15 @@ import numpy as np
 from django.db.models import Sum
 from tsdownsample import MinMaxLTTBDownsampler
 
+from streams import rollups
 from streams.store import DecodedBatch, iter_range
 
 DEFAULT_POINTS = 2_000
 MAX_POINTS = 5_000
 MIN_POINTS = 10
+# A range holding at most this many points is read raw and exact (about 50 ms); a larger one
+# from the rollup tiers, whatever its size.
+RAW_POINTS = 50_000
 # LTTB needs at least three points (tsdownsample panics below that).
 _LTTB_MIN = 3
 
@@ -195,6 +200,85 @@ def read_columns(stream_id: int, *, start: float | None, end: float | None) -> C
     return columns_of(batches, start=start, end=end, capacity=capacity or 0)
 
 
+def read_range(
+    stream_id: int, *, start: float | None, end: float | None, points: int
+) -> tuple[Columns, int, bool]:
+    """The points to thin for a range of about `points` rows per series: (columns, points stored
+    in the range, whether the columns are every stored point). A range holding more than
+    RAW_POINTS points is read from the coarsest rollup tier that still has `points / 2` buckets
+    in it (a bucket gives a series its min and max), its ends from finer tiers and the raw points."""
+    bounds = _bounds(stream_id, start=start, end=end)
+    if bounds is None:
+        return Columns(t=np.empty(0)), 0, True
+    low, high = bounds
+    coarse = [level for level, width in enumerate(rollups.TIERS) if (high - low) / width >= points / 2]
+    if coarse:
+        # Half-open inside: [low, just past high) holds the inclusive end.
+        columns, stored = _read_cover(
+            stream_id, low=low, high=math.nextafter(high, math.inf), level=coarse[-1]
+        )
+        if stored > RAW_POINTS:
+            return columns, stored, False
+    columns = read_columns(stream_id, start=start, end=end)
+    return columns, len(columns), True
+
+
+def _bounds(stream_id: int, *, start: float | None, end: float | None) -> tuple[float, float] | None:
+    """The range's ends, an open end at the oldest / newest stored point; None when nothing is."""
+    from streams.models import StoredBatch
+
+    batches = StoredBatch.objects.filter(stream_id=stream_id)
+    if start is None:
+        start = batches.order_by("t_min").values_list("t_min", flat=True).first()
+    if end is None:
+        end = batches.order_by("-t_max").values_list("t_max", flat=True).first()
+    if start is None or end is None or start > end:
+        return None
+    return start, end
+
+
+def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple[Columns, int]:
+    """The kept points of the tier buckets wholly inside [low, high) at `level` and, for the ends
+    no such bucket covers, of finer tiers down to the raw points; with the points they stand for."""
+    parts: list[tuple[int | None, float, float]] = []  # (tier or None for raw, from, to)
+
+    def cover(low: float, high: float, level: int) -> None:
+        if level < 0:
+            parts.append((None, low, high))
+            return
+        width = rollups.TIERS[level]
+        first = math.ceil(low / width) * width
+        last = math.floor(high / width) * width  # buckets start in [first, last)
+        if first >= last:
+            cover(low, high, level - 1)
+            return
+        if low < first:
+            cover(low, first, level - 1)
+        parts.append((width, first, last))
+        if last < high:
+            cover(last, high, level - 1)
+
+    cover(low, high, level)
+    filler = _Filler(0)
+    stored = 0
+    for width, begin, until in parts:
+        if width is None:
+            for batch in iter_range(stream_id, start=begin, end=until):
+                keep = [index for index, t in enumerate(batch.t) if begin <= t < until]
+                filler.add([batch.t[i] for i in keep], {n: [c[i] for i in keep] for n, c in batch.y.items()})
+                stored += len(keep)
+            continue
+        for _, count, data in rollups.read_buckets(stream_id, tier=width, start=int(begin), end=int(until)):
+            kept = json.loads(data)
+            filler.add(kept["t"], kept["y"])
+            stored += count
+    columns = filler.columns()
+    t = columns.t
+    if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):  # late points among the raw ends
+        columns = columns.take(np.argsort(t, kind="stable"))
+    return columns, stored
+
+
 # Thinning ----------------------------------------------------------------------------------
 
 
@@ -207,11 +291,20 @@ def thin_rows(columns: Columns, *, points: int) -> np.ndarray | None:
         return np.unique(np.linspace(0, rows_in - 1, points).round().astype(np.intp))
     budget = max(_LTTB_MIN, points // len(columns.y))
     rows = _union_of_picks(columns, budget=budget)
-    if len(columns.y) > 1 and len(rows) < points * 3 // 4:
-        # Series that turn at the same times pick the same rows: give each a bigger share.
-        wider = _union_of_picks(columns, budget=budget * points // max(len(rows), 1))
-        if len(wider) <= points:
-            rows = wider
+    if len(columns.y) > 1:
+        # Series that turn at the same times pick the same rows: give each a bigger share, as
+        # big as keeps the union within `points` (a few tries, each guessing from the last).
+        low, high, failed = budget, points, False
+        for _ in range(6):
+            if len(rows) >= points * 9 // 10 or low >= high:
+                break
+            guess = (low + high + 1) // 2 if failed else low * points // max(len(rows), 1)
+            guess = min(high, max(low + 1, guess))
+            wider = _union_of_picks(columns, budget=guess)
+            if len(wider) <= points:
+                rows, low = wider, guess
+            else:
+                high, failed = guess - 1, True
     return rows
 
 
@@ -273,8 +366,7 @@ def _json_values(values: np.ndarray) -> list[float | None]:
 
 def range_answer(stream: Any, *, start: float | None, end: float | None, points: int) -> dict[str, Any]:
     """The JSON answer of GET /streams/<slug>/range: times in ms, at most `points` rows."""
-    columns = read_columns(stream.pk, start=start, end=end)
-    stored = len(columns)
+    columns, stored, _ = read_range(stream.pk, start=start, end=end, points=points)
     rows = thin_rows(columns, points=points)
     if rows is not None:
         columns = columns.take(rows)
@@ -286,5 +378,5 @@ def range_answer(stream: Any, *, start: float | None, end: float | None, points:
         "y": {name: _json_values(values) for name, values in columns.y.items()},
         "stored": stored,
         "returned": len(columns),
-        "downsampled": rows is not None,
+        "downsampled": len(columns) < stored,
     }

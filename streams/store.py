@@ -21,6 +21,7 @@ import orjson
 from channels.db import database_sync_to_async
 from django.db import connection, transaction
 
+from streams import rollups
 from streams.feeds.base import Point
 from streams.frames import Entry, columns
 from streams.ids import IdKey, parse_id
@@ -123,6 +124,7 @@ def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         newest = _newest_stored(cursor, sorted({stream_id for stream_id, _ in wanted}))
         rows = []
+        fresh: list[tuple[int, Sequence[Entry]]] = []
         for stream_id, entries in wanted:
             after = newest.get(stream_id)
             if after is not None and parse_id(entries[0].id) <= after:
@@ -134,11 +136,14 @@ def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
                 if not entries:
                     continue
             rows.append(batch_row(stream_id, entries))
+            fresh.append((stream_id, entries))
             newest[stream_id] = parse_id(entries[-1].id)
         # One executemany rather than bulk_create: the ORM's model objects and per-field SQL
         # were a third of a write's cost (about 100 us a row), for rows that need none of it.
         if rows:
             cursor.executemany(_insert_sql(), rows)
+            # The rollup tiers take exactly the points the fence let through, in this transaction.
+            rollups.add_points(cursor, fresh)
     return len(rows)
 
 
@@ -251,6 +256,8 @@ def prune_stream(stream: Any, *, now: float | None = None) -> int:
         deleted += _delete_in_chunks(
             batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
         )
+    if deleted:
+        rollups.trim(stream.pk)  # the tiers drop what the points dropped
     return deleted
 
 
