@@ -259,20 +259,33 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
             cover(last, high, level - 1)
 
     cover(low, high, level)
-    filler = _Filler(0)
+    # Plain lists, made arrays once: a row holds a few points, too few for numpy per row.
+    times: list[float] = []
+    series: dict[str, list[float | None]] = {}
     stored = 0
+
+    def add(t: list[float], y: Mapping[str, list[float | None]]) -> None:
+        for name, values in series.items():
+            values.extend(y.get(name) or [None] * len(t))
+        for name in y.keys() - series.keys():
+            series[name] = [None] * len(times) + y[name]
+        times.extend(t)
+
     for width, begin, until in parts:
         if width is None:
             for batch in iter_range(stream_id, start=begin, end=until):
                 keep = [index for index, t in enumerate(batch.t) if begin <= t < until]
-                filler.add([batch.t[i] for i in keep], {n: [c[i] for i in keep] for n, c in batch.y.items()})
+                add([batch.t[i] for i in keep], {n: [c[i] for i in keep] for n, c in batch.y.items()})
                 stored += len(keep)
             continue
         for _, count, data in rollups.read_buckets(stream_id, tier=width, start=int(begin), end=int(until)):
             kept = json.loads(data)
-            filler.add(kept["t"], kept["y"])
+            add(kept["t"], kept["y"])
             stored += count
-    columns = filler.columns()
+    columns = Columns(
+        t=np.array(times, dtype=np.float64),
+        y={name: np.array(values, dtype=np.float64) for name, values in series.items()},
+    )
     t = columns.t
     if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):  # late points among the raw ends
         columns = columns.take(np.argsort(t, kind="stable"))

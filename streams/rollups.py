@@ -59,22 +59,28 @@ class Bucket:
     # series[name] = [n, sum, min, min point, max, max point, first, first_t, last, last_t]
 
     def add(self, t: float, values: Mapping[str, float | None]) -> None:
-        kept = Kept(t, values)
+        # The store's hottest loop (every stored point passes here once): a Kept is made only
+        # when the point becomes one of the bucket's kept points.
+        kept = None
         self.count += 1
         if self.first is None or t < self.first.t:
-            self.first = kept
+            kept = self.first = Kept(t, values)
+        series = self.series
         for name, value in values.items():
             if value is None or value != value:  # null, or NaN (stored as null)
                 continue
-            stats = self.series.get(name)
+            stats = series.get(name)
             if stats is None:
-                self.series[name] = [1, value, value, kept, value, kept, value, t, value, t]
+                kept = kept or Kept(t, values)
+                series[name] = [1, value, value, kept, value, kept, value, t, value, t]
                 continue
             stats[0] += 1
             stats[1] += value
             if value < stats[2]:
+                kept = kept or Kept(t, values)
                 stats[2], stats[3] = value, kept
-            if value > stats[4]:
+            elif value > stats[4]:
+                kept = kept or Kept(t, values)
                 stats[4], stats[5] = value, kept
             if t < stats[7]:
                 stats[6], stats[7] = value, t
