@@ -67,7 +67,8 @@ class Bucket:
             kept = self.first = Kept(t, values)
         series = self.series
         for name, value in values.items():
-            if value is None or value != value:  # null, or NaN (stored as null)
+            # Null, NaN or infinite (x - x is NaN for both): the store writes those as null.
+            if value is None or value - value != 0:
                 continue
             stats = series.get(name)
             if stats is None:
@@ -288,12 +289,19 @@ def trim(stream_id: int) -> int:
     the tier rows deleted. Assumes a prune removes the oldest points in time (keep_seconds, and
     keep_points for points stored in time order)."""
     from django.db import transaction
-    from django.db.models import Min
 
-    from streams.models import StoredBatch, StoredRollup
+    from streams.models import StoredBatch, StoredRollup, Stream
 
     with transaction.atomic():
-        oldest = StoredBatch.objects.filter(stream_id=stream_id).aggregate(t=Min("t_min"))["t"]
+        # Lock the stream's row as save_batches does (PostgreSQL), so a write of late points
+        # into a bucket being rebuilt waits for the rebuild rather than being overwritten by it.
+        list(Stream.objects.select_for_update().filter(pk=stream_id).values_list("pk"))
+        oldest = (
+            StoredBatch.objects.filter(stream_id=stream_id)
+            .order_by("t_min")
+            .values_list("t_min", flat=True)
+            .first()
+        )
         rollups = StoredRollup.objects.filter(stream_id=stream_id)
         if oldest is None:
             return rollups.delete()[0]
