@@ -24,15 +24,15 @@ on every row.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 from django.db.models import Sum
 from tsdownsample import MinMaxLTTBDownsampler
 
@@ -264,23 +264,25 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
     series: dict[str, list[float | None]] = {}
     stored = 0
 
-    def add(t: list[float], y: Mapping[str, list[float | None]]) -> None:
-        for name, values in series.items():
-            values.extend(y.get(name) or [None] * len(t))
-        for name in y.keys() - series.keys():
-            series[name] = [None] * len(times) + y[name]
-        times.extend(t)
+    def add(points: Iterable[Sequence[Any]]) -> None:
+        """Append (t, {series: value}) points, every series a value or None on each."""
+        for t, values in points:
+            for name in values.keys() - series.keys():
+                series[name] = [None] * len(times)
+            for name, column in series.items():
+                column.append(values.get(name))
+            times.append(t)
 
     for width, begin, until in parts:
         if width is None:
             for batch in iter_range(stream_id, start=begin, end=until):
-                keep = [index for index, t in enumerate(batch.t) if begin <= t < until]
-                add([batch.t[i] for i in keep], {n: [c[i] for i in keep] for n, c in batch.y.items()})
-                stored += len(keep)
+                rows = zip(batch.t, _values_of(batch.y, len(batch.t)), strict=True)
+                inside = [(t, values) for t, values in rows if begin <= t < until]
+                add(inside)
+                stored += len(inside)
             continue
         for _, count, data in rollups.read_buckets(stream_id, tier=width, start=int(begin), end=int(until)):
-            kept = json.loads(data)
-            add(kept["t"], kept["y"])
+            add(orjson.loads(data)["p"])
             stored += count
     columns = Columns(
         t=np.array(times, dtype=np.float64),
@@ -290,6 +292,10 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
     if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):  # late points among the raw ends
         columns = columns.take(np.argsort(t, kind="stable"))
     return columns, stored
+
+
+def _values_of(y: Mapping[str, Sequence[float | None]], size: int) -> list[dict[str, float | None]]:
+    return [{name: column[i] for name, column in y.items()} for i in range(size)]
 
 
 # Thinning ----------------------------------------------------------------------------------

@@ -41,12 +41,9 @@ KEYS_PER_QUERY = 300
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
-@dataclass(slots=True)
-class Kept:
-    """A stored point kept by a bucket: its time and every series' value (None: no value)."""
-
-    t: float
-    values: Mapping[str, float | None]
+# A stored point kept by a bucket: [time, {series: value or None}], a list so that it is stored
+# as it is (orjson) and compared by identity while merging.
+Kept = list[Any]
 
 
 @dataclass(slots=True)
@@ -63,8 +60,8 @@ class Bucket:
         # when the point becomes one of the bucket's kept points.
         kept = None
         self.count += 1
-        if self.first is None or t < self.first.t:
-            kept = self.first = Kept(t, values)
+        if self.first is None or t < self.first[0]:
+            kept = self.first = [t, dict(values)]
         series = self.series
         for name, value in values.items():
             # Null, NaN or infinite (x - x is NaN for both): the store writes those as null.
@@ -72,16 +69,16 @@ class Bucket:
                 continue
             stats = series.get(name)
             if stats is None:
-                kept = kept or Kept(t, values)
+                kept = kept or [t, dict(values)]
                 series[name] = [1, value, value, kept, value, kept, value, t, value, t]
                 continue
             stats[0] += 1
             stats[1] += value
             if value < stats[2]:
-                kept = kept or Kept(t, values)
+                kept = kept or [t, dict(values)]
                 stats[2], stats[3] = value, kept
             elif value > stats[4]:
-                kept = kept or Kept(t, values)
+                kept = kept or [t, dict(values)]
                 stats[4], stats[5] = value, kept
             if t < stats[7]:
                 stats[6], stats[7] = value, t
@@ -91,7 +88,7 @@ class Bucket:
     def merge(self, other: Bucket) -> None:
         """Fold in `other`, whose points were stored after this bucket's."""
         self.count += other.count
-        if other.first is not None and (self.first is None or other.first.t < self.first.t):
+        if other.first is not None and (self.first is None or other.first[0] < self.first[0]):
             self.first = other.first
         for name, theirs in other.series.items():
             mine = self.series.get(name)
@@ -117,18 +114,16 @@ class Bucket:
         for stats in self.series.values():
             seen.setdefault(id(stats[3]), stats[3])
             seen.setdefault(id(stats[5]), stats[5])
-        return sorted(seen.values(), key=lambda kept: kept.t)
+        return sorted(seen.values(), key=lambda kept: kept[0])
 
-    # Stored form: {"t": [...], "y": {name: [...]}, "f": i, "s": {name: [n, sum, min, i_min,
-    # max, i_max, first, first_t, last, last_t]}}, the i_ indexes into t.
+    # Stored form: {"p": [[t, {series: value}], ...], "f": i, "s": {name: [n, sum, min, i_min,
+    # max, i_max, first, first_t, last, last_t]}}, "f" and the i_ indexes into "p".
 
     def encode(self) -> str:
         points = self.kept_points()
         index = {id(kept): i for i, kept in enumerate(points)}
-        names = sorted({name for kept in points for name in kept.values})
         data = {
-            "t": [kept.t for kept in points],
-            "y": {name: [kept.values.get(name) for kept in points] for name in names},
+            "p": points,
             "f": 0 if self.first is None else index[id(self.first)],
             "s": {
                 name: [s[0], s[1], s[2], index[id(s[3])], s[4], index[id(s[5])], s[6], s[7], s[8], s[9]]
@@ -142,9 +137,8 @@ class Bucket:
 
     @classmethod
     def decode(cls, count: int, data: str) -> Bucket:
-        raw = json.loads(data)
-        names = list(raw["y"])
-        points = [Kept(t, {name: raw["y"][name][i] for name in names}) for i, t in enumerate(raw["t"])]
+        raw = orjson.loads(data)
+        points = raw["p"]
         bucket = cls(count=count, first=points[raw["f"]] if points else None)
         for name, s in raw["s"].items():
             bucket.series[name] = [s[0], s[1], s[2], points[s[3]], s[4], points[s[5]], s[6], s[7], s[8], s[9]]

@@ -91,8 +91,8 @@ def assert_tiers_agree(stream: Stream) -> None:
             bucket = want[start]
             assert count == bucket["count"], (width, start)
             # Kept points lie in the bucket and are real stored points.
-            assert all(start <= t < start + width for t in data["t"])
-            kept = [(t, {name: data["y"][name][i] for name in data["y"]}) for i, t in enumerate(data["t"])]
+            kept = [(t, values) for t, values in data["p"]]
+            assert all(start <= t < start + width for t, _ in kept)
             for t, values in kept:
                 assert any(
                     pt == t and all(values.get(n) == pv.get(n) for n in set(values) | set(pv))
@@ -103,7 +103,7 @@ def assert_tiers_agree(stream: Stream) -> None:
                 truth = bucket["series"][name]
                 assert n == truth["n"] and low == truth["min"] and high == truth["max"], (width, start, name)
                 assert math.isclose(total, truth["sum"], rel_tol=1e-9, abs_tol=1e-9)
-                assert data["y"][name][i_low] == low and data["y"][name][i_high] == high
+                assert kept[i_low][1][name] == low and kept[i_high][1][name] == high
                 assert (first, first_t) == truth["first"] and (last, last_t) == truth["last"], (width, start)
 
 
