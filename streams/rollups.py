@@ -167,15 +167,21 @@ def summarise(points: Iterable[tuple[float, Mapping[str, float | None]]]) -> dic
 
 
 def _coarsen(buckets: Mapping[int, Bucket], width: int) -> dict[int, Bucket]:
-    coarse: dict[int, Bucket] = {}
+    groups: dict[int, list[Bucket]] = {}
     # In time order; the merge's tie rules then match points added one by one in stored order
     # only when stored order is time order, which is all ties can tell apart anyway.
     for start in sorted(buckets):
-        key = bucket_start(start, width)
-        target = coarse.get(key)
-        if target is None:
-            target = coarse[key] = Bucket()
-        target.merge(buckets[start])
+        groups.setdefault(bucket_start(start, width), []).append(buckets[start])
+    coarse: dict[int, Bucket] = {}
+    for start, group in groups.items():
+        if len(group) == 1:
+            # The usual flush (a second of points): one bucket per tier, shared, never mutated
+            # (write_deltas merges a delta into the stored row, not the other way round).
+            coarse[start] = group[0]
+            continue
+        target = coarse[start] = Bucket()
+        for bucket in group:
+            target.merge(bucket)
     return coarse
 
 
@@ -221,13 +227,18 @@ def write_deltas(cursor: Any, deltas: Mapping[int, Mapping[int, Mapping[int, Buc
         return 0
     stored = _read_rows(cursor, keys)
     rows = []
+    encoded: dict[int, str] = {}  # a delta shared by several tiers is encoded once
     for stream_id, tier, start in keys:
         delta = deltas[stream_id][tier][start]
         existing = stored.get((stream_id, tier, start))
         if existing is not None:
             existing.merge(delta)
-            delta = existing
-        rows.append((stream_id, tier, start, delta.count, delta.encode()))
+            rows.append((stream_id, tier, start, existing.count, existing.encode()))
+            continue
+        text = encoded.get(id(delta))
+        if text is None:
+            text = encoded[id(delta)] = delta.encode()
+        rows.append((stream_id, tier, start, delta.count, text))
     _upsert(cursor, rows)
     return len(rows)
 
@@ -237,11 +248,11 @@ def _read_rows(cursor: Any, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[
     found: dict[tuple[int, int, int], Bucket] = {}
     for first in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[first : first + KEYS_PER_QUERY]
-        # Row values IN (VALUES ...): SQLite >= 3.15 and PostgreSQL; each key is one index probe.
-        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+        # OR of equalities, one index probe each on both databases (SQLite scans the whole table
+        # for a row-value IN (VALUES ...)).
+        match = " OR ".join([f"({stream} = %s AND {tier} = %s AND {start} = %s)"] * len(chunk))
         cursor.execute(
-            f"SELECT {stream}, {tier}, {start}, {count}, {data} FROM {table} "
-            f"WHERE ({stream}, {tier}, {start}) IN (VALUES {values})",
+            f"SELECT {stream}, {tier}, {start}, {count}, {data} FROM {table} WHERE {match}",
             [part for key in chunk for part in key],
         )
         for stream_id, width, bucket, points, text in cursor.fetchall():
