@@ -224,17 +224,19 @@ def read_range(
 
 
 def _bounds(stream_id: int, *, start: float | None, end: float | None) -> tuple[float, float] | None:
-    """The range's ends, an open end at the oldest / newest stored point; None when nothing is."""
+    """The part of [start, end] that holds stored points (its ends at the oldest / newest stored
+    point), so a range asked from year 0 picks its tier by the time it really spans; None when
+    nothing is stored there."""
     from streams.models import StoredBatch
 
     batches = StoredBatch.objects.filter(stream_id=stream_id)
-    if start is None:
-        start = batches.order_by("t_min").values_list("t_min", flat=True).first()
-    if end is None:
-        end = batches.order_by("-t_max").values_list("t_max", flat=True).first()
-    if start is None or end is None or start > end:
+    oldest = batches.order_by("t_min").values_list("t_min", flat=True).first()
+    newest = batches.order_by("-t_max").values_list("t_max", flat=True).first()
+    if oldest is None or newest is None:
         return None
-    return start, end
+    low = oldest if start is None else max(start, oldest)
+    high = newest if end is None else min(end, newest)
+    return None if low > high else (low, high)
 
 
 def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple[Columns, int]:

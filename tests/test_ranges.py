@@ -140,6 +140,13 @@ def test_three_series_that_move_together_get_about_the_budget_each_over_24_hours
     assert all(sum(v is not None for v in values) == answer["returned"] for values in answer["y"].values())
 
 
+def test_a_range_asked_far_wider_than_what_is_stored_still_gets_the_budget(line, anyone):
+    # Two days asked, a little under an hour stored: the tier follows the stored hour.
+    store("line", [(T0 + i * 0.05, {"v": math.sin(i / 300)}) for i in range(60_000)], batch=1_000)
+    answer = fetch(anyone, "line", start=T0_MS - 86_400_000, end=T0_MS + 86_400_000, points=1_000)
+    assert answer["stored"] == 60_000 and 900 <= answer["returned"] <= 1_000
+
+
 def test_the_cap_holds_through_the_endpoint_and_points_asks_for_fewer(line, anyone):
     store("line", [(T0 + i / 10, {"a": float(i % 97), "b": float(i % 89)}) for i in range(30_000)])
     answer = fetch(anyone, "line", points=300)
