@@ -55,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--raw", action="store_true", help="also time reading every raw point, as before rollups (same data)"
     )
     parser.add_argument(
+        "--write-streams",
+        type=int,
+        default=0,
+        help="instead: time save_batches flushes of this many streams (a second of points each), "
+        "with and without the rollup tiers",
+    )
+    parser.add_argument(
         "--database-url",
         default="",
         help="postgres://… for a throwaway schema there (default: a temporary SQLite file)",
@@ -307,6 +314,56 @@ def timed(args: argparse.Namespace, *, client: Any, slug: str, start_ms: int | N
     }
 
 
+def write_cost(args: argparse.Namespace, label: str) -> str:
+    """What the tiers add to the store's flush: save_batches of a second of points (20, each
+    with every series) for each of N streams, alternately with and without add_points."""
+    from streams import rollups, store
+    from streams.feeds.base import Point
+    from streams.frames import Entry
+    from streams.ids import format_id
+    from streams.models import Stream
+
+    slugs = [f"w{index}" for index in range(args.write_streams)]
+    Stream.objects.bulk_create([Stream(slug=slug, title=slug) for slug in slugs])
+    names = [f"s{index}" for index in range(args.series)]
+    first_ms = int(time.time()) * 1000
+    add_points = rollups.add_points
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for second in range(2 + 10 * 2):
+        tiers = second % 2 == 0
+        batches = [
+            (
+                slug,
+                [
+                    Entry(
+                        id=format_id((first_ms + second * 1000 + i * TICK_MS, 0)),
+                        point=Point(
+                            t=(first_ms + second * 1000 + i * TICK_MS) / 1000,
+                            values={name: float(i * n + second) for n, name in enumerate(names)},
+                        ),
+                    )
+                    for i in range(1000 // TICK_MS)
+                ],
+            )
+            for slug in slugs
+        ]
+        rollups.add_points = add_points if tiers else (lambda cursor, batches: 0)  # type: ignore[assignment]
+        try:
+            begin = time.perf_counter()
+            store.save_batches(batches)
+            took = time.perf_counter() - begin
+        finally:
+            rollups.add_points = add_points  # type: ignore[assignment]
+        if second >= 2:  # the first two warm up
+            times[tiers].append(took)
+    with_tiers, without = statistics.median(times[True]), statistics.median(times[False])
+    return (
+        f"{label}: a flush of {len(slugs)} streams x {1000 // TICK_MS} points x {len(names)} series: "
+        f"{with_tiers * 1000:.0f} ms with the tiers, {without * 1000:.0f} ms without (medians of "
+        f"{len(times[True])}); load average {os.getloadavg()[0]:.1f}."
+    )
+
+
 def memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
@@ -345,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with throwaway_database(args.database_url) as label:
         setup_django()
+        if args.write_streams:
+            print(write_cost(args, label))
+            return 0
         results = measure(args, label)
     print(table(results))
     return 0
