@@ -21,7 +21,7 @@ from streams.feeds.base import Point
 from streams.frames import Entry
 from streams.ids import IdClock, format_id
 from streams.models import StoredBatch, StoredRollup, Stream
-from streams.store import iter_range, prune_stream, save_batches
+from streams.store import ROW_FIELDS, batch_row, iter_range, prune_stream, save_batches
 
 T0 = 1_700_000_000.0
 
@@ -268,3 +268,28 @@ def test_the_backfill_builds_the_tiers_of_points_stored_before_them():
     StoredRollup.objects.filter(stream=stream).delete()  # as before migration 0008
     assert rollups.rebuild(stream.pk) > 0
     assert_tiers_agree(stream)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_builds_tiers_for_points_stored_before_it():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("streams", "0005_dashboards")], [("streams", "0008_rollups")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        stream = old.get_model("streams", "Stream").objects.create(slug="old", title="Old")
+        entries = entries_of([(T0 + i * 0.5, {"v": float(i % 17)}) for i in range(400)])
+        old.get_model("streams", "StoredBatch").objects.bulk_create(
+            old.get_model("streams", "StoredBatch")(
+                stream_id=stream.pk,
+                **dict(zip(ROW_FIELDS[1:], batch_row(stream.pk, batch)[1:], strict=True)),
+            )
+            for batch in in_batches(entries, 40)
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+    assert_tiers_agree(Stream.objects.get(slug="old"))
