@@ -37,7 +37,7 @@ from django.db.models import Sum
 from tsdownsample import MinMaxLTTBDownsampler
 
 from streams import rollups
-from streams.store import DecodedBatch, iter_range
+from streams.store import DecodedBatch, decode, iter_range
 
 DEFAULT_POINTS = 2_000
 MAX_POINTS = 5_000
@@ -45,6 +45,9 @@ MIN_POINTS = 10
 # A range holding at most this many points is read raw and exact (about 50 ms); a larger one
 # from the rollup tiers, whatever its size.
 RAW_POINTS = 50_000
+# How long before an end of a range a stored batch may begin and still be found by the quick
+# query for that end (a batch normally spans one flush, a second).
+EDGE_LOOKBACK = 600
 # LTTB needs at least three points (tsdownsample panics below that).
 _LTTB_MIN = 3
 
@@ -277,11 +280,9 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
 
     for width, begin, until in parts:
         if width is None:
-            for batch in iter_range(stream_id, start=begin, end=until):
-                rows = zip(batch.t, _values_of(batch.y, len(batch.t)), strict=True)
-                inside = [(t, values) for t, values in rows if begin <= t < until]
-                add(inside)
-                stored += len(inside)
+            inside = _raw_edge(stream_id, begin=begin, until=until)
+            add(inside)
+            stored += len(inside)
             continue
         for _, count, data in rollups.read_buckets(stream_id, tier=width, start=int(begin), end=int(until)):
             add(orjson.loads(data)["p"])
@@ -294,6 +295,51 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
     if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):  # late points among the raw ends
         columns = columns.take(np.argsort(t, kind="stable"))
     return columns, stored
+
+
+def _raw_edge(stream_id: int, *, begin: float, until: float) -> list[tuple[float, dict[str, float | None]]]:
+    """The stored points with begin <= t < until (less than two seconds: an end of a range that
+    no tier bucket covers), in id order.
+
+    Which batches overlap a short time is a question neither time index answers alone: over a
+    long history "t_max >= begin" or "t_min <= until" each holds half the table (2.5 s of a 3 s
+    range over 12 million points). So first the batches that begin at most EDGE_LOOKBACK before
+    it (one index range), checked against the 1 s tier's count of every second it touches: a
+    batch spanning longer (late points, a backfill) makes the counts differ, and then the
+    overlap query is run after all."""
+    from streams.models import StoredBatch, StoredRollup
+
+    seconds = range(math.floor(begin), math.ceil(until))
+    expected = dict(
+        StoredRollup.objects.filter(
+            stream_id=stream_id, tier=rollups.TIERS[0], start__gte=seconds.start, start__lt=seconds.stop
+        ).values_list("start", "count")
+    )
+    near = (
+        StoredBatch.objects.filter(
+            stream_id=stream_id,
+            t_min__gte=seconds.start - EDGE_LOOKBACK,
+            t_min__lt=seconds.stop,
+            t_max__gte=seconds.start,
+        )
+        .in_id_order()
+        .values_list("data", flat=True)
+    )
+    points = [
+        (t, values)
+        for data in near
+        for batch in [decode(data)]
+        for t, values in zip(batch.t, _values_of(batch.y, len(batch.t)), strict=True)
+        if seconds.start <= t < seconds.stop
+    ]
+    found: dict[int, int] = {}
+    for t, _ in points:
+        found[math.floor(t)] = found.get(math.floor(t), 0) + 1
+    if found != expected:
+        points = []
+        for batch in iter_range(stream_id, start=begin, end=until):
+            points.extend(zip(batch.t, _values_of(batch.y, len(batch.t)), strict=True))
+    return [(t, values) for t, values in points if begin <= t < until]
 
 
 def _values_of(y: Mapping[str, Sequence[float | None]], size: int) -> list[dict[str, float | None]]:
