@@ -170,7 +170,7 @@ class Server:
     def restart(self) -> None:
         self.stop()
         self.launch()
-        self.stack.wait_http()
+        self.stack.wait_http(path="/healthz")  # baseline and raw servers are not Django
 
     def settled(self, seconds: float = 1.5) -> bool:
         """Wait for the server to go quiet (under 10% of a core); False if it is still busy."""
@@ -545,7 +545,7 @@ def measure(args: argparse.Namespace, timings: dict[str, float] | None = None) -
                 for server in servers.values():
                     server.launch()  # all at once: they start in parallel
                 for server in servers.values():
-                    server.stack.wait_http()
+                    server.stack.wait_http(path="/healthz")  # baseline and raw are not Django
                     print(f"{server.name} pid {server.pid}", file=sys.stderr, flush=True)
                 bench = Bench(args, servers=servers, env=stack.env)
                 bench.group_seconds = timings if timings is not None else {}

@@ -120,17 +120,18 @@ class Stack:
         self.start("serve", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
         self.wait_http()
 
-    def wait_http(self, timeout: float = 60) -> None:
-        """Until the stack's port answers /readyz with 200: listening, and its database, Redis
-        and channel layer answer too."""
+    def wait_http(self, timeout: float = 60, *, path: str = "/readyz") -> None:
+        """Until the stack's port answers `path` with 200: by default /readyz (listening, and its
+        database, Redis and channel layer answer too); the bench's non-Django servers have
+        only /healthz."""
 
         def ready() -> bool:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
-            return answers_ready(self.base_url)
+            return answers_ready(self.base_url, path=path)
 
-        wait_until(ready, what=f"{self.base_url}/readyz to answer 200", within=timeout)
+        wait_until(ready, what=f"{self.base_url}{path} to answer 200", within=timeout)
 
     def newest_id(self, slug: str) -> str | None:
         """The id of the newest point of `slug` in the Redis window (None: nothing there)."""
@@ -264,10 +265,10 @@ def start_daphne_at(stack: Stack, name: str, *, port: int, proxy_headers: bool =
     return proc
 
 
-def answers_ready(base_url: str) -> bool:
-    """Whether `base_url` answers /readyz with 200 now (not listening yet counts as no)."""
+def answers_ready(base_url: str, *, path: str = "/readyz") -> bool:
+    """Whether `base_url` answers `path` (/readyz) with 200 now (not listening yet counts as no)."""
     try:
-        return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
+        return httpx.get(f"{base_url}{path}", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
 
