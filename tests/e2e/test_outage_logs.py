@@ -40,17 +40,23 @@ def test_a_short_redis_outage_is_a_few_lines_without_tracebacks(tmp_path, redis_
 
         async def scenario() -> None:
             nonlocal server
-            watching = asyncio.create_task(viewer.run(until=time.monotonic() + 60))
+            stop = asyncio.Event()
+            watching = asyncio.create_task(viewer.run(stop))
+            deadline = time.monotonic() + 60
             while len(viewer.times) < 20:  # live before the fault
+                assert time.monotonic() < deadline, "no points before the outage"
                 await asyncio.sleep(0.05)
             server.kill()
             server.wait(timeout=10)
             await asyncio.sleep(1)  # the outage's length, not a wait for a condition
             server = start_redis(port)
             seen = len(viewer.times)
+            deadline = time.monotonic() + 60
             while len(viewer.times) < seen + 40:  # live again after it
+                assert time.monotonic() < deadline, "no points after the outage"
                 await asyncio.sleep(0.05)
-            watching.cancel()
+            stop.set()
+            await watching
 
         asyncio.run(scenario())
         logs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in ("ingest", "daphne")}
