@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.django_db
+# The views read the database from their own threads (database_sync_to_async): a transaction
+# per test (the default) would hold it in another thread, and PostgreSQL closes it under them.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
