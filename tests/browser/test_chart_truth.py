@@ -92,8 +92,10 @@ def test_a_hole_in_the_data_breaks_the_line_live_and_in_a_range_view(embedded, b
     page.on("pageerror", lambda error: errors.append(str(error)))
     now = time.time()
     # 20 points 100 ms apart, nothing for 5 s (a server restart, say), 20 more.
-    before = [{"t": now - 8 + i * 0.1, "value": 10 + i} for i in range(20)]
-    after = [{"t": now - 1 + i * 0.1, "value": 40 + i} for i in range(20)]
+    # All in the past: a point stamped ahead of the clock falls outside a range that ends "now"
+    # (the range view then drew 39 of the 40 when clicked within a second).
+    before = [{"t": now - 10 + i * 0.1, "value": 10 + i} for i in range(20)]
+    after = [{"t": now - 3 + i * 0.1, "value": 40 + i} for i in range(20)]
     push(stack, tokens["pushed"], "pushed", before + after)
     page.wait_for_function(f"({DRAWN_Y})().filter((y) => y !== null).length === 40", timeout=15_000)
     ys = page.evaluate(DRAWN_Y)
