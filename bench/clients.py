@@ -88,7 +88,7 @@ _BATCH = '{"stream":"'
 
 
 def scan_batches(frame: str) -> Iterator[tuple[str, str | None, str, int]]:
-    """(stream, prev, id, points) of each batch of a points frame as streams/frames.py writes
+    """(stream, prev, id, points) of each batch of a points frame as streams/core/frames.py writes
     it (`{"stream":"s","prev":"id"|null,"id":"id","t":[...],...}`), without decoding values."""
     at = frame.find(_BATCH)
     while at >= 0:

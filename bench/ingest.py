@@ -223,13 +223,13 @@ def verdict(rows: list[dict[str, Any]]) -> str:
 # Where a profile's samples go: the nearest frame (from the leaf up) that matches names the part.
 PARTS = [
     ("json.loads (parse)", ("json/decoder.py", "loads (json/__init__.py")),
-    ("extract (map to points)", ("streams/feeds/extract.py", "jmespath/")),
-    ("history append (script, Redis client)", ("streams/history.py",)),
+    ("extract (map to points)", ("streams/ingest/feeds/extract.py", "jmespath/")),
+    ("history append (script, Redis client)", ("streams/storage/window.py",)),
     ("group messages (PUBLISH pipeline)", ("publish_pipelined", "channels_redis/")),
-    ("database store (Persister thread)", ("streams/store.py", "django/", "sqlite3")),
-    ("batch encoding (frames.py)", ("streams/frames.py",)),
+    ("database store (Persister thread)", ("streams/storage/store.py", "django/", "sqlite3")),
+    ("batch encoding (frames.py)", ("streams/core/frames.py",)),
     ("broadcast (ids, queueing, finite check)", ("streams/broadcast.py",)),
-    ("worker (batch hand-off, health)", ("streams/worker.py", "streams/health.py")),
+    ("worker (batch hand-off, health)", ("streams/ingest/supervisor.py", "streams/ingest/feed_health.py")),
     ("the bench's feed loop", ("bench/ingest_process.py",)),
 ]
 
@@ -304,7 +304,7 @@ def section(quick: bool) -> str:
             "",
             "One worker process (bench/ingest_process.py) runs every stream through",
             "`Supervisor.run_feed`, the code `manage.py ingest` runs (with the garbage collector set as",
-            "it sets it, `tune_gc` in streams/worker.py): the feed's batches go to",
+            "it sets it, `tune_gc` in streams/ingest/supervisor.py): the feed's batches go to",
             "`Broadcaster.publish`, and every 50 ms tick appends each stream's batch to its Redis Streams",
             "window, sends one group message per stream over `RedisPubSubChannelLayer` and hands the",
             "batch to the Persister, which writes it to a throwaway SQLite file (the store is on, as it",

@@ -42,7 +42,7 @@ MAX_READ_SECONDS = 0.2
 def make_templates(count: int = PAYLOADS) -> list[bytes]:
     """Messages with their time left out (`%.3f`, in ms): each read stamps the times it
     arrived over, as a live ticker's messages carry theirs. A replay of fixed times would go
-    back in time at every wrap, and the time rules (streams/feeds/timeline.py) drop late points."""
+    back in time at every wrap, and the time rules (streams/ingest/feeds/timeline.py) drop late points."""
     rng = random.Random(5)
     return [
         b'{"type": "tick", "symbol": "ABC-USD", "price": %s, "ts": %%.3f}'
@@ -58,8 +58,8 @@ def make_payloads(templates: list[bytes]) -> list[bytes]:
 
 
 def replay_feed_class() -> type:
-    from streams.feeds.base import Batch, reject_unknown
-    from streams.feeds.extract import BadPayload, ExtractingFeed, Extractor
+    from streams.ingest.feeds.base import Batch, reject_unknown
+    from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
 
     class ReplayFeed(ExtractingFeed):
         """Pre-made messages at `rate` per second, read in chunks; parsed like a websocket feed."""
@@ -141,10 +141,10 @@ def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, f
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.broadcast import get_broadcaster
-    from streams.feeds import FEED_KINDS
-    from streams.feeds.extract import Extractor
-    from streams.history import Retention
-    from streams.worker import StreamSpec, Supervisor, tune_gc
+    from streams.ingest.feeds import FEED_KINDS
+    from streams.ingest.feeds.extract import Extractor
+    from streams.ingest.supervisor import StreamSpec, Supervisor, tune_gc
+    from streams.storage.window import Retention
 
     tune_gc()  # as `manage.py ingest` does before its feeds start
     feed_class = replay_feed_class()

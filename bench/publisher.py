@@ -45,7 +45,7 @@ class Publisher:
         from channels_redis.core import RedisChannelLayer
         from django.conf import settings
 
-        from streams.history import get_history
+        from streams.storage.window import get_history
 
         self.settings = settings
         config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
@@ -62,7 +62,7 @@ class Publisher:
 
     async def run(self, command: dict[str, Any]) -> dict[str, Any]:
         from streams.broadcast import Broadcaster
-        from streams.history import Retention
+        from streams.storage.window import Retention
 
         protocol, streams, rate = command["protocol"], command["streams"], command["rate"]
         layer = self.layers[command.get("layer", "pubsub")]
@@ -112,7 +112,7 @@ class Publisher:
         }
 
     async def send_livecharts(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
-        from streams.feeds.base import Point
+        from streams.ingest.feeds.base import Point
 
         for stream in streams:
             points = [Point(t=now, values={"y": float(n)}) for n in numbers]
@@ -125,7 +125,7 @@ class Publisher:
                 await state["layer"].group_send(f"chart.{stream}", {"type": "chart.point", "point": point})
 
     async def send_raw(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
-        from streams.feeds.base import Point
+        from streams.ingest.feeds.base import Point
 
         pending = state.setdefault("pending", {stream: [] for stream in streams})
         for stream in streams:
@@ -137,7 +137,7 @@ class Publisher:
 
     async def flush_raw(self, state: dict, streams: list[str]) -> None:
         """One tick of baseline (b): each stream's points encoded once, one group_send each."""
-        from streams.frames import Entry, encode_batch, points_frame
+        from streams.core.frames import Entry, encode_batch, points_frame
 
         pending = state.get("pending", {})
         for stream in streams:

@@ -103,11 +103,11 @@ def seed(slug: str, *, points: int, series: int) -> float:
     """Store `points` points in batches of BATCH; returns the seconds it took."""
     import math
 
-    from streams.feeds.base import Point
-    from streams.frames import Entry
-    from streams.ids import format_id
+    from streams.core.frames import Entry
+    from streams.core.ids import format_id
+    from streams.ingest.feeds.base import Point
     from streams.models import Stream
-    from streams.store import save_batches
+    from streams.storage.store import save_batches
 
     Stream.objects.create(
         slug=slug,
@@ -166,8 +166,8 @@ def ask(client: Any, slug: str, max_points: int) -> dict[str, Any]:
 def measure(args: argparse.Namespace, label: str) -> dict[str, Any]:
     from django.test import Client
 
-    from streams import ranges
     from streams.models import Stream
+    from streams.storage import ranges
 
     slug = f"bench-range-{uuid.uuid4().hex[:8]}"
     seconds_seeding = seed(slug, points=args.points, series=args.series)

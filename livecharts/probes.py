@@ -48,7 +48,7 @@ class ProbeMiddleware:
 
 def probe_view(request: HttpRequest) -> Callable[[HttpRequest], Any] | None:
     """The view that answers `request` without the Host check, or None for the usual path."""
-    from streams import metrics, views
+    from streams.web import metrics, views
 
     if request.method not in ("GET", "HEAD"):
         return None

@@ -12,8 +12,8 @@ import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 from livecharts.env import envbool, envint, envlist, envstr
-from streams.redis_clients import RedisAddressError, layer_host, split_addresses
-from streams.redis_clients import parse_address as parse_redis_address
+from streams.storage.redis_clients import RedisAddressError, layer_host, split_addresses
+from streams.storage.redis_clients import parse_address as parse_redis_address
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ if REDIS_URL:
     # Comma-separated; a comma inside a Sentinel address (its hosts) does not split the list.
     LIVECHARTS_LAYER_REDIS_URLS = split_addresses(envstr("LIVECHARTS_LAYER_REDIS_URLS") or REDIS_URL)
     # Plain URLs, or redis+sentinel://host:26379,host:26379/<service>/<db> for a master that
-    # Sentinel fails over (streams/redis_clients.py); channels-redis takes either.
+    # Sentinel fails over (streams/storage/redis_clients.py); channels-redis takes either.
     try:
         parse_redis_address(REDIS_URL)
         _LAYER_HOSTS = [layer_host(_url) for _url in LIVECHARTS_LAYER_REDIS_URLS]
@@ -178,7 +178,7 @@ LIVECHARTS_PRUNE_SECONDS = envint("LIVECHARTS_PRUNE_SECONDS", 60, minimum=1)
 
 # A point dated more than this many seconds ahead of the receiving clock is a bad payload
 # (counted and dropped; the push API answers 400): a wrong time unit or a local time sent as
-# UTC, which would otherwise hold back every later point of its series (streams/feeds/timeline.py).
+# UTC, which would otherwise hold back every later point of its series (streams/ingest/feeds/timeline.py).
 LIVECHARTS_MAX_FUTURE_SECONDS = envint("LIVECHARTS_MAX_FUTURE_SECONDS", 300, minimum=0)
 
 # The push API (POST /api/streams/<slug>/points): body size, points a request, and requests a
@@ -189,7 +189,7 @@ LIVECHARTS_PUSH_RATE = envint("LIVECHARTS_PUSH_RATE", 20, minimum=1)
 
 # Feeds may reach loopback, private and link-local addresses (a broker on the same machine or
 # LAN) only when this is on: off in production, so a feed URL typed into admin cannot read the
-# cloud metadata service or an internal service (streams/netguard.py). On for the laptop demo
+# cloud metadata service or an internal service (streams/ingest/netguard.py). On for the laptop demo
 # (DEBUG) and the tests, whose sources all listen on 127.0.0.1.
 LIVECHARTS_ALLOW_PRIVATE_FEEDS = envbool("LIVECHARTS_ALLOW_PRIVATE_FEEDS", DEBUG)
 

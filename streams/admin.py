@@ -2,7 +2,7 @@
 
 Validation lives on the model (Stream.clean asks the feed kind), so admin and `manage.py provision`
 accept and refuse the same settings; admin checks them first with the kind's settings table
-(streams/feeds/schema.py) to say what is wrong in words, and saves them as typed, not with every
+(streams/ingest/feeds/schema.py) to say what is wrong in words, and saves them as typed, not with every
 default filled in (the kind fills them in again whenever the feed is built).
 """
 
@@ -30,13 +30,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from streams.feeds import FEED_KINDS, clean_feed_settings
-from streams.feeds.base import FeedSettingsError
-from streams.feeds.schema import SCHEMAS, explain, missing_required
-from streams.health import stream_statuses
+from streams.config.feed_trial import probe
+from streams.config.secrets import MaskedSecretMissing, mask, unmask
+from streams.ingest.feed_health import stream_statuses
+from streams.ingest.feeds import FEED_KINDS, clean_feed_settings
+from streams.ingest.feeds.base import FeedSettingsError
+from streams.ingest.feeds.schema import SCHEMAS, explain, missing_required
 from streams.models import Dashboard, Panel, PushToken, Stream
-from streams.probe import probe
-from streams.secrets import MaskedSecretMissing, mask, unmask
 
 admin.site.site_header = "LiveCharts administration"
 admin.site.site_title = "LiveCharts admin"
@@ -194,7 +194,7 @@ def as_typed(stream: Stream) -> Any:
 
 def feed_settings_problem(kind: str, settings: Any) -> str | None:
     """What is wrong with these settings for this kind, in words (None: nothing). Looks the hosts
-    up as saving does (streams/netguard.py): a private address is refused here too."""
+    up as saving does (streams/ingest/netguard.py): a private address is refused here too."""
     if not isinstance(settings, Mapping):
         shown = {
             "list": "a list",
@@ -215,7 +215,7 @@ def feed_settings_problem(kind: str, settings: Any) -> str | None:
 
 class StreamForm(forms.ModelForm):
     """Feed settings are shown with their secrets masked, and a mask left as it is keeps the
-    stored secret (streams/secrets.py). They are saved as typed: the kind's defaults are not
+    stored secret (streams/config/secrets.py). They are saved as typed: the kind's defaults are not
     written into them."""
 
     # No Meta: ModelAdmin builds the form class from this one with the model and its fields.

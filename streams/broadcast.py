@@ -18,13 +18,13 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streams.feeds.base import Point
-from streams.frames import Entry, encode_batch
-from streams.history import Batch as HistoryBatch
-from streams.history import History, Retention, get_history
-from streams.ids import IdClock, parse_id
-from streams.store import Persister
-from streams.tasks import finished
+from streams.core.frames import Entry, encode_batch
+from streams.core.ids import IdClock, parse_id
+from streams.core.tasks import finished
+from streams.ingest.feeds.base import Point
+from streams.storage.store import Persister
+from streams.storage.window import Batch as HistoryBatch
+from streams.storage.window import History, Retention, get_history
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Broadcaster:
         self, *, history: History, tick_seconds: float, layer: Any = None, persister: Persister | None = None
     ) -> None:
         self.history = history
-        # Writes sent batches to the database (streams/store.py); None keeps only the window.
+        # Writes sent batches to the database (streams/storage/store.py); None keeps only the window.
         self.persister = persister
         self.tick_seconds = tick_seconds
         self.layer = layer if layer is not None else get_channel_layer()

@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from streams import access
-from streams.feeds import FEED_KINDS, clean_feed_settings, feed_class
-from streams.feeds.base import FeedSettingsError
+from streams.access import rules as access
+from streams.ingest.feeds import FEED_KINDS, clean_feed_settings, feed_class
+from streams.ingest.feeds.base import FeedSettingsError
 
 MAX_WINDOW_POINTS = 100_000
 MAX_DECIMALS = 10
@@ -293,7 +293,7 @@ class DashboardQuerySet(models.QuerySet["Dashboard"]):
 
 class Dashboard(models.Model):
     """Panels of charts on one page, over one socket. Who may open it follows the same rule as a
-    stream (streams/access.py); each panel then shows only to those who may see all its streams."""
+    stream (streams/access/rules.py); each panel then shows only to those who may see all its streams."""
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)

@@ -1,5 +1,5 @@
 from django.urls import path
 
-from streams.consumers import StreamConsumer
+from streams.delivery.consumers import StreamConsumer
 
 websocket_urlpatterns = [path("ws/", StreamConsumer.as_asgi())]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
-from streams import metrics, views
+from streams.web import metrics, views
 
 urlpatterns: list[URLPattern] = [
     path("", views.stream_list, name="stream-list"),

@@ -11,9 +11,9 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
 from streams.broadcast import reset_broadcasters
-from streams.fanout import reset_hubs
-from streams.history import reset_history
-from streams.inbox import reset_inbox
+from streams.delivery.hub import reset_hubs
+from streams.ingest.inbox import reset_inbox
+from streams.storage.window import reset_history
 from tests.processes import STACK_PASSWORD, Stack, make_stack
 from tests.services import require_redis
 

@@ -1,5 +1,5 @@
 """A tiny ASGI app for tests/e2e/test_direct_writes.py: tells the client whether daphne's
-socket got a direct writer (streams/transport.py), or which internal it lacked."""
+socket got a direct writer (streams/delivery/transport.py), or which internal it lacked."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    from streams.transport import direct_writer, missing_internals
+    from streams.delivery.transport import direct_writer, missing_internals
 
     if scope["type"] != "websocket":
         return
@@ -20,7 +20,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.send", "text": text})
     else:
         await send({"type": "websocket.send", "text": "direct"})
-        from streams.transport import prepare
+        from streams.delivery.transport import prepare
 
         writer.write(prepare("framed once"))
     while (await receive())["type"] != "websocket.disconnect":

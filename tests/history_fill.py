@@ -7,10 +7,10 @@ import asyncio
 import concurrent.futures
 import time
 
-from streams.feeds.base import Point
-from streams.frames import Entry
-from streams.history import RedisHistory, Retention
-from streams.ids import format_id
+from streams.core.frames import Entry
+from streams.core.ids import format_id
+from streams.ingest.feeds.base import Point
+from streams.storage.window import RedisHistory, Retention
 
 CHUNK = 5_000
 

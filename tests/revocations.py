@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from streams import revocation
+from streams.access import revocation
 from streams.models import Stream
 
 
@@ -45,7 +45,7 @@ def change_password(stream: Stream, alice: User, session: str) -> None:
 
 
 class CheckRounds:
-    """Counts the access watcher's check rounds (streams/revocation.py), so a test can say "the
+    """Counts the access watcher's check rounds (streams/access/revocation.py), so a test can say "the
     first check after the change" instead of timing one: rounds start CHECK_SECONDS apart."""
 
     def __init__(self, monkeypatch: Any) -> None:

@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 
 from streams.admin import duration_words
+from streams.config.secrets import MASK
 from streams.models import Stream
-from streams.secrets import MASK
 from tests.json_api import serve_json_api
 
 pytestmark = pytest.mark.django_db
@@ -270,7 +270,7 @@ def test_the_changelist_shows_each_stream_feed_health(admin_client: Client, memo
 
     from asgiref.sync import async_to_sync
 
-    from streams.history import get_history
+    from streams.storage.window import get_history
 
     Stream.objects.create(slug="flaky", title="Flaky")
     status = {"state": "error", "points": 4321, "bad_payloads": 12, "reconnects": 5, "error": "HTTP 503"}
@@ -286,7 +286,7 @@ def test_the_changelist_shows_each_stream_feed_health(admin_client: Client, memo
 def test_test_this_feed_shows_the_first_points_without_publishing(admin_client: Client, memory_layer):
     from asgiref.sync import async_to_sync
 
-    from streams.history import Retention, get_history
+    from streams.storage.window import Retention, get_history
 
     stream = Stream.objects.create(slug="sim", title="Sim", feed_settings={"rate": 200, "series": ["x"]})
     change = admin_client.get(reverse("admin:streams_stream_change", args=[stream.pk])).content.decode()

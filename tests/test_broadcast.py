@@ -11,9 +11,9 @@ import pytest
 from channels.layers import InMemoryChannelLayer
 
 from streams.broadcast import Broadcaster, group_name
-from streams.feeds.base import Point
-from streams.history import MemoryHistory, Retention
-from streams.ids import parse_id
+from streams.core.ids import parse_id
+from streams.ingest.feeds.base import Point
+from streams.storage.window import MemoryHistory, Retention
 
 
 class Listener(InMemoryChannelLayer):
@@ -230,7 +230,7 @@ async def test_a_stream_whose_batch_is_refused_keeps_its_points_and_the_others_a
 async def test_many_streams_in_one_tick_reach_their_groups_on_the_redis_pubsub_layer(redis_prefix):
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    from streams.history import RedisHistory
+    from streams.storage.window import RedisHistory
     from tests.services import require_redis
 
     url = require_redis()
@@ -258,8 +258,8 @@ async def test_many_streams_in_one_tick_reach_their_groups_on_the_redis_pubsub_l
 async def test_a_forgotten_stream_goes_on_from_the_last_id_another_worker_stored(layer):
     # Two workers share one history; "s" moved to the other one (its host's clock ahead) while
     # this one lost the lease. Back with this one, ids go on past the other's, not below them.
-    from streams.frames import Entry
-    from streams.ids import format_id
+    from streams.core.frames import Entry
+    from streams.core.ids import format_id
 
     history = MemoryHistory()
     ours = broadcaster_with(layer, history)
@@ -402,7 +402,7 @@ async def test_live_points_reach_viewers_by_group_send_when_channels_redis_inter
     redis_prefix, hidden, caplog
 ):
     from streams import broadcast
-    from streams.history import RedisHistory
+    from streams.storage.window import RedisHistory
     from tests.services import require_redis
 
     url = require_redis()
@@ -453,7 +453,7 @@ async def test_the_pipelined_publish_is_used_and_counts_no_fallback_on_channels_
 async def test_cancelling_close_while_it_waits_for_the_ticker_propagates(layer):
     # The ticker takes a moment to stop; whoever is closing is cancelled meanwhile (a shutdown
     # that gives up): the cancellation reaches it instead of being swallowed.
-    from tests.test_tasks import stubborn
+    from tests.core.test_tasks import stubborn
 
     broadcaster = broadcaster_with(layer)
     ticker, cancelled, release = stubborn()

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from django.test import AsyncClient
 
-from streams.history import get_history
 from streams.models import Stream
-from tests.test_metrics import parse
+from streams.storage.window import get_history
+from tests.web.test_metrics import parse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,9 +24,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 HISTORY_SECONDS = 20 * 60
 SEED_HISTORY = """
 import math
-from streams.feeds.base import Point
-from streams.frames import Entry
-from streams.store import save_batches
+from streams.ingest.feeds.base import Point
+from streams.core.frames import Entry
+from streams.storage.store import save_batches
 END = {end!r}
 entries = []
 for i in range({seconds}):

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from streams.ids import parse_id
+from streams.core.ids import parse_id
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack
 from tests.waits import wait_in_page

@@ -23,9 +23,9 @@ HISTORY_SECONDS = 55 * 60
 HISTORY_STEP = 0.1
 SEED_HISTORY = """
 import math
-from streams.feeds.base import Point
-from streams.frames import Entry
-from streams.store import save_batches
+from streams.ingest.feeds.base import Point
+from streams.core.frames import Entry
+from streams.storage.store import save_batches
 END = {end!r}
 count = int({seconds} / {step})
 entries = []

@@ -1,4 +1,4 @@
-"""Ingest workers share the streams (streams/leases.py `plan`): six streams, one worker holds
+"""Ingest workers share the streams (streams/ingest/leases.py `plan`): six streams, one worker holds
 them all; a second joins and takes three, a third joins and each holds two; one stops (SIGTERM)
 and the other two hold three each. Each hand-over happens at a flush: every stream has every
 50 ms step exactly once, in the database and in its live window, across all of it."""

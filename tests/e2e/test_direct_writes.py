@@ -1,5 +1,5 @@
 """Under the daphne, autobahn and Twisted that pyproject.toml pins, sockets get the direct
-writer (streams/transport.py): if a release renames an internal it reads, this says which."""
+writer (streams/delivery/transport.py): if a release renames an internal it reads, this says which."""
 
 from __future__ import annotations
 

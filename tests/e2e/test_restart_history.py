@@ -78,7 +78,7 @@ def wait_stored(stack: Stack, expected: list[float]) -> None:
 
 def stored_values(stack: Stack) -> list[float]:
     code = (
-        "from streams.store import read_after;"
+        "from streams.storage.store import read_after;"
         "print([e.point.values['value'] for e in read_after('pushed', after=None, limit=10**6)])"
     )
     result = stack.manage("shell", "-c", code)

@@ -102,7 +102,7 @@ def pusher(base_url: str, token: str, answers: dict[int, int], stop: threading.E
 
 def stored_values(stack) -> list[float]:
     code = (
-        "from streams.store import read_after;"
+        "from streams.storage.store import read_after;"
         "print([e.point.values['value'] for e in read_after('pushed', after=None, limit=10**6)])"
     )
     result = stack.manage("shell", "-c", code)

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
-from streams.feeds.sse_parser import Event, SSEParser
-from streams.ids import parse_id
+from streams.core.ids import parse_id
+from streams.ingest.feeds.sse_parser import Event, SSEParser
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, sign_in
 from tests.services import require_redis

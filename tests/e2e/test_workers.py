@@ -1,4 +1,4 @@
-"""Two `manage.py ingest` workers share the streams through Redis leases (streams/leases.py;
+"""Two `manage.py ingest` workers share the streams through Redis leases (streams/ingest/leases.py;
 how they share: tests/e2e/test_balance.py): kill -9 of one, its streams resume on the other
 within the lease time; SIGTERM of one, it exits within 10 s and hands its leases over at once.
 Nothing stored twice, nothing lost on a handoff. A pushed request leaves its inbox only once
@@ -106,7 +106,7 @@ def stored(stack: Stack, slug: str) -> tuple[list[str], list[float]]:
     """Every point stored in the database for `slug`: ids and times, oldest first."""
     code = (
         "import json\n"
-        "from streams.store import read_after\n"
+        "from streams.storage.store import read_after\n"
         f"entries = read_after({slug!r}, after=None, limit=10**6)\n"
         "print(json.dumps([[e.id for e in entries], [e.point.t for e in entries]]))"
     )
@@ -209,10 +209,10 @@ async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_histo
     from channels.db import database_sync_to_async
 
     from streams.broadcast import get_broadcaster, reset_broadcasters
-    from streams.feeds.base import Point
-    from streams.inbox import get_inbox
+    from streams.ingest.feeds.base import Point
+    from streams.ingest.inbox import get_inbox
+    from streams.ingest.supervisor import Supervisor
     from streams.models import Stream
-    from streams.worker import Supervisor
 
     # A long tick, so a tick boundary cannot fall by chance between publish and acknowledge.
     settings.LIVECHARTS_TICK_MS = 5_000

@@ -10,9 +10,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from streams.demo import DEMO_LOGINS
+from streams.config.demo import DEMO_LOGINS
+from streams.config.provisioning import ProvisionError, load_file, provision
 from streams.management.commands.provision import write_report
-from streams.provisioning import ProvisionError, load_file, provision
 
 DEMO_FILE = settings.BASE_DIR / "demo" / "streams.yaml"
 # What each demo login is for: "demo" sees restricted streams through a group, "admin" sees all.

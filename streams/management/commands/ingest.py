@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from streams.worker import Supervisor, tune_gc
+from streams.ingest.supervisor import Supervisor, tune_gc
 
 
 def require_shared_layer() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from streams.provisioning import ProvisionError, ProvisionReport, load_file, provision
+from streams.config.provisioning import ProvisionError, ProvisionReport, load_file, provision
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from streams.demo import DEMO_LOGINS
+from streams.config.demo import DEMO_LOGINS
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         from twisted.internet import reactor
         from twisted.internet.defer import Deferred
 
-        from streams.worker import Supervisor
+        from streams.ingest.supervisor import Supervisor
 
         host, port = options["host"], options["port"]
         self.stop = asyncio.Event()

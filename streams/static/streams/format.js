@@ -1,6 +1,6 @@
 // One way to write numbers everywhere on the page: thousands separated, a fixed number of
 // decimals when the stream (or panel) sets `decimals`, else up to 6 significant digits.
-// The Plotly formats (ticks, hover, gauges) are set by streams/figures.py the same way.
+// The Plotly formats (ticks, hover, gauges) are set by streams/web/figures.py the same way.
 // Pure: no DOM.
 
 /** Significant digits shown when no `decimals` is set (d3's ",.6~r" in the figures). */

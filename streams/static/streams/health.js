@@ -1,4 +1,4 @@
-// How a stream's feed health (a `status` frame, see streams/health.py) reads on the page.
+// How a stream's feed health (a `status` frame, see streams/ingest/feed_health.py) reads on the page.
 // Pure: the clock is passed in, so node --test can pin it.
 
 import { formatCount } from "./format.js";

@@ -10,7 +10,7 @@ import { keepCount, planExtend } from "./window.js";
 
 /**
  * A trace's name: the series, after its stream's label when the panel shows several streams
- * (streams/figures.py names the traces it draws up front the same way).
+ * (streams/web/figures.py names the traces it draws up front the same way).
  * @param {string} label @param {string} series
  */
 export function traceName(label, series) {

@@ -12,7 +12,7 @@
  */
 
 /**
- * The server's answer to GET /streams/<slug>/range (see streams/ranges.py).
+ * The server's answer to GET /streams/<slug>/range (see streams/storage/ranges.py).
  * @typedef {{t: number[], y: Object<string, (number|null)[]>, stored: number, returned: number,
  *            downsampled: boolean}} Answer
  */

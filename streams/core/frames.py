@@ -1,0 +1,71 @@
+"""The wire format of points: one JSON text per stream batch, joined into frames unchanged.
+
+A batch is encoded once (in broadcast, or once per backfill) and never re-encoded per socket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from streams.ingest.feeds.base import Point
+
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A point with its id, as history stores it."""
+
+    id: str
+    point: Point
+
+
+def encode_batch(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> str:
+    """Columnar JSON for one stream's batch: `t` in ms since the epoch, `y` per series."""
+    points = [entry.point for entry in entries]
+    times = [round(point.t * 1000, 3) for point in points]
+    batch = {"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": columns(points)}
+    try:
+        # The json module's text but for small floats (0.00001 for 1e-05) and non-ASCII
+        # (UTF-8 rather than \u escapes), several times faster: broadcast encodes every
+        # stream's batch each tick.
+        return orjson.dumps(batch).decode()
+    except TypeError:  # what orjson cannot write (an integer past 64 bits): the json module
+        return _compact(batch)
+
+
+def columns(points: Sequence[Point]) -> dict[str, list[float | None]]:
+    """Each series' values, one per point (None where a point lacks the series), series in the
+    order they first appear."""
+    if not points:
+        return {}
+    values = [point.values for point in points]
+    first = values[0]
+    # The usual case, every point with the same series: one pass per series. As many names in
+    # all as the first point's times the points, and each point holding each of those: the
+    # same series everywhere (a check in C; a generator per point was most of the cost).
+    if sum(map(len, values)) == len(first) * len(values):
+        try:
+            return {name: [value[name] for value in values] for name in first}
+        except KeyError:
+            pass
+    series: dict[str, list[float | None]] = {}
+    for index, point in enumerate(points):
+        for name in point.values:
+            if name not in series:
+                series[name] = [None] * index
+        for name, column in series.items():
+            column.append(point.values.get(name))
+    return series
+
+
+def points_frame(batch_texts: Sequence[str]) -> str:
+    return '{"op":"points","data":[' + ",".join(batch_texts) + "]}"
+
+
+def encode(message: dict) -> str:
+    return _compact(message)

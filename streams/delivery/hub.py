@@ -1,0 +1,447 @@
+"""One fan-out hub per process: one layer subscription per stream, one tick for every socket.
+
+Channels' usual shape, every socket a group member with its own layer queue and receive
+loop, costs a task wake-up, a dispatch and an ASGI send per socket per batch: past a few
+thousand frames a second that overhead is most of daphne's CPU. Here the process joins each
+stream's group once, on the hub's own channel; a batch from the layer is offered to the local
+viewers of its stream (a list append each), and once per tick the hub builds each viewer's
+frame, sharing one encoded frame among viewers with the same pending batches (the usual
+case: everyone watching the same stream), and writes it straight to the transport
+(streams/delivery/transport.py).
+
+Overload: frames, not points, are what a process pays for. The hub watches its process's CPU
+share and how late its ticks fire; when they say this process is saturated it widens the tick
+for everyone (fewer, fuller frames: latency degrades, nothing queues without bound), and
+narrows it back as the load falls. Late ticks alone do not count: on a machine whose cores
+are busy with other processes the loop is late because it waits for a core, and fewer frames
+would only add latency; lateness counts when the process itself is mostly busy. Each
+viewer's pending batches are bounded too; a viewer that fell behind loses the oldest and
+refills them through the `prev` chain, like any lost batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from streams.broadcast import group_name
+from streams.core.frames import points_frame
+from streams.delivery.transport import prepare
+from streams.web.metrics import frame_sent
+
+log = logging.getLogger(__name__)
+
+# Batches of different streams from one broadcast tick arrive a moment apart: wait this long
+# after the first for them to share a frame.
+COALESCE_SECONDS = 0.002
+# The tick widens up to this under overload (latency then grows to about this much).
+MAX_TICK_SECONDS = 1.0
+# How often the hub reconsiders its tick, and the CPU share / lateness that mean saturation.
+ADAPT_EVERY_SECONDS = 0.5
+WIDEN_ABOVE_CPU = 0.85
+# Late ticks mean saturation only when this process is this busy too.
+LATE_COUNTS_ABOVE_CPU = 0.6
+NARROW_BELOW_CPU = 0.6
+WIDEN_FACTOR = 1.5
+NARROW_FACTOR = 1.5
+# A stream's first join waits for its group subscription to take effect (a probe comes back):
+# sent again this often, given up (logged) after this long.
+PROBE_RESEND_SECONDS = 0.05
+PROBE_GIVE_UP_SECONDS = 5.0
+# At shutdown, how long close frames get to leave before Twisted drops the connections.
+SHUTDOWN_FLUSH_SECONDS = 0.2
+
+
+class Viewer(Protocol):
+    """What the hub needs of a socket (streams/delivery/consumers.py)."""
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        """Take a live batch; True when the viewer now has something to send."""
+
+    def take_texts(self) -> list[str] | None:
+        """The pending batch texts (cleared), or None to be asked again next tick."""
+
+    async def send_frame(self, frame: Frame) -> None: ...
+
+    async def send_status(self, message: dict[str, Any]) -> None: ...
+
+    def going_away(self) -> None:
+        """The process is stopping: close the socket with 1001."""
+
+
+class Frame:
+    """A points frame as text, framed for the wire once, when a direct writer first needs it."""
+
+    __slots__ = ("_prepared", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._prepared: Any = None
+
+    @property
+    def prepared(self) -> Any:
+        if self._prepared is None:
+            self._prepared = prepare(self.text)
+        return self._prepared
+
+
+@dataclass
+class HubStats:
+    """Counters for /metrics and the benchmarks; never reset."""
+
+    frames: int = 0
+    frames_encoded: int = 0
+    bytes_sent: int = 0
+    batches_in: int = 0
+    # Batches handed to viewers (one batch to 100 viewers counts 100), and points likewise.
+    batches_out: int = 0
+    points_out: int = 0
+    ticks: int = 0
+    widened: int = 0
+    tick_seconds: float = 0.0
+    streams: int = 0
+    # Viewers' batches dropped for being too far behind, and sockets closed for not reading.
+    dropped_batches: int = 0
+    slow_closes: int = 0
+    # Backfill frames written (subscribes: a page opening, a resume) and their bytes.
+    backfill_frames: int = 0
+    backfill_bytes: int = 0
+    # Viewers whose turn in a tick raised (logged; their batches wait for the next tick).
+    flush_errors: int = 0
+    # Per stream: seconds from broadcast (the batch id's time) to this process, last seen.
+    lag_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Load:
+    """CPU and lateness since the hub last reconsidered its tick."""
+
+    since: float = field(default_factory=time.monotonic)
+    cpu: float = field(default_factory=time.process_time)
+    late_total: float = 0.0
+    ticks: int = 0
+
+    def mean_late(self) -> float:
+        return self.late_total / self.ticks if self.ticks else 0.0
+
+
+class Hub:
+    def __init__(
+        self, *, layer: Any, tick_seconds: float, cpu_clock: Callable[[], float] = time.process_time
+    ) -> None:
+        self.layer = layer
+        self.base_tick = tick_seconds
+        self.tick = tick_seconds
+        self.cpu_clock = cpu_clock
+        self.stats = HubStats(tick_seconds=tick_seconds)
+        self._members: dict[str, set[Viewer]] = {}
+        # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
+        self.sockets: set[Viewer] = set()
+        self._joined: set[str] = set()
+        # One lock for every change the layer sees (the hub's channel made or dropped, a group
+        # joined or left): the pub/sub layer's new_channel awaits a SUBSCRIBE, and two first
+        # joins of different streams each made a channel, the second overwriting the first
+        # (the first stream's batches then went to a channel nobody read: a frozen chart).
+        self._layer_lock = asyncio.Lock()
+        self._channel: str | None = None
+        # Per stream joined, done once the layer delivers its group's messages here.
+        self._probes: dict[str, asyncio.Future[None]] = {}
+        self._id = uuid.uuid4().hex
+        self._receiver: asyncio.Task[None] | None = None
+        self._dirty: dict[Viewer, None] = {}  # insertion-ordered set
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_due = 0.0
+        self._flushing: asyncio.Task[None] | None = None
+        self._last_flush = 0.0
+        self._load = _Load(cpu=cpu_clock())
+
+    # Membership ---------------------------------------------------------------------------
+
+    async def join(self, slug: str, viewer: Viewer) -> None:
+        """Deliver the stream's live batches to `viewer`; when this returns, none is missed."""
+        if slug in self._joined:
+            # Already in the group on the live channel: no layer call. A leave that is about to
+            # discard the group re-checks the members under the lock.
+            self._members.setdefault(slug, set()).add(viewer)
+            self._count()
+        else:
+            async with self._layer_lock:
+                if slug not in self._joined:
+                    if self._channel is None:
+                        self._channel = await self.layer.new_channel("hub.")
+                    await self.layer.group_add(group_name(slug), self._channel)
+                    self._joined.add(slug)
+                    self._probes[slug] = asyncio.get_running_loop().create_future()
+                self._members.setdefault(slug, set()).add(viewer)
+                self._ensure_receiver()
+            self._count()
+        probe = self._probes.get(slug)
+        if probe is not None and not probe.done():
+            await self._wait_subscribed(slug, probe)
+
+    async def _wait_subscribed(self, slug: str, probe: asyncio.Future[None]) -> None:
+        """Return once the group subscription is in effect at the layer's server.
+
+        The pub/sub layer's group_add sends SUBSCRIBE and returns without its answer, so a
+        batch published right after it (on another connection) could miss this process: lost
+        between backfill and live. A probe published to the group after group_add that comes
+        back proves every later publish comes back too. Sent again until one does."""
+        deadline = time.monotonic() + PROBE_GIVE_UP_SECONDS
+        while not probe.done() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                # Hack: the one group_send outside broadcast.py, a control message to the
+                # stream's group (other processes' hubs ignore probes that are not theirs).
+                await self.layer.group_send(
+                    group_name(slug), {"type": "hub.probe", "stream": slug, "hub": self._id}
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(probe), PROBE_RESEND_SECONDS)
+        if not probe.done():
+            log.warning("fan-out hub: no probe of stream %s came back; joined anyway", slug)
+
+    async def leave(self, slug: str, viewer: Viewer) -> None:
+        members = self._members.get(slug)
+        if members is None or viewer not in members:
+            return
+        members.discard(viewer)
+        self._count()
+        if members:
+            return
+        async with self._layer_lock:
+            # Someone may have joined while we waited for the lock.
+            if self._members.get(slug) or slug not in self._joined:
+                return
+            self._members.pop(slug, None)
+            self._joined.discard(slug)
+            self._probes.pop(slug, None)
+            self.stats.lag_seconds.pop(slug, None)
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(group_name(slug), self._channel)
+            if not self._joined and self._receiver is not None:
+                # Nothing left to listen for. A layer forgets a channel whose receive was
+                # cancelled (the pub/sub layer unsubscribes it), so the next join starts on a
+                # new one. Under the lock: a join of another stream waits, then makes that one.
+                self._receiver.cancel()
+                self._receiver = None
+                self._channel = None
+
+    def connected(self, viewer: Viewer) -> None:
+        self.sockets.add(viewer)
+
+    def forget(self, viewer: Viewer) -> None:
+        self._dirty.pop(viewer, None)
+        self.sockets.discard(viewer)
+
+    def going_away(self) -> None:
+        """Close every socket with 1001, so clients reconnect at once (process shutdown)."""
+        for viewer in list(self.sockets):
+            try:
+                viewer.going_away()
+            except Exception:
+                log.exception("fan-out hub: could not close a socket at shutdown")
+
+    def wake(self, viewer: Viewer) -> None:
+        """`viewer` has batches to send that no offer announced (held during its backfill)."""
+        self._dirty[viewer] = None
+        self._schedule()
+
+    def _count(self) -> None:
+        self.stats.streams = len(self._members)
+
+    # Layer side ---------------------------------------------------------------------------
+
+    def _ensure_receiver(self) -> None:
+        if self._channel is not None and (self._receiver is None or self._receiver.done()):
+            self._receiver = asyncio.get_running_loop().create_task(self._receive(self._channel))
+
+    async def _receive(self, channel: str) -> None:
+        """Read `channel` for good (until cancelled when the hub drops it)."""
+        delay = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis gone: the layer reconnects and resubscribes; viewers refill via `prev`.
+                log.exception("fan-out hub: layer receive failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            try:
+                await self.dispatch(message)
+            except Exception:
+                log.exception("fan-out hub: could not dispatch %s", message.get("type"))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "hub.probe":
+            probe = self._probes.get(message.get("stream", ""))
+            if message.get("hub") == self._id and probe is not None and not probe.done():
+                probe.set_result(None)
+            return
+        members = self._members.get(message.get("stream", ""))
+        if not members:
+            return
+        kind = message.get("type")
+        if kind == "stream.points":
+            stats = self.stats
+            stats.batches_in += 1
+            stats.lag_seconds[message["stream"]] = max(0.0, time.time() - message["key"][0] / 1000)
+            offered = 0
+            for viewer in members:
+                if viewer.offer(message):
+                    self._dirty[viewer] = None
+                    offered += 1
+            stats.batches_out += offered
+            stats.points_out += offered * message.get("points", 0)
+            if self._dirty:
+                self._schedule()
+        elif kind == "stream.status":
+            for viewer in list(members):
+                try:
+                    await viewer.send_status(message)
+                except Exception as error:
+                    # A socket closing under us (its client gone) costs the others nothing.
+                    self.stats.flush_errors += 1
+                    log.warning("fan-out hub: a status could not be sent (%s)", type(error).__name__)
+
+    # Ticks --------------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._flush_handle is not None or (self._flushing is not None and not self._flushing.done()):
+            return  # a flush is due or running; the one running reschedules for what is left
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._flush_due = max(now + COALESCE_SECONDS, self._last_flush + self.tick)
+        self._flush_handle = loop.call_at(self._flush_due, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_handle = None
+        loop = asyncio.get_running_loop()
+        self._load.late_total += max(0.0, loop.time() - self._flush_due)
+        self._load.ticks += 1
+        self._flushing = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_flush = loop.time()
+        dirty, self._dirty = self._dirty, {}
+        frames: dict[tuple[int, ...], Frame] = {}
+        self.stats.ticks += 1
+        try:
+            for viewer in dirty:
+                try:
+                    await self._flush_viewer(viewer, frames)
+                except Exception:
+                    # One viewer's fault costs neither the others' batches nor later ticks;
+                    # its own batches are still pending (taken only when a frame is built).
+                    self.stats.flush_errors += 1
+                    self._dirty[viewer] = None
+                    log.exception("fan-out hub: a viewer's frame failed; asking it again next tick")
+            try:
+                self._adapt(loop.time())
+            except Exception:
+                log.exception("fan-out hub: could not reconsider the tick")
+        finally:
+            # Whatever happened (even a cancellation), later offers schedule ticks again.
+            self._flushing = None
+            if self._dirty:
+                self._schedule()
+
+    async def _flush_viewer(self, viewer: Viewer, frames: dict[tuple[int, ...], Frame]) -> None:
+        texts = viewer.take_texts()
+        if texts is None:
+            self._dirty[viewer] = None  # held back (a slow reader): ask again next tick
+            return
+        if not texts:
+            return
+        # Same batch objects in the same order = same frame: encode it once.
+        key = tuple(map(id, texts))
+        frame = frames.get(key)
+        if frame is None:
+            frame = frames[key] = Frame(points_frame(texts))
+            self.stats.frames_encoded += 1
+        try:
+            await viewer.send_frame(frame)
+            frame_sent(frame, texts)
+        except Exception:
+            # Taken, so not sent again: the client refills it through the `prev` chain.
+            log.exception("fan-out hub: a frame could not be sent")
+        self.stats.frames += 1
+        self.stats.bytes_sent += len(frame.text)
+
+    def _adapt(self, now: float) -> None:
+        """Widen the tick when the process is saturated, narrow it back when it is not."""
+        load = self._load
+        wall = time.monotonic() - load.since
+        if wall < ADAPT_EVERY_SECONDS:
+            return
+        cpu_share = (self.cpu_clock() - load.cpu) / wall
+        # Ticks that fire late on average mean the loop is behind its own work, but only if that
+        # work keeps it busy: a process at 40% of a core with late ticks is waiting for a core
+        # (the machine is shared), and widening would add latency without sparing that wait.
+        late = load.mean_late() > self.tick / 2 and cpu_share > LATE_COUNTS_ABOVE_CPU
+        saturated = cpu_share > WIDEN_ABOVE_CPU or late
+        if saturated and self.tick < MAX_TICK_SECONDS:
+            self.tick = min(MAX_TICK_SECONDS, self.tick * WIDEN_FACTOR)
+            self.stats.widened += 1
+            log.info(
+                "fan-out hub: process busy (CPU %.0f%%): tick now %.0f ms", cpu_share * 100, self.tick * 1000
+            )
+        elif not saturated and cpu_share < NARROW_BELOW_CPU and self.tick > self.base_tick:
+            self.tick = max(self.base_tick, self.tick / NARROW_FACTOR)
+        self.stats.tick_seconds = self.tick
+        self._load = _Load(cpu=self.cpu_clock())
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """This event loop's hub (one per process in practice; tests run many loops)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for stale in [known for known in _hubs if known.is_closed()]:
+            del _hubs[stale]
+        hub = _hubs[loop] = Hub(layer=get_channel_layer(), tick_seconds=settings.LIVECHARTS_TICK_MS / 1000)
+        _close_at_shutdown(hub)
+    return hub
+
+
+def _close_at_shutdown(hub: Hub) -> None:
+    """Under daphne (a running Twisted reactor), close the hub's sockets with 1001 when the
+    process stops, and give the close frames a moment to leave before connections drop."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    if not reactor.running:
+        return
+
+    def going_away() -> Any:
+        hub.going_away()
+        return deferLater(reactor, SHUTDOWN_FLUSH_SECONDS, lambda: None)
+
+    reactor.addSystemEventTrigger("before", "shutdown", going_away)
+
+
+def all_hubs() -> list[Hub]:
+    return list(_hubs.values())
+
+
+def reset_hubs() -> None:
+    """Forget every loop's hub (tests switch channel layers between runs)."""
+    _hubs.clear()

@@ -1,0 +1,465 @@
+"""The recent window of points per stream, plus each stream's last status.
+
+Redis Streams when REDIS_URL is set (shared by every process, survives their restarts), an
+in-process ring otherwise (the embedded one-process mode). Both answer the same calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from streams.core.frames import Entry
+from streams.core.ids import IdKey, parse_id
+from streams.ingest.feeds.base import Point
+from streams.storage.redis_clients import LoopClients
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of a stream is kept live: a count, an age in seconds, or both."""
+
+    points: int | None = 1000
+    seconds: int | None = None
+
+    @classmethod
+    def of(cls, stream: Any) -> Retention:
+        return cls(points=stream.window_points, seconds=stream.window_seconds)
+
+    def oldest_kept_ms(self) -> int | None:
+        return None if self.seconds is None else int((time.time() - self.seconds) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    entries: list[Entry]
+    # True when the client's `after` is older than the window: it missed points for good.
+    gap: bool
+
+
+def is_gap(
+    *, after: IdKey | None, first: IdKey | None, last: IdKey | None, max_deleted: IdKey, ever_added: int
+) -> bool:
+    """Whether a client holding `after` has missed points that are no longer kept."""
+    if after is None:
+        return False
+    if first is None or last is None:
+        # Nothing kept: fine only if everything up to `after` was seen and then expired.
+        return ever_added == 0 or after != max_deleted
+    if after > last:
+        # The client holds ids we never kept: this history was lost or reset.
+        return True
+    if after >= first:
+        return False
+    # Before our first point: only fine if it is exactly the last point we dropped.
+    return after != max_deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One stream's points of a tick, for `History.append_many`."""
+
+    slug: str
+    entries: Sequence[Entry]
+    retention: Retention
+
+
+class History(ABC):
+    @abstractmethod
+    async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
+        """Store one batch atomically and trim the window."""
+
+    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+        """Store the batches of several streams, each as `append` does; one answer per batch,
+        in order: None when it was stored, the error when it was not (so the caller keeps
+        exactly the failed streams' points)."""
+        errors: list[Exception | None] = []
+        for batch in batches:
+            try:
+                await self.append(batch.slug, batch.entries, retention=batch.retention)
+            except Exception as error:
+                errors.append(error)
+            else:
+                errors.append(None)
+        return errors
+
+    @abstractmethod
+    async def read(
+        self, slug: str, *, after: str | None, retention: Retention, limit: int | None = None
+    ) -> Backfill:
+        """Every kept point after `after` (all of the window when None); with `limit`, the
+        oldest `limit` of them (a backfill reads a large window in pages)."""
+
+    @abstractmethod
+    async def last_id(self, slug: str) -> str | None: ...
+
+    async def last_ids(self, slugs: Sequence[str]) -> dict[str, str | None]:
+        """`last_id` of several streams at once (broadcast asks when it first sees them)."""
+        return {slug: await self.last_id(slug) for slug in slugs}
+
+    @abstractmethod
+    async def last_entry(self, slug: str) -> Entry | None:
+        """The newest point kept (a restarted feed resumes after its time)."""
+
+    @abstractmethod
+    async def set_status(self, slug: str, status: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get_status(self, slug: str) -> dict[str, Any] | None: ...
+
+    async def get_statuses(self, slugs: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Several streams' statuses at once (the stream list and admin show them all)."""
+        return {slug: await self.get_status(slug) for slug in slugs}
+
+    @abstractmethod
+    async def forget(self, slug: str) -> None:
+        """Drop a stream's window and status (a deleted stream, a test cleaning up)."""
+
+
+@dataclass
+class _Ring:
+    entries: deque[tuple[IdKey, Entry]] = field(default_factory=deque)
+    ever_added: int = 0
+    max_deleted: IdKey = (0, 0)
+
+
+class MemoryHistory(History):
+    def __init__(self) -> None:
+        self._rings: dict[str, _Ring] = {}
+        self._status: dict[str, dict[str, Any]] = {}
+
+    def _trim(self, ring: _Ring, retention: Retention) -> None:
+        oldest_ms = retention.oldest_kept_ms()
+        while ring.entries and (
+            (retention.points is not None and len(ring.entries) > retention.points)
+            or (oldest_ms is not None and ring.entries[0][0][0] < oldest_ms)
+        ):
+            ring.max_deleted = ring.entries.popleft()[0]
+
+    async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
+        ring = self._rings.setdefault(slug, _Ring())
+        for entry in entries:
+            ring.entries.append((parse_id(entry.id), entry))
+        ring.ever_added += len(entries)
+        self._trim(ring, retention)
+
+    async def read(
+        self, slug: str, *, after: str | None, retention: Retention, limit: int | None = None
+    ) -> Backfill:
+        ring = self._rings.setdefault(slug, _Ring())
+        self._trim(ring, retention)
+        after_key = None if after is None else parse_id(after)
+        kept = ring.entries
+        gap = is_gap(
+            after=after_key,
+            first=kept[0][0] if kept else None,
+            last=kept[-1][0] if kept else None,
+            max_deleted=ring.max_deleted,
+            ever_added=ring.ever_added,
+        )
+        if after_key is None or gap:
+            entries = [entry for _, entry in kept]
+        else:
+            entries = [entry for key, entry in kept if key > after_key]
+        return Backfill(entries if limit is None else entries[:limit], gap)
+
+    async def last_id(self, slug: str) -> str | None:
+        ring = self._rings.get(slug)
+        return ring.entries[-1][1].id if ring and ring.entries else None
+
+    async def last_entry(self, slug: str) -> Entry | None:
+        ring = self._rings.get(slug)
+        return ring.entries[-1][1] if ring and ring.entries else None
+
+    async def set_status(self, slug: str, status: dict[str, Any]) -> None:
+        self._status[slug] = status
+
+    async def get_status(self, slug: str) -> dict[str, Any] | None:
+        return self._status.get(slug)
+
+    async def forget(self, slug: str) -> None:
+        self._rings.pop(slug, None)
+        self._status.pop(slug, None)
+
+
+# Trim a window by count and/or age and remember the newest id trimmed, in one atomic step.
+TRIM_FUNCTION = """
+local function trim(key, floor_key, max_points, oldest_id)
+  local floor = nil
+  if max_points ~= '' then
+    local excess = redis.call('XLEN', key) - tonumber(max_points)
+    if excess > 0 then
+      local dropped = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+      floor = dropped[#dropped][1]
+      redis.call('XTRIM', key, 'MAXLEN', max_points)
+    end
+  end
+  if oldest_id ~= '' then
+    local older = redis.call('XREVRANGE', key, '(' .. oldest_id, '-', 'COUNT', 1)
+    if #older > 0 then
+      floor = older[1][1]
+      redis.call('XTRIM', key, 'MINID', oldest_id)
+    end
+  end
+  if floor then redis.call('SET', floor_key, floor) end
+  return floor
+end
+"""
+# KEYS: stream, floor. ARGV: max points or "", oldest id kept or "".
+TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
+
+# Every stream's batch of a tick in one call: XADD each point with its id, then trim. KEYS:
+# stream and floor of each batch. ARGV: per batch one text, "<max points or ''>\n<oldest id
+# kept or ''>\n" then its points as "<id>\n<p>\n" pairs (ids and compact JSON hold no
+# newline). One command for all streams keeps the client's cost per tick rather than per
+# stream or per point, and one argument per batch rather than three: redis-py packs each
+# argument in Python, about 3 us apiece (a third of a tick's cost with 1,000 streams).
+# Each batch runs under pcall: a refused one (an id below its stream's newest) is
+# answered with its error and the others are stored. Returns per batch 0 or the error text.
+APPEND_SCRIPT = (
+    TRIM_FUNCTION
+    + """
+local function append(key, floor_key, text)
+  local max_points, oldest_id, start = string.match(text, '^([^\\n]*)\\n([^\\n]*)\\n()')
+  for id, p in string.gmatch(string.sub(text, start), '([^\\n]+)\\n([^\\n]*)\\n') do
+    redis.call('XADD', key, id, 'p', p)
+  end
+  trim(key, floor_key, max_points, oldest_id)
+end
+local answers = {}
+for i = 1, #KEYS / 2 do
+  local ok, err = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[i])
+  if ok then
+    answers[i] = 0
+  elseif type(err) == 'table' and err.err then
+    answers[i] = err.err
+  else
+    answers[i] = tostring(err)
+  end
+end
+return answers
+"""
+)
+
+_point_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def entries_text(entries: Sequence[Entry]) -> str:
+    """APPEND_SCRIPT's third argument: each point's id and its stored JSON `[t, values]`."""
+    fast = _float_columns(entries)
+    if fast is None:
+        return "".join([f"{e.id}\n{_point_json([e.point.t, e.point.values])}\n" for e in entries])
+    names, columns = fast
+    if len(names) == 1:
+        (name,), (column,) = names, columns
+        return "".join(
+            [f"{e.id}\n[{e.point.t!r},{{{name}:{v!r}}}]\n" for e, v in zip(entries, column, strict=True)]
+        )
+    return "".join(
+        [
+            f"{e.id}\n[{e.point.t!r},{{"
+            + ",".join([f"{n}:{v!r}" for n, v in zip(names, row, strict=True)])
+            + "}]\n"
+            for e, row in zip(entries, zip(*columns, strict=True), strict=True)
+        ]
+    )
+
+
+def _float_columns(entries: Sequence[Entry]) -> tuple[list[str], list[list[float]]] | None:
+    """The usual batch, written without the JSON encoder: every point with the same series and
+    every time and value a finite float, whose repr is what json writes. Returns the series
+    names JSON-encoded and the columns; None for anything else (gaps, ints, other series)."""
+    points = [entry.point for entry in entries]
+    values = [point.values for point in points]
+    first = values[0] if values else None
+    # As many names in all as the first point's times the points (a check in C; generators per
+    # point were most of this function's cost), and below, each point holding each name.
+    if not first or sum(map(len, values)) != len(first) * len(values):
+        return None
+    if len(first) > 1 and not all(list(value) == list(first) for value in values):
+        return None  # the same series in another order: written in its own order
+    try:
+        columns = [[point.t for point in points]] + [[value[name] for value in values] for name in first]
+    except KeyError:
+        return None
+    for column in columns:
+        if {*map(type, column)} != _FLOAT or not math.isfinite(sum(column)):
+            return None  # sum: inf or nan when any value is; an overflow only loses the fast path
+    return [_name_json(name) for name in first], columns[1:]
+
+
+_FLOAT = {float}
+# A series name as JSON, for each batch of each tick: the few names a worker sees, encoded once.
+_name_json = functools.lru_cache(maxsize=4096)(_point_json)
+
+
+class RedisHistory(History):
+    """One Redis Stream per stream: XADD with our own ids, trimmed by MAXLEN and MINID."""
+
+    def __init__(self, url: str, *, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._clients = LoopClients(url)
+        self._trim_script: Any = None
+        self._append_script: Any = None
+
+    def _redis(self) -> Any:
+        client = self._clients.get()
+        if self._trim_script is None:
+            # Script objects: each runs on whichever client or pipeline it is given.
+            self._trim_script = client.register_script(TRIM_SCRIPT)
+            self._append_script = client.register_script(APPEND_SCRIPT)
+        return client
+
+    def key(self, slug: str) -> str:
+        return f"{self.prefix}:window:{slug}"
+
+    def floor_key(self, slug: str) -> str:
+        # The id of the newest point trimmed away: Redis's own max-deleted-entry-id counts
+        # XDEL only, not XTRIM, so we keep it ourselves.
+        return f"{self.prefix}:floor:{slug}"
+
+    def status_key(self, slug: str) -> str:
+        return f"{self.prefix}:status:{slug}"
+
+    async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
+        (error,) = await self.append_many([Batch(slug, entries, retention)])
+        if error is not None:
+            raise error
+
+    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+        """Every stream's batch in one command (APPEND_SCRIPT): one round trip and one wait per
+        tick, however many streams moved (each wait lets every ready feed task run first: on a
+        busy worker, waits are what a flush costs)."""
+        if not batches:
+            return []
+        keys: list[str] = []
+        args: list[Any] = []
+        for batch in batches:
+            oldest_ms = batch.retention.oldest_kept_ms()
+            points = batch.retention.points
+            keys += [self.key(batch.slug), self.floor_key(batch.slug)]
+            args.append(
+                f"{'' if points is None else points}\n{'' if oldest_ms is None else f'{oldest_ms}-0'}\n"
+                + entries_text(batch.entries)
+            )
+        try:
+            client = self._redis()
+            answers = await self._append_script(keys=keys, args=args, client=client)
+        except Exception as error:
+            # The call failed as a whole (connection lost, Redis busy): which batches were
+            # stored is unknown, so every one is retried (a retried point gets a new id: a
+            # viewer may get it twice, never miss it).
+            return [error] * len(batches)
+        from redis.exceptions import ResponseError
+
+        return [None if answer == 0 else ResponseError(_text(answer)) for answer in answers]
+
+    async def _queue_trim(self, pipe: Any, slug: str, retention: Retention) -> None:
+        oldest_ms = retention.oldest_kept_ms()
+        # A Script object: the pipeline loads it (SCRIPT LOAD) before MULTI when Redis lacks it.
+        await self._trim_script(
+            keys=[self.key(slug), self.floor_key(slug)],
+            args=[
+                "" if retention.points is None else retention.points,
+                "" if oldest_ms is None else f"{oldest_ms}-0",
+            ],
+            client=pipe,
+        )
+
+    async def read(
+        self, slug: str, *, after: str | None, retention: Retention, limit: int | None = None
+    ) -> Backfill:
+        key = self.key(slug)
+        after_key = None if after is None else parse_id(after)
+        # One MULTI so the window, its ends and its counters are read at the same instant.
+        async with self._redis().pipeline(transaction=True) as pipe:
+            await self._queue_trim(pipe, slug, retention)
+            pipe.get(self.floor_key(slug))
+            pipe.xrange(key, min="-" if after is None else f"({after}", max="+", count=limit)
+            pipe.xrange(key, min="-", max="+", count=1)
+            pipe.xrevrange(key, max="+", min="-", count=1)
+            pipe.xinfo_stream(key)
+            *_, floor, newer, first, last, info = await pipe.execute(raise_on_error=False)
+        ever_added = 0 if isinstance(info, Exception) else int(info["entries-added"])  # no key yet
+        gap = is_gap(
+            after=after_key,
+            first=parse_id(_text(first[0][0])) if first else None,
+            last=parse_id(_text(last[0][0])) if last else None,
+            max_deleted=parse_id(_text(floor)) if floor else (0, 0),
+            ever_added=ever_added,
+        )
+        if gap:
+            newer = await self._redis().xrange(key, min="-", max="+", count=limit)
+        return Backfill([_entry(entry_id, fields) for entry_id, fields in newer], gap)
+
+    async def last_id(self, slug: str) -> str | None:
+        newest = await self._redis().xrevrange(self.key(slug), count=1)
+        return _text(newest[0][0]) if newest else None
+
+    async def last_ids(self, slugs: Sequence[str]) -> dict[str, str | None]:
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for slug in slugs:
+                pipe.xrevrange(self.key(slug), count=1)
+            found = await pipe.execute()
+        return {
+            slug: _text(newest[0][0]) if newest else None for slug, newest in zip(slugs, found, strict=True)
+        }
+
+    async def last_entry(self, slug: str) -> Entry | None:
+        newest = await self._redis().xrevrange(self.key(slug), count=1)
+        return _entry(*newest[0]) if newest else None
+
+    async def set_status(self, slug: str, status: dict[str, Any]) -> None:
+        await self._redis().set(self.status_key(slug), json.dumps(status))
+
+    async def get_status(self, slug: str) -> dict[str, Any] | None:
+        raw = await self._redis().get(self.status_key(slug))
+        return None if raw is None else json.loads(raw)
+
+    async def get_statuses(self, slugs: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        if not slugs:
+            return {}
+        raws = await self._redis().mget([self.status_key(slug) for slug in slugs])
+        return {slug: None if raw is None else json.loads(raw) for slug, raw in zip(slugs, raws, strict=True)}
+
+    async def forget(self, slug: str) -> None:
+        await self._redis().delete(self.key(slug), self.status_key(slug), self.floor_key(slug))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry(entry_id: bytes | str, fields: dict) -> Entry:
+    t, values = json.loads(fields[b"p"] if b"p" in fields else fields["p"])
+    return Entry(id=_text(entry_id), point=Point(t=t, values=values))
+
+
+_history: History | None = None
+
+
+def get_history() -> History:
+    """The process's history backend, chosen by REDIS_URL."""
+    global _history
+    if _history is None:
+        if settings.REDIS_URL:
+            _history = RedisHistory(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+        else:
+            _history = MemoryHistory()
+    return _history
+
+
+def reset_history() -> None:
+    """Forget the chosen backend (tests switch REDIS_URL between runs)."""
+    global _history
+    _history = None

@@ -1,0 +1,352 @@
+"""GET /metrics: this process's sockets and frames, and every stream's feed health, in
+Prometheus' text format (version 0.0.4), written by prometheus-client.
+
+Per process (each daphne answers for itself; scrape every process, as Prometheus does):
+sockets, subscriptions, frames/bytes/batches/points sent, drops, slow readers closed, the
+fan-out tick, event streams open, two latency histograms (broadcast to a socket's write, and a
+subscribe's access check + backfill), and prometheus-client's process_* and python_* families
+(CPU, memory, open files, garbage collection). Per stream, from the stored health that the
+ingest workers keep (the same for every process): state, points and bad payloads counted, feed
+reconnects, the age of the last point, and the lag from broadcast to this process.
+
+Who may read it: staff, or a request bearing LIVECHARTS_METRICS_TOKEN (for the scraper).
+Feed URLs and errors are not in it: stream slugs and numbers only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import time
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+# Only this module's own imports at the top: the hot path's modules (fanout, consumers) import
+# the observe hooks below, so what they import is read inside the collectors, not here.
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+# Latency histograms, observed on the hot path ---------------------------------------------
+
+
+class LoopHistogram:
+    """Bucket counts for one process's event loop: a bisect and an increment per observation
+    (no lock: observed and read on the loop's thread), about a fifth of prometheus-client's
+    Histogram.observe, which the fan-out would pay once per frame written."""
+
+    def __init__(self, name: str, help_text: str, *, buckets: Sequence[float]) -> None:
+        self.name, self.help_text = name, help_text
+        self.bounds = sorted(map(float, buckets))
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bound's bucket (le = "<=").
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def family(self) -> HistogramMetricFamily:
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(floatToGoString, self.bounds), "+Inf"], self.counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        return HistogramMetricFamily(self.name, self.help_text, buckets=buckets, sum_value=self.sum)
+
+
+BROADCAST_TO_SOCKET = LoopHistogram(
+    "livecharts_broadcast_to_socket_seconds",
+    "From broadcast (the oldest batch in the frame) to the frame written to a viewer's socket.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SUBSCRIBE = LoopHistogram(
+    "livecharts_subscribe_seconds",
+    "From a subscribe message to its backfill handed to the socket (access, history, frames).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# The frame last observed and the broadcast time (ms) of its oldest batch: a frame shared by
+# many sockets is parsed once. Held strongly, so `is` cannot match a new frame at a reused id.
+_last_frame: tuple[object, int] | None = None
+_ID_KEY = '"id":"'
+
+
+def frame_sent(frame: object, texts: Sequence[str]) -> None:
+    """Hook for the fan-out: a points frame holding these batch texts was written to a socket.
+
+    Observes broadcast-to-socket latency from the batch ids' times (the same clock as
+    livecharts_stream_lag_seconds: ids are broadcast's ms since the epoch)."""
+    global _last_frame
+    if _last_frame is not None and _last_frame[0] is frame:
+        oldest = _last_frame[1]
+    else:
+        oldest = oldest_batch_ms(texts)
+        if oldest is None:
+            return
+        _last_frame = (frame, oldest)
+    BROADCAST_TO_SOCKET.observe(max(0.0, time.time() - oldest / 1000))
+
+
+def oldest_batch_ms(texts: Sequence[str]) -> int | None:
+    """The smallest id time among batch texts as frames.encode_batch writes them
+    ({"stream": slug, "prev": id|null, "id": "<ms>-<seq>", ...}: slugs hold no quotes, so the
+    first "id":" is the batch's own)."""
+    oldest: int | None = None
+    for text in texts:
+        start = text.find(_ID_KEY)
+        if start < 0:
+            continue
+        start += len(_ID_KEY)
+        try:
+            ms = int(text[start : text.index("-", start)])
+        except ValueError:
+            continue
+        if oldest is None or ms < oldest:
+            oldest = ms
+    return oldest
+
+
+def timed_subscribe(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Decorator for the consumer's subscribe handler: observes each subscribe that succeeds
+    (one refused with an error frame is not a subscribe an operator waits on)."""
+
+    @functools.wraps(handler)
+    async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.perf_counter()
+        result = await handler(*args, **kwargs)
+        SUBSCRIBE.observe(time.perf_counter() - started)
+        return result
+
+    return timed
+
+
+# Collectors -------------------------------------------------------------------------------
+
+
+def _family(kind: str, name: str, help_text: str, samples: Sequence[tuple[dict[str, str], float]]) -> Metric:
+    labels = list(samples[0][0]) if samples else []
+    family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    family = family_class(name, help_text, labels=labels)
+    for sample_labels, value in samples:
+        family.add_metric([sample_labels[label] for label in labels], value)
+    return family
+
+
+# (metric name without livecharts_ and _total, HubStats attribute, help)
+HUB_COUNTERS = (
+    ("frames_sent", "frames", "Points frames written to sockets."),
+    ("frames_encoded", "frames_encoded", "Points frames encoded (shared by sockets with the same batches)."),
+    ("bytes_sent", "bytes_sent", "Bytes of points frames written to sockets."),
+    ("batches_received", "batches_in", "Stream batches received from the channel layer."),
+    ("batches_sent", "batches_out", "Stream batches handed to sockets (one per socket)."),
+    ("points_sent", "points_out", "Points handed to sockets (one per socket)."),
+    ("batches_dropped", "dropped_batches", "Batches dropped for sockets too far behind (refilled later)."),
+    ("slow_sockets_closed", "slow_closes", "Sockets closed (4008) for not reading."),
+    ("tick_widened", "widened", "Times the fan-out tick was widened under load."),
+    (
+        "backfill_frames",
+        "backfill_frames",
+        "Backfill frames written to sockets (each at most LIVECHARTS_BACKFILL_FRAME_BYTES).",
+    ),
+    ("backfill_bytes", "backfill_bytes", "Bytes of backfill frames written to sockets."),
+    ("flush_errors", "flush_errors", "Viewers whose frame failed in a tick (asked again the next one)."),
+)
+
+
+class HubCollector:
+    """This process's fan-out hubs (one per event loop), its SSE responses, and the histograms."""
+
+    def collect(self) -> Iterator[Metric]:
+        from streams.access.revocation import all_watchers
+        from streams.delivery.hub import all_hubs
+
+        hubs = all_hubs()
+
+        def total(attribute: str) -> float:
+            return float(sum(getattr(hub.stats, attribute) for hub in hubs))
+
+        yield _family(
+            "gauge", "livecharts_sockets", "Open viewer sockets.", [({}, sum(len(h.sockets) for h in hubs))]
+        )
+        yield _family(
+            "gauge", "livecharts_streams_watched", "Streams with a viewer here.", [({}, total("streams"))]
+        )
+        yield _family(
+            "gauge",
+            "livecharts_event_streams",
+            "Open SSE responses (GET /streams/<slug>/events).",
+            [({}, sum(watcher.open_count() for watcher in all_watchers()))],
+        )
+        for name, attribute, help_text in HUB_COUNTERS:
+            yield _family("counter", f"livecharts_{name}_total", help_text, [({}, total(attribute))])
+        tick = max((hub.tick for hub in hubs), default=settings.LIVECHARTS_TICK_MS / 1000)
+        yield _family(
+            "gauge", "livecharts_tick_seconds", "The fan-out tick now (widened under load).", [({}, tick)]
+        )
+        lags = {slug: lag for hub in hubs for slug, lag in hub.stats.lag_seconds.items()}
+        yield _family(
+            "gauge",
+            "livecharts_stream_lag_seconds",
+            "From broadcast to this process, for the last batch of each watched stream.",
+            [({"stream": slug}, lag) for slug, lag in sorted(lags.items())],
+        )
+        yield BROADCAST_TO_SOCKET.family()
+        yield SUBSCRIBE.family()
+        yield from fallback_families()
+
+
+def fallback_families() -> Iterator[Metric]:
+    """The slower paths taken when a library's internals are not as the fast ones expect, and
+    failed broadcast ticks: zero in a healthy process, each logged once per cause."""
+    from streams.broadcast import all_broadcasters
+    from streams.delivery import transport
+
+    broadcasters = all_broadcasters()
+    yield _family(
+        "counter",
+        "livecharts_publish_fallback_batches_total",
+        "Batches published by plain group_send: channels_redis's internals were not as expected.",
+        [({}, float(sum(b.stats.publish_fallbacks for b in broadcasters)))],
+    )
+    yield _family(
+        "counter",
+        "livecharts_broadcast_tick_errors_total",
+        "Broadcast ticks that failed; their batches went back for the next tick.",
+        [({}, float(sum(b.stats.tick_errors for b in broadcasters)))],
+    )
+    yield _family(
+        "counter",
+        "livecharts_direct_write_fallbacks_total",
+        "Sockets served by plain ASGI sends: autobahn's or Twisted's internals were not as expected.",
+        [({}, float(transport.stats.plain_fallbacks))],
+    )
+
+
+class StreamHealthCollector:
+    """Every enabled stream's feed health as the workers stored it, read once per scrape."""
+
+    def __init__(self, statuses: dict[str, dict[str, Any] | None], *, now: float) -> None:
+        self.statuses, self.now = statuses, now
+
+    def collect(self) -> Iterator[Metric]:
+        from streams.ingest.feed_health import STATES
+
+        known = sorted((slug, status) for slug, status in self.statuses.items() if status)
+        yield _family(
+            "gauge",
+            "livecharts_feed_state",
+            "1 for the state each stream's feed is in.",
+            [
+                ({"stream": slug, "state": state}, float(status.get("state") == state))
+                for slug, status in known
+                for state in STATES
+            ],
+        )
+        for name, key, help_text in (
+            ("feed_points", "points", "Points the feed delivered since its worker started it."),
+            ("feed_bad_payloads", "bad_payloads", "Payloads the feed could not read (counted, skipped)."),
+            ("feed_reconnects", "reconnects", "Times the feed reconnected since its worker started it."),
+        ):
+            yield _family(
+                "counter",
+                f"livecharts_{name}_total",
+                help_text,
+                [({"stream": slug}, float(status.get(key) or 0)) for slug, status in known],
+            )
+        yield _family(
+            "gauge",
+            "livecharts_stream_last_point_age_seconds",
+            "Seconds since each stream's last point (absent before its first).",
+            [
+                ({"stream": slug}, max(0.0, self.now - status["last_point_at"]))
+                for slug, status in known
+                if status.get("last_point_at")
+            ],
+        )
+
+
+class _Scrape:
+    """One scrape's collectors, in order, for generate_latest (which only calls collect())."""
+
+    def __init__(self, *collectors: Any) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+# prometheus-client's own collectors of this process (CPU, memory, file descriptors, GC),
+# from its default registry's instances rather than the registry (whose other contents are
+# whatever libraries put there).
+PROCESS = CollectorRegistry(auto_describe=False)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    PROCESS.register(_collector)
+
+
+def exposition(statuses: dict[str, dict[str, Any] | None], *, now: float) -> bytes:
+    """The whole /metrics text for these stored stream statuses."""
+    return generate_latest(_Scrape(HubCollector(), StreamHealthCollector(statuses, now=now), PROCESS))
+
+
+# The view ---------------------------------------------------------------------------------
+
+
+def _stream_slugs() -> list[str]:
+    from streams.models import Stream
+
+    return list(Stream.objects.filter(enabled=True).order_by("slug").values_list("slug", flat=True))
+
+
+def _allowed(request: HttpRequest) -> bool:
+    from streams.access.rules import is_staff
+
+    token = settings.LIVECHARTS_METRICS_TOKEN
+    offered = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+        return True
+    return is_staff(getattr(request, "user", None))
+
+
+@never_cache
+async def metrics(request: HttpRequest) -> HttpResponse:
+    from streams.storage.window import get_history
+
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
+    user = await request.auser()
+    request.user = user
+    if not _allowed(request):
+        return HttpResponse(
+            "metrics are for staff, or send Authorization: Bearer <LIVECHARTS_METRICS_TOKEN>\n",
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
+    slugs = await database_sync_to_async(_stream_slugs)()
+    try:
+        statuses = await get_history().get_statuses(slugs)
+    except Exception:
+        statuses = {}  # Redis down: /readyz says so; the process metrics still answer
+    return HttpResponse(exposition(statuses, now=time.time()), content_type=CONTENT_TYPE)

@@ -1,0 +1,102 @@
+"""Redis addresses, plain or under Sentinel, and a push refused with 503 when Redis is not there."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from channels.layers import channel_layers
+from django.test import AsyncClient
+
+from streams.ingest.inbox import reset_inbox
+from streams.models import PushToken, Stream
+from streams.storage.redis_clients import (
+    RedisAddressError,
+    SentinelAddress,
+    layer_host,
+    parse_address,
+    safe,
+    split_addresses,
+)
+from tests.processes import free_port
+
+
+def test_plain_urls_pass_through():
+    for url in ("redis://127.0.0.1:6379/0", "rediss://h:6380/1", "unix:///run/redis.sock"):
+        assert parse_address(url) == url
+        assert layer_host(url) == url
+
+
+def test_the_sentinel_form_names_its_sentinels_service_database_and_password():
+    address = parse_address("redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2,[::1]:26380/lcmaster/2")
+    assert address == SentinelAddress(
+        service="lcmaster",
+        sentinels=(("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380)),
+        db=2,
+        password="s3cret",
+    )
+    # channels-redis builds its own Sentinel pool from this form of `hosts` entry.
+    assert layer_host("redis+sentinel://a:1,b:2/lcmaster") == {
+        "master_name": "lcmaster",
+        "sentinels": [["a", 1], ["b", 2]],
+        "db": 0,
+    }
+    assert parse_address("rediss+sentinel://a:1/m").ssl is True
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://h:6379", "is not a redis://, rediss://, unix:// or redis+sentinel:// address"),
+        ("redis+sentinel://a:1", "name the Sentinel service"),
+        ("redis+sentinel://a:1/m/x", "database 'x' is not a number"),
+        ("redis+sentinel://a:port/m", "sentinel port 'port' is not a number"),
+        ("redis+sentinel://:pw@a:1/m/0/extra", "the path is /<service>[/<db>]"),
+    ],
+)
+def test_a_malformed_address_says_what_is_wrong_without_its_password(url: str, message: str):
+    with pytest.raises(RedisAddressError, match=re.escape(message)) as caught:
+        parse_address(url)
+    assert "pw" not in str(caught.value)
+
+
+def test_a_list_of_addresses_splits_only_between_addresses():
+    text = "redis+sentinel://a:1,b:2,c:3/m/0, redis://x:1/0,unix:///tmp/r.sock"
+    assert split_addresses(text) == [
+        "redis+sentinel://a:1,b:2,c:3/m/0",
+        "redis://x:1/0",
+        "unix:///tmp/r.sock",
+    ]
+    assert split_addresses("redis://a/0,redis://b/0") == ["redis://a/0", "redis://b/0"]
+    assert safe("redis://:hunter2@h:1/0") == "redis://:***@h:1/0"
+
+
+@pytest.fixture
+def dead_redis(settings):
+    """Production mode pointed at a port where no Redis listens (an outage)."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends = {}
+    reset_inbox()
+    yield url
+    channel_layers.backends = {}
+    reset_inbox()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_push_while_redis_is_down_is_refused_with_503_and_retry_after(dead_redis):
+    stream = await Stream.objects.acreate(slug="pushed", title="Pushed", feed_kind="push", feed_settings={})
+    row = PushToken(name="gateway")
+    secret = row.issue()
+    await row.asave()
+    await row.streams.aadd(stream)
+    response = await AsyncClient().post(
+        "/api/streams/pushed/points",
+        "[1]",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "1"
+    assert response.json()["error"] == "unavailable"

@@ -1,0 +1,168 @@
+"""The history window: same answers from the in-process ring and from Redis Streams."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from streams.core.frames import Entry
+from streams.core.ids import IdClock, format_id
+from streams.ingest.feeds.base import Point
+from streams.storage.window import Batch, MemoryHistory, RedisHistory, Retention, entries_text, is_gap
+
+
+@pytest.fixture(params=["memory", "redis"])
+def history(request):
+    if request.param == "memory":
+        return MemoryHistory()
+    prefix = request.getfixturevalue("redis_prefix")
+    from tests.services import require_redis
+
+    return RedisHistory(require_redis(), prefix=prefix)
+
+
+def make_entries(clock: IdClock, count: int, *, start: float = 0.0) -> list[Entry]:
+    return [
+        Entry(id=format_id(clock.next()), point=Point(t=start + i, values={"v": float(i)}))
+        for i in range(count)
+    ]
+
+
+async def test_read_without_after_returns_the_whole_window(history):
+    clock = IdClock()
+    entries = make_entries(clock, 5)
+    await history.append("s", entries, retention=Retention(points=10))
+    backfill = await history.read("s", after=None, retention=Retention(points=10))
+    assert [e.id for e in backfill.entries] == [e.id for e in entries]
+    assert backfill.entries[2].point == Point(t=2.0, values={"v": 2.0})
+    assert not backfill.gap
+
+
+async def test_read_after_returns_only_newer_points(history):
+    clock = IdClock()
+    entries = make_entries(clock, 6)
+    await history.append("s", entries[:3], retention=Retention(points=10))
+    await history.append("s", entries[3:], retention=Retention(points=10))
+    backfill = await history.read("s", after=entries[2].id, retention=Retention(points=10))
+    assert [e.id for e in backfill.entries] == [e.id for e in entries[3:]]
+    assert not backfill.gap
+    assert await history.last_id("s") == entries[-1].id
+
+
+async def test_window_is_trimmed_by_count_and_an_old_after_is_a_gap(history):
+    clock = IdClock()
+    entries = make_entries(clock, 10)
+    await history.append("s", entries, retention=Retention(points=4))
+    backfill = await history.read("s", after=entries[2].id, retention=Retention(points=4))
+    assert backfill.gap
+    assert [e.id for e in backfill.entries] == [e.id for e in entries[-4:]]
+
+
+async def test_after_equal_to_the_last_dropped_point_is_not_a_gap(history):
+    clock = IdClock()
+    entries = make_entries(clock, 10)
+    await history.append("s", entries, retention=Retention(points=4))
+    backfill = await history.read("s", after=entries[5].id, retention=Retention(points=4))
+    assert not backfill.gap
+    assert [e.id for e in backfill.entries] == [e.id for e in entries[6:]]
+
+
+async def test_window_is_trimmed_by_age(history):
+    now_ms = int(time.time() * 1000)
+    stale = [Entry(id=f"{now_ms - 60_000}-{i}", point=Point(t=i, values={"v": 1.0})) for i in range(3)]
+    fresh = make_entries(IdClock(), 2)
+    await history.append("s", stale + fresh, retention=Retention(points=None, seconds=30))
+    backfill = await history.read("s", after=None, retention=Retention(points=None, seconds=30))
+    assert [e.id for e in backfill.entries] == [e.id for e in fresh]
+
+
+async def test_after_from_a_lost_history_is_a_gap(history):
+    # The client holds ids this history never kept (Redis flushed, embedded server restarted).
+    fresh = make_entries(IdClock(), 3)
+    await history.append("s", fresh, retention=Retention(points=10))
+    lost_id = format_id((int(time.time() * 1000) - 10_000, 0))
+    assert (await history.read("s", after=lost_id, retention=Retention(points=10))).gap
+    empty = await history.read("never-written", after=lost_id, retention=Retention(points=10))
+    assert empty.gap and empty.entries == []
+
+
+async def test_last_entry_is_the_newest_point_or_none(history):
+    assert await history.last_entry("s") is None
+    entries = make_entries(IdClock(), 3, start=100.0)
+    await history.append("s", entries, retention=Retention(points=10))
+    assert await history.last_entry("s") == entries[-1]
+
+
+async def test_status_is_kept_per_stream(history):
+    assert await history.get_status("s") is None
+    await history.set_status("s", {"state": "live"})
+    assert await history.get_status("s") == {"state": "live"}
+    await history.forget("s")
+    assert await history.get_status("s") is None
+
+
+def test_gap_rules():
+    assert not is_gap(after=None, first=None, last=None, max_deleted=(0, 0), ever_added=0)
+    assert is_gap(after=(5, 0), first=None, last=None, max_deleted=(0, 0), ever_added=0)
+    assert not is_gap(after=(5, 0), first=None, last=None, max_deleted=(5, 0), ever_added=3)
+    assert not is_gap(after=(5, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
+    assert is_gap(after=(4, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
+    assert is_gap(after=(10, 0), first=(6, 0), last=(9, 0), max_deleted=(5, 0), ever_added=9)
+
+
+async def test_append_many_stores_every_stream_and_answers_per_batch(history):
+    clock = IdClock()
+    first, second = make_entries(clock, 3), make_entries(clock, 2, start=10)
+    errors = await history.append_many(
+        [Batch("a", first, Retention(points=10)), Batch("b", second, Retention(points=1))]
+    )
+    assert errors == [None, None]
+    assert [e.id for e in (await history.read("a", after=None, retention=Retention(points=10))).entries] == [
+        e.id for e in first
+    ]
+    # Each batch is trimmed by its own retention.
+    kept = await history.read("b", after=None, retention=Retention(points=1))
+    assert [e.point for e in kept.entries] == [second[-1].point]
+
+
+async def test_a_refused_batch_in_redis_leaves_the_other_streams_stored(redis_prefix):
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    clock = IdClock()
+    old, new = make_entries(clock, 1), make_entries(clock, 1)
+    await history.append("a", new, retention=Retention())
+    # An id below the stream's newest is refused by Redis: only that batch fails.
+    errors = await history.append_many([Batch("a", old, Retention()), Batch("b", new, Retention())])
+    assert errors[0] is not None and errors[1] is None
+    assert await history.last_id("b") == new[0].id
+    assert await history.last_id("a") == new[0].id
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [{"v": 1.5}, {"v": -0.0}],
+        [{"a": 1.0, "b": 2.25}, {"b": 3.0, "a": 4.0}],
+        [{"v": 1.0}, {"v": None}],
+        [{"v": 1}, {"v": 2.0}],
+        [{"a": 1.0}, {"b": 2.0}],
+        [{'é\n"': 1e300}, {'é\n"': 5e-324}],
+        [{}],
+    ],
+)
+def test_the_stored_json_of_a_batch_is_what_the_json_encoder_writes(values):
+    entries = [Entry(id=f"1-{n}", point=Point(t=1.0 + n / 3, values=v)) for n, v in enumerate(values)]
+    expected = "".join(
+        f"{e.id}\n{json.dumps([e.point.t, e.point.values], separators=(',', ':'))}\n" for e in entries
+    )
+    assert entries_text(entries) == expected
+
+
+async def test_last_ids_of_several_streams_at_once(history):
+    clock = IdClock()
+    entries = make_entries(clock, 2)
+    await history.append("a", entries, retention=Retention())
+    assert await history.last_ids(["a", "none"]) == {"a": entries[-1].id, "none": None}
