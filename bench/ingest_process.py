@@ -58,7 +58,8 @@ def make_payloads(templates: list[bytes]) -> list[bytes]:
 
 
 def replay_feed_class() -> type:
-    from streams.ingest.feeds.base import Batch, reject_unknown
+    from streams.core.points import Batch
+    from streams.ingest.feeds.base import reject_unknown
     from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
 
     class ReplayFeed(ExtractingFeed):
@@ -141,10 +142,10 @@ def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, f
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.broadcast import get_broadcaster
+    from streams.core.retention import Retention
     from streams.ingest.feeds import FEED_KINDS
     from streams.ingest.feeds.extract import Extractor
     from streams.ingest.supervisor import StreamSpec, Supervisor, tune_gc
-    from streams.storage.window import Retention
 
     tune_gc()  # as `manage.py ingest` does before its feeds start
     feed_class = replay_feed_class()

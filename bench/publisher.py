@@ -62,7 +62,7 @@ class Publisher:
 
     async def run(self, command: dict[str, Any]) -> dict[str, Any]:
         from streams.broadcast import Broadcaster
-        from streams.storage.window import Retention
+        from streams.core.retention import Retention
 
         protocol, streams, rate = command["protocol"], command["streams"], command["rate"]
         layer = self.layers[command.get("layer", "pubsub")]
@@ -112,7 +112,7 @@ class Publisher:
         }
 
     async def send_livecharts(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
-        from streams.ingest.feeds.base import Point
+        from streams.core.points import Point
 
         for stream in streams:
             points = [Point(t=now, values={"y": float(n)}) for n in numbers]
@@ -125,7 +125,7 @@ class Publisher:
                 await state["layer"].group_send(f"chart.{stream}", {"type": "chart.point", "point": point})
 
     async def send_raw(self, state: dict, streams: list[str], numbers: range, now: float) -> None:
-        from streams.ingest.feeds.base import Point
+        from streams.core.points import Point
 
         pending = state.setdefault("pending", {stream: [] for stream in streams})
         for stream in streams:
@@ -137,7 +137,8 @@ class Publisher:
 
     async def flush_raw(self, state: dict, streams: list[str]) -> None:
         """One tick of baseline (b): each stream's points encoded once, one group_send each."""
-        from streams.core.frames import Entry, encode_batch, points_frame
+        from streams.core.frames import encode_batch, points_frame
+        from streams.core.points import Entry
 
         pending = state.get("pending", {})
         for stream in streams:

@@ -103,9 +103,8 @@ def seed(slug: str, *, points: int, series: int) -> float:
     """Store `points` points in batches of BATCH; returns the seconds it took."""
     import math
 
-    from streams.core.frames import Entry
     from streams.core.ids import format_id
-    from streams.ingest.feeds.base import Point
+    from streams.core.points import Entry, Point
     from streams.models import Stream
     from streams.storage.store import save_batches
 

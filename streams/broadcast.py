@@ -18,13 +18,15 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streams.core.frames import Entry, encode_batch
+from streams.core.frames import encode_batch
+from streams.core.groups import group_name
 from streams.core.ids import IdClock, parse_id
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
 from streams.core.tasks import finished
-from streams.ingest.feeds.base import Point
 from streams.storage.store import Persister
 from streams.storage.window import Batch as HistoryBatch
-from streams.storage.window import History, Retention, get_history
+from streams.storage.window import History, get_history
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,6 @@ SEND_CONCURRENCY = 50
 IDLE_TICKS_BEFORE_STOP = 40
 # After ticks that failed in a row, the ticker waits up to this long before the next.
 MAX_TICK_BACKOFF_SECONDS = 5.0
-
-
-def group_name(slug: str) -> str:
-    """The channel-layer group of a stream's viewers (slugs are [-a-zA-Z0-9_], all allowed)."""
-    return f"stream.{slug}"
 
 
 @dataclass

@@ -7,10 +7,10 @@ import asyncio
 import concurrent.futures
 import time
 
-from streams.core.frames import Entry
 from streams.core.ids import format_id
-from streams.ingest.feeds.base import Point
-from streams.storage.window import RedisHistory, Retention
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
+from streams.storage.window import RedisHistory
 
 CHUNK = 5_000
 

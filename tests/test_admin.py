@@ -286,7 +286,8 @@ def test_the_changelist_shows_each_stream_feed_health(admin_client: Client, memo
 def test_test_this_feed_shows_the_first_points_without_publishing(admin_client: Client, memory_layer):
     from asgiref.sync import async_to_sync
 
-    from streams.storage.window import Retention, get_history
+    from streams.core.retention import Retention
+    from streams.storage.window import get_history
 
     stream = Stream.objects.create(slug="sim", title="Sim", feed_settings={"rate": 200, "series": ["x"]})
     change = admin_client.get(reverse("admin:streams_stream_change", args=[stream.pk])).content.decode()

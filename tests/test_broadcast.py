@@ -10,10 +10,12 @@ from functools import partial
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from streams.broadcast import Broadcaster, group_name
+from streams.broadcast import Broadcaster
+from streams.core.groups import group_name
 from streams.core.ids import parse_id
-from streams.ingest.feeds.base import Point
-from streams.storage.window import MemoryHistory, Retention
+from streams.core.points import Point
+from streams.core.retention import Retention
+from streams.storage.window import MemoryHistory
 
 
 class Listener(InMemoryChannelLayer):
@@ -258,8 +260,8 @@ async def test_many_streams_in_one_tick_reach_their_groups_on_the_redis_pubsub_l
 async def test_a_forgotten_stream_goes_on_from_the_last_id_another_worker_stored(layer):
     # Two workers share one history; "s" moved to the other one (its host's clock ahead) while
     # this one lost the lease. Back with this one, ids go on past the other's, not below them.
-    from streams.core.frames import Entry
     from streams.core.ids import format_id
+    from streams.core.points import Entry
 
     history = MemoryHistory()
     ours = broadcaster_with(layer, history)

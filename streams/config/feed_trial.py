@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.core.points import Point
 from streams.ingest.feeds import build_feed
-from streams.ingest.feeds.base import Point
 
 MAX_POINTS = 20
 DEFAULT_SECONDS = 10.0

@@ -7,21 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import orjson
 
-from streams.ingest.feeds.base import Point
+from streams.core.points import Entry, Point
 
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A point with its id, as history stores it."""
-
-    id: str
-    point: Point
 
 
 def encode_batch(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> str:

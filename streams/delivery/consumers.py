@@ -29,13 +29,15 @@ from django.conf import settings
 
 from streams.access.revocation import Refusal, Viewer, Watch, get_watcher
 from streams.access.rules import is_signed_in, viewable_stream
-from streams.core.frames import Entry, encode, encode_batch, points_frame
+from streams.core.frames import encode, encode_batch, points_frame
 from streams.core.ids import IdKey, parse_id
+from streams.core.points import Entry
+from streams.core.retention import Retention
 from streams.delivery.hub import Frame, get_hub
+from streams.delivery.latency import timed_subscribe
 from streams.delivery.transport import direct_writer, prepare
 from streams.storage.backfill import Segment, pages_since
-from streams.storage.window import Retention, get_history
-from streams.web.metrics import timed_subscribe
+from streams.storage.window import get_history
 
 log = logging.getLogger(__name__)
 

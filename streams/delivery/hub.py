@@ -34,10 +34,10 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streams.broadcast import group_name
 from streams.core.frames import points_frame
+from streams.core.groups import group_name
+from streams.delivery.latency import frame_sent
 from streams.delivery.transport import prepare
-from streams.web.metrics import frame_sent
 
 log = logging.getLogger(__name__)
 

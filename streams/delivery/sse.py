@@ -30,12 +30,14 @@ from streams.access.revocation import (  # noqa: F401 (CHECK_SECONDS, check_view
     check_viewers,
     get_watcher,
 )
-from streams.broadcast import group_name
-from streams.core.frames import Entry, encode, encode_batch
+from streams.core.frames import encode, encode_batch
+from streams.core.groups import group_name
 from streams.core.ids import IdKey, parse_id
+from streams.core.points import Entry
+from streams.core.retention import Retention
 from streams.core.tasks import cancel_and_wait
 from streams.storage.backfill import MAX_RESUME_POINTS, Segment, read_since, stored_after  # noqa: F401
-from streams.storage.window import Retention, get_history
+from streams.storage.window import get_history
 
 if TYPE_CHECKING:
     from streams.models import Stream

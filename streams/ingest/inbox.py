@@ -31,8 +31,8 @@ from typing import Any
 
 from django.conf import settings
 
+from streams.core.points import Point
 from streams.core.tasks import cancel_and_wait
-from streams.ingest.feeds.base import Point
 from streams.storage.redis_clients import LoopClients
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from streams.ingest.feeds.base import Point
+from streams.core.points import Point
 from streams.ingest.feeds.extract import BadPayload
 from streams.ingest.feeds.push import PushFeed
 from streams.models import PushToken

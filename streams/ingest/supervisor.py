@@ -26,16 +26,17 @@ from django.conf import settings
 
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.core.ids import parse_id
+from streams.core.points import Batch
+from streams.core.retention import Retention
 from streams.core.tasks import cancel_and_wait, finished, honour_cancellation
 from streams.ingest.feed_health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.ingest.feeds import build_feed
-from streams.ingest.feeds.base import Batch, Feed
+from streams.ingest.feeds.base import Feed
 from streams.ingest.feeds.push import PushFeed, hand_over
 from streams.ingest.feeds.timeline import Timeline
 from streams.ingest.inbox import get_inbox
 from streams.ingest.leases import Leases, plan
 from streams.storage.store import last_stored, prune_stream, read_after, save_batches
-from streams.storage.window import Retention
 
 log = logging.getLogger(__name__)
 

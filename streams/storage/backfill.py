@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 
-from streams.core.frames import Entry
 from streams.core.ids import parse_id
+from streams.core.points import Entry
+from streams.core.retention import Retention
 from streams.storage.store import read_after
-from streams.storage.window import History, Retention, get_history
+from streams.storage.window import History, get_history
 
 # A resume from the database sends at most the newest this many points (and a gap before them).
 MAX_RESUME_POINTS = 100_000

@@ -20,10 +20,10 @@ import orjson
 from channels.db import database_sync_to_async
 from django.db import connection, transaction
 
-from streams.core.frames import Entry, columns
+from streams.core.frames import columns
 from streams.core.ids import IdKey, parse_id
+from streams.core.points import Entry, Point
 from streams.core.tasks import finished
-from streams.ingest.feeds.base import Point
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
@@ -18,25 +17,10 @@ from typing import Any
 
 from django.conf import settings
 
-from streams.core.frames import Entry
 from streams.core.ids import IdKey, parse_id
-from streams.ingest.feeds.base import Point
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
 from streams.storage.redis_clients import LoopClients
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How much of a stream is kept live: a count, an age in seconds, or both."""
-
-    points: int | None = 1000
-    seconds: int | None = None
-
-    @classmethod
-    def of(cls, stream: Any) -> Retention:
-        return cls(points=stream.window_points, seconds=stream.window_seconds)
-
-    def oldest_kept_ms(self) -> int | None:
-        return None if self.seconds is None else int((time.time() - self.seconds) * 1000)
 
 
 @dataclass(frozen=True, slots=True)

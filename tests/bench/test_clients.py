@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from bench.clients import scan_batches
-from streams.core.frames import Entry, encode_batch, points_frame
-from streams.ingest.feeds.base import Point
+from streams.core.frames import encode_batch, points_frame
+from streams.core.points import Entry, Point
 
 
 def test_scanning_a_frame_finds_each_batchs_stream_ids_and_point_count() -> None:

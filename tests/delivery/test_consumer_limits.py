@@ -14,11 +14,11 @@ from django.test import Client
 
 from livecharts.asgi import application
 from streams.broadcast import get_broadcaster
+from streams.core.points import Point
+from streams.core.retention import Retention
 from streams.delivery import consumers
 from streams.delivery.hub import get_hub
-from streams.ingest.feeds.base import Point
 from streams.models import Stream
-from streams.storage.window import Retention
 from tests.revocations import (
     CheckRounds,
     change_password,

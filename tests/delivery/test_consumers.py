@@ -12,10 +12,10 @@ from django.contrib.auth.models import AnonymousUser
 from livecharts.asgi import application
 from streams.broadcast import get_broadcaster
 from streams.core.ids import parse_id
+from streams.core.points import Point
+from streams.core.retention import Retention
 from streams.delivery.consumers import MAX_MESSAGE_BYTES, StreamConsumer
-from streams.ingest.feeds.base import Point
 from streams.models import Stream
-from streams.storage.window import Retention
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -341,8 +341,8 @@ async def test_a_resume_the_window_no_longer_holds_comes_from_the_database(layer
     """A Redis restart empties the window; the database kept every point: no gap."""
     from channels.db import database_sync_to_async
 
-    from streams.core.frames import Entry
     from streams.core.ids import IdClock, format_id
+    from streams.core.points import Entry
     from streams.storage.store import save_batches
     from streams.storage.window import get_history
 

@@ -17,15 +17,16 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from livecharts.asgi import application
-from streams.broadcast import get_broadcaster, group_name
-from streams.core.frames import Entry
+from streams.broadcast import get_broadcaster
+from streams.core.groups import group_name
 from streams.core.ids import IdClock, format_id, parse_id
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
 from streams.delivery import sse
-from streams.ingest.feeds.base import Point
 from streams.ingest.feeds.sse_parser import Event, SSEParser
 from streams.models import Stream
 from streams.storage.store import save_batches
-from streams.storage.window import Retention, get_history
+from streams.storage.window import get_history
 from tests.revocations import (
     CheckRounds,
     change_password,

@@ -22,14 +22,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from streams.core.frames import Entry, encode_batch
+from streams.core.frames import encode_batch
 from streams.core.ids import IdClock, format_id, parse_id
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
 from streams.delivery import consumers
 from streams.delivery.consumers import StreamConsumer
 from streams.delivery.hub import Hub, get_hub
-from streams.ingest.feeds.base import Point
 from streams.models import Stream
-from streams.storage.window import Retention, get_history, reset_history
+from streams.storage.window import get_history, reset_history
 
 SLUG = "plant"
 WINDOW = 10_000

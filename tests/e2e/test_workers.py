@@ -209,7 +209,7 @@ async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_histo
     from channels.db import database_sync_to_async
 
     from streams.broadcast import get_broadcaster, reset_broadcasters
-    from streams.ingest.feeds.base import Point
+    from streams.core.points import Point
     from streams.ingest.inbox import get_inbox
     from streams.ingest.supervisor import Supervisor
     from streams.models import Stream

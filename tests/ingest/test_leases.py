@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from streams.core.retention import Retention
 from streams.ingest.leases import Leases
-from streams.storage.window import Retention
 from tests.services import require_redis
 from tests.waits import eventually
 

@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from streams.config.provisioning import ProvisionError, provision
+from streams.core.points import Batch
 from streams.ingest.feeds import build_feed, clean_feed_settings
-from streams.ingest.feeds.base import Batch, FeedSettingsError
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.guarded import GuardedNetworkBackend, guarded_transport
 from streams.ingest.feeds.mqtt import MqttFeedError
 from streams.ingest.feeds.poll import PollError

@@ -203,8 +203,9 @@ async def test_only_post_is_allowed(memory_layer, token):
 
 @pytest.mark.django_db(transaction=True)
 async def test_pushed_points_reach_history_through_the_worker(memory_layer, token):
+    from streams.core.retention import Retention
     from streams.ingest.supervisor import Supervisor
-    from streams.storage.window import Retention, get_history
+    from streams.storage.window import get_history
 
     supervisor = Supervisor()
     await supervisor.sync()

@@ -8,11 +8,12 @@ import pytest
 from channels.db import database_sync_to_async
 
 from streams.broadcast import get_broadcaster
+from streams.core.retention import Retention
 from streams.ingest import supervisor as supervisor_module
 from streams.ingest.leases import Leases
 from streams.ingest.supervisor import StreamSpec, Supervisor, backoff_delay
 from streams.models import Stream
-from streams.storage.window import Retention, get_history
+from streams.storage.window import get_history
 from tests.json_api import serve_json_api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -301,7 +302,7 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
     """SIGTERM's path (stop_all) with requests at every step: stored, handed to broadcast but
     waiting for the tick, and never taken by the feed."""
     from streams.broadcast import reset_broadcasters
-    from streams.ingest.feeds.base import Point
+    from streams.core.points import Point
     from streams.ingest.inbox import RedisInbox, get_inbox
     from streams.models import StoredBatch
     from streams.storage.store import read_after
@@ -346,7 +347,7 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
 async def test_points_far_ahead_late_or_repeated_are_kept_out_of_history_and_counted(layer, settings):
     import time
 
-    from streams.ingest.feeds.base import Point
+    from streams.core.points import Point
     from streams.ingest.inbox import RedisInbox, get_inbox
 
     await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.frames import Entry
 from streams.core.ids import format_id
-from streams.ingest.feeds.base import Point
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
 from streams.storage.backfill import pages_since
-from streams.storage.window import Retention, get_history
+from streams.storage.window import get_history
 
 
 def entries(first: int, count: int) -> list[Entry]:

@@ -139,8 +139,7 @@ def test_text_values_in_stored_rows_are_neutralised_too(line):
 
 
 def test_series_names_are_read_from_stored_text_as_json_would_read_them():
-    from streams.core.frames import Entry
-    from streams.ingest.feeds.base import Point
+    from streams.core.points import Entry, Point
 
     names = ['a "quoted" name', "back\\slash", "ünï", "y", "ids", "x:[", ""]
     data = encode_entries([Entry(id="1-0", point=Point(t=1.0, values=dict.fromkeys(names, 1.0)))])

@@ -14,9 +14,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from streams.core.frames import Entry
 from streams.core.ids import IdClock, format_id
-from streams.ingest.feeds.base import Point
+from streams.core.points import Entry, Point
 from streams.models import Stream
 from streams.storage.ranges import Columns, columns_of, thin_rows
 from streams.storage.store import DecodedBatch, prune_stream, save_batches

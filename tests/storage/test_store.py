@@ -10,9 +10,8 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from streams.core.frames import Entry
 from streams.core.ids import IdClock, format_id
-from streams.ingest.feeds.base import Point
+from streams.core.points import Entry, Point
 from streams.models import StoredBatch, Stream
 from streams.storage.backfill import stored_after
 from streams.storage.store import (

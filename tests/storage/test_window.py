@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from streams.core.frames import Entry
 from streams.core.ids import IdClock, format_id
-from streams.ingest.feeds.base import Point
-from streams.storage.window import Batch, MemoryHistory, RedisHistory, Retention, entries_text, is_gap
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
+from streams.storage.window import Batch, MemoryHistory, RedisHistory, entries_text, is_gap
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -12,13 +12,14 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
 from streams.broadcast import get_broadcaster
-from streams.core.frames import Entry, encode_batch, points_frame
+from streams.core.frames import encode_batch, points_frame
+from streams.core.points import Entry, Point
+from streams.core.retention import Retention
+from streams.delivery import latency
 from streams.delivery.consumers import StreamConsumer
 from streams.delivery.hub import Frame
-from streams.ingest.feeds.base import Point
 from streams.models import Stream
-from streams.storage.window import Retention, get_history
-from streams.web import metrics
+from streams.storage.window import get_history
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,7 +161,7 @@ async def test_a_frame_written_to_sockets_is_observed_from_its_oldest_batchs_bro
     )
     frame = Frame(points_frame([new, old]))
     for _ in range(3):  # one frame, three sockets
-        metrics.frame_sent(frame, [new, old])
+        latency.frame_sent(frame, [new, old])
     after = await scrape(staff)
 
     name = "livecharts_broadcast_to_socket_seconds"
@@ -175,7 +176,7 @@ async def test_a_frame_written_to_sockets_is_observed_from_its_oldest_batchs_bro
 
 
 async def test_a_subscribe_is_timed_when_it_succeeds_and_not_when_refused(staff):
-    @metrics.timed_subscribe
+    @latency.timed_subscribe
     async def subscribe(outcome: str) -> str:
         await asyncio.sleep(0)
         if outcome == "refused":
@@ -202,8 +203,8 @@ def test_batch_times_are_read_from_encoded_batches_not_from_prev():
             slug="z", prev=None, entries=[Entry(id="1764770000020-2", point=Point(t=1, values={"b": 2}))]
         ),
     ]
-    assert metrics.oldest_batch_ms(texts) == 1764770000020
-    assert metrics.oldest_batch_ms([]) is None
+    assert latency.oldest_batch_ms(texts) == 1764770000020
+    assert latency.oldest_batch_ms([]) is None
 
 
 async def test_process_families_come_from_prometheus_client_and_no_family_is_written_twice(staff):

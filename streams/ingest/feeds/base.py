@@ -1,4 +1,4 @@
-"""What every feed kind shares: the point shape, the settings error, the Feed base.
+"""What every feed kind shares: the settings error, the Feed base, the settings helpers.
 
 A feed kind is one module in streams/ingest/feeds/ with a Feed subclass registered in
 streams/ingest/feeds/__init__.py. It validates its own settings and yields batches of points.
@@ -10,10 +10,10 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from streams.core.points import Batch
 from streams.ingest import netguard
 
 log = logging.getLogger("streams.ingest.feeds")
@@ -21,21 +21,6 @@ log = logging.getLogger("streams.ingest.feeds")
 # A feed that has sent nothing for this long is shown as stalled, unless its settings say
 # otherwise (`stall_after`) or the kind knows its own rhythm (poll: three intervals).
 DEFAULT_STALL_SECONDS = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One sample: a time (seconds since the epoch) and a value per named series.
-
-    `key` is the source's id of the record (extract.id, a trade id): the time rules tell a
-    repeat from a distinct record at the same time and value by it. It is not stored."""
-
-    t: float
-    values: Mapping[str, float | None]
-    key: str | None = None
-
-
-Batch = list[Point]
 
 
 class FeedSettingsError(ValueError):

@@ -28,14 +28,8 @@ from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 
-from streams.ingest.feeds.base import (
-    Feed,
-    FeedSettingsError,
-    Point,
-    choice_setting,
-    number_setting,
-    reject_unknown,
-)
+from streams.core.points import Point
+from streams.ingest.feeds.base import Feed, FeedSettingsError, choice_setting, number_setting, reject_unknown
 from streams.ingest.feeds.timeline import utc_text
 
 PREFIX = "extract."

@@ -24,13 +24,8 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streams.ingest.feeds.base import (
-    Batch,
-    FeedSettingsError,
-    host_setting_check,
-    reject_unknown,
-    stall_setting,
-)
+from streams.core.points import Batch
+from streams.ingest.feeds.base import FeedSettingsError, host_setting_check, reject_unknown, stall_setting
 from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
 from streams.ingest.feeds.guarded import connect_socket_blocking
 

@@ -29,10 +29,9 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from streams.core.points import Batch, Point
 from streams.ingest.feeds.base import (
-    Batch,
     FeedSettingsError,
-    Point,
     choice_setting,
     headers_setting,
     number_setting,

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
 
+from streams.core.points import Batch, Point
 from streams.core.tasks import honour_cancellation
-from streams.ingest.feeds.base import Batch, Feed, FeedSettingsError, Point, reject_unknown, stall_setting
+from streams.ingest.feeds.base import Feed, FeedSettingsError, reject_unknown, stall_setting
 from streams.ingest.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, parse_time
 from streams.ingest.feeds.timeline import ahead_reason
 

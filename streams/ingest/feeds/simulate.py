@@ -10,15 +10,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from streams.ingest.feeds.base import (
-    Batch,
-    Feed,
-    FeedSettingsError,
-    Point,
-    choice_setting,
-    number_setting,
-    reject_unknown,
-)
+from streams.core.points import Batch, Point
+from streams.ingest.feeds.base import Feed, FeedSettingsError, choice_setting, number_setting, reject_unknown
 
 SHAPES = ("sine", "walk", "noise")
 SERIES_NAME = re.compile(r"^[\w .:/-]{1,64}$")

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
+from streams.core.points import Batch
 from streams.ingest.feeds.base import (
-    Batch,
     FeedSettingsError,
     headers_setting,
     number_setting,

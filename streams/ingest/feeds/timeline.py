@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from streams.ingest.feeds.base import Batch, Point
+from streams.core.points import Batch, Point
 
 LATE_SLACK_SECONDS = 0.25
 

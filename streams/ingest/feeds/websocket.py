@@ -25,8 +25,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.frames import CloseCode
 
+from streams.core.points import Batch
 from streams.ingest.feeds.base import (
-    Batch,
     FeedSettingsError,
     headers_setting,
     number_setting,

@@ -10,7 +10,8 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from streams.ingest.feeds.base import FeedSettingsError, Point
+from streams.core.points import Point
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.extract import MAX_RECORDS, BadPayload, Extractor, parse_time
 from tests.ingest.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from streams.ingest.feeds.base import Batch, FeedSettingsError, Point
+from streams.core.points import Batch, Point
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.mqtt import MAX_PAYLOAD_BYTES, MqttFeed, MqttFeedError
 from tests.processes import free_port
 from tests.services import port_open, require_mosquitto, require_mosquitto_binary

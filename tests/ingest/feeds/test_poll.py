@@ -18,8 +18,9 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from streams.core.points import Point
 from streams.ingest.feeds import build_feed, poll
-from streams.ingest.feeds.base import FeedSettingsError, Point
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.poll import PollError, PollFeed, retry_after_seconds
 from streams.ingest.feeds.timeline import Timeline
 from tests.ingest.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from streams.ingest.feeds.base import FeedSettingsError, Point
+from streams.core.points import Point
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.extract import BadPayload
 from streams.ingest.feeds.push import PushFeed, native_point
 from streams.ingest.inbox import RedisInbox, get_inbox

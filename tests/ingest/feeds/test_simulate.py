@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from streams.core.points import Point
 from streams.ingest.feeds import build_feed, clean_feed_settings
-from streams.ingest.feeds.base import FeedSettingsError, Point
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.simulate import SimulateFeed
 
 ALL_SETTINGS = {"shape", "amplitude", "period", "offset", "noise", "rate", "seed", "series"}

@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from streams.ingest.feeds.base import FeedSettingsError, Point
+from streams.core.points import Point
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.sse import MAX_EVENT_CHARS, SSEDropped, SSEFeed
 from streams.ingest.feeds.sse_client import SSEError
 from tests.sources import SSESource

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.ingest.feeds.base import Point
+from streams.core.points import Point
 from streams.ingest.feeds.timeline import LATE_SLACK_SECONDS, Timeline
 
 NOW = 1_795_860_000.0

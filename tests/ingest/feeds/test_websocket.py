@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from streams.ingest.feeds.base import Batch, FeedSettingsError
+from streams.core.points import Batch
+from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.websocket import WebsocketError, WebsocketFeed
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
