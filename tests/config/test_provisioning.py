@@ -21,7 +21,7 @@ from streams.models import Stream
 
 pytestmark = pytest.mark.django_db
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "streams.yaml"
+DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "streams.yaml"
 
 
 def entry(slug: str = "line-1", **overrides: Any) -> dict[str, Any]:
@@ -460,7 +460,7 @@ def test_demo_refuses_to_run_with_debug_off(settings):
     assert not Stream.objects.exists()
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "feeds.yaml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "feeds.yaml"
 
 
 def test_the_examples_file_holds_one_valid_stream_per_feed_kind():

@@ -19,7 +19,7 @@ from streams.web.dashboards import panels_of
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_FILE = ROOT / "demo" / "streams.yaml"
 
 
