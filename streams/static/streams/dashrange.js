@@ -6,8 +6,8 @@
 //
 // Test hook: window.livecharts.range = {view, chosen, start, end, loading, requests, failed}.
 
-import { customRange, describeFailure, formatLocalInput, Latest, presetRange, rangeUrl, readAnswer } from "./range.js";
-import { readRangeQuery, writeRangeQuery } from "./urlrange.js";
+import { describeFailure, Latest, rangeUrl, readAnswer } from "./range.js";
+import { RangePicker } from "./rangepicker.js";
 
 /** @typedef {import("./range.js").Range} Range */
 /** @typedef {import("./range.js").Answer} Answer */
@@ -23,10 +23,6 @@ export class DashboardRange {
     this.connection = connection;
     this.page = page;
     this.hooks = hooks;
-    this.picker = document.getElementById("range-picker");
-    this.buttons = /** @type {HTMLButtonElement[]} */ ([...(this.picker?.querySelectorAll("[data-range]") ?? [])]);
-    this.form = /** @type {HTMLFormElement|null} */ (document.getElementById("custom-range"));
-    this.formError = document.getElementById("custom-range-error");
     this.note = document.getElementById("range-note");
     this.latest = new Latest();
     /** @type {AbortController|null} */
@@ -35,91 +31,28 @@ export class DashboardRange {
     /** @type {Range|null} */
     this.range = null;
     hooks.range = { view: "live", chosen: "live", start: null, end: null, loading: false, requests: 0, failed: 0 };
+    this.picker = new RangePicker({ owner: this, page, hooks });
   }
 
   attach() {
-    for (const button of this.buttons) {
-      button.addEventListener("click", () => this.choose(button.dataset.range ?? "live"));
-    }
-    this.form?.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.applyCustom();
-    });
-    window.addEventListener("popstate", () => this.fromAddress());
+    this.picker.attach();
     return this;
   }
 
-  /** Show what the address asks for (a shared link); a bad range there is Live, with a word why. */
+  /** Show what the address asks for (a shared link). */
   fromAddress() {
-    const chosen = readRangeQuery(window.location.search, Date.now());
-    if (chosen.error) this.page.showBanner(chosen.error, { transient: true });
-    if (chosen.range === null) this.goLive({ address: false });
-    else this.showRange(chosen.key, chosen.range, { address: false });
+    this.picker.fromAddress();
   }
 
-  /** @param {string} key */
-  choose(key) {
-    if (key === "custom") {
-      this.toggleForm();
-      return;
-    }
-    this.toggleForm(false);
-    if (key === "live") this.goLive();
-    else {
-      const range = presetRange(key, Date.now());
-      if (range !== null) this.showRange(key, range);
-    }
-  }
-
-  /** @param {boolean} [open] */
-  toggleForm(open) {
-    if (!this.form) return;
-    const show = open ?? this.form.hidden;
-    this.form.hidden = !show;
-    this.buttons.find((b) => b.dataset.range === "custom")?.setAttribute("aria-expanded", String(show));
-    if (!show) return;
-    const now = Date.now();
-    const range = this.range ?? { start: now - 3_600_000, end: now };
-    for (const [name, value] of /** @type {[string, number][]} */ ([
-      ["start", range.start],
-      ["end", range.end],
-    ])) {
-      const input = this.form.elements.namedItem(name);
-      if (!(input instanceof HTMLInputElement)) continue;
-      input.value = formatLocalInput(value);
-      input.max = formatLocalInput(now + 60_000);
-    }
-    this.setFormError("");
-  }
-
-  applyCustom() {
-    const value = (/** @type {string} */ name) => {
-      const input = this.form?.elements.namedItem(name);
-      return input instanceof HTMLInputElement ? input.value : "";
-    };
-    const result = customRange({ start: value("start"), end: value("end"), now: Date.now() });
-    if ("error" in result) {
-      this.setFormError(result.error);
-      return;
-    }
-    this.toggleForm(false);
-    this.showRange("custom", result.range);
-  }
-
-  /** @param {string} message */
-  setFormError(message) {
-    if (!this.formError) return;
-    this.formError.textContent = message;
-    this.formError.hidden = !message;
+  /** The range on screen, where the custom form opens; null when live. */
+  shownRange() {
+    return this.range;
   }
 
   /** @param {string} key @param {Range|null} range @param {boolean} address */
   setChosen(key, range, address) {
-    this.hooks.range.chosen = key;
-    for (const button of this.buttons) button.setAttribute("aria-pressed", String(button.dataset.range === key));
-    if (!address) return;
-    const query = writeRangeQuery(window.location.search, { key, range });
-    window.history.pushState(null, "", `${window.location.pathname}${query}${window.location.hash}`);
+    this.picker.setPressed(key);
+    if (address) this.picker.writeAddress(key, range);
   }
 
   /**

@@ -16,6 +16,7 @@ import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { emptyState } from "./emptystate.js";
 import { breakGaps, drawsLine } from "./gaps.js";
 import { countAfter, describeHealth } from "./health.js";
+import { showHealthLine } from "./healthline.js";
 import { EmptyOverlay } from "./overlay.js";
 import { restAfter } from "./pace.js";
 import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
@@ -322,22 +323,7 @@ export class Page {
 
   showHealth() {
     if (!this.health || this.lastStatus === null) return;
-    const health = describeHealth(this.lastStatus, Date.now() / 1000, this.seen);
-    this.health.dataset.state = health.state;
-    const tag = this.health.querySelector('[data-health="state"]');
-    if (tag instanceof HTMLElement && tag.textContent !== health.state) {
-      tag.textContent = health.state;
-      tag.dataset.state = health.state;
-    }
-    for (const [key, text] of Object.entries(health.facts)) {
-      const cell = this.health.querySelector(`[data-health="${key}"]`);
-      if (cell && cell.textContent !== text) cell.textContent = text;
-    }
-    const error = this.health.querySelector('[data-health="error"]');
-    if (error) {
-      error.textContent = health.error;
-      error.parentElement?.toggleAttribute("hidden", !health.error);
-    }
+    showHealthLine(this.health, describeHealth(this.lastStatus, Date.now() / 1000, this.seen));
   }
 
   /**

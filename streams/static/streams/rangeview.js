@@ -1,4 +1,4 @@
-// Range views on the stream page: the range buttons and custom form, stored points fetched from
+// Range views on the stream page: the range picker (rangepicker.js), stored points fetched from
 // /streams/<slug>/range and drawn in place of the live traces, finer points on zoom, and the
 // way back to live. The decisions are range.js's; this is the DOM, fetch and Plotly side.
 //
@@ -10,19 +10,16 @@ import { breakGaps, drawsLine } from "./gaps.js";
 import {
   Latest,
   ZOOM_DEBOUNCE_MS,
-  customRange,
   describeAnswer,
   describeFailure,
-  formatLocalInput,
   liveLoaded,
-  presetRange,
   rangeTraces,
   rangeUrl,
   readAnswer,
   relayoutAction,
   toLocalX,
 } from "./range.js";
-import { readRangeQuery, writeRangeQuery } from "./urlrange.js";
+import { RangePicker } from "./rangepicker.js";
 
 /* global Plotly */
 
@@ -47,10 +44,6 @@ export class RangeView {
     this.page = page;
     this.element = chart.element;
     this.config = chart.config;
-    this.picker = document.getElementById("range-picker");
-    this.buttons = /** @type {HTMLButtonElement[]} */ ([...(this.picker?.querySelectorAll("[data-range]") ?? [])]);
-    this.form = /** @type {HTMLFormElement|null} */ (document.getElementById("custom-range"));
-    this.formError = document.getElementById("custom-range-error");
     this.note = document.getElementById("range-note");
     this.windowLabel = document.getElementById("window-label");
     this.card = this.element.closest(".chart-card");
@@ -63,8 +56,6 @@ export class RangeView {
     this.controller = null;
     /** @type {number|undefined} */
     this.zoomTimer = undefined;
-    /** the button chosen: a preset key, "custom", or "zoom" (a zoom out of live) */
-    this.chosen = "live";
     /** @type {{range: import("./range.js").Range, answer: import("./range.js").Answer|null}|null} */
     this.base = null;
     /** @type {import("./range.js").Loaded|null} what a range view holds now */
@@ -74,110 +65,25 @@ export class RangeView {
     this.bannerOurs = false;
     this.hooks = hooks;
     hooks.range = { view: "live", chosen: "live", start: null, end: null, loading: false, requests: 0, answer: null };
+    this.picker = new RangePicker({ owner: this, page, hooks });
   }
 
   /** Wire the buttons, the form and the chart's zoom; a page without range buttons gets nothing. */
   attach() {
-    if (!this.picker) return this;
-    for (const button of this.buttons) {
-      button.addEventListener("click", () => this.choose(button.dataset.range ?? "live"));
-    }
-    this.form?.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.applyCustom();
-    });
+    if (!this.picker.element) return this;
+    this.picker.attach();
     /** @type {any} */ (this.element).on("plotly_relayout", (/** @type {any} */ event) => this.onRelayout(event));
-    window.addEventListener("popstate", () => this.fromAddress());
     return this;
   }
 
-  /** Show what the address asks for (a shared link); a bad range there is Live, with a word why. */
+  /** Show what the address asks for (a shared link). */
   fromAddress() {
-    if (!this.picker) return;
-    const chosen = readRangeQuery(window.location.search, Date.now());
-    if (chosen.error) this.page.showBanner(chosen.error, { transient: true });
-    this.toggleForm(false);
-    if (chosen.range === null) this.goLive({ address: false });
-    else this.showRange(chosen.key, chosen.range, { address: false });
+    if (this.picker.element) this.picker.fromAddress();
   }
 
-  /**
-   * The address says what is on screen, so it can be shared: a new history entry for a choice,
-   * the same entry for a zoom.
-   * @param {string} key @param {import("./range.js").Range|null} range @param {{replace?: boolean}} [options]
-   */
-  writeAddress(key, range, { replace = false } = {}) {
-    const query = writeRangeQuery(window.location.search, { key, range });
-    const url = `${window.location.pathname}${query}${window.location.hash}`;
-    if (url === `${window.location.pathname}${window.location.search}${window.location.hash}`) return;
-    if (replace) window.history.replaceState(null, "", url);
-    else window.history.pushState(null, "", url);
-  }
-
-  /** @param {string} key */
-  choose(key) {
-    if (key === "custom") {
-      this.toggleForm();
-      return;
-    }
-    this.toggleForm(false);
-    if (key === "live") {
-      this.goLive();
-      return;
-    }
-    const range = presetRange(key, Date.now());
-    if (range !== null) this.showRange(key, range);
-  }
-
-  /** @param {boolean} [open] */
-  toggleForm(open) {
-    if (!this.form) return;
-    const show = open ?? this.form.hidden;
-    this.form.hidden = !show;
-    this.buttons.find((b) => b.dataset.range === "custom")?.setAttribute("aria-expanded", String(show));
-    if (!show) return;
-    const now = Date.now();
-    const range = this.base?.range ?? { start: now - 3_600_000, end: now };
-    const [start, end] = [this.form.elements.namedItem("start"), this.form.elements.namedItem("end")];
-    for (const [input, value] of [
-      [start, range.start],
-      [end, range.end],
-    ]) {
-      if (!(input instanceof HTMLInputElement)) continue;
-      input.value = formatLocalInput(value);
-      input.max = formatLocalInput(now + 60_000);
-    }
-    this.setFormError("");
-    if (start instanceof HTMLInputElement) start.focus();
-  }
-
-  applyCustom() {
-    if (!this.form) return;
-    const value = (/** @type {string} */ name) => {
-      const input = this.form?.elements.namedItem(name);
-      return input instanceof HTMLInputElement ? input.value : "";
-    };
-    const result = customRange({ start: value("start"), end: value("end"), now: Date.now() });
-    if ("error" in result) {
-      this.setFormError(result.error);
-      return;
-    }
-    this.toggleForm(false);
-    this.showRange("custom", result.range);
-  }
-
-  /** @param {string} message */
-  setFormError(message) {
-    if (!this.formError) return;
-    this.formError.textContent = message;
-    this.formError.hidden = !message;
-  }
-
-  /** @param {string} key */
-  setPressed(key) {
-    this.chosen = key;
-    this.hooks.range.chosen = key;
-    for (const button of this.buttons) button.setAttribute("aria-pressed", String(button.dataset.range === key));
+  /** The range on screen, where the custom form opens; null when live. */
+  shownRange() {
+    return this.base?.range ?? null;
   }
 
   /**
@@ -185,8 +91,8 @@ export class RangeView {
    * @param {string} key @param {import("./range.js").Range} range @param {{address?: boolean}} [options]
    */
   showRange(key, range, { address = true } = {}) {
-    this.setPressed(key);
-    if (address) this.writeAddress(key, range);
+    this.picker.setPressed(key);
+    if (address) this.picker.writeAddress(key, range);
     this.base = { range, answer: null };
     this.enterRange();
     this.load(range, { base: true });
@@ -217,8 +123,8 @@ export class RangeView {
    */
   goLive({ address = true } = {}) {
     this.cancelRequests();
-    this.setPressed("live");
-    if (address) this.writeAddress("live", null);
+    this.picker.setPressed("live");
+    if (address) this.picker.writeAddress("live", null);
     this.base = null;
     this.loaded = null;
     this.setNote("");
@@ -262,7 +168,7 @@ export class RangeView {
     window.clearTimeout(this.zoomTimer);
     if (action.action === "reset") {
       if (!this.chart.ranged) return; // live autoranges by itself
-      if (this.chosen === "zoom") {
+      if (this.picker.chosen === "zoom") {
         this.goLive(); // the zoom started from live: reset is back to live
         return;
       }
@@ -273,7 +179,7 @@ export class RangeView {
     this.zoomTimer = window.setTimeout(() => {
       this.zoomTimer = undefined;
       if (!this.chart.ranged) {
-        this.setPressed("zoom");
+        this.picker.setPressed("zoom");
         this.enterRange();
       }
       this.load({ start: action.start, end: action.end }, { base: false });
@@ -373,7 +279,7 @@ export class RangeView {
     }
     if (!this.chart.ranged) return; // back to live while Plotly drew: its react came after ours
     this.loaded = { start: range.start, end: range.end, downsampled: answer.downsampled };
-    if (this.chosen === "zoom") this.writeAddress("zoom", range, { replace: true });
+    if (this.picker.chosen === "zoom") this.picker.writeAddress("zoom", range, { replace: true });
     this.chart.overlay.show(emptyState({ points: answer.returned, view: "range" }));
     this.setNote(describeAnswer(answer));
     Object.assign(this.hooks.range, { start: range.start, end: range.end, answer });

@@ -7,6 +7,7 @@
 
 import { formatNumber } from "./format.js";
 import { countAfter, describeHealth } from "./health.js";
+import { showHealthLine } from "./healthline.js";
 import { Connection, HEALTH_TICK_MS, hooks, localX, Page, readJson } from "./live.js";
 import { SPARK_POINTS, sparkPath, trimSpark } from "./sparkline.js";
 
@@ -93,22 +94,7 @@ class SparkCard {
 
   showHealth() {
     if (!this.health || this.status === null) return;
-    const health = describeHealth(this.status, Date.now() / 1000, this.seen);
-    this.health.dataset.state = health.state;
-    const tag = this.health.querySelector('[data-health="state"]');
-    if (tag instanceof HTMLElement) {
-      tag.textContent = health.state;
-      tag.dataset.state = health.state;
-    }
-    for (const [key, text] of Object.entries(health.facts)) {
-      const cell = this.health.querySelector(`[data-health="${key}"]`);
-      if (cell && cell.textContent !== text) cell.textContent = text;
-    }
-    const error = this.health.querySelector('[data-health="error"]');
-    if (error) {
-      error.textContent = health.error;
-      error.parentElement?.toggleAttribute("hidden", !health.error);
-    }
+    showHealthLine(this.health, describeHealth(this.status, Date.now() / 1000, this.seen));
   }
 }
 
