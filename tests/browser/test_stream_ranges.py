@@ -23,8 +23,7 @@ HISTORY_SECONDS = 55 * 60
 HISTORY_STEP = 0.1
 SEED_HISTORY = """
 import math
-from streams.ingest.feeds.base import Point
-from streams.core.frames import Entry
+from streams.core.points import Entry, Point
 from streams.storage.store import save_batches
 END = {end!r}
 count = int({seconds} / {step})
