@@ -41,7 +41,7 @@ from streams.ingest.feeds.base import (
 )
 from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
 from streams.ingest.feeds.guarded import guarded_transport
-from streams.ingest.feeds.sse_client import redact
+from streams.ingest.feeds.http_errors import error_body, redact
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ MIN_INTERVAL = 0.1
 # Read at most this much of an answer (after gzip/deflate decoding); a longer one is a bad
 # payload and the rest is never read.
 MAX_BODY_BYTES = 10 * 1024 * 1024
-# How much of an error answer's body goes into the error message ("Invalid API-key").
-ERROR_BODY_CHARS = 200
 # A server asking for `Retry-After: 999999` should not silence a stream for days.
 MAX_RETRY_AFTER = 3600.0
 
@@ -294,24 +292,10 @@ class PollFeed(ExtractingFeed):
         else:
             hint = "the server has a problem; retrying with backoff"
         message = f"{where} answered {what}: {hint}"
-        body = await self._body_start(response)
+        body = await error_body(response, url=self.settings["url"], headers=self.settings["headers"])
         if body:
             message += f"; body starts {body!r}"
         return PollError(message, status=status)
-
-    async def _body_start(self, response: httpx.Response) -> str:
-        """The start of an error answer, on one line, with what we sent that is secret blanked
-        out (servers do quote a refused key back)."""
-        collected = b""
-        try:
-            async for chunk in response.aiter_bytes():
-                collected += chunk
-                if len(collected) >= ERROR_BODY_CHARS:
-                    break
-        except httpx.HTTPError:
-            pass
-        text = " ".join(collected[:ERROR_BODY_CHARS].decode("utf-8", errors="replace").split())
-        return redact(text, url=self.settings["url"], headers=self.settings["headers"])
 
     def _reason(self, error: httpx.HTTPError) -> str:
         """What the OS or httpx said, plainly, with nothing we sent that is secret."""

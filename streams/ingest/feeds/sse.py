@@ -34,7 +34,8 @@ from streams.ingest.feeds.base import (
     url_setting,
 )
 from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
-from streams.ingest.feeds.sse_client import SSEError, reconnect_delay, redact, sse_events
+from streams.ingest.feeds.http_errors import redact
+from streams.ingest.feeds.sse_client import SSEError, reconnect_delay, sse_events
 from streams.ingest.feeds.sse_parser import Event, SSEParser
 
 # One event's data beyond this is skipped as a bad payload; the parser stops buffering it.

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from streams.ingest.feeds.base import safe_url
 from streams.ingest.feeds.guarded import guarded_transport
+from streams.ingest.feeds.http_errors import error_body
 from streams.ingest.feeds.sse_parser import Event, SSEParser
 
 logger = logging.getLogger(__name__)
@@ -24,11 +24,6 @@ EVENT_STREAM = "text/event-stream"
 DEFAULT_RECONNECT_SECONDS = 3.0
 # A server asking for `retry: 999999999` should not silence a stream for days.
 MAX_RECONNECT_SECONDS = 300.0
-# How much of a wrong answer's body goes into the error message.
-ERROR_BODY_CHARS = 200
-# Secrets shorter than this are not looked for in error text: they would blank out
-# ordinary words and numbers, and a key that short protects nothing anyway.
-MIN_SECRET_CHARS = 4
 
 
 class SSEError(Exception):
@@ -108,7 +103,7 @@ async def _check_response(url: str, response: httpx.Response, *, headers: Mappin
         return
     # The body helps ("invalid API key") but may echo the key it refuses: blank the caller's
     # secrets out. The URL loses its query and credentials the same way.
-    body = redact(await _body_start(response), url=url, headers=headers)
+    body = await error_body(response, url=url, headers=headers)
     what = f"{response.status_code} {response.reason_phrase}".strip()
     raise SSEError(
         f"{safe_url(url)} answered {what} with content type {content_type or '(none)'!r}, "
@@ -116,33 +111,6 @@ async def _check_response(url: str, response: httpx.Response, *, headers: Mappin
         status=response.status_code,
         content_type=content_type,
     )
-
-
-def redact(text: str, *, url: str, headers: Mapping[str, str]) -> str:
-    """`text` with the header values, URL credentials and query values the caller sent blanked
-    out, for error messages that quote what a server or library said."""
-    parts = urlsplit(url)
-    secrets = [value for _, value in parse_qsl(parts.query)] + [parts.username or "", parts.password or ""]
-    for value in headers.values():
-        # "Bearer abc123": a server may echo the token alone.
-        secrets += [value, *value.split()]
-    # Longest first, so a secret holding a shorter one is blanked whole.
-    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
-async def _body_start(response: httpx.Response) -> str:
-    # Read only the start: a wrong answer may itself be an endless stream.
-    collected = b""
-    try:
-        async for chunk in response.aiter_bytes():
-            collected += chunk
-            if len(collected) >= ERROR_BODY_CHARS:
-                break
-    except httpx.HTTPError:
-        pass
-    return collected[:ERROR_BODY_CHARS].decode("utf-8", errors="replace")
 
 
 def reconnect_delay(
