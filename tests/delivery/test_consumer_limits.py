@@ -9,8 +9,6 @@ from collections.abc import Callable
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import User
-from django.test import Client
 
 from livecharts.asgi import application
 from streams.broadcast import get_broadcaster
@@ -29,17 +27,12 @@ from tests.revocations import (
     sign_out,
     take_alice_off,
 )
+from tests.sessions import session_of
 from tests.waits import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RECEIVE_TIMEOUT = 3
-
-
-def session_of(user: User) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
@@ -16,6 +17,7 @@ from streams.core.points import Point
 from streams.core.retention import Retention
 from streams.delivery.consumers import MAX_MESSAGE_BYTES, StreamConsumer
 from streams.models import Stream
+from tests.sessions import signed_in_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,6 +41,8 @@ def second(alice) -> Stream:
 async def connect(user) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/")
     communicator.scope["user"] = user
+    if user.is_authenticated:
+        communicator.scope["session"] = await database_sync_to_async(signed_in_session)(user)
     connected, _ = await communicator.connect()
     assert connected
     return communicator
@@ -339,7 +343,6 @@ async def test_same_origin_socket_is_accepted(layer):
 
 async def test_a_resume_the_window_no_longer_holds_comes_from_the_database(layer, alice, restricted):
     """A Redis restart empties the window; the database kept every point: no gap."""
-    from channels.db import database_sync_to_async
 
     from streams.core.ids import IdClock, format_id
     from streams.core.points import Entry
@@ -411,7 +414,6 @@ async def read_points(client: WebsocketCommunicator, count: int) -> tuple[list[d
 
 
 async def test_a_large_backfill_comes_in_bounded_frames_chained_by_prev(layer, settings, alice, restricted):
-    from channels.db import database_sync_to_async
 
     settings.LIVECHARTS_BACKFILL_FRAME_BYTES = 16 * 1024
     restricted.window_points = 6_000

@@ -14,7 +14,6 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
-from django.test import Client
 
 from livecharts.asgi import application
 from streams.broadcast import get_broadcaster
@@ -37,6 +36,7 @@ from tests.revocations import (
     sign_out,
     take_alice_off,
 )
+from tests.sessions import session_of
 from tests.waits import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -137,12 +137,6 @@ class EventClient:
     async def body(self) -> str:
         await asyncio.wait_for(self.finished.wait(), WAIT)
         return self.raw.decode()
-
-
-def session_of(user: User) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
 
 
 @pytest.fixture
