@@ -72,7 +72,7 @@ class Publisher:
             # A stream's later runs go on from its history, so viewers kept from the last
             # run see `prev` follow on.
             for stream in streams if command.get("fresh", True) else ():
-                await self.history.forget(stream)
+                await self.history.drop_stream(stream)
             broadcaster = Broadcaster(history=self.history, tick_seconds=tick, layer=layer, persister=None)
         send = {
             "livecharts": self.send_livecharts,

@@ -72,8 +72,8 @@ class Broadcaster:
         self._pending: dict[str, _Pending] = {}
         self._clocks: dict[str, IdClock] = {}
         self._last_ids: dict[str, str | None] = {}
-        # Streams whose cached ids are dropped at the next flush (forget()).
-        self._forgotten: set[str] = set()
+        # Streams whose cached ids are dropped at the next flush (drop_cached_ids()).
+        self._ids_to_drop: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self.stats = BroadcastStats()
@@ -131,10 +131,10 @@ class Broadcaster:
         not lose them) and the others go on.
         """
         async with self._flush_lock:
-            for slug in self._forgotten:
+            for slug in self._ids_to_drop:
                 self._clocks.pop(slug, None)
                 self._last_ids.pop(slug, None)
-            self._forgotten.clear()
+            self._ids_to_drop.clear()
             pending, self._pending = self._pending, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
             if not moved:
@@ -272,11 +272,11 @@ class Broadcaster:
         if self.persister is not None:
             await self.persister.close()
 
-    def forget(self, slug: str) -> None:
+    def drop_cached_ids(self, slug: str) -> None:
         """Drop the cached ids of a stream another worker may have gone on with (its lease was
         lost): its next batch goes on from the last id in history, not from ours. Done at the
         next flush, so a flush in flight keeps the clock it started with."""
-        self._forgotten.add(slug)
+        self._ids_to_drop.add(slug)
 
 
 # Every group message of a tick in one command. ARGV: the channels, one a line; the messages'

@@ -105,7 +105,7 @@ class History(ABC):
         return {slug: await self.get_status(slug) for slug in slugs}
 
     @abstractmethod
-    async def forget(self, slug: str) -> None:
+    async def drop_stream(self, slug: str) -> None:
         """Drop a stream's window and status (a deleted stream, a test cleaning up)."""
 
 
@@ -170,7 +170,7 @@ class MemoryHistory(History):
     async def get_status(self, slug: str) -> dict[str, Any] | None:
         return self._status.get(slug)
 
-    async def forget(self, slug: str) -> None:
+    async def drop_stream(self, slug: str) -> None:
         self._rings.pop(slug, None)
         self._status.pop(slug, None)
 
@@ -416,7 +416,7 @@ class RedisHistory(History):
         raws = await self._redis().mget([self.status_key(slug) for slug in slugs])
         return {slug: None if raw is None else json.loads(raw) for slug, raw in zip(slugs, raws, strict=True)}
 
-    async def forget(self, slug: str) -> None:
+    async def drop_stream(self, slug: str) -> None:
         await self._redis().delete(self.key(slug), self.status_key(slug), self.floor_key(slug))
 
 

@@ -128,10 +128,10 @@ async def stream_events(request: HttpRequest, slug: str) -> HttpResponse:
     user_id = user.pk if access.is_signed_in(user) else None
     if user_id is not None and sse.get_watcher().open_for(user_id) >= sse.MAX_PER_USER:
         return _refuse(429, "rate_limited", f"at most {sse.MAX_PER_USER} open event streams per user")
-    viewer = sse.Viewer(
+    viewing = sse.Viewing(
         session_key=request.session.session_key if user_id is not None else None, user_id=user_id, slug=slug
     )
-    return sse.event_response(stream=stream, viewer=viewer, after=after)
+    return sse.event_response(stream=stream, viewing=viewing, after=after)
 
 
 def _refuse(status: int, code: str, message: str, **extra: str) -> JsonResponse:

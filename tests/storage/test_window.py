@@ -99,7 +99,7 @@ async def test_status_is_kept_per_stream(history):
     assert await history.get_status("s") is None
     await history.set_status("s", {"state": "live"})
     assert await history.get_status("s") == {"state": "live"}
-    await history.forget("s")
+    await history.drop_stream("s")
     assert await history.get_status("s") is None
 
 
