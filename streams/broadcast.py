@@ -18,15 +18,14 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streams.core.frames import encode_batch
+from streams.core.frames import batch_text
 from streams.core.groups import group_name
 from streams.core.ids import IdClock, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.core.tasks import finished
 from streams.storage.store import Persister
-from streams.storage.window import Batch as HistoryBatch
-from streams.storage.window import History, get_history
+from streams.storage.window import History, WindowAppend, get_history
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +152,7 @@ class Broadcaster:
                     entries = [Entry(id_, point) for id_, point in zip(ids, item.points, strict=True)]
                     work.append((slug, item, entries))
                 errors = await self.history.append_many(
-                    [HistoryBatch(slug, entries, item.retention) for slug, item, entries in work]
+                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work]
                 )
             except BaseException:
                 # Taken from _pending above and not in history: put back, or the tick's points
@@ -206,7 +205,7 @@ class Broadcaster:
             "key": self._clocks[slug].last,
             "prev": prev,
             "points": len(entries),
-            "text": encode_batch(slug=slug, prev=prev, entries=entries),
+            "text": batch_text(slug=slug, prev=prev, entries=entries),
         }
 
     async def _send_all(self, messages: list[tuple[str, dict[str, Any]]]) -> None:

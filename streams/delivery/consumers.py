@@ -29,7 +29,7 @@ from django.conf import settings
 
 from streams.access.revocation import Refusal, Viewing, Watch, get_watcher
 from streams.access.rules import is_signed_in, viewable_stream
-from streams.core.frames import encode, encode_batch, points_frame
+from streams.core.frames import batch_text, encode, points_frame
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
 from streams.core.retention import Retention
@@ -128,7 +128,7 @@ def backfill_slices(
     while start < len(entries):
         while True:
             chunk = entries[start : start + count]
-            text = points_frame([encode_batch(slug=slug, prev=prev, entries=chunk)])
+            text = points_frame([batch_text(slug=slug, prev=prev, entries=chunk)])
             size = len(text.encode())
             if size <= max_bytes or len(chunk) == 1:
                 break

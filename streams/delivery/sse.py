@@ -28,7 +28,7 @@ from streams.access.revocation import (  # noqa: F401 (_watchers: tests read it 
     _watchers,
     get_watcher,
 )
-from streams.core.frames import encode, encode_batch
+from streams.core.frames import batch_text, encode
 from streams.core.groups import group_name
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
@@ -71,7 +71,7 @@ def points_events(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> I
     """A backfill as `points` events of at most EVENT_POINTS points, each chained on the last."""
     for start in range(0, len(entries), EVENT_POINTS):
         chunk = entries[start : start + EVENT_POINTS]
-        text = encode_batch(slug=slug, prev=prev, entries=chunk)
+        text = batch_text(slug=slug, prev=prev, entries=chunk)
         yield sse_event(event="points", data=text, event_id=chunk[-1].id)
         prev = chunk[-1].id
 

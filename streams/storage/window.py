@@ -49,7 +49,7 @@ def is_gap(
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
+class WindowAppend:
     """One stream's points of a tick, for `History.append_many`."""
 
     slug: str
@@ -62,7 +62,7 @@ class History(ABC):
     async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
         """Store one batch atomically and trim the window."""
 
-    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+    async def append_many(self, batches: Sequence[WindowAppend]) -> list[Exception | None]:
         """Store the batches of several streams, each as `append` does; one answer per batch,
         in order: None when it was stored, the error when it was not (so the caller keeps
         exactly the failed streams' points)."""
@@ -316,11 +316,11 @@ class RedisHistory(History):
         return f"{self.prefix}:status:{slug}"
 
     async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
-        (error,) = await self.append_many([Batch(slug, entries, retention)])
+        (error,) = await self.append_many([WindowAppend(slug, entries, retention)])
         if error is not None:
             raise error
 
-    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+    async def append_many(self, batches: Sequence[WindowAppend]) -> list[Exception | None]:
         """Every stream's batch in one command (APPEND_SCRIPT): one round trip and one wait per
         tick, however many streams moved (each wait lets every ready feed task run first: on a
         busy worker, waits are what a flush costs)."""
