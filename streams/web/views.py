@@ -27,7 +27,7 @@ from streams.ingest.inbox import InboxFull, InboxUnavailable, get_inbox
 from streams.ingest.push_api import PushRefused, RateLimiter, authenticate, read_points, retry_after_header
 from streams.models import PushToken, Stream
 from streams.storage import export, ranges
-from streams.web import figures, probes
+from streams.web import figures
 from streams.web.dashboards import page_context, visible_dashboards
 
 log = logging.getLogger(__name__)
@@ -136,20 +136,6 @@ async def stream_events(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _refuse(status: int, code: str, message: str, **extra: str) -> JsonResponse:
     return JsonResponse({"error": code, "message": message, **extra}, status=status)
-
-
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"ok": True})
-
-
-@never_cache
-async def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when the database, Redis and the channel layer answer; 503 naming those that do not."""
-    checks = await probes.check_all()
-    down = probes.failing(checks)
-    return JsonResponse({"ready": not down, "failing": down, "checks": checks}, status=503 if down else 200)
 
 
 _push_limiter: RateLimiter | None = None
