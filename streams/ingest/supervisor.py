@@ -378,14 +378,14 @@ class Supervisor:
             if spec.kind != PushFeed.kind:
                 continue
             try:
-                delivery = await inbox.take(slug, wait=0.01)
+                taken = await inbox.take(slug, wait=0.01)
             except Exception:
                 log.exception("stream %s: could not drain the push inbox at stop", slug)
                 continue
-            if delivery is None or not delivery.points:
+            if taken is None or not taken.points:
                 continue
-            on_stored = hand_over(inbox, slug, delivery)
-            points = delivery.points
+            on_stored = hand_over(inbox, slug, taken)
+            points = taken.points
             timeline = self.timelines.get(slug)
             if timeline is not None:
                 points = timeline.admit(points, now=time.time(), skip=partial(_dropped_at_stop, slug))
