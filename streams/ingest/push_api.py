@@ -52,7 +52,7 @@ def bearer_token(authorization: str) -> str:
     return token.strip()
 
 
-def authenticate(authorization: str) -> PushToken:
+def active_push_token(authorization: str) -> PushToken:
     """The active token the header carries (sync: call through sync_to_async)."""
     token = bearer_token(authorization)
     found = PushToken.objects.active().filter(digest=PushToken.hash(token)).first()

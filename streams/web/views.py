@@ -24,7 +24,13 @@ from streams.delivery import sse
 from streams.ingest.feed_health import stream_statuses
 from streams.ingest.feeds.push import PushFeed
 from streams.ingest.inbox import InboxFull, InboxUnavailable, get_inbox
-from streams.ingest.push_api import PushRefused, RateLimiter, authenticate, read_points, retry_after_header
+from streams.ingest.push_api import (
+    PushRefused,
+    RateLimiter,
+    active_push_token,
+    read_points,
+    retry_after_header,
+)
 from streams.models import PushToken, Stream
 from streams.storage import export, ranges
 from streams.web import figures
@@ -156,7 +162,7 @@ async def push_points(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         if request.method != "POST":
             raise PushRefused(405, "method_not_allowed", "POST points to this URL")
-        token = await sync_to_async(authenticate)(request.headers.get("Authorization", ""))
+        token = await sync_to_async(active_push_token)(request.headers.get("Authorization", ""))
         stream = await _push_stream(token, slug)
         push_limiter().check(token.digest)
         points = read_points(
