@@ -72,7 +72,7 @@ class Publisher:
             # A stream's later runs go on from its history, so viewers kept from the last
             # run see `prev` follow on.
             for stream in streams if command.get("fresh", True) else ():
-                await self.history.forget(stream)
+                await self.history.drop_stream(stream)
             broadcaster = Broadcaster(history=self.history, tick_seconds=tick, layer=layer, persister=None)
         send = {
             "livecharts": self.send_livecharts,
@@ -137,7 +137,7 @@ class Publisher:
 
     async def flush_raw(self, state: dict, streams: list[str]) -> None:
         """One tick of baseline (b): each stream's points encoded once, one group_send each."""
-        from streams.core.frames import encode_batch, points_frame
+        from streams.core.frames import batch_text, points_frame
         from streams.core.points import Entry
 
         pending = state.get("pending", {})
@@ -149,7 +149,7 @@ class Publisher:
             ms, seq = last if last is not None else (int(time.time() * 1000), 0)
             entries = [Entry(id=f"{ms}-{seq + i + 1}", point=point) for i, point in enumerate(points)]
             prev = f"{ms}-{seq}" if last is not None else None
-            text = points_frame([encode_batch(slug=stream, prev=prev, entries=entries)])
+            text = points_frame([batch_text(slug=stream, prev=prev, entries=entries)])
             self.raw_last[stream] = (ms, seq + len(points))
             pending[stream] = []
             await state["layer"].group_send(f"raw.{stream}", {"type": "raw.frame", "text": text})

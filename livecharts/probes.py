@@ -48,12 +48,12 @@ class ProbeMiddleware:
 
 def probe_view(request: HttpRequest) -> Callable[[HttpRequest], Any] | None:
     """The view that answers `request` without the Host check, or None for the usual path."""
-    from streams.web import metrics, views
+    from streams.web import metrics, probes
 
     if request.method not in ("GET", "HEAD"):
         return None
     if request.path in PROBE_PATHS:
-        return views.healthz if request.path == "/healthz" else views.readyz
+        return probes.healthz if request.path == "/healthz" else probes.readyz
     if request.path == METRICS_PATH and bears_metrics_token(request):
         # No session or auth middleware ran: the scraper is anonymous, and its token is enough.
         request.user = AnonymousUser()

@@ -18,15 +18,14 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streams.core.frames import encode_batch
+from streams.core.frames import batch_text
 from streams.core.groups import group_name
 from streams.core.ids import IdClock, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.core.tasks import finished
 from streams.storage.store import Persister
-from streams.storage.window import Batch as HistoryBatch
-from streams.storage.window import History, get_history
+from streams.storage.window import History, WindowAppend, get_history
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +71,8 @@ class Broadcaster:
         self._pending: dict[str, _Pending] = {}
         self._clocks: dict[str, IdClock] = {}
         self._last_ids: dict[str, str | None] = {}
-        # Streams whose cached ids are dropped at the next flush (forget()).
-        self._forgotten: set[str] = set()
+        # Streams whose cached ids are dropped at the next flush (drop_cached_ids()).
+        self._ids_to_drop: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self.stats = BroadcastStats()
@@ -131,10 +130,10 @@ class Broadcaster:
         not lose them) and the others go on.
         """
         async with self._flush_lock:
-            for slug in self._forgotten:
+            for slug in self._ids_to_drop:
                 self._clocks.pop(slug, None)
                 self._last_ids.pop(slug, None)
-            self._forgotten.clear()
+            self._ids_to_drop.clear()
             pending, self._pending = self._pending, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
             if not moved:
@@ -153,7 +152,7 @@ class Broadcaster:
                     entries = [Entry(id_, point) for id_, point in zip(ids, item.points, strict=True)]
                     work.append((slug, item, entries))
                 errors = await self.history.append_many(
-                    [HistoryBatch(slug, entries, item.retention) for slug, item, entries in work]
+                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work]
                 )
             except BaseException:
                 # Taken from _pending above and not in history: put back, or the tick's points
@@ -206,7 +205,7 @@ class Broadcaster:
             "key": self._clocks[slug].last,
             "prev": prev,
             "points": len(entries),
-            "text": encode_batch(slug=slug, prev=prev, entries=entries),
+            "text": batch_text(slug=slug, prev=prev, entries=entries),
         }
 
     async def _send_all(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
@@ -272,11 +271,11 @@ class Broadcaster:
         if self.persister is not None:
             await self.persister.close()
 
-    def forget(self, slug: str) -> None:
+    def drop_cached_ids(self, slug: str) -> None:
         """Drop the cached ids of a stream another worker may have gone on with (its lease was
         lost): its next batch goes on from the last id in history, not from ours. Done at the
         next flush, so a flush in flight keeps the clock it started with."""
-        self._forgotten.add(slug)
+        self._ids_to_drop.add(slug)
 
 
 # Every group message of a tick in one command. ARGV: the channels, one a line; the messages'

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
-from streams.web import metrics, views
+from streams.web import metrics, probes, views
 
 urlpatterns: list[URLPattern] = [
     path("", views.stream_list, name="stream-list"),
@@ -14,8 +14,8 @@ urlpatterns: list[URLPattern] = [
     path("streams/<slug:slug>/export.json", views.stream_export, {"fmt": "json"}, name="stream-export-json"),
     path("dashboards/", views.dashboard_list, name="dashboard-list"),
     path("dashboards/<slug:slug>/", views.dashboard_detail, name="dashboard-detail"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/streams/<slug:slug>/points", views.push_points, name="push-points"),
     path(

@@ -51,14 +51,16 @@ class CheckRounds:
     def __init__(self, monkeypatch: Any) -> None:
         self.started = 0
         self.finished = 0
-        real = revocation.check_viewers
+        real = revocation.check_viewings
 
-        def counting(viewers: Collection[revocation.Viewer]) -> dict[revocation.Viewer, revocation.Refusal]:
+        def counting(
+            viewings: Collection[revocation.Viewing],
+        ) -> dict[revocation.Viewing, revocation.Refusal]:
             self.started += 1
             try:
-                return real(viewers)
+                return real(viewings)
             finally:
                 self.finished += 1
 
         # The watcher looks the function up at each round, so the patch takes from the next one.
-        monkeypatch.setattr(revocation, "check_viewers", counting)
+        monkeypatch.setattr(revocation, "check_viewings", counting)

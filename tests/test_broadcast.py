@@ -257,7 +257,7 @@ async def test_many_streams_in_one_tick_reach_their_groups_on_the_redis_pubsub_l
         await layer.flush()
 
 
-async def test_a_forgotten_stream_goes_on_from_the_last_id_another_worker_stored(layer):
+async def test_a_stream_whose_cached_ids_were_dropped_goes_on_from_the_last_id_another_worker_stored(layer):
     # Two workers share one history; "s" moved to the other one (its host's clock ahead) while
     # this one lost the lease. Back with this one, ids go on past the other's, not below them.
     from streams.core.ids import format_id
@@ -271,7 +271,7 @@ async def test_a_forgotten_stream_goes_on_from_the_last_id_another_worker_stored
     ahead = format_id((first["key"][0] + 60_000, 0))  # a minute ahead of our clock
     await history.append("s", [Entry(ahead, Point(t=2, values={"v": 2}))], retention=Retention())
 
-    ours.forget("s")
+    ours.drop_cached_ids("s")
     ours.publish("s", [Point(t=3, values={"v": 3})], retention=Retention())
     await ours.flush()
     _, message = layer.sent[-1]

@@ -26,8 +26,9 @@ CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who watches what: the session (None for anonymous) and its user, and the stream."""
+class Viewing:
+    """One viewer watching one stream: the session (None for anonymous) and its user, and the
+    stream. The unit the watcher re-checks (a socket subscription or an SSE response)."""
 
     session_key: str | None
     user_id: Any
@@ -102,8 +103,8 @@ def signed_in_users(session_keys: Collection[str]) -> dict[str, Any]:
     return signed_in
 
 
-def check_viewers(viewers: Collection[Viewer]) -> dict[Viewer, Refusal]:
-    """The viewers who may no longer see their stream, and why. One query for the sessions,
+def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
+    """The viewings whose viewer may no longer see the stream, and why. One query for the sessions,
     one for their users, then per distinct user one for all the streams they watch (plus one
     when some are refused, to tell deleted from forbidden)."""
     from django.contrib.auth.models import AnonymousUser
@@ -111,42 +112,42 @@ def check_viewers(viewers: Collection[Viewer]) -> dict[Viewer, Refusal]:
     from streams.access.rules import visibility_filter
     from streams.models import Stream
 
-    refusals: dict[Viewer, Refusal] = {}
-    users = signed_in_users({viewer.session_key for viewer in viewers if viewer.user_id is not None})
-    by_user: dict[Any, list[Viewer]] = defaultdict(list)
-    for viewer in viewers:
-        user = AnonymousUser() if viewer.user_id is None else users.get(viewer.session_key)
-        if user is None or user.pk != viewer.user_id:
-            refusals[viewer] = Refusal(
+    refusals: dict[Viewing, Refusal] = {}
+    users = signed_in_users({viewing.session_key for viewing in viewings if viewing.user_id is not None})
+    by_user: dict[Any, list[Viewing]] = defaultdict(list)
+    for viewing in viewings:
+        user = AnonymousUser() if viewing.user_id is None else users.get(viewing.session_key)
+        if user is None or user.pk != viewing.user_id:
+            refusals[viewing] = Refusal(
                 "forbidden",
                 "you were signed out (here or in another tab), or your session ended: sign in again",
             )
         else:
-            by_user[viewer.user_id].append(viewer)
+            by_user[viewing.user_id].append(viewing)
     # One query per user: access/rules.py's filter is the one answer, and building it is the cost
     # (a UNION of them all measured slower than separate queries, on SQLite and PostgreSQL).
     for user_id, watching in by_user.items():
         user = AnonymousUser() if user_id is None else users[watching[0].session_key]
-        slugs = {viewer.slug for viewer in watching}
+        slugs = {viewing.slug for viewing in watching}
         visible = set(
             Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
         )
         if visible == slugs:
             continue
         existing = set(Stream.objects.filter(slug__in=slugs - visible).values_list("slug", flat=True))
-        for viewer in watching:
-            if viewer.slug in visible:
+        for viewing in watching:
+            if viewing.slug in visible:
                 continue
-            if viewer.slug in existing:
-                refusals[viewer] = Refusal("forbidden", f"you may no longer see stream {viewer.slug!r}")
+            if viewing.slug in existing:
+                refusals[viewing] = Refusal("forbidden", f"you may no longer see stream {viewing.slug!r}")
             else:
-                refusals[viewer] = Refusal("not_found", f"stream {viewer.slug!r} no longer exists")
+                refusals[viewing] = Refusal("not_found", f"stream {viewing.slug!r} no longer exists")
     return refusals
 
 
 @dataclass(eq=False)
 class Watch:
-    viewer: Viewer
+    viewing: Viewing
     # Set to a Refusal when the viewer lost access.
     revoked: asyncio.Future[Refusal]
 
@@ -161,9 +162,9 @@ class AccessWatcher:
         self._watches: set[Watch] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def watch(self, viewer: Viewer) -> Watch:
+    def watch(self, viewing: Viewing) -> Watch:
         loop = asyncio.get_running_loop()
-        watch = Watch(viewer, loop.create_future())
+        watch = Watch(viewing, loop.create_future())
         self._watches.add(watch)
         if self._task is None or self._task.done():
             # A fresh context: the task outlives the request that happened to start it.
@@ -177,7 +178,7 @@ class AccessWatcher:
         return len(self._watches)
 
     def open_for(self, user_id: Any) -> int:
-        return sum(1 for watch in self._watches if watch.viewer.user_id == user_id)
+        return sum(1 for watch in self._watches if watch.viewing.user_id == user_id)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,15 +192,15 @@ class AccessWatcher:
                 continue
             try:
                 # Not thread-sensitive: the loop's executor, not a request's own thread.
-                refusals = await database_sync_to_async(check_viewers, thread_sensitive=False)(
-                    {watch.viewer for watch in watches}
+                refusals = await database_sync_to_async(check_viewings, thread_sensitive=False)(
+                    {watch.viewing for watch in watches}
                 )
             except Exception:
                 # A database blip must not cut every viewer off; the next round tries again.
                 log.exception("could not re-check access of %d event streams", len(watches))
                 continue
             for watch in watches:
-                refusal = refusals.get(watch.viewer)
+                refusal = refusals.get(watch.viewing)
                 if refusal is not None and not watch.revoked.done():
                     watch.revoked.set_result(refusal)
 

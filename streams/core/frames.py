@@ -1,6 +1,7 @@
-"""The wire format of points: one JSON text per stream batch, joined into frames unchanged.
+"""The wire format of points: one JSON text per stream batch (its batch text), joined into
+frames unchanged.
 
-A batch is encoded once (in broadcast, or once per backfill) and never re-encoded per socket.
+A batch text is encoded once (in broadcast, or once per backfill) and never re-encoded per socket.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from streams.core.points import Entry, Point
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
-def encode_batch(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> str:
-    """Columnar JSON for one stream's batch: `t` in ms since the epoch, `y` per series."""
+def batch_text(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> str:
+    """One stream's batch as wire text, columnar JSON: `t` in ms since the epoch, `y` per series."""
     points = [entry.point for entry in entries]
     times = [round(point.t * 1000, 3) for point in points]
     batch = {"stream": slug, "prev": prev, "id": entries[-1].id, "t": times, "y": columns(points)}

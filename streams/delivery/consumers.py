@@ -27,9 +27,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from streams.access.revocation import Refusal, Viewer, Watch, get_watcher
+from streams.access.revocation import Refusal, Viewing, Watch, get_watcher
 from streams.access.rules import is_signed_in, viewable_stream
-from streams.core.frames import encode, encode_batch, points_frame
+from streams.core.frames import batch_text, encode, points_frame
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
 from streams.core.retention import Retention
@@ -128,7 +128,7 @@ def backfill_slices(
     while start < len(entries):
         while True:
             chunk = entries[start : start + count]
-            text = points_frame([encode_batch(slug=slug, prev=prev, entries=chunk)])
+            text = points_frame([batch_text(slug=slug, prev=prev, entries=chunk)])
             size = len(text.encode())
             if size <= max_bytes or len(chunk) == 1:
                 break
@@ -191,7 +191,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         uncount(_sockets_per_user, self.user_id)
         uncount(_sockets_per_address, self.address)
         self.user_id = self.address = None
-        hub.forget(self)
+        hub.disconnected(self)
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
@@ -395,7 +395,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     # Access taken away ----------------------------------------------------------------------
 
     def watch(self, slug: str) -> Watch:
-        watch = get_watcher().watch(Viewer(session_key=self.session_key, user_id=self.user_id, slug=slug))
+        watch = get_watcher().watch(Viewing(session_key=self.session_key, user_id=self.user_id, slug=slug))
         watch.revoked.add_done_callback(lambda revoked: self.revoked(slug, watch, revoked))
         return watch
 

@@ -4,8 +4,8 @@ Channels' usual shape, every socket a group member with its own layer queue and 
 loop, costs a task wake-up, a dispatch and an ASGI send per socket per batch: past a few
 thousand frames a second that overhead is most of daphne's CPU. Here the process joins each
 stream's group once, on the hub's own channel; a batch from the layer is offered to the local
-viewers of its stream (a list append each), and once per tick the hub builds each viewer's
-frame, sharing one encoded frame among viewers with the same pending batches (the usual
+sockets of its stream (a list append each), and once per tick the hub builds each socket's
+frame, sharing one encoded frame among sockets with the same pending batches (the usual
 case: everyone watching the same stream), and writes it straight to the transport
 (streams/delivery/transport.py).
 
@@ -15,7 +15,7 @@ for everyone (fewer, fuller frames: latency degrades, nothing queues without bou
 narrows it back as the load falls. Late ticks alone do not count: on a machine whose cores
 are busy with other processes the loop is late because it waits for a core, and fewer frames
 would only add latency; lateness counts when the process itself is mostly busy. Each
-viewer's pending batches are bounded too; a viewer that fell behind loses the oldest and
+socket's pending batches are bounded too; a socket that fell behind loses the oldest and
 refills them through the `prev` chain, like any lost batch.
 """
 
@@ -62,11 +62,11 @@ PROBE_GIVE_UP_SECONDS = 5.0
 SHUTDOWN_FLUSH_SECONDS = 0.2
 
 
-class Viewer(Protocol):
+class Socket(Protocol):
     """What the hub needs of a socket (streams/delivery/consumers.py)."""
 
     def offer(self, message: dict[str, Any]) -> bool:
-        """Take a live batch; True when the viewer now has something to send."""
+        """Take a live batch; True when the socket now has something to send."""
 
     def take_texts(self) -> list[str] | None:
         """The pending batch texts (cleared), or None to be asked again next tick."""
@@ -103,20 +103,20 @@ class HubStats:
     frames_encoded: int = 0
     bytes_sent: int = 0
     batches_in: int = 0
-    # Batches handed to viewers (one batch to 100 viewers counts 100), and points likewise.
+    # Batches handed to sockets (one batch to 100 sockets counts 100), and points likewise.
     batches_out: int = 0
     points_out: int = 0
     ticks: int = 0
     widened: int = 0
     tick_seconds: float = 0.0
     streams: int = 0
-    # Viewers' batches dropped for being too far behind, and sockets closed for not reading.
+    # Sockets' batches dropped for being too far behind, and sockets closed for not reading.
     dropped_batches: int = 0
     slow_closes: int = 0
     # Backfill frames written (subscribes: a page opening, a resume) and their bytes.
     backfill_frames: int = 0
     backfill_bytes: int = 0
-    # Viewers whose turn in a tick raised (logged; their batches wait for the next tick).
+    # Sockets whose turn in a tick raised (logged; their batches wait for the next tick).
     flush_errors: int = 0
     # Per stream: seconds from broadcast (the batch id's time) to this process, last seen.
     lag_seconds: dict[str, float] = field(default_factory=dict)
@@ -144,9 +144,9 @@ class Hub:
         self.tick = tick_seconds
         self.cpu_clock = cpu_clock
         self.stats = HubStats(tick_seconds=tick_seconds)
-        self._members: dict[str, set[Viewer]] = {}
+        self._members: dict[str, set[Socket]] = {}
         # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
-        self.sockets: set[Viewer] = set()
+        self.sockets: set[Socket] = set()
         self._joined: set[str] = set()
         # One lock for every change the layer sees (the hub's channel made or dropped, a group
         # joined or left): the pub/sub layer's new_channel awaits a SUBSCRIBE, and two first
@@ -158,7 +158,7 @@ class Hub:
         self._probes: dict[str, asyncio.Future[None]] = {}
         self._id = uuid.uuid4().hex
         self._receiver: asyncio.Task[None] | None = None
-        self._dirty: dict[Viewer, None] = {}  # insertion-ordered set
+        self._dirty: dict[Socket, None] = {}  # insertion-ordered set
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_due = 0.0
         self._flushing: asyncio.Task[None] | None = None
@@ -167,12 +167,12 @@ class Hub:
 
     # Membership ---------------------------------------------------------------------------
 
-    async def join(self, slug: str, viewer: Viewer) -> None:
-        """Deliver the stream's live batches to `viewer`; when this returns, none is missed."""
+    async def join(self, slug: str, socket: Socket) -> None:
+        """Deliver the stream's live batches to `socket`; when this returns, none is missed."""
         if slug in self._joined:
             # Already in the group on the live channel: no layer call. A leave that is about to
             # discard the group re-checks the members under the lock.
-            self._members.setdefault(slug, set()).add(viewer)
+            self._members.setdefault(slug, set()).add(socket)
             self._count()
         else:
             async with self._layer_lock:
@@ -182,7 +182,7 @@ class Hub:
                     await self.layer.group_add(group_name(slug), self._channel)
                     self._joined.add(slug)
                     self._probes[slug] = asyncio.get_running_loop().create_future()
-                self._members.setdefault(slug, set()).add(viewer)
+                self._members.setdefault(slug, set()).add(socket)
                 self._ensure_receiver()
             self._count()
         probe = self._probes.get(slug)
@@ -209,11 +209,11 @@ class Hub:
         if not probe.done():
             log.warning("fan-out hub: no probe of stream %s came back; joined anyway", slug)
 
-    async def leave(self, slug: str, viewer: Viewer) -> None:
+    async def leave(self, slug: str, socket: Socket) -> None:
         members = self._members.get(slug)
-        if members is None or viewer not in members:
+        if members is None or socket not in members:
             return
-        members.discard(viewer)
+        members.discard(socket)
         self._count()
         if members:
             return
@@ -235,24 +235,24 @@ class Hub:
                 self._receiver = None
                 self._channel = None
 
-    def connected(self, viewer: Viewer) -> None:
-        self.sockets.add(viewer)
+    def connected(self, socket: Socket) -> None:
+        self.sockets.add(socket)
 
-    def forget(self, viewer: Viewer) -> None:
-        self._dirty.pop(viewer, None)
-        self.sockets.discard(viewer)
+    def disconnected(self, socket: Socket) -> None:
+        self._dirty.pop(socket, None)
+        self.sockets.discard(socket)
 
     def going_away(self) -> None:
         """Close every socket with 1001, so clients reconnect at once (process shutdown)."""
-        for viewer in list(self.sockets):
+        for socket in list(self.sockets):
             try:
-                viewer.going_away()
+                socket.going_away()
             except Exception:
                 log.exception("fan-out hub: could not close a socket at shutdown")
 
-    def wake(self, viewer: Viewer) -> None:
-        """`viewer` has batches to send that no offer announced (held during its backfill)."""
-        self._dirty[viewer] = None
+    def wake(self, socket: Socket) -> None:
+        """`socket` has batches to send that no offer announced (held during its backfill)."""
+        self._dirty[socket] = None
         self._schedule()
 
     def _count(self) -> None:
@@ -299,18 +299,18 @@ class Hub:
             stats.batches_in += 1
             stats.lag_seconds[message["stream"]] = max(0.0, time.time() - message["key"][0] / 1000)
             offered = 0
-            for viewer in members:
-                if viewer.offer(message):
-                    self._dirty[viewer] = None
+            for socket in members:
+                if socket.offer(message):
+                    self._dirty[socket] = None
                     offered += 1
             stats.batches_out += offered
             stats.points_out += offered * message.get("points", 0)
             if self._dirty:
                 self._schedule()
         elif kind == "stream.status":
-            for viewer in list(members):
+            for socket in list(members):
                 try:
-                    await viewer.send_status(message)
+                    await socket.send_status(message)
                 except Exception as error:
                     # A socket closing under us (its client gone) costs the others nothing.
                     self.stats.flush_errors += 1
@@ -340,15 +340,15 @@ class Hub:
         frames: dict[tuple[int, ...], Frame] = {}
         self.stats.ticks += 1
         try:
-            for viewer in dirty:
+            for socket in dirty:
                 try:
-                    await self._flush_viewer(viewer, frames)
+                    await self._flush_socket(socket, frames)
                 except Exception:
-                    # One viewer's fault costs neither the others' batches nor later ticks;
+                    # One socket's fault costs neither the others' batches nor later ticks;
                     # its own batches are still pending (taken only when a frame is built).
                     self.stats.flush_errors += 1
-                    self._dirty[viewer] = None
-                    log.exception("fan-out hub: a viewer's frame failed; asking it again next tick")
+                    self._dirty[socket] = None
+                    log.exception("fan-out hub: a socket's frame failed; asking it again next tick")
             try:
                 self._adapt(loop.time())
             except Exception:
@@ -359,10 +359,10 @@ class Hub:
             if self._dirty:
                 self._schedule()
 
-    async def _flush_viewer(self, viewer: Viewer, frames: dict[tuple[int, ...], Frame]) -> None:
-        texts = viewer.take_texts()
+    async def _flush_socket(self, socket: Socket, frames: dict[tuple[int, ...], Frame]) -> None:
+        texts = socket.take_texts()
         if texts is None:
-            self._dirty[viewer] = None  # held back (a slow reader): ask again next tick
+            self._dirty[socket] = None  # held back (a slow reader): ask again next tick
             return
         if not texts:
             return
@@ -373,7 +373,7 @@ class Hub:
             frame = frames[key] = Frame(points_frame(texts))
             self.stats.frames_encoded += 1
         try:
-            await viewer.send_frame(frame)
+            await socket.send_frame(frame)
             frame_sent(frame, texts)
         except Exception:
             # Taken, so not sent again: the client refills it through the `prev` chain.

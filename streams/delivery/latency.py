@@ -78,7 +78,7 @@ def frame_sent(frame: object, texts: Sequence[str]) -> None:
 
 
 def oldest_batch_ms(texts: Sequence[str]) -> int | None:
-    """The smallest id time among batch texts as frames.encode_batch writes them
+    """The smallest id time among batch texts as frames.batch_text writes them
     ({"stream": slug, "prev": id|null, "id": "<ms>-<seq>", ...}: slugs hold no quotes, so the
     first "id":" is the batch's own)."""
     oldest: int | None = None

@@ -21,16 +21,14 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, StreamingHttpResponse
 
-from streams.access.revocation import (  # noqa: F401 (CHECK_SECONDS, check_viewers: tests read them here)
-    CHECK_SECONDS,
+from streams.access.revocation import (  # noqa: F401 (_watchers: tests read it here)
     AccessWatcher,
     Refusal,
-    Viewer,
+    Viewing,
     _watchers,
-    check_viewers,
     get_watcher,
 )
-from streams.core.frames import encode, encode_batch
+from streams.core.frames import batch_text, encode
 from streams.core.groups import group_name
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
@@ -73,7 +71,7 @@ def points_events(*, slug: str, prev: str | None, entries: Sequence[Entry]) -> I
     """A backfill as `points` events of at most EVENT_POINTS points, each chained on the last."""
     for start in range(0, len(entries), EVENT_POINTS):
         chunk = entries[start : start + EVENT_POINTS]
-        text = encode_batch(slug=slug, prev=prev, entries=chunk)
+        text = batch_text(slug=slug, prev=prev, entries=chunk)
         yield sse_event(event="points", data=text, event_id=chunk[-1].id)
         prev = chunk[-1].id
 
@@ -103,9 +101,9 @@ class _Sent:
         self.key = parse_id(point_id) if key is None else key
 
 
-def event_response(*, stream: Stream, viewer: Viewer, after: str | None) -> StreamingHttpResponse:
+def event_response(*, stream: Stream, viewing: Viewing, after: str | None) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
-        events(stream=stream, viewer=viewer, after=after), content_type=CONTENT_TYPE
+        events(stream=stream, viewing=viewing, after=after), content_type=CONTENT_TYPE
     )
     response["Cache-Control"] = "no-cache"
     # nginx buffers proxied responses by default; this tells it not to for this one.
@@ -113,14 +111,14 @@ def event_response(*, stream: Stream, viewer: Viewer, after: str | None) -> Stre
     return response
 
 
-async def events(*, stream: Stream, viewer: Viewer, after: str | None) -> AsyncIterator[bytes]:
+async def events(*, stream: Stream, viewing: Viewing, after: str | None) -> AsyncIterator[bytes]:
     """The event stream of one response, until the client leaves (Django's ASGI handler then
     cancels this) or loses access. Everything it holds is given back in the `finally`, which is
     why the group is joined here and not in the view: a response never iterated runs nothing."""
     slug, group = stream.slug, group_name(stream.slug)
     retention = Retention.of(stream)
     layer = get_channel_layer()
-    hold = _Hold(layer=layer, group=group, watcher=get_watcher(), viewer=viewer)
+    hold = _Hold(layer=layer, group=group, watcher=get_watcher(), viewing=viewing)
     watch = hold.watch
     # Django does not close this generator when the client leaves while a send is pending (its
     # wrappers around it are closed, not it), so the request's task ending releases it too.
@@ -215,11 +213,11 @@ class _Hold:
     """What one response holds: its access watch, its group membership and channel. Released
     once, by the response's `finally` or when the request's task ends, whichever comes first."""
 
-    def __init__(self, *, layer: Any, group: str, watcher: AccessWatcher, viewer: Viewer) -> None:
+    def __init__(self, *, layer: Any, group: str, watcher: AccessWatcher, viewing: Viewing) -> None:
         self.layer = layer
         self.group = group
         self.watcher = watcher
-        self.watch = watcher.watch(viewer)
+        self.watch = watcher.watch(viewing)
         self.joining: asyncio.Future[_Membership] | None = None
         self.getting: asyncio.Future[dict[str, Any]] | None = None
         self._released = False

@@ -1,17 +1,18 @@
-"""Points pushed through the API, waiting for the worker that runs the stream's push feed.
+"""A stream's inbox: points pushed through the API, waiting for the worker that runs the
+stream's push feed (streams/ingest/feeds/push.py). The API's side is streams/ingest/push_api.py.
 
 Why not publish from the web process: ids are given by the one process that owns a stream
-(broadcast.py keeps an id clock per stream), and with several daphne processes any of them may
-take a push. So the API only appends the request's points to the stream's inbox; the ingest
+(streams/broadcast.py keeps an id clock per stream), and with several daphne processes any of
+them may take a push. So the API only appends the request's points to the stream's inbox; the ingest
 worker holding the stream's lease drains it and publishes, like any other feed.
 
 With Redis the inbox is a Redis Stream (`<prefix>:inbox:<slug>`, one entry per request, so a
 request is taken whole or not at all); in the embedded mode it is an in-process queue on the
 one event loop that serves both the API and the worker.
 
-A delivery goes through three steps: `take` (read, still in the inbox), `handed` (given to
-broadcast: later takes in this process skip it) and `stored` (broadcast put its points in
-history: only now it is deleted, in one XDEL per stream for all that a tick stored). A worker
+What a worker takes goes through three steps: `take` (read, still in the inbox), `handed`
+(given to broadcast: later takes in this process skip it) and `stored` (broadcast put its points
+in history: only now it is deleted, in one XDEL per stream for all that a tick stored). A worker
 killed before `stored` leaves the entry for the next owner of the stream, so nothing answered
 202 is lost; killed between the store and the XDEL, the next owner publishes it again
 (at-least-once).
@@ -66,8 +67,8 @@ REPLICA_COUNT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """Points the worker took from an inbox; `receipt` names them for `handed` and `stored`."""
+class Taken:
+    """Points the worker took from an inbox (`take`); `receipt` names them for `handed` and `stored`."""
 
     points: list[Point]
     receipt: Any = None
@@ -87,16 +88,16 @@ class Inbox(ABC):
         """Queue one request's points, all together. Raises InboxFull."""
 
     @abstractmethod
-    async def take(self, slug: str, *, wait: float) -> Delivery | None:
+    async def take(self, slug: str, *, wait: float) -> Taken | None:
         """Every waiting point not yet handed to broadcast, oldest first, waiting up to `wait`
         seconds for one; None if none. Taking twice without `handed` gives the same points."""
 
     @abstractmethod
-    def handed(self, slug: str, delivery: Delivery) -> None:
-        """The delivery was given to broadcast: later takes in this process skip it."""
+    def handed(self, slug: str, taken: Taken) -> None:
+        """These points were given to broadcast: later takes in this process skip them."""
 
-    def stored(self, slug: str, delivery: Delivery) -> None:
-        """Broadcast stored the delivery's points in history: acknowledge it soon (batched)."""
+    def stored(self, slug: str, taken: Taken) -> None:
+        """Broadcast stored these points in history: acknowledge them soon (batched)."""
         return None
 
     async def settle(self) -> None:
@@ -104,8 +105,8 @@ class Inbox(ABC):
         return None
 
     @abstractmethod
-    async def done(self, slug: str, delivery: Delivery) -> None:
-        """Acknowledge a delivery now: its points are in history and may leave the inbox."""
+    async def done(self, slug: str, taken: Taken) -> None:
+        """Acknowledge these points now: they are in history and may leave the inbox."""
 
 
 @dataclass
@@ -131,7 +132,7 @@ class MemoryInbox(Inbox):
         queue.requests.append(list(points))
         queue.arrived.set()
 
-    async def take(self, slug: str, *, wait: float) -> Delivery | None:
+    async def take(self, slug: str, *, wait: float) -> Taken | None:
         queue = self._queue(slug)
         if not queue.requests:
             queue.arrived.clear()
@@ -143,16 +144,16 @@ class MemoryInbox(Inbox):
         # Left in the queue until handed to broadcast: a feed cancelled in between (a stop,
         # an edit in admin) leaves them for the stop's drain or the next feed task.
         points = [point for request in queue.requests for point in request]
-        return Delivery(points, receipt=len(queue.requests))
+        return Taken(points, receipt=len(queue.requests))
 
-    def handed(self, slug: str, delivery: Delivery) -> None:
+    def handed(self, slug: str, taken: Taken) -> None:
         # In-process: broadcast's queue dies with the process as this one would, so the points
         # may leave now (a stop flushes broadcast; no later acknowledgement protects more).
         requests = self._queue(slug).requests
-        for _ in range(min(delivery.receipt or 0, len(requests))):
+        for _ in range(min(taken.receipt or 0, len(requests))):
             requests.popleft()
 
-    async def done(self, slug: str, delivery: Delivery) -> None:
+    async def done(self, slug: str, taken: Taken) -> None:
         return None
 
 
@@ -209,7 +210,7 @@ class RedisInbox(Inbox):
             self._replicas = (now, len(role[2]))
         return min(self.ack_replicas, self._replicas[1])
 
-    async def take(self, slug: str, *, wait: float) -> Delivery | None:
+    async def take(self, slug: str, *, wait: float) -> Taken | None:
         # From the start, or after what this process handed to broadcast: entries leave only
         # once stored, so a worker that died before leaves them for the next owner (who reads
         # from the start), and entries handed but not yet stored are not published twice.
@@ -222,16 +223,16 @@ class RedisInbox(Inbox):
             return None
         _, entries = found[0]
         points = [point for _, fields in entries for point in decode_points(fields[b"p"])]
-        return Delivery(points, receipt=[entry_id for entry_id, _ in entries])
+        return Taken(points, receipt=[entry_id for entry_id, _ in entries])
 
-    def handed(self, slug: str, delivery: Delivery) -> None:
-        if delivery.receipt:
-            self._handed[slug] = delivery.receipt[-1]
+    def handed(self, slug: str, taken: Taken) -> None:
+        if taken.receipt:
+            self._handed[slug] = taken.receipt[-1]
 
-    def stored(self, slug: str, delivery: Delivery) -> None:
-        if not delivery.receipt:
+    def stored(self, slug: str, taken: Taken) -> None:
+        if not taken.receipt:
             return
-        self._acks.setdefault(slug, []).extend(delivery.receipt)
+        self._acks.setdefault(slug, []).extend(taken.receipt)
         # One task sends what every stream's batch of a tick stored (broadcast calls `stored`
         # for all of them in one go), not a round trip per request.
         if self._acking is None or self._acking.done():
@@ -242,7 +243,7 @@ class RedisInbox(Inbox):
             acks, self._acks = self._acks, {}
             slugs = list(acks)
             results = await asyncio.gather(
-                *(self.done(slug, Delivery([], receipt=acks[slug])) for slug in slugs),
+                *(self.done(slug, Taken([], receipt=acks[slug])) for slug in slugs),
                 return_exceptions=True,
             )
             failed = False
@@ -266,9 +267,9 @@ class RedisInbox(Inbox):
             log.warning("could not acknowledge pushed points at stop: %d streams left", len(self._acks))
             await cancel_and_wait(task)
 
-    async def done(self, slug: str, delivery: Delivery) -> None:
-        if delivery.receipt:
-            await self._redis().xdel(self.key(slug), *delivery.receipt)
+    async def done(self, slug: str, taken: Taken) -> None:
+        if taken.receipt:
+            await self._redis().xdel(self.key(slug), *taken.receipt)
 
 
 _inbox: Inbox | None = None

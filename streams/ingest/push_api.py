@@ -1,7 +1,9 @@
-"""The push API's rules, apart from HTTP: tokens, the rate limit, and reading a request body.
+"""The push API below its view: the bearer token, the rate limit, and parsing a request body.
 
-views.push_points is the thin HTTP side. A request is all-or-nothing: every point is read
-before any is queued, and the first bad one is named (`points[3].t: ...` or `line 4: ...`).
+streams/web/views.py push_points is the thin HTTP view; the points it reads go to the stream's
+inbox (streams/ingest/inbox.py), which the push feed drains (streams/ingest/feeds/push.py).
+A request is all-or-nothing: every point is read before any is queued, and the first bad one is
+named (`points[3].t: ...` or `line 4: ...`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def bearer_token(authorization: str) -> str:
     return token.strip()
 
 
-def authenticate(authorization: str) -> PushToken:
+def active_push_token(authorization: str) -> PushToken:
     """The active token the header carries (sync: call through sync_to_async)."""
     token = bearer_token(authorization)
     found = PushToken.objects.active().filter(digest=PushToken.hash(token)).first()

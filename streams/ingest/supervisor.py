@@ -196,7 +196,7 @@ class Supervisor:
                     # Another worker may run it now, issuing ids past ours: if the lease comes
                     # back, go on from history's last id (a host's clock behind could otherwise
                     # issue ids below the stream's newest).
-                    self.broadcaster.forget(slug)
+                    self.broadcaster.drop_cached_ids(slug)
         if stopped:
             # A cancelled feed task may still publish (a batch in hand when the cancellation
             # lands at its next await): its replacement starts only once it has finished.
@@ -306,7 +306,7 @@ class Supervisor:
                 self.timelines.pop(slug, None)
                 if released and self.broadcaster is not None:
                     # Its next owner issues ids past ours: if it comes back, go on from history.
-                    self.broadcaster.forget(slug)
+                    self.broadcaster.drop_cached_ids(slug)
             self.handover = None
 
     async def stop_all(self) -> None:
@@ -378,14 +378,14 @@ class Supervisor:
             if spec.kind != PushFeed.kind:
                 continue
             try:
-                delivery = await inbox.take(slug, wait=0.01)
+                taken = await inbox.take(slug, wait=0.01)
             except Exception:
                 log.exception("stream %s: could not drain the push inbox at stop", slug)
                 continue
-            if delivery is None or not delivery.points:
+            if taken is None or not taken.points:
                 continue
-            on_stored = hand_over(inbox, slug, delivery)
-            points = delivery.points
+            on_stored = hand_over(inbox, slug, taken)
+            points = taken.points
             timeline = self.timelines.get(slug)
             if timeline is not None:
                 points = timeline.admit(points, now=time.time(), skip=partial(_dropped_at_stop, slug))

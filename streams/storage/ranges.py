@@ -35,7 +35,7 @@ import numpy as np
 from django.db.models import Sum
 from tsdownsample import MinMaxLTTBDownsampler
 
-from streams.storage.store import DecodedBatch, iter_range
+from streams.storage.store import DecodedRow, iter_range
 
 DEFAULT_POINTS = 2_000
 MAX_POINTS = 5_000
@@ -161,7 +161,7 @@ class _Filler:
 
 
 def columns_of(
-    batches: Iterable[DecodedBatch], *, start: float | None, end: float | None, capacity: int
+    batches: Iterable[DecodedRow], *, start: float | None, end: float | None, capacity: int
 ) -> Columns:
     """The points of `batches` with start <= t <= end, sorted by time (stable: ties keep id order)."""
     low = -math.inf if start is None else start

@@ -40,7 +40,9 @@ PRUNE_CHUNK = 2_000
 
 
 @dataclass(frozen=True, slots=True)
-class DecodedBatch:
+class DecodedRow:
+    """A StoredBatch row's `data`, decoded: each point's id and time, and each series' values."""
+
     ids: list[str]
     t: list[float]
     y: dict[str, list[float | None]]
@@ -54,7 +56,7 @@ class DecodedBatch:
 
 
 def encode_entries(entries: Sequence[Entry]) -> str:
-    """Columnar JSON of a batch, with every point's id (times in seconds, as stored)."""
+    """A StoredBatch row's `data`: columnar JSON with every point's id (times in seconds)."""
     points = [entry.point for entry in entries]
     data = {"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)}
     try:
@@ -66,9 +68,9 @@ def encode_entries(entries: Sequence[Entry]) -> str:
         return _compact(data)
 
 
-def decode(data: str) -> DecodedBatch:
+def decode(data: str) -> DecodedRow:
     raw = json.loads(data)
-    return DecodedBatch(ids=raw["ids"], t=raw["t"], y=raw["y"])
+    return DecodedRow(ids=raw["ids"], t=raw["t"], y=raw["y"])
 
 
 # StoredBatch's columns as save_batches writes them, in the order of batch_row's values.
@@ -213,7 +215,7 @@ def last_stored(slug: str) -> Entry | None:
     return None if data is None else decode(data).entries()[-1]
 
 
-def iter_range(stream_id: int, *, start: float | None, end: float | None) -> Iterator[DecodedBatch]:
+def iter_range(stream_id: int, *, start: float | None, end: float | None) -> Iterator[DecodedRow]:
     """Every stored batch with a point in [start, end], in id order, without loading them all."""
     from streams.models import StoredBatch
 

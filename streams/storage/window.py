@@ -49,7 +49,7 @@ def is_gap(
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
+class WindowAppend:
     """One stream's points of a tick, for `History.append_many`."""
 
     slug: str
@@ -62,7 +62,7 @@ class History(ABC):
     async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
         """Store one batch atomically and trim the window."""
 
-    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+    async def append_many(self, batches: Sequence[WindowAppend]) -> list[Exception | None]:
         """Store the batches of several streams, each as `append` does; one answer per batch,
         in order: None when it was stored, the error when it was not (so the caller keeps
         exactly the failed streams' points)."""
@@ -105,7 +105,7 @@ class History(ABC):
         return {slug: await self.get_status(slug) for slug in slugs}
 
     @abstractmethod
-    async def forget(self, slug: str) -> None:
+    async def drop_stream(self, slug: str) -> None:
         """Drop a stream's window and status (a deleted stream, a test cleaning up)."""
 
 
@@ -170,7 +170,7 @@ class MemoryHistory(History):
     async def get_status(self, slug: str) -> dict[str, Any] | None:
         return self._status.get(slug)
 
-    async def forget(self, slug: str) -> None:
+    async def drop_stream(self, slug: str) -> None:
         self._rings.pop(slug, None)
         self._status.pop(slug, None)
 
@@ -316,11 +316,11 @@ class RedisHistory(History):
         return f"{self.prefix}:status:{slug}"
 
     async def append(self, slug: str, entries: Sequence[Entry], *, retention: Retention) -> None:
-        (error,) = await self.append_many([Batch(slug, entries, retention)])
+        (error,) = await self.append_many([WindowAppend(slug, entries, retention)])
         if error is not None:
             raise error
 
-    async def append_many(self, batches: Sequence[Batch]) -> list[Exception | None]:
+    async def append_many(self, batches: Sequence[WindowAppend]) -> list[Exception | None]:
         """Every stream's batch in one command (APPEND_SCRIPT): one round trip and one wait per
         tick, however many streams moved (each wait lets every ready feed task run first: on a
         busy worker, waits are what a flush costs)."""
@@ -416,7 +416,7 @@ class RedisHistory(History):
         raws = await self._redis().mget([self.status_key(slug) for slug in slugs])
         return {slug: None if raw is None else json.loads(raw) for slug, raw in zip(slugs, raws, strict=True)}
 
-    async def forget(self, slug: str) -> None:
+    async def drop_stream(self, slug: str) -> None:
         await self._redis().delete(self.key(slug), self.status_key(slug), self.floor_key(slug))
 
 

@@ -1,9 +1,10 @@
-"""Is this process ready to serve: the database, Redis and the channel layer answer (`/readyz`).
+"""Both probes: `/healthz` (the process is alive) and `/readyz` (it can serve: the database,
+Redis and the channel layer answer).
 
-`/healthz` says the process is alive; `/readyz` says it can do its work, so a load balancer
-sends viewers elsewhere while Redis or the database is away. Each check runs at once with the
-others and is bounded by CHECK_SECONDS, so a probe never hangs on a dead service. Failures are
-named by kind only (no host, port or password in a public answer); the details go to the log.
+`/readyz` says whether the process can do its work, so a load balancer sends viewers elsewhere
+while Redis or the database is away. Each check runs at once with the others and is bounded by
+CHECK_SECONDS, so a probe never hangs on a dead service. Failures are named by kind only (no
+host, port or password in a public answer); the details go to the log.
 """
 
 from __future__ import annotations
@@ -16,12 +17,29 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0
 OK = "ok"
 NOT_CONFIGURED = "not configured"
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+@never_cache
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """200 when the database, Redis and the channel layer answer; 503 naming those that do not."""
+    checks = await check_all()
+    down = failing(checks)
+    return JsonResponse({"ready": not down, "failing": down, "checks": checks}, status=503 if down else 200)
 
 
 async def check_all() -> dict[str, str]:

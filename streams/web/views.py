@@ -24,10 +24,16 @@ from streams.delivery import sse
 from streams.ingest.feed_health import stream_statuses
 from streams.ingest.feeds.push import PushFeed
 from streams.ingest.inbox import InboxFull, InboxUnavailable, get_inbox
-from streams.ingest.push_api import PushRefused, RateLimiter, authenticate, read_points, retry_after_header
+from streams.ingest.push_api import (
+    PushRefused,
+    RateLimiter,
+    active_push_token,
+    read_points,
+    retry_after_header,
+)
 from streams.models import PushToken, Stream
 from streams.storage import export, ranges
-from streams.web import figures, probes
+from streams.web import figures
 from streams.web.dashboards import page_context, visible_dashboards
 
 log = logging.getLogger(__name__)
@@ -128,28 +134,14 @@ async def stream_events(request: HttpRequest, slug: str) -> HttpResponse:
     user_id = user.pk if access.is_signed_in(user) else None
     if user_id is not None and sse.get_watcher().open_for(user_id) >= sse.MAX_PER_USER:
         return _refuse(429, "rate_limited", f"at most {sse.MAX_PER_USER} open event streams per user")
-    viewer = sse.Viewer(
+    viewing = sse.Viewing(
         session_key=request.session.session_key if user_id is not None else None, user_id=user_id, slug=slug
     )
-    return sse.event_response(stream=stream, viewer=viewer, after=after)
+    return sse.event_response(stream=stream, viewing=viewing, after=after)
 
 
 def _refuse(status: int, code: str, message: str, **extra: str) -> JsonResponse:
     return JsonResponse({"error": code, "message": message, **extra}, status=status)
-
-
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"ok": True})
-
-
-@never_cache
-async def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when the database, Redis and the channel layer answer; 503 naming those that do not."""
-    checks = await probes.check_all()
-    down = probes.failing(checks)
-    return JsonResponse({"ready": not down, "failing": down, "checks": checks}, status=503 if down else 200)
 
 
 _push_limiter: RateLimiter | None = None
@@ -170,7 +162,7 @@ async def push_points(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         if request.method != "POST":
             raise PushRefused(405, "method_not_allowed", "POST points to this URL")
-        token = await sync_to_async(authenticate)(request.headers.get("Authorization", ""))
+        token = await sync_to_async(active_push_token)(request.headers.get("Authorization", ""))
         stream = await _push_stream(token, slug)
         push_limiter().check(token.digest)
         points = read_points(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bench.clients import scan_batches
-from streams.core.frames import encode_batch, points_frame
+from streams.core.frames import batch_text, points_frame
 from streams.core.points import Entry, Point
 
 
@@ -19,7 +19,7 @@ def test_scanning_a_frame_finds_each_batchs_stream_ids_and_point_count() -> None
             )
             for j in range(size)
         ]
-        texts.append(encode_batch(slug=f"plant-{i}", prev=None if i == 0 else f"{i - 1}-0", entries=entries))
+        texts.append(batch_text(slug=f"plant-{i}", prev=None if i == 0 else f"{i - 1}-0", entries=entries))
     frame = points_frame(texts)
     decoded = [(b["stream"], b["prev"], b["id"], len(b["t"])) for b in json.loads(frame)["data"]]
     assert list(scan_batches(frame)) == decoded

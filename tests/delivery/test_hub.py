@@ -15,7 +15,7 @@ from streams.delivery.consumers import MAX_PENDING_BATCHES, StreamConsumer, Subs
 from streams.delivery.hub import Frame, Hub
 
 
-class FakeViewer:
+class FakeSocket:
     """Takes every batch; records the frames the hub hands it."""
 
     def __init__(self) -> None:
@@ -68,7 +68,7 @@ def layer() -> InMemoryChannelLayer:
 
 async def test_one_group_membership_per_stream_however_many_viewers(layer):
     hub = Hub(layer=layer, tick_seconds=0.02)
-    viewers = [FakeViewer() for _ in range(5)]
+    viewers = [FakeSocket() for _ in range(5)]
     for viewer in viewers:
         await hub.join("plant", viewer)
     assert len(layer.groups["stream.plant"]) == 1
@@ -81,7 +81,7 @@ async def test_one_group_membership_per_stream_however_many_viewers(layer):
 
 async def test_viewers_with_the_same_batches_share_one_encoded_frame(layer):
     hub = Hub(layer=layer, tick_seconds=0.02)
-    viewers = [FakeViewer() for _ in range(50)]
+    viewers = [FakeSocket() for _ in range(50)]
     for viewer in viewers:
         await hub.join("plant", viewer)
     await layer.group_send("stream.plant", batch("plant"))
@@ -95,7 +95,7 @@ async def test_viewers_with_the_same_batches_share_one_encoded_frame(layer):
 
 async def test_batches_of_one_tick_share_a_frame_and_ticks_are_spaced(layer):
     hub = Hub(layer=layer, tick_seconds=0.1)
-    viewer = FakeViewer()
+    viewer = FakeSocket()
     await hub.join("a", viewer)
     await hub.join("b", viewer)
     await layer.group_send("stream.a", batch("a"))
@@ -113,7 +113,7 @@ async def test_batches_of_one_tick_share_a_frame_and_ticks_are_spaced(layer):
 
 async def test_a_held_back_viewer_is_asked_again_next_tick(layer):
     hub = Hub(layer=layer, tick_seconds=0.02)
-    viewer = FakeViewer()
+    viewer = FakeSocket()
     await hub.join("plant", viewer)
     viewer.hold_back = True
     await layer.group_send("stream.plant", batch("plant"))
@@ -126,7 +126,7 @@ async def test_a_held_back_viewer_is_asked_again_next_tick(layer):
 
 async def test_status_goes_to_the_streams_viewers_only(layer):
     hub = Hub(layer=layer, tick_seconds=0.02)
-    watching, other = FakeViewer(), FakeViewer()
+    watching, other = FakeSocket(), FakeSocket()
     await hub.join("plant", watching)
     await hub.join("other", other)
     await layer.group_send("stream.plant", {"type": "stream.status", "stream": "plant", "status": {}})
@@ -134,7 +134,7 @@ async def test_status_goes_to_the_streams_viewers_only(layer):
     assert len(watching.statuses) == 1 and other.statuses == []
 
 
-class ClosingViewer(FakeViewer):
+class ClosingSocket(FakeSocket):
     """A socket whose client went away while a status was on its way to it."""
 
     async def send_status(self, message: dict[str, Any]) -> None:
@@ -144,7 +144,7 @@ class ClosingViewer(FakeViewer):
 async def test_a_socket_failing_a_status_costs_the_other_viewers_nothing(layer):
     hub = Hub(layer=layer, tick_seconds=0.02)
     # Many viewers beside it: whatever the set's order, some come after the one that fails.
-    gone, watching = ClosingViewer(), [FakeViewer() for _ in range(20)]
+    gone, watching = ClosingSocket(), [FakeSocket() for _ in range(20)]
     await hub.join("plant", gone)
     for viewer in watching:
         await hub.join("plant", viewer)
@@ -178,7 +178,7 @@ async def test_a_saturated_process_widens_the_tick_and_narrows_it_back(layer, mo
         return cpu["total"]
 
     hub = Hub(layer=layer, tick_seconds=0.02, cpu_clock=cpu_clock)
-    viewer = FakeViewer()
+    viewer = FakeSocket()
     await hub.join("plant", viewer)
     await feed(layer, "plant", 1.0)
     assert hub.tick > 0.02 * hub_module.WIDEN_FACTOR, "the tick must widen under saturation"
@@ -282,7 +282,7 @@ async def wait_for(condition) -> None:
 
 
 async def every_stream_delivers(hub: Hub, layer: Any, slugs: list[str]) -> None:
-    viewers = {slug: FakeViewer() for slug in slugs}
+    viewers = {slug: FakeSocket() for slug in slugs}
     await asyncio.gather(*(hub.join(slug, viewers[slug]) for slug in slugs))
     for slug in slugs:
         await layer.group_send(f"stream.{slug}", batch(slug))
@@ -302,7 +302,7 @@ async def test_a_join_racing_the_last_leave_is_delivered(layer):
     awaiting = AwaitingLayer(layer)
     hub = Hub(layer=awaiting, tick_seconds=0.02)
     for round_ in range(5):
-        leaving, joining = FakeViewer(), FakeViewer()
+        leaving, joining = FakeSocket(), FakeSocket()
         await hub.join(f"old{round_}", leaving)
         await asyncio.gather(hub.leave(f"old{round_}", leaving), hub.join(f"new{round_}", joining))
         await layer.group_send(f"stream.new{round_}", batch(f"new{round_}"))
@@ -324,7 +324,7 @@ async def test_first_joins_at_once_on_redis_are_all_delivered(redis_layer):
     await every_stream_delivers(hub, redis, [f"t{n}" for n in range(8)])
 
 
-class FailingViewer(FakeViewer):
+class FailingSocket(FakeSocket):
     """Its first turn in a tick raises (a bug in one socket's code)."""
 
     def __init__(self) -> None:
@@ -340,7 +340,7 @@ class FailingViewer(FakeViewer):
 
 async def test_one_viewers_exception_loses_no_batch_and_stops_no_tick(layer):
     hub = Hub(layer=layer, tick_seconds=0.02)
-    failing, others = FailingViewer(), [FakeViewer() for _ in range(3)]
+    failing, others = FailingSocket(), [FakeSocket() for _ in range(3)]
     for viewer in (failing, *others):
         await hub.join("plant", viewer)
     await layer.group_send("stream.plant", batch("plant"))

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 
 from livecharts.asgi import application
+from streams.access.revocation import Viewing, check_viewings
 from streams.broadcast import get_broadcaster
 from streams.core.groups import group_name
 from streams.core.ids import IdClock, format_id, parse_id
@@ -594,30 +595,30 @@ def fresh_watchers() -> Iterator[None]:
 
 def test_one_access_round_reads_all_sessions_and_users_in_two_queries(django_assert_num_queries, plant):
     open_stream = Stream.objects.create(slug="open", title="Open", visibility=Stream.Visibility.SIGNED_IN)
-    viewers = []
+    viewings = []
     for n in range(5):
         user = User.objects.create_user(f"viewer{n}")
         plant.viewers.add(user)
         session = session_of(user)
-        viewers += [sse.Viewer(session, user.pk, "plant"), sse.Viewer(session, user.pk, "open")]
+        viewings += [Viewing(session, user.pk, "plant"), Viewing(session, user.pk, "open")]
     # Sessions, users, then one query per user for all the streams they watch.
     with django_assert_num_queries(2 + 5):
-        assert sse.check_viewers(viewers) == {}
+        assert check_viewings(viewings) == {}
 
     open_stream.delete()
     plant.viewers.remove(User.objects.get(username="viewer0"))
-    Session.objects.filter(session_key=viewers[2].session_key).delete()
-    refusals = sse.check_viewers(viewers)
+    Session.objects.filter(session_key=viewings[2].session_key).delete()
+    refusals = check_viewings(viewings)
     assert (
-        {viewer: refusal.code for viewer, refusal in refusals.items()}
+        {viewing: refusal.code for viewing, refusal in refusals.items()}
         == {
-            viewers[0]: "forbidden",  # taken off the stream
+            viewings[0]: "forbidden",  # taken off the stream
             **{
-                viewer: "not_found"
-                for viewer in viewers[1::2]
-                if viewer.session_key != viewers[2].session_key
+                viewing: "not_found"
+                for viewing in viewings[1::2]
+                if viewing.session_key != viewings[2].session_key
             },
-            viewers[2]: "forbidden",  # signed out
-            viewers[3]: "forbidden",
+            viewings[2]: "forbidden",  # signed out
+            viewings[3]: "forbidden",
         }
     )

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from streams.core.frames import encode_batch
+from streams.core.frames import batch_text
 from streams.core.ids import IdClock, format_id, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
@@ -183,7 +183,7 @@ class Harness:
             "key": list(self.clock.last),
             "prev": self.prev,
             "points": len(entries),
-            "text": encode_batch(slug=SLUG, prev=self.prev, entries=entries),
+            "text": batch_text(slug=SLUG, prev=self.prev, entries=entries),
         }
         self.prev = entries[-1].id
         if not lost:

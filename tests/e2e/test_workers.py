@@ -222,9 +222,9 @@ async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_histo
     queued_at_ack: list[int] = []
     acknowledge = inbox.done
 
-    async def done(slug, delivery):
+    async def done(slug, taken):
         queued_at_ack.append(get_broadcaster().waiting(slug))  # points not yet in history
-        await acknowledge(slug, delivery)
+        await acknowledge(slug, taken)
 
     monkeypatch.setattr(inbox, "done", done)
     supervisor = Supervisor()

@@ -122,8 +122,8 @@ async def post(token: str | None, body: bytes | str, *, slug: str = "pushed", **
 
 
 async def waiting_points(slug: str = "pushed") -> list:
-    delivery = await get_inbox().take(slug, wait=0.05)
-    return [] if delivery is None else delivery.points
+    taken = await get_inbox().take(slug, wait=0.05)
+    return [] if taken is None else taken.points
 
 
 @pytest.mark.django_db(transaction=True)

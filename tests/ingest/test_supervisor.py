@@ -106,20 +106,20 @@ async def test_two_workers_split_the_streams_between_them(redis_layer):
     await second.stop_all()
 
 
-async def test_a_worker_that_loses_a_lease_stops_the_feed_and_forgets_its_ids(redis_layer):
+async def test_a_worker_that_loses_a_lease_stops_the_feed_and_drops_its_cached_ids(redis_layer):
     await database_sync_to_async(Stream.objects.create)(slug="a", title="a", feed_settings={"rate": 1})
     worker = Supervisor()
     await worker.sync()
     assert set(worker.tasks) == {"a"}
     while worker.broadcaster is None:  # the feed task starts and takes the broadcaster
         await asyncio.sleep(0.01)
-    forgotten: list[str] = []
-    worker.broadcaster.forget = forgotten.append
+    dropped: list[str] = []
+    worker.broadcaster.drop_cached_ids = dropped.append
     # The lease expired (a long pause) and another worker holds it now.
     await worker.leases._redis().set(worker.leases.key("a"), "another-worker", px=5_000)
     await worker.sync()
     assert worker.tasks == {}
-    assert forgotten == ["a"]
+    assert dropped == ["a"]
     await worker.stop_all()
 
 

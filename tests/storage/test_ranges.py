@@ -18,7 +18,7 @@ from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.models import Stream
 from streams.storage.ranges import Columns, columns_of, thin_rows
-from streams.storage.store import DecodedBatch, prune_stream, save_batches
+from streams.storage.store import DecodedRow, prune_stream, save_batches
 
 pytestmark = pytest.mark.django_db
 
@@ -104,8 +104,8 @@ def test_every_series_keeps_to_the_cap_in_a_huge_range():
 def test_points_stored_after_the_count_was_taken_still_fit():
     # read_columns sizes its arrays from a count taken before reading; writes may land between.
     batches = [
-        DecodedBatch(ids=["1-0", "2-0"], t=[1.0, 2.0], y={"a": [1.0, None]}),
-        DecodedBatch(
+        DecodedRow(ids=["1-0", "2-0"], t=[1.0, 2.0], y={"a": [1.0, None]}),
+        DecodedRow(
             ids=["3-0", "4-0", "5-0"], t=[3.0, 4.0, 5.0], y={"a": [3.0, 4.0, 5.0], "b": [0.5, None, 1.5]}
         ),
     ]

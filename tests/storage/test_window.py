@@ -10,7 +10,7 @@ import pytest
 from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
-from streams.storage.window import Batch, MemoryHistory, RedisHistory, entries_text, is_gap
+from streams.storage.window import MemoryHistory, RedisHistory, WindowAppend, entries_text, is_gap
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -99,7 +99,7 @@ async def test_status_is_kept_per_stream(history):
     assert await history.get_status("s") is None
     await history.set_status("s", {"state": "live"})
     assert await history.get_status("s") == {"state": "live"}
-    await history.forget("s")
+    await history.drop_stream("s")
     assert await history.get_status("s") is None
 
 
@@ -116,7 +116,7 @@ async def test_append_many_stores_every_stream_and_answers_per_batch(history):
     clock = IdClock()
     first, second = make_entries(clock, 3), make_entries(clock, 2, start=10)
     errors = await history.append_many(
-        [Batch("a", first, Retention(points=10)), Batch("b", second, Retention(points=1))]
+        [WindowAppend("a", first, Retention(points=10)), WindowAppend("b", second, Retention(points=1))]
     )
     assert errors == [None, None]
     assert [e.id for e in (await history.read("a", after=None, retention=Retention(points=10))).entries] == [
@@ -135,7 +135,9 @@ async def test_a_refused_batch_in_redis_leaves_the_other_streams_stored(redis_pr
     old, new = make_entries(clock, 1), make_entries(clock, 1)
     await history.append("a", new, retention=Retention())
     # An id below the stream's newest is refused by Redis: only that batch fails.
-    errors = await history.append_many([Batch("a", old, Retention()), Batch("b", new, Retention())])
+    errors = await history.append_many(
+        [WindowAppend("a", old, Retention()), WindowAppend("b", new, Retention())]
+    )
     assert errors[0] is not None and errors[1] is None
     assert await history.last_id("b") == new[0].id
     assert await history.last_id("a") == new[0].id

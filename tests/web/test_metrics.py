@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
 from streams.broadcast import get_broadcaster
-from streams.core.frames import encode_batch, points_frame
+from streams.core.frames import batch_text, points_frame
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.delivery import latency
@@ -149,12 +149,12 @@ async def scrape(staff) -> Samples:
 async def test_a_frame_written_to_sockets_is_observed_from_its_oldest_batchs_broadcast(staff):
     before = await scrape(staff)
     now_ms = time.time() * 1000
-    old = encode_batch(
+    old = batch_text(
         slug="plant",
         prev=None,
         entries=[Entry(id=f"{int(now_ms - 2000)}-0", point=Point(t=1, values={"v": 1}))],
     )
-    new = encode_batch(
+    new = batch_text(
         slug="plant-2",
         prev=f"{int(now_ms - 9000)}-4",
         entries=[Entry(id=f"{int(now_ms)}-3", point=Point(t=2, values={"v": 2}))],
@@ -198,8 +198,8 @@ async def test_a_subscribe_is_timed_when_it_succeeds_and_not_when_refused(staff)
 def test_batch_times_are_read_from_encoded_batches_not_from_prev():
     entries = [Entry(id="1764770000050-0", point=Point(t=1, values={"a": 1}))]
     texts = [
-        encode_batch(slug="x-1_y", prev="1764769999000-7", entries=entries),
-        encode_batch(
+        batch_text(slug="x-1_y", prev="1764769999000-7", entries=entries),
+        batch_text(
             slug="z", prev=None, entries=[Entry(id="1764770000020-2", point=Point(t=1, values={"b": 2}))]
         ),
     ]

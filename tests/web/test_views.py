@@ -1,4 +1,4 @@
-"""Pages: sign in and out, the stream list, the stream page, static files and health."""
+"""Pages: sign in and out, the stream list, the stream page, static files and feed health."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
@@ -16,7 +15,6 @@ from django.urls import reverse
 from streams.models import Stream
 from streams.storage.window import get_history
 from tests.conftest import PASSWORD
-from tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -252,12 +250,6 @@ def test_scripts_are_served_as_javascript(client: Client, path: str) -> None:
     assert "javascript" in response["Content-Type"]
 
 
-def test_healthz(client: Client) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"ok": True}
-
-
 async def _store_status(slug: str, status: dict) -> None:
     await get_history().set_status(slug, status)
 
@@ -280,62 +272,3 @@ def test_a_status_nobody_refreshed_for_a_while_shows_unknown(client, memory_laye
     async_to_sync(_store_status)("orphan", {"state": "live", "at": time.time() - 3600})
     page = client.get("/").content.decode()
     assert 'data-state="unknown"' in page and 'data-state="live"' not in page
-
-
-# /readyz: the database, Redis and the channel layer, each named when it does not answer.
-
-
-def test_readyz_is_ready_in_the_embedded_mode(client: Client, memory_layer):
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json() == {
-        "ready": True,
-        "failing": [],
-        "checks": {"database": "ok", "redis": "not configured", "channel_layer": "ok"},
-    }
-    assert "no-cache" in response.headers["Cache-Control"]
-
-
-@pytest.mark.redis
-def test_readyz_is_ready_with_redis_and_its_layer(client: Client, redis_layer):
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "channel_layer": "ok"}
-
-
-def test_readyz_names_redis_and_the_layer_when_redis_is_down(client: Client, settings):
-    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    settings.REDIS_URL = closed
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [closed]}}
-    }
-    channel_layers.backends = {}
-    try:
-        response = client.get("/readyz")
-    finally:
-        channel_layers.backends = {}
-    assert response.status_code == 503
-    body = response.json()
-    assert body["ready"] is False
-    assert body["failing"] == ["redis", "channel_layer"]
-    assert body["checks"]["database"] == "ok"
-    assert body["checks"]["redis"].startswith("unreachable")
-    assert "127.0.0.1" not in json.dumps(body)  # no host or port in a public answer
-
-
-@pytest.mark.redis
-def test_readyz_names_redis_when_one_shard_of_the_layer_is_down(client: Client, redis_layer, settings):
-    # A fresh channel may hash to the shard that answers: the ping of every shard catches it.
-    settings.LIVECHARTS_LAYER_REDIS_URLS = [redis_layer, f"redis://127.0.0.1:{free_port()}/0"]
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert "redis" in response.json()["failing"]
-    assert response.json()["checks"]["redis"].startswith("unreachable")
-
-
-@pytest.mark.django_db(databases=[])
-def test_readyz_names_the_database_when_it_refuses(client: Client, memory_layer):
-    # With no database allowed to this test, the query is refused as by a database that is down.
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["failing"] == ["database"]

@@ -1,8 +1,9 @@
-"""The push feed: points POSTed to /api/streams/<slug>/points, in our own small format.
+"""The push feed: the feed kind that reads a stream's inbox of points POSTed to
+/api/streams/<slug>/points, and the push point format.
 
-The API (streams/ingest/push_api.py, views.push_points) checks the token and the body and queues the
-points in the stream's inbox (streams/ingest/inbox.py); this feed, run by the worker that holds the
-stream, drains the inbox into broadcast like any other feed.
+The API (streams/web/views.py push_points over streams/ingest/push_api.py) checks the token and
+the body and queues the points in the stream's inbox (streams/ingest/inbox.py); this feed, run by
+the worker that holds the stream, drains the inbox into broadcast like any other feed.
 
 The point format, one JSON value per point:
 - a bare number: a value of the default series at arrival time;
@@ -14,13 +15,13 @@ size) or ISO 8601; more than LIVECHARTS_MAX_FUTURE_SECONDS ahead, the request is
 settings.
 
 A request leaves the inbox only once broadcast has stored its points in history: the feed
-yields a delivery, the worker hands it to broadcast with the callback `handed_over` returns,
-and broadcast calls it after the tick's history append; the inbox then deletes every request
-that tick stored in one XDEL per stream. The feed never waits for the tick, so pushes keep
-their throughput. Delivery is at-least-once: a worker killed after the append and before the
-XDEL leaves the request for the next owner of the stream, which publishes it again (a
-duplicate, never a loss). A stop (SIGTERM) flushes broadcast and then acknowledges, and its
-drain takes only what no feed handed over: each point once.
+yields what it took from the inbox, the worker hands it to broadcast with the callback
+`handed_over` returns, and broadcast calls it after the tick's history append; the inbox then
+deletes every request that tick stored in one XDEL per stream. The feed never waits for the
+tick, so pushes keep their throughput. Delivery is at-least-once: a worker killed after the
+append and before the XDEL leaves the request for the next owner of the stream, which publishes
+it again (a duplicate, never a loss). A stop (SIGTERM) flushes broadcast and then
+acknowledges, and its drain takes only what no feed handed over: each point once.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from streams.ingest.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor,
 from streams.ingest.feeds.timeline import ahead_reason
 
 if TYPE_CHECKING:
-    from streams.ingest.inbox import Delivery, Inbox
+    from streams.ingest.inbox import Inbox, Taken
 
 POINT_KEYS = ("t", "value", "values")
 MAX_SERIES_PER_POINT = 100
@@ -92,8 +93,8 @@ class PushFeed(Feed):
         super().__init__(settings)
         extract = self.settings["extract"]
         self.extractor = None if extract is None else Extractor(extract)
-        # The delivery whose points `batches` yielded last, until the worker hands them over.
-        self._yielded: Delivery | None = None
+        # What `batches` took from the inbox and yielded last, until the worker hands it over.
+        self._yielded: Taken | None = None
         # Read once per feed (the API makes one per request), not per point.
         self.max_ahead: float = django_settings.LIVECHARTS_MAX_FUTURE_SECONDS
 
@@ -115,13 +116,13 @@ class PushFeed(Feed):
         return points
 
     def handed_over(self, batch: Batch) -> Callable[[], None] | None:
-        delivery = self._yielded
-        if delivery is None or delivery.points is not batch:
+        taken = self._yielded
+        if taken is None or taken.points is not batch:
             return None
         from streams.ingest.inbox import get_inbox
 
         self._yielded = None
-        return hand_over(get_inbox(), self.slug, delivery)
+        return hand_over(get_inbox(), self.slug, taken)
 
     async def batches(self) -> AsyncIterator[Batch]:
         from streams.ingest.inbox import get_inbox
@@ -130,27 +131,28 @@ class PushFeed(Feed):
         yield []  # nothing to connect to: the inbox is ready
         try:
             while True:
-                delivery = await inbox.take(self.slug, wait=TAKE_WAIT_SECONDS)
+                taken = await inbox.take(self.slug, wait=TAKE_WAIT_SECONDS)
                 # A stop or an edit cancels this task mid-take; a Redis call can eat that
                 # cancellation, and this loop would then never end (nor let its stream restart).
                 honour_cancellation()
-                if delivery is None:
+                if taken is None:
                     continue
-                if not delivery.points:  # nothing to store: it may go at once
-                    hand_over(inbox, self.slug, delivery)()
+                if not taken.points:  # nothing to store: it may go at once
+                    hand_over(inbox, self.slug, taken)()
                     continue
                 # Not acknowledged here: broadcast calls back once the points are in history.
                 # One not handed over (the worker was cancelled first) is taken again.
-                self._yielded = delivery
-                yield delivery.points
+                self._yielded = taken
+                yield taken.points
         finally:
             self._yielded = None
 
 
-def hand_over(inbox: Inbox, slug: str, delivery: Delivery) -> Callable[[], None]:
-    """Mark a delivery as given to broadcast; the callback to pass to `publish(on_stored=...)`."""
-    inbox.handed(slug, delivery)
-    return partial(inbox.stored, slug, delivery)
+def hand_over(inbox: Inbox, slug: str, taken: Taken) -> Callable[[], None]:
+    """Mark points taken from the inbox as given to broadcast; returns the callback to pass to
+    `publish(on_stored=...)`."""
+    inbox.handed(slug, taken)
+    return partial(inbox.stored, slug, taken)
 
 
 def native_point(record: Any, *, series: str, received_at: float) -> Point:
