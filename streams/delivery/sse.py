@@ -26,7 +26,6 @@ from streams.access.revocation import (  # noqa: F401 (CHECK_SECONDS, check_view
     AccessWatcher,
     Refusal,
     Viewer,
-    _watchers,
     check_viewers,
     get_watcher,
 )
