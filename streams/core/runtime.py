@@ -29,7 +29,7 @@ _loops: dict[asyncio.AbstractEventLoop, dict[Hashable, tuple[Any, Close | None]]
 _process: dict[Hashable, Any] = {}
 _hooked: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 # Taken to make or forget objects, never to find one: async_to_sync runs loops in other
-# threads. Reentrant: a factory may ask for another object (a broadcaster for the window).
+# threads. Reentrant: a factory may ask for another object (the broadcaster's for the window).
 _lock = threading.RLock()
 
 

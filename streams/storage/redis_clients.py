@@ -174,5 +174,11 @@ def loop_client(url: str, *, user: str, blocking: bool = True) -> Any:
     return runtime.get(
         ("storage.redis", user, url, blocking),
         lambda: async_client(url, blocking=blocking),
-        close=lambda client: client.aclose(close_connection_pool=True),
+        close=_close_client,
     )
+
+
+async def _close_client(client: Any) -> None:
+    # The pool too: a client given its pool does not close it by itself (channels_redis's
+    # _close_redis does the same), and its connections would outlive their loop.
+    await client.aclose(close_connection_pool=True)
