@@ -18,6 +18,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from streams.core import runtime
 from streams.core.frames import batch_text
 from streams.core.groups import group_name
 from streams.core.ids import IdClock, parse_id
@@ -389,29 +390,22 @@ def _finite(points: Iterable[Point]) -> list[Point]:
     return points
 
 
-_broadcasters: dict[asyncio.AbstractEventLoop, Broadcaster] = {}
+BROADCASTER = "broadcast.broadcaster"
 
 
 def get_broadcaster() -> Broadcaster:
     """This event loop's broadcaster (one per process in practice; tests run many loops)."""
-    loop = asyncio.get_running_loop()
-    broadcaster = _broadcasters.get(loop)
-    if broadcaster is None:
-        for stale in [known for known in _broadcasters if known.is_closed()]:
-            del _broadcasters[stale]
-        broadcaster = _broadcasters[loop] = Broadcaster(
-            history=get_history(),
-            tick_seconds=settings.LIVECHARTS_TICK_MS / 1000,
-            persister=Persister() if settings.LIVECHARTS_STORE_POINTS else None,
-        )
-    return broadcaster
+    return runtime.get(BROADCASTER, _new_broadcaster)
+
+
+def _new_broadcaster() -> Broadcaster:
+    return Broadcaster(
+        history=get_history(),
+        tick_seconds=settings.LIVECHARTS_TICK_MS / 1000,
+        persister=Persister() if settings.LIVECHARTS_STORE_POINTS else None,
+    )
 
 
 def all_broadcasters() -> list[Broadcaster]:
     """Every loop's broadcaster in this process (for /metrics: their `stats`)."""
-    return list(_broadcasters.values())
-
-
-def reset_broadcasters() -> None:
-    """Forget every loop's broadcaster (tests switch history backends between runs)."""
-    _broadcasters.clear()
+    return runtime.all(BROADCASTER)

@@ -10,10 +10,7 @@ import redis as redis_sync
 from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
-from streams.broadcast import reset_broadcasters
-from streams.delivery.hub import reset_hubs
-from streams.ingest.inbox import reset_inbox
-from streams.storage.window import reset_history
+from streams.core import runtime
 from tests.processes import STACK_PASSWORD, Stack, make_stack
 from tests.services import require_redis
 
@@ -46,16 +43,10 @@ def redis_layer(settings, redis_prefix: str) -> Iterator[str]:
         }
     }
     channel_layers.backends = {}
-    reset_history()
-    reset_inbox()
-    reset_broadcasters()
-    reset_hubs()
+    runtime.reset()
     yield url
     channel_layers.backends = {}
-    reset_history()
-    reset_inbox()
-    reset_broadcasters()
-    reset_hubs()
+    runtime.reset()
 
 
 @pytest.fixture
@@ -64,16 +55,10 @@ def memory_layer(settings) -> Iterator[None]:
     settings.REDIS_URL = ""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends = {}
-    reset_history()
-    reset_inbox()
-    reset_broadcasters()
-    reset_hubs()
+    runtime.reset()
     yield
     channel_layers.backends = {}
-    reset_history()
-    reset_inbox()
-    reset_broadcasters()
-    reset_hubs()
+    runtime.reset()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -19,6 +19,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from streams.core import runtime
+
 log = logging.getLogger(__name__)
 
 # How often every open viewer's access is re-checked (DESIGN.md: stops within a second).
@@ -205,19 +207,13 @@ class AccessWatcher:
                     watch.revoked.set_result(refusal)
 
 
-_watchers: dict[asyncio.AbstractEventLoop, AccessWatcher] = {}
+WATCHER = "access.watcher"
 
 
 def get_watcher() -> AccessWatcher:
     """This event loop's watcher (one per process in practice; tests run many loops)."""
-    loop = asyncio.get_running_loop()
-    watcher = _watchers.get(loop)
-    if watcher is None:
-        for stale in [known for known in _watchers if known.is_closed()]:
-            del _watchers[stale]
-        watcher = _watchers[loop] = AccessWatcher()
-    return watcher
+    return runtime.get(WATCHER, AccessWatcher)
 
 
 def all_watchers() -> list[AccessWatcher]:
-    return list(_watchers.values())
+    return runtime.all(WATCHER)

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,6 +29,7 @@ from django.conf import settings
 
 from streams.access.revocation import Refusal, Viewing, Watch, get_watcher
 from streams.access.rules import is_signed_in, viewable_stream
+from streams.core import runtime
 from streams.core.frames import batch_text, encode, points_frame
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
@@ -65,9 +66,17 @@ MAX_SOCKETS_PER_USER = 30
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_MANY_SOCKETS = 4029
 
-# Open sockets per signed-in user id, and per client address, in this process.
-_sockets_per_user: Counter[Any] = Counter()
-_sockets_per_address: Counter[str] = Counter()
+
+@dataclass
+class SocketCounts:
+    """Open sockets per signed-in user id, and per client address, in this process."""
+
+    per_user: Counter[Any] = field(default_factory=Counter)
+    per_address: Counter[str] = field(default_factory=Counter)
+
+
+def socket_counts() -> SocketCounts:
+    return runtime.shared("delivery.socket_counts", SocketCounts)
 
 
 class BadRequest(Exception):
@@ -164,20 +173,21 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.address = client_address(self.scope)
         await self.accept()
         limit = settings.LIVECHARTS_MAX_SOCKETS_PER_ADDRESS
-        if self.address is not None and _sockets_per_address[self.address] >= limit:
+        counts = socket_counts()
+        if self.address is not None and counts.per_address[self.address] >= limit:
             self.address = self.user_id = None  # not counted, so not uncounted at disconnect
             await self.refuse_socket(f"at most {limit} open sockets per address: close other tabs")
             return
-        if self.user_id is not None and _sockets_per_user[self.user_id] >= MAX_SOCKETS_PER_USER:
+        if self.user_id is not None and counts.per_user[self.user_id] >= MAX_SOCKETS_PER_USER:
             self.address = self.user_id = None
             await self.refuse_socket(
                 f"at most {MAX_SOCKETS_PER_USER} open sockets per user: close other tabs"
             )
             return
         if self.address is not None:
-            _sockets_per_address[self.address] += 1
+            counts.per_address[self.address] += 1
         if self.user_id is not None:
-            _sockets_per_user[self.user_id] += 1
+            counts.per_user[self.user_id] += 1
 
     async def refuse_socket(self, message: str) -> None:
         self.refused = True
@@ -188,8 +198,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         hub = getattr(self, "hub", None)
         if hub is None:
             return
-        uncount(_sockets_per_user, self.user_id)
-        uncount(_sockets_per_address, self.address)
+        counts = socket_counts()
+        uncount(counts.per_user, self.user_id)
+        uncount(counts.per_address, self.address)
         self.user_id = self.address = None
         hub.disconnected(self)
         for task in list(self.tasks):

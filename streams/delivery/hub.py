@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from streams.core import runtime
 from streams.core.frames import points_frame
 from streams.core.groups import group_name
 from streams.delivery.latency import frame_sent
@@ -405,18 +406,17 @@ class Hub:
         self._load = _Load(cpu=self.cpu_clock())
 
 
-_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+HUB = "delivery.hub"
 
 
 def get_hub() -> Hub:
     """This event loop's hub (one per process in practice; tests run many loops)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        for stale in [known for known in _hubs if known.is_closed()]:
-            del _hubs[stale]
-        hub = _hubs[loop] = Hub(layer=get_channel_layer(), tick_seconds=settings.LIVECHARTS_TICK_MS / 1000)
-        _close_at_shutdown(hub)
+    return runtime.get(HUB, _new_hub)
+
+
+def _new_hub() -> Hub:
+    hub = Hub(layer=get_channel_layer(), tick_seconds=settings.LIVECHARTS_TICK_MS / 1000)
+    _close_at_shutdown(hub)
     return hub
 
 
@@ -439,9 +439,4 @@ def _close_at_shutdown(hub: Hub) -> None:
 
 
 def all_hubs() -> list[Hub]:
-    return list(_hubs.values())
-
-
-def reset_hubs() -> None:
-    """Forget every loop's hub (tests switch channel layers between runs)."""
-    _hubs.clear()
+    return runtime.all(HUB)

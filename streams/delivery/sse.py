@@ -21,11 +21,9 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, StreamingHttpResponse
 
-from streams.access.revocation import (  # noqa: F401 (_watchers: tests read it here)
+from streams.access.revocation import (
     AccessWatcher,
-    Refusal,
     Viewing,
-    _watchers,
     get_watcher,
 )
 from streams.core.frames import batch_text, encode

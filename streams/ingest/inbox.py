@@ -32,9 +32,10 @@ from typing import Any
 
 from django.conf import settings
 
+from streams.core import runtime
 from streams.core.points import Point
 from streams.core.tasks import cancel_and_wait
-from streams.storage.redis_clients import LoopClients
+from streams.storage.redis_clients import loop_client, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class RedisInbox(Inbox):
         self.ack_replicas = ack_replicas
         # (when counted, replicas connected to the master), for the WAIT of each push.
         self._replicas: tuple[float, int] | None = None
-        self._clients = LoopClients(url)
+        parse_address(url)  # a malformed address fails here, not at the first command
         # Per stream, the id of the last entry handed to broadcast; takes read after it.
         self._handed: dict[str, bytes] = {}
         # Entry ids whose points are in history, waiting for their XDEL.
@@ -175,7 +176,7 @@ class RedisInbox(Inbox):
         self._acking: asyncio.Task[None] | None = None
 
     def _redis(self) -> Any:
-        return self._clients.get()
+        return loop_client(self.url, user="inbox")
 
     def key(self, slug: str) -> str:
         return f"{self.prefix}:inbox:{slug}"
@@ -272,25 +273,16 @@ class RedisInbox(Inbox):
             await self._redis().xdel(self.key(slug), *taken.receipt)
 
 
-_inbox: Inbox | None = None
-
-
 def get_inbox() -> Inbox:
     """The process's inbox backend, chosen by REDIS_URL like history's."""
-    global _inbox
-    if _inbox is None:
-        if settings.REDIS_URL:
-            _inbox = RedisInbox(
-                settings.REDIS_URL,
-                prefix=settings.LIVECHARTS_REDIS_PREFIX,
-                ack_replicas=getattr(settings, "LIVECHARTS_REDIS_ACK_REPLICAS", 0),
-            )
-        else:
-            _inbox = MemoryInbox()
-    return _inbox
+    return runtime.shared("ingest.inbox", _new_inbox)
 
 
-def reset_inbox() -> None:
-    """Forget the chosen backend (tests switch REDIS_URL between runs)."""
-    global _inbox
-    _inbox = None
+def _new_inbox() -> Inbox:
+    if settings.REDIS_URL:
+        return RedisInbox(
+            settings.REDIS_URL,
+            prefix=settings.LIVECHARTS_REDIS_PREFIX,
+            ack_replicas=getattr(settings, "LIVECHARTS_REDIS_ACK_REPLICAS", 0),
+        )
+    return MemoryInbox()

@@ -11,7 +11,6 @@ Without Redis (the embedded mode) there is one process, so every claim succeeds.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import os
 import socket
@@ -22,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from streams.storage.redis_clients import async_client
+from streams.storage.redis_clients import loop_client
 
 LEASE_MS = 5_000
 
@@ -163,17 +162,16 @@ class Leases:
         self.prefix = settings.LIVECHARTS_REDIS_PREFIX if prefix is None else prefix
         self.lease_ms = lease_ms
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hold: Any = None
 
     def _redis(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client, self._loop = async_client(self.url), loop
-            self._hold = self._client.register_script(HOLD_SCRIPT)
-            self._release = self._client.register_script(RELEASE_SCRIPT)
-            self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
-        return self._client
+        client = loop_client(self.url, user="leases", blocking=False)
+        if self._hold is None:
+            # Script objects: each runs on the pipeline it is given, whichever loop's.
+            self._hold = client.register_script(HOLD_SCRIPT)
+            self._release = client.register_script(RELEASE_SCRIPT)
+            self._heartbeat = client.register_script(HEARTBEAT_SCRIPT)
+        return client
 
     def key(self, slug: str) -> str:
         return f"{self.prefix}:lease:{slug}"

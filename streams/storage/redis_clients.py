@@ -7,17 +7,19 @@ the sentinels where the master is on each new connection, so after a failover th
 command reaches the promoted replica; a command in flight when the master died fails and the
 caller's retry lands on the new one.
 
-redis.asyncio connections belong to the loop that made them: LoopClients keeps one client per
-event loop (one in production; tests and async_to_sync in sync views run several).
+redis.asyncio connections belong to the loop that made them: `loop_client` keeps one client per
+event loop in the runtime registry (one loop in production; tests and async_to_sync in sync views
+run several).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from streams.core import runtime
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
@@ -166,17 +168,17 @@ def _blocking_sentinel_pool() -> type:
     return BlockingSentinelPool
 
 
-class LoopClients:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        parse_address(url)  # a malformed address fails here, not at the first command
-        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+def loop_client(url: str, *, user: str, blocking: bool = True) -> Any:
+    """This event loop's client for `url`, one pool per `user` (the window, the inbox, the
+    leases: an inbox's blocking reads never hold the window's connections), closed with its loop."""
+    return runtime.get(
+        ("storage.redis", user, url, blocking),
+        lambda: async_client(url, blocking=blocking),
+        close=_close_client,
+    )
 
-    def get(self) -> Any:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for stale in [known for known in self._clients if known.is_closed()]:
-                del self._clients[stale]
-            client = self._clients[loop] = async_client(self.url, blocking=True)
-        return client
+
+async def _close_client(client: Any) -> None:
+    # The pool too: a client given its pool does not close it by itself (channels_redis's
+    # _close_redis does the same), and its connections would outlive their loop.
+    await client.aclose(close_connection_pool=True)

@@ -17,10 +17,11 @@ from typing import Any
 
 from django.conf import settings
 
+from streams.core import runtime
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
-from streams.storage.redis_clients import LoopClients
+from streams.storage.redis_clients import loop_client, parse_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,12 +293,12 @@ class RedisHistory(History):
     def __init__(self, url: str, *, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
-        self._clients = LoopClients(url)
+        parse_address(url)  # a malformed address fails here, not at the first command
         self._trim_script: Any = None
         self._append_script: Any = None
 
     def _redis(self) -> Any:
-        client = self._clients.get()
+        client = loop_client(self.url, user="window")
         if self._trim_script is None:
             # Script objects: each runs on whichever client or pipeline it is given.
             self._trim_script = client.register_script(TRIM_SCRIPT)
@@ -429,21 +430,12 @@ def _entry(entry_id: bytes | str, fields: dict) -> Entry:
     return Entry(id=_text(entry_id), point=Point(t=t, values=values))
 
 
-_history: History | None = None
-
-
 def get_history() -> History:
     """The process's history backend, chosen by REDIS_URL."""
-    global _history
-    if _history is None:
-        if settings.REDIS_URL:
-            _history = RedisHistory(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
-        else:
-            _history = MemoryHistory()
-    return _history
+    return runtime.shared("storage.window", _new_history)
 
 
-def reset_history() -> None:
-    """Forget the chosen backend (tests switch REDIS_URL between runs)."""
-    global _history
-    _history = None
+def _new_history() -> History:
+    if settings.REDIS_URL:
+        return RedisHistory(settings.REDIS_URL, prefix=settings.LIVECHARTS_REDIS_PREFIX)
+    return MemoryHistory()

@@ -145,7 +145,7 @@ async def test_a_user_gets_a_bounded_number_of_sockets(layer, alice, open_stream
     await subscribe(clients[1], "open")
     for client in (again, clients[1], clients[2]):
         await client.disconnect()
-    assert consumers._sockets_per_user == {}
+    assert consumers.socket_counts().per_user == {}
 
 
 async def connect_from(address: str, *, forwarded: str | None = None) -> WebsocketCommunicator:
@@ -179,7 +179,7 @@ async def test_anonymous_sockets_from_one_address_are_limited(layer, settings, o
     again = await connect_from("203.0.113.7")
     for client in (other, again, clients[1], clients[2]):
         await client.disconnect()
-    assert consumers._sockets_per_address == {}
+    assert consumers.socket_counts().per_address == {}
 
 
 async def test_behind_the_proxy_the_address_it_saw_counts_not_what_the_client_wrote(

@@ -6,7 +6,7 @@ The request is driven by hand (our own receive/send), so a test decides when the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
@@ -585,12 +585,6 @@ async def test_open_event_streams_per_user_are_bounded(memory_layer, alice_sessi
     third = await EventClient("/streams/plant/events", session=alice_session).open()
     assert third.status == 200
     await third.leave()
-
-
-@pytest.fixture(autouse=True)
-def fresh_watchers() -> Iterator[None]:
-    yield
-    sse._watchers.clear()
 
 
 def test_one_access_round_reads_all_sessions_and_users_in_two_queries(django_assert_num_queries, plant):

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from streams.core import runtime
 from streams.core.frames import batch_text
 from streams.core.ids import IdClock, format_id, parse_id
 from streams.core.points import Entry, Point
@@ -30,7 +31,7 @@ from streams.delivery import consumers
 from streams.delivery.consumers import StreamConsumer
 from streams.delivery.hub import Hub, get_hub
 from streams.models import Stream
-from streams.storage.window import get_history, reset_history
+from streams.storage.window import get_history
 
 SLUG = "plant"
 WINDOW = 10_000
@@ -250,7 +251,7 @@ async def test_a_tick_at_any_await_of_subscribe_keeps_subscribed_backfill_live(
     hits = await count_hits(monkeypatch, after_published=2)
     assert hits >= 8  # the access check, the join, the history reads, the frames written
     for target in range(1, hits + 1):
-        reset_history()
+        runtime.reset()
         harness = Harness(monkeypatch)
         await harness.consumer.connect()
         await harness.publish()
@@ -274,7 +275,7 @@ async def test_a_tick_at_any_await_of_subscribe_keeps_subscribed_backfill_live(
 async def test_a_resume_with_a_tick_at_every_await_sends_each_point_once(memory_layer, monkeypatch):
     hits = await count_hits(monkeypatch, after_published=2)
     for target in range(1, hits + 1):
-        reset_history()
+        runtime.reset()
         harness = Harness(monkeypatch)
         await harness.consumer.connect()
         await harness.subscribe(None)
@@ -333,7 +334,7 @@ def test_random_interleavings_deliver_exactly_what_was_published(memory_layer, m
     exactly the points published, and the wire never breaks the order."""
 
     async def scenario() -> None:
-        reset_history()
+        runtime.reset()
         harness = Harness(monkeypatch)
         await harness.consumer.connect()
         queue = list(ops)

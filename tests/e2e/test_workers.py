@@ -208,7 +208,8 @@ async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_histo
 ):
     from channels.db import database_sync_to_async
 
-    from streams.broadcast import get_broadcaster, reset_broadcasters
+    from streams.broadcast import get_broadcaster
+    from streams.core import runtime
     from streams.core.points import Point
     from streams.ingest.inbox import get_inbox
     from streams.ingest.supervisor import Supervisor
@@ -216,7 +217,7 @@ async def test_a_push_request_leaves_the_inbox_only_once_its_points_are_in_histo
 
     # A long tick, so a tick boundary cannot fall by chance between publish and acknowledge.
     settings.LIVECHARTS_TICK_MS = 5_000
-    reset_broadcasters()
+    runtime.reset()
     await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
     inbox = get_inbox()
     queued_at_ack: list[int] = []

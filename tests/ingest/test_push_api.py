@@ -247,7 +247,7 @@ async def test_a_push_feed_stops_even_when_a_redis_call_swallows_its_cancellatio
                 return None  # what the lost cancellation looks like to the caller
 
     inbox = SwallowingInbox()
-    monkeypatch.setattr(inbox_module, "_inbox", inbox)
+    monkeypatch.setattr(inbox_module, "get_inbox", lambda: inbox)
     feed = PushFeed({})
     feed.slug = "pushed"
 

@@ -244,9 +244,8 @@ async def test_a_restarted_poll_feed_does_not_store_the_window_it_already_stored
 
 
 async def test_points_are_stored_and_a_restarted_serve_refills_its_window_from_the_database(memory_layer):
-    from streams.broadcast import reset_broadcasters
+    from streams.core import runtime
     from streams.models import StoredBatch
-    from streams.storage.window import reset_history
 
     await database_sync_to_async(Stream.objects.create)(
         slug="kept", title="Kept", feed_settings={"rate": 50}, window_points=500
@@ -263,8 +262,7 @@ async def test_points_are_stored_and_a_restarted_serve_refills_its_window_from_t
     stored = await database_sync_to_async(lambda: sum(StoredBatch.objects.values_list("count", flat=True)))()
     assert stored == len(before.entries)
 
-    reset_history()  # what a restart of `serve` does to the in-process window
-    reset_broadcasters()
+    runtime.reset()  # what a restart of `serve` does to the in-process window
     second = Supervisor()
     await second.sync()
 
@@ -301,14 +299,14 @@ async def test_a_stream_that_does_not_store_points_writes_nothing(memory_layer):
 async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbox(layer, settings):
     """SIGTERM's path (stop_all) with requests at every step: stored, handed to broadcast but
     waiting for the tick, and never taken by the feed."""
-    from streams.broadcast import reset_broadcasters
+    from streams.core import runtime
     from streams.core.points import Point
     from streams.ingest.inbox import RedisInbox, get_inbox
     from streams.models import StoredBatch
     from streams.storage.store import read_after
 
     settings.LIVECHARTS_TICK_MS = 86_400_000  # no tick of its own: what is handed over waits for the stop
-    reset_broadcasters()
+    runtime.reset()
     await database_sync_to_async(Stream.objects.create)(slug="pushed", title="Pushed", feed_kind="push")
     inbox = get_inbox()
     supervisor = Supervisor()

@@ -8,7 +8,7 @@ import pytest
 from channels.layers import channel_layers
 from django.test import AsyncClient
 
-from streams.ingest.inbox import reset_inbox
+from streams.core import runtime
 from streams.models import PushToken, Stream
 from streams.storage.redis_clients import (
     RedisAddressError,
@@ -78,10 +78,10 @@ def dead_redis(settings):
     settings.REDIS_URL = url
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends = {}
-    reset_inbox()
+    runtime.reset()
     yield url
     channel_layers.backends = {}
-    reset_inbox()
+    runtime.reset()
 
 
 @pytest.mark.django_db(transaction=True)
