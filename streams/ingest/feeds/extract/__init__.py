@@ -20,6 +20,6 @@ Feed kinds use what this package exposes; the modules are for the tests and each
 
 from streams.ingest.feeds.extract.errors import BadPayload
 from streams.ingest.feeds.extract.extractor import ExtractingFeed, Extractor
-from streams.ingest.feeds.extract.settings import MAX_SERIES_NAME, ExtractSettings, clean_extract
+from streams.ingest.feeds.extract.settings import MAX_SERIES_NAME, clean_extract
 
-__all__ = ["MAX_SERIES_NAME", "BadPayload", "ExtractSettings", "ExtractingFeed", "Extractor", "clean_extract"]
+__all__ = ["MAX_SERIES_NAME", "BadPayload", "ExtractingFeed", "Extractor", "clean_extract"]
