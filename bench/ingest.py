@@ -223,7 +223,7 @@ def verdict(rows: list[dict[str, Any]]) -> str:
 # Where a profile's samples go: the nearest frame (from the leaf up) that matches names the part.
 PARTS = [
     ("json.loads (parse)", ("json/decoder.py", "loads (json/__init__.py")),
-    ("extract (map to points)", ("streams/ingest/feeds/extract.py", "jmespath/")),
+    ("extract (map to points)", ("streams/ingest/feeds/extract/", "streams/core/times.py", "jmespath/")),
     ("history append (script, Redis client)", ("streams/storage/window.py",)),
     ("group messages (PUBLISH pipeline)", ("publish_pipelined", "channels_redis/")),
     ("database store (Persister thread)", ("streams/storage/store.py", "django/", "sqlite3")),

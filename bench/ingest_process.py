@@ -60,7 +60,7 @@ def make_payloads(templates: list[bytes]) -> list[bytes]:
 def replay_feed_class() -> type:
     from streams.core.points import Batch
     from streams.ingest.feeds.base import reject_unknown
-    from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
+    from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 
     class ReplayFeed(ExtractingFeed):
         """Pre-made messages at `rate` per second, read in chunks; parsed like a websocket feed."""
@@ -76,7 +76,7 @@ def replay_feed_class() -> type:
         @classmethod
         def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
             reject_unknown(raw, {"rate", "extract"})
-            return {"rate": float(raw["rate"]), "extract": Extractor.clean_settings(raw.get("extract"))}
+            return {"rate": float(raw["rate"]), "extract": clean_extract(raw.get("extract"))}
 
         async def batches(self) -> AsyncIterator[Batch]:
             rate, payloads = self.settings["rate"], self.payloads
@@ -144,7 +144,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.broadcast import get_broadcaster
     from streams.core.retention import Retention
     from streams.ingest.feeds import FEED_KINDS
-    from streams.ingest.feeds.extract import Extractor
+    from streams.ingest.feeds.extract import Extractor, clean_extract
     from streams.ingest.supervisor import StreamSpec, Supervisor, tune_gc
 
     tune_gc()  # as `manage.py ingest` does before its feeds start
@@ -173,7 +173,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stopped = time.monotonic()
     await supervisor.stop_all()  # flushes what is queued, and the Persister's queue
     stop_seconds = time.monotonic() - stopped
-    bare, mapped = per_message_seconds(make_payloads(feed_class.payloads), Extractor(EXTRACT))
+    bare, mapped = per_message_seconds(make_payloads(feed_class.payloads), Extractor(clean_extract(EXTRACT)))
     return {
         "stop_seconds": stop_seconds,
         "json_loads_us": bare * 1e6,

@@ -51,10 +51,12 @@ class ProbeResult:
 
 
 def probe_seconds(settings: Mapping[str, Any]) -> float:
-    """Long enough for one aggregation interval to close (and its grace to pass), within reason."""
-    aggregate = (settings.get("extract") or {}).get("aggregate") or {}
-    every = aggregate.get("every") or 0
-    grace = aggregate.get("grace") or 0
+    """Long enough for one aggregation interval to close (and its grace to pass), within reason;
+    `settings` are the feed's cleaned settings (Feed.settings)."""
+    extract = settings.get("extract")
+    aggregate = None if extract is None else extract.aggregate
+    every = 0 if aggregate is None else aggregate.every
+    grace = 0 if aggregate is None else aggregate.grace
     return min(MAX_SECONDS, max(DEFAULT_SECONDS, every * 1.5 + grace + 2))
 
 

@@ -25,16 +25,15 @@ on every row.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from django.db.models import Sum
 from tsdownsample import MinMaxLTTBDownsampler
 
+from streams.core.times import BadTime, parse_time
 from streams.storage.store import DecodedRow, iter_range
 
 DEFAULT_POINTS = 2_000
@@ -44,7 +43,8 @@ MIN_POINTS = 10
 _LTTB_MIN = 3
 
 _downsampler = MinMaxLTTBDownsampler()
-_EPOCH_MS = re.compile(r"^-?\d+(\.\d+)?$")
+# Beyond the year 5000 (either way) a bound is a unit mistake, not a time.
+MAX_BOUND_SECONDS = 1e11
 
 
 class BadParameter(ValueError):
@@ -59,33 +59,18 @@ class BadParameter(ValueError):
 # Parameters --------------------------------------------------------------------------------
 
 
-def parse_time(value: str | None, *, name: str) -> float | None:
-    """Seconds since the epoch from epoch milliseconds or ISO 8601 (UTC when no offset given);
-    None for an absent or empty value (an open end)."""
+def parse_bound(value: str | None, *, name: str) -> float | None:
+    """Seconds since the epoch from epoch milliseconds (plain decimals) or ISO 8601 (UTC when no
+    offset given; an unencoded "+" arrives as a space: "…T10:00:00 02:00"); None for an absent
+    or empty value (an open end)."""
     if value is None or value.strip() == "":
         return None
-    text = value.strip()
-    seconds = float(text) / 1000 if _EPOCH_MS.match(text) else _parse_iso(text, name=name)
-    if not math.isfinite(seconds) or abs(seconds) > 1e11:  # beyond year 5000: a unit mistake
-        raise BadParameter(name, f"{value!r} is out of range")
-    return seconds
-
-
-def _parse_iso(text: str, *, name: str) -> float:
-    candidates = [text]
-    if " " in text:
-        # An unencoded "+" in a query string arrives as a space: "…T10:00:00 02:00".
-        head, _, tail = text.rpartition(" ")
-        candidates.append(f"{head}+{tail}")
-    for candidate in candidates:
-        try:
-            moment = datetime.fromisoformat(candidate)
-        except ValueError:
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    raise BadParameter(name, f"{text!r} is neither epoch milliseconds nor an ISO 8601 time")
+    try:
+        return parse_time(
+            value, numbers="ms", plain_numbers=True, space_for_plus=True, limit=MAX_BOUND_SECONDS
+        )
+    except BadTime as error:
+        raise BadParameter(name, str(error)) from None
 
 
 def parse_points(value: str | None) -> int:
@@ -103,8 +88,8 @@ def parse_points(value: str | None) -> int:
 
 def parse_bounds(query: Mapping[str, str]) -> tuple[float | None, float | None]:
     """(start, end) in seconds from a query string; start after end is a BadParameter."""
-    start = parse_time(query.get("start"), name="start")
-    end = parse_time(query.get("end"), name="end")
+    start = parse_bound(query.get("start"), name="start")
+    end = parse_bound(query.get("end"), name="end")
     if start is not None and end is not None and start > end:
         raise BadParameter("start", "the range starts after it ends")
     return start, end

@@ -38,7 +38,8 @@ async def test_bad_settings_are_reported_not_raised():
 @pytest.mark.parametrize(("every", "seconds"), [(None, 10), (10, 17), (600, 30)])
 def test_an_aggregating_feed_is_given_time_for_one_interval(every, seconds):
     extract = {"aggregate": {"every": every, "how": "count"}} if every else {}
-    assert probe_seconds({"extract": extract}) == seconds
+    settings = PollFeed.clean_settings({"url": "http://example.com/x", "extract": extract})
+    assert probe_seconds(settings) == seconds
 
 
 def test_an_aggregate_of_timed_records_is_given_its_grace_too():

@@ -31,7 +31,7 @@ def clean_feed_settings(kind: str, settings: Mapping[str, Any] | None) -> dict[s
     feed = feed_class(kind)
     cleaned = feed.clean_settings(settings or {})
     check_destinations(feed, cleaned)
-    return cleaned
+    return feed.settings_json(cleaned)
 
 
 def build_feed(kind: str, settings: Mapping[str, Any]) -> Feed:

@@ -82,7 +82,13 @@ class Feed(ABC):
     @classmethod
     @abstractmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the settings with defaults filled in, or raise FeedSettingsError."""
+        """Return the settings with defaults filled in, or raise FeedSettingsError. They may hold
+        objects made for the feed (compiled extract paths): settings_json is the saved form."""
+
+    @classmethod
+    def settings_json(cls, cleaned: Mapping[str, Any]) -> dict[str, Any]:
+        """Cleaned settings as saved (JSON), cleaning to the same again; most kinds' are JSON already."""
+        return dict(cleaned)
 
     @classmethod
     def destinations(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from streams.core.points import Batch
 from streams.ingest.feeds.base import FeedSettingsError, host_setting_check, reject_unknown, stall_setting
-from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 from streams.ingest.feeds.guarded import connect_socket_blocking
 
 KEYS = {
@@ -105,7 +105,7 @@ class MqttFeed(ExtractingFeed):
             "qos": _qos_setting(raw),
             "keepalive": _whole_setting(raw, "keepalive", default=30, minimum=5, maximum=3600),
             "stall_after": stall_setting(raw),
-            "extract": Extractor.clean_settings(raw.get("extract")),
+            "extract": clean_extract(raw.get("extract")),
         }
 
     @classmethod

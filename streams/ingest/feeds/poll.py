@@ -39,7 +39,7 @@ from streams.ingest.feeds.base import (
     safe_url,
     url_setting,
 )
-from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 from streams.ingest.feeds.guarded import guarded_transport
 from streams.ingest.feeds.http_errors import error_body, redact
 
@@ -91,7 +91,7 @@ class PollFeed(ExtractingFeed):
             "stall_after": None
             if stall_after is None
             else number_setting(raw, "stall_after", default=60, minimum=1, maximum=86_400),
-            "extract": Extractor.clean_settings(raw.get("extract")),
+            "extract": clean_extract(raw.get("extract")),
         }
 
     def __init__(self, settings: Mapping[str, Any]) -> None:

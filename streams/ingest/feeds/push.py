@@ -35,8 +35,9 @@ from django.conf import settings as django_settings
 
 from streams.core.points import Batch, Point
 from streams.core.tasks import honour_cancellation
+from streams.core.times import BadTime, parse_time
 from streams.ingest.feeds.base import Feed, FeedSettingsError, reject_unknown, stall_setting
-from streams.ingest.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, parse_time
+from streams.ingest.feeds.extract import MAX_SERIES_NAME, BadPayload, Extractor, clean_extract
 from streams.ingest.feeds.timeline import ahead_reason
 
 if TYPE_CHECKING:
@@ -62,13 +63,13 @@ class PushFeed(Feed):
             )
         extract = raw.get("extract")
         if extract is not None:
-            extract = Extractor.clean_settings(extract)
-            if extract["id"] is not None:
+            extract = clean_extract(extract)
+            if extract.id is not None:
                 # Pushed points wait in the inbox as times and values only.
                 raise FeedSettingsError(
                     "extract.id", "is not kept for pushed points: a repeated push is told by time and value"
                 )
-            if extract.get("aggregate") is not None:
+            if extract.aggregate is not None:
                 # The API answers each request with what it read; an aggregate holds points back
                 # for its interval, so every request would be refused as holding no points.
                 raise FeedSettingsError(
@@ -86,8 +87,13 @@ class PushFeed(Feed):
     def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
         cleaned = cls.clean_settings(settings)
         if cleaned["extract"] is not None:
-            return Extractor.series_names(cleaned["extract"])
+            return cleaned["extract"].series_names
         return [cleaned["series"]]
+
+    @classmethod
+    def settings_json(cls, cleaned: Mapping[str, Any]) -> dict[str, Any]:
+        extract = cleaned["extract"]
+        return {**cleaned, "extract": None if extract is None else extract.as_json()}
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -187,8 +193,8 @@ def native_point(record: Any, *, series: str, received_at: float) -> Point:
 def _time(raw: Any) -> float:
     try:
         return parse_time(raw)
-    except BadPayload as error:
-        raise BadPayload(str(error).replace("time:", "t:", 1)) from None
+    except BadTime as error:
+        raise BadPayload(f"t: {error}") from None
 
 
 def _is_number(value: Any) -> bool:

@@ -33,7 +33,7 @@ from streams.ingest.feeds.base import (
     stall_setting,
     url_setting,
 )
-from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 from streams.ingest.feeds.http_errors import redact
 from streams.ingest.feeds.sse_client import SSEError, reconnect_delay, sse_events
 from streams.ingest.feeds.sse_parser import Event, SSEParser
@@ -78,7 +78,7 @@ class SSEFeed(ExtractingFeed):
             # Servers send keep-alive comments well within this; silence this long is a drop.
             "timeout": number_setting(raw, "timeout", default=60.0, minimum=1, maximum=3600),
             "stall_after": stall_setting(raw),
-            "extract": Extractor.clean_settings(raw.get("extract")),
+            "extract": clean_extract(raw.get("extract")),
         }
 
     def __init__(self, settings: Mapping[str, Any]) -> None:

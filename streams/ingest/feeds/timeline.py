@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from streams.core.points import Batch, Point
+from streams.core.times import utc_text
 
 LATE_SLACK_SECONDS = 0.25
 
@@ -157,11 +157,3 @@ def ahead_reason(t: float, *, now: float, max_ahead: float) -> str:
         f"time {utc_text(t)} is {t - now:.0f} s ahead of this server's clock (at most "
         f"LIVECHARTS_MAX_FUTURE_SECONDS={max_ahead:g}): check the time and its unit"
     )
-
-
-def utc_text(t: float) -> str:
-    """A time as ISO 8601 UTC text for messages (the number itself when out of range)."""
-    try:
-        return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-    except (OverflowError, OSError, ValueError):
-        return f"{t:g}"

@@ -35,7 +35,7 @@ from streams.ingest.feeds.base import (
     stall_setting,
     url_setting,
 )
-from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, Extractor
+from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 from streams.ingest.feeds.guarded import guarded_connect
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class WebsocketFeed(ExtractingFeed):
             "open_timeout": number_setting(raw, "open_timeout", default=10.0, minimum=0.1, maximum=120),
             "max_size": int(max_size),
             "stall_after": stall_setting(raw),
-            "extract": Extractor.clean_settings(raw.get("extract")),
+            "extract": clean_extract(raw.get("extract")),
         }
 
     def describe(self) -> str:

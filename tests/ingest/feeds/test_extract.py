@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from streams.core.points import Point
 from streams.ingest.feeds.base import FeedSettingsError
-from streams.ingest.feeds.extract import MAX_RECORDS, BadPayload, Extractor, parse_time
+from streams.ingest.feeds.extract import BadPayload, Extractor, clean_extract
+from streams.ingest.feeds.extract.records import MAX_RECORDS
 from tests.ingest.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart
 
 NOW = 1_700_000_000.0
@@ -20,8 +21,12 @@ NOW = 1_700_000_000.0
 NEW_YEAR = 1_704_067_200.0
 
 
+def make_extractor(settings: dict[str, Any] | None, **options: Any) -> Extractor:
+    return Extractor(clean_extract(settings), **options)
+
+
 def extract(settings: dict[str, Any] | None, payload: Any, *, topic: str | None = None) -> list[Point]:
-    return Extractor(settings).points(payload, received_at=NOW, topic=topic)
+    return make_extractor(settings).points(payload, received_at=NOW, topic=topic)
 
 
 def bad_reason(settings: dict[str, Any] | None, payload: Any, *, topic: str | None = None) -> str:
@@ -32,7 +37,7 @@ def bad_reason(settings: dict[str, Any] | None, payload: Any, *, topic: str | No
 
 def refused(raw: Any) -> FeedSettingsError:
     with pytest.raises(FeedSettingsError) as caught:
-        Extractor.clean_settings(raw)
+        clean_extract(raw)
     return caught.value
 
 
@@ -145,7 +150,6 @@ NS = 1_795_860_000_123_456_789
     ],
 )
 def test_an_epoch_number_in_s_ms_us_or_ns_is_told_apart_by_its_size(raw: Any, expected: float):
-    assert parse_time(raw) == pytest.approx(expected, abs=1e-6)
     [point] = extract({"time": "ts", "value": "v"}, {"ts": raw, "v": 1})
     assert point.t == pytest.approx(expected, abs=1e-6)
 
@@ -160,17 +164,20 @@ def test_an_epoch_number_in_s_ms_us_or_ns_is_told_apart_by_its_size(raw: Any, ex
     ],
 )
 def test_a_time_unit_setting_reads_every_number_in_that_unit(unit: str, raw: int):
-    assert parse_time(raw, unit=unit) == 1_795_860_000.0
-    assert parse_time(1_000, unit=unit) == 1_000 / {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
+    settings = {"time": "ts", "value": "v", "time_unit": unit}
+    assert extract(settings, {"ts": raw, "v": 1})[0].t == 1_795_860_000.0
+    [point] = extract(settings, {"ts": 1_000, "v": 1})
+    assert point.t == 1_000 / {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
+    assert f"not a number of {unit}" in bad_reason(settings, {"ts": "2024-01-01T00:00:00Z", "v": 1})
 
 
 def test_a_5000_digit_time_is_a_bad_payload_not_a_crash():
-    with pytest.raises(BadPayload, match="time: the number is too large"):
-        parse_time(10**4999)
+    settings = {"time": "t", "value": "v"}
+    assert bad_reason(settings, {"t": 10**4999, "v": 1}) == "time: the number is too large"
     with pytest.raises(BadPayload, match=r"time: .* is not a finite number"):
-        parse_time("9" * 5000)  # text: read as a float, infinity
+        make_extractor(settings).points({"t": "9" * 5000, "v": 1}, received_at=0)  # text: infinity
     with pytest.raises(BadPayload, match="time: the number is too large"):
-        Extractor({"time": "t", "value": "v"}).points({"t": -(10**4999), "v": 1}, received_at=0)
+        make_extractor(settings).points({"t": -(10**4999), "v": 1}, received_at=0)
 
 
 def test_missing_or_null_time_is_the_arrival_time():
@@ -206,7 +213,7 @@ def test_too_many_records_is_a_bad_payload():
 
 
 def test_one_bad_record_skips_the_whole_payload():
-    extractor = Extractor({"aggregate": {"how": "sum"}, "value": "v"})
+    extractor = make_extractor({"aggregate": {"how": "sum"}, "value": "v"})
     with pytest.raises(BadPayload):
         extractor.points([{"v": 1}, {"v": "x"}], received_at=5)
     assert extractor.flush(100) == []
@@ -242,18 +249,20 @@ def test_conflicting_ways_to_name_series_are_refused():
 
 
 def test_cleaned_settings_have_defaults_and_clean_to_themselves():
-    cleaned = Extractor.clean_settings(None)
-    assert cleaned["value"] == "@"
-    assert cleaned["series"] == "value"
-    assert (cleaned["scale"], cleaned["offset"], cleaned["decode"]) == (1, 0, [])
+    saved = clean_extract(None).as_json()
+    assert saved["value"] == "@"
+    assert saved["series"] == "value"
+    assert (saved["scale"], saved["offset"], saved["decode"]) == (1, 0, [])
     for raw in (
         {},
         {"values": {"a": "x"}, "aggregate": {"how": "max"}},
         {"series_path": "site", "aggregate": {}},
     ):
-        cleaned = Extractor.clean_settings(raw)
-        assert json.loads(json.dumps(cleaned)) == cleaned
-        assert Extractor.clean_settings(cleaned) == cleaned
+        cleaned = clean_extract(raw)
+        saved = cleaned.as_json()
+        assert json.loads(json.dumps(saved)) == saved
+        assert clean_extract(saved) == cleaned
+        assert clean_extract(saved).as_json() == saved
 
 
 # Aggregation
@@ -280,7 +289,7 @@ EVENTS = [
 )
 def test_aggregation_emits_one_point_per_closed_interval_and_series(how: str, first: dict, second: dict):
     settings = {"time": "t", "series_path": "site", "value": "n", "aggregate": {"every": 10, "how": how}}
-    extractor = Extractor(settings)
+    extractor = make_extractor(settings)
     assert extractor.aggregating
     assert extractor.points(EVENTS, received_at=NOW) == []
     assert extractor.flush(9.9) == []
@@ -292,21 +301,21 @@ def test_aggregation_emits_one_point_per_closed_interval_and_series(how: str, fi
 
 
 def test_counting_needs_no_value_and_quiet_intervals_emit_nothing():
-    extractor = Extractor({"time": "t", "aggregate": {"every": 10, "grace": 0}})
+    extractor = make_extractor({"time": "t", "aggregate": {"every": 10, "grace": 0}})
     extractor.points([{"t": 1}, {"t": 3}, {"t": 35}], received_at=NOW)
     assert extractor.flush(40) == [Point(t=10.0, values={"value": 2}), Point(t=40.0, values={"value": 1})]
 
 
 def test_a_series_seen_before_counts_zero_in_an_interval_without_it():
     settings = {"time": "t", "series_path": "site", "aggregate": {"every": 10}}
-    extractor = Extractor(settings)
+    extractor = make_extractor(settings)
     extractor.points([{"t": 1, "site": "a"}, {"t": 2, "site": "b"}, {"t": 12, "site": "a"}], received_at=NOW)
     assert [p.values for p in extractor.flush(25)] == [{"a": 1, "b": 1}, {"a": 1, "b": 0}]
 
 
 def test_late_records_count_in_their_interval_within_the_grace_and_are_dropped_and_told_beyond():
     told: list[str] = []
-    extractor = Extractor({"time": "t", "aggregate": {"every": 10, "grace": 3}}, on_drop=told.append)
+    extractor = make_extractor({"time": "t", "aggregate": {"every": 10, "grace": 3}}, on_drop=told.append)
     extractor.points([{"t": 1}], received_at=NOW)
     assert extractor.flush(12.9) == []  # [0, 10) is still open 2.9 s past its end
     extractor.points([{"t": 9}, {"t": 9.5}], received_at=NOW)  # late, within the grace
@@ -322,7 +331,7 @@ def test_late_records_count_in_their_interval_within_the_grace_and_are_dropped_a
 
 
 def test_flush_without_aggregation_is_empty():
-    extractor = Extractor(None)
+    extractor = make_extractor(None)
     assert not extractor.aggregating
     assert extractor.flush(NOW) == []
 
@@ -342,7 +351,7 @@ def test_stackexchange_new_questions_per_site_decodes_the_json_string_and_counts
         "series_path": "siteBaseHostAddress",
         "aggregate": {"every": 10, "how": "count"},
     }
-    extractor = Extractor(settings)
+    extractor = make_extractor(settings)
     message = stackexchange_message("stackoverflow.com", 1)
     for received_at, site in [(101, "stackoverflow.com"), (102, "superuser.com"), (105, "stackoverflow.com")]:
         assert extractor.points(stackexchange_message(site, 1), received_at=received_at) == []
@@ -356,7 +365,7 @@ def test_stackexchange_new_questions_per_site_decodes_the_json_string_and_counts
 
 
 def test_decode_paths_must_be_plain_paths():
-    assert Extractor.clean_settings({"decode": ["items[*].body", "[0]", "@"]})["decode"] == [
+    assert clean_extract({"decode": ["items[*].body", "[0]", "@"]}).as_json()["decode"] == [
         "items[*].body",
         "[0]",
         "@",
@@ -381,7 +390,7 @@ def test_ohlc_candle_lists_chart_their_close_at_the_candle_time():
 
 
 def test_integers_too_large_for_a_float_are_bad_payloads_not_crashes():
-    extractor = Extractor({"time": "t", "value": "v"})
+    extractor = make_extractor({"time": "t", "value": "v"})
     with pytest.raises(BadPayload, match="value: the number is too large"):
         extractor.points({"t": 1, "v": 10**400}, received_at=0)
     with pytest.raises(BadPayload, match="time: the number is too large"):
@@ -405,9 +414,9 @@ def test_integers_too_large_for_a_float_are_bad_payloads_not_crashes():
 def test_paths_find_what_jmespath_finds(path, data):
     import jmespath
 
-    from streams.ingest.feeds.extract import _Path
+    from streams.ingest.feeds.extract.paths import Path
 
-    assert _Path(jmespath.compile(path)).search(data) == jmespath.search(path, data)
+    assert Path(jmespath.compile(path)).search(data) == jmespath.search(path, data)
 
 
 # Parallel arrays (columns)
@@ -488,7 +497,7 @@ def parallel_arrays(draw: st.DrawFn) -> list[list[Any]]:
 @hypothesis.settings(max_examples=60, deadline=None)
 def test_parallel_arrays_of_one_length_give_that_many_records_in_order(columns):
     names = ("a", "b", "c")
-    extractor = Extractor({"columns": {n: n for n in names}, "values": {n: n for n in names}})
+    extractor = make_extractor({"columns": {n: n for n in names}, "values": {n: n for n in names}})
     points = extractor.points(dict(zip(names, columns, strict=True)), received_at=NOW)
     rows = [dict(zip(names, items, strict=True)) for items in zip(*columns, strict=True)]
     # A row null in every array is a gap in the source, not a point.
@@ -509,7 +518,7 @@ def test_parallel_arrays_of_one_length_give_that_many_records_in_order(columns):
 @hypothesis.settings(max_examples=60, deadline=None)
 def test_parallel_arrays_of_different_lengths_are_a_bad_payload_never_a_crash(columns):
     names = [f"c{index}" for index in range(len(columns))]
-    extractor = Extractor({"columns": dict(zip(names, names, strict=True)), "value": names[0]})
+    extractor = make_extractor({"columns": dict(zip(names, names, strict=True)), "value": names[0]})
     with pytest.raises(BadPayload, match=r"^columns: parallel arrays of different lengths \("):
         extractor.points(dict(zip(names, columns, strict=True)), received_at=NOW)
 
@@ -551,10 +560,10 @@ def test_an_id_cannot_go_with_an_aggregate():
 
 def test_cleaned_settings_with_the_new_keys_clean_to_themselves():
     for raw in (YAHOO_EXTRACT, {"id": "t", "value": "p"}, {"time": "t", "aggregate": {"grace": 1.5}}):
-        cleaned = Extractor.clean_settings(raw)
-        assert Extractor.clean_settings(cleaned) == cleaned
-    assert Extractor.clean_settings({"time": "t", "aggregate": {}})["aggregate"]["grace"] == 5
-    assert Extractor.clean_settings({"aggregate": {}})["aggregate"]["grace"] == 0  # arrival times
+        cleaned = clean_extract(raw)
+        assert clean_extract(cleaned.as_json()) == cleaned
+    assert clean_extract({"time": "t", "aggregate": {}}).as_json()["aggregate"]["grace"] == 5
+    assert clean_extract({"aggregate": {}}).as_json()["aggregate"]["grace"] == 0  # arrival times
 
 
 def test_a_negative_grace_is_refused_naming_the_key():
@@ -573,5 +582,32 @@ def test_each_expression_is_compiled_once_however_often_settings_are_cleaned(mon
     unique = f"v_{uuid.uuid4().hex}"
     settings = {"url": "http://example.com/x", "extract": {"value": unique, "time": f"{unique}_t"}}
     PollFeed.series_names(settings)
-    PollFeed(settings)
+    feed = PollFeed(settings)
     assert sorted(compiled) == sorted([unique, f"{unique}_t"])
+    # The feed's Extractor searches with the paths its settings were cleaned to: no second cleaning.
+    assert feed.extractor.settings is feed.settings["extract"]
+    assert feed.extractor.settings.value.search({unique: 3}) == 3
+
+
+def test_what_a_stream_saves_is_the_settings_json_with_defaults_filled_in():
+    from streams.ingest.feeds import clean_feed_settings
+
+    typed = {"records": "data", "values": {"bid": "b"}, "time": "T", "aggregate": {"how": "max"}}
+    saved = clean_feed_settings("poll", {"url": "http://example.com/x", "extract": typed})
+    assert saved["extract"] == {
+        "records": "data",
+        "decode": [],
+        "columns": None,
+        "id": None,
+        "time": "T",
+        "time_unit": "auto",
+        "value": None,
+        "series": None,
+        "values": {"bid": "b"},
+        "series_path": None,
+        "series_from_topic": None,
+        "scale": 1,
+        "offset": 0,
+        "aggregate": {"every": 10, "how": "max", "grace": 5.0},
+    }
+    assert json.loads(json.dumps(saved)) == saved

@@ -401,10 +401,10 @@ def test_settings_get_their_defaults_and_clean_to_themselves():
     cleaned = MqttFeed.clean_settings(GOOD)
     assert cleaned["port"] == 1883
     assert (cleaned["qos"], cleaned["keepalive"], cleaned["tls"]) == (0, 30, False)
-    assert MqttFeed.clean_settings(cleaned) == cleaned
+    assert MqttFeed.clean_settings(MqttFeed.settings_json(cleaned)) == cleaned
     with_tls = MqttFeed.clean_settings({**GOOD, "tls": True, "username": "u", "password": "p"})
     assert with_tls["port"] == 8883
-    assert MqttFeed.clean_settings(with_tls) == with_tls
+    assert MqttFeed.clean_settings(MqttFeed.settings_json(with_tls)) == with_tls
 
 
 @pytest.mark.parametrize(

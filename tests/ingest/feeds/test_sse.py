@@ -374,7 +374,7 @@ def test_describe_leaves_credentials_and_query_out():
 
 def test_cleaned_settings_clean_to_themselves():
     cleaned = SSEFeed.clean_settings({"url": "http://x/e", "events": ["a"], "extract": {"value": "v"}})
-    assert SSEFeed.clean_settings(cleaned) == cleaned
+    assert SSEFeed.clean_settings(SSEFeed.settings_json(cleaned)) == cleaned
     assert cleaned["timeout"] == 60.0
     assert SSEFeed.clean_settings({"url": "http://x/e"})["events"] is None
 

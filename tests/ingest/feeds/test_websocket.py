@@ -376,7 +376,7 @@ def test_settings_are_filled_with_defaults_and_clean_to_themselves():
     assert cleaned["max_size"] == 2**20
     assert cleaned["stall_after"] == 60
     assert cleaned["reply"] == {}
-    assert WebsocketFeed.clean_settings(cleaned) == cleaned
+    assert WebsocketFeed.clean_settings(WebsocketFeed.settings_json(cleaned)) == cleaned
 
 
 def test_series_are_known_up_front_from_the_extract():

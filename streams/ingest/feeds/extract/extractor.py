@@ -1,0 +1,204 @@
+"""The Extractor: one payload in, its points out (or buffered, when aggregating); and the base
+of the feed kinds that hold one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streams.core.points import Point
+from streams.core.times import BadTime, parse_time
+from streams.ingest.feeds.base import Feed
+from streams.ingest.feeds.extract.aggregate import Aggregator, Row
+from streams.ingest.feeds.extract.errors import BadPayload, show
+from streams.ingest.feeds.extract.paths import search
+from streams.ingest.feeds.extract.records import select_records
+from streams.ingest.feeds.extract.settings import MAX_SERIES_NAME, TIME_UNITS, ExtractSettings
+
+
+class Extractor:
+    """Cleaned `extract` settings at work: payloads in, points out (or buffered, when aggregating)."""
+
+    def __init__(self, settings: ExtractSettings, *, on_drop: Callable[[str], None] | None = None) -> None:
+        """`on_drop` is told why, once per record, when an aggregate drops one that came after
+        its interval was closed (Feed.skip: counted in bad payloads, logged sampled)."""
+        self.settings = settings
+        self._time_numbers, self._time_iso = TIME_UNITS[settings.time_unit]
+        self._counting = settings.aggregate is not None and settings.aggregate.how == "count"
+        # Scaling by 1 and adding 0 changes nothing: skip it per point.
+        self._identity_scale = settings.scale == 1 and settings.offset == 0
+        self._aggregator = (
+            None
+            if settings.aggregate is None
+            else Aggregator(settings.aggregate, scale=settings.scale, offset=settings.offset, on_drop=on_drop)
+        )
+
+    @property
+    def aggregating(self) -> bool:
+        return self._aggregator is not None
+
+    @property
+    def dropped_late(self) -> int:
+        """Records the aggregate dropped as too late (also reported through on_drop)."""
+        return 0 if self._aggregator is None else self._aggregator.dropped_late
+
+    def points(self, payload: Any, *, received_at: float, topic: str | None = None) -> list[Point]:
+        """Points from one decoded payload (dict/list/number). Raises BadPayload with a short reason."""
+        s = self.settings
+        for decode in s.decode:
+            payload = decode.apply(payload)
+        records = select_records(payload, records=s.records, columns=s.columns)
+        # Read every record before keeping any, so a bad payload is skipped whole.
+        rows = [self._read_record(record, received_at=received_at, topic=topic) for record in records]
+        if self._aggregator is not None:
+            self._aggregator.add(rows)
+            return []
+        if s.columns:
+            # A row of parallel arrays with nothing in it (a minute without trades, all
+            # null) is no point, rather than a bad payload that would lose the window.
+            rows = [row for row in rows if not _all_none(row[1])]
+        if self._identity_scale:
+            return [Point(t, values, key) for t, values, key in rows]
+        scale, offset = s.scale, s.offset
+        return [
+            Point(t, {name: _scaled(v, scale=scale, offset=offset) for name, v in values.items()}, key)
+            for t, values, key in rows
+        ]
+
+    def flush(self, now: float) -> list[Point]:
+        """Aggregation only: points for every interval that closed by `now` (empty list otherwise)."""
+        return [] if self._aggregator is None else self._aggregator.flush(now)
+
+    def _read_record(self, record: Any, *, received_at: float, topic: str | None) -> Row:
+        s = self.settings
+        t = received_at
+        if s.time is not None:
+            raw_time = search(s.time, record, what="time")
+            if raw_time is not None:
+                try:
+                    t = parse_time(raw_time, numbers=self._time_numbers, iso=self._time_iso)
+                except BadTime as error:
+                    raise BadPayload(f"time: {error}") from None
+
+        counting = self._counting
+        values: dict[str, float | None] = {}
+        if s.values:
+            for name, path in s.values.items():
+                found = search(path, record, what=f"values.{name}")
+                values[name] = _present(found) if counting else _number(found, what=f"values.{name}")
+        else:
+            name = self._series_name(record, topic=topic)
+            if s.value is None:
+                values[name] = 1.0
+            else:
+                found = search(s.value, record, what="value")
+                values[name] = _present(found) if counting else _number(found, what="value")
+
+        key = None if s.id is None else _record_key(search(s.id, record, what="id"))
+        if _all_none(values):
+            if counting or s.columns:
+                # Counting with value paths: a record without them simply does not count. A
+                # row of columns: a gap in the arrays (points() leaves it out).
+                return t, values, key
+            paths = [s.value, *(s.values or {}).values()]
+            if not isinstance(record, (dict, list)) and any(
+                path is not None and path.text != "@" for path in paths
+            ):
+                raise BadPayload(f"record is {show(record)}, not an object")
+            raise BadPayload(f"no value in {show(record)}")
+        return t, values, key
+
+    def _series_name(self, record: Any, *, topic: str | None) -> str:
+        s = self.settings
+        if s.series_path is not None:
+            found = search(s.series_path, record, what="series_path")
+            if found is None or isinstance(found, (bool, dict, list)):
+                raise BadPayload(f"series_path: no series name in {show(record)}")
+            return _data_series_name(found, what="series_path")
+        index = s.series_from_topic
+        if index is not None:
+            if topic is None:
+                raise BadPayload("series_from_topic: this message has no topic")
+            segments = topic.split("/")
+            try:
+                segment = segments[index]
+            except IndexError:
+                raise BadPayload(f"series_from_topic: topic {topic!r} has no segment {index}") from None
+            return _data_series_name(segment, what="series_from_topic")
+        assert s.series is not None  # cleaning names the one series when nothing else does
+        return s.series
+
+
+def _all_none(values: Mapping[str, float | None]) -> bool:
+    # A loop rather than all(<generator>): this runs once per record.
+    for value in values.values():  # noqa: SIM110
+        if value is not None:
+            return False
+    return True
+
+
+def _number(found: Any, *, what: str) -> float | None:
+    if found is None:
+        return None
+    if isinstance(found, bool):
+        raise BadPayload(f"{what}: {found!r} is a boolean, not a number")
+    if isinstance(found, (int, float)):
+        try:
+            number = float(found)
+        except OverflowError:  # a JSON integer of 309+ digits
+            raise BadPayload(f"{what}: the number is too large") from None
+    elif isinstance(found, str):
+        try:
+            number = float(found.strip())
+        except ValueError:
+            raise BadPayload(f"{what}: {show(found)} is not a number") from None
+    else:
+        raise BadPayload(f"{what}: {show(found)} is not a number")
+    # NaN and infinities cannot be drawn nor sent as strict JSON: a gap, like null.
+    return number if math.isfinite(number) else None
+
+
+def _scaled(value: float | None, *, scale: float, offset: float) -> float | None:
+    return None if value is None else value * scale + offset
+
+
+def _record_key(found: Any) -> str | None:
+    """A record's id as text (`extract.id`): 42, 42.0 and "42" are one id; none is None."""
+    if found is None or isinstance(found, str):
+        return found
+    if isinstance(found, int) and not isinstance(found, bool):
+        return str(found)
+    if isinstance(found, float) and math.isfinite(found):
+        return str(int(found)) if found.is_integer() else repr(found)
+    raise BadPayload(f"id: {show(found)} is not an id (text or a number)")
+
+
+def _present(found: Any) -> float | None:
+    return None if found is None else 1.0
+
+
+def _data_series_name(found: Any, *, what: str) -> str:
+    name = found if isinstance(found, str) else str(found)
+    if not 1 <= len(name) <= MAX_SERIES_NAME:
+        raise BadPayload(f"{what}: series name {show(name)} is not 1-{MAX_SERIES_NAME} characters")
+    return name
+
+
+class ExtractingFeed(Feed):
+    """A feed kind whose cleaned settings hold an ExtractSettings under `extract`: its series
+    come from it, and its one Extractor lives as long as the feed, so an aggregation interval
+    open when a connection drops is completed after the reconnect."""
+
+    @classmethod
+    def series_names(cls, settings: Mapping[str, Any]) -> list[str]:
+        return cls.clean_settings(settings)["extract"].series_names
+
+    @classmethod
+    def settings_json(cls, cleaned: Mapping[str, Any]) -> dict[str, Any]:
+        return {**cleaned, "extract": cleaned["extract"].as_json()}
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        # Records an aggregate drops as too late are counted with the bad payloads.
+        self.extractor = Extractor(self.settings["extract"], on_drop=self.skip)
