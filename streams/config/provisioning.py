@@ -249,7 +249,7 @@ class _Plan:
     """One checked entry, ready to write."""
 
     format: Format
-    obj: Any  # the Stream or Dashboard, the file's values set (and not saved)
+    obj: Stream | Dashboard  # the file's values set, not saved
     before: dict[str, Any]  # Format.values as they were stored
     viewer_names: list[str]
     group_names: list[str]
@@ -428,7 +428,7 @@ def _read(
     for key in fmt.fields:
         model_field = obj._meta.get_field(key.field)
         default = (defaults or {}).get(key.field, key.default)
-        fallback = model_field.get_default() if default in (REQUIRED, MODEL_DEFAULT) else default
+        fallback = model_field.get_default() if default is REQUIRED or default is MODEL_DEFAULT else default
         source = sources[key.section]
         if source is None:
             value, problem = None, ""
@@ -548,11 +548,10 @@ def _model_problems(error: ValidationError, fmt: Format) -> list[str]:
     settings_paths = {settings.field: settings.path for settings in fmt.settings}
     problems = []
     for name, field_errors in error.error_dict.items():
-        # A clean() that explains a refused choice (Stream.clean: an unknown feed kind) says it
-        # better than the choices check does.
-        specific = [e for e in field_errors if e.code != "invalid_choice"]
-        if specific:
-            field_errors = specific
+        # The model's clean() (its errors carry no code) explains a refused choice better than
+        # the choices check does: Stream.clean names an unknown feed kind and the known ones.
+        if any(e.code is None for e in field_errors):
+            field_errors = [e for e in field_errors if e.code != "invalid_choice"]
         for item in field_errors:
             message = " ".join(item.messages)
             if item.code == "invalid_choice" and name != NON_FIELD_ERRORS:
