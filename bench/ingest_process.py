@@ -37,6 +37,8 @@ PAYLOADS = 10_000
 # process that falls behind reads less (the source would buffer or drop) rather than hoard.
 READ_SECONDS = 0.05
 MAX_READ_SECONDS = 0.2
+# The ReplayFeed class once run() has made it (after django.setup()).
+REPLAY_FEED: Any = None
 
 
 def make_templates(count: int = PAYLOADS) -> list[bytes]:
@@ -66,7 +68,6 @@ def replay_feed_class() -> type:
         """Pre-made messages at `rate` per second, read in chunks; parsed like a websocket feed."""
 
         kind = "bench-replay"
-        label = "bench: pre-made messages"
         payloads: list[bytes] = []  # make_templates(): stamped with their times as they are read
         broadcaster: Any = None
         # Streams whose feed is reading: a thousand take seconds to start (health reports,
@@ -143,14 +144,17 @@ def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, f
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.broadcast import get_broadcaster
     from streams.core.retention import Retention
-    from streams.ingest.feeds import FEED_KINDS
+    from streams.ingest.feeds import FEED_KINDS, FeedKind
     from streams.ingest.feeds.extract import Extractor, clean_extract
     from streams.ingest.supervisor import StreamSpec, Supervisor, tune_gc
 
+    global REPLAY_FEED
     tune_gc()  # as `manage.py ingest` does before its feeds start
-    feed_class = replay_feed_class()
+    feed_class = REPLAY_FEED = replay_feed_class()
     feed_class.payloads = make_templates()
-    FEED_KINDS[feed_class.kind] = feed_class  # this process only: build_feed finds the kind
+    # This process only: build_feed finds the kind. The registry imports a kind's class by its
+    # path, so the class made here is reached as this module's REPLAY_FEED.
+    FEED_KINDS[feed_class.kind] = FeedKind("bench: pre-made messages", f"{__name__}.REPLAY_FEED")
     per_stream = args.rate / args.streams
     settings_json = json.dumps({"extract": EXTRACT, "rate": per_stream}, sort_keys=True)
     retention = Retention(points=args.window)

@@ -1,10 +1,10 @@
-"""Streams: what a feed is, how it is charted, and who may see it."""
+"""Streams: what a feed is, how it is charted, and who may see it; dashboards of them."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -15,6 +15,8 @@ from django.db import models
 from streams.access import rules as access
 from streams.ingest.feeds import FEED_KINDS, clean_feed_settings, feed_class
 from streams.ingest.feeds.base import FeedSettingsError
+
+_M = TypeVar("_M", bound=models.Model)
 
 MAX_WINDOW_POINTS = 100_000
 MAX_DECIMALS = 10
@@ -52,27 +54,52 @@ DEFAULT_KEEP_SECONDS = 30 * 24 * 3600
 DEFAULT_KEEP_POINTS = 5_000_000
 
 
-class StreamQuerySet(models.QuerySet["Stream"]):
-    def visible_to(self, user: Any) -> StreamQuerySet:
-        return self.filter(access.visibility_filter(user))
+class VisibleQuerySet(models.QuerySet[_M]):
+    def visible_to(self, user: Any) -> Self:
+        return self.filter(access.visibility_filter(user, self.model))
 
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public", "Public: anyone, signed in or not"
+    SIGNED_IN = "signed_in", "Signed-in users"
+    RESTRICTED = "restricted", "Restricted to the chosen users and groups"
+
+
+def access_controlled(*, plural: str) -> type[models.Model]:
+    """An abstract base holding who may see a row (the rule itself is streams/access/rules.py);
+    `plural` names the reverse relations, e.g. user.viewable_streams.
+
+    A factory rather than one base with related_name="viewable_%(class)ss": migrations record
+    the related name as written, so that one would differ from the recorded ones."""
+
+    class AccessControlled(models.Model):
+        Visibility = Visibility  # Stream.Visibility, Dashboard.Visibility
+
+        visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.SIGNED_IN)
+        viewers = models.ManyToManyField(
+            settings.AUTH_USER_MODEL, blank=True, related_name=f"viewable_{plural}"
+        )
+        viewer_groups = models.ManyToManyField(Group, blank=True, related_name=f"viewable_{plural}")
+
+        class Meta:
+            abstract = True
+
+    return AccessControlled
+
+
+class StreamQuerySet(VisibleQuerySet["Stream"]):
     def pulled(self) -> StreamQuerySet:
         """Enabled streams whose feed the ingest worker runs."""
         kinds = [kind for kind, feed in FEED_KINDS.items() if feed.pulled]
         return self.filter(enabled=True, feed_kind__in=kinds)
 
 
-class Stream(models.Model):
+class Stream(access_controlled(plural="streams")):
     class ChartType(models.TextChoices):
         LINE = "line", "Line"
         SCATTER = "scatter", "Scatter"
         BAR = "bar", "Bar"
         AREA = "area", "Area"
-
-    class Visibility(models.TextChoices):
-        PUBLIC = "public", "Public: anyone, signed in or not"
-        SIGNED_IN = "signed_in", "Signed-in users"
-        RESTRICTED = "restricted", "Restricted to the chosen users and groups"
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -130,10 +157,6 @@ class Stream(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Only the newest this many stored points are kept; blank for no count limit.",
     )
-
-    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.SIGNED_IN)
-    viewers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="viewable_streams")
-    viewer_groups = models.ManyToManyField(Group, blank=True, related_name="viewable_streams")
 
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -286,23 +309,13 @@ MAX_PANEL_HEIGHT = 4
 MAX_CANDLE_SECONDS = 7 * 24 * 3600
 
 
-class DashboardQuerySet(models.QuerySet["Dashboard"]):
-    def visible_to(self, user: Any) -> DashboardQuerySet:
-        return self.filter(access.visibility_filter(user, model=Dashboard))
-
-
-class Dashboard(models.Model):
+class Dashboard(access_controlled(plural="dashboards")):
     """Panels of charts on one page, over one socket. Who may open it follows the same rule as a
     stream (streams/access/rules.py); each panel then shows only to those who may see all its streams."""
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    visibility = models.CharField(
-        max_length=16, choices=Stream.Visibility.choices, default=Stream.Visibility.SIGNED_IN
-    )
-    viewers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="viewable_dashboards")
-    viewer_groups = models.ManyToManyField(Group, blank=True, related_name="viewable_dashboards")
     columns = models.PositiveSmallIntegerField(
         default=12,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DASHBOARD_COLUMNS)],
@@ -311,7 +324,7 @@ class Dashboard(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
-    objects = DashboardQuerySet.as_manager()
+    objects = VisibleQuerySet["Dashboard"].as_manager()
 
     class Meta:
         ordering = ["title"]

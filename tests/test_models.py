@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +98,20 @@ def test_slug_must_be_unique():
 def test_window_label_reads_as_words():
     assert stream(window_points=1000, window_seconds=60).window_label == "last 1,000 points and last 60 s"
     assert stream(window_points=None, window_seconds=300).window_label == "last 300 s"
+
+
+def test_importing_the_models_imports_no_feed_client_library():
+    # What the feed kinds import (streams/ingest/feeds/*.py): `migrate` and the web processes
+    # need none of it, so the registry imports a kind's module only when the kind is used.
+    clients = ("aiomqtt", "paho", "websockets", "httpx", "httpcore", "jmespath")
+    code = (
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'livecharts.settings')\n"
+        "import django; django.setup()\n"
+        "import streams.models\n"
+        f"print(' '.join(name for name in {clients!r} if name in sys.modules) or '-')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["-"]

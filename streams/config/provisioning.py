@@ -31,6 +31,9 @@ Decisions:
 - A dashboard's panels are replaced as a whole when any of them differs from the file (panels
   have no name to match them by); an unchanged dashboard is not touched. A panel may name
   streams of the same file or streams already there; an unknown slug is refused, naming the panel.
+
+One table per model (STREAM, DASHBOARD, PANEL) says which key sets which field; the known keys,
+the defaults, the key an error names and the fields compared to tell "unchanged" all come from it.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -51,68 +55,147 @@ from django.db import models, transaction
 
 from streams.models import Dashboard, Panel, PanelStream, Stream
 
-STREAM_KEYS = (
-    "slug",
-    "title",
-    "description",
-    "enabled",
-    "feed",
-    "chart",
-    "storage",
-    "visibility",
-    "viewers",
-    "groups",
+# A Field's default when the key is left out: none (the key must be there), or the model's own.
+REQUIRED = object()
+MODEL_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """A key setting one model field to the value written (its type checked first)."""
+
+    path: str  # as the file's author writes it: "title", "chart.type"
+    field: str = ""  # the model field; left out: the key's own name ("chart.y_title" -> y_title)
+    default: Any = MODEL_DEFAULT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", self.field or self.name)
+
+    @property
+    def section(self) -> str:
+        """The object of the entry holding the key ("chart"), "" at the top."""
+        return self.path.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A section whose keys, beside its Fields, are the settings of a JSON field (a feed kind's)."""
+
+    path: str
+    field: str
+
+
+@dataclass(frozen=True)
+class Own:
+    """A key the entry's checker reads itself: a list of names, the panels."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Format:
+    """How one model's entries are written."""
+
+    model: type[models.Model]
+    noun: str
+    keys: tuple[Field | Settings | Own, ...]
+
+    @cached_property
+    def fields(self) -> tuple[Field, ...]:
+        return tuple(key for key in self.keys if isinstance(key, Field))
+
+    @cached_property
+    def settings(self) -> tuple[Settings, ...]:
+        return tuple(key for key in self.keys if isinstance(key, Settings))
+
+    @property
+    def plural(self) -> str:
+        return f"{self.noun}s"
+
+    @cached_property
+    def sections(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(key.section for key in self.fields if key.section))
+
+    def known(self, section: str = "") -> tuple[str, ...]:
+        """The keys of the entry (section "") or of one of its sections, in the table's order."""
+        if section:
+            return tuple(key.name for key in self.fields if key.section == section)
+        return tuple(dict.fromkeys(key.path.partition(".")[0] for key in self.keys))
+
+    @property
+    def hint(self) -> str:
+        return ", ".join(self.known()[:3])
+
+    def required(self, section: str) -> bool:
+        return any(key.default is REQUIRED for key in self.fields if key.section == section)
+
+    def file_key(self, field_name: str) -> str:
+        """The key an error about a model field names: the author's line, not our column."""
+        return next((key.path for key in self.fields if key.field == field_name), field_name)
+
+    def values(self, obj: models.Model) -> dict[str, Any]:
+        """What the file sets: compared to decide "unchanged", as a re-run that changes nothing
+        must not save (or bump `updated`)."""
+        names = [key.field for key in (*self.fields, *self.settings)]
+        return {name: getattr(obj, name) for name in names}
+
+
+# Who may see it: the same keys on streams and dashboards (streams.models.access_controlled).
+ACCESS = (Field("visibility"), Own("viewers"), Own("groups"))
+STREAM = Format(
+    Stream,
+    "stream",
+    (
+        Field("slug", default=REQUIRED),
+        Field("title", default=REQUIRED),
+        Field("description"),
+        Field("enabled"),
+        Field("feed.kind", "feed_kind", default=REQUIRED),
+        Settings("feed", "feed_settings"),
+        Field("chart.type", "chart_type"),
+        Field("chart.window_points"),
+        Field("chart.window_seconds"),
+        Field("chart.y_title"),
+        Field("chart.unit", "y_unit"),
+        Field("storage.store", "store_points"),
+        Field("storage.keep_seconds"),
+        Field("storage.keep_points"),
+        *ACCESS,
+    ),
 )
-CHART_KEYS = ("type", "window_points", "window_seconds", "y_title", "unit")
-STORAGE_KEYS = ("store", "keep_seconds", "keep_points")
-# Model field -> the key a file author wrote, so an error points at their line, not our column.
-FILE_KEY = {
-    "feed_kind": "feed.kind",
-    "chart_type": "chart.type",
-    "window_points": "chart.window_points",
-    "window_seconds": "chart.window_seconds",
-    "y_title": "chart.y_title",
-    "y_unit": "chart.unit",
-    "store_points": "storage.store",
-    "keep_seconds": "storage.keep_seconds",
-    "keep_points": "storage.keep_points",
-}
-# Fields compared to decide "unchanged": a re-run that changes nothing must not save (or bump `updated`).
-COMPARED_FIELDS = (
-    "title",
-    "description",
-    "enabled",
-    "feed_kind",
-    "feed_settings",
-    "chart_type",
-    "window_points",
-    "window_seconds",
-    "y_title",
-    "y_unit",
-    "store_points",
-    "keep_seconds",
-    "keep_points",
-    "visibility",
+DASHBOARD = Format(
+    Dashboard,
+    "dashboard",
+    (
+        Field("slug", default=REQUIRED),
+        Field("title", default=REQUIRED),
+        Field("description"),
+        *ACCESS,
+        Field("columns"),
+        Own("panels"),
+    ),
 )
-DASHBOARD_KEYS = ("slug", "title", "description", "visibility", "viewers", "groups", "columns", "panels")
-PANEL_KEYS = ("title", "type", "streams", "series", "width", "height", "candle_seconds", "min", "max")
-PANEL_FILE_KEY = {"chart_type": "type", "gauge_min": "min", "gauge_max": "max"}
-DASHBOARD_COMPARED = ("title", "description", "visibility", "columns")
-PANEL_COMPARED = (
-    "title",
-    "chart_type",
-    "series",
-    "width",
-    "height",
-    "candle_seconds",
-    "gauge_min",
-    "gauge_max",
+PANEL = Format(
+    Panel,
+    "panel",
+    (
+        Field("title"),
+        Field("type", "chart_type"),
+        Own("streams"),
+        Field("series"),
+        Field("width"),  # its default depends on the dashboard's grid: _check_panel
+        Field("height"),
+        Field("candle_seconds"),
+        Field("min", "gauge_min"),
+        Field("max", "gauge_max"),
+    ),
 )
 _SETTING_PATH = re.compile(r"^[\w\[\].]+: ")
-_REQUIRED = object()
 GROUP_NAME_MAX = Group._meta.get_field("name").max_length
-# Values put in place of a refused one while the rest of the entry is checked.
-_STAND_INS: dict[str, Any] = {"slug": "", "title": "", "feed_kind": "simulate", "width": 1}
 
 
 class ProvisionError(Exception):
@@ -147,19 +230,12 @@ class ProvisionReport:
     def has_dashboards(self) -> bool:
         return bool(self.dashboards_created or self.dashboards_updated or self.dashboards_unchanged)
 
+    def record(self, noun: str, outcome: str, slug: str) -> None:
+        """Note what became of an entry: `outcome` is created, updated or unchanged."""
+        getattr(self, outcome if noun == "stream" else f"{noun}s_{outcome}").append(slug)
+
     def __str__(self) -> str:
         return self.summary()
-
-
-@dataclass
-class _Plan:
-    """One checked entry, ready to write."""
-
-    stream: Stream
-    is_new: bool
-    fields_changed: bool
-    viewer_names: list[str]
-    group_names: list[str]
 
 
 @dataclass
@@ -169,14 +245,19 @@ class _PanelPlan:
 
 
 @dataclass
-class _DashboardPlan:
-    dashboard: Dashboard
-    is_new: bool
-    fields_changed: bool
-    panels_changed: bool
-    panels: list[_PanelPlan]
+class _Plan:
+    """One checked entry, ready to write."""
+
+    format: Format
+    obj: Stream | Dashboard  # the file's values set, not saved
+    before: dict[str, Any]  # Format.values as they were stored
     viewer_names: list[str]
     group_names: list[str]
+    panels: list[_PanelPlan] | None = None  # a dashboard's
+
+    @property
+    def fields_changed(self) -> bool:
+        return self.format.values(self.obj) != self.before
 
 
 def load_file(path: str | Path) -> Any:
@@ -220,33 +301,31 @@ def _parse_yaml(text: str, path: Path) -> Any:
 def provision(data: Mapping[str, Any] | list[Any], *, dry_run: bool = False) -> ProvisionReport:
     """Create or update the streams and dashboards `data` declares, all or nothing; raise
     ProvisionError listing every problem. With dry_run, check and report but write nothing."""
-    stream_entries, dashboard_entries = _sections(data)
+    stream_entries, dashboard_entries = _lists(data)
     report = ProvisionReport()
     with transaction.atomic():
-        plans, errors = _check_all(stream_entries)
+        plans, errors = _check_entries(STREAM, stream_entries)
         declared = {
             e["slug"] for e in stream_entries if isinstance(e, Mapping) and isinstance(e.get("slug"), str)
         }
-        streams = {plan.stream.slug: plan.stream for plan in plans}
-        dashboard_plans, dashboard_errors = _check_dashboards(
-            dashboard_entries, planned=streams, declared=declared
+        streams = _panel_streams(dashboard_entries, planned={plan.obj.slug: plan.obj for plan in plans})
+        dashboard_plans, dashboard_errors = _check_entries(
+            DASHBOARD, dashboard_entries, more=partial(_check_panels, streams=streams, declared=declared)
         )
         errors.extend(dashboard_errors)
         if errors:
             raise ProvisionError(errors)
-        every = [*plans, *dashboard_plans]
+        every = [*plans, *dashboard_plans]  # streams first: panels may show the file's new streams
         groups = _ensure_groups({name for plan in every for name in plan.group_names}, report=report)
         users = _users({name for plan in every for name in plan.viewer_names})
-        for plan in plans:
-            _apply(plan, users=users, groups=groups, report=report)
-        for dashboard_plan in dashboard_plans:
-            _apply_dashboard(dashboard_plan, users=users, groups=groups, report=report)
+        for plan in every:
+            report.record(plan.format.noun, _apply(plan, users=users, groups=groups), plan.obj.slug)
         if dry_run:
             transaction.set_rollback(True)
     return report
 
 
-def _sections(data: Any) -> tuple[list[Any], list[Any]]:
+def _lists(data: Any) -> tuple[list[Any], list[Any]]:
     """(stream entries, dashboard entries) of a file."""
     if not isinstance(data, Mapping):
         if not isinstance(data, list):
@@ -268,11 +347,20 @@ def _sections(data: Any) -> tuple[list[Any], list[Any]]:
     return streams, dashboards
 
 
-def _check_all(entries: list[Any]) -> tuple[list[_Plan], list[str]]:
+def _check_entries(
+    fmt: Format,
+    entries: list[Any],
+    *,
+    more: Callable[[Mapping[str, Any], _Plan, list[str]], None] | None = None,
+) -> tuple[list[_Plan], list[str]]:
+    """Check the entries of one list: every problem, named by its entry, and a plan for each good
+    entry. `more` checks what only that model has (a dashboard's panels), adding to the problems."""
     slugs = [entry.get("slug") if isinstance(entry, Mapping) else None for entry in entries]
     wanted = [slug for slug in slugs if isinstance(slug, str)]
     # Lock the rows we may update so two provision runs do not interleave their writes.
-    existing = {stream.slug: stream for stream in Stream.objects.select_for_update().filter(slug__in=wanted)}
+    existing = {
+        obj.slug: obj for obj in fmt.model._default_manager.select_for_update().filter(slug__in=wanted)
+    }
     # Usernames are looked up together: one query, and every missing name reported.
     known_users = set(_users(_viewer_names_in(entries)))
     plans: list[_Plan] = []
@@ -280,68 +368,102 @@ def _check_all(entries: list[Any]) -> tuple[list[_Plan], list[str]]:
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         slug = slugs[index]
-        name = f'stream "{slug}"' if isinstance(slug, str) and slug else f"streams[{index}]"
+        name = f'{fmt.noun} "{slug}"' if isinstance(slug, str) and slug else f"{fmt.plural}[{index}]"
         if isinstance(slug, str) and slug:
             if slug in seen:
-                errors.append(f"{name}: slug: used twice in this file (streams[{seen[slug]}] and [{index}])")
+                errors.append(
+                    f"{name}: slug: used twice in this file ({fmt.plural}[{seen[slug]}] and [{index}])"
+                )
                 continue
             seen[slug] = index
-        problems, plan = _check(entry, existing=existing, known_users=known_users)
+        problems, plan = _check_entry(fmt, entry, existing=existing, known_users=known_users)
+        if plan is not None and more is not None:
+            more(entry, plan, problems)
         errors.extend(f"{name}: {problem}" for problem in problems)
         if plan is not None and not problems:
             plans.append(plan)
     return plans, errors
 
 
-def _check(
-    entry: Any, *, existing: dict[str, Stream], known_users: set[str]
+def _check_entry(
+    fmt: Format, entry: Any, *, existing: dict[str, Any], known_users: set[str]
 ) -> tuple[list[str], _Plan | None]:
-    """The problems with one entry, and what to write when there are none."""
+    """The problems with one entry, and what to write (when there are none)."""
     if not isinstance(entry, Mapping):
-        return ["must be an object with slug, title, feed, ..."], None
-    problems = _unknown_keys(entry, STREAM_KEYS, prefix="")
-    feed = entry.get("feed")
-    if feed is None or not isinstance(feed, Mapping):
-        problems.append("feed: missing" if feed is None else f"feed: must be an object, not {feed!r}")
-        feed = None
-    chart = entry.get("chart", {})
-    if not isinstance(chart, Mapping):
-        problems.append(f"chart: must be an object, not {chart!r}")
-        chart = {}
-    problems.extend(_unknown_keys(chart, CHART_KEYS, prefix="chart."))
-    storage = entry.get("storage", {})
-    if not isinstance(storage, Mapping):
-        problems.append(f"storage: must be an object, not {storage!r}")
-        storage = {}
-    problems.extend(_unknown_keys(storage, STORAGE_KEYS, prefix="storage."))
-
+        return [f"must be an object with {fmt.hint}, ..."], None
     slug = entry.get("slug")
-    stream = (existing.get(slug) if isinstance(slug, str) else None) or Stream()
-    before = {name: getattr(stream, name) for name in COMPARED_FIELDS}
-    specs: tuple[_Spec, ...] = (
-        ("slug", entry, "slug", _REQUIRED),
-        ("title", entry, "title", _REQUIRED),
-        ("description", entry, "description", ""),
-        ("enabled", entry, "enabled", True),
-        ("visibility", entry, "visibility", Stream.Visibility.SIGNED_IN.value),
-        ("feed_kind", feed, "kind", _REQUIRED),
-        ("chart_type", chart, "type", Stream.ChartType.LINE.value),
-        ("window_points", chart, "window_points", Stream._meta.get_field("window_points").default),
-        ("window_seconds", chart, "window_seconds", None),
-        ("y_title", chart, "y_title", ""),
-        ("y_unit", chart, "unit", ""),
-        ("store_points", storage, "store", True),
-        ("keep_seconds", storage, "keep_seconds", Stream._meta.get_field("keep_seconds").default),
-        ("keep_points", storage, "keep_points", Stream._meta.get_field("keep_points").default),
-    )
-    refused = _assign(stream, specs, file_keys=FILE_KEY, problems=problems)
-    settings = {key: value for key, value in (feed or {}).items() if key != "kind"}
-    odd_key = _non_text_key(settings, path="feed")
-    if odd_key:
-        # YAML allows `5: x`; the feed kinds expect text names (JSON, as admin sends, has nothing else).
-        problems.append(f"{odd_key}: setting names must be text")
-    stream.feed_settings = {} if "feed_kind" in refused or odd_key else settings
+    obj = (existing.get(slug) if isinstance(slug, str) else None) or fmt.model()
+    before = fmt.values(obj)
+    problems, refused = _read(fmt, entry, obj)
+    viewer_names, group_names = _access_names(entry, known_users=known_users, problems=problems)
+    try:
+        # The same validation admin runs; Stream.clean() also fills the feed kind's defaults in.
+        obj.full_clean(exclude=sorted(refused))
+    except ValidationError as error:
+        problems.extend(_model_problems(error, fmt))
+    return problems, _Plan(fmt, obj, before, viewer_names, group_names)
 
+
+def _read(
+    fmt: Format, entry: Mapping[str, Any], obj: models.Model, *, defaults: Mapping[str, Any] | None = None
+) -> tuple[list[str], set[str]]:
+    """Set each field of the table from the entry, a key left out to its default (`defaults`
+    override the table's); return the problems and the fields whose value was refused, which
+    the model is then not asked about again."""
+    problems = _unknown_keys(entry, fmt.known(), prefix="")
+    # The entry and its sections; None: a section missing or not an object (already reported).
+    sources: dict[str, Mapping[str, Any] | None] = {"": entry}
+    for section in fmt.sections:
+        raw = entry.get(section)
+        if raw is None and fmt.required(section):
+            problems.append(f"{section}: missing")
+        elif section not in entry:
+            raw = {}
+        elif not isinstance(raw, Mapping):
+            problems.append(f"{section}: must be an object, not {raw!r}")
+        elif all(settings.path != section for settings in fmt.settings):
+            problems.extend(_unknown_keys(raw, fmt.known(section), prefix=f"{section}."))
+        sources[section] = raw if isinstance(raw, Mapping) else None
+    refused: set[str] = set()
+    for key in fmt.fields:
+        model_field = obj._meta.get_field(key.field)
+        default = (defaults or {}).get(key.field, key.default)
+        fallback = model_field.get_default() if default is REQUIRED or default is MODEL_DEFAULT else default
+        source = sources[key.section]
+        if source is None:
+            value, problem = None, ""
+        elif key.name in source:
+            value = source[key.name]
+            problem = _type_problem(value, model_field)
+        else:
+            value = fallback
+            problem = "missing" if default is REQUIRED else None
+        if problem is None:
+            setattr(obj, key.field, value)
+            continue
+        if problem:
+            problems.append(f"{key.path}: {problem}")
+        refused.add(key.field)
+        # A harmless stand-in, so clean() does not report knock-on errors about this field.
+        setattr(obj, key.field, fallback)
+    for settings in fmt.settings:
+        fields = fmt.known(settings.path)
+        values = {name: value for name, value in (sources[settings.path] or {}).items() if name not in fields}
+        odd_key = _non_text_key(values, path=settings.path)
+        if odd_key:
+            # YAML allows `5: x`; the feed kinds expect text names (JSON, as admin sends, has nothing else).
+            problems.append(f"{odd_key}: setting names must be text")
+        # Settings read against a refused kind would only report knock-on errors.
+        kind_refused = any(key.field in refused for key in fmt.fields if key.section == settings.path)
+        setattr(obj, settings.field, {} if kind_refused or odd_key else values)
+    return problems, refused
+
+
+def _access_names(
+    entry: Mapping[str, Any], *, known_users: set[str], problems: list[str]
+) -> tuple[list[str], list[str]]:
+    """(viewers, groups) of an entry. Unknown users are refused (an account needs a password and
+    an owner, so none is made here); unknown groups will be created."""
     viewer_names = _names(entry, key="viewers", problems=problems)
     group_names = _names(entry, key="groups", problems=problems)
     too_long = [name for name in group_names if len(name) > GROUP_NAME_MAX]
@@ -351,54 +473,8 @@ def _check(
         )
     missing = [viewer for viewer in viewer_names if viewer not in known_users]
     if missing:
-        # Not created here: an account needs a password and an owner.
         problems.append(f"viewers: no such user {', '.join(map(_quoted, missing))}")
-    try:
-        # The same validation admin runs; clean() also fills the feed kind's defaults in.
-        stream.full_clean(exclude=sorted(refused))
-    except ValidationError as error:
-        problems.extend(_model_problems(error))
-    if problems:
-        return problems, None
-    after = {name: getattr(stream, name) for name in COMPARED_FIELDS}
-    plan = _Plan(
-        stream=stream,
-        is_new=stream.pk is None,
-        fields_changed=before != after,
-        viewer_names=viewer_names,
-        group_names=group_names,
-    )
-    return [], plan
-
-
-# (model field, the file's object holding it or None when that object is missing, its key, default)
-_Spec = tuple[str, "Mapping[str, Any] | None", str, Any]
-
-
-def _assign(
-    obj: models.Model, specs: tuple[_Spec, ...], *, file_keys: dict[str, str], problems: list[str]
-) -> set[str]:
-    """Set each field from the file (or its default); return the fields whose value was refused,
-    which the model is then not asked about again."""
-    refused: set[str] = set()
-    for name, source, key, default in specs:
-        if source is None:  # no such object in the file: already reported
-            value, problem = None, ""
-        elif key in source:
-            value = source[key]
-            problem = _type_problem(value, obj._meta.get_field(name))
-        else:
-            value = default
-            problem = "missing" if default is _REQUIRED else None
-        if problem is None:
-            setattr(obj, name, value)
-            continue
-        if problem:
-            problems.append(f"{file_keys.get(name, name)}: {problem}")
-        refused.add(name)
-        # A harmless stand-in, so clean() does not report knock-on errors about this field.
-        setattr(obj, name, _STAND_INS.get(name, default))
-    return refused
+    return viewer_names, group_names
 
 
 def _viewer_names_in(entries: list[Any]) -> set[str]:
@@ -467,28 +543,28 @@ def _names(entry: Mapping[str, Any], *, key: str, problems: list[str]) -> list[s
     return list(dict.fromkeys(value))
 
 
-def _model_problems(
-    error: ValidationError, *, model: type[models.Model] = Stream, file_keys: dict[str, str] = FILE_KEY
-) -> list[str]:
+def _model_problems(error: ValidationError, fmt: Format) -> list[str]:
     """Model errors as file errors: `feed.rate: must be at most 1000`, `chart.type: must be one of ...`."""
+    settings_paths = {settings.field: settings.path for settings in fmt.settings}
     problems = []
     for name, field_errors in error.error_dict.items():
-        # Stream.clean explains an unknown feed kind better than the choices check does.
-        specific = [e for e in field_errors if e.code != "invalid_choice"]
-        if name == "feed_kind" and specific:
-            field_errors = specific
+        # The model's clean() (its errors carry no code) explains a refused choice better than
+        # the choices check does: Stream.clean names an unknown feed kind and the known ones.
+        if any(e.code is None for e in field_errors):
+            field_errors = [e for e in field_errors if e.code != "invalid_choice"]
         for item in field_errors:
             message = " ".join(item.messages)
             if item.code == "invalid_choice" and name != NON_FIELD_ERRORS:
-                choices = ", ".join(str(value) for value, _ in model._meta.get_field(name).choices)
+                choices = ", ".join(str(value) for value, _ in fmt.model._meta.get_field(name).choices)
                 message = f"must be one of {choices}, not {item.params['value']!r}"
-            if name == "feed_settings":
+            if name in settings_paths:
                 # Feed errors already start with their setting's path ("rate: ...", "series[0].name: ...").
-                problems.append(f"feed.{message}" if _SETTING_PATH.match(message) else f"feed: {message}")
+                path = settings_paths[name]
+                problems.append(f"{path}.{message}" if _SETTING_PATH.match(message) else f"{path}: {message}")
             elif name == NON_FIELD_ERRORS:
                 problems.append(message)
             else:
-                problems.append(f"{file_keys.get(name, name)}: {message}")
+                problems.append(f"{fmt.file_key(name)}: {message}")
     return problems
 
 
@@ -508,46 +584,38 @@ def _ensure_groups(names: set[str], *, report: ProvisionReport) -> dict[str, Gro
     return groups
 
 
-def _apply(plan: _Plan, *, users: dict[str, Any], groups: dict[str, Group], report: ProvisionReport) -> None:
-    stream = plan.stream
+def _apply(plan: _Plan, *, users: dict[str, Any], groups: dict[str, Group]) -> str:
+    """Write one checked entry; return whether it was created, updated or unchanged."""
+    obj = plan.obj
+    is_new = obj.pk is None
     viewer_ids = {users[name].pk for name in plan.viewer_names}
     group_ids = {groups[name].pk for name in plan.group_names}
-    if plan.is_new:
-        stream.save()
-        stream.viewers.set(viewer_ids)
-        stream.viewer_groups.set(group_ids)
-        report.created.append(stream.slug)
-        return
-    access_changed = (
-        set(stream.viewers.values_list("pk", flat=True)) != viewer_ids
-        or set(stream.viewer_groups.values_list("pk", flat=True)) != group_ids
+    panels_changed = plan.panels is not None and (
+        is_new or _stored_panels(obj) != [_signature(p.panel, p.stream_slugs) for p in plan.panels]
     )
-    if not (plan.fields_changed or access_changed):
-        report.unchanged.append(stream.slug)
-        return
+    if not is_new:
+        access_changed = (
+            set(obj.viewers.values_list("pk", flat=True)) != viewer_ids
+            or set(obj.viewer_groups.values_list("pk", flat=True)) != group_ids
+        )
+        if not (plan.fields_changed or panels_changed or access_changed):
+            return "unchanged"
     # Saved even when only viewers changed, so `updated` says when access last changed.
-    stream.save()
-    stream.viewers.set(viewer_ids)
-    stream.viewer_groups.set(group_ids)
-    report.updated.append(stream.slug)
+    obj.save()
+    obj.viewers.set(viewer_ids)
+    obj.viewer_groups.set(group_ids)
+    if panels_changed:
+        _replace_panels(obj, plan.panels or [])
+    return "created" if is_new else "updated"
 
 
-# Dashboards ----------------------------------------------------------------------------------
+# Dashboards' panels --------------------------------------------------------------------------
 
 
-def _check_dashboards(
-    entries: list[Any], *, planned: dict[str, Stream], declared: set[str]
-) -> tuple[list[_DashboardPlan], list[str]]:
-    """Check every dashboard entry. `planned`: the streams this file writes (checked, unsaved
-    changes in place); `declared`: every stream slug the file names, good or not, so a panel on a
-    refused stream is not reported a second time as unknown."""
-    slugs = [entry.get("slug") if isinstance(entry, Mapping) else None for entry in entries]
-    wanted = [slug for slug in slugs if isinstance(slug, str)]
-    existing = {
-        dashboard.slug: dashboard
-        for dashboard in Dashboard.objects.select_for_update().filter(slug__in=wanted)
-    }
-    panel_slugs = {
+def _panel_streams(entries: list[Any], *, planned: dict[str, Stream]) -> dict[str, Stream]:
+    """The streams the panels of `entries` name, by slug: the file's (`planned`: checked, with
+    their unsaved changes) and those already there."""
+    slugs = {
         slug
         for entry in entries
         if isinstance(entry, Mapping) and isinstance(entry.get("panels"), list)
@@ -556,75 +624,29 @@ def _check_dashboards(
         for slug in panel["streams"]
         if isinstance(slug, str)
     }
-    streams = {stream.slug: stream for stream in Stream.objects.filter(slug__in=panel_slugs - set(planned))}
+    streams = {stream.slug: stream for stream in Stream.objects.filter(slug__in=slugs - set(planned))}
     streams.update(planned)
-    known_users = set(_users(_viewer_names_in(entries)))
-    plans: list[_DashboardPlan] = []
-    errors: list[str] = []
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        slug = slugs[index]
-        name = f'dashboard "{slug}"' if isinstance(slug, str) and slug else f"dashboards[{index}]"
-        if isinstance(slug, str) and slug:
-            if slug in seen:
-                errors.append(
-                    f"{name}: slug: used twice in this file (dashboards[{seen[slug]}] and [{index}])"
-                )
-                continue
-            seen[slug] = index
-        problems, plan = _check_dashboard(
-            entry, existing=existing, known_users=known_users, streams=streams, declared=declared
-        )
-        errors.extend(f"{name}: {problem}" for problem in problems)
-        if plan is not None and not problems:
-            plans.append(plan)
-    return plans, errors
+    return streams
 
 
-def _check_dashboard(
-    entry: Any,
+def _check_panels(
+    entry: Mapping[str, Any],
+    plan: _Plan,
+    problems: list[str],
     *,
-    existing: dict[str, Dashboard],
-    known_users: set[str],
     streams: dict[str, Stream],
     declared: set[str],
-) -> tuple[list[str], _DashboardPlan | None]:
-    if not isinstance(entry, Mapping):
-        return ["must be an object with slug, title, panels, ..."], None
-    problems = _unknown_keys(entry, DASHBOARD_KEYS, prefix="")
-    slug = entry.get("slug")
-    dashboard = (existing.get(slug) if isinstance(slug, str) else None) or Dashboard()
-    before = {name: getattr(dashboard, name) for name in DASHBOARD_COMPARED}
-    specs: tuple[_Spec, ...] = (
-        ("slug", entry, "slug", _REQUIRED),
-        ("title", entry, "title", _REQUIRED),
-        ("description", entry, "description", ""),
-        ("visibility", entry, "visibility", Stream.Visibility.SIGNED_IN.value),
-        ("columns", entry, "columns", Dashboard._meta.get_field("columns").default),
-    )
-    refused = _assign(dashboard, specs, file_keys={}, problems=problems)
-    viewer_names = _names(entry, key="viewers", problems=problems)
-    group_names = _names(entry, key="groups", problems=problems)
-    too_long = [name for name in group_names if len(name) > GROUP_NAME_MAX]
-    if too_long:
-        problems.append(
-            f"groups: names are at most {GROUP_NAME_MAX} characters: {', '.join(map(_quoted, too_long))}"
-        )
-    missing = [viewer for viewer in viewer_names if viewer not in known_users]
-    if missing:
-        problems.append(f"viewers: no such user {', '.join(map(_quoted, missing))}")
-    try:
-        dashboard.full_clean(exclude=sorted(refused))
-    except ValidationError as error:
-        problems.extend(_model_problems(error, model=Dashboard, file_keys={}))
-    if "columns" in refused or dashboard.columns is None or dashboard.columns < 1:
+) -> None:
+    """Check a dashboard entry's panels. `declared`: every stream slug the file names, good or
+    not, so a panel on a refused stream is not reported a second time as unknown."""
+    dashboard = plan.obj
+    if dashboard.columns < 1:
         dashboard.columns = Dashboard._meta.get_field("columns").default  # panels are checked against it
-
     raw_panels = entry.get("panels", [])
-    panels: list[_PanelPlan] = []
     if not isinstance(raw_panels, list):
         problems.append(f"panels: must be a list of panels, not {raw_panels!r}")
         raw_panels = []
+    plan.panels = []
     for index, raw in enumerate(raw_panels):
         title = raw.get("title") if isinstance(raw, Mapping) else None
         label = f'panels[{index}] ("{title}")' if isinstance(title, str) and title else f"panels[{index}]"
@@ -633,42 +655,18 @@ def _check_dashboard(
         )
         problems.extend(f"{label}: {problem}" for problem in panel_problems)
         if panel_plan is not None:
-            panels.append(panel_plan)
-    if problems:
-        return problems, None
-    after = {name: getattr(dashboard, name) for name in DASHBOARD_COMPARED}
-    is_new = dashboard.pk is None
-    return [], _DashboardPlan(
-        dashboard=dashboard,
-        is_new=is_new,
-        fields_changed=before != after,
-        panels_changed=is_new
-        or _stored_panels(dashboard) != [_signature(p.panel, p.stream_slugs) for p in panels],
-        panels=panels,
-        viewer_names=viewer_names,
-        group_names=group_names,
-    )
+            plan.panels.append(panel_plan)
 
 
 def _check_panel(
     raw: Any, *, dashboard: Dashboard, position: int, streams: dict[str, Stream], declared: set[str]
 ) -> tuple[list[str], _PanelPlan | None]:
     if not isinstance(raw, Mapping):
-        return ["must be an object with type, streams, ..."], None
-    problems = _unknown_keys(raw, PANEL_KEYS, prefix="")
+        return [f"must be an object with {PANEL.hint}, ..."], None
     panel = Panel(dashboard=dashboard, position=position)
-    specs: tuple[_Spec, ...] = (
-        ("title", raw, "title", ""),
-        ("chart_type", raw, "type", Panel.ChartType.LINE.value),
-        ("series", raw, "series", ""),
-        # Half the grid, or all of a narrower one.
-        ("width", raw, "width", min(Panel._meta.get_field("width").default, dashboard.columns)),
-        ("height", raw, "height", Panel._meta.get_field("height").default),
-        ("candle_seconds", raw, "candle_seconds", Panel._meta.get_field("candle_seconds").default),
-        ("gauge_min", raw, "min", None),
-        ("gauge_max", raw, "max", None),
-    )
-    refused = _assign(panel, specs, file_keys=PANEL_FILE_KEY, problems=problems)
+    # Half the grid, or all of a narrower one.
+    width = min(Panel._meta.get_field("width").default, dashboard.columns)
+    problems, refused = _read(PANEL, raw, panel, defaults={"width": width})
     if refused & {"gauge_min", "gauge_max"}:
         # A range with one end refused is not also "only one end set".
         panel.gauge_min = panel.gauge_max = None
@@ -689,7 +687,7 @@ def _check_panel(
     try:
         panel.full_clean(exclude=[*sorted(refused), "dashboard"])
     except ValidationError as error:
-        problems.extend(_model_problems(error, model=Panel, file_keys=PANEL_FILE_KEY))
+        problems.extend(_model_problems(error, PANEL))
     resolved = [streams[slug] for slug in slugs if slug in streams]
     # Only with every stream known: otherwise that is the error to read. A stream of this file
     # that was refused is not in `streams` (and its own errors are reported).
@@ -697,13 +695,13 @@ def _check_panel(
         try:
             panel.clean_streams(resolved)
         except ValidationError as error:
-            problems.extend(_model_problems(error, model=Panel, file_keys=PANEL_FILE_KEY))
+            problems.extend(_model_problems(error, PANEL))
     return problems, _PanelPlan(panel=panel, stream_slugs=list(slugs))
 
 
 def _signature(panel: Panel, stream_slugs: list[str]) -> tuple[Any, ...]:
     """What makes two panels the same: fields and streams in order (not the stored position)."""
-    return (*(getattr(panel, name) for name in PANEL_COMPARED), tuple(stream_slugs))
+    return (*PANEL.values(panel).values(), tuple(stream_slugs))
 
 
 def _stored_panels(dashboard: Dashboard) -> list[tuple[Any, ...]]:
@@ -713,31 +711,13 @@ def _stored_panels(dashboard: Dashboard) -> list[tuple[Any, ...]]:
     return [_signature(panel, [stream.slug for stream in panel.ordered_streams()]) for panel in panels]
 
 
-def _apply_dashboard(
-    plan: _DashboardPlan, *, users: dict[str, Any], groups: dict[str, Group], report: ProvisionReport
-) -> None:
-    dashboard = plan.dashboard
-    viewer_ids = {users[name].pk for name in plan.viewer_names}
-    group_ids = {groups[name].pk for name in plan.group_names}
-    if not plan.is_new:
-        access_changed = (
-            set(dashboard.viewers.values_list("pk", flat=True)) != viewer_ids
-            or set(dashboard.viewer_groups.values_list("pk", flat=True)) != group_ids
-        )
-        if not (plan.fields_changed or plan.panels_changed or access_changed):
-            report.dashboards_unchanged.append(dashboard.slug)
-            return
-    dashboard.save()
-    dashboard.viewers.set(viewer_ids)
-    dashboard.viewer_groups.set(group_ids)
-    if plan.panels_changed:
-        dashboard.panels.all().delete()
-        # Streams by slug now: the file's new streams have just been saved.
-        slugs = {slug for panel_plan in plan.panels for slug in panel_plan.stream_slugs}
-        streams = {stream.slug: stream for stream in Stream.objects.filter(slug__in=slugs)}
-        for panel_plan in plan.panels:
-            panel = panel_plan.panel
-            panel.dashboard = dashboard
-            panel.save()
-            panel.set_streams([streams[slug] for slug in panel_plan.stream_slugs])
-    (report.dashboards_created if plan.is_new else report.dashboards_updated).append(dashboard.slug)
+def _replace_panels(dashboard: Dashboard, plans: list[_PanelPlan]) -> None:
+    dashboard.panels.all().delete()
+    # Streams by slug now: the file's new streams have just been saved.
+    slugs = {slug for panel_plan in plans for slug in panel_plan.stream_slugs}
+    streams = {stream.slug: stream for stream in Stream.objects.filter(slug__in=slugs)}
+    for panel_plan in plans:
+        panel = panel_plan.panel
+        panel.dashboard = dashboard
+        panel.save()
+        panel.set_streams([streams[slug] for slug in panel_plan.stream_slugs])

@@ -193,6 +193,16 @@ def test_unknown_chart_key_is_refused_with_its_path():
     assert errors[0].startswith('stream "x": unknown key "chart.colour"')
 
 
+def test_unknown_keys_are_refused_listing_the_known_ones():
+    errors = refused([entry("x", colour="red", chart={"colour": "red"}, storage={"days": 3})])
+    assert errors == [
+        'stream "x": unknown key "colour" (known: slug, title, description, enabled, feed, chart, storage, '
+        "visibility, viewers, groups)",
+        'stream "x": unknown key "chart.colour" (known: type, window_points, window_seconds, y_title, unit)',
+        'stream "x": unknown key "storage.days" (known: store, keep_seconds, keep_points)',
+    ]
+
+
 def test_bad_feed_setting_is_refused_naming_stream_and_key():
     errors = refused([entry(feed={"kind": "simulate", "rate": 5000})])
     assert errors == ['stream "line-1": feed.rate: must be at most 1000, not 5000']

@@ -280,6 +280,16 @@ def test_bad_dashboards_are_refused_saying_what_is_wrong(base, overrides, expect
     assert any(expected in error for error in errors), errors
 
 
+def test_unknown_panel_key_is_refused_listing_the_known_ones(base):
+    errors = refused(
+        {"dashboards": [{"slug": "d", "title": "D", "panels": [{"streams": ["cpu"], "colour": 1}]}]}
+    )
+    assert errors == [
+        'dashboard "d": panels[0]: unknown key "colour" (known: title, type, streams, series, width, height, '
+        "candle_seconds, min, max)"
+    ]
+
+
 def test_the_same_dashboard_slug_twice_is_refused(base):
     errors = refused({"dashboards": [dashboard(), dashboard()]})
     assert errors == ['dashboard "ops": slug: used twice in this file (dashboards[0] and [1])']

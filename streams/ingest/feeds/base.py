@@ -33,10 +33,8 @@ class FeedSettingsError(ValueError):
 
 
 class Feed(ABC):
+    # The registry's name for it (streams/ingest/feeds/__init__.py holds its label), for logs.
     kind: ClassVar[str]
-    label: ClassVar[str]
-    # Pulled feeds get a task in the ingest worker (the push feed too: it drains the API's inbox).
-    pulled: ClassVar[bool] = True
     # The stream this feed runs for; the worker sets it (the push feed reads its inbox by it).
     slug: str = ""
 

@@ -67,7 +67,6 @@ class MqttFeedError(ConnectionError):
 
 class MqttFeed(ExtractingFeed):
     kind = "mqtt"
-    label = "Subscribe to MQTT topics"
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,6 @@ class PollError(ConnectionError):
 
 class PollFeed(ExtractingFeed):
     kind = "poll"
-    label = "Poll a JSON endpoint over HTTP"
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,6 @@ TAKE_WAIT_SECONDS = 1.0
 
 class PushFeed(Feed):
     kind = "push"
-    label = "Pushed to the API (POST /api/streams/<slug>/points)"
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,6 @@ MAX_CATCH_UP_SECONDS = 5.0
 
 class SimulateFeed(Feed):
     kind = "simulate"
-    label = "Simulated data (sine, random walk, noise)"
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

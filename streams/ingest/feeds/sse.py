@@ -66,7 +66,6 @@ class _Ended:
 
 class SSEFeed(ExtractingFeed):
     kind = "sse"
-    label = "Server-Sent Events (text/event-stream)"
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

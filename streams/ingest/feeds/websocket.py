@@ -68,7 +68,6 @@ class WebsocketError(ConnectionError):
 
 class WebsocketFeed(ExtractingFeed):
     kind = "websocket"
-    label = "Messages pushed over a WebSocket"
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
