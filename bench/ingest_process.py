@@ -145,7 +145,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.core.retention import Retention
     from streams.ingest.feeds import FEED_KINDS
     from streams.ingest.feeds.extract import Extractor
-    from streams.ingest.supervisor import StreamSpec, Supervisor, tune_gc
+    from streams.ingest.supervisor import Running, StreamSpec, Supervisor, tune_gc
 
     tune_gc()  # as `manage.py ingest` does before its feeds start
     feed_class = replay_feed_class()
@@ -165,7 +165,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             retention=retention,
             store=args.store,
         )
-        supervisor.tasks[slug] = (spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec)))
+        supervisor.tasks[slug] = Running(
+            spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec))
+        )
     while len(feed_class.reading) < args.streams:
         await asyncio.sleep(0.1)
     print("READY", flush=True)
