@@ -62,18 +62,23 @@ PROBE_GIVE_UP_SECONDS = 5.0
 SHUTDOWN_FLUSH_SECONDS = 0.2
 
 
-class Viewer(Protocol):
-    """What the hub needs of a socket (streams/delivery/consumers.py)."""
+class Member(Protocol):
+    """What the hub needs of whoever follows a stream: a socket (streams/delivery/consumers.py)
+    or an event stream (streams/delivery/sse.py, which writes its own events)."""
 
     def offer(self, message: dict[str, Any]) -> bool:
-        """Take a live batch; True when the viewer now has something to send."""
+        """Take a live batch; True when the member (then a Viewer) has a frame to send."""
+
+    async def send_status(self, message: dict[str, Any]) -> None: ...
+
+
+class Viewer(Member, Protocol):
+    """What the hub needs of a socket: frames built and written on its ticks."""
 
     def take_texts(self) -> list[str] | None:
         """The pending batch texts (cleared), or None to be asked again next tick."""
 
     async def send_frame(self, frame: Frame) -> None: ...
-
-    async def send_status(self, message: dict[str, Any]) -> None: ...
 
     def going_away(self) -> None:
         """The process is stopping: close the socket with 1001."""
@@ -144,7 +149,7 @@ class Hub:
         self.tick = tick_seconds
         self.cpu_clock = cpu_clock
         self.stats = HubStats(tick_seconds=tick_seconds)
-        self._members: dict[str, set[Viewer]] = {}
+        self._members: dict[str, set[Member]] = {}
         # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
         self.sockets: set[Viewer] = set()
         self._joined: set[str] = set()
@@ -167,7 +172,7 @@ class Hub:
 
     # Membership ---------------------------------------------------------------------------
 
-    async def join(self, slug: str, viewer: Viewer) -> None:
+    async def join(self, slug: str, viewer: Member) -> None:
         """Deliver the stream's live batches to `viewer`; when this returns, none is missed."""
         if slug in self._joined:
             # Already in the group on the live channel: no layer call. A leave that is about to
@@ -209,7 +214,7 @@ class Hub:
         if not probe.done():
             log.warning("fan-out hub: no probe of stream %s came back; joined anyway", slug)
 
-    async def leave(self, slug: str, viewer: Viewer) -> None:
+    async def leave(self, slug: str, viewer: Member) -> None:
         members = self._members.get(slug)
         if members is None or viewer not in members:
             return

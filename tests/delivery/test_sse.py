@@ -17,6 +17,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from livecharts.asgi import application
+from streams.access import revocation
 from streams.broadcast import get_broadcaster
 from streams.core.groups import group_name
 from streams.core.ids import IdClock, format_id, parse_id
@@ -550,14 +551,14 @@ async def test_a_response_that_falls_behind_drops_live_batches_and_refills_them(
     layer, alice_session, plant, monkeypatch
 ):
     monkeypatch.setattr(sse, "MAX_BACKLOG", 1)
-    memberships: list[sse._Membership] = []
+    listeners: list[sse._Listener] = []
 
-    class Recorded(sse._Membership):
+    class Recorded(sse._Listener):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            memberships.append(self)
+            listeners.append(self)
 
-    monkeypatch.setattr(sse, "_Membership", Recorded)
+    monkeypatch.setattr(sse, "_Listener", Recorded)
     await publish("plant", [0])
     client = await EventClient("/streams/plant/events", session=alice_session).open()
     await client.points(1)
@@ -565,7 +566,7 @@ async def test_a_response_that_falls_behind_drops_live_batches_and_refills_them(
     for value in range(1, 8):
         await publish("plant", [float(value)])
     # The server waits to send 1, 2 waits in the inbox (MAX_BACKLOG 1), and the rest overflow.
-    await eventually(lambda: memberships[0].dropped, what="a batch dropped on the full inbox")
+    await eventually(lambda: listeners[0].dropped, what="a batch dropped on the full inbox")
     client.reading.set()
     times, events = await client.points(7)
     assert times == [float(value) for value in range(1, 8)]
@@ -595,7 +596,7 @@ async def test_open_event_streams_per_user_are_bounded(memory_layer, alice_sessi
 @pytest.fixture(autouse=True)
 def fresh_watchers() -> Iterator[None]:
     yield
-    sse._watchers.clear()
+    revocation._watchers.clear()
 
 
 def test_one_access_round_reads_all_sessions_and_users_in_two_queries(django_assert_num_queries, plant):
@@ -608,12 +609,12 @@ def test_one_access_round_reads_all_sessions_and_users_in_two_queries(django_ass
         viewers += [sse.Viewer(session, user.pk, "plant"), sse.Viewer(session, user.pk, "open")]
     # Sessions, users, then one query per user for all the streams they watch.
     with django_assert_num_queries(2 + 5):
-        assert sse.check_viewers(viewers) == {}
+        assert revocation.check_viewers(viewers) == {}
 
     open_stream.delete()
     plant.viewers.remove(User.objects.get(username="viewer0"))
     Session.objects.filter(session_key=viewers[2].session_key).delete()
-    refusals = sse.check_viewers(viewers)
+    refusals = revocation.check_viewers(viewers)
     assert (
         {viewer: refusal.code for viewer, refusal in refusals.items()}
         == {
