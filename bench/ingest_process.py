@@ -146,7 +146,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.core.retention import Retention
     from streams.ingest.feeds import FEED_KINDS, FeedKind
     from streams.ingest.feeds.extract import Extractor, clean_extract
-    from streams.ingest.supervisor import StreamSpec, Supervisor, tune_gc
+    from streams.ingest.supervisor import Running, StreamSpec, Supervisor, tune_gc
 
     global REPLAY_FEED
     tune_gc()  # as `manage.py ingest` does before its feeds start
@@ -169,7 +169,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             retention=retention,
             store=args.store,
         )
-        supervisor.tasks[slug] = (spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec)))
+        supervisor.tasks[slug] = Running(
+            spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec))
+        )
     while len(feed_class.reading) < args.streams:
         await asyncio.sleep(0.1)
     print("READY", flush=True)

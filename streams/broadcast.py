@@ -71,6 +71,9 @@ class Broadcaster:
         self.layer = layer if layer is not None else get_channel_layer()
         self._pending: dict[str, _Pending] = {}
         self._clocks: dict[str, IdClock] = {}
+        # The last id of each stream's last batch sent: the next batch's `prev`. Not the clock's
+        # last id: a batch whose history append failed took ids (the clock moved on) but was
+        # never sent, and its points go again under new ids.
         self._last_ids: dict[str, str | None] = {}
         # Streams whose cached ids are dropped at the next flush (drop_cached_ids()).
         self._ids_to_drop: set[str] = set()

@@ -63,18 +63,23 @@ PROBE_GIVE_UP_SECONDS = 5.0
 SHUTDOWN_FLUSH_SECONDS = 0.2
 
 
-class Socket(Protocol):
-    """What the hub needs of a socket (streams/delivery/consumers.py)."""
+class Member(Protocol):
+    """What the hub needs of whoever follows a stream: a socket (streams/delivery/consumers.py)
+    or an event stream (streams/delivery/sse.py, which writes its own events)."""
 
     def offer(self, message: dict[str, Any]) -> bool:
-        """Take a live batch; True when the socket now has something to send."""
+        """Take a live batch; True when the member (then a Socket) has a frame to send."""
+
+    async def send_status(self, message: dict[str, Any]) -> None: ...
+
+
+class Socket(Member, Protocol):
+    """What the hub needs of a socket: frames built and written on its ticks."""
 
     def take_texts(self) -> list[str] | None:
         """The pending batch texts (cleared), or None to be asked again next tick."""
 
     async def send_frame(self, frame: Frame) -> None: ...
-
-    async def send_status(self, message: dict[str, Any]) -> None: ...
 
     def going_away(self) -> None:
         """The process is stopping: close the socket with 1001."""
@@ -145,7 +150,7 @@ class Hub:
         self.tick = tick_seconds
         self.cpu_clock = cpu_clock
         self.stats = HubStats(tick_seconds=tick_seconds)
-        self._members: dict[str, set[Socket]] = {}
+        self._members: dict[str, set[Member]] = {}
         # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
         self.sockets: set[Socket] = set()
         self._joined: set[str] = set()
@@ -168,12 +173,12 @@ class Hub:
 
     # Membership ---------------------------------------------------------------------------
 
-    async def join(self, slug: str, socket: Socket) -> None:
-        """Deliver the stream's live batches to `socket`; when this returns, none is missed."""
+    async def join(self, slug: str, member: Member) -> None:
+        """Deliver the stream's live batches to `member`; when this returns, none is missed."""
         if slug in self._joined:
             # Already in the group on the live channel: no layer call. A leave that is about to
             # discard the group re-checks the members under the lock.
-            self._members.setdefault(slug, set()).add(socket)
+            self._members.setdefault(slug, set()).add(member)
             self._count()
         else:
             async with self._layer_lock:
@@ -183,7 +188,7 @@ class Hub:
                     await self.layer.group_add(group_name(slug), self._channel)
                     self._joined.add(slug)
                     self._probes[slug] = asyncio.get_running_loop().create_future()
-                self._members.setdefault(slug, set()).add(socket)
+                self._members.setdefault(slug, set()).add(member)
                 self._ensure_receiver()
             self._count()
         probe = self._probes.get(slug)
@@ -210,11 +215,11 @@ class Hub:
         if not probe.done():
             log.warning("fan-out hub: no probe of stream %s came back; joined anyway", slug)
 
-    async def leave(self, slug: str, socket: Socket) -> None:
+    async def leave(self, slug: str, member: Member) -> None:
         members = self._members.get(slug)
-        if members is None or socket not in members:
+        if members is None or member not in members:
             return
-        members.discard(socket)
+        members.discard(member)
         self._count()
         if members:
             return

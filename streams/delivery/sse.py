@@ -3,10 +3,11 @@
 Each batch is one event (`id:` = the batch's last point id, `event: points`, `data:` the batch
 JSON exactly as the socket gets it). A reconnect with `Last-Event-ID` (or `?after=` for curl)
 resumes with no gap: from the live window, or from the database when the window has moved on.
-The response joins the stream's group before reading the backfill, so no batch falls between,
-drops what it already sent, and refills from history when the live path lost a batch (a broken
-`prev` chain). Access is re-checked for every open response once a second, for the whole process
-in one go (`AccessWatcher`), and a viewer who lost it gets `event: error` and the end.
+The response joins the stream at the process's fan-out hub (streams/delivery/hub.py), as a
+socket does, before reading the backfill, so no batch falls between; it drops what it already
+sent, and refills from history when the live path lost a batch (a broken `prev` chain). Access
+is re-checked for every open response once a second, for the whole process in one go
+(`AccessWatcher`), and a viewer who lost it gets `event: error` and the end.
 """
 
 from __future__ import annotations
@@ -15,24 +16,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from channels.layers import get_channel_layer
 from django.http import HttpRequest, StreamingHttpResponse
 
-from streams.access.revocation import (
-    AccessWatcher,
-    Viewing,
-    get_watcher,
-)
+from streams.access.revocation import AccessWatcher, Viewing, get_watcher
 from streams.core.frames import batch_text, encode
-from streams.core.groups import group_name
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
 from streams.core.retention import Retention
-from streams.core.tasks import cancel_and_wait
-from streams.storage.backfill import MAX_RESUME_POINTS, Segment, read_since, stored_after  # noqa: F401
+from streams.delivery.hub import Hub, get_hub
+from streams.storage.backfill import pages_since
 from streams.storage.window import get_history
 
 if TYPE_CHECKING:
@@ -112,12 +106,12 @@ def event_response(*, stream: Stream, viewing: Viewing, after: str | None) -> St
 async def events(*, stream: Stream, viewing: Viewing, after: str | None) -> AsyncIterator[bytes]:
     """The event stream of one response, until the client leaves (Django's ASGI handler then
     cancels this) or loses access. Everything it holds is given back in the `finally`, which is
-    why the group is joined here and not in the view: a response never iterated runs nothing."""
-    slug, group = stream.slug, group_name(stream.slug)
+    why the hub is joined here and not in the view: a response never iterated runs nothing."""
+    slug = stream.slug
     retention = Retention.of(stream)
-    layer = get_channel_layer()
-    hold = _Hold(layer=layer, group=group, watcher=get_watcher(), viewing=viewing)
-    watch = hold.watch
+    hub = get_hub()
+    hold = _Hold(hub=hub, slug=slug, watcher=get_watcher(), viewing=viewing)
+    watch, listener = hold.watch, hold.listener
     # Django does not close this generator when the client leaves while a send is pending (its
     # wrappers around it are closed, not it), so the request's task ending releases it too.
     task = asyncio.current_task()
@@ -126,23 +120,26 @@ async def events(*, stream: Stream, viewing: Viewing, after: str | None) -> Asyn
     sent = _Sent(after)
 
     async def resume() -> AsyncIterator[bytes]:
-        segments = await read_since(slug, after=sent.id, retention=retention, stored=stream.store_points)
-        for segment in segments:
-            if segment.gap:
-                yield sse_event(event="gap", data=encode({"stream": slug, "after": sent.id}))
-            if segment.entries:
-                prev = None if segment.gap else sent.id
-                for event in points_events(slug=slug, prev=prev, entries=segment.entries):
-                    yield event
-                sent.advance(segment.entries[-1].id)
+        # The socket's backfill path (streams/storage/backfill.py): the window a page at a
+        # time, else the database, else a gap.
+        pages = pages_since(slug, after=sent.id, retention=retention, stored=stream.store_points)
+        async with contextlib.aclosing(pages):
+            async for segment in pages:
+                if segment.gap:
+                    yield sse_event(event="gap", data=encode({"stream": slug, "after": sent.id}))
+                if segment.entries:
+                    prev = None if segment.gap else sent.id
+                    for event in points_events(slug=slug, prev=prev, entries=segment.entries):
+                        yield event
+                    sent.advance(segment.entries[-1].id)
 
     try:
-        # Join before reading history so no batch falls between backfill and live. Shielded:
-        # a client leaving mid-join must not leave a half-made membership behind; the
-        # `finally` lets the join finish and undoes it.
-        hold.joining = asyncio.ensure_future(_join(layer, group))
+        # Join before reading history so no batch falls between backfill and live, as the
+        # socket does. Shielded: a client leaving mid-join must not leave a half-made
+        # membership behind; the `finally` lets the join finish and undoes it.
+        hold.joining = asyncio.ensure_future(hub.join(slug, listener))
         yield f"retry: {RETRY_MS}\n\n".encode()
-        membership = await asyncio.shield(hold.joining)
+        await asyncio.shield(hold.joining)
         status = await get_history().get_status(slug)
         if status is not None:
             yield sse_event(event="status", data=encode({"stream": slug, **status}))
@@ -150,36 +147,28 @@ async def events(*, stream: Stream, viewing: Viewing, after: str | None) -> Asyn
             yield event
         loop = asyncio.get_running_loop()
         last_write = loop.time()
-        hold.getting = getting = asyncio.ensure_future(membership.inbox.get())
+        hold.getting = getting = asyncio.ensure_future(listener.inbox.get())
         while True:
-            if membership.dropped:
+            if listener.dropped:
                 # The inbox overflowed while this response fell behind: catch up from history.
-                membership.dropped = False
+                listener.dropped = False
                 async for event in resume():
                     yield event
                 last_write = loop.time()
             timeout = max(0.0, last_write + KEEPALIVE_SECONDS - loop.time())
-            await asyncio.wait(
-                {getting, watch.revoked, membership.pump},
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await asyncio.wait({getting, watch.revoked}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if watch.revoked.done():
                 refusal = watch.revoked.result()
                 yield sse_event(
                     event="error", data=encode({"code": refusal.code, "message": refusal.message})
                 )
                 return
-            if membership.pump.done():
-                membership.pump.result()  # the layer failed (Redis gone): end with its error
             if not getting.done():
                 yield b": keep-alive\n\n"
                 last_write = loop.time()
                 continue
             message = getting.result()
-            hold.getting = getting = asyncio.ensure_future(membership.inbox.get())
-            if message.get("stream") != slug:
-                continue
+            hold.getting = getting = asyncio.ensure_future(listener.inbox.get())
             if message["type"] == "stream.status":
                 yield sse_event(event="status", data=encode({"stream": slug, **message["status"]}))
             elif message["type"] == "stream.points":
@@ -203,20 +192,45 @@ async def events(*, stream: Stream, viewing: Viewing, after: str | None) -> Asyn
         await hold.release()
 
 
+class _Listener:
+    """One response at the process's fan-out hub (streams/delivery/hub.py): the stream's live
+    batches and status changes, queued for the response to write as events."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Set when a message was dropped on a full inbox.
+        self.dropped = False
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        self._put(message)
+        return False  # written by the response itself, never in the hub's frames
+
+    async def send_status(self, message: dict[str, Any]) -> None:
+        self._put(message)
+
+    def _put(self, message: dict[str, Any]) -> None:
+        if self.inbox.qsize() >= MAX_BACKLOG:
+            # Dropped, not queued without end: the response refills from history instead.
+            self.dropped = True
+            return
+        self.inbox.put_nowait(message)
+
+
 # Releases started from task callbacks, kept referenced until they finish.
 _releasing: set[asyncio.Task[None]] = set()
 
 
 class _Hold:
-    """What one response holds: its access watch, its group membership and channel. Released
-    once, by the response's `finally` or when the request's task ends, whichever comes first."""
+    """What one response holds: its access watch and its place at the hub. Released once, by
+    the response's `finally` or when the request's task ends, whichever comes first."""
 
-    def __init__(self, *, layer: Any, group: str, watcher: AccessWatcher, viewing: Viewing) -> None:
-        self.layer = layer
-        self.group = group
+    def __init__(self, *, hub: Hub, slug: str, watcher: AccessWatcher, viewing: Viewing) -> None:
+        self.hub = hub
+        self.slug = slug
         self.watcher = watcher
         self.watch = watcher.watch(viewing)
-        self.joining: asyncio.Future[_Membership] | None = None
+        self.listener = _Listener()
+        self.joining: asyncio.Future[None] | None = None
         self.getting: asyncio.Future[dict[str, Any]] | None = None
         self._released = False
 
@@ -234,64 +248,17 @@ class _Hold:
         if self.getting is not None:
             self.getting.cancel()  # a queue get: cancelling it loses nothing we still need
         if self.joining is not None:
-            await _leave(self.layer, self.group, self.joining)
+            await _leave(self.hub, self.slug, self.listener, self.joining)
 
 
-@dataclass(eq=False)
-class _Membership:
-    channel: str
-    inbox: asyncio.Queue[dict[str, Any]]
-    pump: asyncio.Future[None] = field(init=False)
-    # Set when a message was dropped on a full inbox.
-    dropped: bool = False
-
-
-async def _join(layer: Any, group: str) -> _Membership:
-    """A new channel in the stream's group, its messages pumped into an inbox."""
-    membership = _Membership(channel=await layer.new_channel(), inbox=asyncio.Queue())
-    started = asyncio.Event()
-    membership.pump = asyncio.ensure_future(_pump(layer, membership, started))
-    await started.wait()  # the pump is inside layer.receive now, so cancelling it cleans up
-    await layer.group_add(group, membership.channel)
-    return membership
-
-
-async def _pump(layer: Any, membership: _Membership, started: asyncio.Event) -> None:
-    """Moves the channel's messages to `inbox`, forever.
-
-    Between messages it never awaits anything but `layer.receive`: the pub/sub layer drops a
-    channel (unsubscribes it in Redis) only when a receive is cancelled (channels_redis has no
-    delete_channel), so cancelling this task must always land inside one. A receive task of our
-    own could be cancelled before it started or after its message arrived, and leak the channel.
-    """
-    started.set()
-    while True:
-        message = await layer.receive(membership.channel)
-        if membership.inbox.qsize() >= MAX_BACKLOG:
-            # Dropped, not queued without end: the response refills from history instead.
-            membership.dropped = True
-            continue
-        membership.inbox.put_nowait(message)
-
-
-async def _leave(layer: Any, group: str, joining: asyncio.Future[_Membership]) -> None:
-    """Undo `_join` once it is done: leave the group, then drop the channel."""
+async def _leave(hub: Hub, slug: str, listener: _Listener, joining: asyncio.Future[None]) -> None:
+    """Leave the hub once the join is done (or given up): a join left running would add the
+    listener after the leave."""
     await asyncio.wait({joining}, timeout=JOIN_TIMEOUT)
-    if not joining.done() or joining.cancelled() or joining.exception() is not None:
+    if not joining.done():
         joining.cancel()
-        log.warning("event stream: could not join group %s; nothing to leave", group)
-        return
-    membership = joining.result()
-    with _logged("leave group %s", group):
-        await layer.group_discard(group, membership.channel)
-    # Not suppress(CancelledError): that would swallow a cancellation of this leave itself.
-    await cancel_and_wait(membership.pump)
-
-
-@contextlib.contextmanager
-def _logged(what: str, *args: Any) -> Iterator[None]:
-    """Clean-up goes on past a failed step (a Redis blip), logged, so the rest is released."""
+        log.warning("event stream: the join of stream %s did not finish; given up", slug)
     try:
-        yield
+        await hub.leave(slug, listener)
     except Exception:
-        log.exception("event stream: could not " + what, *args)
+        log.exception("event stream: could not leave stream %s", slug)

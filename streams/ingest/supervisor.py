@@ -106,6 +106,16 @@ class StreamSpec:
         )
 
 
+@dataclass(eq=False)
+class Running:
+    """A stream whose feed runs here: what it was started from, its task, and once the feed has
+    started its time rules (a stop's drain of the push inbox applies them too)."""
+
+    spec: StreamSpec
+    task: asyncio.Task[None]
+    timeline: Timeline | None = None
+
+
 def load_specs() -> dict[str, StreamSpec]:
     from streams.models import Stream
 
@@ -126,12 +136,10 @@ class Supervisor:
     def __init__(self, *, broadcaster: Broadcaster | None = None, leases: Leases | None = None) -> None:
         self.broadcaster = broadcaster
         self.leases = leases or Leases()
-        self.tasks: dict[str, tuple[StreamSpec, asyncio.Task[None]]] = {}
+        self.tasks: dict[str, Running] = {}
         # Feed tasks cancelled and not finished yet: their streams start again only once they
         # have (two tasks of one stream would both publish it).
         self.stopping: dict[str, asyncio.Task[None]] = {}
-        # Each running stream's time rules, so the stop's drain of push inboxes applies them too.
-        self.timelines: dict[str, Timeline] = {}
         # Streams being handed to another worker: feed stopped, flushing, lease still ours.
         self.leaving: dict[str, StreamSpec] = {}
         self.handover: asyncio.Task[None] | None = None
@@ -169,7 +177,7 @@ class Supervisor:
         In a thread, in small chunks: ingest never waits for it."""
         while True:
             await asyncio.sleep(settings.LIVECHARTS_PRUNE_SECONDS)
-            slugs = [slug for slug, (spec, _) in self.tasks.items() if spec.store]
+            slugs = [slug for slug, running in self.tasks.items() if running.spec.store]
             try:
                 deleted = await database_sync_to_async(prune_streams)(slugs)
             except Exception:
@@ -185,8 +193,8 @@ class Supervisor:
         specs = {slug: spec for slug, spec in specs.items() if slug in ours}
         stopped: list[asyncio.Task[None]] = []
         for slug in list(self.tasks):
-            running_spec, task = self.tasks[slug]
-            if specs.get(slug) != running_spec or task.done():
+            task = self.tasks[slug].task
+            if specs.get(slug) != self.tasks[slug].spec or task.done():
                 task.cancel()
                 del self.tasks[slug]
                 self.stopping[slug] = task
@@ -205,7 +213,7 @@ class Supervisor:
         for slug, spec in specs.items():
             if slug not in self.tasks and slug not in self.stopping:
                 task = asyncio.get_running_loop().create_task(self.run_feed(spec), name=f"feed:{slug}")
-                self.tasks[slug] = (spec, task)
+                self.tasks[slug] = Running(spec, task)
                 log.info("stream %s: %s feed started", slug, spec.kind)
 
     async def _reap_stopping(self) -> None:
@@ -267,22 +275,24 @@ class Supervisor:
         flush to history and the database, then release the leases (kept until then, so no
         one else writes the stream meanwhile). Runs beside the rescans, which renew them."""
         leaving = {slug: self.tasks.pop(slug) for slug in sorted(slugs)}
-        for slug, (spec, task) in leaving.items():
-            self.leaving[slug] = spec
-            task.cancel()
+        for slug, running in leaving.items():
+            self.leaving[slug] = running.spec
+            running.task.cancel()
         log.info("handing %d streams to other workers: %s", len(leaving), ", ".join(leaving))
         self.handover = asyncio.get_running_loop().create_task(self._hand_over(leaving), name="handover")
 
-    async def _hand_over(self, leaving: dict[str, tuple[StreamSpec, asyncio.Task[None]]]) -> None:
+    async def _hand_over(self, leaving: dict[str, Running]) -> None:
         slugs = list(leaving)
         released = False
         try:
-            _, stuck = await asyncio.wait([task for _, task in leaving.values()], timeout=STOP_TIMEOUT)
+            _, stuck = await asyncio.wait(
+                [running.task for running in leaving.values()], timeout=STOP_TIMEOUT
+            )
             if stuck:
                 raise RuntimeError(f"{len(stuck)} feed tasks did not stop within {STOP_TIMEOUT} s")
             broadcaster = self.broadcaster
             if broadcaster is not None:
-                await self.drain_inboxes({slug: spec for slug, (spec, _) in leaving.items()})
+                await self.drain_inboxes(leaving)
                 await broadcaster.flush()
                 if broadcaster.persister is not None:
                     await broadcaster.persister.flush()
@@ -303,7 +313,6 @@ class Supervisor:
         finally:
             for slug in slugs:
                 self.leaving.pop(slug, None)
-                self.timelines.pop(slug, None)
                 if released and self.broadcaster is not None:
                     # Its next owner issues ids past ours: if it comes back, go on from history.
                     self.broadcaster.drop_cached_ids(slug)
@@ -331,7 +340,6 @@ class Supervisor:
         except Exception as error:
             log.warning("could not release the leases at stop (%s): they expire on their own", error)
         self.tasks.clear()
-        self.timelines.clear()
 
     async def _keep_leases(self, slugs: set[str]) -> None:
         while True:
@@ -340,7 +348,7 @@ class Supervisor:
                 await self.leases.hold(slugs, held=slugs)
 
     async def _stop_feeds_and_flush(self) -> None:
-        tasks = [task for _, task in self.tasks.values()] + list(self.stopping.values())
+        tasks = [running.task for running in self.tasks.values()] + list(self.stopping.values())
         for task in tasks:
             task.cancel()
         if tasks:
@@ -363,18 +371,17 @@ class Supervisor:
         except Exception:
             log.exception("could not acknowledge pushed points at stop")
 
-    async def drain_inboxes(self, specs: dict[str, StreamSpec] | None = None) -> int:
-        """Publish what push requests left in the inboxes of the push streams we ran (`specs`,
+    async def drain_inboxes(self, streams: dict[str, Running] | None = None) -> int:
+        """Publish what push requests left in the inboxes of the push streams we ran (`streams`,
         by default all, their feeds stopped): they were answered 202, so a stop must not lose
         them (the in-process inbox dies with us). What the feeds already handed to broadcast is
         not taken again. Returns the points drained."""
         drained = 0
         if self.broadcaster is None:
             return drained
-        if specs is None:
-            specs = {slug: spec for slug, (spec, _) in self.tasks.items()}
         inbox = get_inbox()
-        for slug, spec in specs.items():
+        for slug, running in (self.tasks if streams is None else streams).items():
+            spec = running.spec
             if spec.kind != PushFeed.kind:
                 continue
             try:
@@ -386,9 +393,8 @@ class Supervisor:
                 continue
             on_stored = hand_over(inbox, slug, taken)
             points = taken.points
-            timeline = self.timelines.get(slug)
-            if timeline is not None:
-                points = timeline.admit(points, now=time.time(), skip=partial(_dropped_at_stop, slug))
+            if running.timeline is not None:
+                points = running.timeline.admit(points, now=time.time(), skip=partial(_dropped_at_stop, slug))
             if not points:
                 on_stored()
                 continue
@@ -435,7 +441,8 @@ class Supervisor:
         if spec.store:
             await self.store_window_tail(spec, broadcaster)
             await self.warm_history(spec, broadcaster)
-        timeline = self.timelines[spec.slug] = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
+        # This task's record is in `tasks` until a stop or hand-over, which cancels it first.
+        timeline = self.tasks[spec.slug].timeline = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
         await self.resume(feed, spec.slug, broadcaster, timeline=timeline)
         attempt = 0
         while True:

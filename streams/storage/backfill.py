@@ -59,30 +59,12 @@ def stored_after(slug: str, *, after: str, limit: int) -> tuple[bool, list[Entry
     return oldest is not None and tuple(oldest) <= (ms, seq), entries
 
 
-async def read_since(slug: str, *, after: str | None, retention: Retention, stored: bool) -> list[Segment]:
-    """Every point after `after` that is still kept anywhere, as segments to send in order."""
-    history = get_history()
-    window = await history.read(slug, after=after, retention=retention)
-    if after is None or not window.gap:
-        return [Segment(window.entries)]
-    if stored:
-        covered, entries = await database_sync_to_async(stored_after)(
-            slug, after=after, limit=MAX_RESUME_POINTS
-        )
-        if entries:
-            # The database is written about a second behind: the window may hold newer points.
-            rest = await history.read(slug, after=entries[-1].id, retention=retention)
-            last = parse_id(entries[-1].id)
-            newer = [entry for entry in rest.entries if parse_id(entry.id) > last]
-            return [Segment(entries, gap=not covered), Segment(newer, gap=rest.gap and bool(newer))]
-    return [Segment(window.entries, gap=True)]
-
-
 async def pages_since(
     slug: str, *, after: str | None, retention: Retention, stored: bool, page_points: int = PAGE_POINTS
 ) -> AsyncIterator[Segment]:
-    """read_since's points in pages of at most `page_points` from the window (the database's
-    part, at most MAX_RESUME_POINTS, in one), each read when the caller asks for it. A window
+    """Every point after `after` that is still kept anywhere, as segments to send in order: in
+    pages of at most `page_points` from the window (the database's part, at most
+    MAX_RESUME_POINTS, in one), each read when the caller asks for it. A window
     trimmed past the cursor meanwhile (a slow reader of a fast stream) yields a gap and the
     window from its start: what was between is gone."""
     history = get_history()

@@ -545,14 +545,14 @@ async def test_a_response_that_falls_behind_drops_live_batches_and_refills_them(
     layer, alice_session, plant, monkeypatch
 ):
     monkeypatch.setattr(sse, "MAX_BACKLOG", 1)
-    memberships: list[sse._Membership] = []
+    listeners: list[sse._Listener] = []
 
-    class Recorded(sse._Membership):
+    class Recorded(sse._Listener):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            memberships.append(self)
+            listeners.append(self)
 
-    monkeypatch.setattr(sse, "_Membership", Recorded)
+    monkeypatch.setattr(sse, "_Listener", Recorded)
     await publish("plant", [0])
     client = await EventClient("/streams/plant/events", session=alice_session).open()
     await client.points(1)
@@ -560,7 +560,7 @@ async def test_a_response_that_falls_behind_drops_live_batches_and_refills_them(
     for value in range(1, 8):
         await publish("plant", [float(value)])
     # The server waits to send 1, 2 waits in the inbox (MAX_BACKLOG 1), and the rest overflow.
-    await eventually(lambda: memberships[0].dropped, what="a batch dropped on the full inbox")
+    await eventually(lambda: listeners[0].dropped, what="a batch dropped on the full inbox")
     client.reading.set()
     times, events = await client.points(7)
     assert times == [float(value) for value in range(1, 8)]

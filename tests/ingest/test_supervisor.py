@@ -61,13 +61,13 @@ async def test_edited_settings_restart_the_feed(memory_layer):
     )
     supervisor = Supervisor()
     await supervisor.sync()
-    first_task = supervisor.tasks["sim"][1]
+    first_task = supervisor.tasks["sim"].task
     stream.feed_settings = {"rate": 50}
     await database_sync_to_async(stream.save)()
     await supervisor.sync()
     await asyncio.wait([first_task], timeout=2)
     assert first_task.cancelled() or first_task.done()
-    assert supervisor.tasks["sim"][1] is not first_task
+    assert supervisor.tasks["sim"].task is not first_task
     await supervisor.stop_all()
 
 
@@ -325,7 +325,7 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
     for n in range(1, 4):  # handed over, waiting for the next tick
         await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
     await wait_for(waiting(3))
-    supervisor.tasks["pushed"][1].cancel()  # the stop's first step, before the feed takes more
+    supervisor.tasks["pushed"].task.cancel()  # the stop's first step, before the feed takes more
     for n in range(4, 6):  # never taken by the feed: the stop's drain takes them
         await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
     await inbox.put("pushed", [Point(1.0, {"value": 99.0})])  # late: the drain keeps the time rules

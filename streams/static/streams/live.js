@@ -27,8 +27,6 @@ import { cutoffFor, planExtend, trimBuffer } from "./window.js";
 
 // Errors after which asking again cannot help: stop that chart and say why.
 const FINAL_ERRORS = new Set(["forbidden", "not_found"]);
-// Close codes a server may use when access ends; anything else is worth a reconnect.
-const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
 /** How often the health line looks at the clock, ms. */
 export const HEALTH_TICK_MS = 250;
 
@@ -184,7 +182,7 @@ class Chart {
     });
     hooks.gapBreaks = breaks;
     if (this.config.fill_to_min) fitValueAxis(element, this.full.map((trace) => trace.y));
-    // What Plotly.extendTraces does after changing the arrays: calculate and draw again.
+    // The traces' arrays were replaced in place: Plotly computes and draws them again.
     Plotly.redraw(element);
     hooks.draws += 1;
     this.showEmpty();
@@ -415,10 +413,8 @@ export class Connection {
   onClose(socket, event) {
     if (socket !== this.socket) return;
     this.socket = hooks.socket = null;
-    if (FINAL_CLOSE_CODES.has(event.code)) {
-      this.stop("The server ended this connection: you may no longer see this stream. Reload to try again.");
-      return;
-    }
+    // Every close is worth a reconnect (4008, 4029, 1001, a dropped network): access taken
+    // away ends a chart by an error frame (FINAL_ERRORS), not by closing the shared socket.
     if (this.stopped) return;
     const delay = delayAfterClose(event.code, this.backoff.closed(performance.now()));
     const retryAt = performance.now() + delay;

@@ -1,10 +1,12 @@
-// The rolling window of a chart: how many points each trace keeps, and the one
-// Plotly.extendTraces call per frame that appends and trims at once. Pure: no DOM, no Plotly.
+// The rolling window of a chart: how many points each trace keeps, planned once per frame as
+// what to append and how many to keep per trace. Pure: no DOM, no Plotly. A dashboard panel
+// (panel.js, dashboard.js) applies the plan as one Plotly.extendTraces call with its per-trace
+// maxPoints; the stream page (live.js) applies it to the whole window it holds and redraws a
+// thinned copy (decimate.js).
 //
-// Trimming by age is done by trimming the trace arrays, through extendTraces' own maxPoints
-// (one per trace), not by relayouting the x range: a range only hides old points, which
-// Plotly would still hold and redraw on every frame, and a fixed range would also switch
-// off autorange and fight the user's zoom. Counting the expired points costs a scan of just
+// Trimming by age is done by trimming the trace arrays, not by relayouting the x range: a
+// range only hides old points, which Plotly would still hold and redraw on every frame, and a
+// fixed range would also switch off autorange and fight the user's zoom. Counting the expired points costs a scan of just
 // the expired ones, from the front.
 
 /** @typedef {import("./protocol.js").Buffer} Buffer */
@@ -87,8 +89,9 @@ export function trimBuffer(buffer, limits) {
 }
 
 /**
- * The draw for one animation frame: traces to add, then one extendTraces call whose per-trace
- * maxPoints applies both the count and the age limit. Null when nothing would change.
+ * The draw for one animation frame: traces to add, then per trace the points to append and
+ * how many to keep (`maxPoints`, extendTraces' argument), both the count and the age limit
+ * applied. Null when nothing would change.
  * @param {{traceNames: string[], traceXs: ArrayLike<number>[], buffer: Buffer, limits: Limits}} input
  *   traceNames/traceXs: the chart's traces now, in order
  * @returns {Plan|null}
