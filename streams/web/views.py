@@ -67,25 +67,16 @@ def dashboard_list(request: HttpRequest) -> HttpResponse:
 def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Refused like a stream page; then only the panels whose every stream the user may see."""
     dashboard, allowed = access.viewable_dashboard(request.user, slug)
-    if dashboard is None:
-        raise Http404(f"no dashboard {slug!r}")
-    if not allowed:
-        if not access.is_signed_in(request.user):
-            return redirect_to_login(request.get_full_path())
-        raise PermissionDenied(f"you may not see dashboard {slug!r}")
+    if refused := _refuse_page(request, "dashboard", slug, found=dashboard is not None, allowed=allowed):
+        return refused
     return render(request, "streams/dashboard.html", page_context(request.user, dashboard, ws_path=WS_PATH))
 
 
 @require_GET
 def stream_detail(request: HttpRequest, slug: str) -> HttpResponse:
     stream, allowed = access.viewable_stream(request.user, slug)
-    if stream is None:
-        raise Http404(f"no stream {slug!r}")
-    if not allowed:
-        if not access.is_signed_in(request.user):
-            # Anonymous (or deactivated): signing in may be all it takes.
-            return redirect_to_login(request.get_full_path())
-        raise PermissionDenied(f"you may not see stream {slug!r}")
+    if refused := _refuse_page(request, "stream", slug, found=stream is not None, allowed=allowed):
+        return refused
     return render(
         request,
         "streams/stream_detail.html",
@@ -96,6 +87,20 @@ def stream_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "health": stream_statuses([stream.slug])[stream.slug],
         },
     )
+
+
+def _refuse_page(
+    request: HttpRequest, what: str, slug: str, *, found: bool, allowed: bool
+) -> HttpResponse | None:
+    """A page's refusal (None: show it): 404 when there is no such thing, the sign-in page for
+    the anonymous (or deactivated: signing in may be all it takes), else 403."""
+    if not found:
+        raise Http404(f"no {what} {slug!r}")
+    if allowed:
+        return None
+    if not access.is_signed_in(request.user):
+        return redirect_to_login(request.get_full_path())
+    raise PermissionDenied(f"you may not see {what} {slug!r}")
 
 
 def live_config(stream: Stream) -> dict[str, Any]:

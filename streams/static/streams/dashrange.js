@@ -123,13 +123,6 @@ export class DashboardRange {
     for (const feed of this.feeds.values()) feed.ranged = true;
     for (const panel of this.panels) panel.ranged = true;
     if (this.connection.paused) this.connection.setPaused(false);
-    const pause = this.page.pauseButton;
-    if (pause) {
-      pause.disabled = true;
-      pause.setAttribute("aria-pressed", "false");
-      pause.textContent = "Pause";
-      pause.title = "Pause applies to the live view";
-    }
     this.page.setView("range");
     this.hooks.range.view = "range";
   }
@@ -149,11 +142,6 @@ export class DashboardRange {
     for (const feed of this.feeds.values()) {
       feed.restartLive();
       if (!feed.stopped) this.connection.subscribe(feed);
-    }
-    const pause = this.page.pauseButton;
-    if (pause) {
-      pause.disabled = false;
-      pause.title = "";
     }
     this.page.setView("live");
     Object.assign(this.hooks.range, { view: "live", start: null, end: null });

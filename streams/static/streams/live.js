@@ -268,6 +268,16 @@ export class Page {
   setView(view) {
     this.view = view;
     document.body.dataset.view = view;
+    // Pause applies to live points only: a range view shows it off and out of use.
+    const pause = this.pauseButton;
+    if (pause) {
+      pause.disabled = view === "range";
+      pause.title = view === "range" ? "Pause applies to the live view" : "";
+      if (view === "range") {
+        pause.setAttribute("aria-pressed", "false");
+        pause.textContent = "Pause";
+      }
+    }
     this.setConnection(hooks.socketState, this.retryAt);
   }
 

@@ -103,13 +103,6 @@ export class RangeView {
     if (this.chart.ranged) return;
     this.chart.ranged = true;
     if (this.connection.paused) this.connection.setPaused(false);
-    const pause = this.page.pauseButton;
-    if (pause) {
-      pause.disabled = true;
-      pause.setAttribute("aria-pressed", "false");
-      pause.textContent = "Pause";
-      pause.title = "Pause applies to the live view";
-    }
     if (this.windowLabel) this.windowLabel.hidden = true;
     this.page.setView("range");
     this.hooks.range.view = "range";
@@ -135,11 +128,6 @@ export class RangeView {
     const empty = (this.element.data ?? []).map((/** @type {any} */ trace) => ({ ...trace, x: [], y: [] }));
     // A new uirevision: the live view starts from the page's layout (autorange), not the range's.
     Plotly.react(this.element, empty, { ...this.layout, uirevision: `live-${this.revision}` }, this.config.plotly_config);
-    const pause = this.page.pauseButton;
-    if (pause) {
-      pause.disabled = false;
-      pause.title = "";
-    }
     if (this.windowLabel) this.windowLabel.hidden = false;
     this.page.setView("live");
     this.hooks.range.view = "live";
