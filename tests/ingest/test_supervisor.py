@@ -58,8 +58,7 @@ async def test_edited_settings_restart_the_feed(memory_layer):
     stream.feed_settings = {"rate": 50}
     await database_sync_to_async(stream.save)()
     await supervisor.sync()
-    await asyncio.wait([first_task], timeout=2)
-    assert first_task.cancelled() or first_task.done()
+    await eventually(first_task.done, what="the old feed task to stop")
     assert supervisor.tasks["sim"][1] is not first_task
     await supervisor.stop_all()
 
