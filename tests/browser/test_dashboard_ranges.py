@@ -24,8 +24,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 HISTORY_SECONDS = 20 * 60
 SEED_HISTORY = """
 import math
-from streams.ingest.feeds.base import Point
-from streams.core.frames import Entry
+from streams.core.points import Entry, Point
 from streams.storage.store import save_batches
 END = {end!r}
 entries = []
