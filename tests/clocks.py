@@ -15,10 +15,6 @@ from dataclasses import dataclass, field
 class Timer:
     due: float
     callback: Callable[[], None]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
 
 
 @dataclass
@@ -36,14 +32,14 @@ class ManualClock:
 
     def pending(self) -> list[float]:
         """When the timers still to fire are due, soonest first."""
-        return sorted(timer.due for timer in self.timers if not timer.cancelled)
+        return sorted(timer.due for timer in self.timers)
 
     def advance(self, seconds: float) -> int:
         """Move time on by `seconds`, firing what falls due on the way; return how many fired."""
         end = self.at + seconds
         fired = 0
         while True:
-            due = [timer for timer in self.timers if not timer.cancelled and timer.due <= end]
+            due = [timer for timer in self.timers if timer.due <= end]
             if not due:
                 break
             timer = min(due, key=lambda timer: timer.due)
