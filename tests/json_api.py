@@ -64,7 +64,7 @@ def serve_json_api(*, port: int = 0, state: API | None = None) -> Iterator[tuple
             )
             state.sent = 0
             if state.delay:
-                time.sleep(state.delay)
+                time.sleep(state.delay)  # a slow server (the test asked for it), not a wait
             if state.etag and self.headers.get("If-None-Match") == state.etag:
                 self.send_response(304)
                 self.end_headers()
@@ -87,7 +87,7 @@ def serve_json_api(*, port: int = 0, state: API | None = None) -> Iterator[tuple
             self.end_headers()
             for index, part in enumerate(parts):
                 if index and pause:
-                    time.sleep(pause)
+                    time.sleep(pause)  # pacing the source's chunks, not waiting for anything
                 self.wfile.write(part)
                 self.wfile.flush()
                 state.sent += len(part)

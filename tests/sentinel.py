@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.services import in_ci
+from tests.waits import wait_until
 
 SERVICE = "lcmaster"
 
@@ -33,17 +33,19 @@ def start_replica(port: int, master_port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     client = redis.Redis(port=port)
-    deadline = time.monotonic() + 15
-    while True:
+
+    def synced() -> bool:
         try:
-            if client.info("replication").get("master_link_status") == "up":
-                return proc
+            return client.info("replication").get("master_link_status") == "up"
         except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise TimeoutError(f"the replica on {port} did not sync with {master_port}")
-        time.sleep(0.05)
+            return False
+
+    try:
+        wait_until(synced, what=f"the replica on {port} to sync with {master_port}", within=15)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def start_sentinel(
@@ -61,16 +63,19 @@ def start_sentinel(
         ["redis-sentinel", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     client = redis.Redis(port=port)
-    deadline = time.monotonic() + 15
-    while True:
+
+    def answers() -> bool:
         try:
-            client.sentinel_master(SERVICE)
-            return proc
+            return bool(client.sentinel_master(SERVICE))
         except redis.RedisError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise TimeoutError(f"the sentinel on {port} did not answer") from None
-            time.sleep(0.05)
+            return False
+
+    try:
+        wait_until(answers, what=f"the sentinel on {port} to answer", within=15)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def sentinel_url(ports: list[int], *, db: int = 0) -> str:
@@ -81,8 +86,8 @@ def sentinel_url(ports: list[int], *, db: int = 0) -> str:
 def wait_promoted(port: int, *, timeout: float = 30) -> None:
     """Until the Redis on `port` (a replica) is a master."""
     client = redis.Redis(port=port)
-    deadline = time.monotonic() + timeout
-    while client.info("replication")["role"] != "master":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no sentinel promoted the replica on {port} in {timeout} s")
-        time.sleep(0.05)
+    wait_until(
+        lambda: client.info("replication")["role"] == "master",
+        what=f"a sentinel to promote the replica on {port}",
+        within=timeout,
+    )

@@ -16,6 +16,7 @@ from streams.core.ids import parse_id
 from streams.core.points import Point
 from streams.core.retention import Retention
 from streams.storage.window import MemoryHistory
+from tests.waits import eventually
 
 
 class Listener(InMemoryChannelLayer):
@@ -193,10 +194,7 @@ async def test_ids_continue_after_the_last_stored_one_when_a_process_restarts(la
 async def test_the_ticker_flushes_on_its_own(layer):
     broadcaster = broadcaster_with(layer)
     broadcaster.publish("s", [Point(t=1, values={"v": 1})], retention=Retention())
-    for _ in range(100):
-        if layer.sent:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: layer.sent, what="the ticker's flush")
     assert len(layer.sent) == 1
     await broadcaster.close()
 
@@ -293,15 +291,6 @@ class BrokenOnceHistory(MemoryHistory):
         return await super().append_many(batches)
 
 
-async def wait_for(condition, *, what: str) -> None:
-    """Wait for `condition()` to hold (a generous bound for a busy machine)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_the_ticker_survives_a_failed_tick_and_keeps_its_batches(layer):
     history = BrokenOnceHistory()
     broadcaster = Broadcaster(history=history, tick_seconds=0.02, layer=layer)
@@ -310,13 +299,13 @@ async def test_the_ticker_survives_a_failed_tick_and_keeps_its_batches(layer):
     )
     try:
         # No publish after the failure: the ticker itself must go on and send the kept points.
-        await wait_for(lambda: layer.sent, what="the failed tick's points to be sent")
+        await eventually(lambda: layer.sent, what="the failed tick's points to be sent")
         assert history.failures == 0 and broadcaster.stats.tick_errors == 1
         kept = await history.read("s", after=None, retention=Retention())
         assert [entry.point.t for entry in kept.entries] == [1, 2]
         assert json.loads(layer.sent[0][1]["text"])["y"] == {"v": [1.0, 2.0]}
         broadcaster.publish("s", [Point(t=3, values={"v": 3.0})], retention=Retention())
-        await wait_for(lambda: len(layer.sent) == 2, what="the next tick")
+        await eventually(lambda: len(layer.sent) == 2, what="the next tick")
     finally:
         await broadcaster.close()
 

@@ -85,6 +85,25 @@ class Socket(Member, Protocol):
         """The process is stopping: close the socket with 1001."""
 
 
+class Clock(Protocol):
+    """The hub's time for its ticks and load: now, and a call `delay` seconds from now. Tests
+    drive a manual one (tests/clocks.py) instead of waiting for real ticks."""
+
+    def now(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> object: ...
+
+
+class LoopClock:
+    """The running event loop's timers on the monotonic clock (what loop.time() reads)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> object:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
 class Frame:
     """A points frame as text, framed for the wire once, when a direct writer first needs it."""
 
@@ -132,8 +151,8 @@ class HubStats:
 class _Load:
     """CPU and lateness since the hub last reconsidered its tick."""
 
-    since: float = field(default_factory=time.monotonic)
-    cpu: float = field(default_factory=time.process_time)
+    since: float
+    cpu: float
     late_total: float = 0.0
     ticks: int = 0
 
@@ -143,12 +162,18 @@ class _Load:
 
 class Hub:
     def __init__(
-        self, *, layer: Any, tick_seconds: float, cpu_clock: Callable[[], float] = time.process_time
+        self,
+        *,
+        layer: Any,
+        tick_seconds: float,
+        cpu_clock: Callable[[], float] = time.process_time,
+        clock: Clock | None = None,
     ) -> None:
         self.layer = layer
         self.base_tick = tick_seconds
         self.tick = tick_seconds
         self.cpu_clock = cpu_clock
+        self.clock = clock or LoopClock()
         self.stats = HubStats(tick_seconds=tick_seconds)
         self._members: dict[str, set[Member]] = {}
         # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
@@ -165,11 +190,11 @@ class Hub:
         self._id = uuid.uuid4().hex
         self._receiver: asyncio.Task[None] | None = None
         self._dirty: dict[Socket, None] = {}  # insertion-ordered set
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: object | None = None
         self._flush_due = 0.0
         self._flushing: asyncio.Task[None] | None = None
         self._last_flush = 0.0
-        self._load = _Load(cpu=cpu_clock())
+        self._load = _Load(since=self.clock.now(), cpu=cpu_clock())
 
     # Membership ---------------------------------------------------------------------------
 
@@ -327,21 +352,18 @@ class Hub:
     def _schedule(self) -> None:
         if self._flush_handle is not None or (self._flushing is not None and not self._flushing.done()):
             return  # a flush is due or running; the one running reschedules for what is left
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.clock.now()
         self._flush_due = max(now + COALESCE_SECONDS, self._last_flush + self.tick)
-        self._flush_handle = loop.call_at(self._flush_due, self._start_flush)
+        self._flush_handle = self.clock.call_later(self._flush_due - now, self._start_flush)
 
     def _start_flush(self) -> None:
         self._flush_handle = None
-        loop = asyncio.get_running_loop()
-        self._load.late_total += max(0.0, loop.time() - self._flush_due)
+        self._load.late_total += max(0.0, self.clock.now() - self._flush_due)
         self._load.ticks += 1
-        self._flushing = loop.create_task(self._flush())
+        self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_flush = loop.time()
+        self._last_flush = self.clock.now()
         dirty, self._dirty = self._dirty, {}
         frames: dict[tuple[int, ...], Frame] = {}
         self.stats.ticks += 1
@@ -356,7 +378,7 @@ class Hub:
                     self._dirty[socket] = None
                     log.exception("fan-out hub: a socket's frame failed; asking it again next tick")
             try:
-                self._adapt(loop.time())
+                self._adapt(self.clock.now())
             except Exception:
                 log.exception("fan-out hub: could not reconsider the tick")
         finally:
@@ -390,7 +412,7 @@ class Hub:
     def _adapt(self, now: float) -> None:
         """Widen the tick when the process is saturated, narrow it back when it is not."""
         load = self._load
-        wall = time.monotonic() - load.since
+        wall = now - load.since
         if wall < ADAPT_EVERY_SECONDS:
             return
         cpu_share = (self.cpu_clock() - load.cpu) / wall
@@ -408,7 +430,7 @@ class Hub:
         elif not saturated and cpu_share < NARROW_BELOW_CPU and self.tick > self.base_tick:
             self.tick = max(self.base_tick, self.tick / NARROW_FACTOR)
         self.stats.tick_seconds = self.tick
-        self._load = _Load(cpu=self.cpu_clock())
+        self._load = _Load(since=now, cpu=self.cpu_clock())
 
 
 HUB = "delivery.hub"

@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -133,9 +133,17 @@ def prune_streams(slugs: list[str]) -> int:
 
 
 class Supervisor:
-    def __init__(self, *, broadcaster: Broadcaster | None = None, leases: Leases | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        broadcaster: Broadcaster | None = None,
+        leases: Leases | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.broadcaster = broadcaster
         self.leases = leases or Leases()
+        # What the rescans measure rates and free streams' waits by (tests drive their own).
+        self.clock = clock
         self.tasks: dict[str, Running] = {}
         # Feed tasks cancelled and not finished yet: their streams start again only once they
         # have (two tasks of one stream would both publish it).
@@ -150,7 +158,7 @@ class Supervisor:
         self.published: dict[str, int] = {}
         self.samples: dict[str, tuple[float, int]] = {}
         self.rates: dict[str, float] = {}
-        # When we first saw each free stream (monotonic): one left free for a lease period is
+        # When we first saw each free stream (by `clock`): one left free for a lease period is
         # taken by any worker, whatever the plan says.
         self.free_since: dict[str, float] = {}
 
@@ -237,7 +245,7 @@ class Supervisor:
         held = set(self.tasks) | set(self.stopping) | leaving | kept
         survey = await self.leases.survey(specs, rates=self.measure(held))
         ours_now = plan(me=self.leases.owner, survey=survey)
-        now = time.monotonic()
+        now = self.clock()
         free = [slug for slug, owner in survey.owners.items() if owner is None]
         self.free_since = {slug: self.free_since.get(slug, now) for slug in free}
         lease_seconds = self.leases.lease_ms / 1000
@@ -256,7 +264,7 @@ class Supervisor:
 
     def measure(self, held: set[str]) -> dict[str, float]:
         """The rates (points/s over RATE_SECONDS) of the streams we hold, for the survey."""
-        now = time.monotonic()
+        now = self.clock()
         for slug in list(self.samples):
             if slug not in held:
                 del self.samples[slug]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, make_stack, seed_streams, sign_in
+from tests.waits import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -64,14 +65,13 @@ def push(stack: Stack, token: str, slug: str, points: list[dict]) -> None:
 def wait_stored(stack: Stack, slug: str, count: int, *, timeout: float = 20) -> None:
     """Until the database holds `count` points of the stream (the store writes in batches)."""
     client = sign_in(stack, "alice", PASSWORD)
-    deadline = time.monotonic() + timeout
-    stored = 0
-    while time.monotonic() < deadline:
-        stored = client.get(f"/streams/{slug}/range").json()["stored"]
-        if stored >= count:
-            return
-        time.sleep(0.2)  # polling a condition, not waiting for time
-    raise AssertionError(f"{stored} of {count} points stored")
+
+    def stored() -> int:
+        return client.get(f"/streams/{slug}/range").json()["stored"]
+
+    wait_until(
+        lambda: stored() >= count, what=f"{count} points stored", within=timeout, seen=stored, poll=0.2
+    )
 
 
 def open_page(stack: Stack, browser, path: str, *, viewport: dict | None = None, **context):

@@ -16,8 +16,10 @@ from streams.core.ids import parse_id
 from streams.core.points import Point
 from streams.core.retention import Retention
 from streams.delivery.consumers import MAX_MESSAGE_BYTES, StreamConsumer
+from streams.delivery.hub import get_hub
 from streams.models import Stream
 from tests.sessions import signed_in_session
+from tests.waits import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,13 +124,17 @@ async def test_subscribe_after_an_id_sends_only_newer_points(layer, alice, restr
 
 
 async def test_batches_published_while_subscribing_arrive_exactly_once(layer, alice, restricted):
+    published: list[float] = []
+
     async def produce() -> None:
         for n in range(40):
             await publish("plant", [float(n)], window=1000)
-            await asyncio.sleep(0.002)
+            published.append(float(n))
+            await asyncio.sleep(0.002)  # pacing the source, not waiting for anything
 
     producer = asyncio.create_task(produce())
-    await asyncio.sleep(0.03)
+    # Subscribe while the source is mid-way: some batches already out, more to come.
+    await eventually(lambda: len(published) >= 5, what="the first batches published")
     client = await connect(alice)
     await send(client, {"op": "subscribe", "stream": "plant", "after": None})
     await receive_op(client, "subscribed")
@@ -462,7 +468,12 @@ async def test_a_status_change_during_the_backfill_follows_it(layer, alice, rest
     async def pages_then_status(*args, **kwargs):
         async for segment in real_pages_since(*args, **kwargs):
             await get_broadcaster().publish_status("plant", {"state": "stalled"})
-            await asyncio.sleep(0.1)  # the status reaches the hub while the backfill is not out
+            # The status reaches this socket while its backfill is not out (held for after it).
+            (consumer,) = get_hub()._members["plant"]
+            await eventually(
+                lambda consumer=consumer: consumer.subscriptions["plant"].held_status,
+                what="the status held back behind the backfill",
+            )
             yield segment
 
     consumers.pages_since = pages_then_status

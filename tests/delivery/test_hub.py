@@ -13,6 +13,8 @@ from channels.layers import InMemoryChannelLayer
 from streams.delivery import hub as hub_module
 from streams.delivery.consumers import MAX_PENDING_BATCHES, StreamConsumer, Subscription
 from streams.delivery.hub import Frame, Hub
+from tests.clocks import ManualClock, ManualCpu
+from tests.waits import eventually
 
 
 class FakeSocket:
@@ -56,9 +58,22 @@ def batch(slug: str, text: str | None = None) -> dict[str, Any]:
     }
 
 
-async def settle(hub: Hub, seconds: float = 0.2) -> None:
-    """Let the hub receive what the layer holds and run its due ticks."""
-    await asyncio.sleep(seconds)
+async def received(hub: Hub, batches: int) -> None:
+    """Wait until the hub has taken `batches` batches from the layer in all."""
+    await eventually(
+        lambda: hub.stats.batches_in >= batches, what=f"{batches} batches in", seen=lambda: hub.stats
+    )
+
+
+async def run_tick(hub: Hub, clock: ManualClock) -> None:
+    """Move the manual clock to the hub's next tick and let that tick run to its end."""
+    clock.next()
+    await finish_tick(hub)
+
+
+async def finish_tick(hub: Hub) -> None:
+    if hub._flushing is not None:
+        await hub._flushing
 
 
 @pytest.fixture
@@ -80,12 +95,14 @@ async def test_one_group_membership_per_stream_however_many_viewers(layer):
 
 
 async def test_viewers_with_the_same_batches_share_one_encoded_frame(layer):
-    hub = Hub(layer=layer, tick_seconds=0.02)
+    clock = ManualClock()
+    hub = Hub(layer=layer, tick_seconds=0.02, clock=clock)
     viewers = [FakeSocket() for _ in range(50)]
     for viewer in viewers:
         await hub.join("plant", viewer)
     await layer.group_send("stream.plant", batch("plant"))
-    await settle(hub)
+    await received(hub, 1)
+    await run_tick(hub, clock)
     assert [len(viewer.frames) for viewer in viewers] == [1] * 50
     assert len({id(viewer.frames[0]) for viewer in viewers}) == 1
     assert hub.stats.frames == 50
@@ -94,33 +111,45 @@ async def test_viewers_with_the_same_batches_share_one_encoded_frame(layer):
 
 
 async def test_batches_of_one_tick_share_a_frame_and_ticks_are_spaced(layer):
-    hub = Hub(layer=layer, tick_seconds=0.1)
+    clock = ManualClock()
+    hub = Hub(layer=layer, tick_seconds=0.1, clock=clock)
     viewer = FakeSocket()
     await hub.join("a", viewer)
     await hub.join("b", viewer)
     await layer.group_send("stream.a", batch("a"))
     await layer.group_send("stream.b", batch("b"))
-    await settle(hub, 0.05)
+    await received(hub, 2)
+    # The first batch waits only a moment for others of its broadcast tick.
+    assert clock.pending() == [pytest.approx(clock.now() + hub_module.COALESCE_SECONDS)]
+    await run_tick(hub, clock)
+    flushed_at = clock.now()
     assert len(viewer.frames) == 1
     assert '"stream":"a"' in viewer.frames[0].text and '"stream":"b"' in viewer.frames[0].text
     # A batch right after a frame waits for the next tick instead of a frame of its own.
+    clock.advance(0.01)
     await layer.group_send("stream.a", batch("a"))
-    await settle(hub, 0.02)
+    await received(hub, 3)
+    assert clock.pending() == [pytest.approx(flushed_at + 0.1)]
+    clock.advance(0.05)
+    await finish_tick(hub)
     assert len(viewer.frames) == 1
-    await settle(hub, 0.15)
+    await run_tick(hub, clock)
     assert len(viewer.frames) == 2
 
 
 async def test_a_held_back_viewer_is_asked_again_next_tick(layer):
-    hub = Hub(layer=layer, tick_seconds=0.02)
+    clock = ManualClock()
+    hub = Hub(layer=layer, tick_seconds=0.02, clock=clock)
     viewer = FakeSocket()
     await hub.join("plant", viewer)
     viewer.hold_back = True
     await layer.group_send("stream.plant", batch("plant"))
-    await settle(hub, 0.1)
+    await received(hub, 1)
+    await run_tick(hub, clock)
+    await run_tick(hub, clock)
     assert viewer.frames == []
     viewer.hold_back = False
-    await settle(hub, 0.1)
+    await run_tick(hub, clock)
     assert len(viewer.frames) == 1
 
 
@@ -130,8 +159,11 @@ async def test_status_goes_to_the_streams_viewers_only(layer):
     await hub.join("plant", watching)
     await hub.join("other", other)
     await layer.group_send("stream.plant", {"type": "stream.status", "stream": "plant", "status": {}})
-    await settle(hub, 0.05)
-    assert len(watching.statuses) == 1 and other.statuses == []
+    # A later status of the other stream marks when the first one has been handed out.
+    marker = {"type": "stream.status", "stream": "other", "status": {"marker": True}}
+    await layer.group_send("stream.other", marker)
+    await eventually(lambda: other.statuses, what="the marker status")
+    assert len(watching.statuses) == 1 and other.statuses == [marker]
 
 
 class ClosingSocket(FakeSocket):
@@ -149,46 +181,39 @@ async def test_a_socket_failing_a_status_costs_the_other_viewers_nothing(layer):
     for viewer in watching:
         await hub.join("plant", viewer)
     await layer.group_send("stream.plant", {"type": "stream.status", "stream": "plant", "status": {}})
-    deadline = time.monotonic() + 10
-    while hub.stats.flush_errors == 0:
-        assert time.monotonic() < deadline, "the status never reached the failing socket"
-        await asyncio.sleep(0.01)
+    await eventually(lambda: hub.stats.flush_errors, what="the status to reach the failing socket")
     assert [len(viewer.statuses) for viewer in watching] == [1] * 20
 
 
-async def feed(layer, slug: str, seconds: float) -> None:
-    """Batches every 5 ms for a while, like a busy stream."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+async def feed(hub: Hub, layer, clock: ManualClock, slug: str, seconds: float) -> None:
+    """Batches every 5 ms of the manual clock for a while, like a busy stream; the hub's ticks
+    run as they fall due."""
+    end = clock.now() + seconds
+    while clock.now() < end:
+        expected = hub.stats.batches_in + 1
         await layer.group_send(f"stream.{slug}", batch(slug))
-        await asyncio.sleep(0.005)
+        await received(hub, expected)
+        clock.advance(0.005)
+        await finish_tick(hub)
 
 
 async def test_a_saturated_process_widens_the_tick_and_narrows_it_back(layer, monkeypatch):
     monkeypatch.setattr(hub_module, "ADAPT_EVERY_SECONDS", 0.1)
-    busy = True
-    # A CPU clock that runs as fast as the wall clock while "busy" (100% of a core), else stands.
-    cpu = {"at": time.monotonic(), "total": 0.0}
-
-    def cpu_clock() -> float:
-        now = time.monotonic()
-        if busy:
-            cpu["total"] += now - cpu["at"]
-        cpu["at"] = now
-        return cpu["total"]
-
-    hub = Hub(layer=layer, tick_seconds=0.02, cpu_clock=cpu_clock)
+    clock = ManualClock()
+    cpu = ManualCpu(clock)
+    cpu.share = 1.0  # the process saturated: a whole core
+    hub = Hub(layer=layer, tick_seconds=0.02, cpu_clock=cpu, clock=clock)
     viewer = FakeSocket()
     await hub.join("plant", viewer)
-    await feed(layer, "plant", 1.0)
+    await feed(hub, layer, clock, "plant", 1.0)
     assert hub.tick > 0.02 * hub_module.WIDEN_FACTOR, "the tick must widen under saturation"
     assert hub.stats.widened >= 2
     # Fewer, fuller frames: far fewer than the 200 batches of that second (one per 5 ms).
     assert len(viewer.frames) < 60
-    busy = False
-    await feed(layer, "plant", 2.5)
+    cpu.share = 0.0
+    await feed(hub, layer, clock, "plant", 2.5)
     assert hub.tick == pytest.approx(0.02), "the tick narrows back once the load is gone"
-    await settle(hub, 0.1)
+    await run_tick(hub, clock)
     # And no batch was lost on the way.
     texts = [text for frame in viewer.frames for text in frame.text.split('{"stream"')[1:]]
     assert len(texts) == hub.stats.batches_in
@@ -274,19 +299,14 @@ class AwaitingLayer:
         await self.inner.group_send(group, message)
 
 
-async def wait_for(condition) -> None:
-    deadline = time.monotonic() + 10.0
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def every_stream_delivers(hub: Hub, layer: Any, slugs: list[str]) -> None:
     viewers = {slug: FakeSocket() for slug in slugs}
     await asyncio.gather(*(hub.join(slug, viewers[slug]) for slug in slugs))
     for slug in slugs:
         await layer.group_send(f"stream.{slug}", batch(slug))
-    await wait_for(lambda: all(viewer.frames for viewer in viewers.values()))
+    await eventually(
+        lambda: all(viewer.frames for viewer in viewers.values()), what="a frame on every stream"
+    )
 
 
 async def test_first_joins_of_many_streams_at_once_share_one_channel(layer):
@@ -306,7 +326,7 @@ async def test_a_join_racing_the_last_leave_is_delivered(layer):
         await hub.join(f"old{round_}", leaving)
         await asyncio.gather(hub.leave(f"old{round_}", leaving), hub.join(f"new{round_}", joining))
         await layer.group_send(f"stream.new{round_}", batch(f"new{round_}"))
-        await wait_for(lambda joining=joining: len(joining.frames) == 1)
+        await eventually(lambda joining=joining: len(joining.frames) == 1, what="the joining viewer's frame")
         await hub.leave(f"new{round_}", joining)
 
 
@@ -345,8 +365,8 @@ async def test_one_viewers_exception_loses_no_batch_and_stops_no_tick(layer):
         await hub.join("plant", viewer)
     await layer.group_send("stream.plant", batch("plant"))
     # The others get their frame in that tick; the failing one its batch a tick later.
-    await wait_for(lambda: all(len(viewer.frames) == 1 for viewer in (failing, *others)))
+    await eventually(lambda: all(len(v.frames) == 1 for v in (failing, *others)), what="one frame each")
     assert hub.stats.flush_errors == 1
     # Later ticks still run.
     await layer.group_send("stream.plant", batch("plant"))
-    await wait_for(lambda: all(len(viewer.frames) == 2 for viewer in (failing, *others)))
+    await eventually(lambda: all(len(v.frames) == 2 for v in (failing, *others)), what="two frames each")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
 from tests.processes import ROOT, free_port, port_is_open
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +27,12 @@ def test_a_socket_under_daphne_gets_the_direct_writer(tmp_path: Path):
             [*argv, "tests.daphne_probe:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 30
-        while not port_is_open(port) and daphne.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert port_is_open(port), log_path.read_text()
+
+        def listening() -> bool:
+            assert daphne.poll() is None, log_path.read_text()
+            return port_is_open(port)
+
+        wait_until(listening, what="daphne to listen", seen=log_path.read_text)
         with connect(f"ws://127.0.0.1:{port}/", open_timeout=10) as socket:
             assert socket.recv(timeout=10) == "direct"
             assert socket.recv(timeout=10) == "framed once"

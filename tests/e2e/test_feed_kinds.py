@@ -8,7 +8,6 @@ HTTP API; the viewer is a real websocket client signed in as alice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
@@ -32,6 +31,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 # Seconds to wait for something a viewer should see; generous, the usual is well under one.
 SEE_WITHIN = 20.0
+# A source's last value in a test: nothing else of its stream may come before it arrives.
+MARKER = 999.0
 
 
 class Viewer:
@@ -82,13 +83,6 @@ class Viewer:
                     self.take(json.loads(await self.socket.recv()))
         except TimeoutError:
             pytest.fail(f"{what}: not within {within:g} s; states {self.states}, values {self.values()}")
-
-    async def linger(self, seconds: float) -> None:
-        """Take whatever else arrives within `seconds`: a repeat or a stray point would show."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                while True:
-                    self.take(json.loads(await self.socket.recv()))
 
     def state(self, slug: str) -> str | None:
         return self.states.get(slug, [None])[-1]
@@ -292,16 +286,36 @@ def test_every_feed_kind_reaches_a_viewer_with_the_values_its_source_sent(
             lambda: viewer.received(every) and len(viewer.values("kind-simulate").get("wave", [])) >= 40,
             what="every value of every source",
         )
-        await viewer.linger(0.5)
+        # Nothing more (a repeat, a stray value), proven by order: one last value from each source,
+        # and anything else of its stream would arrive before it.
+        async with httpx.AsyncClient(timeout=10) as http:
+            ws_source.send({"price": MARKER})
+            sse_source.send({"temperature": MARKER}, event="reading", id="4")
+            api.body = {"candles": [candle(0, 10.0), candle(1, 11.0), candle(2, 12.5), candle(3, MARKER)]}
+            publish((f"{root}/kitchen/temperature", str(MARKER)))
+            response = await http.post(push_url, json=[MARKER], headers=auth)
+            assert response.status_code == 202, response.text
+        marked = {
+            "kind-websocket": "btc",
+            "kind-sse": "temperature",
+            "kind-poll": "close",
+            "kind-mqtt": "kitchen",
+            "kind-push": "flow",
+        }
+        ended = {
+            slug: {name: [*values, MARKER] if name == marked[slug] else values for name, values in by.items()}
+            for slug, by in every.items()
+        }
+        await viewer.wait(lambda: viewer.received(ended), what="every source's last value")
         await viewer.socket.close()
-        for slug, values in every.items():
+        for slug, values in ended.items():
             assert viewer.values(slug) == values, slug
         return viewer
 
     viewer = asyncio.run(scenario())
 
     # Times the sources gave are the times drawn; the rest are arrival times.
-    assert viewer.times("kind-poll", "close") == [ms(base), ms(base + 1), ms(base + 2)]
+    assert viewer.times("kind-poll", "close") == [ms(base), ms(base + 1), ms(base + 2), ms(base + 3)]
     pushed = viewer.times("kind-push", "flow")
     assert pushed[:3] == [ms(base), ms(base + 1), ms(base + 2)]
     assert pushed[3] > ms(base + 50)
@@ -389,12 +403,17 @@ def test_pushed_points_reach_a_viewer_through_daphne_and_ingest_in_order(stack: 
                 )
                 assert response.status_code == 202, response.text
         await viewer.wait(lambda: viewer.received({"pushed": {"flow": [0] * 20}}), what="every pushed point")
-        # Anything more (the refused point, a repeat) would be here by now.
-        await viewer.linger(1.0)
+        # Anything more (the refused point, a repeat) would come before one last point pushed now.
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                url, json=[MARKER], headers={"Authorization": f"Bearer {tokens['pushed']}"}
+            )
+            assert response.status_code == 202, response.text
+        await viewer.wait(lambda: viewer.received({"pushed": {"flow": [0] * 21}}), what="the last point")
         await viewer.socket.close()
         return viewer
 
     viewer = asyncio.run(scenario())
-    assert viewer.values("pushed") == {"flow": [float(n) for n in range(20)]}
-    assert viewer.times("pushed", "flow") == [ms(base + n) for n in range(20)]
+    assert viewer.values("pushed") == {"flow": [float(n) for n in range(20)] + [MARKER]}
+    assert viewer.times("pushed", "flow")[:20] == [ms(base + n) for n in range(20)]
     assert viewer.state("pushed") == "live"

@@ -3,8 +3,6 @@ them over at a flush, and move them when a worker dies."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from streams.core.retention import Retention
@@ -178,8 +176,12 @@ async def test_a_survey_sees_live_workers_owners_and_rates(redis_prefix):
     # A clean stop leaves at once; a dead worker's heartbeat runs out.
     await second.leave()
     assert (await first.survey([], rates={})).workers == [first.owner]
-    await asyncio.sleep(0.45)
-    assert (await second.survey([], rates={})).workers == [second.owner]
+
+    # first's heartbeat (300 ms, on Redis's own clock) runs out while second's is renewed.
+    async def only_second_alive() -> bool:
+        return (await second.survey([], rates={})).workers == [second.owner]
+
+    await eventually(only_second_alive, what="first's heartbeat to run out")
 
 
 async def test_a_stream_being_handed_over_is_renewed_but_never_claimed_again(redis_prefix):
@@ -232,10 +234,11 @@ async def test_a_worker_hands_streams_over_only_once_flushed_and_keeps_what_it_c
         await first.sync()
         assert set(first.tasks) == set(slugs)
         history = get_broadcaster().history
-        for _ in range(500):  # until every stream has points in history
-            if all([await history.last_entry(slug) for slug in slugs]):
-                break
-            await asyncio.sleep(0.02)
+
+        async def all_have_points() -> bool:
+            return all([await history.last_entry(slug) for slug in slugs])
+
+        await eventually(all_have_points, what="points in history for every stream")
         await second.sync()  # alive now; the first holds everything until it hands over
         assert second.tasks == {}
         persister = get_broadcaster().persister

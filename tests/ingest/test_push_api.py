@@ -15,6 +15,7 @@ from streams.ingest.feeds.push import PushFeed
 from streams.ingest.inbox import get_inbox
 from streams.ingest.push_api import PushRefused, RateLimiter, read_points
 from streams.models import PushToken, Stream
+from tests.waits import eventually
 
 NOW = 1_763_000_000.0
 URL = "/api/streams/{}/points"
@@ -213,16 +214,18 @@ async def test_pushed_points_reach_history_through_the_worker(memory_layer, toke
         assert (
             await post(token, '{"points": [{"t": 1700000000, "value": 5}, {"t": 1700000001, "value": 6}]}')
         )[0] == 202
-        async with asyncio.timeout(10):
-            while True:
-                backfill = await get_history().read("pushed", after=None, retention=Retention(points=100))
-                if len(backfill.entries) == 2:
-                    break
-                await asyncio.sleep(0.05)
+
+        async def both_in_history():
+            backfill = await get_history().read("pushed", after=None, retention=Retention(points=100))
+            return backfill if len(backfill.entries) == 2 else None
+
+        backfill = await eventually(both_in_history, what="both pushed points in history")
         assert [entry.point.values["value"] for entry in backfill.entries] == [5.0, 6.0]
-        async with asyncio.timeout(10):
-            while (await get_history().get_status("pushed"))["points"] != 2:
-                await asyncio.sleep(0.05)
+
+        async def both_counted() -> bool:
+            return (await get_history().get_status("pushed"))["points"] == 2
+
+        await eventually(both_counted, what="the status to count both points")
         assert (await get_history().get_status("pushed"))["state"] == "live"
     finally:
         await supervisor.stop_all()

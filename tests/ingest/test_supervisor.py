@@ -15,6 +15,7 @@ from streams.ingest.supervisor import StreamSpec, Supervisor, backoff_delay
 from streams.models import Stream
 from streams.storage.window import get_history
 from tests.json_api import serve_json_api
+from tests.waits import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,14 +24,6 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     for attempt in range(1, 12):
         assert 0 <= backoff_delay(attempt, first=0.5, cap=30) <= min(30, 0.5 * 2 ** (attempt - 1))
     assert max(backoff_delay(20, first=0.5, cap=30) for _ in range(200)) > 10
-
-
-async def wait_for(predicate, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_supervisor_starts_feeds_for_enabled_streams_and_stops_disabled_ones(memory_layer):
@@ -45,7 +38,7 @@ async def test_supervisor_starts_feeds_for_enabled_streams_and_stops_disabled_on
         backfill = await get_history().read("sim", after=None, retention=Retention())
         return len(backfill.entries) >= 5
 
-    await wait_for(has_points)
+    await eventually(has_points, what="points in history")
     assert (await get_history().get_status("sim"))["state"] == "live"
 
     stream.enabled = False
@@ -65,8 +58,7 @@ async def test_edited_settings_restart_the_feed(memory_layer):
     stream.feed_settings = {"rate": 50}
     await database_sync_to_async(stream.save)()
     await supervisor.sync()
-    await asyncio.wait([first_task], timeout=2)
-    assert first_task.cancelled() or first_task.done()
+    await eventually(first_task.done, what="the old feed task to stop")
     assert supervisor.tasks["sim"].task is not first_task
     await supervisor.stop_all()
 
@@ -84,7 +76,7 @@ async def test_a_failing_feed_reports_error_and_does_not_touch_other_streams(mem
         good = await get_history().read("good", after=None, retention=Retention())
         return bool(bad_status and bad_status["state"] == "error" and good.entries)
 
-    await wait_for(both_reported)
+    await eventually(both_reported, what="both streams reported")
     assert "rate" in (await get_history().get_status("bad"))["error"]
     await supervisor.stop_all()
     await get_broadcaster().close()
@@ -111,8 +103,7 @@ async def test_a_worker_that_loses_a_lease_stops_the_feed_and_drops_its_cached_i
     worker = Supervisor()
     await worker.sync()
     assert set(worker.tasks) == {"a"}
-    while worker.broadcaster is None:  # the feed task starts and takes the broadcaster
-        await asyncio.sleep(0.01)
+    await eventually(lambda: worker.broadcaster, what="the feed task to start and take the broadcaster")
     dropped: list[str] = []
     worker.broadcaster.drop_cached_ids = dropped.append
     # The lease expired (a long pause) and another worker holds it now.
@@ -121,6 +112,39 @@ async def test_a_worker_that_loses_a_lease_stops_the_feed_and_drops_its_cached_i
     assert worker.tasks == {}
     assert dropped == ["a"]
     await worker.stop_all()
+
+
+def test_rates_are_measured_over_a_whole_period_of_the_supervisors_clock():
+    now = [100.0]
+    worker = Supervisor(leases=Leases(url="", prefix="unused"), clock=lambda: now[0])
+    assert worker.measure({"a"}) == {}
+    worker.published["a"] = 40
+    now[0] += supervisor_module.RATE_SECONDS / 2
+    assert worker.measure({"a"}) == {}, "half a period is not measured yet"
+    now[0] += supervisor_module.RATE_SECONDS / 2
+    assert worker.measure({"a"}) == {"a": pytest.approx(40 / supervisor_module.RATE_SECONDS)}
+    assert worker.measure(set()) == {}, "a stream no longer held weighs nothing"
+
+
+async def test_a_stream_left_free_for_a_lease_period_is_taken_whatever_the_plan_says(redis_layer):
+    for slug in ("a", "b"):
+        await database_sync_to_async(Stream.objects.create)(slug=slug, title=slug, feed_settings={"rate": 1})
+    now = [100.0]
+    worker = Supervisor(clock=lambda: now[0])
+    idle = Leases()  # a live worker that never claims the share the plan gives it
+    await idle.survey([], rates={})
+    try:
+        await worker.sync()
+        assert len(worker.tasks) == 1, "the plan gives the other stream to the idle worker"
+        lease_seconds = worker.leases.lease_ms / 1000
+        now[0] += lease_seconds * 0.9
+        await worker.sync()
+        assert len(worker.tasks) == 1
+        now[0] += lease_seconds * 0.1
+        await worker.sync()
+        assert set(worker.tasks) == {"a", "b"}
+    finally:
+        await worker.stop_all()
 
 
 @pytest.fixture
@@ -150,18 +174,18 @@ async def test_health_counts_points_and_bad_payloads_and_goes_stalled_when_data_
         status = await status_of("polled")
         return status.get("state") == "live" and status.get("points", 0) >= 1
 
-    await wait_for(counted)
+    await eventually(counted, what="the points counted")
     state.body = b"not json"
 
     async def bad_counted() -> bool:
         return (await status_of("polled")).get("bad_payloads", 0) >= 2
 
-    await wait_for(bad_counted, seconds=10)
+    await eventually(bad_counted, what="the bad payloads counted")
 
     async def stalled() -> bool:
         return (await status_of("polled")).get("state") == "stalled"
 
-    await wait_for(stalled, seconds=10)
+    await eventually(stalled, what="the stream reported stalled")
     status = await status_of("polled")
     assert status["last_point_at"] is not None and status["stall_after"] == 1
 
@@ -170,7 +194,7 @@ async def test_health_counts_points_and_bad_payloads_and_goes_stalled_when_data_
     async def live_again() -> bool:
         return (await status_of("polled")).get("state") == "live"
 
-    await wait_for(live_again, seconds=10)
+    await eventually(live_again, what="the stream live again")
     await supervisor.stop_all()
 
 
@@ -190,7 +214,7 @@ async def test_a_feed_that_cannot_connect_reports_the_error_and_counts_reconnect
         status = await status_of("down")
         return status.get("state") == "error" and status.get("reconnects", 0) >= 2
 
-    await wait_for(errored_twice, seconds=10)
+    await eventually(errored_twice, what="two errors reported")
     status = await status_of("down")
     assert "HTTP 503" in status["error"] and status["retry_at"] > status["error_at"]
 
@@ -202,7 +226,7 @@ async def test_a_feed_that_cannot_connect_reports_the_error_and_counts_reconnect
         return status.get("state") == "live" and status.get("points", 0) >= 1
 
     # Backoff after two failures waits at most 2 s, then grows: recovery is well within 40 s.
-    await wait_for(recovered, seconds=40)
+    await eventually(recovered, what="the feed recovered", within=40)
     status = await status_of("down")
     assert status["bad_payloads"] == 0 and "HTTP 503" in status["error"]  # the last error stays on record
     await supervisor.stop_all()
@@ -227,7 +251,7 @@ async def test_a_restarted_poll_feed_does_not_store_the_window_it_already_stored
 
     first = Supervisor()
     await first.sync()
-    await wait_for(has_five)
+    await eventually(has_five, what="five points")
     await first.stop_all()
     # A new worker (a restart) polls the same window plus one new point.
     state.body = [{"t": 1_700_000_000 + i, "v": i} for i in range(6)]
@@ -237,8 +261,12 @@ async def test_a_restarted_poll_feed_does_not_store_the_window_it_already_stored
     async def has_six() -> bool:
         return len(await stored()) >= 6
 
-    await wait_for(has_six)
-    await asyncio.sleep(0.3)
+    await eventually(has_six, what="six points")
+    # Two more polls of the same window: the answer to the first is handled (published) before
+    # the second is asked; the flush then puts whatever it published in history.
+    polls = len(state.requests)
+    await eventually(lambda: len(state.requests) >= polls + 2, what="two more polls")
+    await get_broadcaster().flush()
     await second.stop_all()
     assert await stored() == [1_700_000_000.0 + i for i in range(6)]
 
@@ -256,7 +284,7 @@ async def test_points_are_stored_and_a_restarted_serve_refills_its_window_from_t
     async def stored_some() -> bool:
         return await StoredBatch.objects.filter(stream__slug="kept").acount() >= 3
 
-    await wait_for(stored_some)
+    await eventually(stored_some, what="three batches stored")
     await first.stop_all()  # flushes what waits for the database
     before = await get_history().read("kept", after=None, retention=Retention(points=500))
     stored = await database_sync_to_async(lambda: sum(StoredBatch.objects.values_list("count", flat=True)))()
@@ -270,7 +298,7 @@ async def test_points_are_stored_and_a_restarted_serve_refills_its_window_from_t
         backfill = await get_history().read("kept", after=None, retention=Retention(points=500))
         return len(backfill.entries) > len(before.entries)
 
-    await wait_for(refilled_and_moving)
+    await eventually(refilled_and_moving, what="the window refilled and moving")
     await second.stop_all()
     after = await get_history().read("kept", after=None, retention=Retention(points=500))
     ids = [entry.id for entry in after.entries]
@@ -291,7 +319,7 @@ async def test_a_stream_that_does_not_store_points_writes_nothing(memory_layer):
         backfill = await get_history().read("fleeting", after=None, retention=Retention())
         return len(backfill.entries) >= 5
 
-    await wait_for(live)
+    await eventually(live, what="the stream live")
     await supervisor.stop_all()
     assert await StoredBatch.objects.acount() == 0
 
@@ -320,11 +348,11 @@ async def test_a_stop_stores_each_pushed_point_exactly_once_and_empties_the_inbo
 
         return check
 
-    await wait_for(waiting(1))
+    await eventually(waiting(1), what="one batch waiting for a tick")
     await broadcaster.flush()  # stored in history, acknowledged soon after
     for n in range(1, 4):  # handed over, waiting for the next tick
         await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
-    await wait_for(waiting(3))
+    await eventually(waiting(3), what="three batches waiting for a tick")
     supervisor.tasks["pushed"].task.cancel()  # the stop's first step, before the feed takes more
     for n in range(4, 6):  # never taken by the feed: the stop's drain takes them
         await inbox.put("pushed", [Point(float(n), {"value": float(n)})])
@@ -355,7 +383,7 @@ async def test_points_far_ahead_late_or_repeated_are_kept_out_of_history_and_cou
     inbox = get_inbox()
     try:
         await inbox.put("pushed", [Point(now, {"value": 1.0})])
-        await wait_for(lambda: _values_are("pushed", [1.0]))
+        await eventually(lambda: _values_are("pushed", [1.0]), what="the first pushed point")
         await inbox.put(
             "pushed",
             [
@@ -370,7 +398,7 @@ async def test_points_far_ahead_late_or_repeated_are_kept_out_of_history_and_cou
         async def counted() -> bool:
             return (await status_of("pushed")).get("bad_payloads") == 3
 
-        await wait_for(counted)
+        await eventually(counted, what="the points counted")
         assert await _values_are("pushed", [1.0, 4.0])
     finally:
         await supervisor.stop_all()
@@ -412,17 +440,13 @@ async def test_a_changed_feeds_old_task_has_finished_before_the_new_one_starts(m
     monkeypatch.setattr(Supervisor, "run_feed", run_feed)
     supervisor = Supervisor(leases=Leases(url=""))
     await supervisor.sync()
-    await wait_for(lambda: _async_true(events == ["start {}"]))
+    await eventually(lambda: events == ["start {}"], what="the first feed started")
     specs["s"] = spec_of("s", '{"rate": 2}')
     await supervisor.sync()
-    await wait_for(lambda: _async_true(len(events) == 3))
+    await eventually(lambda: len(events) == 3, what="the feed restarted with its new settings")
     assert events == ["start {}", "end {}", 'start {"rate": 2}']
     await supervisor.stop_all()
     assert events[-1] == 'end {"rate": 2}'
-
-
-async def _async_true(value: bool) -> bool:
-    return value
 
 
 async def test_a_stream_whose_old_task_will_not_stop_is_not_started_twice(monkeypatch, caplog):
@@ -446,16 +470,16 @@ async def test_a_stream_whose_old_task_will_not_stop_is_not_started_twice(monkey
     supervisor = Supervisor(leases=Leases(url=""))
     try:
         await supervisor.sync()
-        await wait_for(lambda: _async_true(running == ["{}"]))
+        await eventually(lambda: running == ["{}"], what="the first feed running")
         specs["s"] = spec_of("s", '{"rate": 2}')
         await supervisor.sync()
         await supervisor.sync()
         assert running == ["{}"] and "s" not in supervisor.tasks and "s" in supervisor.stopping
         assert "old feed task has not stopped" in caplog.text
         release.set()
-        await wait_for(lambda: _async_true(not running))
+        await eventually(lambda: not running, what="no feed running")
         await supervisor.sync()
-        await wait_for(lambda: _async_true(running == ['{"rate": 2}']))
+        await eventually(lambda: running == ['{"rate": 2}'], what="the new feed running")
         assert supervisor.stopping == {}
     finally:
         release.set()

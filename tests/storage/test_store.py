@@ -5,7 +5,9 @@ Runs on SQLite and again on PostgreSQL (make test)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from dataclasses import dataclass, field
 
 import pytest
 from channels.db import database_sync_to_async
@@ -24,6 +26,7 @@ from streams.storage.store import (
     read_after,
     save_batches,
 )
+from tests.waits import DEADLINE, eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,9 +186,7 @@ async def test_the_persister_writes_behind_and_flushes_what_waits_on_close(strea
     persister = Persister(flush_seconds=0.05)
     batches = batches_of(IdClock(), [2, 2])
     persister.add("stored", batches[0])
-    async with asyncio.timeout(10):
-        while await StoredBatch.objects.acount() < 1:
-            await asyncio.sleep(0.02)
+    await eventually(StoredBatch.objects.acount, what="the first batch written behind")
     persister.flush_seconds = 60  # the second batch would wait a minute: close writes it now
     persister.add("stored", batches[1])
     await persister.close()
@@ -217,9 +218,17 @@ async def test_the_persister_writes_a_streams_batches_of_one_flush_as_one_row(st
     assert row.count == 6 and decode(row.data).ids == [e.id for batch in batches for e in batch]
 
 
-def landing_then(monkeypatch, *, raising: bool = False, seconds: float = 0.0) -> None:
-    """save_batches that writes, then (once) reports a failure or returns late: a write that
-    landed although the caller could not know it."""
+@dataclass
+class Hold:
+    """A write held in its thread after it landed, until the test releases it."""
+
+    landed: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+def landing_then(monkeypatch, *, raising: bool = False, hold: Hold | None = None) -> None:
+    """save_batches that writes, then (once) reports a failure or returns only when `hold` is
+    released: a write that landed although the caller could not know it."""
     from streams.storage import store
 
     real, calls = store.save_batches, []
@@ -228,7 +237,9 @@ def landing_then(monkeypatch, *, raising: bool = False, seconds: float = 0.0) ->
         written = real(batches)
         calls.append(len(batches))
         if len(calls) == 1:
-            time.sleep(seconds)
+            if hold is not None:
+                hold.landed.set()
+                assert hold.release.wait(DEADLINE), "the test never released the write"
             if raising:
                 raise OSError("connection lost at commit")
         return written
@@ -254,13 +265,17 @@ async def test_a_write_that_landed_but_failed_is_retried_as_it_was_and_stored_on
 
 
 async def test_closing_while_a_write_is_in_flight_stores_every_point_once(stream, monkeypatch):
-    landing_then(monkeypatch, seconds=0.3)
+    hold = Hold()
+    landing_then(monkeypatch, hold=hold)
     persister = Persister(flush_seconds=0.01)
     first, second = batches_of(IdClock(), [3, 2])
     persister.add("stored", first)
-    await asyncio.sleep(0.1)  # the write is in its thread now
+    await eventually(hold.landed.is_set, what="the first write in its thread")
     persister.add("stored", second)
-    await persister.close()
+    closing = asyncio.ensure_future(persister.close())
+    await asyncio.sleep(0)  # close() starts, and waits for the write in flight
+    hold.release.set()
+    await closing
     assert await stored_ids() == sorted(e.id for e in first + second)
 
 

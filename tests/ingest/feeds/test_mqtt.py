@@ -27,6 +27,7 @@ from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.mqtt import MAX_PAYLOAD_BYTES, MqttFeed, MqttFeedError
 from tests.processes import free_port
 from tests.services import port_open, require_mosquitto, require_mosquitto_binary
+from tests.waits import wait_until
 
 TIMEOUT = 10
 USER, PASSWORD = "livecharts", "s3cret-Broker-pw"
@@ -242,12 +243,20 @@ class Broker:
             self.process = subprocess.Popen(
                 [self.program, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=log
             )
-        deadline = time.monotonic() + TIMEOUT
-        while not port_open("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
+        process = self.process
+
+        def listening() -> bool:
+            if process.poll() is not None:
                 log = (self.workdir / "mosquitto.log").read_text()
-                pytest.fail(f"private mosquitto did not start:\n{log}")
-            time.sleep(0.05)
+                pytest.fail(f"private mosquitto exited:\n{log}")
+            return port_open("127.0.0.1", self.port)
+
+        wait_until(
+            listening,
+            what="the private mosquitto to listen",
+            within=TIMEOUT,
+            seen=lambda: (self.workdir / "mosquitto.log").read_text(),
+        )
 
     def kill(self) -> None:
         """A crash, not a shutdown: no goodbye to the clients."""

@@ -21,6 +21,7 @@ from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.sse import MAX_EVENT_CHARS, SSEDropped, SSEFeed
 from streams.ingest.feeds.sse_client import SSEError
 from tests.sources import SSESource
+from tests.waits import eventually
 
 # A part of a reply: bytes are sent as one chunk, a float pauses that many seconds.
 Part = bytes | float
@@ -420,7 +421,9 @@ async def test_stopping_the_feed_stops_its_connection(server):
     waiting = asyncio.ensure_future(anext(batches))
     assert values(await waiting) == [2.0]
     waiting = asyncio.ensure_future(anext(batches))
-    await asyncio.sleep(0.1)
+    # One turn of the loop: the task runs until the feed waits in its queue for an event (had
+    # one been there, `waiting` would be done and the cancellation below would not raise).
+    await asyncio.sleep(0)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -457,14 +460,16 @@ class Running:
     def total(self, series: str) -> float:
         return sum(point.values.get(series) or 0 for point in self.points)
 
-    async def until(self, condition: Callable[[], bool], *, within: float = 30.0) -> None:
-        """Wait for `condition` (checked as the feed works), failing after `within` seconds."""
-        async with asyncio.timeout(within):
-            while not condition():
-                if self.task.done():
-                    self.task.result()  # the feed's error, if it failed
-                    raise AssertionError("the feed stopped")
-                await asyncio.sleep(0.05)
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait for `condition` (checked as the feed works); fail at once if the feed stops."""
+
+        def met() -> bool:
+            if self.task.done():
+                self.task.result()  # the feed's error, if it failed
+                raise AssertionError("the feed stopped")
+            return condition()
+
+        await eventually(met, what="the feed's points", seen=lambda: len(self.points))
 
     async def stop(self) -> None:
         self.task.cancel()

@@ -18,6 +18,7 @@ from websockets.http11 import Request, Response
 from streams.core.points import Batch
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.websocket import WebsocketError, WebsocketFeed
+from tests.waits import DEADLINE
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
@@ -217,7 +218,7 @@ async def test_the_same_feed_resumes_after_the_server_dies_and_comes_back():
         subscriptions.append(str(await connection.recv()))
         while True:
             await connection.send(json.dumps({"n": next(counter)}))
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # pacing the source, not waiting for anything
 
     feed: WebsocketFeed
     async with serving(handler) as (server, url):
@@ -288,9 +289,12 @@ async def test_a_server_that_never_answers_the_handshake_times_out():
 
 
 async def test_a_quiet_connection_is_waited_for_while_aggregates_flush():
+    first_out = asyncio.Event()
+
     async def handler(connection: ServerConnection) -> None:
         await connection.send('{"v": 1}')
-        await asyncio.sleep(1.2)  # nothing for a while: neither an error nor an end
+        # Silent (neither an error nor an end) until the first interval has come out.
+        await first_out.wait()
         await connection.send('{"v": 5}')
         await connection.wait_closed()
 
@@ -298,10 +302,17 @@ async def test_a_quiet_connection_is_waited_for_while_aggregates_flush():
         feed = WebsocketFeed(
             {"url": url, "extract": {"value": "v", "aggregate": {"every": 0.3, "how": "sum"}}}
         )
-        batches = await first_batches(feed, 2)
+        batches: list[Batch] = []
+        async with asyncio.timeout(DEADLINE):
+            async for batch in feed.batches():
+                if batch:
+                    batches.append(batch)
+                    first_out.set()
+                    if len(batches) == 2:
+                        break
     # The first interval is flushed on time, while the server is still silent.
     assert values(batches) == [{"value": 1.0}, {"value": 5.0}]
-    assert batches[1][0].t - batches[0][0].t >= 0.9
+    assert batches[1][0].t - batches[0][0].t >= 0.3 * 0.999  # a later interval
 
 
 async def test_a_peer_that_stops_answering_pings_is_detected():
