@@ -331,11 +331,17 @@ def _delete_in_chunks(queryset: Any) -> int:
 
     deleted = 0
     while True:
-        chunk = list(queryset.values_list("pk", "count")[:PRUNE_CHUNK])
+        chunk = list(
+            queryset.order_by("last_ms", "last_seq").values_list("pk", "last_ms", "count")[:PRUNE_CHUNK]
+        )
         if not chunk:
             return deleted
-        StoredBatch.objects.filter(pk__in=[pk for pk, _ in chunk]).delete()
-        deleted += sum(count for _, count in chunk)
+        # The chunk's span of last_ms lets PostgreSQL look for the ids in those days' partitions
+        # only, not in every partition's index.
+        StoredBatch.objects.filter(
+            pk__in=[pk for pk, _, _ in chunk], last_ms__gte=chunk[0][1], last_ms__lte=chunk[-1][1]
+        ).delete()
+        deleted += sum(count for _, _, count in chunk)
 
 
 def merge_batches(
