@@ -5,11 +5,12 @@ PostgreSQL only (DATABASE_URL=postgres://...); SQLite keeps one plain table."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from streams.core.ids import format_id
@@ -198,4 +199,28 @@ def test_the_prune_pass_makes_partitions_ahead():
     assert partitions.make_ahead(now=later) == 0, "made once"
     with connection.cursor() as cursor:
         for name in ahead:
+            cursor.execute(f"DROP TABLE {name}")
+
+
+def test_two_workers_making_the_same_days_at_once_make_each_once():
+    days = range(TODAY + 40, TODAY + 43)
+    start, made_by = threading.Barrier(2), []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            made_by.append(partitions.make_partitions(days))
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(made_by) == [0, 3]
+    names = {partition_name(day) for day in days}
+    assert names <= made()
+    with connection.cursor() as cursor:
+        for name in names:
             cursor.execute(f"DROP TABLE {name}")
