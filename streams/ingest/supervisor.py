@@ -36,6 +36,7 @@ from streams.ingest.feeds.push import PushFeed, hand_over
 from streams.ingest.feeds.timeline import Timeline
 from streams.ingest.inbox import get_inbox
 from streams.ingest.leases import Leases, plan
+from streams.storage import partitions
 from streams.storage.store import last_stored, prune_stream, read_after, save_batches
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,11 @@ def _dropped_at_stop(slug: str, reason: str) -> None:
 
 
 def prune_streams(slugs: list[str]) -> int:
+    """Make the stored points' partitions ahead and drop whole days no stream keeps (PostgreSQL;
+    any worker may, for all streams), then prune these streams' rows. Returns points deleted."""
     from streams.models import Stream
 
+    partitions.maintain()
     return sum(prune_stream(stream) for stream in Stream.objects.filter(slug__in=slugs, store_points=True))
 
 

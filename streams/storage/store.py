@@ -4,6 +4,11 @@ Broadcast hands every sent batch to a Persister, which writes them from a thread
 a second, so ingest never waits for the database (SQLite allows one writer at a time; a slow
 disk must not slow the live path). A failed write is kept and retried; what is queued is
 written on shutdown. Pruning (`prune_stream`) deletes in small chunks for the same reason.
+
+On PostgreSQL the table is partitioned by day of the rows' last id (storage/partitions.py):
+an insert that finds no partition for its day makes it and is retried once, and whole days
+that no stream keeps are dropped (`partitions.drop_expired`) before the chunked deletes run,
+which then only trim inside the days still needed. SQLite keeps one plain table.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from streams.core.frames import columns, compact
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry, Point
 from streams.core.tasks import finished
+from streams.storage import partitions
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +114,18 @@ def stream_ids(slugs: Sequence[str]) -> dict[str, int]:
 def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     """Write batches of (slug, entries); a point at or before its stream's newest stored id is
     skipped (already stored, by this process or another). Returns rows written."""
+    try:
+        return _save_batches(batches)
+    except IntegrityError as error:
+        # PostgreSQL: a day past the partitions made ahead (a worker down for a week, a clock
+        # gone wrong). Make the days of these rows (each row's key is its last id) and retry.
+        if not partitions.is_missing_partition(error):
+            raise
+        partitions.make_partitions_for(parse_id(entries[-1].id)[0] for _, entries in batches if entries)
+        return _save_batches(batches)
+
+
+def _save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     ids = stream_ids(sorted({slug for slug, _ in batches}))
     wanted = [(ids[slug], entries) for slug, entries in batches if slug in ids and entries]
     if not wanted:
@@ -235,26 +253,48 @@ def prune_stream(stream: Any, *, now: float | None = None) -> int:
         deleted += _delete_in_chunks(batches.filter(t_max__lt=now - stream.keep_seconds))
     if stream.keep_points is None:
         return deleted
+    cut = count_cut(stream.pk, keep_points=stream.keep_points)
+    if cut is None:
+        return deleted
+    if cut.trim is not None:
+        deleted += _trim_row(cut.trim, keep=cut.room)
+    ms, seq = cut.keep_from
+    return deleted + _delete_in_chunks(
+        batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CountCut:
+    """Where a stream's keep_points cuts its stored rows: every row whose last id is before
+    `keep_from` goes, and row `trim` (when set) keeps only its newest `room` points."""
+
+    keep_from: IdKey
+    trim: int | None
+    room: int
+
+
+def count_cut(stream_id: int, *, keep_points: int) -> CountCut | None:
+    """Where keep_points cuts the stream's stored rows; None when every point fits."""
+    from streams.models import StoredBatch
+
     kept = 0
-    rows = batches.order_by("-last_ms", "-last_seq").values_list("pk", "last_ms", "last_seq", "count")
+    rows = (
+        StoredBatch.objects.filter(stream_id=stream_id)
+        .order_by("-last_ms", "-last_seq")
+        .values_list("pk", "last_ms", "last_seq", "count")
+    )
     for pk, last_ms, last_seq, count in rows.iterator(chunk_size=5_000):
-        room = stream.keep_points - kept
+        room = keep_points - kept
         if count <= room:
             kept += count
             continue
         # This row holds the oldest point to keep (or, with no room left, is the first to go):
-        # keep its newest `room` points, and delete every row before it.
+        # it keeps its newest `room` points, and every row before it goes.
         if room > 0:
-            deleted += _trim_row(pk, keep=room)
-            doomed_before: IdKey = (last_ms, last_seq)
-        else:
-            doomed_before = (last_ms, last_seq + 1)
-        ms, seq = doomed_before
-        deleted += _delete_in_chunks(
-            batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
-        )
-        break
-    return deleted
+            return CountCut(keep_from=(last_ms, last_seq), trim=pk, room=room)
+        return CountCut(keep_from=(last_ms, last_seq + 1), trim=None, room=0)
+    return None
 
 
 def _trim_row(pk: int, *, keep: int) -> int:
@@ -291,11 +331,17 @@ def _delete_in_chunks(queryset: Any) -> int:
 
     deleted = 0
     while True:
-        chunk = list(queryset.values_list("pk", "count")[:PRUNE_CHUNK])
+        chunk = list(
+            queryset.order_by("last_ms", "last_seq").values_list("pk", "last_ms", "count")[:PRUNE_CHUNK]
+        )
         if not chunk:
             return deleted
-        StoredBatch.objects.filter(pk__in=[pk for pk, _ in chunk]).delete()
-        deleted += sum(count for _, count in chunk)
+        # The chunk's span of last_ms lets PostgreSQL look for the ids in those days' partitions
+        # only, not in every partition's index.
+        StoredBatch.objects.filter(
+            pk__in=[pk for pk, _, _ in chunk], last_ms__gte=chunk[0][1], last_ms__lte=chunk[-1][1]
+        ).delete()
+        deleted += sum(count for _, _, count in chunk)
 
 
 def merge_batches(
