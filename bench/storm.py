@@ -246,6 +246,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.env["DEBUG"] = "false"
         stack.env["SECRET_KEY"] = secrets.token_urlsafe(50)
         stack.env["ALLOWED_HOSTS"] = "127.0.0.1"
+        # As deploy/livecharts.env ships it: a database connection kept per thread, not one
+        # opened for every access check.
+        stack.env["DATABASE_CONN_MAX_AGE"] = "60"
         migrated = stack.manage("migrate", "--noinput", "-v", "0")
         if migrated.returncode != 0:
             raise RuntimeError(migrated.stderr[-2000:])

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -166,6 +167,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
             counts.per_address[self.address] += 1
         if self.user_id is not None:
             counts.per_user[self.user_id] += 1
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """A client message (connect, receive, disconnect) to its handler. channels 4.3's
+        dispatch first hops to a thread to close old database connections, for every message
+        (DESIGN.md, what costs what): a reconnect storm paid two hops per viewer. Every ORM
+        call here goes through database_sync_to_async, which does that itself around the call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse_socket(self, message: str) -> None:
         self.refused = True
