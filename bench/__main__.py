@@ -207,7 +207,9 @@ def ingest_section(quick: bool, allowance: float) -> str:
 def storm_section(args: argparse.Namespace) -> str:
     """The reconnect storm (bench/storm.py) at --storm-viewers over 20 streams; --quick: 40 x 4."""
     viewers, streams = (40, 4) if args.quick else (args.storm_viewers, 20)
-    return storm.section(["--viewers", str(viewers), "--streams", str(streams)])
+    size = "--quick" if args.quick else f"--storm-viewers {viewers}"
+    command = f".venv/bin/python -m bench --only storm {size}"
+    return storm.section(["--viewers", str(viewers), "--streams", str(streams)], command=command)
 
 
 # Each scenario: (name in docs/performance.md, function(args, allowance) -> markdown section).

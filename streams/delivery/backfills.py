@@ -94,6 +94,9 @@ class SharedBackfill:
     # Offered while the window was being read: sorted out against its last id once read.
     early: list[tuple[IdKey, IdKey | None, str]] = field(default_factory=list)
     usable: bool = True
+    # More than MAX_SHARED_POINTS: kept (empty) until it expires, so that the subscribers
+    # asking meanwhile read their own at once rather than each trying to share again.
+    oversized: bool = False
 
     def offer(self, message: dict[str, Any]) -> bool:
         key = tuple(message["key"])  # a list after msgpack
@@ -182,7 +185,8 @@ class SharedBackfills:
             task.add_done_callback(self._tasks.discard)
         await asyncio.shield(entry.ready)
         if not entry.usable:
-            self._forget(key, entry)
+            if not entry.oversized:
+                self._forget(key, entry)
             return None
         self.handouts += 1
         return entry.handout()
@@ -215,10 +219,11 @@ class SharedBackfills:
             if not entry.ready.done():
                 entry.ready.set_result(None)
             if not entry.usable:
-                self._forget(key, entry)
+                if not entry.oversized:
+                    self._forget(key, entry)
                 if joined:
                     await self.hub.leave(entry.slug, entry)
-        if entry.usable:
+        if entry.usable or entry.oversized:
             loop = asyncio.get_running_loop()
             self._timers[entry] = loop.call_later(SHARE_SECONDS, self._expire, key, entry)
 
@@ -233,7 +238,8 @@ class SharedBackfills:
                     continue
                 count += len(segment.entries)
                 if count > MAX_SHARED_POINTS:
-                    entry.usable = False
+                    entry.usable, entry.oversized = False, True
+                    entry.frames, entry.points_frames = [], 0
                     return
                 for text in backfill_slices(
                     slug=entry.slug, prev=prev, entries=segment.entries, max_bytes=entry.max_bytes

@@ -16,7 +16,7 @@ from streams.core.frames import batch_text
 from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
-from streams.delivery import consumers
+from streams.delivery import backfills, consumers
 from streams.delivery.backfills import get_shared_backfills
 from streams.delivery.consumers import StreamConsumer
 from streams.delivery.hub import get_hub
@@ -217,3 +217,34 @@ async def test_a_batch_lost_on_the_live_path_stops_the_sharing_and_later_subscri
         assert times == feed.times[held:]
     await first.consumer.disconnect(1000)
     await second.consumer.disconnect(1000)
+
+
+async def test_a_window_too_large_to_share_is_read_by_each_subscriber_after_one_try(
+    memory_layer, monkeypatch
+):
+    stream_row = Stream(slug=SLUG, title="Storm", window_points=WINDOW, store_points=False)
+    allow(monkeypatch, stream_row)
+    monkeypatch.setattr(backfills, "MAX_SHARED_POINTS", 20)
+    feed = Feed()
+    for _ in range(10):  # 30 points: more than may be shared
+        await feed.publish()
+    viewers = [Viewer(after=None) for _ in range(3)]
+    for viewer in viewers:
+        await viewer.consumer.connect()
+        await viewer.subscribe()
+    await feed.publish()
+    last = feed.ids[-1]
+    for viewer in viewers:
+        await eventually(
+            lambda viewer=viewer: (
+                viewer.frames[-1]["op"] == "points" and viewer.frames[-1]["data"][-1]["id"] == last
+            ),
+            what="every viewer live up to the last batch",
+        )
+        prevs, ids, times = viewer.chain()
+        assert prevs == [None, *ids[:-1]]
+        assert times == feed.times
+    shared = get_shared_backfills()
+    assert (shared.reads, shared.handouts) == (1, 0)  # tried once, then each read its own
+    for viewer in viewers:
+        await viewer.consumer.disconnect(1000)
