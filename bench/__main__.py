@@ -1,6 +1,7 @@
 """`make bench`: run the scenarios and rewrite their sections of docs/performance.md.
 
     .venv/bin/python -m bench [--quick] [--only fanout,ingest,...] [--ingest-allowance SECONDS]
+    .venv/bin/python -m bench --only storm [--storm-viewers 500]
 
 Each scenario owns the part of docs/performance.md between `<!-- bench:<name> -->` and
 `<!-- /bench:<name> -->`; everything else in the file (sections measured by hand, like range
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import browser, fanout, ingest, memory, peers
+from bench import browser, fanout, ingest, memory, peers, storm
 from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,20 +204,38 @@ def ingest_section(quick: bool, allowance: float) -> str:
     return ingest.section(quick)
 
 
-# Each scenario: (name in docs/performance.md, function(quick, allowance) -> markdown section).
+def storm_section(args: argparse.Namespace) -> str:
+    """The reconnect storm (bench/storm.py) at --storm-viewers over 20 streams; --quick: 40 x 4."""
+    viewers, streams = (40, 4) if args.quick else (args.storm_viewers, 20)
+    size = "--quick" if args.quick else f"--storm-viewers {viewers}"
+    command = f".venv/bin/python -m bench --only storm {size}"
+    return storm.section(["--viewers", str(viewers), "--streams", str(streams)], command=command)
+
+
+# Each scenario: (name in docs/performance.md, function(args, allowance) -> markdown section).
 # Run in order.
-SCENARIOS: list[tuple[str, Callable[[bool, float], str]]] = [
-    ("fanout", lambda quick, _: fanout_section(QUICK_ARGS if quick else FANOUT_ARGS)),
-    ("browser", lambda quick, _: browser.section(quick)),
-    ("ingest", ingest_section),
-    ("memory", lambda quick, _: memory.section(quick)),
-    ("peers", lambda quick, _: peers.section(PEERS_QUICK_ARGS if quick else PEERS_ARGS)),
+SCENARIOS: list[tuple[str, Callable[[argparse.Namespace, float], str]]] = [
+    ("fanout", lambda args, _: fanout_section(QUICK_ARGS if args.quick else FANOUT_ARGS)),
+    ("browser", lambda args, _: browser.section(args.quick)),
+    ("ingest", lambda args, allowance: ingest_section(args.quick, allowance)),
+    ("memory", lambda args, _: memory.section(args.quick)),
+    ("peers", lambda args, _: peers.section(PEERS_QUICK_ARGS if args.quick else PEERS_ARGS)),
+    ("storm", lambda args, _: storm_section(args)),
 ]
+# Run only when named in --only: make bench's 10 minutes have no room for them.
+OPT_IN = {"storm"}
 # Seconds each scenario may take before it is stopped (measured on this machine under other
 # people's test runs: fanout 3-3.5 min, browser 1.2, ingest fitted to 2.5, memory 2, peers
 # 4-5). The plan is about 13 minutes; these bound a scenario that goes wrong, the Makefile's
 # timeout bounds the whole.
-ALLOWANCES = {"fanout": 270.0, "browser": 110.0, "ingest": 150.0, "memory": 160.0, "peers": 420.0}
+ALLOWANCES = {
+    "fanout": 270.0,
+    "browser": 110.0,
+    "ingest": 150.0,
+    "memory": 160.0,
+    "peers": 420.0,
+    "storm": 300.0,
+}
 INGEST_ALLOWANCE_S = ALLOWANCES["ingest"]
 
 
@@ -224,7 +243,8 @@ def run_scenario(name: str, args: argparse.Namespace, allowance: float) -> str:
     """Run one scenario in a process group of its own, stopped with all it started once it
     passes `allowance`; what happened, for the summary."""
     argv = [sys.executable, "-m", "bench", "--only", name, "--doc", str(args.doc), "--in-process"]
-    argv += ["--ingest-allowance", str(args.ingest_allowance)] + (["--quick"] if args.quick else [])
+    argv += ["--ingest-allowance", str(args.ingest_allowance), "--storm-viewers", str(args.storm_viewers)]
+    argv += ["--quick"] if args.quick else []
     child = subprocess.Popen(argv, start_new_session=True)
     try:
         code = child.wait(timeout=allowance)
@@ -271,8 +291,10 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         default="",
         help="comma-separated scenario names (default: all of "
-        + ", ".join(name for name, _ in SCENARIOS)
-        + ")",
+        + ", ".join(name for name, _ in SCENARIOS if name not in OPT_IN)
+        + "; "
+        + ", ".join(sorted(OPT_IN))
+        + " only when named)",
     )
     parser.add_argument(
         "--ingest-allowance",
@@ -280,9 +302,12 @@ def main(argv: list[str] | None = None) -> None:
         default=INGEST_ALLOWANCE_S,
         help=f"seconds the ingest scenario may take (default {INGEST_ALLOWANCE_S:g})",
     )
+    parser.add_argument(
+        "--storm-viewers", type=int, default=500, help="viewers of the storm scenario (default 500)"
+    )
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # one scenario's child
     args = parser.parse_args(argv)
-    wanted = {name for name in args.only.split(",") if name} or {name for name, _ in SCENARIOS}
+    wanted = {name for name in args.only.split(",") if name} or {name for name, _ in SCENARIOS} - OPT_IN
     unknown = wanted - {name for name, _ in SCENARIOS}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -302,12 +327,12 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
             )
             continue
-        section = run(args.quick, allowances[name])
+        section = run(args, allowances[name])
         print(section)
         # Written after each scenario, so an interrupted run keeps what it measured.
         text = args.doc.read_text() if args.doc.exists() else ""
         args.doc.write_text(replace_section(text, name, section))
-    if times and len(times) == len(SCENARIOS) and not args.quick:
+    if times and len(times) == len(SCENARIOS) - len(OPT_IN) and not args.quick:
         text = args.doc.read_text() if args.doc.exists() else ""
         args.doc.write_text(
             replace_section(text, "summary", summary_section(times, time.monotonic() - started))

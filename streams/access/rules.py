@@ -60,6 +60,10 @@ def viewable_stream(user: Any, slug: str) -> tuple[Stream | None, bool]:
     stream = Stream.objects.filter(slug=slug).first()
     if stream is None:
         return None, False
+    if is_staff(user) or (stream.enabled and stream.visibility == Stream.Visibility.PUBLIC):
+        # What visibility_filter answers for this row just read, without a second query:
+        # every viewer may see an enabled public stream (a reconnect storm's usual subscribe).
+        return stream, True
     return stream, can_view(user, stream)
 
 

@@ -19,10 +19,11 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -30,10 +31,10 @@ from django.conf import settings
 from streams.access.revocation import Refusal, Viewing, Watch, get_watcher
 from streams.access.rules import is_signed_in, viewable_stream
 from streams.core import runtime
-from streams.core.frames import batch_text, encode, points_frame
+from streams.core.frames import encode
 from streams.core.ids import IdKey, parse_id
-from streams.core.points import Entry
 from streams.core.retention import Retention
+from streams.delivery.backfills import Handout, backfill_slices, get_shared_backfills
 from streams.delivery.hub import Frame, get_hub
 from streams.delivery.latency import timed_subscribe
 from streams.delivery.transport import direct_writer, prepare
@@ -126,28 +127,6 @@ def client_address(scope: dict[str, Any]) -> str | None:
     return str(client[0]) if client else None
 
 
-def backfill_slices(
-    *, slug: str, prev: str | None, entries: Sequence[Entry], max_bytes: int
-) -> Iterator[str]:
-    """`entries` as points frames of at most `max_bytes` of UTF-8 each (a single point larger
-    than that goes alone), each batch's `prev` the id before it. Slices are sized from the
-    bytes per point seen so far, and halved when a frame comes out too large."""
-    start = 0
-    count = 64  # a probe; later slices are sized from what it weighed
-    while start < len(entries):
-        while True:
-            chunk = entries[start : start + count]
-            text = points_frame([batch_text(slug=slug, prev=prev, entries=chunk)])
-            size = len(text.encode())
-            if size <= max_bytes or len(chunk) == 1:
-                break
-            count = max(1, min(len(chunk) // 2, int(len(chunk) * max_bytes * 0.9 / size)))
-        yield text
-        prev = chunk[-1].id
-        start += len(chunk)
-        count = max(1, int(max_bytes * 0.9 * len(chunk) / size))
-
-
 class StreamConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: live batches come from the process's hub, so a
     # socket's own layer queue and receive loop would only cost memory and a Redis subscription.
@@ -188,6 +167,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
             counts.per_address[self.address] += 1
         if self.user_id is not None:
             counts.per_user[self.user_id] += 1
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """A client message (connect, receive, disconnect) to its handler. channels 4.3's
+        dispatch first hops to a thread to close old database connections, for every message
+        (DESIGN.md, what costs what): a reconnect storm paid two hops per viewer. Every ORM
+        call here goes through database_sync_to_async, which does that itself around the call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse_socket(self, message: str) -> None:
         self.refused = True
@@ -308,19 +297,31 @@ class StreamConsumer(AsyncWebsocketConsumer):
             # Join before reading history so no batch falls between backfill and live.
             await self.hub.join(slug, self)
             self.check_current(slug, subscription)
-            status = await get_history().get_status(slug)
-            self.check_current(slug, subscription)
-            await self.write_text(encode({"op": "subscribed", "stream": slug, "status": status}))
-            # The window, else the database (a Redis restart empties the window), else a gap;
-            # read a page at a time, each once the one before it is written.
-            subscription.retention, subscription.stored = Retention.of(stream), stream.store_points
-            pages = pages_since(
-                slug, after=after, retention=subscription.retention, stored=subscription.stored
+            retention = subscription.retention = Retention.of(stream)
+            stored = subscription.stored = stream.store_points
+            # The window, else the database (a Redis restart empties the window), else a gap:
+            # read once for every subscriber asking alike at the moment (a reconnect storm),
+            # else (too large to keep) a page at a time, each once the one before it is written.
+            shared = await get_shared_backfills().get(
+                slug,
+                after=after,
+                retention=retention,
+                stored=stored,
+                max_bytes=settings.LIVECHARTS_BACKFILL_FRAME_BYTES,
+                pages=lambda: pages_since(slug, after=after, retention=retention, stored=stored),
             )
-            async with contextlib.aclosing(pages):
-                last, frames = await self.send_backfill(
-                    slug, after=after, pages=pages, subscription=subscription
-                )
+            self.check_current(slug, subscription)
+            if shared is not None:
+                last, frames = await self.send_shared(slug, shared=shared, subscription=subscription)
+            else:
+                status = await get_history().get_status(slug)
+                self.check_current(slug, subscription)
+                await self.write_text(encode({"op": "subscribed", "stream": slug, "status": status}))
+                pages = pages_since(slug, after=after, retention=retention, stored=stored)
+                async with contextlib.aclosing(pages):
+                    last, frames = await self.send_backfill(
+                        slug, after=after, pages=pages, subscription=subscription
+                    )
         except Superseded:
             return  # taken away (its error frame is on the way) or the socket is gone
         except BaseException:
@@ -357,6 +358,20 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 self.hub.stats.backfill_bytes += len(text)
             prev = segment.entries[-1].id
         return (parse_id(prev) if prev is not None else None), frames
+
+    async def send_shared(
+        self, slug: str, *, shared: Handout, subscription: Subscription
+    ) -> tuple[IdKey | None, int]:
+        """`subscribed` and a shared backfill (streams/delivery/backfills.py), as
+        send_backfill writes its own."""
+        await self.write_text(encode({"op": "subscribed", "stream": slug, "status": shared.status}))
+        for text in shared.frames:
+            await self.wait_for_reader(slug, subscription)
+            await self.write_text(text)
+            if text.startswith('{"op":"points"'):  # as send_backfill counts: not gap frames
+                self.hub.stats.backfill_frames += 1
+                self.hub.stats.backfill_bytes += len(text)
+        return shared.last, shared.points_frames
 
     def go_live(self, slug: str, subscription: Subscription, last: IdKey | None) -> None:
         """The backfill is out: release the batches held meanwhile that it did not hold. No
