@@ -7,7 +7,7 @@
 
 Seeds one stream with N points (batches of 50, as broadcast stores 50 ms ticks; with --bulk,
 rows of 20 points, a second of a 20 points/s stream as the store's flush writes them, written
-in chunks of 200,000 points, their rollup tiers through the same code as save_batches) in a
+in chunks of 200,000 points, their rollup tiers through the same code as rollups.rebuild) in a
 throwaway database: a SQLite file in a temporary directory, or a fresh schema in the given PostgreSQL
 database (dropped afterwards). Then asks GET /streams/<slug>/range for the whole range through
 Django's test Client, so the figure is the whole view: access check, database read, decoding,
@@ -165,8 +165,8 @@ BULK_CHUNK = 200_000  # points per transaction
 
 def seed_bulk(slug: str, *, points: int, series: int) -> float:
     """Store `points` points as rows of BULK_ROW, with their tiers, in large transactions: the
-    raw rows as save_batches writes them, the tiers through rollups.write_deltas (what
-    save_batches calls). Returns the seconds it took."""
+    raw rows as save_batches writes them, the tiers as rollups.rebuild writes them (the 1 s tier,
+    then the coarser ones rolled up from it). Returns the seconds it took."""
     import numpy as np
     import orjson
     from django.db import connection, transaction
@@ -202,10 +202,12 @@ def seed_bulk(slug: str, *, points: int, series: int) -> float:
             rows.append(
                 (stream.pk, ms[part][0], 0, ms[part][-1], 0, min(times), max(times), len(times), data)
             )
-        points = [Point(t=at, values={name: ys[name][i] for name in names}) for i, at in enumerate(t)]
+        chunk = [Point(t=at, values={name: ys[name][i] for name in names}) for i, at in enumerate(t)]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(insert, rows)
-            rollups.write_deltas(cursor, {stream.pk: rollups.summarise(points)})
+            # As rollups.rebuild: the 1 s tier per chunk, the coarser ones rolled up from it.
+            rollups.write_finest(cursor, {stream.pk: chunk})
+            rollups.roll_up(cursor, newest={stream.pk: chunk[-1].t})
     return time.perf_counter() - begin
 
 

@@ -361,6 +361,19 @@ class StoredRollupSeries(models.Model):
         return f"{self.stream_id} {self.series}: {self.count} values in {self.tier} s from {self.start}"
 
 
+class StoredRollupMark(models.Model):
+    """How far a stream's coarser rollup tiers are rolled up: each tier holds every bucket that
+    ends at or before `until` (seconds, a multiple of the 10 s tier), and none after."""
+
+    stream = models.OneToOneField(
+        Stream, on_delete=models.CASCADE, primary_key=True, related_name="stored_rollup_mark"
+    )
+    until = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}: rolled up to {self.until}"
+
+
 MAX_DASHBOARD_COLUMNS = 24
 MAX_PANEL_HEIGHT = 4
 MAX_CANDLE_SECONDS = 7 * 24 * 3600

@@ -235,6 +235,7 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
     """The kept points of the tier buckets wholly inside [low, high) at `level` and, for the ends
     no such bucket covers, of finer tiers down to the raw points; with the points they stand for."""
     parts: list[tuple[int | None, float, float]] = []  # (tier or None for raw, from, to)
+    marks = rollups.rolled_until(stream_id)
 
     def cover(low: float, high: float, level: int) -> None:
         if level < 0:
@@ -242,7 +243,8 @@ def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple
             return
         width = rollups.TIERS[level]
         first = math.ceil(low / width) * width
-        last = math.floor(high / width) * width  # buckets start in [first, last)
+        # Buckets start in [first, last); above its mark a tier is not rolled up yet.
+        last = min(math.floor(high / width) * width, marks[width])
         if first >= last:
             cover(low, high, level - 1)
             return

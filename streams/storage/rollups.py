@@ -8,13 +8,16 @@ points that hold its min and max. A kept point is a real stored point with every
 its own time with the other series' values beside it, exactly as a raw read does.
 
 Written as points are stored: save_batches calls `add_points` inside its own transaction with only
-the points its id fence let through, so a tier never lags the raw points and a retried or
-overlapping write never counts a point twice. A flush summarises every stream's new points per
-tier bucket in memory in one pass, then writes each table with one upsert of all its rows
-(PostgreSQL: one statement; SQLite: one statement run per row) whose ON CONFLICT DO UPDATE
-merges in SQL (sums added, min / max / first / last picked with CASE, the
-kept point's text following its value): no row is read back, so the tiers cost one statement
-per table and flush, not a round trip per bucket (SQLite >= 3.24 and PostgreSQL both say it so).
+the points its id fence let through, so a retried or overlapping write never counts a point
+twice. A flush summarises every stream's new points per bucket in memory in one pass and writes
+the 1 s tier with one upsert per table whose ON CONFLICT DO UPDATE merges in SQL (sums added,
+min / max / first / last picked with CASE, the kept point's text following its value; SQLite
+>= 3.24 and PostgreSQL both say it so): no row is read back. A coarser bucket is written once,
+when the stream's points have moved past it, by an INSERT ... SELECT that rolls it up from the
+finer tier; a late point in a bucket rolled already is merged into it by the same upsert. So
+each tier is complete below its mark (the end of its newest bucket, `rolled_until`) and holds
+nothing above it, and a flush writes a row per stream and series, not one per tier (a write
+of every tier cost 2.5 to 5 times the raw write).
 
 Pruning (`trim`) drops the buckets before the oldest kept point and rebuilds the one bucket per
 tier that straddles it, each from the finer tier's rows (the finest from the raw points), so
@@ -24,6 +27,7 @@ tiers keep agreeing with what is kept.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -114,9 +118,19 @@ def bucket_start(t: float, width: int) -> int:
 
 def summarise(points: Sequence[Point]) -> dict[int, dict[int, Bucket]]:
     """{tier: {bucket start: Bucket}} of `points`, in stored order."""
+    width = TIERS[0]
+    finest = _finest(points, [point.t for point in points])
+    tiers = {width: finest}
+    for coarser in TIERS[1:]:
+        tiers[coarser] = _coarsen(tiers[width], coarser)
+        width = coarser
+    return tiers
+
+
+def _finest(points: Sequence[Point], times: list[float]) -> dict[int, Bucket]:
+    """{bucket start: Bucket} of the 1 s tier; `times` are the points' times."""
     finest: dict[int, Bucket] = {}
     width = TIERS[0]
-    times = [point.t for point in points]
     if times == sorted(times):
         # The usual flush: points in time order, so each second is a run of them, summarised a
         # column at a time with builtins (a point at a time was most of a flush's cost).
@@ -133,18 +147,16 @@ def summarise(points: Sequence[Point]) -> dict[int, dict[int, Bucket]]:
             if bucket is None:
                 bucket = finest[start] = Bucket()
             bucket.add(point)
-    tiers = {width: finest}
-    for coarser in TIERS[1:]:
-        tiers[coarser] = _coarsen(tiers[width], coarser)
-        width = coarser
-    return tiers
+    return finest
 
 
 def _run(points: Sequence[Point], times: Sequence[float]) -> Bucket:
     """The Bucket of points in time order, as Bucket.add would make it (ties alike: min and max
     at their first occurrence, first at the earliest stored, last at the latest stored)."""
     bucket = Bucket(count=len(points), first_t=times[0], first=points[0])
-    names = dict.fromkeys(name for point in points for name in point.values)
+    names = list(points[0].values)
+    # Series that come and go (rare): the others' names too, gathered dict by dict in C.
+    names += sorted(set().union(*[point.values for point in points]).difference(names))
     for name in names:
         column = [point.values.get(name) for point in points]
         keep, at = points, times
@@ -178,6 +190,9 @@ def _run(points: Sequence[Point], times: Sequence[float]) -> Bucket:
 
 
 def _coarsen(buckets: Mapping[int, Bucket], width: int) -> dict[int, Bucket]:
+    if len(buckets) == 1:  # the usual flush: a second of points
+        ((start, bucket),) = buckets.items()
+        return {bucket_start(start, width): bucket}
     groups: dict[int, list[Bucket]] = {}
     # In time order: buckets of one group never share a time, so ties cannot tell them apart.
     for start in sorted(buckets):
@@ -198,6 +213,7 @@ def _coarsen(buckets: Mapping[int, Bucket], width: int) -> dict[int, Bucket]:
 # Writing -------------------------------------------------------------------------------------
 
 BUCKET_FIELDS = ("stream", "tier", "start", "count", "first_t", "first_point")
+MARK_FIELDS = ("stream", "until")
 SERIES_FIELDS = (
     "stream",
     "tier",
@@ -241,12 +257,165 @@ class _Texts:
 
 
 def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> int:
-    """Merge newly stored points, (stream id, entries), into every tier; call inside the write's
-    transaction with exactly the points that write stores. Returns the tier rows written."""
+    """Merge newly stored points, (stream id, entries), into the tiers; call inside the write's
+    transaction with exactly the points that write stores. Returns the tier rows written.
+
+    Every point enters the 1 s tier. A coarser bucket is written once, rolled up from the finer
+    tier when the stream's points have moved past it (`roll_up`); a point that falls in a bucket
+    rolled already (a late one) is merged into it directly. So a flush upserts a row per stream
+    and series instead of one per tier."""
     per_stream: dict[int, list[Point]] = {}
     for stream_id, entries in batches:
         per_stream.setdefault(stream_id, []).extend(entry.point for entry in entries)
-    return write_deltas(cursor, {stream_id: summarise(points) for stream_id, points in per_stream.items()})
+    marks = _marks(cursor, sorted(per_stream))
+    writes: dict[int, dict[int, dict[int, Bucket]]] = {}
+    newest: dict[int, float] = {}
+    for stream_id, points in per_stream.items():
+        times = [point.t for point in points]
+        writes[stream_id] = {TIERS[0]: _finest(points, times)}
+        newest[stream_id] = max(times)
+        mark = marks.get(stream_id)
+        if mark is not None and min(times) < mark:
+            # Late points: those in buckets rolled already are merged into them directly.
+            tiers = summarise([point for point in points if point.t < mark])
+            for width in TIERS[1:]:
+                rolled = bucket_start(mark, width)
+                late = {start: bucket for start, bucket in tiers[width].items() if start < rolled}
+                if late:
+                    writes[stream_id][width] = late
+    written = write_deltas(cursor, writes)
+    return written + roll_up(cursor, newest=newest, marks=marks)
+
+
+# Below any bucket start: a stream with no mark yet is rolled from its first finer bucket on.
+NO_MARK = -(2**62)
+# Streams per query of marks, and per roll statement (3 parameters each).
+MARKS_PER_QUERY = 500
+ROLLS_PER_STATEMENT = 300
+
+
+def _marks(cursor: Any, stream_ids: Sequence[int]) -> dict[int, int]:
+    """{stream: its StoredRollupMark.until}, for the streams that have one."""
+    from streams.models import StoredRollupMark
+
+    table, c, _ = _insert(StoredRollupMark, MARK_FIELDS)
+    marks: dict[int, int] = {}
+    for at in range(0, len(stream_ids), MARKS_PER_QUERY):
+        chunk = list(stream_ids[at : at + MARKS_PER_QUERY])
+        cursor.execute(
+            f"SELECT {c['stream']}, {c['until']} FROM {table} WHERE {c['stream']} IN "
+            f"({', '.join(['%s'] * len(chunk))})",
+            chunk,
+        )
+        marks.update(cursor.fetchall())
+    return marks
+
+
+def roll_up(cursor: Any, *, newest: Mapping[int, float], marks: Mapping[int, int] | None = None) -> int:
+    """Roll up each coarser tier of the streams to the bucket that holds their `newest` point
+    (exclusive) from their marks (read when not given), and move their marks there. Call in
+    the transaction that wrote the 1 s tier. Returns the rows written."""
+    if marks is None:
+        marks = _marks(cursor, sorted(newest))
+    moved = {}
+    for stream_id, t in newest.items():
+        until = bucket_start(t, TIERS[1])
+        mark = marks.get(stream_id)
+        if mark is None or until > mark:
+            moved[stream_id] = (NO_MARK if mark is None else mark, until)
+    if not moved:
+        return 0  # the usual flush: still inside the stream's current 10 s bucket
+    written = 0
+    for finer, width in itertools.pairwise(TIERS):
+        spans = [
+            (stream_id, bucket_start(since, width), bucket_start(until, width))
+            for stream_id, (since, until) in moved.items()
+            if bucket_start(since, width) < bucket_start(until, width)
+        ]
+        written += _roll(cursor, finer=finer, width=width, spans=spans)
+    _upsert(cursor, _mark_sql, [(stream_id, until) for stream_id, (_, until) in moved.items()])
+    return written
+
+
+def rolled_until(stream_id: int) -> dict[int, float]:
+    """{tier: time below which the tier is complete} for one stream (the 1 s tier always is)."""
+    with connection.cursor() as cursor:
+        mark = _marks(cursor, [stream_id]).get(stream_id)
+    return {
+        width: math.inf if width == TIERS[0] else -math.inf if mark is None else bucket_start(mark, width)
+        for width in TIERS
+    }
+
+
+def _roll(cursor: Any, *, finer: int, width: int, spans: Sequence[tuple[int, int, int]]) -> int:
+    """Write the `width` buckets of (stream, from, to) spans from the finer tier's rows in them,
+    in SQL: sums added, min / max / first / last with their points picked from the finer row
+    that holds them (the earliest on a tie, as Bucket.merge in time order). Returns rows written."""
+    from streams.models import StoredRollup, StoredRollupSeries
+
+    written = 0
+    for at in range(0, len(spans), ROLLS_PER_STATEMENT):
+        chunk = spans[at : at + ROLLS_PER_STATEMENT]
+        params = [value for span in chunk for value in span]
+        for model, fields, sql in (
+            (StoredRollup, BUCKET_FIELDS, _roll_buckets_sql),
+            (StoredRollupSeries, SERIES_FIELDS, _roll_series_sql),
+        ):
+            table, c, _ = _insert(model, fields)
+            where = " OR ".join(
+                [f"({c['stream']} = %s AND {c['start']} >= %s AND {c['start']} < %s)"] * len(chunk)
+            )
+            # Finer rows with their coarse bucket's start, g (widths and tiers are our integers).
+            finer_rows = (
+                f"(SELECT *, ({c['start']} / {width}) * {width} AS g FROM {table} "
+                f"WHERE {c['tier']} = {finer} AND ({where})) AS f"
+            )
+            cursor.execute(sql(table, c, finer_rows, finer=finer, width=width), params)
+            written += max(cursor.rowcount, 0)
+    return written
+
+
+def _roll_buckets_sql(table: str, c: dict[str, str], rows: str, *, finer: int, width: int) -> str:
+    pick = (
+        f"(SELECT x.{c['first_point']} FROM {table} x WHERE x.{c['stream']} = f.{c['stream']} "
+        f"AND x.{c['tier']} = {finer} AND x.{c['start']} >= f.g AND x.{c['start']} < f.g + {width} "
+        f"ORDER BY x.{c['first_t']}, x.{c['start']} LIMIT 1)"
+    )
+    return (
+        f"INSERT INTO {table} ({', '.join(c.values())}) "
+        f"SELECT f.{c['stream']}, {width}, f.g, SUM(f.{c['count']}), MIN(f.{c['first_t']}), {pick} "
+        f"FROM {rows} GROUP BY f.{c['stream']}, f.g"
+    )
+
+
+def _roll_series_sql(table: str, c: dict[str, str], rows: str, *, finer: int, width: int) -> str:
+    def pick(column: str, order: str) -> str:
+        return (
+            f"(SELECT x.{c[column]} FROM {table} x WHERE x.{c['stream']} = f.{c['stream']} "
+            f"AND x.{c['series']} = f.{c['series']} AND x.{c['tier']} = {finer} "
+            f"AND x.{c['start']} >= f.g AND x.{c['start']} < f.g + {width} ORDER BY {order} LIMIT 1)"
+        )
+
+    values = [
+        f"f.{c['stream']}",
+        str(width),
+        "f.g",
+        f"f.{c['series']}",
+        f"SUM(f.{c['count']})",
+        f"SUM(f.{c['sum']})",
+        f"MIN(f.{c['min']})",
+        pick("min_point", f"x.{c['min']}, x.{c['start']}"),
+        f"MAX(f.{c['max']})",
+        pick("max_point", f"x.{c['max']} DESC, x.{c['start']}"),
+        pick("first", f"x.{c['first_t']}, x.{c['start']}"),
+        f"MIN(f.{c['first_t']})",
+        pick("last", f"x.{c['last_t']} DESC, x.{c['start']} DESC"),
+        f"MAX(f.{c['last_t']})",
+    ]
+    return (
+        f"INSERT INTO {table} ({', '.join(c.values())}) SELECT {', '.join(values)} "
+        f"FROM {rows} GROUP BY f.{c['stream']}, f.g, f.{c['series']}"
+    )
 
 
 def write_deltas(cursor: Any, deltas: Mapping[int, Mapping[int, Mapping[int, Bucket]]]) -> int:
@@ -304,6 +473,14 @@ def _insert(model: Any, fields: Sequence[str]) -> tuple[str, dict[str, str], str
     else:
         source = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
     return table, columns, f"INSERT INTO {table} ({', '.join(columns.values())}) {source}"
+
+
+def _mark_sql() -> str:
+    from streams.models import StoredRollupMark
+
+    _, c, insert = _insert(StoredRollupMark, MARK_FIELDS)
+    # Only forwards: roll_up computed it under the stream's lock (PostgreSQL) or SQLite's one writer.
+    return f"{insert} ON CONFLICT ({c['stream']}) DO UPDATE SET {c['until']} = EXCLUDED.{c['until']}"
 
 
 def _bucket_sql() -> str:
@@ -440,11 +617,14 @@ def _rebuild_around(stream_id: int, moment: float) -> None:
         for point in _points_of(row.t, row.y):
             if start <= point.t < start + width:
                 bucket.add(point)
+    marks = rolled_until(stream_id)
     with connection.cursor() as cursor:
         for coarser in (None, *TIERS[1:]):
             if coarser is not None:
                 finer, width = width, coarser
                 start = bucket_start(moment, width)
+                if start >= marks[width]:
+                    continue  # not rolled yet: its roll reads the finer tier, trimmed already
                 bucket = _read_merged(stream_id, tier=finer, start=start, end=start + width)
             where = {"stream_id": stream_id, "tier": width, "start": start}
             StoredRollupSeries.objects.filter(**where).delete()
@@ -479,20 +659,37 @@ def _points_of(t: Sequence[float], y: Mapping[str, Sequence[float | None]]) -> l
 
 def rebuild(stream_id: int) -> int:
     """Recompute every tier of the stream from its stored points (the migration's backfill, and
-    a repair). Returns the tier rows written."""
-    from streams.models import StoredRollup, StoredRollupSeries
+    a repair): the 1 s tier from the points, then every coarser tier rolled up from it. Returns
+    the tier rows written."""
+    from streams.models import StoredRollup, StoredRollupMark, StoredRollupSeries
     from streams.storage.store import iter_range  # the store calls this module: a late import
 
     StoredRollupSeries.objects.filter(stream_id=stream_id).delete()
     StoredRollup.objects.filter(stream_id=stream_id).delete()
+    StoredRollupMark.objects.filter(stream_id=stream_id).delete()
     written = 0
+    newest = -math.inf
     chunk: list[Point] = []
     with connection.cursor() as cursor:
         for row in iter_range(stream_id, start=None, end=None):
             chunk.extend(_points_of(row.t, row.y))
             if len(chunk) >= 100_000:
-                written += write_deltas(cursor, {stream_id: summarise(chunk)})
+                written += write_finest(cursor, {stream_id: chunk})
+                newest = max(newest, *(point.t for point in chunk))
                 chunk = []
         if chunk:
-            written += write_deltas(cursor, {stream_id: summarise(chunk)})
+            written += write_finest(cursor, {stream_id: chunk})
+            newest = max(newest, *(point.t for point in chunk))
+        if newest > -math.inf:
+            written += roll_up(cursor, newest={stream_id: newest}, marks={})
     return written
+
+
+def write_finest(cursor: Any, points: Mapping[int, Sequence[Point]]) -> int:
+    """Merge {stream id: points} into the 1 s tier only (a rebuild or a bulk load, rolled up
+    after with `roll_up`). Returns the rows written."""
+    finest = {
+        stream_id: {TIERS[0]: _finest(chunk, [point.t for point in chunk])}
+        for stream_id, chunk in points.items()
+    }
+    return write_deltas(cursor, finest)
