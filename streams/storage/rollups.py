@@ -451,11 +451,18 @@ def _upsert(cursor: Any, sql: Callable[[], str], rows: Sequence[tuple[Any, ...]]
     if not rows:
         return
     if connection.vendor == "postgresql":
-        cursor.execute(sql(), [list(column) for column in zip(*rows, strict=True)])
+        cursor.execute(sql(), [_array(column) for column in zip(*rows, strict=True)])
     else:
         # In process, a statement per row is no round trip, and one small statement is compiled
         # once (a VALUES list of thousands of rows took longer to parse than to run).
         cursor.executemany(sql(), rows)
+
+
+def _array(column: Sequence[Any]) -> list[Any]:
+    # psycopg dumps a list of one type: whole numbers among a float column's values become floats.
+    if len({type(value) for value in column} - {type(None)}) > 1:
+        return [None if value is None else float(value) for value in column]
+    return list(column)
 
 
 def _insert(model: Any, fields: Sequence[str]) -> tuple[str, dict[str, str], str]:
