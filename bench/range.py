@@ -173,7 +173,7 @@ def seed_bulk(slug: str, *, points: int, series: int) -> float:
 
     from streams.core.points import Point
     from streams.models import Stream
-    from streams.storage import rollups
+    from streams.storage import partitions, rollups
     from streams.storage.store import _insert_sql
 
     stream = Stream.objects.create(
@@ -203,6 +203,8 @@ def seed_bulk(slug: str, *, points: int, series: int) -> float:
                 (stream.pk, ms[part][0], 0, ms[part][-1], 0, min(times), max(times), len(times), data)
             )
         chunk = [Point(t=at, values={name: ys[name][i] for name in names}) for i, at in enumerate(t)]
+        if connection.vendor == "postgresql":  # these past days have no partition yet
+            partitions.make_partitions_for({row[3] for row in rows})
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(insert, rows)
             # As rollups.rebuild: the 1 s tier per chunk, the coarser ones rolled up from it.

@@ -164,16 +164,20 @@ point = st.tuples(
     size=st.integers(min_value=1, max_value=40),
     retried=st.integers(min_value=0, max_value=5),
     in_order=st.booleans(),
+    flushes=st.integers(min_value=1, max_value=6),
 )
-def test_every_tier_agrees_with_the_points_it_summarises(points, size, retried, in_order):
+def test_every_tier_agrees_with_the_points_it_summarises(points, size, retried, in_order, flushes):
     # Times in any order (late points) or in time order (the usual flush, summarised a second at
-    # a time), nulls, series that come and go, batches of any size; then the last batches
+    # a time), nulls, series that come and go, batches of any size, written in one or several
+    # flushes (a late point then lands in buckets rolled up already); then the last batches
     # written again (a retry that had landed, a takeover's overlap).
     stream = new_stream()
     if in_order:
         points = sorted(points, key=lambda point: point[0])
     batches = in_batches(entries_of(points), size)
-    save_batches([(stream.slug, batch) for batch in batches])
+    per_flush = -(-len(batches) // flushes)
+    for first in range(0, len(batches), per_flush):
+        save_batches([(stream.slug, batch) for batch in batches[first : first + per_flush]])
     save_batches([(stream.slug, batch) for batch in batches[-retried:]] if retried else [])
     assert StoredBatch.objects.filter(stream=stream).count() == len(batches)
     assert_tiers_agree(stream)
