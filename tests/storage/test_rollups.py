@@ -210,6 +210,18 @@ def test_a_range_from_the_tiers_counts_exactly_and_keeps_each_series_extremes(po
     stream.delete()
 
 
+@pytest.mark.django_db
+def test_late_points_are_merged_into_buckets_rolled_up_already():
+    stream = new_stream(keep_points=None, keep_seconds=None)
+    points = [(T0 + i * 7.0, {"a": float(i), "b": None if i % 3 else 1.0}) for i in range(5_000)]
+    save_batches([(stream.slug, batch) for batch in in_batches(entries_of(points), 50)])
+    late = [(T0 + 100 + i * 3.1, {"a": -float(i), "b": 2.0}) for i in range(300)]
+    # About ten hours stored: every tier is rolled up past the late points before they come.
+    assert all(mark > late[-1][0] for mark in rollups.rolled_until(stream.pk).values())
+    save_batches([(stream.slug, batch) for batch in in_batches(entries_of(late), 50)])
+    assert_tiers_agree(stream)
+
+
 # Spikes from every tier ------------------------------------------------------------------------
 
 
