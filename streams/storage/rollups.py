@@ -15,9 +15,9 @@ min / max / first / last picked with CASE, the kept point's text following its v
 >= 3.24 and PostgreSQL both say it so): no row is read back. A coarser bucket is written once,
 when the stream's points have moved past it, by an INSERT ... SELECT that rolls it up from the
 finer tier; a late point in a bucket rolled already is merged into it by the same upsert. So
-each tier is complete below its mark (the end of its newest bucket, `rolled_until`) and holds
-nothing above it, and a flush writes a row per stream and series, not one per tier (a write
-of every tier cost 2.5 to 5 times the raw write).
+each coarser tier is complete below the stream's mark (StoredRollupMark, rounded down to the
+tier's buckets: `rolled_until`) and holds nothing above it, and a flush writes a row per stream
+and series, not one per tier (writing every tier each flush cost 2.5 to 5 times the raw write).
 
 Pruning (`trim`) drops the buckets before the oldest kept point and rebuilds the one bucket per
 tier that straddles it, each from the finer tier's rows (the finest from the raw points), so
@@ -60,7 +60,7 @@ class Bucket:
     series: dict[str, list[Any]] = field(default_factory=dict)
 
     def add(self, point: Point) -> None:
-        # The store's hottest loop: every stored point passes here once per flush.
+        # A point at a time: points out of time order, and late points (see _run for the rest).
         t = point.t
         self.count += 1
         if t < self.first_t:  # a tie keeps the earlier stored point, as the upsert does
