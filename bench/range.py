@@ -2,9 +2,13 @@
 
     .venv/bin/python -m bench.range --points 1000000
     .venv/bin/python -m bench.range --points 1000000 --database-url postgres://postgres@127.0.0.1:5432/test
+    .venv/bin/python -m bench.range --points 12000000 --bulk --last 604800   # a 7-day range
+    .venv/bin/python -m bench.range --points 12000000 --bulk --last 604800 --raw  # and as before
 
-Seeds one stream with N points (batches of 50, as broadcast stores 50 ms ticks) in a throwaway
-database: a SQLite file in a temporary directory, or a fresh schema in the given PostgreSQL
+Seeds one stream with N points (batches of 50, as broadcast stores 50 ms ticks; with --bulk,
+rows of 20 points, a second of a 20 points/s stream as the store's flush writes them, written
+in chunks of 200,000 points, their rollup tiers through the same code as rollups.rebuild) in a
+throwaway database: a SQLite file in a temporary directory, or a fresh schema in the given PostgreSQL
 database (dropped afterwards). Then asks GET /streams/<slug>/range for the whole range through
 Django's test Client, so the figure is the whole view: access check, database read, decoding,
 thinning and JSON encoding (no network, no ASGI server). Timed runs are followed by one run under
@@ -41,6 +45,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--series", type=int, default=1, help="series per point (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs (at least 3; default 5)")
     parser.add_argument("--max-points", type=int, default=2_000, help="the request's points= (default 2000)")
+    parser.add_argument(
+        "--bulk", action="store_true", help="seed raw rows and tiers in large chunks (for 10^7+ points)"
+    )
+    parser.add_argument(
+        "--last", type=float, default=0, help="ask for the last this many seconds (default: the whole range)"
+    )
+    parser.add_argument(
+        "--raw", action="store_true", help="also time reading every raw point, as before rollups (same data)"
+    )
+    parser.add_argument(
+        "--write-streams",
+        type=int,
+        default=0,
+        help="instead: time save_batches flushes of this many streams (a second of points each), "
+        "with and without the rollup tiers",
+    )
     parser.add_argument(
         "--database-url",
         default="",
@@ -139,6 +159,60 @@ def seed(slug: str, *, points: int, series: int) -> float:
     return time.perf_counter() - begin
 
 
+BULK_ROW = 20  # points per raw row: one second of a 20 points/s stream
+BULK_CHUNK = 200_000  # points per transaction
+
+
+def seed_bulk(slug: str, *, points: int, series: int) -> float:
+    """Store `points` points as rows of BULK_ROW, with their tiers, in large transactions: the
+    raw rows as save_batches writes them, the tiers as rollups.rebuild writes them (the 1 s tier,
+    then the coarser ones rolled up from it). Returns the seconds it took."""
+    import numpy as np
+    import orjson
+    from django.db import connection, transaction
+
+    from streams.core.points import Point
+    from streams.models import Stream
+    from streams.storage import partitions, rollups
+    from streams.storage.store import _insert_sql
+
+    stream = Stream.objects.create(
+        slug=slug,
+        title="Range bench",
+        visibility=Stream.Visibility.PUBLIC,
+        keep_points=None,
+        keep_seconds=None,
+    )
+    names = [f"s{index}" for index in range(series)]
+    begin = time.perf_counter()
+    start_ms = (int(time.time() * 1000) - points * TICK_MS) // 1000 * 1000
+    insert = _insert_sql()
+    for first in range(0, points, BULK_CHUNK):
+        index = np.arange(first, min(first + BULK_CHUNK, points))
+        ms = (start_ms + index * TICK_MS).tolist()
+        t = [m / 1000 for m in ms]
+        wave = (np.sin(index / 5_000) * 10 + (index % 97) / 97).tolist()
+        ys = {name: [w + n for w in wave] for n, name in enumerate(names)}
+        rows = []
+        for at in range(0, len(ms), BULK_ROW):
+            part = slice(at, at + BULK_ROW)
+            ids = [f"{m}-0" for m in ms[part]]
+            data = orjson.dumps({"ids": ids, "t": t[part], "y": {n: y[part] for n, y in ys.items()}}).decode()
+            times = t[part]
+            rows.append(
+                (stream.pk, ms[part][0], 0, ms[part][-1], 0, min(times), max(times), len(times), data)
+            )
+        chunk = [Point(t=at, values={name: ys[name][i] for name in names}) for i, at in enumerate(t)]
+        if connection.vendor == "postgresql":  # these past days have no partition yet
+            partitions.make_partitions_for({row[3] for row in rows})
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(insert, rows)
+            # As rollups.rebuild: the 1 s tier per chunk, the coarser ones rolled up from it.
+            rollups.write_finest(cursor, {stream.pk: chunk})
+            rollups.roll_up(cursor, newest={stream.pk: chunk[-1].t})
+    return time.perf_counter() - begin
+
+
 def rss_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
@@ -155,25 +229,69 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def ask(client: Any, slug: str, max_points: int) -> dict[str, Any]:
-    response = client.get(f"/streams/{slug}/range", {"points": max_points})
+def ask_range(client: Any, slug: str, max_points: int, start_ms: int | None = None) -> dict[str, Any]:
+    query: dict[str, Any] = {"points": max_points}
+    if start_ms is not None:
+        query["start"] = start_ms
+    response = client.get(f"/streams/{slug}/range", query)
     if response.status_code != 200:
         raise SystemExit(f"range request failed: {response.status_code} {response.content[:200]!r}")
     return json.loads(response.content)
 
 
-def measure(args: argparse.Namespace, label: str) -> dict[str, Any]:
+def measure(args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
     from django.test import Client
 
     from streams.models import Stream
     from streams.storage import ranges
 
     slug = f"bench-range-{uuid.uuid4().hex[:8]}"
-    seconds_seeding = seed(slug, points=args.points, series=args.series)
+    seeding = seed_bulk if args.bulk else seed
+    seconds_seeding = seeding(slug, points=args.points, series=args.series)
+    stream = Stream.objects.get(slug=slug)
+    start: float | None = None
+    if args.last:
+        newest = stream.stored_batches.order_by("-t_max").values_list("t_max", flat=True).first() or 0.0
+        start = newest - args.last
+    start_ms = None if start is None else int(start * 1000)
     client = Client()
-    ask(client, slug, args.max_points)  # warm: imports, first connection, page cache
-    load = os.getloadavg()  # other work on the machine shows in the figures: say how much
+    results = []
+    tiered_raw_points = ranges.RAW_POINTS
+    for how in ["tiers", "raw"] if args.raw else ["tiers"]:
+        # "raw": every range read from the raw points, as before the tiers (the same data).
+        ranges.RAW_POINTS = 10**15 if how == "raw" else tiered_raw_points
+        result = timed(args, client=client, slug=slug, start_ms=start_ms)
 
+        # One run split into its steps (the view does the same, plus access check and HTTP).
+        begin = time.perf_counter()
+        columns, _, _ = ranges.read_range(stream.pk, start=start, end=None, points=args.max_points)
+        read = time.perf_counter() - begin
+        read_rows = len(columns)
+        begin = time.perf_counter()
+        rows = ranges.thin_rows(columns, points=args.max_points)
+        thin = time.perf_counter() - begin
+        begin = time.perf_counter()
+        json.dumps(ranges.range_answer(stream, start=start, end=None, points=args.max_points))
+        whole = time.perf_counter() - begin
+        del columns, rows
+        result.update(
+            label=label,
+            series=args.series,
+            seed=seconds_seeding,
+            read=read,
+            read_rows=read_rows,
+            how="raw points (before)" if how == "raw" else "rollups (raw at or below 50,000 points)",
+            last=args.last,
+            thin=thin,
+            answer=whole,
+        )
+        results.append(result)
+    return results
+
+
+def timed(args: argparse.Namespace, *, client: Any, slug: str, start_ms: int | None) -> dict[str, Any]:
+    ask_range(client, slug, args.max_points, start_ms)  # warm: imports, first connection, page cache
+    load = os.getloadavg()  # other work on the machine shows in the figures: say how much
     times, rss_growth = [], []
     answer: dict[str, Any] = {}
     for _ in range(args.runs):
@@ -181,77 +299,117 @@ def measure(args: argparse.Namespace, label: str) -> dict[str, Any]:
         peak_known = reset_peak_rss()
         before = rss_kib("VmRSS")
         begin = time.perf_counter()
-        answer = ask(client, slug, args.max_points)
+        answer = ask_range(client, slug, args.max_points, start_ms)
         times.append(time.perf_counter() - begin)
         if peak_known:
             rss_growth.append((rss_kib("VmHWM") - before) / 1024)
-
     gc.collect()
     tracemalloc.start()
-    ask(client, slug, args.max_points)
+    ask_range(client, slug, args.max_points, start_ms)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-
-    # One run split into its steps (the view does the same, plus access check and HTTP).
-    stream = Stream.objects.get(slug=slug)
-    begin = time.perf_counter()
-    columns = ranges.read_columns(stream.pk, start=None, end=None)
-    read = time.perf_counter() - begin
-    begin = time.perf_counter()
-    rows = ranges.thin_rows(columns, points=args.max_points)
-    thin = time.perf_counter() - begin
-    begin = time.perf_counter()
-    json.dumps(ranges.range_answer(stream, start=None, end=None, points=args.max_points))
-    whole = time.perf_counter() - begin
-    del columns, rows
-
     return {
-        "label": label,
         "stored": answer["stored"],
         "returned": answer["returned"],
-        "series": args.series,
-        "seed": seconds_seeding,
         "times": times,
         "peak_mib": peak / 2**20,
         "rss_mib": max(rss_growth) if rss_growth else None,
-        "read": read,
-        "thin": thin,
-        "answer": whole,
         "load": load,
     }
+
+
+def write_cost(args: argparse.Namespace, label: str) -> str:
+    """What the tiers add to the store's flush: save_batches of a second of points (20, each
+    with every series) for each of N streams, alternately with and without add_points."""
+    from streams.core.ids import format_id
+    from streams.core.points import Entry, Point
+    from streams.models import Stream
+    from streams.storage import rollups, store
+
+    slugs = [f"w{index}" for index in range(args.write_streams)]
+    Stream.objects.bulk_create([Stream(slug=slug, title=slug) for slug in slugs])
+    names = [f"s{index}" for index in range(args.series)]
+    first_ms = int(time.time()) * 1000
+    add_points = rollups.add_points
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for second in range(2 + 10 * 2):
+        tiers = second % 2 == 0
+        batches = [
+            (
+                slug,
+                [
+                    Entry(
+                        id=format_id((first_ms + second * 1000 + i * TICK_MS, 0)),
+                        point=Point(
+                            t=(first_ms + second * 1000 + i * TICK_MS) / 1000,
+                            values={name: float(i * n + second) for n, name in enumerate(names)},
+                        ),
+                    )
+                    for i in range(1000 // TICK_MS)
+                ],
+            )
+            for slug in slugs
+        ]
+        rollups.add_points = add_points if tiers else (lambda cursor, batches: 0)  # type: ignore[assignment]
+        try:
+            begin = time.perf_counter()
+            store.save_batches(batches)
+            took = time.perf_counter() - begin
+        finally:
+            rollups.add_points = add_points  # type: ignore[assignment]
+        if second >= 2:  # the first two warm up
+            times[tiers].append(took)
+    with_tiers, without = statistics.median(times[True]), statistics.median(times[False])
+    return (
+        f"{label}: a flush of {len(slugs)} streams x {1000 // TICK_MS} points x {len(names)} series: "
+        f"{with_tiers * 1000:.0f} ms with the tiers, {without * 1000:.0f} ms without (medians of "
+        f"{len(times[True])}); load average {os.getloadavg()[0]:.1f}."
+    )
 
 
 def memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def table(result: dict[str, Any]) -> str:
-    times = result["times"]
-    rss = "n/a" if result["rss_mib"] is None else f"{result['rss_mib']:.0f}"
-    return "\n".join(
-        [
-            "| database | stored | returned | runs | median s | min s | max s "
-            "| peak Python MiB | RSS growth MiB |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| {result['label']} | {result['stored']:,} | {result['returned']:,} | {len(times)} "
-            f"| {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} "
-            f"| {result['peak_mib']:.0f} | {rss} |",
-            "",
-            f"Steps of one run: read and decode {result['read']:.2f} s, thin {result['thin'] * 1000:.0f} ms, "
-            f"whole answer as JSON {result['answer']:.2f} s. Seeding took {result['seed']:.0f} s "
-            f"({result['series']} series, batches of {BATCH}).",
-            f"Machine: {os.cpu_count()} CPUs, {memory_gib():.0f} GiB memory; load average "
-            f"{result['load'][0]:.1f} before and {os.getloadavg()[0]:.1f} after the runs.",
-        ]
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| database | read from | stored | returned | runs | median s | min s | max s "
+        "| peak Python MiB | RSS growth MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        times = result["times"]
+        rss = "n/a" if result["rss_mib"] is None else f"{result['rss_mib']:.0f}"
+        lines.append(
+            f"| {result['label']} | {result['how']} | {result['stored']:,} | {result['returned']:,} "
+            f"| {len(times)} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} "
+            f"| {result['peak_mib']:.0f} | {rss} |"
+        )
+    lines.append("")
+    for result in results:
+        span = f"the last {result['last']:,.0f} s" if result["last"] else "everything"
+        lines.append(
+            f"{result['how']}: range {span}; steps of one run: read and decode {result['read']:.3f} s "
+            f"({result['read_rows']:,} rows to thin), thin {result['thin'] * 1000:.0f} ms, whole "
+            f"answer as JSON {result['answer']:.3f} s; load average {result['load'][0]:.1f} before."
+        )
+    lines.append(
+        f"Seeding took {results[0]['seed']:.0f} s ({results[0]['series']} series). Machine: "
+        f"{os.cpu_count()} CPUs, {memory_gib():.0f} GiB memory; load average {os.getloadavg()[0]:.1f} "
+        "after the runs."
     )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with throwaway_database(args.database_url) as label:
         setup_django()
-        result = measure(args, label)
-    print(table(result))
+        if args.write_streams:
+            print(write_cost(args, label))
+            return 0
+        results = measure(args, label)
+    print(table(results))
     return 0
 
 

@@ -304,6 +304,76 @@ class StoredBatch(models.Model):
         return f"{self.stream_id}: {self.count} points up to {self.last_ms}-{self.last_seq}"
 
 
+class StoredRollup(models.Model):
+    """One bucket of one rollup tier of a stream: how many of its stored points fall in
+    [start, start + tier) seconds, and the first of them (streams/storage/rollups.py)."""
+
+    # No index of its own: the unique constraint leads with it (one index less per write).
+    stream = models.ForeignKey(
+        Stream, on_delete=models.CASCADE, related_name="stored_rollups", db_index=False
+    )
+    tier = models.PositiveIntegerField(help_text="Bucket width in seconds.")
+    start = models.BigIntegerField(help_text="Bucket start, seconds since the epoch.")
+    count = models.PositiveIntegerField()
+    first_t = models.FloatField()
+    # [t, {"<series>": value|null}]: a stored point, every series' value beside each other.
+    first_point = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "tier", "start"], name="stored_rollup_unique_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}: {self.count} points in {self.tier} s from {self.start}"
+
+
+class StoredRollupSeries(models.Model):
+    """One series in one bucket of a rollup tier: its values' count, sum, min, max, first and
+    last, and the stored points (as StoredRollup.first_point) that hold its min and max."""
+
+    # No index of its own: the unique constraint leads with it (one index less per write).
+    stream = models.ForeignKey(
+        Stream, on_delete=models.CASCADE, related_name="stored_rollup_series", db_index=False
+    )
+    tier = models.PositiveIntegerField(help_text="Bucket width in seconds.")
+    start = models.BigIntegerField(help_text="Bucket start, seconds since the epoch.")
+    series = models.TextField()
+    count = models.PositiveIntegerField(help_text="Values of the series (nulls not counted).")
+    sum = models.FloatField()
+    min = models.FloatField()
+    min_point = models.TextField()
+    max = models.FloatField()
+    max_point = models.TextField()
+    first = models.FloatField()
+    first_t = models.FloatField()
+    last = models.FloatField()
+    last_t = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream", "tier", "start", "series"], name="stored_rollup_series_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id} {self.series}: {self.count} values in {self.tier} s from {self.start}"
+
+
+class StoredRollupMark(models.Model):
+    """How far a stream's coarser rollup tiers are rolled up: each tier holds every bucket that
+    ends at or before `until` (seconds, a multiple of the 10 s tier), and none after."""
+
+    stream = models.OneToOneField(
+        Stream, on_delete=models.CASCADE, primary_key=True, related_name="stored_rollup_mark"
+    )
+    until = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}: rolled up to {self.until}"
+
+
 MAX_DASHBOARD_COLUMNS = 24
 MAX_PANEL_HEIGHT = 4
 MAX_CANDLE_SECONDS = 7 * 24 * 3600

@@ -17,6 +17,11 @@ null and a spike beside a null was lost (measured, tsdownsample 0.1.5). Instead 
 thinned over its non-null points, and one null row is kept inside each run of nulls (the
 longest runs when there are too many) so the chart still breaks its line there.
 
+A range holding more than RAW_POINTS points is not read raw: the rollup tiers
+(storage/rollups.py) give each bucket's stored count and the real points that hold each series'
+min and max, so the coarsest tier with about `points / 2` buckets answers it and `stored` stays
+exact (the ends no whole bucket covers come from finer tiers and the raw points).
+
 All series share one time axis (the wire format's columns): each series picks its own rows
 with a share of the budget, the answer holds the union, and every series has a value (or null)
 on every row.
@@ -25,7 +30,7 @@ on every row.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +39,18 @@ from django.db.models import Sum
 from tsdownsample import MinMaxLTTBDownsampler
 
 from streams.core.times import BadTime, parse_time
-from streams.storage.store import DecodedRow, iter_range
+from streams.storage import rollups
+from streams.storage.store import DecodedRow, decode, iter_range
 
 DEFAULT_POINTS = 2_000
 MAX_POINTS = 5_000
 MIN_POINTS = 10
+# A range holding at most this many points is read raw and exact (about 50 ms); a larger one
+# from the rollup tiers, whatever its size.
+RAW_POINTS = 50_000
+# How long before an end of a range a stored batch may begin and still be found by the quick
+# query for that end (a batch normally spans one flush, a second).
+EDGE_LOOKBACK = 600
 # LTTB needs at least three points (tsdownsample panics below that).
 _LTTB_MIN = 3
 
@@ -180,6 +192,147 @@ def read_columns(stream_id: int, *, start: float | None, end: float | None) -> C
     return columns_of(batches, start=start, end=end, capacity=capacity or 0)
 
 
+def read_range(
+    stream_id: int, *, start: float | None, end: float | None, points: int
+) -> tuple[Columns, int, bool]:
+    """The points to thin for a range of about `points` rows per series: (columns, points stored
+    in the range, whether the columns are every stored point). A range holding more than
+    RAW_POINTS points is read from the coarsest rollup tier that still has `points / 2` buckets
+    in it (a bucket gives a series its min and max), its ends from finer tiers and the raw points."""
+    bounds = _bounds(stream_id, start=start, end=end)
+    if bounds is None:
+        return Columns(t=np.empty(0)), 0, True
+    low, high = bounds
+    coarse = [level for level, width in enumerate(rollups.TIERS) if (high - low) / width >= points / 2]
+    if coarse:
+        # Half-open inside: [low, just past high) holds the inclusive end.
+        columns, stored = _read_cover(
+            stream_id, low=low, high=math.nextafter(high, math.inf), level=coarse[-1]
+        )
+        if stored > RAW_POINTS:
+            return columns, stored, False
+    columns = read_columns(stream_id, start=start, end=end)
+    return columns, len(columns), True
+
+
+def _bounds(stream_id: int, *, start: float | None, end: float | None) -> tuple[float, float] | None:
+    """The part of [start, end] that holds stored points (its ends at the oldest / newest stored
+    point), so a range asked from year 0 picks its tier by the time it really spans; None when
+    nothing is stored there."""
+    from streams.models import StoredBatch
+
+    batches = StoredBatch.objects.filter(stream_id=stream_id)
+    oldest = batches.order_by("t_min").values_list("t_min", flat=True).first()
+    newest = batches.order_by("-t_max").values_list("t_max", flat=True).first()
+    if oldest is None or newest is None:
+        return None
+    low = oldest if start is None else max(start, oldest)
+    high = newest if end is None else min(end, newest)
+    return None if low > high else (low, high)
+
+
+def _read_cover(stream_id: int, *, low: float, high: float, level: int) -> tuple[Columns, int]:
+    """The kept points of the tier buckets wholly inside [low, high) at `level` and, for the ends
+    no such bucket covers, of finer tiers down to the raw points; with the points they stand for."""
+    parts: list[tuple[int | None, float, float]] = []  # (tier or None for raw, from, to)
+    marks = rollups.rolled_until(stream_id)
+
+    def cover(low: float, high: float, level: int) -> None:
+        if level < 0:
+            parts.append((None, low, high))
+            return
+        width = rollups.TIERS[level]
+        first = math.ceil(low / width) * width
+        # Buckets start in [first, last); above its mark a tier is not rolled up yet.
+        last = min(math.floor(high / width) * width, marks[width])
+        if first >= last:
+            cover(low, high, level - 1)
+            return
+        if low < first:
+            cover(low, first, level - 1)
+        parts.append((width, first, last))
+        if last < high:
+            cover(last, high, level - 1)
+
+    cover(low, high, level)
+    # Plain lists, made arrays once: a row holds a few points, too few for numpy per row.
+    times: list[float] = []
+    series: dict[str, list[float | None]] = {}
+    stored = 0
+
+    def add(points: Iterable[Sequence[Any]]) -> None:
+        """Append (t, {series: value}) points, every series a value or None on each."""
+        for t, values in points:
+            for name in values.keys() - series.keys():
+                series[name] = [None] * len(times)
+            for name, column in series.items():
+                column.append(values.get(name))
+            times.append(t)
+
+    for width, begin, until in parts:
+        if width is None:
+            inside = _raw_edge(stream_id, begin=begin, until=until)
+            add(inside)
+            stored += len(inside)
+            continue
+        count, kept = rollups.read_buckets(stream_id, tier=width, start=int(begin), end=int(until))
+        add(rollups.decode_points(kept))
+        stored += count
+    columns = Columns(
+        t=np.array(times, dtype=np.float64),
+        y={name: np.array(values, dtype=np.float64) for name, values in series.items()},
+    )
+    t = columns.t
+    if len(t) > 1 and bool(np.any(t[1:] < t[:-1])):  # kept points come in no order
+        columns = columns.take(np.argsort(t, kind="stable"))
+    return columns, stored
+
+
+def _raw_edge(stream_id: int, *, begin: float, until: float) -> list[tuple[float, dict[str, float | None]]]:
+    """The stored points with begin <= t < until (less than two seconds: an end of a range that
+    no tier bucket covers), in id order.
+
+    Which batches overlap a short time is a question neither time index answers alone: over a
+    long history "t_max >= begin" or "t_min <= until" each holds half the table (2.5 s of a 3 s
+    range over 12 million points). So first the batches that begin at most EDGE_LOOKBACK before
+    it (one index range), checked against the 1 s tier's count of every second it touches: a
+    batch spanning longer (late points, a backfill) makes the counts differ, and then the
+    overlap query is run after all."""
+    from streams.models import StoredBatch
+
+    seconds = range(math.floor(begin), math.ceil(until))
+    expected = rollups.tier_counts(stream_id, start=seconds.start, end=seconds.stop)
+    near = (
+        StoredBatch.objects.filter(
+            stream_id=stream_id,
+            t_min__gte=seconds.start - EDGE_LOOKBACK,
+            t_min__lt=seconds.stop,
+            t_max__gte=seconds.start,
+        )
+        .in_id_order()
+        .values_list("data", flat=True)
+    )
+    points = [
+        (t, values)
+        for data in near
+        for batch in [decode(data)]
+        for t, values in zip(batch.t, _values_of(batch.y, len(batch.t)), strict=True)
+        if seconds.start <= t < seconds.stop
+    ]
+    found: dict[int, int] = {}
+    for t, _ in points:
+        found[math.floor(t)] = found.get(math.floor(t), 0) + 1
+    if found != expected:
+        points = []
+        for batch in iter_range(stream_id, start=begin, end=until):
+            points.extend(zip(batch.t, _values_of(batch.y, len(batch.t)), strict=True))
+    return [(t, values) for t, values in points if begin <= t < until]
+
+
+def _values_of(y: Mapping[str, Sequence[float | None]], size: int) -> list[dict[str, float | None]]:
+    return [{name: column[i] for name, column in y.items()} for i in range(size)]
+
+
 # Thinning ----------------------------------------------------------------------------------
 
 
@@ -192,11 +345,20 @@ def thin_rows(columns: Columns, *, points: int) -> np.ndarray | None:
         return np.unique(np.linspace(0, rows_in - 1, points).round().astype(np.intp))
     budget = max(_LTTB_MIN, points // len(columns.y))
     rows = _union_of_picks(columns, budget=budget)
-    if len(columns.y) > 1 and len(rows) < points * 3 // 4:
-        # Series that turn at the same times pick the same rows: give each a bigger share.
-        wider = _union_of_picks(columns, budget=budget * points // max(len(rows), 1))
-        if len(wider) <= points:
-            rows = wider
+    if len(columns.y) > 1:
+        # Series that turn at the same times pick the same rows: give each a bigger share, as
+        # big as keeps the union within `points` (a few tries, each guessing from the last).
+        low, high, failed = budget, points, False
+        for _ in range(6):
+            if len(rows) >= points * 9 // 10 or low >= high:
+                break
+            guess = (low + high + 1) // 2 if failed else low * points // max(len(rows), 1)
+            guess = min(high, max(low + 1, guess))
+            wider = _union_of_picks(columns, budget=guess)
+            if len(wider) <= points:
+                rows, low = wider, guess
+            else:
+                high, failed = guess - 1, True
     return rows
 
 
@@ -258,8 +420,7 @@ def _json_values(values: np.ndarray) -> list[float | None]:
 
 def range_answer(stream: Any, *, start: float | None, end: float | None, points: int) -> dict[str, Any]:
     """The JSON answer of GET /streams/<slug>/range: times in ms, at most `points` rows."""
-    columns = read_columns(stream.pk, start=start, end=end)
-    stored = len(columns)
+    columns, stored, _ = read_range(stream.pk, start=start, end=end, points=points)
     rows = thin_rows(columns, points=points)
     if rows is not None:
         columns = columns.take(rows)
@@ -271,5 +432,5 @@ def range_answer(stream: Any, *, start: float | None, end: float | None, points:
         "y": {name: _json_values(values) for name, values in columns.y.items()},
         "stored": stored,
         "returned": len(columns),
-        "downsampled": rows is not None,
+        "downsampled": len(columns) < stored,
     }

@@ -9,6 +9,9 @@ On PostgreSQL the table is partitioned by day of the rows' last id (storage/part
 an insert that finds no partition for its day makes it and is retried once, and whole days
 that no stream keeps are dropped (`partitions.drop_expired`) before the chunked deletes run,
 which then only trim inside the days still needed. SQLite keeps one plain table.
+
+Every write also merges its points into the rollup tiers (storage/rollups.py), in the same
+transaction; every prune trims them to the points kept.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from streams.core.frames import columns, compact
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry, Point
 from streams.core.tasks import finished
-from streams.storage import partitions
+from streams.storage import partitions, rollups
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,7 @@ def _save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         newest = _newest_stored(cursor, sorted({stream_id for stream_id, _ in wanted}))
         rows = []
+        fresh: list[tuple[int, Sequence[Entry]]] = []
         for stream_id, entries in wanted:
             after = newest.get(stream_id)
             if after is not None and parse_id(entries[0].id) <= after:
@@ -144,11 +148,14 @@ def _save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
                 if not entries:
                     continue
             rows.append(batch_row(stream_id, entries))
+            fresh.append((stream_id, entries))
             newest[stream_id] = parse_id(entries[-1].id)
         # One executemany rather than bulk_create: the ORM's model objects and per-field SQL
         # were a third of a write's cost (about 100 us a row), for rows that need none of it.
         if rows:
             cursor.executemany(_insert_sql(), rows)
+            # The rollup tiers take exactly the points the fence let through, in this transaction.
+            rollups.add_points(cursor, fresh)
     return len(rows)
 
 
@@ -251,17 +258,17 @@ def prune_stream(stream: Any, *, now: float | None = None) -> int:
     deleted = 0
     if stream.keep_seconds is not None:
         deleted += _delete_in_chunks(batches.filter(t_max__lt=now - stream.keep_seconds))
-    if stream.keep_points is None:
-        return deleted
-    cut = count_cut(stream.pk, keep_points=stream.keep_points)
-    if cut is None:
-        return deleted
-    if cut.trim is not None:
-        deleted += _trim_row(cut.trim, keep=cut.room)
-    ms, seq = cut.keep_from
-    return deleted + _delete_in_chunks(
-        batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
-    )
+    cut = None if stream.keep_points is None else count_cut(stream.pk, keep_points=stream.keep_points)
+    if cut is not None:
+        if cut.trim is not None:
+            deleted += _trim_row(cut.trim, keep=cut.room)
+        ms, seq = cut.keep_from
+        deleted += _delete_in_chunks(
+            batches.filter(last_ms__lt=ms) | batches.filter(last_ms=ms, last_seq__lt=seq)
+        )
+    # The tiers drop what the points dropped, here or in a partition dropped whole.
+    rollups.trim(stream.pk, points_deleted=deleted > 0)
+    return deleted
 
 
 @dataclass(frozen=True, slots=True)

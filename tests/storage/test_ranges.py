@@ -123,6 +123,29 @@ def test_series_that_move_together_still_get_about_the_cap():
     assert rows is not None and 1_500 <= len(rows) <= 2_000
 
 
+def test_three_series_that_move_together_get_about_the_budget_each_over_24_hours(line, anyone):
+    # A day at one point a second: read from the rollup tiers. Each series has a value on every
+    # row, so about 2,000 rows is about 2,000 points per series (670 rows before).
+    day = 24 * 3600
+    wave = np.sin(np.arange(day) / 2_000) + np.random.default_rng(5).normal(scale=0.01, size=day)
+    store(
+        "line",
+        [(T0 + i, {"a": float(w), "b": float(w) * 2, "c": float(w) + 1}) for i, w in enumerate(wave)],
+        batch=1_000,
+    )
+    answer = fetch(anyone, "line", start=T0_MS, end=T0_MS + day * 1000)
+    assert answer["stored"] == day and answer["downsampled"] is True
+    assert 1_800 <= answer["returned"] <= 2_000
+    assert all(sum(v is not None for v in values) == answer["returned"] for values in answer["y"].values())
+
+
+def test_a_range_asked_far_wider_than_what_is_stored_still_gets_the_budget(line, anyone):
+    # Two days asked, a little under an hour stored: the tier follows the stored hour.
+    store("line", [(T0 + i * 0.05, {"v": math.sin(i / 300)}) for i in range(60_000)], batch=1_000)
+    answer = fetch(anyone, "line", start=T0_MS - 86_400_000, end=T0_MS + 86_400_000, points=1_000)
+    assert answer["stored"] == 60_000 and 900 <= answer["returned"] <= 1_000
+
+
 def test_the_cap_holds_through_the_endpoint_and_points_asks_for_fewer(line, anyone):
     store("line", [(T0 + i / 10, {"a": float(i % 97), "b": float(i % 89)}) for i in range(30_000)])
     answer = fetch(anyone, "line", points=300)
