@@ -19,8 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from streams.core import runtime
-from streams.core.frames import batch_text
-from streams.core.groups import group_name
+from streams.core.groups import group_name, points_message
 from streams.core.ids import IdClock, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
@@ -201,16 +200,7 @@ class Broadcaster:
     def _message(self, slug: str, entries: list[Entry]) -> dict[str, Any]:
         prev = self._last_ids.get(slug)
         self._last_ids[slug] = entries[-1].id
-        # `key` is the last id already parsed, so consumers compare it per socket without a regex.
-        return {
-            "type": "stream.points",
-            "stream": slug,
-            "id": entries[-1].id,
-            "key": self._clocks[slug].last,
-            "prev": prev,
-            "points": len(entries),
-            "text": batch_text(slug=slug, prev=prev, entries=entries),
-        }
+        return points_message(slug, entries, prev=prev, key=self._clocks[slug].last)
 
     async def _send_all(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """group_send every message; on the pub/sub layer, all in one round trip. A failed send

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from streams.core.frames import batch_text
+from streams.core.groups import points_message
 from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
@@ -55,15 +55,8 @@ class Feed:
             )
             self.times.append(round(self.t * 1000, 3))
         await get_history().append(SLUG, entries, retention=Retention(points=WINDOW))
-        message = {
-            "type": "stream.points",
-            "stream": SLUG,
-            "id": entries[-1].id,
-            "key": list(self.clock.last),
-            "prev": self.prev,
-            "points": len(entries),
-            "text": batch_text(slug=SLUG, prev=self.prev, entries=entries),
-        }
+        # As it arrives through the layer: msgpack makes the key a list.
+        message = points_message(SLUG, entries, prev=self.prev, key=list(self.clock.last))
         self.prev = entries[-1].id
         self.ids.append(self.prev)
         await get_hub().dispatch(message)

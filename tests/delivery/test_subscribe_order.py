@@ -23,7 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from streams.core import runtime
-from streams.core.frames import batch_text
+from streams.core.groups import points_message
 from streams.core.ids import IdClock, format_id, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
@@ -177,15 +177,8 @@ class Harness:
             )
             self.published.append(self.t)
         await self.history.append(SLUG, entries, retention=Retention(points=WINDOW))
-        message = {
-            "type": "stream.points",
-            "stream": SLUG,
-            "id": entries[-1].id,
-            "key": list(self.clock.last),
-            "prev": self.prev,
-            "points": len(entries),
-            "text": batch_text(slug=SLUG, prev=self.prev, entries=entries),
-        }
+        # As it arrives through the layer: msgpack makes the key a list.
+        message = points_message(SLUG, entries, prev=self.prev, key=list(self.clock.last))
         self.prev = entries[-1].id
         if not lost:
             await self.hub.dispatch(message)
