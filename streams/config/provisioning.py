@@ -6,7 +6,7 @@ streams; each stream entry declares one stream completely:
 
     slug, title, description, enabled,
     feed: {kind, ...settings of that kind},
-    chart: {type, window_points, window_seconds, y_title, unit},
+    chart: {type, window_points, window_seconds, y_title, unit, decimals, area_fill},
     storage: {store, keep_seconds, keep_points},
     visibility: public | signed_in | restricted,
     viewers: [usernames], groups: [group names]
@@ -14,7 +14,8 @@ streams; each stream entry declares one stream completely:
 and each dashboard entry one dashboard with all its panels, in order:
 
     slug, title, description, visibility, viewers, groups, columns,
-    panels: [{title, type, streams: [slugs], series, width, height, candle_seconds, min, max}]
+    panels: [{title, type, streams: [slugs], series, width, height, candle_seconds, min, max,
+              decimals, area_fill}]
 
 Decisions:
 - An entry is the whole truth about its stream: a key left out takes the model's default (and
@@ -161,6 +162,8 @@ STREAM = Format(
         Field("chart.window_seconds"),
         Field("chart.y_title"),
         Field("chart.unit", "y_unit"),
+        Field("chart.decimals"),
+        Field("chart.area_fill"),
         Field("storage.store", "store_points"),
         Field("storage.keep_seconds"),
         Field("storage.keep_points"),
@@ -192,6 +195,8 @@ PANEL = Format(
         Field("candle_seconds"),
         Field("min", "gauge_min"),
         Field("max", "gauge_max"),
+        Field("decimals"),
+        Field("area_fill"),
     ),
 )
 _SETTING_PATH = re.compile(r"^[\w\[\].]+: ")

@@ -79,6 +79,30 @@ def test_provision_creates_a_stream_with_every_key_applied():
     assert stream.visibility == Stream.Visibility.PUBLIC
 
 
+def test_chart_decimals_and_area_fill_are_set_and_go_back_to_their_defaults():
+    chart = {"type": "area", "decimals": 1, "area_fill": "next"}
+    provision([entry(chart=chart)])
+    stream = Stream.objects.get(slug="line-1")
+    assert (stream.decimals, stream.area_fill) == (1, "next")
+    assert provision([entry(chart=chart)]).unchanged == ["line-1"]
+    provision([entry(chart={"type": "area"})])
+    stream.refresh_from_db()
+    assert (stream.decimals, stream.area_fill) == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("chart", "expected"),
+    [
+        ({"decimals": 99}, "chart.decimals: "),
+        ({"decimals": 1.5}, "chart.decimals: must be a whole number or null"),
+        ({"area_fill": "down"}, "chart.area_fill: "),
+    ],
+)
+def test_bad_chart_decimals_or_area_fill_are_refused_naming_the_key(chart, expected):
+    errors = refused([entry(chart=chart)])
+    assert len(errors) == 1 and expected in errors[0], errors
+
+
 def test_a_bare_list_is_accepted():
     assert provision([entry("a"), entry("b")]).created == ["a", "b"]
 
@@ -198,7 +222,8 @@ def test_unknown_keys_are_refused_listing_the_known_ones():
     assert errors == [
         'stream "x": unknown key "colour" (known: slug, title, description, enabled, feed, chart, storage, '
         "visibility, viewers, groups)",
-        'stream "x": unknown key "chart.colour" (known: type, window_points, window_seconds, y_title, unit)',
+        'stream "x": unknown key "chart.colour" (known: type, window_points, window_seconds, y_title, unit, '
+        "decimals, area_fill)",
         'stream "x": unknown key "storage.days" (known: store, keep_seconds, keep_points)',
     ]
 

@@ -280,13 +280,37 @@ def test_bad_dashboards_are_refused_saying_what_is_wrong(base, overrides, expect
     assert any(expected in error for error in errors), errors
 
 
+def test_a_panel_sets_its_decimals_and_area_fill_and_a_change_of_them_is_a_change(base):
+    panel = {"title": "Load", "type": "area", "streams": ["cpu"], "decimals": 2, "area_fill": "zero"}
+    provision({"dashboards": [dashboard(panels=[panel])]})
+    stored = Panel.objects.get(dashboard__slug="ops")
+    assert (stored.decimals, stored.area_fill) == (2, "zero")
+    assert provision({"dashboards": [dashboard(panels=[panel])]}).dashboards_unchanged == ["ops"]
+    report = provision({"dashboards": [dashboard(panels=[{**panel, "decimals": None}])]})
+    assert report.dashboards_updated == ["ops"]
+    assert Panel.objects.get(dashboard__slug="ops").decimals is None
+
+
+@pytest.mark.parametrize(
+    ("panel", "expected"),
+    [
+        ({"decimals": 99}, "panels[0]: decimals: Ensure this value is less than or equal to 10."),
+        ({"decimals": "two"}, "panels[0]: decimals: must be a whole number or null, not 'two'"),
+        ({"area_fill": "down"}, "panels[0]: area_fill: "),
+    ],
+)
+def test_bad_decimals_or_area_fill_on_a_panel_are_refused(base, panel, expected):
+    errors = refused({"dashboards": [dashboard(panels=[{"streams": ["cpu"], **panel}])]})
+    assert len(errors) == 1 and expected in errors[0], errors
+
+
 def test_unknown_panel_key_is_refused_listing_the_known_ones(base):
     errors = refused(
         {"dashboards": [{"slug": "d", "title": "D", "panels": [{"streams": ["cpu"], "colour": 1}]}]}
     )
     assert errors == [
         'dashboard "d": panels[0]: unknown key "colour" (known: title, type, streams, series, width, height, '
-        "candle_seconds, min, max)"
+        "candle_seconds, min, max, decimals, area_fill)"
     ]
 
 
