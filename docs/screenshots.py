@@ -40,6 +40,14 @@ CHARTS_FILLED = """() => {
     (trace.x && trace.x.length > 0) || (trace.open && trace.open.length > 0) || trace.value !== undefined);
   return plots.length > 0 && plots.every(filled);
 }"""
+# The stream page's chart spans at least `seconds` of points (its window fills from history and
+# then moves): what a full chart means, waited for rather than slept for.
+CHART_SPANS = """(seconds) => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const x = plot && plot.data && plot.data[0] && plot.data[0].x;
+  if (!x || x.length < 2) return false;
+  return new Date(x[x.length - 1]).getTime() - new Date(x[0]).getTime() >= seconds * 1000;
+}"""
 
 
 def free_port() -> int:
@@ -116,9 +124,8 @@ def shoot(url: str, out: Path, *, fill_seconds: float) -> list[Path]:
         page = desktop.new_page()
         sign_in(page, url, stream_path)
         # The stream's window is 30 s: let it fill, so the picture shows a full chart.
-        started = time.monotonic()
         page.wait_for_function(CHARTS_FILLED, timeout=30_000)
-        page.wait_for_timeout(max(0.0, fill_seconds - (time.monotonic() - started)) * 1000)
+        page.wait_for_function(CHART_SPANS, arg=fill_seconds, timeout=(fill_seconds + 30) * 1000)
         written.append(out / "stream.png")
         page.screenshot(path=str(written[-1]), full_page=True)  # the feed's health under the chart
 
@@ -143,7 +150,8 @@ def shoot(url: str, out: Path, *, fill_seconds: float) -> list[Path]:
         page = phone.new_page()
         sign_in(page, url, stream_path)
         page.wait_for_function(CHARTS_FILLED, timeout=30_000)
-        page.wait_for_timeout(2_000)  # the window is full already (history fills it at once)
+        # The window is full already (history fills it at once): wait until it is drawn so.
+        page.wait_for_function(CHART_SPANS, arg=fill_seconds, timeout=(fill_seconds + 30) * 1000)
         written.append(out / "stream-phone.png")
         page.screenshot(path=str(written[-1]))
         phone.close()
@@ -154,7 +162,7 @@ def shoot(url: str, out: Path, *, fill_seconds: float) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help=f"where the PNGs go (default {OUT})")
-    parser.add_argument("--fill", type=float, default=30, help="seconds of points before the first shot")
+    parser.add_argument("--fill", type=float, default=29, help="seconds of points each stream shot shows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="livecharts-shots-") as tmp, embedded_server(Path(tmp)) as url:
         for path in shoot(url, args.out, fill_seconds=args.fill):
