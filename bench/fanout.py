@@ -52,6 +52,7 @@ from typing import Any
 
 import redis
 
+from bench import cclients
 from tests.processes import BIN, Stack, free_port, make_stack, seed_streams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,17 +218,21 @@ class ViewersRefused(Exception):
 
 
 class Worker:
-    """A bench process kept for the whole bench (publisher or clients), driven line by line."""
+    """A bench process kept for the whole bench (publisher or clients), driven line by line:
+    `python -m module`, or the compiled viewer clients (`binary`, bench/cclients.c)."""
 
-    def __init__(self, module: str, env: dict[str, str]) -> None:
-        self.module, self.env = module, env
+    def __init__(self, module: str, env: dict[str, str], binary: Path | None = None) -> None:
+        self.module, self.env, self.binary = module, env, binary
         self.proc: asyncio.subprocess.Process | None = None
 
+    @property
+    def kind(self) -> str:
+        return "compiled" if self.binary is not None else "python"
+
     async def start(self) -> None:
+        argv = [str(self.binary)] if self.binary is not None else [sys.executable, "-m", self.module]
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            self.module,
+            *argv,
             env=self.env,
             cwd=str(ROOT),
             stdin=asyncio.subprocess.PIPE,
@@ -275,22 +280,39 @@ class Bench:
         self.args, self.servers, self.env = args, servers, env
         self.publisher = Worker("bench.publisher", env)
         self.clients = [Worker("bench.clients", env) for _ in range(CLIENT_PROCESSES)]
+        # The compiled clients for the protocols they speak (bench/cclients.c): all of them, or
+        # (--clients both) one beside one Python process, each holding half the viewers.
+        self.cclients: list[Worker] = []
+        binary = getattr(args, "binary", None)
+        if binary is not None and args.clients != "python":
+            count = CLIENT_PROCESSES if args.clients == "compiled" else 1
+            self.cclients = [Worker("bench.cclients", env, binary) for _ in range(count)]
         self.closed: list[str] = []  # pools replaced in the current group, closed with it
         self.plan: list[Config] = []
         self.attempts: dict[tuple, int] = {}  # pools each Config.sockets had: its streams' number
         self.group_seconds: dict[str, float] = {}  # wall time of each group (viewers x streams)
 
+    @property
+    def workers(self) -> list[Worker]:
+        return [self.publisher, *self.clients, *self.cclients]
+
+    def viewer_workers(self, target: Target) -> list[Worker]:
+        """The client processes that hold this target's viewers (two)."""
+        if not self.cclients or target.client not in cclients.PROTOCOLS:
+            return self.clients
+        return [*self.cclients, *self.clients][:CLIENT_PROCESSES]
+
     async def start_workers(self) -> None:
-        for worker in (self.publisher, *self.clients):
+        for worker in self.workers:
             await worker.start()
 
     async def restart_workers(self) -> None:
-        for worker in (self.publisher, *self.clients):
+        for worker in self.workers:
             await worker.stop()
         await self.start_workers()
 
     async def stop_workers(self) -> None:
-        for worker in (self.publisher, *self.clients):
+        for worker in self.workers:
             await worker.stop()
 
     async def run_once(self, config: Config, run: int, redis_pid: int | None, pool: Pool) -> dict[str, Any]:
@@ -302,10 +324,10 @@ class Bench:
         command |= {"rate": config.rate, "seconds": seconds, "fresh": pool.runs == 0}
         pool.runs += 1
         await self.publisher.send(json.dumps(command))
-        shares = [
-            config.viewers // len(self.clients) + (i < config.viewers % len(self.clients)) for i in range(2)
-        ]
-        clients = [(client, share) for client, share in zip(self.clients, shares, strict=True) if share]
+        viewer_workers = self.viewer_workers(target)
+        count = len(viewer_workers)
+        shares = [config.viewers // count + (i < config.viewers % count) for i in range(count)]
+        clients = [(client, share) for client, share in zip(viewer_workers, shares, strict=True) if share]
         for client, share in clients:
             view = {"op": "run", "pool": pool.key, "url": server.url, "origin": server.stack.base_url}
             view |= {"streams": slugs, "viewers": share}
@@ -364,6 +386,16 @@ class Bench:
             "complete": sum(r["complete"] for r in results),
             "load": os.getloadavg()[0],
             "connect_s": connect_s,
+            # Each client process's own counts (--clients both compares the two kinds).
+            "by_client": [
+                {"kind": client.kind, "viewers": share}
+                | {
+                    key: result[key]
+                    for key in ("points", "frames", "lost", "complete", "resubscribes", "gaps")
+                }
+                | {"cpu": 100 * result["cpu_seconds"] / args.seconds}
+                for (client, share), result in zip(clients, results, strict=True)
+            ],
         }
 
     async def run_all(self, plan: list[Config], redis_pid: int | None) -> list[dict[str, Any]]:
@@ -413,7 +445,7 @@ class Bench:
         return rows
 
     async def close_pools(self, keys: list[str]) -> None:
-        for client in self.clients:
+        for client in [*self.clients, *self.cclients]:
             await client.send(json.dumps({"op": "close", "pools": keys}))
             await client.expect("CLOSED", 60)
 
@@ -819,9 +851,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default="", help="a shared Redis (default: a private redis-server)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     parser.add_argument("--json", type=Path, help="also write every run's row here")
+    parser.add_argument(
+        "--clients",
+        choices=("compiled", "python", "both"),
+        default="compiled",
+        help="viewer clients of the LiveCharts and raw stacks: compiled (bench/cclients.c, built with "
+        "gcc; Python when there is no compiler), python (bench/clients.py), or both (half the viewers "
+        "each, counts side by side)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    args.binary = cclients.build() if args.clients != "python" else None
+    if args.binary is None and args.clients != "python":
+        print("no C compiler: the viewer clients are bench/clients.py (Python)", file=sys.stderr)
     return args
 
 
