@@ -656,8 +656,8 @@ static void run(pool_t *p, const char *command) {
         gaps += v->gaps;
     }
     printf("RESULT {\"viewers\": %d, \"points\": %lld, \"frames\": %lld, \"lost\": %lld, \"complete\": %lld, "
-           "\"resubscribes\": %lld, \"gaps\": %lld, \"cpu_seconds\": %.4f, \"latencies\": [",
-           p->n, points, frames_n, lost, complete, resubscribes, gaps, cpu);
+           "\"resubscribes\": %lld, \"gaps\": %lld, \"closed\": %d, \"cpu_seconds\": %.4f, \"latencies\": [",
+           p->n, points, frames_n, lost, complete, resubscribes, gaps, p->dead, cpu);
     int first = 1;
     for (int i = 0; i < p->n; i++) {
         viewer_t *v = &p->viewers[i];

@@ -394,6 +394,7 @@ class Bench:
                     for key in ("points", "frames", "lost", "complete", "resubscribes", "gaps")
                 }
                 | {"cpu": 100 * result["cpu_seconds"] / args.seconds}
+                | ({"closed": result["closed"]} if "closed" in result else {})
                 for (client, share), result in zip(clients, results, strict=True)
             ],
         }
