@@ -296,16 +296,26 @@ static void points_frame(viewer_t *v, char *text, size_t len, double now) {
     }
 }
 
+/* Whether a message's "op" is `op` (compact JSON as the server writes it, or with spaces). */
+static int op_is(const char *text, size_t len, const char *op) {
+    const char *at = memmem(text, len, "\"op\":", 5);
+    if (!at) return 0;
+    at += 5;
+    while (at < text + len && *at == ' ') at++;
+    size_t n = strlen(op);
+    return at + n + 2 <= text + len && *at == '"' && memcmp(at + 1, op, n) == 0 && at[n + 1] == '"';
+}
+
 static void message(viewer_t *v, char *text, size_t len, double now) {
     static const char points[] = "{\"op\":\"points\",\"data\":[";
     if (v->state == V_SUBSCRIBING) {
         /* As bench/clients.py: frames before every `subscribed` answer are only read. */
-        if (memmem(text, len, "\"op\":\"subscribed\"", 17) && --v->subscribed == 0) v->state = V_LIVE;
+        if (op_is(text, len, "subscribed") && --v->subscribed == 0) v->state = V_LIVE;
         return;
     }
     if (len >= sizeof points - 1 && memcmp(text, points, sizeof points - 1) == 0)
         points_frame(v, text, len, now);
-    else if (memmem(text, len, "\"op\":\"gap\"", 10))
+    else if (op_is(text, len, "gap"))
         v->gaps++;
 }
 
