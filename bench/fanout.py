@@ -122,6 +122,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def waited_seconds(pid: int) -> float:
+    """Seconds a process has been ready to run but waiting for a core (/proc schedstat): on a
+    machine shared with other work, what its figures lost to that work."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -356,8 +365,10 @@ class Bench:
         window = (start + args.warmup, start + seconds)
         await asyncio.sleep(window[0] - time.time())
         server0, redis0 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
+        wait0 = waited_seconds(server.pid)
         await asyncio.sleep(window[1] - time.time())
         server1, redis1 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
+        wait1 = waited_seconds(server.pid)
         rss = rss_mb(server.pid)
         timeout = args.drain + 30
         published = json.loads(await self.publisher.expect("RESULT", timeout))
@@ -374,6 +385,8 @@ class Bench:
             "p50_ms": percentile(latencies, 0.5),
             "p99_ms": percentile(latencies, 0.99),
             "server_cpu": 100 * (server1 - server0) / args.seconds,
+            # Share of the window the server was ready to run and waited for a core.
+            "server_wait": 100 * (wait1 - wait0) / args.seconds,
             "redis_cpu": 100 * (redis1 - redis0) / args.seconds if redis_pid else float("nan"),
             "clients_cpu": max(100 * r["cpu_seconds"] / args.seconds for r in results),
             "publisher_cpu": 100 * published["cpu_seconds"] / seconds,
@@ -631,6 +644,11 @@ def per_core(row: dict[str, Any]) -> float:
     return row["points_per_s"] / (max(row["server_cpu"], 1.0) / 100)
 
 
+def frame_us(row: dict[str, Any]) -> float:
+    """The server's CPU per frame written, in µs (CPU-seconds per second / frames per second)."""
+    return 1e4 * row["server_cpu"] / row["frames_per_s"] if row["frames_per_s"] else float("nan")
+
+
 def per_run(runs: list[dict[str, Any]], key: str) -> str:
     return " / ".join(f"{r[key]:,}" for r in runs)
 
@@ -639,9 +657,10 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """LiveCharts, one stream: the grid of viewers x points/s, then the overload rows."""
     lines = [
         "| viewers | points/s in | points/s delivered | frames/s | frames/s per socket | latency p50 ms "
-        "| p99 ms | daphne CPU % | points/s per daphne core | redis CPU % | clients CPU % (busiest) "
-        "| daphne RSS MB | missing per run | re-subscribes per run |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p99 ms | daphne CPU % | µs CPU per frame | daphne waiting for a core % | points/s per daphne core "
+        "| redis CPU % | clients CPU % (busiest) | daphne RSS MB | missing per run | re-subscribes per run |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
     grid = [(viewers, rate) for rate in args.rates for viewers in args.viewers]
     for viewers, rate in dict.fromkeys([*grid, *args.overload]):
@@ -654,7 +673,10 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {spread([r['frames_per_s'] for r in runs])} "
             f"| {spread([r['frames_per_s'] / r['viewers'] for r in runs], '{:.1f}')} "
             f"| {spread([r['p50_ms'] for r in runs])} | {spread([r['p99_ms'] for r in runs])} "
-            f"| {spread([r['server_cpu'] for r in runs])} | {spread([per_core(r) for r in runs])} "
+            f"| {spread([r['server_cpu'] for r in runs])} "
+            f"| {spread([frame_us(r) for r in runs], '{:.1f}')} "
+            f"| {spread([r.get('server_wait', float('nan')) for r in runs])} "
+            f"| {spread([per_core(r) for r in runs])} "
             f"| {spread([r['redis_cpu'] for r in runs])} | {spread([r['clients_cpu'] for r in runs])} "
             f"| {spread([r['server_rss_mb'] for r in runs])} "
             f"| {per_run(runs, 'lost')} | {per_run(runs, 'resubscribes')} |"
