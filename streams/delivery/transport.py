@@ -157,7 +157,8 @@ class DirectWriter:
         buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
         buffered += getattr(transport, "_tempDataLen", 0)
         octets = self.traffic.outgoingOctetsWireLevel
-        if buffered + self._kernel_queued + (octets - self._octets_at_check) <= budget:
+        grown = octets - self._octets_at_check  # below 0 only if autobahn's counts were reset
+        if grown >= 0 and buffered + self._kernel_queued + grown <= budget:
             return False  # cannot be behind, whatever the reader took since
         now = time.monotonic()
         if now - self._kernel_checked_at >= KERNEL_CHECK_SECONDS:
