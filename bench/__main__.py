@@ -68,6 +68,20 @@ PEERS_ARGS = ["--viewers", "100,500", "--rate", "1000", "--runs", "3", "--second
 PEERS_QUICK_ARGS = ["--viewers", "10", "--rate", "100", "--runs", "1", "--seconds", "1", "--warmup", "0.5"]
 
 
+def clients_text(args) -> str:
+    """Which viewer clients the fan-out section ran (bench.fanout --clients)."""
+    python = "bench/clients.py (Python asyncio)"
+    if args.binary is None:
+        return f"{python} for every stack" + (" (no C compiler here)" if args.clients != "python" else "")
+    compiled = (
+        "bench/cclients.c (C, epoll, built with gcc at run time; a 1 ms pause between its turns, "
+        "so a server's send seldom has to wake it)"
+    )
+    if args.clients == "both":
+        return f"one {compiled} and one {python}, half the viewers each, for LiveCharts and baseline (b)"
+    return f"{compiled} for LiveCharts and baseline (b), {python} for the other stacks"
+
+
 def fanout_section(argv: list[str]) -> str:
     args = fanout.parse_args(argv)
     started = time.monotonic()
@@ -82,7 +96,7 @@ def fanout_section(argv: list[str]) -> str:
         "One private redis-server and one server process per stack, each started once and kept for",
         "the whole section (restarted when a run leaves it with a backlog). A publisher process",
         "feeds the streams at an exact rate, every point's `t` its publish time; two client",
-        "processes (bench/clients.py) hold the viewer sockets. Configurations with the same viewers",
+        f"processes hold the viewer sockets: {clients_text(args)}. Configurations with the same viewers",
         "and points/s form a group whose runs go round its stacks (run 1 of each, then run 2, ...),",
         "so a ratio pairs two runs taken moments apart; each stack's sockets and stream are kept",
         "from run to run (a restarted server, or a run that left points missing, gets new sockets",

@@ -52,6 +52,7 @@ from typing import Any
 
 import redis
 
+from bench import cclients
 from tests.processes import BIN, Stack, free_port, make_stack, seed_streams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,15 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (from /proc, no psutil needed)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def waited_seconds(pid: int) -> float:
+    """Seconds a process has been ready to run but waiting for a core (/proc schedstat): on a
+    machine shared with other work, what its figures lost to that work."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def rss_mb(pid: int) -> float:
@@ -217,17 +227,21 @@ class ViewersRefused(Exception):
 
 
 class Worker:
-    """A bench process kept for the whole bench (publisher or clients), driven line by line."""
+    """A bench process kept for the whole bench (publisher or clients), driven line by line:
+    `python -m module`, or the compiled viewer clients (`binary`, bench/cclients.c)."""
 
-    def __init__(self, module: str, env: dict[str, str]) -> None:
-        self.module, self.env = module, env
+    def __init__(self, module: str, env: dict[str, str], binary: Path | None = None) -> None:
+        self.module, self.env, self.binary = module, env, binary
         self.proc: asyncio.subprocess.Process | None = None
 
+    @property
+    def kind(self) -> str:
+        return "compiled" if self.binary is not None else "python"
+
     async def start(self) -> None:
+        argv = [str(self.binary)] if self.binary is not None else [sys.executable, "-m", self.module]
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            self.module,
+            *argv,
             env=self.env,
             cwd=str(ROOT),
             stdin=asyncio.subprocess.PIPE,
@@ -275,22 +289,39 @@ class Bench:
         self.args, self.servers, self.env = args, servers, env
         self.publisher = Worker("bench.publisher", env)
         self.clients = [Worker("bench.clients", env) for _ in range(CLIENT_PROCESSES)]
+        # The compiled clients for the protocols they speak (bench/cclients.c): all of them, or
+        # (--clients both) one beside one Python process, each holding half the viewers.
+        self.cclients: list[Worker] = []
+        binary = getattr(args, "binary", None)
+        if binary is not None and args.clients != "python":
+            count = CLIENT_PROCESSES if args.clients == "compiled" else 1
+            self.cclients = [Worker("bench.cclients", env, binary) for _ in range(count)]
         self.closed: list[str] = []  # pools replaced in the current group, closed with it
         self.plan: list[Config] = []
         self.attempts: dict[tuple, int] = {}  # pools each Config.sockets had: its streams' number
         self.group_seconds: dict[str, float] = {}  # wall time of each group (viewers x streams)
 
+    @property
+    def workers(self) -> list[Worker]:
+        return [self.publisher, *self.clients, *self.cclients]
+
+    def viewer_workers(self, target: Target) -> list[Worker]:
+        """The client processes that hold this target's viewers (two)."""
+        if not self.cclients or target.client not in cclients.PROTOCOLS:
+            return self.clients
+        return [*self.cclients, *self.clients][:CLIENT_PROCESSES]
+
     async def start_workers(self) -> None:
-        for worker in (self.publisher, *self.clients):
+        for worker in self.workers:
             await worker.start()
 
     async def restart_workers(self) -> None:
-        for worker in (self.publisher, *self.clients):
+        for worker in self.workers:
             await worker.stop()
         await self.start_workers()
 
     async def stop_workers(self) -> None:
-        for worker in (self.publisher, *self.clients):
+        for worker in self.workers:
             await worker.stop()
 
     async def run_once(self, config: Config, run: int, redis_pid: int | None, pool: Pool) -> dict[str, Any]:
@@ -302,10 +333,10 @@ class Bench:
         command |= {"rate": config.rate, "seconds": seconds, "fresh": pool.runs == 0}
         pool.runs += 1
         await self.publisher.send(json.dumps(command))
-        shares = [
-            config.viewers // len(self.clients) + (i < config.viewers % len(self.clients)) for i in range(2)
-        ]
-        clients = [(client, share) for client, share in zip(self.clients, shares, strict=True) if share]
+        viewer_workers = self.viewer_workers(target)
+        count = len(viewer_workers)
+        shares = [config.viewers // count + (i < config.viewers % count) for i in range(count)]
+        clients = [(client, share) for client, share in zip(viewer_workers, shares, strict=True) if share]
         for client, share in clients:
             view = {"op": "run", "pool": pool.key, "url": server.url, "origin": server.stack.base_url}
             view |= {"streams": slugs, "viewers": share}
@@ -334,8 +365,10 @@ class Bench:
         window = (start + args.warmup, start + seconds)
         await asyncio.sleep(window[0] - time.time())
         server0, redis0 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
+        wait0 = waited_seconds(server.pid)
         await asyncio.sleep(window[1] - time.time())
         server1, redis1 = cpu_seconds(server.pid), redis_pid and cpu_seconds(redis_pid)
+        wait1 = waited_seconds(server.pid)
         rss = rss_mb(server.pid)
         timeout = args.drain + 30
         published = json.loads(await self.publisher.expect("RESULT", timeout))
@@ -352,6 +385,8 @@ class Bench:
             "p50_ms": percentile(latencies, 0.5),
             "p99_ms": percentile(latencies, 0.99),
             "server_cpu": 100 * (server1 - server0) / args.seconds,
+            # Share of the window the server was ready to run and waited for a core.
+            "server_wait": 100 * (wait1 - wait0) / args.seconds,
             "redis_cpu": 100 * (redis1 - redis0) / args.seconds if redis_pid else float("nan"),
             "clients_cpu": max(100 * r["cpu_seconds"] / args.seconds for r in results),
             "publisher_cpu": 100 * published["cpu_seconds"] / seconds,
@@ -364,6 +399,17 @@ class Bench:
             "complete": sum(r["complete"] for r in results),
             "load": os.getloadavg()[0],
             "connect_s": connect_s,
+            # Each client process's own counts (--clients both compares the two kinds).
+            "by_client": [
+                {"kind": client.kind, "viewers": share}
+                | {
+                    key: result[key]
+                    for key in ("points", "frames", "lost", "complete", "resubscribes", "gaps")
+                }
+                | {"cpu": 100 * result["cpu_seconds"] / args.seconds}
+                | ({"closed": result["closed"]} if "closed" in result else {})
+                for (client, share), result in zip(clients, results, strict=True)
+            ],
         }
 
     async def run_all(self, plan: list[Config], redis_pid: int | None) -> list[dict[str, Any]]:
@@ -413,7 +459,7 @@ class Bench:
         return rows
 
     async def close_pools(self, keys: list[str]) -> None:
-        for client in self.clients:
+        for client in [*self.clients, *self.cclients]:
             await client.send(json.dumps({"op": "close", "pools": keys}))
             await client.expect("CLOSED", 60)
 
@@ -598,6 +644,11 @@ def per_core(row: dict[str, Any]) -> float:
     return row["points_per_s"] / (max(row["server_cpu"], 1.0) / 100)
 
 
+def frame_us(row: dict[str, Any]) -> float:
+    """The server's CPU per frame written, in µs (CPU-seconds per second / frames per second)."""
+    return 1e4 * row["server_cpu"] / row["frames_per_s"] if row["frames_per_s"] else float("nan")
+
+
 def per_run(runs: list[dict[str, Any]], key: str) -> str:
     return " / ".join(f"{r[key]:,}" for r in runs)
 
@@ -606,9 +657,10 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """LiveCharts, one stream: the grid of viewers x points/s, then the overload rows."""
     lines = [
         "| viewers | points/s in | points/s delivered | frames/s | frames/s per socket | latency p50 ms "
-        "| p99 ms | daphne CPU % | points/s per daphne core | redis CPU % | clients CPU % (busiest) "
-        "| daphne RSS MB | missing per run | re-subscribes per run |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p99 ms | daphne CPU % | µs CPU per frame | daphne waiting for a core % | points/s per daphne core "
+        "| redis CPU % | clients CPU % (busiest) | daphne RSS MB | missing per run | re-subscribes per run |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
     grid = [(viewers, rate) for rate in args.rates for viewers in args.viewers]
     for viewers, rate in dict.fromkeys([*grid, *args.overload]):
@@ -621,7 +673,10 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {spread([r['frames_per_s'] for r in runs])} "
             f"| {spread([r['frames_per_s'] / r['viewers'] for r in runs], '{:.1f}')} "
             f"| {spread([r['p50_ms'] for r in runs])} | {spread([r['p99_ms'] for r in runs])} "
-            f"| {spread([r['server_cpu'] for r in runs])} | {spread([per_core(r) for r in runs])} "
+            f"| {spread([r['server_cpu'] for r in runs])} "
+            f"| {spread([frame_us(r) for r in runs], '{:.1f}')} "
+            f"| {spread([r.get('server_wait', float('nan')) for r in runs])} "
+            f"| {spread([per_core(r) for r in runs])} "
             f"| {spread([r['redis_cpu'] for r in runs])} | {spread([r['clients_cpu'] for r in runs])} "
             f"| {spread([r['server_rss_mb'] for r in runs])} "
             f"| {per_run(runs, 'lost')} | {per_run(runs, 'resubscribes')} |"
@@ -819,9 +874,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default="", help="a shared Redis (default: a private redis-server)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     parser.add_argument("--json", type=Path, help="also write every run's row here")
+    parser.add_argument(
+        "--clients",
+        choices=("compiled", "python", "both"),
+        default="compiled",
+        help="viewer clients of the LiveCharts and raw stacks: compiled (bench/cclients.c, built with "
+        "gcc; Python when there is no compiler), python (bench/clients.py), or both (half the viewers "
+        "each, counts side by side)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    args.binary = cclients.build() if args.clients != "python" else None
+    if args.binary is None and args.clients != "python":
+        print("no C compiler: the viewer clients are bench/clients.py (Python)", file=sys.stderr)
     return args
 
 

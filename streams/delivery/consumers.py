@@ -450,7 +450,21 @@ class StreamConsumer(AsyncWebsocketConsumer):
         subscription = self.subscriptions.get(slug)
         if subscription is None:
             return False  # unsubscribed while the batch was in flight
-        key = tuple(message["key"])  # a list after msgpack
+        key = message["key"]
+        if type(key) is not tuple:
+            key = tuple(key)  # a list after msgpack (the hub makes it a tuple once for all)
+        last = subscription.last_sent
+        if last is not None and subscription.held is None and last < key:
+            # Live, and a newer batch (the usual case, once per socket per batch): pending.
+            subscription.last_sent = key
+            waiting = self.pending.get(slug)
+            if waiting is None:
+                self.pending[slug] = [(key, message["text"])]
+            else:
+                waiting.append((key, message["text"]))
+                if len(waiting) > MAX_PENDING_BATCHES:
+                    self.bound(waiting)
+            return True
         if subscription.held is not None:
             # Backfilling: kept until the backfill is out (then compared with its last id).
             subscription.held.append((key, message["text"]))
@@ -503,18 +517,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
             del waiting[: len(waiting) - MAX_PENDING_BATCHES]
 
     def take_texts(self) -> list[str] | None:
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             return []
         if self.writer is not None and self.is_behind():
             return None
-        texts = [text for waiting in self.pending.values() for _, text in waiting]
         self.pending = {}
-        return texts
+        if len(pending) == 1:  # one stream (the usual case)
+            (waiting,) = pending.values()
+            if len(waiting) == 1:
+                return [waiting[0][1]]
+            return [text for _, text in waiting]
+        return [text for waiting in pending.values() for _, text in waiting]
 
     def is_behind(self) -> bool:
         """Whether the client has stopped reading; drops it when that lasts too long."""
         assert self.writer is not None
-        if self.writer.backlog_bytes() <= settings.LIVECHARTS_SEND_BUDGET_BYTES:
+        if not self.writer.behind(settings.LIVECHARTS_SEND_BUDGET_BYTES):
             self.behind_since = None
             return False
         now = time.monotonic()
@@ -526,6 +545,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.hub.stats.slow_closes += 1
             self.writer.close(CLOSE_TOO_SLOW, f"not reading for {seconds} s: reconnect")
             self.pending = {}
+        return True
+
+    def write_frame(self, frame: Frame) -> bool:
+        """The hub's hot path: the frame written now (True), or False: use `send_frame`."""
+        writer = self.writer
+        if writer is None:
+            return False
+        writer.write(frame.prepared)
         return True
 
     async def send_frame(self, frame: Frame) -> None:

@@ -70,8 +70,11 @@ class TransportStats:
 
 stats = TransportStats()
 _fallback_reported = False
-# The kernel's send queue is asked (a syscall) at most this often per socket.
+# The kernel's send queue is asked (a syscall) at most this often per socket, and only when
+# what was written since it was last asked could have taken the socket past its budget.
 KERNEL_CHECK_SECONDS = 0.25
+_OPEN = WebSocketProtocol.STATE_OPEN
+_TCP_SERVER = tcp.Server
 
 
 def prepare(text: str) -> PreparedMessage:
@@ -83,45 +86,95 @@ class DirectWriter:
     """Writes prepared frames to one daphne WebSocket connection, and tells how far behind
     its reader is."""
 
+    __slots__ = ("_kernel_checked_at", "_kernel_queued", "_octets_at_check", "protocol", "traffic")
+
     def __init__(self, protocol: Any) -> None:
         self.protocol = protocol
-        self._kernel_checked_at = 0.0
+        # autobahn's count of the bytes it handed to the transport while open (ours included,
+        # see write): how much the kernel's queue can have grown since it was last asked.
+        self.traffic = protocol.trafficStats
+        self._kernel_checked_at = -KERNEL_CHECK_SECONDS
         self._kernel_queued = 0
+        self._octets_at_check = self.traffic.outgoingOctetsWireLevel
 
     @property
     def is_open(self) -> bool:
-        return self.protocol.state == WebSocketProtocol.STATE_OPEN
+        return self.protocol.state == _OPEN
 
     def write(self, frame: PreparedMessage) -> None:
-        if not self.is_open:
-            return
+        """The frame to the socket: at once when nothing waits before it, else behind what
+        waits, through autobahn.
+
+        Hack: with the connection open, plain TCP, and nothing of autobahn's or Twisted's own
+        waiting to be written, the bytes go to the socket at once, as Twisted's own `doWrite`
+        would on the next loop turn. `transport.write` only buffers them and registers the
+        socket for writing; the write then happens in a later loop iteration, which removes
+        the registration again: two epoll changes and a callback per frame, about a third of
+        daphne's CPU when a tick sends a frame to each of a thousand sockets (py-spy, 1,000
+        viewers). With nothing buffered, sending now keeps the byte order; what the kernel
+        does not take goes to Twisted's buffer as usual, and an error leaves the bytes to
+        Twisted too, which then sees the connection lost. The checks are inline (no helper
+        calls): a tick runs this once per socket."""
         protocol = self.protocol
+        if protocol.state != _OPEN:
+            return
         transport = protocol.transport
         if (
             protocol._perMessageCompress is None
             and not protocol.send_queue
-            and type(transport) is tcp.Server
-            and idle_transport(transport)
+            and type(transport) is _TCP_SERVER
+            and transport.connected
+            and not transport.disconnecting
+            and not transport._writeDisconnected
+            and not transport.TLS
+            and not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
         ):
             data = frame.payloadHybi
-            send_now(transport, data)
-            protocol.trafficStats.outgoingOctetsWireLevel += len(data)  # as autobahn counts
+            try:
+                sent = transport.socket.send(data)
+            except OSError:  # EWOULDBLOCK, ENOBUFS, a reset: Twisted's path handles each
+                sent = 0
+            if sent < len(data):
+                transport.write(data[sent:])
+            self.traffic.outgoingOctetsWireLevel += len(data)  # as autobahn counts
         else:
             protocol.sendPreparedMessage(frame)
 
+    def behind(self, budget: int) -> bool:
+        """Whether more than `budget` bytes are written and not yet taken by the client:
+        Twisted's buffer plus the kernel's send queue (which alone holds up to a few MB on
+        Linux before Twisted buffers any).
+
+        The kernel's queue is asked (an ioctl) only when it could be past the budget: it holds
+        at most what it held when last asked plus every byte written since (autobahn counts
+        them), so a reader that keeps up is asked about once per `budget` bytes written, not
+        every KERNEL_CHECK_SECONDS. Past that bound it is asked at most every
+        KERNEL_CHECK_SECONDS, the last answer standing in between, as before."""
+        transport = self.protocol.transport
+        if transport is None:
+            return False
+        buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+        buffered += getattr(transport, "_tempDataLen", 0)
+        octets = self.traffic.outgoingOctetsWireLevel
+        grown = octets - self._octets_at_check  # below 0 only if autobahn's counts were reset
+        if grown >= 0 and buffered + self._kernel_queued + grown <= budget:
+            return False  # cannot be behind, whatever the reader took since
+        now = time.monotonic()
+        if now - self._kernel_checked_at >= KERNEL_CHECK_SECONDS:
+            self._kernel_checked_at = now
+            self._octets_at_check = octets
+            self._kernel_queued = kernel_send_queue(transport)
+        return buffered + self._kernel_queued > budget
+
     def backlog_bytes(self) -> int:
-        """Bytes written and not yet taken by the client: Twisted's buffer plus the kernel's
-        send queue (which alone holds up to a few MB on Linux before Twisted buffers any)."""
+        """Bytes written and not yet taken by the client (Twisted's buffer plus the kernel's
+        queue, asked now): for tests and diagnostics; the hot path asks `behind`."""
         transport = self.protocol.transport
         if transport is None:
             return 0
         buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
-        buffered += getattr(transport, "_tempDataLen", 0)
-        now = time.monotonic()
-        if now - self._kernel_checked_at >= KERNEL_CHECK_SECONDS:
-            self._kernel_checked_at = now
-            self._kernel_queued = kernel_send_queue(transport)
-        return buffered + self._kernel_queued
+        return buffered + getattr(transport, "_tempDataLen", 0) + kernel_send_queue(transport)
 
     def going_away(self) -> None:
         """Close with 1001 (the server is going down): browsers reconnect at once, to another
@@ -200,36 +253,6 @@ def _fall_back(missing: str) -> None:
             "them); install the autobahn and Twisted versions pyproject.toml pins",
             missing,
         )
-
-
-def idle_transport(transport: tcp.Server) -> bool:
-    """Connected, plain TCP, and nothing of Twisted's own waiting to be written before us."""
-    return (
-        transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport.TLS
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-    )
-
-
-def send_now(transport: tcp.Server, data: bytes) -> None:
-    """Hack: write to the socket at once, as Twisted's own `doWrite` would on the next loop turn.
-
-    `transport.write` only buffers the bytes and registers the socket for writing; the write
-    then happens in a later loop iteration, which removes the registration again: two epoll
-    changes and a callback per frame, about a third of daphne's CPU when a tick sends a frame
-    to each of a thousand sockets (py-spy, 1,000 viewers). With nothing buffered, sending now
-    keeps the byte order; what the kernel does not take goes to Twisted's buffer as usual, and
-    an error leaves the bytes to Twisted too, which then sees the connection lost.
-    """
-    try:
-        sent = transport.socket.send(data)
-    except OSError:  # EWOULDBLOCK, ENOBUFS, a reset: Twisted's path handles each
-        sent = 0
-    if sent < len(data):
-        transport.write(data[sent:])
 
 
 def kernel_send_queue(transport: Any) -> int:

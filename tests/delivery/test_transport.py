@@ -180,3 +180,58 @@ def test_a_socket_whose_twisted_transport_changed_gets_plain_asgi_sends(monkeypa
     finally:
         ours.close()
         peer.close()
+
+
+def test_behind_asks_the_kernel_only_when_the_bytes_written_could_pass_the_budget(monkeypatch):
+    import socket
+
+    import txaio
+    from autobahn.websocket.protocol import TrafficStats
+    from twisted.internet import tcp
+
+    from streams.delivery import transport as transport_module
+
+    asked: list[int] = []
+    real = transport_module.kernel_send_queue
+
+    def counted(transport) -> int:
+        asked.append(1)
+        return real(transport)
+
+    monkeypatch.setattr(transport_module, "kernel_send_queue", counted)
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours = socket.create_connection(listener.getsockname())
+    peer, _ = listener.accept()
+    ours.setblocking(False)
+    protocol = WebSocketServerProtocol()
+    transport = tcp.Server(ours, protocol, ("127.0.0.1", 1), None, 1, FakeReactor())
+    protocol.transport, protocol.state = transport, WebSocketServerProtocol.STATE_OPEN
+    protocol._perMessageCompress, protocol.send_queue = None, []
+    protocol.log, protocol.trafficStats = txaio.make_logger(), TrafficStats()
+    protocol.logOctets = False
+    writer = DirectWriter(protocol)
+    budget = 64 * 1024
+    frame = prepare("x" * 1000)
+    try:
+        # A reader that keeps up: written bytes are read; the kernel is asked once per budget.
+        for _ in range(200):
+            writer.write(frame)
+            assert not writer.behind(budget)
+            got = 0
+            while got < len(frame.payloadHybi):
+                got += len(peer.recv(65536))
+        written = 200 * len(frame.payloadHybi)
+        assert len(asked) <= written // budget + 1, "not once per write"
+        # A reader that stopped: behind once the unread bytes pass the budget (here the peer's
+        # receive buffer takes the first ones; what is beyond stays queued on our side).
+        for _ in range(100_000):
+            writer.write(frame)
+            if writer.behind(budget):
+                break
+            writer._kernel_checked_at = -1.0  # the test does not wait out KERNEL_CHECK_SECONDS
+        else:
+            raise AssertionError("a reader that reads nothing never fell behind")
+        assert writer.backlog_bytes() > budget
+    finally:
+        for sock in (ours, peer, listener):
+            sock.close()
