@@ -172,6 +172,24 @@ def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
         assert abs(line_drawn["last"] - line_drawn["newest"]) < 0.05
     assert min(abs(each["last"] - each["width"]) for each in lines) < 1.5
 
+    # The viewer zooms (Plotly.relayout as a drag-zoom does it): the panel is no longer slid, it
+    # draws fully and keeps the viewer's range; a double click (autorange) and it draws light again.
+    element = f"document.getElementById('{line}')"
+    page.evaluate(
+        f"""() => {{
+            const xs = {element}.data[0].x;
+            return Plotly.relayout({element}, {{'xaxis.range[0]': xs[0], 'xaxis.range[1]': xs[10]}});
+        }}"""
+    )
+    assert page.evaluate(f"{element}.querySelector('.scatterlayer').getAttribute('transform')") is None
+    full = page.evaluate(f"{hook}.draws - {hook}.lightDraws")
+    wait_in_page(page, f"{hook}.draws - {hook}.lightDraws > {full + 3}", what="full draws, zoomed")
+    zoomed = page.evaluate(f"[{element}.layout.xaxis.autorange, {element}.layout.xaxis.range.length]")
+    assert zoomed == [False, 2]
+    light = page.evaluate(f"{hook}.lightDraws")
+    page.evaluate(f"() => Plotly.relayout({element}, {{'xaxis.autorange': true}})")
+    wait_in_page(page, f"{hook}.lightDraws > {light + 3}", what="light draws again after the zoom")
+
     # The gauge moves with series "a" of temps.
     wait_in_page(page, f"window.livecharts.panels['{gauge}'].draws > 2", what="the gauge drawn 3 times")
 

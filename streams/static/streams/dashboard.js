@@ -520,10 +520,24 @@ class SeriesPanel extends BasePanel {
     await super.plot();
     // Plotly draws again on its own (a resize, a margin that grew): its lines are then those of
     // its last full draw, older than the points light draws have drawn since. Put ours back.
-    /** @type {any} */ (this.element).on("plotly_afterplot", () => {
+    const element = /** @type {any} */ (this.element);
+    element.on("plotly_afterplot", () => {
       if (!this.lightSinceFull || this.ranged) return;
       this.drawLines();
       this.slide(this.slidPx);
+    });
+    // The viewer zoomed, panned or double-clicked (a light draw's own relayout gives whole
+    // ranges, "xaxis.range": [a, b]; the viewer's gives "xaxis.range[0]" or autorange): Plotly
+    // drew the axes for it, and the lines from its last full draw. No slide then, and Plotly's
+    // data made whole again, even while the page is paused.
+    element.on("plotly_relayout", (/** @type {any} */ event) => {
+      if (this.ranged || Array.isArray(event?.["xaxis.range"])) return;
+      this.slide(0);
+      this.lastFull = null;
+      if (!this.lightSinceFull) return;
+      this.lightSinceFull = false;
+      // redraw, not react: react would see the same trace objects and compute nothing again.
+      Plotly.redraw(element);
     });
   }
 
