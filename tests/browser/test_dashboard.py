@@ -141,6 +141,55 @@ def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
     before = page.evaluate(trace_points(line))
     wait_in_page(page, f"{trace_points(line)} > {before + 40}", what="40 more points on the line chart")
 
+    # Most draws of the line panel are light (streams/static/streams/lightdraw.js): its lines are
+    # drawn by us from every point of the traces (none thinned away), and slid so the newest
+    # point is at the right end of the plot. Away from the panel: under the pointer it draws fully.
+    page.mouse.move(1, 1)
+    hook = f"window.livecharts.panels['{panel_id(page, 'Temps over time')}']"
+    wait_in_page(page, f"{hook}.lightDraws > 5", what="light draws of the line panel")
+    drawn = rf"""(() => {{
+        if ({hook}.lastDraw !== "light") return null;
+        const element = document.getElementById('{line}');
+        const xaxis = element._fullLayout.xaxis;
+        const slide = Number(/translate\((-?[\d.]+)/.exec(
+            element.querySelector('.scatterlayer').getAttribute('transform') ?? 'translate(0')[1]);
+        return [...element.querySelectorAll('.scatterlayer .trace')].map((group) => {{
+            const trace = element.data[group.__data__[0].trace.index];
+            const points = group.querySelector('path.js-line').getAttribute('d').match(/[ML][^ML]+/g);
+            const last = Number(points.at(-1).slice(1).split(',')[0]);
+            return {{values: trace.y.filter((y) => y !== null).length, points: points.length,
+                     last: last + slide, newest: xaxis.c2p(trace.x.at(-1)) + slide,
+                     width: element._fullLayout._size.w}};
+        }});
+    }})()"""
+    lines = None
+    while lines is None:  # a full draw may come between the wait and the look: wait again
+        wait_in_page(page, f"{drawn} !== null", what="a light draw of the line panel to look at")
+        lines = page.evaluate(drawn)
+    assert len(lines) == 2
+    for line_drawn in lines:
+        assert line_drawn["points"] == line_drawn["values"] > 40
+        assert abs(line_drawn["last"] - line_drawn["newest"]) < 0.05
+    assert min(abs(each["last"] - each["width"]) for each in lines) < 1.5
+
+    # The viewer zooms (Plotly.relayout as a drag-zoom does it): the panel is no longer slid, it
+    # draws fully and keeps the viewer's range; a double click (autorange) and it draws light again.
+    element = f"document.getElementById('{line}')"
+    page.evaluate(
+        f"""() => {{
+            const xs = {element}.data[0].x;
+            return Plotly.relayout({element}, {{'xaxis.range[0]': xs[0], 'xaxis.range[1]': xs[10]}});
+        }}"""
+    )
+    assert page.evaluate(f"{element}.querySelector('.scatterlayer').getAttribute('transform')") is None
+    full = page.evaluate(f"{hook}.draws - {hook}.lightDraws")
+    wait_in_page(page, f"{hook}.draws - {hook}.lightDraws > {full + 3}", what="full draws, zoomed")
+    zoomed = page.evaluate(f"[{element}.layout.xaxis.autorange, {element}.layout.xaxis.range.length]")
+    assert zoomed == [False, 2]
+    light = page.evaluate(f"{hook}.lightDraws")
+    page.evaluate(f"() => Plotly.relayout({element}, {{'xaxis.autorange': true}})")
+    wait_in_page(page, f"{hook}.lightDraws > {light + 3}", what="light draws again after the zoom")
+
     # The gauge moves with series "a" of temps.
     wait_in_page(page, f"window.livecharts.panels['{gauge}'].draws > 2", what="the gauge drawn 3 times")
 

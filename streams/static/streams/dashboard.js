@@ -10,14 +10,16 @@
 // as many panels as fit a time budget, the longest waiting first (DrawScheduler).
 //
 // Test hooks, besides live.js's: window.livecharts.panels[<panel id>] = {chartType, streams,
-// draws, points, value, candles, cost} and window.livecharts.streams (the slugs this page
-// subscribes to).
+// draws, lightDraws, lastDraw ("light" or "full"), points, value, candles, cost}, window.livecharts.streams (the slugs this
+// page subscribes to), and window.livecharts.lightDraws (set it to false and every draw is a
+// full Plotly draw: bench/browser.py measures the page both ways).
 
-import { fitValueAxis, steadyAxes } from "./axes.js";
+import { fitValueAxis, steadyAxes, valueRange } from "./axes.js";
 import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
 import { DashboardRange } from "./dashrange.js";
 import { emptyState } from "./emptystate.js";
 import { breakGaps, drawsLine } from "./gaps.js";
+import { appendKeep, drawsLight, fitsRange, FULL_EVERY_MS, linePath, lineRange, slideFor } from "./lightdraw.js";
 import { Connection, hooks, localX, Page, readJson } from "./live.js";
 import { EmptyOverlay } from "./overlay.js";
 import {
@@ -77,15 +79,14 @@ class DrawScheduler {
     const start = performance.now();
     const picked = new Set(
       pickDraws(
-        due.map((panel) => ({ id: panel, since: panel.dirtySince ?? start, cost: panel.cost })),
+        due.map((panel) => ({ id: panel, since: panel.dirtySince ?? start, cost: panel.expectedCost(start) })),
         start,
       ),
     );
     for (const panel of picked) {
       const before = performance.now();
       panel.draw();
-      panel.cost = nextCost(panel.cost, performance.now() - before);
-      panel.hook.cost = Math.round(panel.cost * 10) / 10;
+      panel.measured(performance.now() - before);
     }
     const end = performance.now();
     hooks.drawMs += end - start;
@@ -181,6 +182,17 @@ class BasePanel {
     /** @type {Map<string, any>} each stream's last feed status, for the empty state */
     this.statuses = new Map();
     this.overlay = new EmptyOverlay(element.closest(".panel"));
+  }
+
+  /** Expected ms of the panel's next draw (0 until measured), for the scheduler. @param {number} _now */
+  expectedCost(_now) {
+    return this.cost;
+  }
+
+  /** The last draw took `ms`. @param {number} ms */
+  measured(ms) {
+    this.cost = nextCost(this.cost, ms);
+    this.hook.cost = Math.round(this.cost * 10) / 10;
   }
 
   /** Whether the panel draws something (its empty state shows until then). */
@@ -297,6 +309,27 @@ class SeriesPanel extends BasePanel {
     this.owners = config.traces.map(([stream, series]) => ({ stream, series }));
     /** @type {Map<string, import("./protocol.js").Buffer>} */
     this.buffers = new Map();
+    /** performance.now() of the last full Plotly draw (lightdraw.js), null before the first */
+    this.lastFull = null;
+    /** @type {[number, number]|null} the x range Plotly last laid the axis out for (light draws slide from it) */
+    this.axisRange = null;
+    /** expected ms of a light draw (0 until measured); `cost` is a full draw's */
+    this.lightCost = 0;
+    /** whether the last draw was light */
+    this.lastLight = false;
+    /** true while the layers carry a slide (slide()), of slidPx */
+    this.slid = false;
+    this.slidPx = 0;
+    /** true once a light draw drew lines Plotly's own data for them (calcdata) does not know */
+    this.lightSinceFull = false;
+    /** true while the pointer is over the chart: full draws, so hover knows every point */
+    this.pointed = false;
+    element.addEventListener("pointerenter", () => {
+      this.pointed = true;
+    });
+    element.addEventListener("pointerleave", () => {
+      this.pointed = false;
+    });
   }
 
   /** @param {string} slug */
@@ -329,6 +362,7 @@ class SeriesPanel extends BasePanel {
   }
 
   draw() {
+    this.lastLight = false;
     if (!this.dirty) return;
     this.dirty = false;
     const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
@@ -357,9 +391,31 @@ class SeriesPanel extends BasePanel {
       this.owners.push(...plan.addTraces);
     }
     this.breakGaps(plan);
+    const element = /** @type {any} */ (this.element);
+    const now = performance.now();
+    const light = hooks.lightDraws !== false && drawsLight({
+      traces: data,
+      plan,
+      now,
+      lastFull: this.lastFull,
+      pointed: this.pointed,
+      xaxis: { ...element._fullLayout?.xaxis, autorange: element.layout?.xaxis?.autorange },
+      yaxis: { ...element._fullLayout?.yaxis, autorange: element.layout?.yaxis?.autorange },
+    });
+    if (light && this.drawLight(plan)) {
+      this.lastLight = true;
+      this.hook.lastDraw = "light";
+      this.hook.draws += 1;
+      this.hook.lightDraws = (this.hook.lightDraws ?? 0) + 1;
+      this.showEmpty();
+      return;
+    }
+    this.lastFull = now;
+    this.lightSinceFull = false;
+    this.hook.lastDraw = "full";
+    this.slide(0);
     if (this.config.fill_to_min) {
       // Before extendTraces, which draws with the layout as it is then.
-      const element = /** @type {any} */ (this.element);
       const ys = (element.data ?? []).map((/** @type {any} */ trace, /** @type {number} */ index) => {
         const k = plan.indices.indexOf(index);
         return k < 0 ? trace.y : [...trace.y.slice(-plan.maxPoints.y[k]), ...plan.update.y[k]];
@@ -367,8 +423,147 @@ class SeriesPanel extends BasePanel {
       fitValueAxis(element, ys);
     }
     if (plan.indices.length > 0) Plotly.extendTraces(this.element, plan.update, plan.indices, plan.maxPoints);
+    const laid = element._fullLayout?.xaxis;
+    this.axisRange = laid?.type === "date" && Array.isArray(laid.range) ? laid.range.map((r) => laid.r2l(r)) : null;
     this.hook.draws += 1;
     this.showEmpty();
+  }
+
+  /** A light draw is the likely next one while a full draw is not due (lightdraw.js). @param {number} now */
+  expectedCost(now) {
+    const lightNext = this.lastFull !== null && now - this.lastFull < FULL_EVERY_MS && !this.pointed;
+    return lightNext && this.lightCost > 0 ? this.lightCost : this.cost;
+  }
+
+  /** @param {number} ms */
+  measured(ms) {
+    if (!this.lastLight) {
+      super.measured(ms);
+      return;
+    }
+    this.lightCost = nextCost(this.lightCost, ms);
+    this.hook.lightCost = Math.round(this.lightCost * 10) / 10;
+  }
+
+  /**
+   * A light draw (lightdraw.js): the plan's points into the traces' arrays, the x axis moved to
+   * them, each line's path rebuilt. False when it could not (nothing changed then).
+   * @param {import("./panel.js").PanelPlan} plan
+   */
+  drawLight(plan) {
+    const element = /** @type {any} */ (this.element);
+    const data = /** @type {any[]} */ (element.data);
+    const xs = data.map((trace) => trace.x ?? []);
+    plan.indices.forEach((index, k) => {
+      xs[index] = appendKeep(xs[index], plan.update.x[k], plan.maxPoints.x[k]);
+    });
+    const range = lineRange(xs);
+    const lines = this.lines();
+    if (range === null || lines.size !== data.length) return false;
+    plan.indices.forEach((index, k) => {
+      data[index].x = xs[index];
+      data[index].y = appendKeep(data[index].y ?? [], plan.update.y[k], plan.maxPoints.y[k]);
+    });
+    let xaxis = element._fullLayout.xaxis;
+    const pxPerX = (xaxis.c2p(range[0] + 1000) - xaxis.c2p(range[0])) / 1000;
+    const yFits = fitsRange(plan.update.y, element._fullLayout.yaxis.range);
+    let slide = yFits ? slideFor({ axisRange: this.axisRange, range, pxPerX }) : null;
+    if (slide === null) {
+      this.slide(0);
+      // Plotly's pan path: the axes and their labels drawn again, the traces from what Plotly
+      // computed at the last full draw; their lines are then replaced by the new points'.
+      /** @type {any} */
+      const ranges = { "xaxis.range": range };
+      if (!yFits) ranges["yaxis.range"] = valueRange(data.map((trace) => trace.y));
+      Plotly.relayout(element, ranges);
+      // A hack, labelled as one: the ranges above stand for autorange until the next full draw,
+      // and the panel stays live. Left false, the next full draw would keep them, and the
+      // viewer's zoom could not be told from ours.
+      element.layout.xaxis.autorange = true;
+      element.layout.yaxis.autorange = true;
+      this.axisRange = range;
+      this.hook.axisDraws = (this.hook.axisDraws ?? 0) + 1;
+      xaxis = element._fullLayout.xaxis;
+      slide = 0;
+    }
+    this.drawLines(lines);
+    this.slide(slide);
+    this.lightSinceFull = true;
+    return true;
+  }
+
+  /** Each line's path from the trace's points, with the axes as Plotly last laid them out. */
+  drawLines(lines = this.lines()) {
+    const element = /** @type {any} */ (this.element);
+    const xaxis = element._fullLayout.xaxis;
+    const yaxis = element._fullLayout.yaxis;
+    const toX = (/** @type {number} */ x) => xaxis.c2p(x);
+    const toY = (/** @type {number} */ y) => yaxis.c2p(y);
+    for (const [index, line] of lines) {
+      const trace = element.data[index];
+      line.setAttribute("d", linePath(trace.x ?? [], trace.y ?? [], toX, toY));
+    }
+  }
+
+  /** @returns {Map<number, Element>} each drawn trace's line, by trace index (d3 binds its calcdata) */
+  lines() {
+    const lines = new Map();
+    for (const group of this.element.querySelectorAll(".scatterlayer .trace")) {
+      const index = /** @type {any} */ (group).__data__?.[0]?.trace?.index;
+      const line = group.querySelector("path.js-line");
+      if (typeof index === "number" && line) lines.set(index, line);
+    }
+    return lines;
+  }
+
+  async plot() {
+    await super.plot();
+    // Plotly draws again on its own (a resize, a margin that grew): its lines are then those of
+    // its last full draw, older than the points light draws have drawn since. Put ours back.
+    const element = /** @type {any} */ (this.element);
+    element.on("plotly_afterplot", () => {
+      if (!this.lightSinceFull || this.ranged) return;
+      this.drawLines();
+      this.slide(this.slidPx);
+    });
+    // The viewer zoomed, panned or double-clicked (a light draw's own relayout gives whole
+    // ranges, "xaxis.range": [a, b]; the viewer's gives "xaxis.range[0]" or autorange): Plotly
+    // drew the axes for it, and the lines from its last full draw. No slide then, and Plotly's
+    // data made whole again, even while the page is paused.
+    element.on("plotly_relayout", (/** @type {any} */ event) => {
+      if (this.ranged || Array.isArray(event?.["xaxis.range"])) return;
+      this.slide(0);
+      this.lastFull = null;
+      if (!this.lightSinceFull) return;
+      this.lightSinceFull = false;
+      // redraw, not react: react would see the same trace objects and compute nothing again.
+      Plotly.redraw(element);
+    });
+  }
+
+  /**
+   * Slide the lines, the x grid and the x labels `px` to the left (0: where Plotly put them).
+   * @param {number} px
+   */
+  slide(px) {
+    if (px === 0 && !this.slid) return;
+    const transform = px === 0 ? "" : `translate(${-Math.round(px * 100) / 100},0)`;
+    for (const layer of this.element.querySelectorAll(".scatterlayer, .gridlayer > .x, .xaxislayer-above")) {
+      if (transform) layer.setAttribute("transform", transform);
+      else layer.removeAttribute("transform");
+    }
+    // A tick (its label, its grid line) slid left of the plot is hidden, as Plotly leaves out
+    // a tick outside the range. Every time: Plotly reuses tick elements when it draws again.
+    for (const tick of this.element.querySelectorAll(".xaxislayer-above .xtick, .gridlayer > .x > path")) {
+      const x = Number(/translate\(\s*([-\d.e]+)/.exec(tick.getAttribute("transform") ?? "")?.[1]);
+      const hidden = Number.isFinite(x) && x - px < -0.5;
+      if (hidden !== tick.hasAttribute("visibility")) {
+        if (hidden) tick.setAttribute("visibility", "hidden");
+        else tick.removeAttribute("visibility");
+      }
+    }
+    this.slid = px !== 0;
+    this.slidPx = px;
   }
 
   /**
@@ -413,6 +608,9 @@ class SeriesPanel extends BasePanel {
     const layout = this.rangeLayout(range);
     if (this.config.fill_to_min) fitValueAxis({ layout }, drawn.map((trace) => trace.y));
     this.owners = owners;
+    this.slide(0);
+    this.lastFull = null;
+    this.lightSinceFull = false;
     await Plotly.react(this.element, drawn, layout, this.plotlyConfig);
     this.showRangeEmpty(points);
   }
@@ -420,6 +618,9 @@ class SeriesPanel extends BasePanel {
   backToLive() {
     this.owners = this.config.traces.map(([stream, series]) => ({ stream, series }));
     this.buffers = new Map();
+    this.slide(0);
+    this.lastFull = null;
+    this.lightSinceFull = false;
     super.backToLive();
   }
 

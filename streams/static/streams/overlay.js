@@ -25,10 +25,13 @@ export class EmptyOverlay {
   /** @param {EmptyState|null} state  null: the chart has points, no overlay */
   show(state) {
     if (!this.card || !this.note || !this.title || !this.detail) return;
-    this.card.dataset.empty = String(state !== null);
-    this.note.hidden = state === null;
+    // Written only when they change: a dashboard calls this after every draw of every panel,
+    // and each write would have the style of the card worked out again.
+    const empty = String(state !== null);
+    if (this.card.dataset.empty !== empty) this.card.dataset.empty = empty;
+    if (this.note.hidden !== (state === null)) this.note.hidden = state === null;
     if (state === null) return;
-    this.note.dataset.state = state.state;
+    if (this.note.dataset.state !== state.state) this.note.dataset.state = state.state;
     if (this.title.textContent !== state.title) this.title.textContent = state.title;
     if (this.detail.textContent !== state.detail) this.detail.textContent = state.detail;
   }

@@ -154,13 +154,18 @@ export class LastValue {
 
 /** Expected draw time per frame, ms. */
 export const DRAW_BUDGET_MS = 12;
+/**
+ * A panel that waited this long (ms) goes first, whatever its cost: an expected cost inflated by
+ * one slow draw (a garbage collection, a busy machine) must not leave a panel still for seconds.
+ */
+export const MAX_WAIT_MS = 1000;
 /** Panels are never counted cheaper than this (ms): a never-measured panel is not infinitely overdue. */
 const MIN_COST_MS = 1;
 
 /**
- * The panels to draw this frame: most overdue first (time waited / expected draw time), while
- * their expected draw times fit the budget; always at least one, so a costly panel still gets
- * its turn.
+ * The panels to draw this frame: most overdue first (time waited / expected draw time; a panel
+ * that waited MAX_WAIT_MS before all others, longest waiting first), while their expected draw
+ * times fit the budget; always at least one, so a costly panel still gets its turn.
  * @template T
  * @param {{id: T, since: number, cost: number}[]} waiting  since: when it got something new;
  *   cost: expected ms (0 when unknown)
@@ -169,7 +174,10 @@ const MIN_COST_MS = 1;
  * @returns {T[]}
  */
 export function pickDraws(waiting, now, budgetMs = DRAW_BUDGET_MS) {
-  const overdue = (panel) => (now - panel.since) / Math.max(panel.cost, MIN_COST_MS);
+  const overdue = (panel) =>
+    now - panel.since >= MAX_WAIT_MS
+      ? Number.POSITIVE_INFINITY
+      : (now - panel.since) / Math.max(panel.cost, MIN_COST_MS);
   const ordered = [...waiting].sort((a, b) => overdue(b) - overdue(a) || a.since - b.since);
   const picked = [];
   let spent = 0;

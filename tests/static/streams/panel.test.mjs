@@ -150,7 +150,7 @@ describe("pickDraws", () => {
 
   test("a costly panel waits longer for its turn, in proportion to its cost", () => {
     const waiting = [
-      { id: "costly", since: 0, cost: 100 }, // waited 1,000 ms: 10 ms per ms of drawing
+      { id: "costly", since: 100, cost: 100 }, // waited 900 ms: 9 ms per ms of drawing
       { id: "cheap", since: 900, cost: 5 }, // waited 100 ms: 20 ms per ms of drawing
     ];
     assert.deepEqual(pickDraws(waiting, 1000, 12), ["cheap"]);
@@ -170,6 +170,33 @@ describe("pickDraws", () => {
   test("always draws one, however costly, so every panel gets its turn", () => {
     assert.deepEqual(pickDraws([{ id: "costly", since: 1, cost: 120 }], 2, 12), ["costly"]);
     assert.deepEqual(pickDraws([], 2, 12), []);
+  });
+
+  test("a panel that waited a second goes first, however costly it was counted", () => {
+    const waiting = [
+      { id: "inflated", since: 0, cost: 110 }, // one slow draw counted, then left waiting
+      { id: "cheap", since: 900, cost: 0.3 },
+    ];
+    assert.deepEqual(pickDraws(waiting, 999, 12), ["cheap"]);
+    assert.deepEqual(pickDraws(waiting, 1000, 12), ["inflated"]);
+  });
+
+  test("round after round, every panel is drawn: none waits past a second", () => {
+    // 20 panels dirty all the time, one of them counted 100 times costlier than the others;
+    // each frame draws within the budget, as the page's scheduler does every 16 ms.
+    const panels = Array.from({ length: 20 }, (_, id) => ({ id, since: 0, cost: id === 7 ? 100 : 1 }));
+    const draws = new Map(panels.map((panel) => [panel.id, 0]));
+    let longest = 0;
+    for (let now = 16; now <= 10_000; now += 16) {
+      for (const id of pickDraws(panels, now, 4)) {
+        const panel = panels[id];
+        longest = Math.max(longest, now - panel.since);
+        panel.since = now; // drawn, and new points at once
+        draws.set(id, draws.get(id) + 1);
+      }
+    }
+    assert.ok(longest <= 1016, `a panel waited ${longest} ms`);
+    assert.ok(Math.min(...draws.values()) >= 9, `draws per panel: ${[...draws.values()]}`);
   });
 
   test("panels never measured count as cheap and all draw at once", () => {

@@ -1,0 +1,148 @@
+// A dashboard line panel's light draw. Pure: no DOM, no Plotly.
+//
+// Measured in headless Chromium without a GPU (bench/browser.py), a Plotly draw of a small line
+// panel (Plotly.extendTraces, which redraws the whole figure) took 7-13 ms, of which the points
+// were about 2 %: the rest is Plotly working the figure's defaults out again (about a third),
+// drawing both axes with their labels (measuring them, a forced layout), and setting up hover.
+// Twenty panels at five draws a second each cannot afford that. So most draws of a line panel
+// are light: the points go into the traces' arrays as extendTraces would put them (the same
+// window, every point kept), each line's SVG path is rebuilt from the points with the axes' own
+// pixel mapping, and the plot slides left by as much as its newest point moved on (an SVG
+// transform of the lines, the x grid and the x labels: the labels stay under the points they
+// name; a tick that slid out on the left is hidden, one that would come in on the right waits
+// for the next layout). Once it slid MAX_SLIDE_PX, or when a new value is outside the value axis' range, the
+// axes are laid out again with Plotly.relayout of their ranges alone (Plotly's pan path: no
+// defaults, no calc; the value axis then spans the window's values with 5 % room, as axes.js
+// valueRange does). A full Plotly draw still comes when a light one cannot show the change (a
+// trace added or cleared), every FULL_EVERY_MS (the value axis is Plotly's own again, and
+// shrinks back to the window's values; hover learns the new points), and on every draw while
+// the pointer is over the panel (hover is then exact).
+
+/** A line panel draws fully at least this often (ms), light draws in between. */
+export const FULL_EVERY_MS = 15_000;
+/** How far (px) a light draw may slide the plot before Plotly lays the x axis out again. */
+export const MAX_SLIDE_PX = 40;
+/** How much (px) the x span may differ from the laid-out axis' and the plot still slide. */
+const SPAN_SLACK_PX = 2;
+
+/**
+ * How far to slide the plot (lines, x grid, x labels) to the left, in px, so the x axis laid out
+ * for `axisRange` shows `range`; null when sliding cannot show it (the span changed, it went
+ * back, or it slid too far): Plotly lays the axis out again then.
+ * @param {{axisRange: [number, number]|null, range: [number, number]|null, pxPerX: number,
+ *   maxSlidePx?: number}} input  pxPerX: pixels per x unit of the laid-out axis
+ * @returns {number|null}
+ */
+export function slideFor({ axisRange, range, pxPerX, maxSlidePx = MAX_SLIDE_PX }) {
+  if (axisRange === null || range === null || !(pxPerX > 0)) return null;
+  const spanChange = Math.abs(range[1] - range[0] - (axisRange[1] - axisRange[0])) * pxPerX;
+  if (spanChange > SPAN_SLACK_PX) return null;
+  const slide = (range[1] - axisRange[1]) * pxPerX;
+  if (slide < 0 || slide > maxSlidePx) return null;
+  return slide;
+}
+
+/**
+ * Whether the panel's traces can all be drawn light: visible lines without fill or markers.
+ * @param {any[]} traces  the chart's trace objects (element.data)
+ */
+export function lightTraces(traces) {
+  return (
+    traces.length > 0 &&
+    traces.every(
+      (trace) =>
+        (trace.type ?? "scatter") === "scatter" &&
+        trace.mode === "lines" &&
+        (trace.fill ?? "none") === "none" &&
+        (trace.visible ?? true) === true &&
+        (trace.line?.shape ?? "linear") === "linear",
+    )
+  );
+}
+
+/**
+ * Light or full, for one draw of a line panel.
+ * @param {{
+ *   traces: any[], plan: import("./panel.js").PanelPlan, now: number, lastFull: number|null,
+ *   pointed: boolean, xaxis: any, yaxis: any,
+ * }} input  traces: the chart's traces before this draw; xaxis/yaxis: the axes as laid out
+ *   (Plotly's _fullLayout) and as asked (layout: autorange false means the viewer zoomed)
+ * @returns {boolean} true: light
+ */
+export function drawsLight({ traces, plan, now, lastFull, pointed, xaxis, yaxis }) {
+  if (lastFull === null || now - lastFull >= FULL_EVERY_MS || pointed) return false;
+  if (plan.clear.length > 0 || plan.addTraces.length > 0 || !lightTraces(traces)) return false;
+  if (xaxis?.type !== "date" || yaxis?.type !== "linear") return false;
+  // A zoomed axis is the viewer's: extendTraces keeps it, a light draw would move it.
+  if (xaxis.autorange === false || yaxis.autorange === false) return false;
+  return Array.isArray(yaxis.range) && yaxis.range[0] < yaxis.range[1];
+}
+
+/**
+ * Whether every value is within `range` (nulls, a gap's breaks, skipped): if not, the value
+ * axis must grow before the values are drawn.
+ * @param {ArrayLike<number|null>[]} traceYs @param {[number, number]} range
+ */
+export function fitsRange(traceYs, range) {
+  for (const ys of traceYs) {
+    for (let i = 0; i < ys.length; i += 1) {
+      const y = ys[i];
+      if (y === null || y === undefined) continue;
+      if (!(y >= range[0] && y <= range[1])) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * What extendTraces leaves in a trace's array: `existing` then `added`, the last `keep` of them.
+ * @template T
+ * @param {ArrayLike<T>} existing @param {ArrayLike<T>} added @param {number} keep
+ * @returns {T[]}
+ */
+export function appendKeep(existing, added, keep) {
+  const all = Array.prototype.concat.call(Array.from(existing), Array.from(added));
+  return keep < all.length ? all.slice(all.length - Math.max(0, keep)) : all;
+}
+
+/**
+ * The x range an autoranged date axis takes for line traces (no padding): from the oldest first
+ * point to the newest last one; null when that is not a span.
+ * @param {ArrayLike<number>[]} traceXs  each ascending
+ * @returns {[number, number]|null}
+ */
+export function lineRange(traceXs) {
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (const xs of traceXs) {
+    if (xs.length === 0) continue;
+    low = Math.min(low, xs[0]);
+    high = Math.max(high, xs[xs.length - 1]);
+  }
+  return low < high ? [low, high] : null;
+}
+
+/**
+ * An SVG path through the points, broken where y is null (as Plotly breaks a line with
+ * connectgaps off), in pixels from `toX` and `toY`.
+ * @param {ArrayLike<number>} xs @param {ArrayLike<number|null>} ys
+ * @param {(x: number) => number} toX @param {(y: number) => number} toY
+ * @returns {string}
+ */
+export function linePath(xs, ys, toX, toY) {
+  const count = Math.min(xs.length, ys.length);
+  const parts = [];
+  let open = false;
+  for (let i = 0; i < count; i += 1) {
+    const y = ys[i];
+    if (y === null || y === undefined || !Number.isFinite(y)) {
+      open = false;
+      continue;
+    }
+    const px = toX(xs[i]);
+    const py = toY(y);
+    parts.push(`${open ? "L" : "M"}${Math.round(px * 100) / 100},${Math.round(py * 100) / 100}`);
+    open = true;
+  }
+  return parts.join("");
+}
