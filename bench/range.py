@@ -49,7 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bulk", action="store_true", help="seed raw rows and tiers in large chunks (for 10^7+ points)"
     )
     parser.add_argument(
-        "--last", type=float, default=0, help="ask for the last this many seconds (default: the whole range)"
+        "--last",
+        type=float,
+        action="append",
+        help="ask for the last this many seconds (default: the whole range); repeat for several "
+        "ranges over the same seeded points (0: the whole range)",
     )
     parser.add_argument(
         "--raw", action="store_true", help="also time reading every raw point, as before rollups (same data)"
@@ -240,19 +244,32 @@ def ask_range(client: Any, slug: str, max_points: int, start_ms: int | None = No
 
 
 def measure(args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
-    from django.test import Client
-
     from streams.models import Stream
-    from streams.storage import ranges
 
     slug = f"bench-range-{uuid.uuid4().hex[:8]}"
     seeding = seed_bulk if args.bulk else seed
     seconds_seeding = seeding(slug, points=args.points, series=args.series)
     stream = Stream.objects.get(slug=slug)
+    results = []
+    for last in args.last or [0.0]:
+        results.extend(measure_range(args, label, stream=stream, last=last, seeding=seconds_seeding))
+    return results
+
+
+def measure_range(
+    args: argparse.Namespace, label: str, *, stream: Any, last: float, seeding: float
+) -> list[dict[str, Any]]:
+    """Time the range of the stream's last `last` seconds (0: everything), from the tiers and
+    (with --raw) from the raw points."""
+    from django.test import Client
+
+    from streams.storage import ranges
+
+    slug = stream.slug
     start: float | None = None
-    if args.last:
+    if last:
         newest = stream.stored_batches.order_by("-t_max").values_list("t_max", flat=True).first() or 0.0
-        start = newest - args.last
+        start = newest - last
     start_ms = None if start is None else int(start * 1000)
     client = Client()
     results = []
@@ -277,11 +294,11 @@ def measure(args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
         result.update(
             label=label,
             series=args.series,
-            seed=seconds_seeding,
+            seed=seeding,
             read=read,
             read_rows=read_rows,
             how="raw points (before)" if how == "raw" else "rollups (raw at or below 50,000 points)",
-            last=args.last,
+            last=last,
             thin=thin,
             answer=whole,
         )
