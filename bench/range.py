@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="postgres://… for a throwaway schema there (default: a temporary SQLite file)",
     )
+    parser.add_argument(
+        "--seed-seconds",
+        type=float,
+        default=0,
+        help="with --bulk: stop seeding after about this many seconds (at a chunk's end) and "
+        "measure what is stored (the table says how many points)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 3:
         parser.error("--runs must be at least 3")
@@ -167,10 +174,11 @@ BULK_ROW = 20  # points per raw row: one second of a 20 points/s stream
 BULK_CHUNK = 200_000  # points per transaction
 
 
-def seed_bulk(slug: str, *, points: int, series: int) -> float:
+def seed_bulk(slug: str, *, points: int, series: int, seconds: float = 0) -> float:
     """Store `points` points as rows of BULK_ROW, with their tiers, in large transactions: the
     raw rows as save_batches writes them, the tiers as rollups.rebuild writes them (the 1 s tier,
-    then the coarser ones rolled up from it). Returns the seconds it took."""
+    then the coarser ones rolled up from it). Stops after the chunk that passes `seconds` of
+    seeding when given. Returns the seconds it took."""
     import numpy as np
     import orjson
     from django.db import connection, transaction
@@ -214,6 +222,8 @@ def seed_bulk(slug: str, *, points: int, series: int) -> float:
             # As rollups.rebuild: the 1 s tier per chunk, the coarser ones rolled up from it.
             rollups.write_finest(cursor, {stream.pk: chunk})
             rollups.roll_up(cursor, newest={stream.pk: chunk[-1].t})
+        if seconds and time.perf_counter() - begin > seconds:
+            break
     return time.perf_counter() - begin
 
 
@@ -247,8 +257,10 @@ def measure(args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
     from streams.models import Stream
 
     slug = f"bench-range-{uuid.uuid4().hex[:8]}"
-    seeding = seed_bulk if args.bulk else seed
-    seconds_seeding = seeding(slug, points=args.points, series=args.series)
+    if args.bulk:
+        seconds_seeding = seed_bulk(slug, points=args.points, series=args.series, seconds=args.seed_seconds)
+    else:
+        seconds_seeding = seed(slug, points=args.points, series=args.series)
     stream = Stream.objects.get(slug=slug)
     results = []
     for last in args.last or [0.0]:
