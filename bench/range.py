@@ -71,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="postgres://… for a throwaway schema there (default: a temporary SQLite file)",
     )
     parser.add_argument(
+        "--boundary-rounds",
+        type=int,
+        default=0,
+        help="with --write-streams: instead time flushes (with the tiers) that cross a 6 h bucket "
+        "boundary, rolling all five coarser tiers at once, against plain ones; this many rounds",
+    )
+    parser.add_argument(
         "--seed-seconds",
         type=float,
         default=0,
@@ -396,6 +403,62 @@ def write_cost(args: argparse.Namespace, label: str) -> str:
     )
 
 
+def boundary_cost(args: argparse.Namespace, label: str) -> str:
+    """What a flush that crosses a 6 h boundary costs (it rolls the 10 s, 1 min, 10 min, 1 h and
+    6 h tiers at once) against a plain flush, with the tiers, N streams. Each round writes the
+    seconds B - 4 .. B + 1 around a 6 h boundary B, then jumps to the next one: B - 4 rolls the
+    tiers up to 1 h over the jump (few rows: the seconds between were never written), B - 3 ..
+    B - 1 and B + 1 are plain flushes, B rolls all five."""
+    from streams.core.ids import format_id
+    from streams.core.points import Entry, Point
+    from streams.models import Stream
+    from streams.storage import rollups, store
+
+    slugs = [f"b{index}" for index in range(args.write_streams)]
+    Stream.objects.bulk_create([Stream(slug=slug, title=slug) for slug in slugs])
+    names = [f"s{index}" for index in range(args.series)]
+    six_hours = rollups.TIERS[-1]
+    # Ids follow the points' times (a live stream); the first boundary lies a few rounds back.
+    first = (int(time.time()) // six_hours - args.boundary_rounds - 1) * six_hours
+    kinds: dict[str, list[float]] = {"plain": [], "6 h boundary": [], "after the jump": []}
+    for round_ in range(args.boundary_rounds + 1):
+        boundary = first + round_ * six_hours
+        for second in range(boundary - 4, boundary + 2):
+            batches = [
+                (
+                    slug,
+                    [
+                        Entry(
+                            id=format_id((second * 1000 + i * TICK_MS, 0)),
+                            point=Point(
+                                t=(second * 1000 + i * TICK_MS) / 1000,
+                                values={name: float(i * n + second % 97) for n, name in enumerate(names)},
+                            ),
+                        )
+                        for i in range(1000 // TICK_MS)
+                    ],
+                )
+                for slug in slugs
+            ]
+            begin = time.perf_counter()
+            store.save_batches(batches)
+            took = time.perf_counter() - begin
+            if round_ == 0:
+                continue  # warm-up: the streams' first rows and marks
+            kind = {boundary: "6 h boundary", boundary - 4: "after the jump"}.get(second, "plain")
+            kinds[kind].append(took)
+    plain = statistics.median(kinds["plain"])
+    parts = [
+        f"{kind} {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, max "
+        f"{max(times) * 1000:.0f}, {len(times)} flushes, {statistics.median(times) / plain:.2f}x plain)"
+        for kind, times in kinds.items()
+    ]
+    return (
+        f"{label}: flushes with the tiers of {len(slugs)} streams x {1000 // TICK_MS} points x "
+        f"{len(names)} series: " + "; ".join(parts) + f"; load average {os.getloadavg()[0]:.1f}."
+    )
+
+
 def memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
@@ -434,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with throwaway_database(args.database_url) as label:
         setup_django()
+        if args.write_streams and args.boundary_rounds:
+            print(boundary_cost(args, label))
+            return 0
         if args.write_streams:
             print(write_cost(args, label))
             return 0
