@@ -49,7 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bulk", action="store_true", help="seed raw rows and tiers in large chunks (for 10^7+ points)"
     )
     parser.add_argument(
-        "--last", type=float, default=0, help="ask for the last this many seconds (default: the whole range)"
+        "--last",
+        type=float,
+        action="append",
+        help="ask for the last this many seconds (default: the whole range); repeat for several "
+        "ranges over the same seeded points (0: the whole range)",
     )
     parser.add_argument(
         "--raw", action="store_true", help="also time reading every raw point, as before rollups (same data)"
@@ -65,6 +69,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--database-url",
         default="",
         help="postgres://… for a throwaway schema there (default: a temporary SQLite file)",
+    )
+    parser.add_argument(
+        "--boundary-rounds",
+        type=int,
+        default=0,
+        help="with --write-streams: instead time flushes (with the tiers) that cross a 6 h bucket "
+        "boundary, rolling all five coarser tiers at once, against plain ones; this many rounds",
+    )
+    parser.add_argument(
+        "--seed-seconds",
+        type=float,
+        default=0,
+        help="with --bulk: stop seeding after about this many seconds (at a chunk's end) and "
+        "measure what is stored (the table says how many points)",
     )
     args = parser.parse_args(argv)
     if args.runs < 3:
@@ -163,10 +181,11 @@ BULK_ROW = 20  # points per raw row: one second of a 20 points/s stream
 BULK_CHUNK = 200_000  # points per transaction
 
 
-def seed_bulk(slug: str, *, points: int, series: int) -> float:
+def seed_bulk(slug: str, *, points: int, series: int, seconds: float = 0) -> float:
     """Store `points` points as rows of BULK_ROW, with their tiers, in large transactions: the
     raw rows as save_batches writes them, the tiers as rollups.rebuild writes them (the 1 s tier,
-    then the coarser ones rolled up from it). Returns the seconds it took."""
+    then the coarser ones rolled up from it). Stops after the chunk that passes `seconds` of
+    seeding when given. Returns the seconds it took."""
     import numpy as np
     import orjson
     from django.db import connection, transaction
@@ -210,6 +229,8 @@ def seed_bulk(slug: str, *, points: int, series: int) -> float:
             # As rollups.rebuild: the 1 s tier per chunk, the coarser ones rolled up from it.
             rollups.write_finest(cursor, {stream.pk: chunk})
             rollups.roll_up(cursor, newest={stream.pk: chunk[-1].t})
+        if seconds and time.perf_counter() - begin > seconds:
+            break
     return time.perf_counter() - begin
 
 
@@ -240,19 +261,34 @@ def ask_range(client: Any, slug: str, max_points: int, start_ms: int | None = No
 
 
 def measure(args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
-    from django.test import Client
-
     from streams.models import Stream
-    from streams.storage import ranges
 
     slug = f"bench-range-{uuid.uuid4().hex[:8]}"
-    seeding = seed_bulk if args.bulk else seed
-    seconds_seeding = seeding(slug, points=args.points, series=args.series)
+    if args.bulk:
+        seconds_seeding = seed_bulk(slug, points=args.points, series=args.series, seconds=args.seed_seconds)
+    else:
+        seconds_seeding = seed(slug, points=args.points, series=args.series)
     stream = Stream.objects.get(slug=slug)
+    results = []
+    for last in args.last or [0.0]:
+        results.extend(measure_range(args, label, stream=stream, last=last, seeding=seconds_seeding))
+    return results
+
+
+def measure_range(
+    args: argparse.Namespace, label: str, *, stream: Any, last: float, seeding: float
+) -> list[dict[str, Any]]:
+    """Time the range of the stream's last `last` seconds (0: everything), from the tiers and
+    (with --raw) from the raw points."""
+    from django.test import Client
+
+    from streams.storage import ranges
+
+    slug = stream.slug
     start: float | None = None
-    if args.last:
+    if last:
         newest = stream.stored_batches.order_by("-t_max").values_list("t_max", flat=True).first() or 0.0
-        start = newest - args.last
+        start = newest - last
     start_ms = None if start is None else int(start * 1000)
     client = Client()
     results = []
@@ -277,11 +313,11 @@ def measure(args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
         result.update(
             label=label,
             series=args.series,
-            seed=seconds_seeding,
+            seed=seeding,
             read=read,
             read_rows=read_rows,
             how="raw points (before)" if how == "raw" else "rollups (raw at or below 50,000 points)",
-            last=args.last,
+            last=last,
             thin=thin,
             answer=whole,
         )
@@ -367,6 +403,62 @@ def write_cost(args: argparse.Namespace, label: str) -> str:
     )
 
 
+def boundary_cost(args: argparse.Namespace, label: str) -> str:
+    """What a flush that crosses a 6 h boundary costs (it rolls the 10 s, 1 min, 10 min, 1 h and
+    6 h tiers at once) against a plain flush, with the tiers, N streams. Each round writes the
+    seconds B - 4 .. B + 1 around a 6 h boundary B, then jumps to the next one: B - 4 rolls the
+    tiers up to 1 h over the jump (few rows: the seconds between were never written), B - 3 ..
+    B - 1 and B + 1 are plain flushes, B rolls all five."""
+    from streams.core.ids import format_id
+    from streams.core.points import Entry, Point
+    from streams.models import Stream
+    from streams.storage import rollups, store
+
+    slugs = [f"b{index}" for index in range(args.write_streams)]
+    Stream.objects.bulk_create([Stream(slug=slug, title=slug) for slug in slugs])
+    names = [f"s{index}" for index in range(args.series)]
+    six_hours = rollups.TIERS[-1]
+    # Ids follow the points' times (a live stream); the first boundary lies a few rounds back.
+    first = (int(time.time()) // six_hours - args.boundary_rounds - 1) * six_hours
+    kinds: dict[str, list[float]] = {"plain": [], "6 h boundary": [], "after the jump": []}
+    for round_ in range(args.boundary_rounds + 1):
+        boundary = first + round_ * six_hours
+        for second in range(boundary - 4, boundary + 2):
+            batches = [
+                (
+                    slug,
+                    [
+                        Entry(
+                            id=format_id((second * 1000 + i * TICK_MS, 0)),
+                            point=Point(
+                                t=(second * 1000 + i * TICK_MS) / 1000,
+                                values={name: float(i * n + second % 97) for n, name in enumerate(names)},
+                            ),
+                        )
+                        for i in range(1000 // TICK_MS)
+                    ],
+                )
+                for slug in slugs
+            ]
+            begin = time.perf_counter()
+            store.save_batches(batches)
+            took = time.perf_counter() - begin
+            if round_ == 0:
+                continue  # warm-up: the streams' first rows and marks
+            kind = {boundary: "6 h boundary", boundary - 4: "after the jump"}.get(second, "plain")
+            kinds[kind].append(took)
+    plain = statistics.median(kinds["plain"])
+    parts = [
+        f"{kind} {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, max "
+        f"{max(times) * 1000:.0f}, {len(times)} flushes, {statistics.median(times) / plain:.2f}x plain)"
+        for kind, times in kinds.items()
+    ]
+    return (
+        f"{label}: flushes with the tiers of {len(slugs)} streams x {1000 // TICK_MS} points x "
+        f"{len(names)} series: " + "; ".join(parts) + f"; load average {os.getloadavg()[0]:.1f}."
+    )
+
+
 def memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
@@ -405,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with throwaway_database(args.database_url) as label:
         setup_django()
+        if args.write_streams and args.boundary_rounds:
+            print(boundary_cost(args, label))
+            return 0
         if args.write_streams:
             print(write_cost(args, label))
             return 0

@@ -268,6 +268,16 @@ class StoredBatchQuerySet(models.QuerySet["StoredBatch"]):
     def in_id_order(self) -> StoredBatchQuerySet:
         return self.order_by("last_ms", "last_seq")
 
+    def ids_within(self, low_ms: int | None, high_ms: int | None) -> StoredBatchQuerySet:
+        """Batches whose last id's time is in [low_ms, high_ms] (None: open-ended): with
+        PostgreSQL's partitions by last_ms, only those days' partitions are read."""
+        batches = self
+        if low_ms is not None:
+            batches = batches.filter(last_ms__gte=low_ms)
+        if high_ms is not None:
+            batches = batches.filter(last_ms__lte=high_ms)
+        return batches
+
 
 class StoredBatch(models.Model):
     """One broadcast batch of a stream, as stored: the points of one tick, columnar JSON.
@@ -363,12 +373,19 @@ class StoredRollupSeries(models.Model):
 
 class StoredRollupMark(models.Model):
     """How far a stream's coarser rollup tiers are rolled up: each tier holds every bucket that
-    ends at or before `until` (seconds, a multiple of the 10 s tier), and none after."""
+    ends at or before `until` (seconds, a multiple of the 10 s tier), and none after.
+
+    Also how far its stored rows' point times stray from their last ids, so a range read can
+    bound `last_ms` (PostgreSQL's partition key) as well as the times (rollups.id_bounds): for
+    every StoredBatch row of the stream, t_max * 1000 - last_ms <= ahead_ms and
+    last_ms - t_min * 1000 <= behind_ms. Null: not known, no bound."""
 
     stream = models.OneToOneField(
         Stream, on_delete=models.CASCADE, primary_key=True, related_name="stored_rollup_mark"
     )
     until = models.BigIntegerField()
+    ahead_ms = models.BigIntegerField(null=True)
+    behind_ms = models.BigIntegerField(null=True)
 
     def __str__(self) -> str:
         return f"{self.stream_id}: rolled up to {self.until}"

@@ -43,7 +43,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q
 
 from streams.core.ids import IdKey
-from streams.storage.store import decode
+from streams.storage.store import batches_in, decode
 
 Format = Literal["csv", "json"]
 
@@ -123,16 +123,12 @@ class Export:
 
     def _page(self, *fields: str, points: int) -> list[tuple[Any, ...]]:
         """The next stored batches after the last one read, about `points` points in all."""
-        from streams.models import StoredBatch
-
         if self._largest_batch == 0:
             limit = FIRST_PAGE_BATCHES
         else:
             limit = max(1, min(MAX_PAGE_BATCHES, points // self._largest_batch))
 
-        batches = StoredBatch.objects.filter(stream_id=self.stream_id).overlapping(
-            start=self.start, end=self.end
-        )
+        batches = batches_in(self.stream_id, start=self.start, end=self.end)
         if self._after is not None:
             ms, seq = self._after
             # last_ms >= ms first, so the index on (stream, last_ms, last_seq) starts there.

@@ -40,7 +40,7 @@ from tsdownsample import MinMaxLTTBDownsampler
 
 from streams.core.times import BadTime, parse_time
 from streams.storage import rollups
-from streams.storage.store import DecodedRow, decode, iter_range
+from streams.storage.store import DecodedRow, batches_in, decode, iter_range
 
 DEFAULT_POINTS = 2_000
 MAX_POINTS = 5_000
@@ -181,13 +181,7 @@ def columns_of(
 
 def read_columns(stream_id: int, *, start: float | None, end: float | None) -> Columns:
     """The stream's stored points in [start, end] (seconds, None: open), as sorted arrays."""
-    from streams.models import StoredBatch
-
-    capacity = (
-        StoredBatch.objects.filter(stream_id=stream_id)
-        .overlapping(start=start, end=end)
-        .aggregate(points=Sum("count"))["points"]
-    )
+    capacity = batches_in(stream_id, start=start, end=end).aggregate(points=Sum("count"))["points"]
     batches = iter_range(stream_id, start=start, end=end)
     return columns_of(batches, start=start, end=end, capacity=capacity or 0)
 
@@ -298,17 +292,11 @@ def _raw_edge(stream_id: int, *, begin: float, until: float) -> list[tuple[float
     it (one index range), checked against the 1 s tier's count of every second it touches: a
     batch spanning longer (late points, a backfill) makes the counts differ, and then the
     overlap query is run after all."""
-    from streams.models import StoredBatch
-
     seconds = range(math.floor(begin), math.ceil(until))
     expected = rollups.tier_counts(stream_id, start=seconds.start, end=seconds.stop)
     near = (
-        StoredBatch.objects.filter(
-            stream_id=stream_id,
-            t_min__gte=seconds.start - EDGE_LOOKBACK,
-            t_min__lt=seconds.stop,
-            t_max__gte=seconds.start,
-        )
+        batches_in(stream_id, start=seconds.start, end=seconds.stop)
+        .filter(t_min__gte=seconds.start - EDGE_LOOKBACK, t_min__lt=seconds.stop)
         .in_id_order()
         .values_list("data", flat=True)
     )

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from django.db import connection, transaction
 
+from streams.core.ids import parse_id
 from streams.core.points import Entry, Point
 
 # Bucket widths in seconds, finest first; each divides the next (a bucket is rebuilt from the
@@ -258,16 +259,26 @@ class _Texts:
 
 def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> int:
     """Merge newly stored points, (stream id, entries), into the tiers; call inside the write's
-    transaction with exactly the points that write stores. Returns the tier rows written.
+    transaction with exactly the points that write stores, one stored row per (stream, entries).
+    Returns the tier rows written.
 
     Every point enters the 1 s tier. A coarser bucket is written once, rolled up from the finer
     tier when the stream's points have moved past it (`roll_up`); a point that falls in a bucket
     rolled already (a late one) is merged into it directly. So a flush upserts a row per stream
-    and series instead of one per tier."""
+    and series instead of one per tier. The stream's spans (StoredRollupMark.ahead_ms and
+    behind_ms) grow when a row strays further from its id than any before."""
     per_stream: dict[int, list[Point]] = {}
+    strays: dict[int, tuple[float, float]] = {}
     for stream_id, entries in batches:
-        per_stream.setdefault(stream_id, []).extend(entry.point for entry in entries)
-    marks = _marks(cursor, sorted(per_stream))
+        points = [entry.point for entry in entries]
+        per_stream.setdefault(stream_id, []).extend(points)
+        last_ms = parse_id(entries[-1].id)[0]
+        times = [point.t for point in points]
+        ahead, behind = max(times) * 1000 - last_ms, last_ms - min(times) * 1000
+        if stream_id in strays:
+            ahead, behind = max(strays[stream_id][0], ahead), max(strays[stream_id][1], behind)
+        strays[stream_id] = (ahead, behind)
+    marks, spans = _marks_and_spans(cursor, sorted(per_stream))
     writes: dict[int, dict[int, dict[int, Bucket]]] = {}
     newest: dict[int, float] = {}
     for stream_id, points in per_stream.items():
@@ -284,7 +295,77 @@ def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> i
                 if late:
                     writes[stream_id][width] = late
     written = write_deltas(cursor, writes)
-    return written + roll_up(cursor, newest=newest, marks=marks)
+    written += roll_up(cursor, newest=newest, marks=marks)  # every stream has a mark after it
+    grown = {}
+    for stream_id, (ahead, behind) in strays.items():
+        known = spans.get(stream_id)
+        if known is None:
+            continue  # unknown: from every stored row of the stream, below
+        ahead_ms, behind_ms = max(known[0], _span_ms(ahead)), max(known[1], _span_ms(behind))
+        if (ahead_ms, behind_ms) != known:
+            grown[stream_id] = (ahead_ms, behind_ms)
+    unknown = [stream_id for stream_id in strays if spans.get(stream_id) is None]
+    if unknown:
+        grown.update(_spans_of_rows(cursor, unknown))
+    _set_spans(cursor, grown)
+    return written
+
+
+def _span_ms(stray: float) -> int:
+    """A stray in milliseconds (float) as the whole number stored: rounded up, plus 1 ms for
+    the float arithmetic of readers (t * 1000 is not exact)."""
+    return math.ceil(stray) + 1
+
+
+def _spans_of_rows(cursor: Any, stream_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """{stream: (ahead_ms, behind_ms)} from every stored row of the streams (those with rows)."""
+    from streams.models import StoredBatch
+
+    meta, quote = StoredBatch._meta, connection.ops.quote_name
+    col = {name: quote(meta.get_field(name).column) for name in ("stream", "last_ms", "t_min", "t_max")}
+    found: dict[int, tuple[int, int]] = {}
+    for at in range(0, len(stream_ids), MARKS_PER_QUERY):
+        chunk = list(stream_ids[at : at + MARKS_PER_QUERY])
+        cursor.execute(
+            f"SELECT {col['stream']}, MAX({col['t_max']} * 1000 - {col['last_ms']}), "
+            f"MAX({col['last_ms']} - {col['t_min']} * 1000) FROM {quote(meta.db_table)} "
+            f"WHERE {col['stream']} IN ({', '.join(['%s'] * len(chunk))}) GROUP BY {col['stream']}",
+            chunk,
+        )
+        for stream_id, ahead, behind in cursor.fetchall():
+            found[stream_id] = (_span_ms(ahead), _span_ms(behind))
+    return found
+
+
+def _set_spans(cursor: Any, spans: Mapping[int, tuple[int, int]]) -> None:
+    """Store the streams' spans on their marks (which exist: roll_up made them)."""
+    if not spans:
+        return
+    from streams.models import StoredRollupMark
+
+    table, c, _ = _insert(StoredRollupMark, (*MARK_FIELDS, "ahead_ms", "behind_ms"))
+    cursor.executemany(
+        f"UPDATE {table} SET {c['ahead_ms']} = %s, {c['behind_ms']} = %s WHERE {c['stream']} = %s",
+        [(ahead, behind, stream_id) for stream_id, (ahead, behind) in spans.items()],
+    )
+
+
+def id_bounds(stream_id: int, *, start: float | None, end: float | None) -> tuple[int | None, int | None]:
+    """(low, high): every stored row of the stream with a point in [start, end] has
+    low <= last_ms <= high (None: no bound that way). A row with t_max >= start has
+    last_ms >= t_max * 1000 - ahead_ms >= start * 1000 - ahead_ms; one with t_min <= end has
+    last_ms <= t_min * 1000 + behind_ms <= end * 1000 + behind_ms. Unknown spans: no bounds."""
+    from streams.models import StoredRollupMark
+
+    if start is None and end is None:
+        return None, None  # no query (migration 0009's rebuild runs before these columns exist)
+    spans = StoredRollupMark.objects.filter(stream_id=stream_id).values_list("ahead_ms", "behind_ms").first()
+    if spans is None or spans[0] is None or spans[1] is None:
+        return None, None
+    ahead, behind = spans
+    low = None if start is None else math.floor(start * 1000) - ahead - 1
+    high = None if end is None else math.ceil(end * 1000) + behind + 1
+    return low, high
 
 
 # Below any bucket start: a stream with no mark yet is rolled from its first finer bucket on.
@@ -296,19 +377,30 @@ ROLLS_PER_STATEMENT = 300
 
 def _marks(cursor: Any, stream_ids: Sequence[int]) -> dict[int, int]:
     """{stream: its StoredRollupMark.until}, for the streams that have one."""
+    return _marks_and_spans(cursor, stream_ids)[0]
+
+
+def _marks_and_spans(
+    cursor: Any, stream_ids: Sequence[int]
+) -> tuple[dict[int, int], dict[int, tuple[int, int] | None]]:
+    """({stream: its mark's until}, {stream: its (ahead_ms, behind_ms), None when unknown}),
+    for the streams that have a mark, in one query."""
     from streams.models import StoredRollupMark
 
-    table, c, _ = _insert(StoredRollupMark, MARK_FIELDS)
+    table, c, _ = _insert(StoredRollupMark, (*MARK_FIELDS, "ahead_ms", "behind_ms"))
     marks: dict[int, int] = {}
+    spans: dict[int, tuple[int, int] | None] = {}
     for at in range(0, len(stream_ids), MARKS_PER_QUERY):
         chunk = list(stream_ids[at : at + MARKS_PER_QUERY])
         cursor.execute(
-            f"SELECT {c['stream']}, {c['until']} FROM {table} WHERE {c['stream']} IN "
-            f"({', '.join(['%s'] * len(chunk))})",
+            f"SELECT {c['stream']}, {c['until']}, {c['ahead_ms']}, {c['behind_ms']} FROM {table} "
+            f"WHERE {c['stream']} IN ({', '.join(['%s'] * len(chunk))})",
             chunk,
         )
-        marks.update(cursor.fetchall())
-    return marks
+        for stream_id, until, ahead, behind in cursor.fetchall():
+            marks[stream_id] = until
+            spans[stream_id] = None if ahead is None or behind is None else (ahead, behind)
+    return marks, spans
 
 
 def roll_up(cursor: Any, *, newest: Mapping[int, float], marks: Mapping[int, int] | None = None) -> int:
@@ -688,6 +780,7 @@ def rebuild(stream_id: int) -> int:
             written += write_finest(cursor, {stream_id: chunk})
             newest = max(newest, *(point.t for point in chunk))
         if newest > -math.inf:
+            # Its mark is made anew with unknown spans: the next write sets them from every row.
             written += roll_up(cursor, newest={stream_id: newest}, marks={})
     return written
 

@@ -230,16 +230,23 @@ def last_stored(slug: str) -> Entry | None:
     return None if data is None else decode(data).entries()[-1]
 
 
-def iter_range(stream_id: int, *, start: float | None, end: float | None) -> Iterator[DecodedRow]:
-    """Every stored batch with a point in [start, end], in id order, without loading them all."""
+def batches_in(stream_id: int, *, start: float | None, end: float | None) -> Any:
+    """The stream's stored batches with a point in [start, end] (None: open-ended), their
+    last_ms bounded too (rollups.id_bounds), so on PostgreSQL only the partitions of the days
+    that can hold such a batch are read."""
     from streams.models import StoredBatch
 
-    rows = (
+    low, high = rollups.id_bounds(stream_id, start=start, end=end)
+    return (
         StoredBatch.objects.filter(stream_id=stream_id)
         .overlapping(start=start, end=end)
-        .in_id_order()
-        .values_list("data", flat=True)
+        .ids_within(low, high)
     )
+
+
+def iter_range(stream_id: int, *, start: float | None, end: float | None) -> Iterator[DecodedRow]:
+    """Every stored batch with a point in [start, end], in id order, without loading them all."""
+    rows = batches_in(stream_id, start=start, end=end).in_id_order().values_list("data", flat=True)
     for data in rows.iterator(chunk_size=500):
         yield decode(data)
 

@@ -180,6 +180,61 @@ def test_a_range_and_a_resume_spanning_days_are_exact():
     assert in_range == [entry.id for entry in everything[12:48]]
 
 
+def scanned(queryset) -> set[str]:
+    """The partitions of the table a query's plan reads (EXPLAIN after plan-time pruning)."""
+    plan = queryset.explain()
+    return {name for name in made() if name in plan}
+
+
+def test_a_range_reads_only_the_days_that_can_hold_it_and_stays_exact():
+    from streams.models import StoredRollupMark
+    from streams.storage.ranges import read_range
+    from streams.storage.store import batches_in
+
+    stream = Stream.objects.create(slug="pruned", title="Pruned", keep_seconds=None, keep_points=None)
+    days = list(range(TODAY - 12, TODAY + 1))
+    store("pruned", day_entries(days, per_day=3, points=4))
+    every = {partition_name(day) for day in days}
+    assert every <= made()
+    start, end = (TODAY - 8) * DAY_MS / 1000, (TODAY - 7) * DAY_MS / 1000  # day -8, one hour past
+    plain = StoredBatch.objects.filter(stream=stream).overlapping(start=start, end=end)
+    assert scanned(plain) >= every, "without the last_ms bound every day's partition is probed"
+    bounded = batches_in(stream.pk, start=start, end=end)
+    assert scanned(bounded) <= {
+        partition_name(TODAY - 9),
+        partition_name(TODAY - 8),
+        partition_name(TODAY - 7),
+    }
+    assert partition_name(TODAY - 8) in scanned(bounded)
+    assert sorted(bounded.values_list("pk", flat=True)) == sorted(plain.values_list("pk", flat=True))
+
+    # A backfill stored today with points of day -8: the stream's spans widen, today's
+    # partition is read too, and no point is lost.
+    late = [
+        Entry(
+            id=format_id((TODAY * DAY_MS + 20 * HOUR_MS + i, 0)),
+            point=Point(t=start + 60 + i, values={"v": -i}),
+        )
+        for i in range(5)
+    ]
+    store("pruned", [late])
+    mark = StoredRollupMark.objects.get(stream=stream)
+    assert mark.behind_ms > 8 * DAY_MS  # today 20:00 back to day -8 00:01
+    bounded = batches_in(stream.pk, start=start, end=end)
+    assert partition_name(TODAY) in scanned(bounded)
+    assert partition_name(TODAY - 10) not in scanned(bounded), "the lower bound still prunes"
+    assert sorted(bounded.values_list("pk", flat=True)) == sorted(plain.values_list("pk", flat=True))
+    times = sorted(
+        t for row in iter_range(stream.pk, start=start, end=end) for t in row.t if start <= t <= end
+    )
+    assert times == sorted(
+        [e.point.t for b in day_entries([TODAY - 8], per_day=3, points=4) for e in b]
+        + [e.point.t for e in late]
+    )
+    columns, stored, exact = read_range(stream.pk, start=start, end=end, points=2_000)
+    assert exact and stored == len(times) and columns.t.tolist() == times
+
+
 def test_an_insert_for_a_day_with_no_partition_makes_it_and_succeeds():
     Stream.objects.create(slug="far", title="Far", keep_seconds=None, keep_points=None)
     far_ahead, far_back = TODAY + AHEAD_DAYS + 30, TODAY - 400

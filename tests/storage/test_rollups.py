@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -18,9 +19,9 @@ from hypothesis import strategies as st
 
 from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
-from streams.models import StoredBatch, StoredRollup, StoredRollupSeries, Stream
+from streams.models import StoredBatch, StoredRollup, StoredRollupMark, StoredRollupSeries, Stream
 from streams.storage import ranges, rollups
-from streams.storage.store import ROW_FIELDS, batch_row, iter_range, prune_stream, save_batches
+from streams.storage.store import ROW_FIELDS, batch_row, batches_in, iter_range, prune_stream, save_batches
 
 T0 = 1_700_000_000.0
 
@@ -143,6 +144,17 @@ def assert_tiers_agree(stream: Stream) -> None:
                 ), (width, start, t)
 
 
+def assert_spans_hold(stream: Stream) -> None:
+    """The stream's spans are known and every stored row keeps to them (rollups.id_bounds)."""
+    mark = StoredRollupMark.objects.get(stream=stream)
+    assert mark.ahead_ms is not None and mark.behind_ms is not None
+    for last_ms, t_min, t_max in StoredBatch.objects.filter(stream=stream).values_list(
+        "last_ms", "t_min", "t_max"
+    ):
+        assert t_max * 1000 - last_ms <= mark.ahead_ms
+        assert last_ms - t_min * 1000 <= mark.behind_ms
+
+
 # Every tier agrees with the raw points -------------------------------------------------------------
 
 value = st.one_of(
@@ -181,7 +193,56 @@ def test_every_tier_agrees_with_the_points_it_summarises(points, size, retried, 
     save_batches([(stream.slug, batch) for batch in batches[-retried:]] if retried else [])
     assert StoredBatch.objects.filter(stream=stream).count() == len(batches)
     assert_tiers_agree(stream)
+    assert_spans_hold(stream)
     stream.delete()
+
+
+# Range reads bound last_ms (the partition key) without losing a point ------------------------------
+
+
+@pytest.mark.django_db
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offsets=st.lists(st.floats(min_value=-3e6, max_value=3e6, allow_nan=False), min_size=1, max_size=80),
+    size=st.integers(min_value=1, max_value=12),
+    flushes=st.integers(min_value=1, max_value=5),
+    edges=st.tuples(st.floats(min_value=-4e6, max_value=4e6), st.floats(min_value=-4e6, max_value=4e6)),
+)
+def test_a_range_bounds_last_ms_and_still_finds_every_batch(offsets, size, flushes, edges):
+    # Points up to a month before and after their ids' clock (a backfill, a feed's clock ahead),
+    # written over several flushes, so the spans grow as rows stray further.
+    now = time.time()
+    stream = new_stream()
+    batches = in_batches(entries_of([(now + offset, {"v": offset}) for offset in offsets]), size)
+    per_flush = -(-len(batches) // flushes)
+    for first in range(0, len(batches), per_flush):
+        save_batches([(stream.slug, batch) for batch in batches[first : first + per_flush]])
+    assert_spans_hold(stream)
+    start, end = now + min(edges), now + max(edges)
+    low, high = rollups.id_bounds(stream.pk, start=start, end=end)
+    assert low is not None and high is not None
+    plain = StoredBatch.objects.filter(stream=stream).overlapping(start=start, end=end)
+    assert set(batches_in(stream.pk, start=start, end=end).values_list("pk", flat=True)) == set(
+        plain.values_list("pk", flat=True)
+    )
+    assert sorted(t for batch in iter_range(stream.pk, start=start, end=end) for t in batch.t) == sorted(
+        t for batch in plain for t in json.loads(batch.data)["t"]
+    )
+    stream.delete()
+
+
+@pytest.mark.django_db
+def test_unknown_spans_bound_nothing_until_a_write_sets_them_from_every_row():
+    stream = new_stream(keep_points=None, keep_seconds=None)
+    early = entries_of([(T0 + i, {"v": float(i)}) for i in range(100)])  # years before their ids
+    save_batches([(stream.slug, batch) for batch in in_batches(early, 10)])
+    rollups.rebuild(stream.pk)  # a repair: the mark is made anew, its spans unknown
+    assert rollups.id_bounds(stream.pk, start=T0, end=T0 + 10) == (None, None)
+    assert sum(len(batch.t) for batch in iter_range(stream.pk, start=T0, end=T0 + 9.5)) == 10
+    now = time.time()
+    save_batches([(stream.slug, entries_of([(now, {"v": 1.0})]))])
+    assert_spans_hold(stream)  # the old rows too, not only the one just written
+    assert sum(len(batch.t) for batch in iter_range(stream.pk, start=T0, end=T0 + 9.5)) == 10
 
 
 @pytest.mark.django_db
@@ -342,7 +403,7 @@ def test_the_backfill_builds_the_tiers_of_points_stored_before_them():
 def test_the_migration_builds_tiers_for_points_stored_before_it():
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("streams", "0008_stored_batch_partitions")], [("streams", "0009_rollups")]
+    before = [("streams", "0008_stored_batch_partitions")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     try:
@@ -359,5 +420,7 @@ def test_the_migration_builds_tiers_for_points_stored_before_it():
     finally:
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
-        executor.migrate(after)
-    assert_tiers_agree(Stream.objects.get(slug="old"))
+        executor.migrate(executor.loader.graph.leaf_nodes())  # 0009's tiers, 0010's spans
+    stream = Stream.objects.get(slug="old")
+    assert_tiers_agree(stream)
+    assert_spans_hold(stream)
