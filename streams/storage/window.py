@@ -98,6 +98,11 @@ class History(ABC):
     @abstractmethod
     async def set_status(self, slug: str, status: dict[str, Any]) -> None: ...
 
+    async def set_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
+        """`set_status` of several streams at once (broadcast stores a tick's in one go)."""
+        for slug, status in statuses.items():
+            await self.set_status(slug, status)
+
     @abstractmethod
     async def get_status(self, slug: str) -> dict[str, Any] | None: ...
 
@@ -429,6 +434,10 @@ class RedisHistory(History):
 
     async def set_status(self, slug: str, status: dict[str, Any]) -> None:
         await self._redis().set(self.status_key(slug), json.dumps(status))
+
+    async def set_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
+        if statuses:
+            await self._redis().mset({self.status_key(slug): json.dumps(s) for slug, s in statuses.items()})
 
     async def get_status(self, slug: str) -> dict[str, Any] | None:
         raw = await self._redis().get(self.status_key(slug))
