@@ -126,6 +126,24 @@ async def run_once(
     }
 
 
+async def run_ticks(stack: Stack, *, streams: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The worker's CPU per point driven tick by tick (ingest_process.run_ticks)."""
+    log = stack.workdir / f"ticks-{streams}.log"
+    points_per_tick = max(1, round(args.rate / streams * 0.05))
+    config = {"streams": streams, "rate": args.rate, "slug_prefix": SLUG_PREFIX, "window": 1000}
+    config.update(
+        {"store": args.store, "log": str(log), "ticks": args.ticks, "points_per_tick": points_per_tick}
+    )
+    worker = Worker("bench.ingest_process", stack.env)
+    await worker.start()
+    try:
+        await worker.send(json.dumps(config))
+        result = json.loads(await worker.expect("RESULT", 600))
+    finally:
+        await worker.stop()
+    return {"streams": streams, "points_per_tick": points_per_tick, **result}
+
+
 async def run_all(
     args: argparse.Namespace, stack: Stack, redis_url: str, redis_pid: int | None
 ) -> list[dict[str, Any]]:
@@ -138,6 +156,11 @@ async def run_all(
             row["run"] = run
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+    for run in range(args.runs if args.ticks else 0):
+        row = await run_ticks(stack, streams=max(args.streams), args=args)
+        row["run"], row["ticked"] = run, True
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
@@ -185,7 +208,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for streams in args.streams:
-        runs = [r for r in rows if r["streams"] == streams]
+        runs = [r for r in rows if r["streams"] == streams and not r.get("ticked")]
         if not runs:
             continue
         stored = (
@@ -206,8 +229,22 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def ticked(rows: list[dict[str, Any]]) -> str:
+    """The tick-by-tick runs: CPU per point with no timers, and the rate it makes on one core."""
+    runs = [r for r in rows if r.get("ticked")]
+    if not runs:
+        return ""
+    us = [r["us_per_point"] for r in runs]
+    return (
+        f"Driven tick by tick ({runs[0]['streams']:,} streams, {runs[0]['points_per_tick']} points a stream "
+        f"a tick, no timers): {spread(us, '{:.1f}')} µs of the worker's CPU per point, "
+        f"{spread([r['us_per_point'] / r['json_loads_us'] for r in runs], '{:.1f}x')} a bare `json.loads`; "
+        f"one fully busy core would take about {spread([1e6 / u for u in us])} points/s."
+    )
+
+
 def verdict(rows: list[dict[str, Any]]) -> str:
-    runs = [r for r in rows if r["streams"] == TARGET_STREAMS]
+    runs = [r for r in rows if r["streams"] == TARGET_STREAMS and not r.get("ticked")]
     if not runs:
         return ""
     sustained = statistics.median(r["points_per_s"] for r in runs)
@@ -362,6 +399,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=Path, help="py-spy stacks of the last run's windows: FILE-<streams>"
     )
+    parser.add_argument(
+        "--ticks",
+        type=int,
+        default=0,
+        help="also drive the worker this many ticks without timers (CPU per point)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
     parser.add_argument("--json", type=Path, help="also write every run's row here")
     return parser.parse_args(argv)
@@ -375,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, args))
     print()
     print(verdict(rows))
+    print(ticked(rows))
 
 
 if __name__ == "__main__":

@@ -207,16 +207,19 @@ end
 # KEYS: stream, floor. ARGV: max points or "", oldest id kept or "".
 TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 
-# Every stream's batch of a tick in one call: XADD each point with its id, then trim. KEYS:
-# stream and floor of each batch. ARGV: per batch one text, "<max points or ''>\n<oldest id
-# kept or ''>\n" then its points (entries_text), either as "p\n" and "<id>\n<p>\n" pairs, or
-# for the usual batch of float columns as "c\n", the ids and the times on a line each, then
-# per series its name (as JSON) and its values on a line each, comma-separated: the script
-# writes each point's `[t,{"name":v}]` itself. Ids, float reprs and JSON names hold no newline,
-# ids and float reprs no comma. One command for all streams keeps the client's cost per tick
-# rather than per stream or per point, and one argument per batch rather than three: redis-py
-# packs each argument in Python, about 3 us apiece. Columns rather than a text per point: a
-# Python string per point was most of a tick's cost (1.6 us a point).
+# Every stream's batch of a tick in one call: XADD each point with its id, then trim. ARGV[1]:
+# the key prefix ("<prefix>:"); ARGV[2]: the batches, separated by a record separator (\x1e,
+# which neither slugs, ids, numbers nor JSON text hold raw), each "<slug>\n<max points or
+# ''>\n<oldest id kept or ''>\n" then its points (entries_text), either as "p\n" and
+# "<id>\n<p>\n" pairs, or for the usual batch of number columns as "c\n", the ids and the
+# times on a line each, then per series its name (as JSON) and its values on a line each,
+# comma-separated: the script writes each point's `[t,{"name":v}]` itself. Ids, numbers and
+# JSON names hold no newline, ids and numbers no comma.
+# One command and two arguments for all streams keep the client's cost per tick rather than
+# per stream or per point: redis-py packs each argument in Python (2,000 keys and 1,000 texts
+# took 2.4 ms a tick), and a Python string per point was most of a tick's cost (1.6 us a
+# point). So the script builds the keys itself (`<prefix>window:<slug>`, as RedisHistory.key):
+# fine on one Redis (and under Sentinel), which is what LiveCharts runs on, not on a Cluster.
 # Each batch runs under pcall: a refused one (an id below its stream's newest) is
 # answered with its error and the others are stored. Returns per batch 0 or the error text.
 APPEND_SCRIPT = (
@@ -250,15 +253,16 @@ local function append(key, floor_key, text)
   end
   trim(key, floor_key, max_points, oldest_id)
 end
-local answers = {}
-for i = 1, #KEYS / 2 do
-  local ok, err = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[i])
+local prefix, answers = ARGV[1], {}
+for batch in string.gmatch(ARGV[2], '[^\\30]+') do
+  local slug, text = string.match(batch, '^([^\\n]*)\\n(.*)$')
+  local ok, err = pcall(append, prefix .. 'window:' .. slug, prefix .. 'floor:' .. slug, text)
   if ok then
-    answers[i] = 0
+    answers[#answers + 1] = 0
   elseif type(err) == 'table' and err.err then
-    answers[i] = err.err
+    answers[#answers + 1] = err.err
   else
-    answers[i] = tostring(err)
+    answers[#answers + 1] = tostring(err)
   end
 end
 return answers
@@ -355,19 +359,19 @@ class RedisHistory(History):
         busy worker, waits are what a flush costs)."""
         if not batches:
             return []
-        keys: list[str] = []
-        args: list[Any] = []
+        texts: list[str] = []
         for batch in batches:
             oldest_ms = batch.retention.oldest_kept_ms()
             points = batch.retention.points
-            keys += [self.key(batch.slug), self.floor_key(batch.slug)]
-            args.append(
-                f"{'' if points is None else points}\n{'' if oldest_ms is None else f'{oldest_ms}-0'}\n"
-                + entries_text(batch.entries)
+            texts.append(
+                f"{batch.slug}\n{'' if points is None else points}\n"
+                f"{'' if oldest_ms is None else f'{oldest_ms}-0'}\n{entries_text(batch.entries)}"
             )
         try:
             client = self._redis()
-            answers = await self._append_script(keys=keys, args=args, client=client)
+            answers = await self._append_script(
+                keys=[], args=[f"{self.prefix}:", "\x1e".join(texts)], client=client
+            )
         except Exception as error:
             # The call failed as a whole (connection lost, Redis busy): which batches were
             # stored is unknown, so every one is retried (a retried point gets a new id: a
