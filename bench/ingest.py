@@ -126,9 +126,9 @@ async def run_once(
     }
 
 
-async def run_ticks(stack: Stack, *, streams: int, args: argparse.Namespace) -> dict[str, Any]:
+async def run_ticks(stack: Stack, *, streams: int, store: bool, args: argparse.Namespace) -> dict[str, Any]:
     """The worker's CPU per point driven tick by tick (ingest_process.run_ticks)."""
-    log = stack.workdir / f"ticks-{streams}.log"
+    log = stack.workdir / f"ticks-{streams}-{store}.log"
     points_per_tick = max(1, round(args.rate / streams * 0.05))
     config = {"streams": streams, "rate": args.rate, "slug_prefix": SLUG_PREFIX, "window": 1000}
     config.update(
@@ -141,7 +141,7 @@ async def run_ticks(stack: Stack, *, streams: int, args: argparse.Namespace) -> 
         result = json.loads(await worker.expect("RESULT", 600))
     finally:
         await worker.stop()
-    return {"streams": streams, "points_per_tick": points_per_tick, **result}
+    return {"streams": streams, "points_per_tick": points_per_tick, "store": store, **result}
 
 
 async def run_all(
@@ -156,11 +156,13 @@ async def run_all(
             row["run"] = run
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    for run in range(args.runs if args.ticks else 0):
-        row = await run_ticks(stack, streams=max(args.streams), args=args)
-        row["run"], row["ticked"] = run, True
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+    # With the store as asked, and without it: what the database write costs per point.
+    for store in sorted({args.store, False}, reverse=True):
+        for run in range(args.tick_runs if args.ticks else 0):
+            row = await run_ticks(stack, streams=max(args.streams), store=store, args=args)
+            row["run"], row["ticked"] = run, True
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
@@ -230,17 +232,27 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def ticked(rows: list[dict[str, Any]]) -> str:
-    """The tick-by-tick runs: CPU per point with no timers, and the rate it makes on one core."""
+    """The tick-by-tick runs: CPU per point with no timers, with the store and without."""
     runs = [r for r in rows if r.get("ticked")]
     if not runs:
         return ""
-    us = [r["us_per_point"] for r in runs]
-    return (
-        f"Driven tick by tick ({runs[0]['streams']:,} streams, {runs[0]['points_per_tick']} points a stream "
-        f"a tick, no timers): {spread(us, '{:.1f}')} µs of the worker's CPU per point, "
-        f"{spread([r['us_per_point'] / r['json_loads_us'] for r in runs], '{:.1f}x')} a bare `json.loads`; "
-        f"one fully busy core would take about {spread([1e6 / u for u in us])} points/s."
-    )
+    first = runs[0]
+    lines = [
+        f"| driven tick by tick, {first['streams']:,} streams x {first['points_per_tick']} points a tick "
+        "| µs CPU per point | cost per point / `json.loads` | points/s one busy core would take |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for store in (True, False):
+        some = [r for r in runs if r["store"] == store]
+        if not some:
+            continue
+        us = [r["us_per_point"] for r in some]
+        lines.append(
+            f"| {'store on (SQLite, rollups)' if store else 'store off'} | {spread(us, '{:.1f}')} "
+            f"| {spread([r['us_per_point'] / r['json_loads_us'] for r in some], '{:.1f}x')} "
+            f"| {spread([1e6 / u for u in us])} |"
+        )
+    return "\n".join(lines)
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:
@@ -304,7 +316,7 @@ def where_time_goes(profiles: Path, streams: int) -> str:
     shares = profile_shares(found)
     lines = [
         f"Where the worker's CPU goes with {streams:,} streams (py-spy, 250 samples/s, non-blocking, over "
-        "the last run's window; each sample given to the nearest part of the stack it is in):",
+        "the last timed run's window; each sample given to the nearest part of the stack it is in):",
         "",
         "| part | share of samples % |",
         "| --- | ---: |",
@@ -314,18 +326,16 @@ def where_time_goes(profiles: Path, streams: int) -> str:
         "",
         "*The bench's feed loop* stands in for a feed's socket reads (one task per stream waking every",
         "50 ms, and again each tick while its last batch waits). *Extract* also holds the young-generation",
-        "garbage collections its allocations set off. Beside the cost per point, `json.loads` + extract",
-        "(timed alone) shows what parsing and mapping take: with one stream most of it; with 1,000",
-        "streams at 5 points per stream per tick, what is paid per stream and per tick (a feed's",
-        "wake-up, one history text and one group message per stream) is most of the rest.",
+        "garbage collections its allocations set off. The *database store* runs in the Persister's",
+        "thread: its share is of the samples of both threads.",
     ]
     return "\n".join(lines)
 
 
 def section(quick: bool) -> str:
     """docs/performance.md's ingest section (bench/__main__.py)."""
-    # make bench: 2 s windows keep the whole run under 10 minutes.
-    full = ["--seconds", "2", "--warmup", "1"]
+    # make bench: 2 s windows and 100 ticks keep the whole run near its allowance.
+    full = ["--seconds", "2", "--warmup", "1", "--ticks", "100"]
     argv = ["--streams", "1,100", "--runs", "3", "--seconds", "1", "--warmup", "0.5"] if quick else full
     args = parse_args(argv)
     started = time.monotonic()
@@ -345,18 +355,20 @@ def section(quick: bool) -> str:
             "One worker process (bench/ingest_process.py) runs every stream through",
             "`Supervisor.run_feed`, the code `manage.py ingest` runs (with the garbage collector set as",
             "it sets it, `tune_gc` in streams/ingest/supervisor.py): the feed's batches go to",
-            "`Broadcaster.publish`, and every 50 ms tick appends each stream's batch to its Redis Streams",
-            "window, sends one group message per stream over `RedisPubSubChannelLayer` and hands the",
-            "batch to the Persister, which writes it to a throwaway SQLite file (the store is on, as it",
-            "is by default). The feed is an in-process `ExtractingFeed` that replays pre-made JSON",
-            'messages (one point each, `{"type": "tick", "symbol": ..., "ts": <ms>, "price": <float>}`',
-            "mapped with `extract: {time: ts, value: price}`): every 50 ms it takes the messages that",
-            "arrived since its last read and does with each what the websocket feed does, `json.loads`",
-            "then `Extractor.points`. A replay rather than a local server: a server process sending",
-            "100,000 messages/s would take most of the second core of this 2-core machine and its send",
-            "path would be measured as much as ours. The source is held back while its stream's last",
-            "batch still waits for a tick (as a full socket buffer holds back a sender), so a saturated",
-            "worker shows the rate it sustains.",
+            "`Broadcaster.publish`, and every 50 ms tick appends every stream's batch to its Redis Streams",
+            "window (one script call for all streams, two arguments), sends one group message per stream",
+            "over `RedisPubSubChannelLayer` (one script call of PUBLISHes per tick), stores the feeds'",
+            "health (one MSET per tick) and hands the batch to the Persister, which writes it to a",
+            "throwaway SQLite file with its rollup tiers (the store is on, as it is by default). The feed",
+            "is an in-process `ExtractingFeed` that replays pre-made JSON messages (one point each,",
+            '`{"type": "tick", "symbol": ..., "ts": <ms>, "price": <float>}` mapped with',
+            "`extract: {time: ts, value: price}`): every 50 ms it takes the messages that arrived since",
+            "its last read and does with each what the websocket feed does, `parse_json` (orjson where",
+            "it reads as `json.loads` does) then `Extractor.points`. A replay rather than a local",
+            "server: a server process sending 100,000 messages/s would take most of the second core of",
+            "this 2-core machine and its send path would be measured as much as ours. The source is held",
+            "back while its stream's last batch still waits for a tick (as a full socket buffer holds back",
+            "a sender), so a saturated worker shows the rate it sustains.",
             "",
             f"{args.rate:,.0f} points/s are offered across the streams. *Points/s into history* counts",
             "what reached Redis (XINFO STREAM entries-added over the window), *group messages/s* the",
@@ -378,6 +390,18 @@ def section(quick: bool) -> str:
             table(rows, args),
             "",
             verdict(rows),
+            "",
+            "On a machine shared with other people's benchmarks, the timed runs measure how much of a",
+            "core the worker was given as much as what a point costs (*worker CPU %* shows it; a starved",
+            "worker also pays its per-stream, per-tick costs over fewer points). So the same process is",
+            f"also driven tick by tick ({args.ticks} ticks, `ingest_process.run_ticks`): each tick every",
+            "stream gets its messages (parsed, extracted, through its time rules and health, published as",
+            "`run_feed` does) and then one `Broadcaster.flush`; the Persister writes every 20 ticks. No",
+            "timers, so the feed tasks' wake-ups are left out; what is left is the CPU the worker's own",
+            "path takes per point, with the store and without it, and the rate one core would sustain at",
+            f"that cost. Medians of {args.tick_runs} runs with (min-max).",
+            "",
+            ticked(rows),
             "",
             profile_text,
         ]
