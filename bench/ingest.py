@@ -429,6 +429,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="also drive the worker this many ticks without timers (CPU per point)",
     )
+    parser.add_argument(
+        "--tick-runs", type=int, default=2, help="runs of --ticks, with the store and without"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
     parser.add_argument("--json", type=Path, help="also write every run's row here")
     return parser.parse_args(argv)
