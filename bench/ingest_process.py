@@ -7,7 +7,7 @@ redis-server in its environment. Each stream runs through `Supervisor.run_feed` 
 append and group_send, the Persister when the stream stores points). Its feed is
 `ReplayFeed`, an ExtractingFeed reading pre-made message bytes instead of a socket: every
 READ_SECONDS it takes the messages that arrived since its last read (like draining a socket's
-receive buffer) and does with each what the websocket feed does, `json.loads` then
+receive buffer) and does with each what the websocket feed does, `parse_json` then
 `Extractor.points`. A local server would put a second busy process on a 2-core machine and
 measure its send path as much as ours. The source is held back while the stream's last batch
 waits for the next tick, as a full socket buffer holds back a sender: so a saturated process
@@ -15,7 +15,7 @@ shows what it sustains rather than a growing queue.
 
 It prints "READY" once every feed reads, "STOP" on stdin ends the feeds (what is queued is
 flushed, as at a SIGTERM), then one "RESULT" JSON line with the same process's cost of a bare
-`json.loads`, and of `json.loads` + extract, per message of the same payloads.
+`json.loads`, and of the feed's parse + extract, per message of the same payloads.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def make_payloads(templates: list[bytes]) -> list[bytes]:
 
 def replay_feed_class() -> type:
     from streams.core.points import Batch
-    from streams.ingest.feeds.base import reject_unknown
+    from streams.ingest.feeds.base import parse_json, reject_unknown
     from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 
     class ReplayFeed(ExtractingFeed):
@@ -112,7 +112,8 @@ def replay_feed_class() -> type:
                     arrived += payloads[: count - len(arrived)]
                 position = (position + count) % len(payloads)
                 batch: Batch = []
-                points, loads = self.extractor.points, json.loads
+                # parse_json: what the websocket feed parses a message with.
+                points, loads = self.extractor.points, parse_json
                 for index, template in enumerate(arrived):
                     try:
                         raw = template % (first_ms + index * step_ms)
@@ -126,7 +127,10 @@ def replay_feed_class() -> type:
 
 
 def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, float]:
-    """CPU seconds per message of a bare json.loads, and of json.loads + extract (best of 3)."""
+    """CPU seconds per message of a bare json.loads, and of the feed's parse (parse_json) +
+    extract (best of 3)."""
+    from streams.ingest.feeds.base import parse_json
+
     messages = payloads * 2
     bare, mapped = [], []
     for _ in range(3):
@@ -136,7 +140,7 @@ def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, f
         bare.append((time.process_time() - started) / len(messages))
         started = time.process_time()
         for raw in messages:
-            extractor.points(json.loads(raw), received_at=0.0)
+            extractor.points(parse_json(raw), received_at=0.0)
         mapped.append((time.process_time() - started) / len(messages))
     return min(bare), min(mapped)
 
@@ -188,6 +192,89 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def run_ticks(args: argparse.Namespace) -> dict[str, Any]:
+    """CPU per point of the path a feed's batch takes, driven tick by tick with no timers:
+    per tick, every stream gets `points_per_tick` messages (parse_json, extract, its time rules,
+    its health counted, `Broadcaster.publish`, as run_feed does), then one `Broadcaster.flush`
+    (history append, group messages, the Persister's queue); the Persister writes every 20
+    ticks (once a second of ticks). What it leaves out is the event loop's waking of feed
+    tasks; what it measures does not depend on how much of a core a shared machine gives the
+    process (the timed runs' rate does)."""
+    from django.conf import settings
+
+    from streams.broadcast import get_broadcaster
+    from streams.core.retention import Retention
+    from streams.ingest.feed_health import FeedHealth
+    from streams.ingest.feeds.base import parse_json
+    from streams.ingest.feeds.extract import Extractor, clean_extract
+    from streams.ingest.feeds.timeline import Timeline
+    from streams.ingest.supervisor import tune_gc
+
+    tune_gc()
+    templates = make_templates()
+    broadcaster = get_broadcaster()
+    retention = Retention(points=args.window)
+    slugs = [f"{args.slug_prefix}{n}" for n in range(args.streams)]
+    feeds = [
+        (
+            slug,
+            Extractor(clean_extract(EXTRACT)),
+            Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS),
+            FeedHealth(),
+        )
+        for slug in slugs
+    ]
+    per_tick = args.points_per_tick
+    tick_ms = broadcaster.tick_seconds * 1000
+    skipped: list[str] = []
+    position = 0
+
+    async def tick() -> int:
+        nonlocal position
+        now = time.time()
+        first_ms = now * 1000 - tick_ms
+        step_ms = tick_ms / per_tick
+        points = 0
+        for slug, extractor, timeline, health in feeds:
+            batch = []
+            for index in range(per_tick):
+                raw = templates[position] % (first_ms + index * step_ms)
+                position = (position + 1) % len(templates)
+                batch.extend(extractor.points(parse_json(raw), received_at=now))
+            health.got_points(len(batch), now=now)
+            batch = timeline.admit(batch, now=now, skip=skipped.append)
+            broadcaster.publish(slug, batch, retention=retention, store=args.store)
+            points += len(batch)
+        await broadcaster.flush()
+        return points
+
+    async def run(ticks: int) -> int:
+        done = 0
+        for n in range(ticks):
+            done += await tick()
+            if n % 20 == 19 and broadcaster.persister is not None:
+                await broadcaster.persister.flush()
+            # Ticks 50 ms apart in time, as ids and point times are (the CPU is what is measured).
+            await asyncio.sleep(max(0.0, broadcaster.tick_seconds - time.time() % broadcaster.tick_seconds))
+        if broadcaster.persister is not None:
+            await broadcaster.persister.flush()
+        return done
+
+    await run(20)  # warm-up: id clocks read, first rows stored
+    cpu0 = time.process_time()
+    points = await run(args.ticks)
+    cpu = time.process_time() - cpu0
+    await broadcaster.close()
+    bare, mapped = per_message_seconds(make_payloads(templates), Extractor(clean_extract(EXTRACT)))
+    return {
+        "points": points,
+        "skipped": len(skipped),
+        "us_per_point": 1e6 * cpu / points,
+        "json_loads_us": bare * 1e6,
+        "json_loads_extract_us": mapped * 1e6,
+    }
+
+
 def main() -> None:
     config = json.loads(sys.stdin.readline())
     # Logs to a file: nobody reads this process's stderr pipe, and a full pipe would block it.
@@ -197,7 +284,8 @@ def main() -> None:
     import django
 
     django.setup()
-    result = asyncio.run(run(argparse.Namespace(**config)))
+    args = argparse.Namespace(**config)
+    result = asyncio.run(run_ticks(args) if getattr(args, "ticks", 0) else run(args))
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
 
 

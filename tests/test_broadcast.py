@@ -458,3 +458,30 @@ async def test_cancelling_close_while_it_waits_for_the_ticker_propagates(layer):
             await closing
     finally:
         release.set()
+
+
+async def test_queued_statuses_are_stored_at_the_tick_newest_first_and_a_notify_is_kept(layer):
+    history = MemoryHistory()
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.queue_status("s", {"state": "live", "points": 1})
+    broadcaster.queue_status("s", {"state": "live", "points": 2}, notify=False)
+    broadcaster.queue_status("other", {"state": "stalled"}, notify=False)
+    assert await history.get_status("s") is None  # nothing before the tick
+    await broadcaster.flush()
+    assert (await history.get_status("s"))["points"] == 2
+    assert (await history.get_status("other"))["state"] == "stalled"
+    # The first one asked to tell viewers: they get the newest, once; "other" only stored.
+    statuses = [message for _, message in layer.sent if message["type"] == "stream.status"]
+    assert [(m["stream"], m["status"]["points"]) for m in statuses] == [("s", 2)]
+
+
+async def test_the_ticker_stores_a_queued_status_without_points(layer):
+    history = MemoryHistory()
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.queue_status("s", {"state": "error"}, notify=False)
+
+    async def stored() -> bool:
+        return await history.get_status("s") is not None
+
+    await eventually(stored, what="the status stored by the ticker")
+    await broadcaster.close()

@@ -28,7 +28,7 @@ from streams.broadcast import Broadcaster, get_broadcaster
 from streams.core.ids import parse_id
 from streams.core.points import Batch
 from streams.core.retention import Retention
-from streams.core.tasks import cancel_and_wait, finished, honour_cancellation
+from streams.core.tasks import cancel_and_wait, finished
 from streams.ingest.feed_health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.ingest.feeds import build_feed
 from streams.ingest.feeds.base import Feed
@@ -418,17 +418,10 @@ class Supervisor:
 
     @staticmethod
     async def report(broadcaster: Broadcaster, slug: str, health: FeedHealth, *, notify: bool = True) -> None:
-        """Publish a feed's health, and honour a cancellation the Redis call may have eaten.
-        Best effort: with Redis down the feed must keep running (its points wait in broadcast
-        for Redis to return), and the next report carries the health anyway."""
-        try:
-            await broadcaster.publish_status(slug, health.as_status(), notify=notify)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.warning("stream %s: could not publish the feed's health (%s)", slug, error)
-        # redis-py can swallow a cancellation (seen as feed tasks that never stopped).
-        honour_cancellation()
+        """Publish a feed's health at the next tick (stored with every stream's in one command,
+        sent to viewers with the tick's batches). Never fails: with Redis down the feed keeps
+        running, and the status goes with a later tick."""
+        broadcaster.queue_status(slug, health.as_status(), notify=notify)
 
     async def run_feed(self, spec: StreamSpec) -> None:
         """Run one stream's feed forever: reconnect with capped, jittered backoff.

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from streams.core import runtime
@@ -97,6 +97,11 @@ class History(ABC):
 
     @abstractmethod
     async def set_status(self, slug: str, status: dict[str, Any]) -> None: ...
+
+    async def set_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
+        """`set_status` of several streams at once (broadcast stores a tick's in one go)."""
+        for slug, status in statuses.items():
+            await self.set_status(slug, status)
 
     @abstractmethod
     async def get_status(self, slug: str) -> dict[str, Any] | None: ...
@@ -202,33 +207,62 @@ end
 # KEYS: stream, floor. ARGV: max points or "", oldest id kept or "".
 TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 
-# Every stream's batch of a tick in one call: XADD each point with its id, then trim. KEYS:
-# stream and floor of each batch. ARGV: per batch one text, "<max points or ''>\n<oldest id
-# kept or ''>\n" then its points as "<id>\n<p>\n" pairs (ids and compact JSON hold no
-# newline). One command for all streams keeps the client's cost per tick rather than per
-# stream or per point, and one argument per batch rather than three: redis-py packs each
-# argument in Python, about 3 us apiece (a third of a tick's cost with 1,000 streams).
+# Every stream's batch of a tick in one call: XADD each point with its id, then trim. ARGV[1]:
+# the key prefix ("<prefix>:"); ARGV[2]: the batches, separated by a record separator (\x1e,
+# which neither slugs, ids, numbers nor JSON text hold raw), each "<slug>\n<max points or
+# ''>\n<oldest id kept or ''>\n" then its points (entries_text), either as "p\n" and
+# "<id>\n<p>\n" pairs, or for the usual batch of number columns as "c\n", the ids and the
+# times on a line each, then per series its name (as JSON) and its values on a line each,
+# comma-separated: the script writes each point's `[t,{"name":v}]` itself. Ids, numbers and
+# JSON names hold no newline, ids and numbers no comma.
+# One command and two arguments for all streams keep the client's cost per tick rather than
+# per stream or per point: redis-py packs each argument in Python (2,000 keys and 1,000 texts
+# took 2.4 ms a tick), and a Python string per point was most of a tick's cost (1.6 us a
+# point). So the script builds the keys itself (`<prefix>window:<slug>`, as RedisHistory.key):
+# fine on one Redis (and under Sentinel), which is what LiveCharts runs on, not on a Cluster.
 # Each batch runs under pcall: a refused one (an id below its stream's newest) is
 # answered with its error and the others are stored. Returns per batch 0 or the error text.
 APPEND_SCRIPT = (
     TRIM_FUNCTION
     + """
+local function split(line)
+  local items = {}
+  for item in string.gmatch(line, '[^,]+') do items[#items + 1] = item end
+  return items
+end
 local function append(key, floor_key, text)
-  local max_points, oldest_id, start = string.match(text, '^([^\\n]*)\\n([^\\n]*)\\n()')
-  for id, p in string.gmatch(string.sub(text, start), '([^\\n]+)\\n([^\\n]*)\\n') do
-    redis.call('XADD', key, id, 'p', p)
+  local max_points, oldest_id, mode, start = string.match(text, '^([^\\n]*)\\n([^\\n]*)\\n([pc])\\n()')
+  local rest = string.sub(text, start)
+  if mode == 'p' then
+    for id, p in string.gmatch(rest, '([^\\n]+)\\n([^\\n]*)\\n') do
+      redis.call('XADD', key, id, 'p', p)
+    end
+  else
+    local lines = {}
+    for line in string.gmatch(rest, '([^\\n]*)\\n') do lines[#lines + 1] = line end
+    local ids, times, names, columns = split(lines[1]), split(lines[2]), {}, {}
+    for i = 3, #lines - 1, 2 do
+      names[#names + 1] = lines[i]
+      columns[#columns + 1] = split(lines[i + 1])
+    end
+    local parts = {}
+    for n = 1, #ids do
+      for s = 1, #names do parts[s] = names[s] .. ':' .. columns[s][n] end
+      redis.call('XADD', key, ids[n], 'p', '[' .. times[n] .. ',{' .. table.concat(parts, ',') .. '}]')
+    end
   end
   trim(key, floor_key, max_points, oldest_id)
 end
-local answers = {}
-for i = 1, #KEYS / 2 do
-  local ok, err = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[i])
+local prefix, answers = ARGV[1], {}
+for batch in string.gmatch(ARGV[2], '[^\\30]+') do
+  local slug, text = string.match(batch, '^([^\\n]*)\\n(.*)$')
+  local ok, err = pcall(append, prefix .. 'window:' .. slug, prefix .. 'floor:' .. slug, text)
   if ok then
-    answers[i] = 0
+    answers[#answers + 1] = 0
   elseif type(err) == 'table' and err.err then
-    answers[i] = err.err
+    answers[#answers + 1] = err.err
   else
-    answers[i] = tostring(err)
+    answers[#answers + 1] = tostring(err)
   end
 end
 return answers
@@ -236,33 +270,24 @@ return answers
 )
 
 _point_json = json.JSONEncoder(separators=(",", ":")).encode
+dumps = orjson.dumps
 
 
 def entries_text(entries: Sequence[Entry]) -> str:
-    """APPEND_SCRIPT's third argument: each point's id and its stored JSON `[t, values]`."""
-    fast = _float_columns(entries)
-    if fast is None:
-        return "".join([f"{e.id}\n{_point_json([e.point.t, e.point.values])}\n" for e in entries])
-    names, columns = fast
-    if len(names) == 1:
-        (name,), (column,) = names, columns
-        return "".join(
-            [f"{e.id}\n[{e.point.t!r},{{{name}:{v!r}}}]\n" for e, v in zip(entries, column, strict=True)]
-        )
-    return "".join(
-        [
-            f"{e.id}\n[{e.point.t!r},{{"
-            + ",".join([f"{n}:{v!r}" for n, v in zip(names, row, strict=True)])
-            + "}]\n"
-            for e, row in zip(entries, zip(*columns, strict=True), strict=True)
-        ]
-    )
+    """APPEND_SCRIPT's points of one batch: as columns when every point holds the same series
+    of numbers (the script writes each point's JSON), else each point's id and JSON
+    `[t, values]`. Columns are written by orjson (a float repr apiece took longer): its float
+    text differs from the json module's only in form (0.00001 for 1e-05), read back the same."""
+    columns = _columns_text(entries)
+    if columns is None:
+        return "p\n" + "".join([f"{e.id}\n{_point_json([e.point.t, e.point.values])}\n" for e in entries])
+    return f"c\n{','.join([e.id for e in entries])}\n{columns}"
 
 
-def _float_columns(entries: Sequence[Entry]) -> tuple[list[str], list[list[float]]] | None:
-    """The usual batch, written without the JSON encoder: every point with the same series and
-    every time and value a finite float, whose repr is what json writes. Returns the series
-    names JSON-encoded and the columns; None for anything else (gaps, ints, other series)."""
+def _columns_text(entries: Sequence[Entry]) -> str | None:
+    """The usual batch, every point with the same series and every time and value a number:
+    its times on a line, then each series' JSON name and values on a line each, numbers
+    comma-separated. None for anything else (gaps, non-finite values, other series)."""
     points = [entry.point for entry in entries]
     values = [point.values for point in points]
     first = values[0] if values else None
@@ -273,16 +298,23 @@ def _float_columns(entries: Sequence[Entry]) -> tuple[list[str], list[list[float
     if len(first) > 1 and not all(list(value) == list(first) for value in values):
         return None  # the same series in another order: written in its own order
     try:
-        columns = [[point.t for point in points]] + [[value[name] for value in values] for name in first]
-    except KeyError:
+        texts = [dumps([point.t for point in points])] + [
+            dumps([value[name] for value in values]) for name in first
+        ]
+    except (KeyError, TypeError):  # TypeError: what orjson cannot write (an integer past 64 bits)
         return None
-    for column in columns:
-        if {*map(type, column)} != _FLOAT or not math.isfinite(sum(column)):
-            return None  # sum: inf or nan when any value is; an overflow only loses the fast path
-    return [_name_json(name) for name in first], columns[1:]
+    for text in texts:
+        # Nothing but numbers and commas: null (a gap, or a NaN orjson wrote so), true, text
+        # go point by point, written by the json module as before.
+        if text[1:-1].translate(None, _NUMBER_CHARS):
+            return None
+    times, *series = texts
+    return f"{times[1:-1].decode()}\n" + "".join(
+        [f"{_name_json(name)}\n{text[1:-1].decode()}\n" for name, text in zip(first, series, strict=True)]
+    )
 
 
-_FLOAT = {float}
+_NUMBER_CHARS = b"0123456789.-+e,"
 # A series name as JSON, for each batch of each tick: the few names a worker sees, encoded once.
 _name_json = functools.lru_cache(maxsize=4096)(_point_json)
 
@@ -327,19 +359,19 @@ class RedisHistory(History):
         busy worker, waits are what a flush costs)."""
         if not batches:
             return []
-        keys: list[str] = []
-        args: list[Any] = []
+        texts: list[str] = []
         for batch in batches:
             oldest_ms = batch.retention.oldest_kept_ms()
             points = batch.retention.points
-            keys += [self.key(batch.slug), self.floor_key(batch.slug)]
-            args.append(
-                f"{'' if points is None else points}\n{'' if oldest_ms is None else f'{oldest_ms}-0'}\n"
-                + entries_text(batch.entries)
+            texts.append(
+                f"{batch.slug}\n{'' if points is None else points}\n"
+                f"{'' if oldest_ms is None else f'{oldest_ms}-0'}\n{entries_text(batch.entries)}"
             )
         try:
             client = self._redis()
-            answers = await self._append_script(keys=keys, args=args, client=client)
+            answers = await self._append_script(
+                keys=[], args=[f"{self.prefix}:", "\x1e".join(texts)], client=client
+            )
         except Exception as error:
             # The call failed as a whole (connection lost, Redis busy): which batches were
             # stored is unknown, so every one is retried (a retried point gets a new id: a
@@ -406,6 +438,10 @@ class RedisHistory(History):
 
     async def set_status(self, slug: str, status: dict[str, Any]) -> None:
         await self._redis().set(self.status_key(slug), json.dumps(status))
+
+    async def set_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
+        if statuses:
+            await self._redis().mset({self.status_key(slug): json.dumps(s) for slug, s in statuses.items()})
 
     async def get_status(self, slug: str) -> dict[str, Any] | None:
         raw = await self._redis().get(self.status_key(slug))

@@ -6,12 +6,15 @@ streams/ingest/feeds/__init__.py. It validates its own settings and yields batch
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
+
+import orjson
 
 from streams.core.points import Batch
 from streams.ingest import netguard
@@ -21,6 +24,28 @@ log = logging.getLogger("streams.ingest.feeds")
 # A feed that has sent nothing for this long is shown as stalled, unless its settings say
 # otherwise (`stall_after`) or the kind knows its own rhythm (poll: three intervals).
 DEFAULT_STALL_SECONDS = 60.0
+
+
+# Every digit as "0", anything else as " ": a run of 20 zeros in a text so translated is a
+# number of 20 digits or more, maybe an integer past 64 bits, which orjson reads as a float
+# where the json module keeps an int (an `extract.id` of 123...890 would change its text).
+# A translate and a find: a regular expression took longer than orjson's whole parse.
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_NUMBER = b"0" * 20
+
+
+def parse_json(text: str | bytes) -> Any:
+    """A feed message's JSON, as `json.loads` reads it, about 3 times faster (at 100,000
+    messages/s the parse was an eighth of a worker's CPU). orjson reads what it can; what it
+    refuses (NaN, 1e400, lone surrogates, UTF-16, nesting past 1,024) and any text with a number
+    of 20 digits or more goes to `json.loads`, which decides, and raises its own errors."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_NUMBER not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 class FeedSettingsError(ValueError):

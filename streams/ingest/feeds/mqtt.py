@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -25,7 +24,13 @@ import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from streams.core.points import Batch
-from streams.ingest.feeds.base import FeedSettingsError, host_setting_check, reject_unknown, stall_setting
+from streams.ingest.feeds.base import (
+    FeedSettingsError,
+    host_setting_check,
+    parse_json,
+    reject_unknown,
+    stall_setting,
+)
 from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 from streams.ingest.feeds.guarded import connect_socket_blocking
 
@@ -165,7 +170,7 @@ class MqttFeed(ExtractingFeed):
             return []
         try:
             # utf-8-sig: a byte-order mark is harmless, so accept it.
-            data = json.loads(payload.decode("utf-8-sig"))
+            data = parse_json(payload.decode("utf-8-sig"))
         except UnicodeDecodeError:
             self.skip(f"{topic}: payload is not UTF-8 text")
             return []

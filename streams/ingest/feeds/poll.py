@@ -35,6 +35,7 @@ from streams.ingest.feeds.base import (
     choice_setting,
     headers_setting,
     number_setting,
+    parse_json,
     reject_unknown,
     safe_url,
     url_setting,
@@ -161,7 +162,7 @@ class PollFeed(ExtractingFeed):
             return []
         raw, content_type, received_at = answer
         try:
-            payload = json.loads(raw)
+            payload = parse_json(raw)
             points = self.extractor.points(payload, received_at=received_at)
         except BadPayload as error:
             self.skip(str(error))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from streams.ingest.feeds.base import (
     FeedSettingsError,
     headers_setting,
     number_setting,
+    parse_json,
     reject_unknown,
     safe_url,
     stall_setting,
@@ -164,7 +164,7 @@ class SSEFeed(ExtractingFeed):
             self.skip(f"{event.type} event has over {MAX_EVENT_CHARS} characters of data")
             return []
         try:
-            payload = json.loads(event.data)
+            payload = parse_json(event.data)
         except (ValueError, RecursionError) as error:
             # RecursionError: "[[[[…" nested deeper than Python's stack, well within the size cap.
             self.skip(f"{event.type} event data is not JSON ({type(error).__name__}: {error})")

@@ -30,6 +30,7 @@ from streams.ingest.feeds.base import (
     FeedSettingsError,
     headers_setting,
     number_setting,
+    parse_json,
     reject_unknown,
     safe_url,
     stall_setting,
@@ -176,7 +177,7 @@ class WebsocketFeed(ExtractingFeed):
             await connection.send(reply[message])
             return []
         try:
-            payload = json.loads(message)
+            payload = parse_json(message)
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             self.skip(f"message is not JSON: {message[:60]!r}")
             return []

@@ -611,3 +611,67 @@ def test_what_a_stream_saves_is_the_settings_json_with_defaults_filled_in():
         "aggregate": {"every": 10, "how": "max", "grace": 5.0},
     }
     assert json.loads(json.dumps(saved)) == saved
+
+
+PLAIN_SETTINGS = [
+    {"time": "ts", "value": "price"},
+    {"time": "ts", "time_unit": "ms", "value": "data.price", "series": "last"},
+    {"time": "ts", "time_unit": "s", "values": {"bid": "bid", "ask": "ask"}},
+    {"values": {"bid": "bid", "ask": "quote.ask"}},
+]
+PLAIN_PAYLOADS = [
+    {"ts": 1_700_000_000_123.5, "price": 101.25, "bid": 1, "ask": 2.5, "data": {"price": 7}},
+    {"ts": 1_700_000_000, "price": -0.0, "bid": None, "ask": 1e308, "quote": {"ask": 3}},
+    {"ts": 1_700_000_000_000_000, "price": float("nan"), "bid": float("inf"), "ask": 2.0},
+    {"ts": 1_700_000_000_000_000_123, "price": 10**400, "bid": 2, "ask": None},
+    {"ts": 10**400, "price": 1.5, "bid": 2},
+    {"ts": float("inf"), "price": 1.5},
+    {"ts": "1700000000", "price": "1.5", "bid": "2", "ask": True},
+    {"ts": True, "price": 1.5},
+    {"ts": "2024-01-01T00:00:00Z", "price": [1], "bid": {"a": 1}},
+    {"price": None, "bid": None, "ask": None},
+    {"ts": None, "price": 2.0, "data": {"price": None}, "ask": 5},
+    {},
+    [{"ts": 1_700_000_000, "price": 1.0}],
+    42.5,
+    "text",
+]
+
+
+def _read(extractor: Extractor, payload: Any) -> list[Point] | str:
+    try:
+        return extractor.points(payload, received_at=NOW)
+    except BadPayload as error:
+        return f"BadPayload: {error}"
+
+
+@pytest.mark.parametrize("settings", PLAIN_SETTINGS)
+def test_the_plain_reader_gives_what_the_general_path_gives(settings):
+    fast = make_extractor(settings)
+    assert fast._fast is not None  # these settings take the plain reader
+    general = make_extractor(settings)
+    general._fast = None
+    for payload in PLAIN_PAYLOADS:
+        got, expected = _read(fast, payload), _read(general, payload)
+        assert repr(got) == repr(expected), payload
+        if isinstance(got, list):
+            assert [type(value) for point in got for value in point.values.values()] == [
+                type(value) for point in expected for value in point.values.values()
+            ]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"time": "ts", "value": "price", "id": "id"},
+        {"records": "data[*]", "time": "ts", "value": "price"},
+        {"time": "ts", "time_unit": "iso", "value": "price"},
+        {"time": "ts", "value": "price", "scale": 2},
+        {"time": "ts", "value": "price", "aggregate": {"every": 1, "how": "mean"}},
+        {"time": "ts", "series_path": "symbol", "value": "price"},
+        {"time": "ts", "value": "abs(price)"},
+        {"time": "abs(ts)", "value": "price"},
+    ],
+)
+def test_settings_beyond_the_plain_case_keep_the_general_path(settings):
+    assert make_extractor(settings)._fast is None

@@ -8,11 +8,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streams.core.points import Point
-from streams.core.times import BadTime, parse_time
+from streams.core.times import DIVISORS, UNIT_BOUNDS, BadTime, parse_time
 from streams.ingest.feeds.base import Feed
 from streams.ingest.feeds.extract.aggregate import Aggregator, Row
 from streams.ingest.feeds.extract.errors import BadPayload, show
-from streams.ingest.feeds.extract.paths import search
+from streams.ingest.feeds.extract.paths import Path, plain_fields, search
 from streams.ingest.feeds.extract.records import select_records
 from streams.ingest.feeds.extract.settings import MAX_SERIES_NAME, TIME_UNITS, ExtractSettings
 
@@ -33,6 +33,7 @@ class Extractor:
             if settings.aggregate is None
             else Aggregator(settings.aggregate, scale=settings.scale, offset=settings.offset, on_drop=on_drop)
         )
+        self._fast = _fast_reader(settings, numbers=self._time_numbers) if self._identity_scale else None
 
     @property
     def aggregating(self) -> bool:
@@ -45,6 +46,10 @@ class Extractor:
 
     def points(self, payload: Any, *, received_at: float, topic: str | None = None) -> list[Point]:
         """Points from one decoded payload (dict/list/number). Raises BadPayload with a short reason."""
+        if self._fast is not None:
+            fast = self._fast(payload, received_at)
+            if fast is not None:
+                return fast
         s = self.settings
         for decode in s.decode:
             payload = decode.apply(payload)
@@ -128,6 +133,95 @@ class Extractor:
             return _data_series_name(segment, what="series_from_topic")
         assert s.series is not None  # cleaning names the one series when nothing else does
         return s.series
+
+
+# What _fast_reader's reader gives: the points of the payload, or None for "not the plain case".
+FastReader = Callable[[Any, float], "list[Point] | None"]
+
+
+def _fast_reader(s: ExtractSettings, *, numbers: str | None) -> FastReader | None:
+    """For the usual settings (one object per message, plain paths to a numeric time and to
+    numbers, named series, no id, no scaling), a reader that does what points() does in a few
+    dict look-ups: the general path costs about 3 us a message, most of it calls, which at
+    100,000 messages/s is a third of a worker's core. It answers None for anything it does not
+    plainly read (text, booleans, huge integers, a record without values...): points() then
+    takes the general path, which gives the same points or the same error."""
+    plain = (
+        not s.decode
+        and s.records is None
+        and not s.columns
+        and s.aggregate is None
+        and s.id is None
+        and s.series_path is None
+        and s.series_from_topic is None
+        and numbers is not None
+    )
+    if not plain:
+        return None
+    if s.values:
+        paths: dict[str, Path] = dict(s.values)
+    elif s.value is not None and s.series is not None:
+        paths = {s.series: s.value}
+    else:
+        return None
+    if any(plain_fields(path.tree) is None for path in [*paths.values(), *([s.time] if s.time else [])]):
+        return None  # a path the interpreter runs may raise (abs() of a string): general path
+    searches = [(name, path.search) for name, path in paths.items()]
+    find_time = None if s.time is None else s.time.search
+    divisor = DIVISORS.get(numbers)  # None: told by size (auto)
+    isfinite = math.isfinite
+
+    def read(payload: Any, received_at: float) -> list[Point] | None:
+        if type(payload) is not dict:
+            return None
+        t = received_at
+        if find_time is not None:
+            raw = find_time(payload)
+            if raw is not None:
+                if type(raw) is not float and type(raw) is not int:
+                    return None
+                # As streams/core/times.py's _epoch_seconds reads a number.
+                by = divisor
+                if by is None:
+                    size, by = abs(raw), 1_000_000_000
+                    for bound, unit in UNIT_BOUNDS:
+                        if size < bound:
+                            by = unit
+                            break
+                try:
+                    t = raw / by if by != 1 else float(raw)
+                except OverflowError:
+                    return None
+                if not isfinite(t):
+                    return None
+        values: dict[str, float | None] = {}
+        some = False
+        for name, find in searches:
+            found = find(payload)
+            kind = type(found)
+            if kind is float:
+                # NaN and infinities are gaps, as _number reads them.
+                if isfinite(found):
+                    values[name] = found
+                    some = True
+                else:
+                    values[name] = None
+            elif kind is int:
+                try:
+                    number = float(found)
+                except OverflowError:
+                    return None
+                values[name] = number if isfinite(number) else None
+                some = True
+            elif found is None:
+                values[name] = None
+            else:
+                return None
+        if not some:
+            return None  # no value: the general path says why (or keeps it, counting)
+        return [Point(t, values, None)]
+
+    return read
 
 
 def _all_none(values: Mapping[str, float | None]) -> bool:

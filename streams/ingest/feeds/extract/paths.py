@@ -37,7 +37,7 @@ class Path:
     def __init__(self, expression: ParsedResult) -> None:
         self.text: str = expression.expression
         self.tree: Mapping[str, Any] = expression.parsed
-        fields = _plain_fields(self.tree)
+        fields = plain_fields(self.tree)
         self.search: Callable[[Any], Any]
         if fields is None:
             self.search = functools.partial(_INTERPRETER.visit, self.tree)
@@ -108,7 +108,7 @@ def _fields(names: list[str], data: Any) -> Any:
     return data
 
 
-def _plain_fields(node: Mapping[str, Any]) -> list[str] | None:
+def plain_fields(node: Mapping[str, Any]) -> list[str] | None:
     """The field names of a path made of fields only (`a.b.c`; `@` is none), else None."""
     kind = node["type"]
     if kind in ("current", "identity"):
@@ -118,7 +118,7 @@ def _plain_fields(node: Mapping[str, Any]) -> list[str] | None:
     if kind == "subexpression":
         names: list[str] = []
         for child in node["children"]:
-            more = _plain_fields(child)
+            more = plain_fields(child)
             if more is None:
                 return None
             names += more

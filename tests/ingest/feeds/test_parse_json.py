@@ -1,0 +1,55 @@
+"""Feed messages are parsed by orjson where it reads as json does, by json where it does not."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from streams.ingest.feeds.base import parse_json
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "tick", "ts": 1700000000123.5, "price": 101.25}',
+        "[1, 2.5, -0.0, 1E5, 0.1e-400]",
+        '{"a": 1, "a": 2}',
+        # orjson refuses these; json reads them
+        "NaN",
+        "[1e400, -Infinity]",
+        '"\\ud800"',
+        # orjson would read an integer past 64 bits as a float: an id would change its text
+        '{"id": 123456789012345678901234567890, "v": 1}',
+        '{"id": "12345678901234567890123"}',
+        "42",
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_message_reads_as_json_reads_it(text, as_bytes):
+    message = text.encode() if as_bytes else text
+    parsed = parse_json(message)
+    assert repr(parsed) == repr(json.loads(message))
+
+
+def test_an_integer_past_64_bits_stays_an_integer():
+    assert parse_json('{"id": 18446744073709551616}') == {"id": 18446744073709551616}
+    assert type(parse_json('{"id": 18446744073709551616}')["id"]) is int
+
+
+def test_floats_read_as_json_reads_them():
+    rng = random.Random(3)
+    for _ in range(20_000):
+        number = rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-30, 30)
+        for text in (repr(number), f"{number:.17g}", f"{number:.{rng.randint(1, 20)}f}"):
+            assert parse_json(text) == json.loads(text), text
+
+
+@pytest.mark.parametrize("text", ["", "{", "[1,]", "{'a': 1}", "\ufeff{}", "[" * 100_000, "tick"])
+def test_what_json_refuses_raises_its_error(text):
+    with pytest.raises((ValueError, RecursionError)) as expected:
+        json.loads(text)
+    with pytest.raises(expected.type) as raised:
+        parse_json(text)
+    assert str(raised.value) == str(expected.value)
