@@ -12,7 +12,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from streams.delivery.handshake import lazy_autobahn_debug  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne's handshake pays for a debug line nobody logs (streams/delivery/handshake.py).
+lazy_autobahn_debug()
 
 application = ProtocolTypeRouter(
     {

@@ -1,0 +1,52 @@
+"""The websocket handshake's fixed costs in daphne's autobahn, cut where they buy nothing.
+
+autobahn's WebSocketProtocol pretty-prints its 29 options for a debug line on every new
+connection (`_connectionMade`) and its transport details on every handshake (`startHandshake`),
+logged or not: the arguments are built before txaio's logger decides to drop the line. In a
+reconnect storm that was about 10% of daphne's CPU per subscribe (docs/performance.md, "Reconnect
+storm"). Here the two debug lines get their text only when a log observer formats it.
+"""
+
+from __future__ import annotations
+
+import pprint
+from typing import Any
+
+
+class LazyPformat:
+    """pprint.pformat(value), computed when the log line is formatted (never, unless debug)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def lazy_autobahn_debug() -> bool:
+    """Make autobahn's per-connection debug pformat lazy (idempotent); True when patched.
+
+    A hack on autobahn's module global `pformat`, which it uses only for debug log arguments
+    and for `Timings.__str__`; the latter keeps the eager pformat (it must return a str). When
+    an autobahn release changes either, nothing is patched and it runs as shipped."""
+    from autobahn.websocket import protocol
+
+    current = getattr(protocol, "pformat", None)
+    if current is LazyPformat:
+        return True
+    if current is not pprint.pformat or "__str__" not in vars(protocol.Timings):
+        return False
+
+    def timings_text(self: Any) -> str:
+        return pprint.pformat(self._timings)
+
+    protocol.Timings.__str__ = timings_text  # type: ignore[method-assign]
+    protocol.pformat = LazyPformat  # type: ignore[assignment]
+    return True
