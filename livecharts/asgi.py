@@ -8,11 +8,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecharts.settings")
 # Django must be set up before anything imports models (the routing below does).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from streams.delivery.handshake import lazy_autobahn_debug  # noqa: E402
+from streams.delivery.handshake import lazy_autobahn_debug, socket_auth_stack  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
 
 # daphne's handshake pays for a debug line nobody logs (streams/delivery/handshake.py).
@@ -21,6 +20,6 @@ lazy_autobahn_debug()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(socket_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )

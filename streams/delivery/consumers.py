@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -180,6 +181,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """As channels' own, less its `aclose_old_connections()` thread hop (see dispatch): a
+        socket holds no database connection, and it has no layer groups to leave."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def refuse_socket(self, message: str) -> None:
         self.refused = True

@@ -5,12 +5,19 @@ connection (`_connectionMade`) and its transport details on every handshake (`st
 logged or not: the arguments are built before txaio's logger decides to drop the line. In a
 reconnect storm that was about 10% of daphne's CPU per subscribe (docs/performance.md, "Reconnect
 storm"). Here the two debug lines get their text only when a log observer formats it.
+
+And channels' AuthMiddleware hops to a database thread on every handshake, even for a socket
+with no session cookie: SocketAuthMiddleware answers that one at once (anonymous).
 """
 
 from __future__ import annotations
 
 import pprint
 from typing import Any
+
+from channels.auth import AuthMiddleware
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.contrib.auth.models import AnonymousUser
 
 
 class LazyPformat:
@@ -50,3 +57,20 @@ def lazy_autobahn_debug() -> bool:
     protocol.Timings.__str__ = timings_text  # type: ignore[method-assign]
     protocol.pformat = LazyPformat  # type: ignore[assignment]
     return True
+
+
+class SocketAuthMiddleware(AuthMiddleware):
+    """channels' AuthMiddleware without its thread hop for a socket that carries no session
+    (no cookie): that viewer is anonymous, and there is nothing to read. A reconnect storm of
+    anonymous viewers paid one database thread hop per handshake for it."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        if scope["session"].session_key is None:
+            scope["user"]._wrapped = AnonymousUser()
+            return
+        await super().resolve_scope(scope)
+
+
+def socket_auth_stack(inner: Any) -> Any:
+    """channels' AuthMiddlewareStack, with SocketAuthMiddleware."""
+    return CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(inner)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pprint
 
+import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol
 from twisted.internet.testing import StringTransport
@@ -55,3 +56,55 @@ def test_patching_twice_is_harmless():
     assert lazy_autobahn_debug()
     assert lazy_autobahn_debug()
     assert protocol.pformat is LazyPformat
+
+
+async def sockets_user(headers: list[tuple[bytes, bytes]], monkeypatch) -> tuple[object, int]:
+    """(the user the consumer saw, how many times channels' get_user ran) for one socket."""
+    from channels import auth
+    from channels.testing import WebsocketCommunicator
+
+    from livecharts.asgi import application
+    from streams.delivery import consumers
+
+    calls = []
+    real = auth.get_user
+
+    async def counted(scope):
+        calls.append(scope)
+        return await real(scope)
+
+    monkeypatch.setattr(auth, "get_user", counted)
+    seen = []
+    real_connect = consumers.StreamConsumer.connect
+
+    async def connect(self):
+        seen.append(self.scope["user"])
+        await real_connect(self)
+
+    monkeypatch.setattr(consumers.StreamConsumer, "connect", connect)
+    communicator = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://127.0.0.1:8000"), *headers]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.disconnect()
+    return seen[0], len(calls)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_without_a_session_is_anonymous_without_asking_the_database(memory_layer, monkeypatch):
+    user, lookups = await sockets_user([], monkeypatch)
+    assert not user.is_authenticated
+    assert lookups == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_with_a_session_is_its_user(memory_layer, alice, monkeypatch):
+    from channels.db import database_sync_to_async
+
+    from tests.sessions import session_of
+
+    session = await database_sync_to_async(session_of)(alice)
+    user, lookups = await sockets_user([(b"cookie", f"sessionid={session}".encode())], monkeypatch)
+    assert user.is_authenticated and user.pk == alice.pk
+    assert lookups == 1
