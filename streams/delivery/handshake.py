@@ -6,6 +6,12 @@ logged or not: the arguments are built before txaio's logger decides to drop the
 reconnect storm that was about 10% of daphne's CPU per subscribe (docs/performance.md, "Reconnect
 storm"). Here the two debug lines get their text only when a log observer formats it.
 
+Before any of that, the connection waits in the kernel's accept queue, whose length daphne leaves
+at Twisted's default of 50: a reconnect storm overflowed it (the kernel's ListenOverflows counter
+grew by 140 in one 500-viewer storm), and each connection dropped there waits for its client to
+send its SYN again, 1 s later, then 3 s (through nginx: its proxy_connect_timeout, then a 502).
+raise_listen_backlog() lets the queue hold a storm.
+
 And channels' AuthMiddleware hops to a database thread on every handshake, even for a socket
 with no session cookie: SocketAuthMiddleware answers that one at once (anonymous).
 """
@@ -56,6 +62,33 @@ def lazy_autobahn_debug() -> bool:
 
     protocol.Timings.__str__ = timings_text  # type: ignore[method-assign]
     protocol.pformat = LazyPformat  # type: ignore[assignment]
+    return True
+
+
+# Connections a listening socket may queue before daphne accepts them (the kernel caps it at
+# net.core.somaxconn, 4096 by default).
+LISTEN_BACKLOG = 4096
+
+
+def raise_listen_backlog(backlog: int = LISTEN_BACKLOG) -> bool:
+    """Twisted's TCP ports listen with at least `backlog` (idempotent); True when patched.
+
+    A hack on twisted.internet.tcp.Port.startListening: daphne builds its ports from endpoint
+    strings (`-b`/`-p`, `-e tcp:...`) with Twisted's default of 50 and offers no option for it
+    short of an `-e ...:backlog=N` every command line would need. Called from livecharts/asgi.py,
+    which daphne imports before it listens."""
+    from twisted.internet import tcp
+
+    start = tcp.Port.startListening
+    if getattr(start, "livecharts_backlog", None) is not None:
+        return True
+
+    def start_listening(self: Any) -> None:
+        self.backlog = max(self.backlog, backlog)
+        start(self)
+
+    start_listening.livecharts_backlog = backlog  # type: ignore[attr-defined]
+    tcp.Port.startListening = start_listening  # type: ignore[method-assign]
     return True
 
 

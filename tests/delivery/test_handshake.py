@@ -108,3 +108,24 @@ async def test_a_socket_with_a_session_is_its_user(memory_layer, alice, monkeypa
     user, lookups = await sockets_user([(b"cookie", f"sessionid={session}".encode())], monkeypatch)
     assert user.is_authenticated and user.pk == alice.pk
     assert lookups == 1
+
+
+def test_a_port_listens_with_room_for_a_reconnect_storm():
+    import socket
+
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory
+    from twisted.internet.tcp import Port
+
+    from streams.delivery.handshake import LISTEN_BACKLOG, raise_listen_backlog
+
+    assert raise_listen_backlog()
+    assert raise_listen_backlog()  # twice: still one wrapper
+    port = Port(0, Factory(), interface="127.0.0.1", reactor=reactor)
+    assert port.backlog == 50  # Twisted's default, as daphne asks
+    port.startListening()
+    try:
+        assert port.backlog == LISTEN_BACKLOG
+        assert port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    finally:
+        port.stopListening()
