@@ -71,24 +71,25 @@ LISTEN_BACKLOG = 4096
 
 
 def raise_listen_backlog(backlog: int = LISTEN_BACKLOG) -> bool:
-    """Twisted's TCP ports listen with at least `backlog` (idempotent); True when patched.
+    """Twisted's TCP and unix socket ports listen with at least `backlog` (idempotent).
 
-    A hack on twisted.internet.tcp.Port.startListening: daphne builds its ports from endpoint
-    strings (`-b`/`-p`, `-e tcp:...`) with Twisted's default of 50 and offers no option for it
+    A hack on the ports' startListening: daphne builds its ports from endpoint strings
+    (`-b`/`-p`, `-u`, `-e tcp:...`) with Twisted's default of 50 and offers no option for it
     short of an `-e ...:backlog=N` every command line would need. Called from livecharts/asgi.py,
     which daphne imports before it listens."""
-    from twisted.internet import tcp
+    from twisted.internet import tcp, unix
 
-    start = tcp.Port.startListening
-    if getattr(start, "livecharts_backlog", None) is not None:
-        return True
+    for port in (tcp.Port, unix.Port):
+        start = port.__dict__["startListening"]
+        if getattr(start, "livecharts_backlog", None) is not None:
+            continue
 
-    def start_listening(self: Any) -> None:
-        self.backlog = max(self.backlog, backlog)
-        start(self)
+        def start_listening(self: Any, start: Any = start) -> None:
+            self.backlog = max(self.backlog, backlog)
+            start(self)
 
-    start_listening.livecharts_backlog = backlog  # type: ignore[attr-defined]
-    tcp.Port.startListening = start_listening  # type: ignore[method-assign]
+        start_listening.livecharts_backlog = backlog  # type: ignore[attr-defined]
+        port.startListening = start_listening  # type: ignore[method-assign]
     return True
 
 

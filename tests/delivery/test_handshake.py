@@ -129,3 +129,19 @@ def test_a_port_listens_with_room_for_a_reconnect_storm():
         assert port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
     finally:
         port.stopListening()
+
+
+def test_a_unix_socket_port_listens_with_room_for_a_reconnect_storm(tmp_path):
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory
+    from twisted.internet.unix import Port
+
+    from streams.delivery.handshake import LISTEN_BACKLOG, raise_listen_backlog
+
+    raise_listen_backlog()
+    port = Port(str(tmp_path / "daphne.sock"), Factory(), reactor=reactor)
+    port.startListening()
+    try:
+        assert port.backlog == LISTEN_BACKLOG
+    finally:
+        port.stopListening()
