@@ -1,4 +1,4 @@
-"""The websocket handshake's fixed costs in daphne's autobahn, cut where they buy nothing.
+"""A websocket handshake's fixed costs in daphne (accept queue, autobahn, channels' auth), cut.
 
 autobahn's WebSocketProtocol pretty-prints its 29 options for a debug line on every new
 connection (`_connectionMade`) and its transport details on every handshake (`startHandshake`),
