@@ -460,7 +460,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 import shutil
 
                 shutil.copytree(
-                    tmp, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.rdb", "nginx")
+                    tmp, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.rdb", "*.pem")
                 )
 
 

@@ -51,6 +51,19 @@ BACK_WITHIN_SECONDS = 60.0
 LIVE_WITHIN_SECONDS = 120.0
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped by a full accept queue (TcpExtListenOverflows,
+    as `nstat` shows it), for the whole machine; 0 where /proc/net/netstat is not readable."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()]
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names and names[0] == "TcpExt:" and "ListenOverflows" in names:
+            return int(values[names.index("ListenOverflows")])
+    return 0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -215,12 +228,14 @@ async def storm(
         live_before = sum(viewer.back_after(started + 1) is not None for viewer in viewers)
         await asyncio.sleep(args.settle)
         cpu_before, clients_before = cpu_seconds(procs[1].pid), time.process_time()
+        overflows_before = listen_overflows()
         killed = time.time()
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=10)
         await all_back(viewers, since=killed, within=BACK_WITHIN_SECONDS)
         storm_end = time.time()
         cpu_storm = cpu_seconds(procs[1].pid) - cpu_before
+        overflows = listen_overflows() - overflows_before
         clients_cpu = time.process_time() - clients_before
         await asyncio.sleep(args.settle)
         stop.set()
@@ -245,6 +260,7 @@ async def storm(
         "storm_s": storm_end - killed,
         "cpu_s": cpu_storm,
         "clients_cpu_s": clients_cpu,
+        "listen_overflows": overflows,
         "lost": lost,
         "repeated": repeated,
         "closes": sum((viewer.closes for viewer in viewers), Counter()),
@@ -313,6 +329,8 @@ def report(result: dict[str, Any], args: argparse.Namespace, *, label: str = "")
         f"from {result['first_subscribe_s']:.1f} s after the kill ({per_second:.0f}/s, jitter-bound) | | |",
         f"| its CPU over the storm | {result['cpu_s']:.1f} s in {result['storm_s']:.1f} s | | |",
         f"| the viewers' process CPU meanwhile (one core at most) | {result['clients_cpu_s']:.1f} s | | |",
+        f"| connections dropped by a full accept queue (the kernel's ListenOverflows, whole machine) | "
+        f"{result['listen_overflows']} | | |",
         f"| subscribes per CPU-second of that daphne | {per_core:.0f} | ≥ {TARGET_SUBSCRIBES_PER_SECOND:,} | "
         f"{met(per_core >= TARGET_SUBSCRIBES_PER_SECOND)} |",
         f"| points lost / repeated (against the window) | {result['lost']} / {result['repeated']} | 0 / 0 | "

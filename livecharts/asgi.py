@@ -8,15 +8,24 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecharts.settings")
 # Django must be set up before anything imports models (the routing below does).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from streams.delivery.handshake import (  # noqa: E402
+    lazy_autobahn_debug,
+    raise_listen_backlog,
+    socket_auth_stack,
+)
 from streams.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne's handshake pays for a debug line nobody logs, and its ports queue only 50 connections
+# (streams/delivery/handshake.py): daphne imports this module before it listens.
+lazy_autobahn_debug()
+raise_listen_backlog()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(socket_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )

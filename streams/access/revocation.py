@@ -4,11 +4,20 @@ DESIGN.md: when access is taken away (permission changed, user deactivated or si
 stream disabled or deleted), that user's open sockets and SSE responses stop within a second.
 One watcher per process re-checks every open viewer once per `CHECK_SECONDS`, in one thread
 call for all of them, and resolves the `revoked` future of those refused.
+
+The watcher also keeps the stream rows its loop's subscribes read lately (`ROW_SECONDS`), so
+that a reconnect storm asks the database once per stream, not once per viewer, where the row
+alone answers (an enabled public stream; staff). The promise holds: a viewing is watched from
+the moment its answer was read (`since`), and a check round starts no later than
+`since + CHECK_SECONDS`, so access taken away after that read ends it within a second, as for
+a viewer who asked the database itself. A Stream saved or deleted in this process drops the rows
+at once (changes made elsewhere are seen by the next read or round).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections import defaultdict
@@ -25,6 +34,20 @@ log = logging.getLogger(__name__)
 
 # How often every open viewer's access is re-checked (DESIGN.md: stops within a second).
 CHECK_SECONDS = 1.0
+# How long a stream row read for a subscribe answers later subscribes on the same loop.
+ROW_SECONDS = 1.0
+# Bumped whenever a Stream is saved or deleted in this process: older rows are not used.
+_rows_generation = 0
+
+
+def rows_generation() -> int:
+    return _rows_generation
+
+
+def stream_changed(**_: Any) -> None:
+    """A Stream (or who may see it) changed in this process: cached rows are not used again."""
+    global _rows_generation
+    _rows_generation += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +186,60 @@ class AccessWatcher:
         self.interval = interval
         self._watches: set[Watch] = set()
         self._task: asyncio.Task[None] | None = None
+        # The latest start a round may have (the oldest `since` of a viewing added after the
+        # last round started, plus interval); None: at the usual cadence.
+        self._due: float | None = None
+        self._wake = asyncio.Event()
+        # slug -> (loop time read, generation, the row), see known_stream.
+        self._rows: dict[str, tuple[float, int, Any]] = {}
 
-    def watch(self, viewing: Viewing) -> Watch:
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def watch(self, viewing: Viewing, *, since: float | None = None) -> Watch:
+        """Watch `viewing` from now on; `since` (loop time) is when the answer that let it in
+        was read, when earlier than now: the next round starts by `since + interval`."""
         loop = asyncio.get_running_loop()
         watch = Watch(viewing, loop.create_future())
         self._watches.add(watch)
+        self.check_by(loop.time() if since is None else since)
         if self._task is None or self._task.done():
             # A fresh context: the task outlives the request that happened to start it.
             self._task = loop.create_task(self._run(), context=contextvars.Context())
         return watch
+
+    def check_by(self, since: float) -> None:
+        """A round starts no later than `since + interval` (answers read at `since` are used)."""
+        due = since + self.interval
+        if self._due is None or due < self._due:
+            self._due = due
+            self._wake.set()
+
+    def _next_start(self, next_round: float) -> float:
+        return next_round if self._due is None else min(next_round, self._due)
+
+    def known_stream(self, user: Any, slug: str) -> tuple[Any, float] | None:
+        """(the row, loop time it was read) of `slug` when a subscribe on this loop read it
+        less than ROW_SECONDS ago and the row alone says `user` may see it; else None (ask the
+        database). Whoever uses it watches the viewing with that `since`."""
+        from streams.access.rules import allowed_by_row
+
+        found = self._rows.get(slug)
+        if found is None:
+            return None
+        read_at, generation, stream = found
+        if generation != _rows_generation or self.now() - read_at >= ROW_SECONDS:
+            del self._rows[slug]
+            return None
+        if not allowed_by_row(user, stream):
+            return None
+        return stream, read_at
+
+    def remember_stream(self, stream: Any, *, read_at: float, generation: int) -> None:
+        """Keep a row read at `read_at` (loop time, taken before the query) while this
+        process's Stream generation was `generation` (also taken before it)."""
+        if generation == _rows_generation:
+            self._rows[stream.slug] = (read_at, generation, stream)
 
     def release(self, watch: Watch) -> None:
         self._watches.discard(watch)
@@ -186,9 +254,15 @@ class AccessWatcher:
         loop = asyncio.get_running_loop()
         next_round = loop.time() + self.interval
         while self._watches:
-            # Rounds start `interval` apart, however long the last one's queries took.
-            await asyncio.sleep(max(0.0, next_round - loop.time()))
+            # Rounds start `interval` apart, however long the last one's queries took, or
+            # sooner when a viewing was let in on an answer read earlier (check_by).
+            while (delay := self._next_start(next_round) - loop.time()) > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
             next_round = loop.time() + self.interval
+            # Every viewing added from here on is checked after this round's reads (or by its due).
+            self._due = None
             watches = [watch for watch in self._watches if not watch.revoked.done()]
             if not watches:
                 continue

@@ -60,11 +60,18 @@ def viewable_stream(user: Any, slug: str) -> tuple[Stream | None, bool]:
     stream = Stream.objects.filter(slug=slug).first()
     if stream is None:
         return None, False
-    if is_staff(user) or (stream.enabled and stream.visibility == Stream.Visibility.PUBLIC):
-        # What visibility_filter answers for this row just read, without a second query:
-        # every viewer may see an enabled public stream (a reconnect storm's usual subscribe).
+    if allowed_by_row(user, stream):
         return stream, True
     return stream, can_view(user, stream)
+
+
+def allowed_by_row(user: Any, stream: Stream) -> bool:
+    """True when the row alone says `user` may see `stream`: what visibility_filter answers for
+    it without a query (staff see every stream; every viewer an enabled public one, a reconnect
+    storm's usual subscribe). False means: ask can_view."""
+    from streams.models import Stream
+
+    return is_staff(user) or (stream.enabled and stream.visibility == Stream.Visibility.PUBLIC)
 
 
 def viewable_dashboard(user: Any, slug: str) -> tuple[Dashboard | None, bool]:

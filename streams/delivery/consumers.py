@@ -21,14 +21,15 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from streams.access.revocation import Refusal, Viewing, Watch, get_watcher
+from streams.access.revocation import Refusal, Viewing, Watch, get_watcher, rows_generation
 from streams.access.rules import is_signed_in, viewable_stream
 from streams.core import runtime
 from streams.core.frames import encode
@@ -40,6 +41,9 @@ from streams.delivery.latency import timed_subscribe
 from streams.delivery.transport import direct_writer, prepare
 from streams.storage.backfill import Segment, pages_since
 from streams.storage.window import get_history
+
+if TYPE_CHECKING:
+    from streams.models import Stream
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +182,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """As channels' own, less its `aclose_old_connections()` thread hop (see dispatch): a
+        socket holds no database connection, and it has no layer groups to leave."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
     async def refuse_socket(self, message: str) -> None:
         self.refused = True
         await self.send(text_data=encode({"op": "error", "code": "rate_limited", "message": message}))
@@ -286,14 +296,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.subscriptions[slug] = subscription = Subscription(last_sent=None, watch=watch, held=[])
         self.pending.pop(slug, None)
         try:
-            stream, allowed = await database_sync_to_async(viewable_stream)(self.scope.get("user"), slug)
-            if stream is None:
-                raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
-            if not allowed:
-                raise BadRequest("forbidden", f"you may not see stream {slug!r}", stream=slug)
+            stream, since = await self.stream_for(slug)
             self.check_current(slug, subscription)
             if subscription.watch is None:
-                subscription.watch = self.watch(slug)
+                subscription.watch = self.watch(slug, since=since)
+            else:
+                get_watcher().check_by(since)
             # Join before reading history so no batch falls between backfill and live.
             await self.hub.join(slug, self)
             self.check_current(slug, subscription)
@@ -334,6 +342,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=encode({"op": "status", "stream": slug, **status}))
         # Paid after the fact: a large backfill costs the socket a wait before its next ask.
         self.tokens -= max(0, frames - 1)
+
+    async def stream_for(self, slug: str) -> tuple[Stream, float]:
+        """The stream the client may see, and when (loop time) that answer was read: the row a
+        subscribe on this loop read less than a second ago where the row alone answers (a
+        reconnect storm's thousand subscribes to twenty public streams), else the database. The
+        watcher re-checks from that time on (streams/access/revocation.py)."""
+        user = self.scope.get("user")
+        watcher = get_watcher()
+        known = watcher.known_stream(user, slug)
+        if known is not None:
+            return known
+        since, generation = watcher.now(), rows_generation()
+        stream, allowed = await database_sync_to_async(viewable_stream)(user, slug)
+        if stream is None:
+            raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
+        watcher.remember_stream(stream, read_at=since, generation=generation)
+        if not allowed:
+            raise BadRequest("forbidden", f"you may not see stream {slug!r}", stream=slug)
+        return stream, since
 
     async def send_backfill(
         self, slug: str, *, after: str | None, pages: AsyncIterator[Segment], subscription: Subscription
@@ -420,8 +447,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     # Access taken away ----------------------------------------------------------------------
 
-    def watch(self, slug: str) -> Watch:
-        watch = get_watcher().watch(Viewing(session_key=self.session_key, user_id=self.user_id, slug=slug))
+    def watch(self, slug: str, *, since: float) -> Watch:
+        viewing = Viewing(session_key=self.session_key, user_id=self.user_id, slug=slug)
+        watch = get_watcher().watch(viewing, since=since)
         watch.revoked.add_done_callback(lambda revoked: self.revoked(slug, watch, revoked))
         return watch
 

@@ -22,3 +22,5 @@ def test_every_viewer_of_the_killed_daphne_comes_back_to_the_other_with_nothing_
     assert (result["lost"], result["repeated"]) == (0, 0)
     table = storm.report(result, args)
     assert "| viewers back after the kill | 12 of 12 | all | met |" in table
+    assert result["listen_overflows"] >= 0
+    assert "| connections dropped by a full accept queue" in table

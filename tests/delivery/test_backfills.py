@@ -71,7 +71,7 @@ class Viewer:
         consumer = self.consumer = StreamConsumer()
         consumer.scope = {"type": "websocket", "path": "/ws/", "headers": []}
         consumer.base_send = self.base_send
-        consumer.watch = lambda slug: None  # no access re-checks here (no database)
+        consumer.watch = lambda slug, since: None  # no access re-checks here (no database)
 
     async def base_send(self, message: dict[str, Any]) -> None:
         if message["type"] == "websocket.send":

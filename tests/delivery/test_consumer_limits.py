@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from livecharts.asgi import application
+from streams.access import revocation
 from streams.broadcast import get_broadcaster
 from streams.core.points import Point
 from streams.core.retention import Retention
@@ -265,3 +266,80 @@ async def test_a_large_backfill_costs_its_frames_in_the_rate_limit(layer, settin
         served += (await receive(client))["op"] == "unsubscribed"
     assert served == left
     await client.disconnect()
+
+
+# Stream rows kept for subscribes (streams/access/revocation.py: known_stream) -------------------
+
+
+def count_access_queries(monkeypatch) -> list[str]:
+    asked: list[str] = []
+    real = consumers.viewable_stream
+
+    def counted(user, slug):
+        asked.append(slug)
+        return real(user, slug)
+
+    monkeypatch.setattr(consumers, "viewable_stream", counted)
+    return asked
+
+
+async def test_a_storm_of_subscribes_to_a_public_stream_asks_the_database_once(layer, public, monkeypatch):
+    monkeypatch.setattr(revocation, "ROW_SECONDS", 60.0)  # however slow this machine is today
+    asked = count_access_queries(monkeypatch)
+    clients = [await connect_from(f"192.0.2.{index}") for index in range(1, 6)]
+    for client in clients:
+        await subscribe(client, "public")
+    assert asked == ["public"]
+    for client in clients:
+        await client.disconnect()
+
+
+async def test_a_kept_row_never_lets_in_whom_the_row_alone_does_not(layer, alice, bob, plant, monkeypatch):
+    monkeypatch.setattr(revocation, "ROW_SECONDS", 60.0)
+    asked = count_access_queries(monkeypatch)
+    alices = await connect(await database_sync_to_async(session_of)(alice))
+    await subscribe(alices, "plant")
+    bobs = await connect(await database_sync_to_async(session_of)(bob))
+    await bobs.send_to(text_data=json.dumps({"op": "subscribe", "stream": "plant", "after": None}))
+    error = await receive(bobs)
+    assert (error["op"], error["code"], error["stream"]) == ("error", "forbidden", "plant")
+    assert asked == ["plant", "plant"]  # a restricted stream: each viewer is asked about
+    await alices.disconnect()
+    await bobs.disconnect()
+
+
+async def test_a_stream_disabled_after_its_row_was_kept_still_ends_every_viewer(layer, public, monkeypatch):
+    """Disabled by an UPDATE (no signal: another process, say): a viewer let in on the kept
+    row afterwards is refused by the watcher like the one who read it."""
+    monkeypatch.setattr(revocation, "ROW_SECONDS", 60.0)
+    asked = count_access_queries(monkeypatch)
+    first = await connect_from("192.0.2.1")
+    await subscribe(first, "public")
+    await database_sync_to_async(Stream.objects.filter(slug="public").update)(enabled=False)
+    second = await connect_from("192.0.2.2")
+    await subscribe(second, "public")  # let in on the kept row
+    assert asked == ["public"]
+    for client in (first, second):
+        error = await receive(client)
+        assert (error["op"], error["code"], error["stream"]) == ("error", "forbidden", "public")
+        await client.disconnect()
+
+
+async def test_a_stream_saved_in_this_process_is_read_again_at_the_next_subscribe(layer, public, monkeypatch):
+    monkeypatch.setattr(revocation, "ROW_SECONDS", 60.0)
+    asked = count_access_queries(monkeypatch)
+    first = await connect_from("192.0.2.1")
+    await subscribe(first, "public")
+
+    def make_restricted() -> None:
+        public.visibility = Stream.Visibility.RESTRICTED
+        public.save()
+
+    await database_sync_to_async(make_restricted)()
+    second = await connect_from("192.0.2.2")
+    await second.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
+    error = await receive(second)
+    assert (error["op"], error["code"]) == ("error", "forbidden")
+    assert asked == ["public", "public"]
+    await first.disconnect()
+    await second.disconnect()

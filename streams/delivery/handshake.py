@@ -1,0 +1,110 @@
+"""A websocket handshake's fixed costs in daphne (accept queue, autobahn, channels' auth), cut.
+
+autobahn's WebSocketProtocol pretty-prints its 29 options for a debug line on every new
+connection (`_connectionMade`) and its transport details on every handshake (`startHandshake`),
+logged or not: the arguments are built before txaio's logger decides to drop the line. In a
+reconnect storm that was about 10% of daphne's CPU per subscribe (docs/performance.md, "Reconnect
+storm"). Here the two debug lines get their text only when a log observer formats it.
+
+Before any of that, the connection waits in the kernel's accept queue, whose length daphne leaves
+at Twisted's default of 50: a reconnect storm overflowed it (the kernel's ListenOverflows counter
+grew by 140 in one 500-viewer storm), and each connection dropped there waits for its client to
+send its SYN again, 1 s later, then 3 s (through nginx: its proxy_connect_timeout, then a 502).
+raise_listen_backlog() lets the queue hold a storm.
+
+And channels' AuthMiddleware hops to a database thread on every handshake, even for a socket
+with no session cookie: SocketAuthMiddleware answers that one at once (anonymous).
+"""
+
+from __future__ import annotations
+
+import pprint
+from typing import Any
+
+from channels.auth import AuthMiddleware
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.contrib.auth.models import AnonymousUser
+
+
+class LazyPformat:
+    """pprint.pformat(value), computed when the log line is formatted (never, unless debug)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def lazy_autobahn_debug() -> bool:
+    """Make autobahn's per-connection debug pformat lazy (idempotent); True when patched.
+
+    A hack on autobahn's module global `pformat`, which it uses only for debug log arguments
+    and for `Timings.__str__`; the latter keeps the eager pformat (it must return a str). When
+    an autobahn release changes either, nothing is patched and it runs as shipped."""
+    from autobahn.websocket import protocol
+
+    current = getattr(protocol, "pformat", None)
+    if current is LazyPformat:
+        return True
+    if current is not pprint.pformat or "__str__" not in vars(protocol.Timings):
+        return False
+
+    def timings_text(self: Any) -> str:
+        return pprint.pformat(self._timings)
+
+    protocol.Timings.__str__ = timings_text  # type: ignore[method-assign]
+    protocol.pformat = LazyPformat  # type: ignore[assignment]
+    return True
+
+
+# Connections a listening socket may queue before daphne accepts them (the kernel caps it at
+# net.core.somaxconn, 4096 by default).
+LISTEN_BACKLOG = 4096
+
+
+def raise_listen_backlog(backlog: int = LISTEN_BACKLOG) -> bool:
+    """Twisted's TCP and unix socket ports listen with at least `backlog` (idempotent).
+
+    A hack on the ports' startListening: daphne builds its ports from endpoint strings
+    (`-b`/`-p`, `-u`, `-e tcp:...`) with Twisted's default of 50 and offers no option for it
+    short of an `-e ...:backlog=N` every command line would need. Called from livecharts/asgi.py,
+    which daphne imports before it listens."""
+    from twisted.internet import tcp, unix
+
+    for port in (tcp.Port, unix.Port):
+        start = port.__dict__["startListening"]
+        if getattr(start, "livecharts_backlog", None) is not None:
+            continue
+
+        def start_listening(self: Any, start: Any = start) -> None:
+            self.backlog = max(self.backlog, backlog)
+            start(self)
+
+        start_listening.livecharts_backlog = backlog  # type: ignore[attr-defined]
+        port.startListening = start_listening  # type: ignore[method-assign]
+    return True
+
+
+class SocketAuthMiddleware(AuthMiddleware):
+    """channels' AuthMiddleware without its thread hop for a socket that carries no session
+    (no cookie): that viewer is anonymous, and there is nothing to read. A reconnect storm of
+    anonymous viewers paid one database thread hop per handshake for it."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        if scope["session"].session_key is None:
+            scope["user"]._wrapped = AnonymousUser()
+            return
+        await super().resolve_scope(scope)
+
+
+def socket_auth_stack(inner: Any) -> Any:
+    """channels' AuthMiddlewareStack, with SocketAuthMiddleware."""
+    return CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(inner)))
