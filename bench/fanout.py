@@ -53,7 +53,7 @@ from typing import Any
 import redis
 
 from bench import cclients
-from tests.processes import BIN, Stack, free_port, make_stack, seed_streams
+from tests.processes import BIN, Stack, free_port, make_stack, redis_server_argv, seed_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -201,7 +201,7 @@ def private_redis(url: str) -> Iterator[tuple[str, int | None]]:
         return
     port = free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        redis_server_argv(port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

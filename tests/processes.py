@@ -426,10 +426,31 @@ def port_is_open(port: int) -> bool:
         return False
 
 
+# A private redis-server's arguments that keep nothing on disk: no snapshots, no append log, and
+# a replica's full sync sent and loaded over its socket (a master otherwise writes dump.rdb into
+# its working directory for the replica, and a replica the file it is sent).
+NOTHING_ON_DISK = (
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--repl-diskless-sync",
+    "yes",
+    "--repl-diskless-sync-delay",
+    "0",
+    "--repl-diskless-load",
+    "swapdb",
+)
+
+
+def redis_server_argv(port: int) -> list[str]:
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", *NOTHING_ON_DISK]
+
+
 def start_redis(port: int) -> subprocess.Popen:
     """A private redis-server on `port` that keeps nothing on disk; returns once it answers."""
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        redis_server_argv(port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.processes import redis_server_argv
 from tests.services import in_ci
 from tests.waits import wait_until
 
@@ -28,10 +29,10 @@ def require_sentinel() -> None:
 
 def start_replica(port: int, master_port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--replicaof", "127.0.0.1", str(master_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [*redis_server_argv(port), "--replicaof", "127.0.0.1", str(master_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = redis.Redis(port=port)
 
     def synced() -> bool:
