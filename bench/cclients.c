@@ -471,17 +471,23 @@ static char *poll_once(int timeout_ms) {
     struct epoll_event events[512];
     int n = epoll_wait(ep, events, 512, timeout_ms);
     char *line = NULL;
+    /* Commands first: a command (the start time of a window) read in the same turn as frames
+     * must take effect before them, or a busy client counts them outside the window. */
     for (int i = 0; i < n; i++) {
-        if (events[i].data.ptr == NULL) {
-            ssize_t got = read(0, stdin_buf + stdin_len, sizeof stdin_buf - stdin_len - 1);
-            if (got <= 0) {
-                stdin_eof = 1;
-                epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
-            } else {
-                stdin_len += (size_t)got;
-            }
-            continue;
+        if (events[i].data.ptr != NULL) continue;
+        ssize_t got = read(0, stdin_buf + stdin_len, sizeof stdin_buf - stdin_len - 1);
+        if (got <= 0) {
+            stdin_eof = 1;
+            epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+        } else {
+            stdin_len += (size_t)got;
         }
+    }
+    /* With a whole command waiting, the sockets wait a turn (level-triggered: epoll reports
+     * them again) so the command is carried out before their frames are read. */
+    int command_waiting = memchr(stdin_buf, '\n', stdin_len) != NULL;
+    for (int i = 0; i < n && !command_waiting; i++) {
+        if (events[i].data.ptr == NULL) continue;
         viewer_t *v = events[i].data.ptr;
         if (v->state == V_DEAD) continue;
         if ((events[i].events & (EPOLLERR | EPOLLHUP)) && v->state != V_CONNECTING &&
