@@ -268,6 +268,8 @@ class Columns:
     points: Sequence[Point]
     t: list[float]
     y: Mapping[str, Sequence[Any]]
+    t_min: float  # min(t) and max(t), as the row stores them
+    t_max: float
 
 
 def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> int:
@@ -282,8 +284,10 @@ def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> i
                 stream_id=stream_id,
                 last_ms=parse_id(entries[-1].id)[0],
                 points=points,
-                t=[point.t for point in points],
+                t=(times := [point.t for point in points]),
                 y=columns(points),
+                t_min=min(times),
+                t_max=max(times),
             )
         )
     return add_columns(cursor, made)
@@ -302,7 +306,7 @@ def add_columns(cursor: Any, rows: Sequence[Columns]) -> int:
     strays: dict[int, tuple[float, float]] = {}
     for row in rows:
         per_stream.setdefault(row.stream_id, []).append(row)
-        ahead, behind = max(row.t) * 1000 - row.last_ms, row.last_ms - min(row.t) * 1000
+        ahead, behind = row.t_max * 1000 - row.last_ms, row.last_ms - row.t_min * 1000
         if row.stream_id in strays:
             known = strays[row.stream_id]
             ahead, behind = max(known[0], ahead), max(known[1], behind)
@@ -314,14 +318,14 @@ def add_columns(cursor: Any, rows: Sequence[Columns]) -> int:
     newest: dict[int, float] = {}
     for stream_id, parts in per_stream.items():
         points, times, y = _joined(parts)
-        newest[stream_id] = max(times)
+        newest[stream_id] = max(part.t_max for part in parts)
         if times == sorted(times):
             # The usual flush: a run of points per second, summarised a column at a time.
             _finest_rows(stream_id, points, times, y, buckets, series)
         else:
             writes[stream_id] = {TIERS[0]: _finest(points, times)}
         mark = marks.get(stream_id)
-        if mark is not None and min(times) < mark:
+        if mark is not None and min(part.t_min for part in parts) < mark:
             # Late points: those in buckets rolled already are merged into them directly.
             tiers = summarise([point for point in points if point.t < mark])
             for width in TIERS[1:]:

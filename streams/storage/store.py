@@ -89,18 +89,22 @@ def _row_and_columns(
     points = [entry.point for entry in entries]
     times = [point.t for point in points]
     y = columns(points)
+    t_min, t_max = min(times), max(times)
     row = (
         stream_id,
         first[0],
         first[1],
         last[0],
         last[1],
-        min(times),
-        max(times),
+        t_min,
+        t_max,
         len(entries),
         compact({"ids": [entry.id for entry in entries], "t": times, "y": y}),
     )
-    return row, rollups.Columns(stream_id=stream_id, last_ms=last[0], points=points, t=times, y=y)
+    made = rollups.Columns(
+        stream_id=stream_id, last_ms=last[0], points=points, t=times, y=y, t_min=t_min, t_max=t_max
+    )
+    return row, made
 
 
 def _insert_sql() -> str:

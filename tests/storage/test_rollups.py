@@ -218,7 +218,15 @@ def test_the_1s_tier_from_columns_is_what_the_points_make(rows):
         points = [Point(t=times[at + i], values=values) for i, (_, values) in enumerate(row)]
         at += len(row)
         made.append(
-            rollups.Columns(stream_id=7, last_ms=0, points=points, t=[p.t for p in points], y=columns(points))
+            rollups.Columns(
+                stream_id=7,
+                last_ms=0,
+                points=points,
+                t=[p.t for p in points],
+                y=columns(points),
+                t_min=min(p.t for p in points),
+                t_max=max(p.t for p in points),
+            )
         )
     points, joined_t, y = rollups._joined(made)
     got_buckets: list[tuple] = []
