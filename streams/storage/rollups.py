@@ -265,9 +265,7 @@ class Columns:
 
     stream_id: int
     last_ms: int  # the row's last id's milliseconds
-    # The Points, or None when every point has the columns' series in their order (the
-    # columns give each point back exactly: store.Packed).
-    points: Sequence[Point] | None
+    points: Sequence[Point]
     t: list[float]
     y: Mapping[str, Sequence[Any]]
     t_min: float  # min(t) and max(t), as the row stores them
@@ -325,11 +323,9 @@ def add_columns(cursor: Any, rows: Sequence[Columns]) -> int:
             # The usual flush: a run of points per second, summarised a column at a time.
             _finest_rows(stream_id, points, times, y, buckets, series)
         else:
-            points = _points_of(times, y) if points is None else points
             writes[stream_id] = {TIERS[0]: _finest(points, times)}
         mark = marks.get(stream_id)
         if mark is not None and min(part.t_min for part in parts) < mark:
-            points = _points_of(times, y) if points is None else points
             # Late points: those in buckets rolled already are merged into them directly.
             tiers = summarise([point for point in points if point.t < mark])
             for width in TIERS[1:]:
@@ -357,11 +353,8 @@ def add_columns(cursor: Any, rows: Sequence[Columns]) -> int:
     return written
 
 
-def _joined(
-    parts: Sequence[Columns],
-) -> tuple[Sequence[Point] | None, list[float], Mapping[str, Sequence[Any]]]:
-    """One stream's rows of a flush as one: points (None: the columns give them back exactly),
-    times and columns in stored order."""
+def _joined(parts: Sequence[Columns]) -> tuple[Sequence[Point], list[float], Mapping[str, Sequence[Any]]]:
+    """One stream's rows of a flush as one: points, times and columns in stored order."""
     if len(parts) == 1:  # the usual flush: a row per stream
         return parts[0].points, parts[0].t, parts[0].y
     points: list[Point] = []
@@ -373,14 +366,14 @@ def _joined(
                 y[name] = [None] * len(times)
         for name, column in y.items():
             column.extend(part.y.get(name, [None] * len(part.t)))
-        points.extend(_points_of(part.t, part.y) if part.points is None else part.points)
+        points.extend(part.points)
         times.extend(part.t)
     return points, times, y
 
 
 def _finest_rows(
     stream_id: int,
-    points: Sequence[Point] | None,
+    points: Sequence[Point],
     times: list[float],
     y: Mapping[str, Sequence[Any]],
     buckets: list[tuple[Any, ...]],
@@ -388,17 +381,13 @@ def _finest_rows(
 ) -> None:
     """Append the 1 s tier's rows (write_deltas' values) of points in time order to `buckets`
     and `series`: as _run makes the Buckets (ties alike), from the columns, each kept point
-    encoded once (from the columns when `points` is None)."""
+    encoded once."""
     texts: dict[int, str] = {}
 
     def text(index: int) -> str:
         found = texts.get(index)
         if found is None:
-            if points is None:
-                point = Point(t=times[index], values={name: column[index] for name, column in y.items()})
-            else:
-                point = points[index]
-            found = texts[index] = _encode(point)
+            found = texts[index] = _encode(points[index])
         return found
 
     width = TIERS[0]

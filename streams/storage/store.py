@@ -72,82 +72,23 @@ def decode(data: str) -> DecodedRow:
     return DecodedRow(ids=raw["ids"], t=raw["t"], y=raw["y"])
 
 
-@dataclass(slots=True)
-class Packed:
-    """A batch as the Persister keeps it until its flush: its ids, times and each series'
-    values as lists. An Entry, a Point and a dict per point, kept for a second, were what set
-    off the worker's young-generation collections with the store on (about 60 of 20 ms each
-    per million points, against 4 with --no-store: bench/ingest.py); strs and floats in lists
-    are not tracked by the collector.
-
-    `points` is None when every point has the same series in the same order, so that the
-    columns give each point back exactly; otherwise the Points are kept beside them."""
-
-    ids: list[str]
-    t: list[float]
-    y: dict[str, list[Any]]
-    points: list[Point] | None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def point_list(self) -> list[Point]:
-        if self.points is not None:
-            return self.points
-        y = self.y.items()
-        return [Point(t=t, values={name: column[i] for name, column in y}) for i, t in enumerate(self.t)]
-
-    def take(self, indices: Sequence[int]) -> Packed:
-        """The points at `indices`, in that order."""
-        ids, t = [self.ids[i] for i in indices], [self.t[i] for i in indices]
-        if self.points is None:
-            return Packed(
-                ids=ids, t=t, y={n: [c[i] for i in indices] for n, c in self.y.items()}, points=None
-            )
-        points = [self.points[i] for i in indices]
-        return Packed(ids=ids, t=t, y=columns(points), points=points)
-
-
-def pack(entries: Sequence[Entry]) -> Packed:
-    points = [entry.point for entry in entries]
-    ids, t = [entry.id for entry in entries], [point.t for point in points]
-    values = [point.values for point in points]
-    names = tuple(values[0]) if values else ()
-    if [tuple(v) for v in values].count(names) == len(values):
-        return Packed(ids=ids, t=t, y={name: [v[name] for v in values] for name in names}, points=None)
-    return Packed(ids=ids, t=t, y=columns(points), points=points)
-
-
-def join(parts: Sequence[Packed]) -> Packed:
-    """One stream's Packed batches as one, in order (as `pack` of their entries joined)."""
-    if len(parts) == 1:
-        return parts[0]
-    ids = [i for part in parts for i in part.ids]
-    t = [at for part in parts for at in part.t]
-    names = tuple(parts[0].y)
-    if all(part.points is None and tuple(part.y) == names for part in parts):
-        return Packed(
-            ids=ids, t=t, y={n: [v for part in parts for v in part.y[n]] for n in names}, points=None
-        )
-    points = [point for part in parts for point in part.point_list()]
-    return Packed(ids=ids, t=t, y=columns(points), points=points)
-
-
 # StoredBatch's columns as save_batches writes them, in the order of batch_row's values.
 ROW_FIELDS = ("stream", "first_ms", "first_seq", "last_ms", "last_seq", "t_min", "t_max", "count", "data")
 
 
 def batch_row(stream_id: int, entries: Sequence[Entry]) -> tuple[Any, ...]:
     """A StoredBatch row's values, in ROW_FIELDS order."""
-    return _row_and_columns(stream_id, pack(entries), parse_id(entries[0].id), parse_id(entries[-1].id))[0]
+    return _row_and_columns(stream_id, entries, parse_id(entries[0].id), parse_id(entries[-1].id))[0]
 
 
 def _row_and_columns(
-    stream_id: int, packed: Packed, first: IdKey, last: IdKey
+    stream_id: int, entries: Sequence[Entry], first: IdKey, last: IdKey
 ) -> tuple[tuple[Any, ...], rollups.Columns]:
     """A StoredBatch row's values (batch_row), and the columns its data was encoded from, which
     the rollup tiers summarise (made once for both)."""
-    times, y = packed.t, packed.y
+    points = [entry.point for entry in entries]
+    times = [point.t for point in points]
+    y = columns(points)
     t_min, t_max = min(times), max(times)
     row = (
         stream_id,
@@ -157,11 +98,11 @@ def _row_and_columns(
         last[1],
         t_min,
         t_max,
-        len(times),
-        compact({"ids": packed.ids, "t": times, "y": y}),
+        len(entries),
+        compact({"ids": [entry.id for entry in entries], "t": times, "y": y}),
     )
     made = rollups.Columns(
-        stream_id=stream_id, last_ms=last[0], points=packed.points, t=times, y=y, t_min=t_min, t_max=t_max
+        stream_id=stream_id, last_ms=last[0], points=points, t=times, y=y, t_min=t_min, t_max=t_max
     )
     return row, made
 
@@ -205,9 +146,9 @@ def stream_ids(slugs: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def save_batches(batches: Sequence[tuple[str, Sequence[Entry] | Packed]]) -> int:
-    """Write batches of (slug, entries or Packed); a point at or before its stream's newest
-    stored id is skipped (already stored, by this process or another). Returns rows written."""
+def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
+    """Write batches of (slug, entries); a point at or before its stream's newest stored id is
+    skipped (already stored, by this process or another). Returns rows written."""
     try:
         return _save_batches(batches)
     except IntegrityError as error:
@@ -215,41 +156,33 @@ def save_batches(batches: Sequence[tuple[str, Sequence[Entry] | Packed]]) -> int
         # gone wrong). Make the days of these rows (each row's key is its last id) and retry.
         if not partitions.is_missing_partition(error):
             raise
-        partitions.make_partitions_for(
-            parse_id(_packed(entries).ids[-1])[0] for _, entries in batches if len(entries)
-        )
+        partitions.make_partitions_for(parse_id(entries[-1].id)[0] for _, entries in batches if entries)
         return _save_batches(batches)
 
 
-def _packed(entries: Sequence[Entry] | Packed) -> Packed:
-    return entries if isinstance(entries, Packed) else pack(entries)
-
-
-def _save_batches(batches: Sequence[tuple[str, Sequence[Entry] | Packed]]) -> int:
+def _save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     ids = stream_ids(sorted({slug for slug, _ in batches}))
-    wanted = [(ids[slug], _packed(entries)) for slug, entries in batches if slug in ids and len(entries)]
+    wanted = [(ids[slug], entries) for slug, entries in batches if slug in ids and entries]
     if not wanted:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
         newest = _newest_stored(cursor, sorted({stream_id for stream_id, _ in wanted}))
         rows = []
         fresh: list[rollups.Columns] = []
-        for stream_id, packed in wanted:
+        for stream_id, entries in wanted:
             after = newest.get(stream_id)
-            first = parse_id(packed.ids[0])
+            first = parse_id(entries[0].id)
             if after is not None and first <= after:
                 # Ids only grow per stream, so this is a batch stored already (a retry that had
                 # landed) or overlapping what another worker stored: a worker that took the
                 # stream over stores the window past the newest stored id, and the old owner's
                 # late write must not store those points a second time under other batch ids.
-                packed = packed.take(
-                    [i for i, point_id in enumerate(packed.ids) if parse_id(point_id) > after]
-                )
-                if not packed:
+                entries = [entry for entry in entries if parse_id(entry.id) > after]
+                if not entries:
                     continue
-                first = parse_id(packed.ids[0])
-            last = parse_id(packed.ids[-1])
-            row, made = _row_and_columns(stream_id, packed, first, last)
+                first = parse_id(entries[0].id)
+            last = parse_id(entries[-1].id)
+            row, made = _row_and_columns(stream_id, entries, first, last)
             rows.append(row)
             fresh.append(made)
             newest[stream_id] = last
@@ -484,23 +417,6 @@ def merge_batches(
     return [(slug, chunk) for slug, chunks in merged.items() for chunk in chunks]
 
 
-def merge_packed(
-    batches: Sequence[tuple[str, Packed]], *, max_points: int = MERGE_POINTS
-) -> list[tuple[str, Packed]]:
-    """merge_batches of Packed batches."""
-    merged: dict[str, list[list[Packed]]] = {}
-    sizes: dict[str, int] = {}
-    for slug, packed in batches:
-        chunks = merged.setdefault(slug, [])
-        if chunks and sizes[slug] + len(packed) <= max_points:
-            chunks[-1].append(packed)
-            sizes[slug] += len(packed)
-        else:
-            chunks.append([packed])
-            sizes[slug] = len(packed)
-    return [(slug, join(chunk)) for slug, chunks in merged.items() for chunk in chunks]
-
-
 # The async side: a write-behind queue in the broadcaster -----------------------------------
 
 
@@ -509,16 +425,16 @@ class Persister:
 
     def __init__(self, *, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.flush_seconds = flush_seconds
-        self._waiting: list[tuple[str, Packed]] = []
+        self._waiting: list[tuple[str, list[Entry]]] = []
         # The rows of a write that failed, retried exactly as they were: it may have landed
         # (the connection lost at commit), and only the very same rows are skipped by their
         # unique last id; merged with later batches they would store its points twice.
-        self._rows: list[tuple[str, Packed]] = []
+        self._rows: list[tuple[str, list[Entry]]] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
-        self._waiting.append((slug, pack(entries)))
+        self._waiting.append((slug, list(entries)))
         excess = self.waiting - MAX_WAITING_BATCHES
         if excess > 0:
             from_rows = min(excess, len(self._rows))
@@ -546,7 +462,7 @@ class Persister:
     async def flush(self) -> None:
         """Write everything waiting now; on failure it stays queued (and the error is raised)."""
         async with self._lock:
-            taken = self._rows + merge_packed(self._waiting)
+            taken = self._rows + merge_batches(self._waiting)
             self._rows, self._waiting = [], []
             if not taken:
                 return

@@ -6,7 +6,6 @@ Runs on SQLite and again on PostgreSQL (make test)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -19,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.core.frames import columns
-from streams.core.ids import IdClock, format_id, parse_id
+from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.models import StoredBatch, StoredRollup, StoredRollupMark, StoredRollupSeries, Stream
-from streams.storage import ranges, rollups, store
+from streams.storage import ranges, rollups
 from streams.storage.store import ROW_FIELDS, batch_row, batches_in, iter_range, prune_stream, save_batches
 
 T0 = 1_700_000_000.0
@@ -248,76 +247,6 @@ def test_the_1s_tier_from_columns_is_what_the_points_make(rows):
     for got in got_series:  # exact types too: an int sum stays an int, as before
         want = next(row for row in want_series if row[:4] == got[:4])
         assert [type(v) for v in got] == [type(v) for v in want]
-
-
-packed_point = st.tuples(
-    st.floats(min_value=0, max_value=5, allow_nan=False).map(lambda s: T0 + round(s, 2)),
-    st.one_of(
-        st.fixed_dictionaries({"a": tied, "b": tied}),  # the usual batch: one set of series
-        st.fixed_dictionaries({"b": tied, "a": tied}),  # the same series, in another order
-        st.fixed_dictionaries({"a": tied}, optional={"b": tied, "c": tied}),  # series come and go
-    ),
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    batches=st.lists(
-        st.tuples(st.sampled_from(["x", "y"]), st.lists(packed_point, min_size=0, max_size=8)),
-        min_size=1,
-        max_size=8,
-    ),
-    max_points=st.integers(min_value=1, max_value=20),
-    after=st.integers(min_value=0, max_value=40),
-)
-def test_packed_batches_store_what_entries_store(batches, max_points, after):
-    # The Persister keeps each batch packed (store.Packed: lists of ids, times and values) and
-    # joins a stream's batches at its flush: the rows and the tiers' columns and kept points it
-    # writes are those the entries make, merged (merge_batches), fenced (points after an id) or not.
-    clock = IdClock()
-    # Times in stored order (as a live stream's), so the tiers' rows are made from every batch.
-    at = iter(range(10_000))
-    batches = [(slug, [(T0 + 0.37 * next(at), values) for _, values in points]) for slug, points in batches]
-    made = [(slug, entries_of_with(clock, points)) for slug, points in batches]
-    by_entries = store.merge_batches(made, max_points=max_points)
-    by_packed = store.merge_packed(
-        [(slug, store.pack(entries)) for slug, entries in made], max_points=max_points
-    )
-    assert [(slug, len(packed)) for slug, packed in by_packed] == [(slug, len(e)) for slug, e in by_entries]
-    fence = None
-    for (_, entries), (_, packed) in zip(by_entries, by_packed, strict=True):
-        if not entries:
-            continue
-        if fence is None:  # the first batch is fenced at a point inside it, as a takeover's overlap
-            fence = parse_id(entries[min(after, len(entries) - 1)].id)
-            keep = [i for i, entry in enumerate(entries) if parse_id(entry.id) > fence]
-            entries, packed = [entries[i] for i in keep], packed.take(keep)
-            if not entries:
-                continue
-        first, last = parse_id(entries[0].id), parse_id(entries[-1].id)
-        row, got = store._row_and_columns(1, packed, first, last)
-        assert row == batch_row(1, entries)
-        points = [entry.point for entry in entries]
-        assert got.t == [p.t for p in points] and got.y == columns(points)
-        assert [list(point.values.items()) for point in store.Packed(**_fields(packed)).point_list()] == [
-            list(point.values.items()) for point in points
-        ]
-        # The tiers' rows from the packed columns (kept points encoded from them) and from the Points.
-        texts = []
-        for columns_made in (got, dataclasses.replace(got, points=points)):
-            rows_b: list[tuple] = []
-            rows_s: list[tuple] = []
-            rollups._finest_rows(1, columns_made.points, got.t, got.y, rows_b, rows_s)
-            texts.append((rows_b, sorted(rows_s, key=repr)))
-        assert texts[0] == texts[1]
-
-
-def _fields(packed: store.Packed) -> dict:
-    return {"ids": packed.ids, "t": packed.t, "y": packed.y, "points": packed.points}
-
-
-def entries_of_with(clock: IdClock, points: Sequence[tuple[float, Values]]) -> list[Entry]:
-    return [Entry(id=format_id(clock.next()), point=Point(t=t, values=values)) for t, values in points]
 
 
 # Range reads bound last_ms (the partition key) without losing a point ------------------------------
