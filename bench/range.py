@@ -356,7 +356,7 @@ def timed(args: argparse.Namespace, *, client: Any, slug: str, start_ms: int | N
 
 def write_cost(args: argparse.Namespace, label: str) -> str:
     """What the tiers add to the store's flush: save_batches of a second of points (20, each
-    with every series) for each of N streams, alternately with and without add_points."""
+    with every series) for each of N streams, alternately with and without add_columns."""
     from streams.core.ids import format_id
     from streams.core.points import Entry, Point
     from streams.models import Stream
@@ -366,7 +366,7 @@ def write_cost(args: argparse.Namespace, label: str) -> str:
     Stream.objects.bulk_create([Stream(slug=slug, title=slug) for slug in slugs])
     names = [f"s{index}" for index in range(args.series)]
     first_ms = int(time.time()) * 1000
-    add_points = rollups.add_points
+    add_columns = rollups.add_columns
     times: dict[bool, list[float]] = {True: [], False: []}
     for second in range(2 + 10 * 2):
         tiers = second % 2 == 0
@@ -386,13 +386,13 @@ def write_cost(args: argparse.Namespace, label: str) -> str:
             )
             for slug in slugs
         ]
-        rollups.add_points = add_points if tiers else (lambda cursor, batches: 0)  # type: ignore[assignment]
+        rollups.add_columns = add_columns if tiers else (lambda cursor, rows: 0)  # type: ignore[assignment]
         try:
             begin = time.perf_counter()
             store.save_batches(batches)
             took = time.perf_counter() - begin
         finally:
-            rollups.add_points = add_points  # type: ignore[assignment]
+            rollups.add_columns = add_columns  # type: ignore[assignment]
         if second >= 2:  # the first two warm up
             times[tiers].append(took)
     with_tiers, without = statistics.median(times[True]), statistics.median(times[False])

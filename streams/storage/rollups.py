@@ -257,44 +257,86 @@ class _Texts:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """One stored row's points for the tiers: the Points (whose text a bucket keeps), their
+    times, and each series' values one per point (frames.columns: None where a point lacks the
+    series, which enters no stats, as the point's missing value does not)."""
+
+    stream_id: int
+    last_ms: int  # the row's last id's milliseconds
+    points: Sequence[Point]
+    t: list[float]
+    y: Mapping[str, Sequence[Any]]
+    t_min: float  # min(t) and max(t), as the row stores them
+    t_max: float
+
+
 def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> int:
-    """Merge newly stored points, (stream id, entries), into the tiers; call inside the write's
-    transaction with exactly the points that write stores, one stored row per (stream, entries).
-    Returns the tier rows written.
+    """add_columns of (stream id, entries), one stored row per (stream, entries)."""
+    from streams.core.frames import columns
+
+    made = []
+    for stream_id, entries in batches:
+        points = [entry.point for entry in entries]
+        made.append(
+            Columns(
+                stream_id=stream_id,
+                last_ms=parse_id(entries[-1].id)[0],
+                points=points,
+                t=(times := [point.t for point in points]),
+                y=columns(points),
+                t_min=min(times),
+                t_max=max(times),
+            )
+        )
+    return add_columns(cursor, made)
+
+
+def add_columns(cursor: Any, rows: Sequence[Columns]) -> int:
+    """Merge newly stored points, a Columns per stored row, into the tiers; call inside the
+    write's transaction with exactly the points that write stores. Returns the tier rows written.
 
     Every point enters the 1 s tier. A coarser bucket is written once, rolled up from the finer
     tier when the stream's points have moved past it (`roll_up`); a point that falls in a bucket
     rolled already (a late one) is merged into it directly. So a flush upserts a row per stream
     and series instead of one per tier. The stream's spans (StoredRollupMark.ahead_ms and
     behind_ms) grow when a row strays further from its id than any before."""
-    per_stream: dict[int, list[Point]] = {}
+    per_stream: dict[int, list[Columns]] = {}
     strays: dict[int, tuple[float, float]] = {}
-    for stream_id, entries in batches:
-        points = [entry.point for entry in entries]
-        per_stream.setdefault(stream_id, []).extend(points)
-        last_ms = parse_id(entries[-1].id)[0]
-        times = [point.t for point in points]
-        ahead, behind = max(times) * 1000 - last_ms, last_ms - min(times) * 1000
-        if stream_id in strays:
-            ahead, behind = max(strays[stream_id][0], ahead), max(strays[stream_id][1], behind)
-        strays[stream_id] = (ahead, behind)
+    for row in rows:
+        per_stream.setdefault(row.stream_id, []).append(row)
+        ahead, behind = row.t_max * 1000 - row.last_ms, row.last_ms - row.t_min * 1000
+        if row.stream_id in strays:
+            known = strays[row.stream_id]
+            ahead, behind = max(known[0], ahead), max(known[1], behind)
+        strays[row.stream_id] = (ahead, behind)
     marks, spans = _marks_and_spans(cursor, sorted(per_stream))
+    buckets: list[tuple[Any, ...]] = []
+    series: list[tuple[Any, ...]] = []
     writes: dict[int, dict[int, dict[int, Bucket]]] = {}
     newest: dict[int, float] = {}
-    for stream_id, points in per_stream.items():
-        times = [point.t for point in points]
-        writes[stream_id] = {TIERS[0]: _finest(points, times)}
-        newest[stream_id] = max(times)
+    for stream_id, parts in per_stream.items():
+        points, times, y = _joined(parts)
+        newest[stream_id] = max(part.t_max for part in parts)
+        if times == sorted(times):
+            # The usual flush: a run of points per second, summarised a column at a time.
+            _finest_rows(stream_id, points, times, y, buckets, series)
+        else:
+            writes[stream_id] = {TIERS[0]: _finest(points, times)}
         mark = marks.get(stream_id)
-        if mark is not None and min(times) < mark:
+        if mark is not None and min(part.t_min for part in parts) < mark:
             # Late points: those in buckets rolled already are merged into them directly.
             tiers = summarise([point for point in points if point.t < mark])
             for width in TIERS[1:]:
                 rolled = bucket_start(mark, width)
                 late = {start: bucket for start, bucket in tiers[width].items() if start < rolled}
                 if late:
-                    writes[stream_id][width] = late
-    written = write_deltas(cursor, writes)
+                    writes.setdefault(stream_id, {})[width] = late
+    _delta_rows(writes, buckets, series)
+    _upsert(cursor, _bucket_sql, buckets)
+    _upsert(cursor, _series_sql, series)
+    written = len(buckets) + len(series)
     written += roll_up(cursor, newest=newest, marks=marks)  # every stream has a mark after it
     grown = {}
     for stream_id, (ahead, behind) in strays.items():
@@ -309,6 +351,105 @@ def add_points(cursor: Any, batches: Sequence[tuple[int, Sequence[Entry]]]) -> i
         grown.update(_spans_of_rows(cursor, unknown))
     _set_spans(cursor, grown)
     return written
+
+
+def _joined(parts: Sequence[Columns]) -> tuple[Sequence[Point], list[float], Mapping[str, Sequence[Any]]]:
+    """One stream's rows of a flush as one: points, times and columns in stored order."""
+    if len(parts) == 1:  # the usual flush: a row per stream
+        return parts[0].points, parts[0].t, parts[0].y
+    points: list[Point] = []
+    times: list[float] = []
+    y: dict[str, list[Any]] = {}
+    for part in parts:
+        for name in part.y:
+            if name not in y:
+                y[name] = [None] * len(times)
+        for name, column in y.items():
+            column.extend(part.y.get(name, [None] * len(part.t)))
+        points.extend(part.points)
+        times.extend(part.t)
+    return points, times, y
+
+
+def _finest_rows(
+    stream_id: int,
+    points: Sequence[Point],
+    times: list[float],
+    y: Mapping[str, Sequence[Any]],
+    buckets: list[tuple[Any, ...]],
+    series: list[tuple[Any, ...]],
+) -> None:
+    """Append the 1 s tier's rows (write_deltas' values) of points in time order to `buckets`
+    and `series`: as _run makes the Buckets (ties alike), from the columns, each kept point
+    encoded once."""
+    texts: dict[int, str] = {}
+
+    def text(index: int) -> str:
+        found = texts.get(index)
+        if found is None:
+            found = texts[index] = _encode(points[index])
+        return found
+
+    width = TIERS[0]
+    tier = TIERS[0]
+    at = 0
+    count = len(times)
+    while at < count:
+        start = math.floor(times[at])
+        end = bisect.bisect_left(times, start + width, lo=at)
+        buckets.append((stream_id, tier, start, end - at, times[at], text(at)))
+        for name, values in y.items():
+            column = values[at:end]
+            try:
+                total = sum(column)
+                clean = total - total == 0
+            except TypeError:  # a null or a text
+                clean = False
+            if clean:
+                low, high = min(column), max(column)
+                series.append(
+                    (
+                        stream_id,
+                        tier,
+                        start,
+                        name,
+                        end - at,
+                        total,
+                        low,
+                        text(at + column.index(low)),
+                        high,
+                        text(at + column.index(high)),
+                        column[0],
+                        times[at],
+                        column[-1],
+                        times[end - 1],
+                    )
+                )
+                continue
+            picked = [at + i for i, value in enumerate(column) if _counts(value)]
+            if not picked:
+                continue
+            column = [values[i] for i in picked]
+            low, high = min(column), max(column)
+            series.append(
+                (
+                    stream_id,
+                    tier,
+                    start,
+                    name,
+                    len(column),
+                    sum(column),
+                    low,
+                    text(picked[column.index(low)]),
+                    high,
+                    text(picked[column.index(high)]),
+                    column[0],
+                    times[picked[0]],
+                    column[-1],
+                    times[picked[-1]],
+                )
+            )
+        at = end
 
 
 def _span_ms(stray: float) -> int:
@@ -513,11 +654,23 @@ def _roll_series_sql(table: str, c: dict[str, str], rows: str, *, finer: int, wi
 def write_deltas(cursor: Any, deltas: Mapping[int, Mapping[int, Mapping[int, Bucket]]]) -> int:
     """Merge {stream id: {tier: {start: Bucket}}} into the stored rows: one upsert per table,
     merging in SQL."""
+    buckets: list[tuple[Any, ...]] = []
+    series: list[tuple[Any, ...]] = []
+    _delta_rows(deltas, buckets, series)
+    _upsert(cursor, _bucket_sql, buckets)
+    _upsert(cursor, _series_sql, series)
+    return len(buckets) + len(series)
+
+
+def _delta_rows(
+    deltas: Mapping[int, Mapping[int, Mapping[int, Bucket]]],
+    buckets: list[tuple[Any, ...]],
+    series: list[tuple[Any, ...]],
+) -> None:
+    """Append the rows of {stream id: {tier: {start: Bucket}}} to `buckets` and `series`."""
     text = _Texts()
     # The usual flush shares one Bucket between all tiers: its values are made once.
     made: dict[int, tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = {}
-    buckets: list[tuple[Any, ...]] = []
-    series: list[tuple[Any, ...]] = []
     for stream_id, tiers in deltas.items():
         for tier, by_start in tiers.items():
             for start, bucket in by_start.items():
@@ -534,9 +687,6 @@ def write_deltas(cursor: Any, deltas: Mapping[int, Mapping[int, Mapping[int, Buc
                 key = (stream_id, tier, start)
                 buckets.append(key + values[0])
                 series.extend(key + row for row in values[1])
-    _upsert(cursor, _bucket_sql, buckets)
-    _upsert(cursor, _series_sql, series)
-    return len(buckets) + len(series)
 
 
 def _upsert(cursor: Any, sql: Callable[[], str], rows: Sequence[tuple[Any, ...]]) -> None:

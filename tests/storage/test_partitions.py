@@ -86,7 +86,7 @@ def test_the_migration_moves_every_stored_row_exactly_and_keeps_the_id_sequence(
     Stream.objects.create(slug="moved", title="Moved")
     with pytest.MonkeyPatch.context() as patch:
         # No rollup tables before 0009 (whose backfill builds the tiers of these rows).
-        patch.setattr(rollups, "add_points", lambda cursor, batches: 0)
+        patch.setattr(rollups, "add_columns", lambda cursor, rows: 0)
         store("moved", day_entries([TODAY - 40, TODAY - 3, TODAY]))
     columns = "id, stream_id, first_ms, first_seq, last_ms, last_seq, t_min, t_max, count, data"
     with connection.cursor() as cursor:

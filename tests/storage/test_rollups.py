@@ -17,6 +17,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.core.frames import columns
 from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.models import StoredBatch, StoredRollup, StoredRollupMark, StoredRollupSeries, Stream
@@ -195,6 +196,57 @@ def test_every_tier_agrees_with_the_points_it_summarises(points, size, retried, 
     assert_tiers_agree(stream)
     assert_spans_hold(stream)
     stream.delete()
+
+
+tied = st.one_of(value, st.sampled_from([0, 1, 1.0, 2.5]))  # equal values: which point is kept
+in_order_point = st.tuples(
+    st.floats(min_value=0, max_value=5, allow_nan=False).map(lambda s: T0 + round(s, 2)),
+    st.fixed_dictionaries({"a": tied}, optional={"b": tied, "c": tied}),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(in_order_point, min_size=1, max_size=60), min_size=1, max_size=3))
+def test_the_1s_tier_from_columns_is_what_the_points_make(rows):
+    # The flush summarises the 1 s tier from the columns it encoded the rows from; the rows it
+    # writes are those the Point path (Bucket per point and _run) writes, kept points and ties
+    # alike (min and max at their first occurrence, first and last at the earliest and latest).
+    times = sorted(t for row in rows for t, _ in row)
+    at = 0
+    made = []
+    for row in rows:  # one stream's rows of a flush, in time order across them
+        points = [Point(t=times[at + i], values=values) for i, (_, values) in enumerate(row)]
+        at += len(row)
+        made.append(
+            rollups.Columns(
+                stream_id=7,
+                last_ms=0,
+                points=points,
+                t=[p.t for p in points],
+                y=columns(points),
+                t_min=min(p.t for p in points),
+                t_max=max(p.t for p in points),
+            )
+        )
+    points, joined_t, y = rollups._joined(made)
+    got_buckets: list[tuple] = []
+    got_series: list[tuple] = []
+    rollups._finest_rows(7, points, joined_t, y, got_buckets, got_series)
+    want_buckets: list[tuple] = []
+    want_series: list[tuple] = []
+    rollups._delta_rows({7: {1: rollups._finest(points, joined_t)}}, want_buckets, want_series)
+    # Per point, one at a time (Bucket.add), too.
+    one_by_one: dict[int, rollups.Bucket] = {}
+    for point in points:
+        one_by_one.setdefault(math.floor(point.t), rollups.Bucket()).add(point)
+    added_buckets: list[tuple] = []
+    added_series: list[tuple] = []
+    rollups._delta_rows({7: {1: one_by_one}}, added_buckets, added_series)
+    assert got_buckets == want_buckets == added_buckets
+    assert sorted(got_series, key=repr) == sorted(want_series, key=repr) == sorted(added_series, key=repr)
+    for got in got_series:  # exact types too: an int sum stays an int, as before
+        want = next(row for row in want_series if row[:4] == got[:4])
+        assert [type(v) for v in got] == [type(v) for v in want]
 
 
 # Range reads bound last_ms (the partition key) without losing a point ------------------------------
