@@ -405,31 +405,15 @@ def _finest_rows(
                 clean = total - total == 0
             except TypeError:  # a null or a text
                 clean = False
-            if clean:
-                low, high = min(column), max(column)
-                series.append(
-                    (
-                        stream_id,
-                        tier,
-                        start,
-                        name,
-                        end - at,
-                        total,
-                        low,
-                        text(at + column.index(low)),
-                        high,
-                        text(at + column.index(high)),
-                        column[0],
-                        times[at],
-                        column[-1],
-                        times[end - 1],
-                    )
-                )
-                continue
-            picked = [at + i for i, value in enumerate(column) if _counts(value)]
-            if not picked:
-                continue
-            column = [values[i] for i in picked]
+            # Where each of `column`'s values stands among the points: the usual clean second
+            # is a plain run; a second with nulls or texts keeps only its counted values.
+            positions: Sequence[int] = range(at, end)
+            if not clean:
+                positions = [at + i for i, value in enumerate(column) if _counts(value)]
+                if not positions:
+                    continue
+                column = [values[i] for i in positions]
+                total = sum(column)
             low, high = min(column), max(column)
             series.append(
                 (
@@ -438,15 +422,15 @@ def _finest_rows(
                     start,
                     name,
                     len(column),
-                    sum(column),
+                    total,
                     low,
-                    text(picked[column.index(low)]),
+                    text(positions[column.index(low)]),
                     high,
-                    text(picked[column.index(high)]),
+                    text(positions[column.index(high)]),
                     column[0],
-                    times[picked[0]],
+                    times[positions[0]],
                     column[-1],
-                    times[picked[-1]],
+                    times[positions[-1]],
                 )
             )
         at = end
