@@ -193,6 +193,22 @@ class Server:
         return False
 
 
+def drop_keys(url: str, prefix: str) -> None:
+    """Delete what a run left under its key prefix (a shared Redis keeps other people's keys)."""
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def remove_workdir(workdir: Path, *, keep: bool) -> None:
+    """The run's work directory removed, or kept (and said where) for a look afterwards."""
+    if keep:
+        print(f"work directory kept: {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def private_redis(url: str) -> Iterator[tuple[str, int | None]]:
     """(url, pid): a private redis-server on a free port, or the given one (pid unknown)."""
@@ -599,15 +615,9 @@ def measure(args: argparse.Namespace, timings: dict[str, float] | None = None) -
             finally:
                 for server in servers.values():
                     server.stack.stop_all()
-                client = redis.Redis.from_url(url)
-                keys = list(client.scan_iter(f"{prefix}:*"))
-                if keys:
-                    client.delete(*keys)
+                drop_keys(url, prefix)
     finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, keep=args.keep)
 
 
 # Reporting -------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-from bench.fanout import Worker, cpu_seconds, private_redis, rss_mb, spread
+from bench.fanout import Worker, cpu_seconds, drop_keys, private_redis, remove_workdir, rss_mb, spread
 from bench.report import machine
 from tests.processes import BIN, Stack, make_stack, seed_streams
 
@@ -203,15 +203,9 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             try:
                 return asyncio.run(run_all(args, stack, url, redis_pid))
             finally:
-                client = redis.Redis.from_url(url)
-                keys = list(client.scan_iter(f"{prefix}:*"))
-                if keys:
-                    client.delete(*keys)
+                drop_keys(url, prefix)
     finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, keep=args.keep)
 
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:

@@ -20,7 +20,6 @@ import json
 import resource
 import secrets
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -28,9 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from bench.fanout import Worker, cpu_seconds, private_redis, rss_mb, spread
+from bench.fanout import Worker, cpu_seconds, drop_keys, private_redis, remove_workdir, rss_mb, spread
 from bench.report import machine
 from tests.processes import Stack, make_stack, seed_streams
 
@@ -141,13 +138,10 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], tuple[int, 
             try:
                 rows = asyncio.run(run_all(stack, args))
             finally:
-                client = redis.Redis.from_url(url)
-                keys = list(client.scan_iter(f"{prefix}:*"))
-                if keys:
-                    client.delete(*keys)
+                drop_keys(url, prefix)
             return rows, limits
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, keep=False)
 
 
 def per_viewer_kb(rows: list[dict[str, Any]], viewers: int) -> list[float]:

@@ -36,7 +36,6 @@ import json
 import os
 import secrets
 import shlex
-import shutil
 import signal
 import sys
 import tempfile
@@ -47,9 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
-from bench.fanout import CLK_TCK, Worker, percentile, private_redis, spread
+from bench.fanout import CLK_TCK, Worker, drop_keys, percentile, private_redis, remove_workdir, spread
 from bench.report import machine
 from tests.processes import BIN, Stack, make_stack, seed_streams
 
@@ -393,15 +391,9 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             finally:
                 for server in servers.values():
                     server.stack.stop_all()
-                client = redis.Redis.from_url(url)
-                keys = list(client.scan_iter(f"{prefix}:*"))
-                if keys:
-                    client.delete(*keys)
+                drop_keys(url, prefix)
     finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, keep=args.keep)
 
 
 # Reporting ---------------------------------------------------------------------------------
