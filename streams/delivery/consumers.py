@@ -485,13 +485,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if last is not None and subscription.held is None and last < key:
             # Live, and a newer batch (the usual case, once per socket per batch): pending.
             subscription.last_sent = key
-            waiting = self.pending.get(slug)
-            if waiting is None:
-                self.pending[slug] = [(key, message["text"])]
-            else:
-                waiting.append((key, message["text"]))
-                if len(waiting) > MAX_PENDING_BATCHES:
-                    self.bound(waiting)
+            self.queue(slug, key, message["text"])
             return True
         if subscription.held is not None:
             # Backfilling: kept until the backfill is out (then compared with its last id).
@@ -509,12 +503,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.start(self.refill(slug, subscription))
             return False
         subscription.last_sent = key
+        self.queue(slug, key, message["text"])
+        return True
+
+    def queue(self, slug: str, key: IdKey, text: str) -> None:
+        """A batch to send at the next tick, after the stream's others (at most
+        MAX_PENDING_BATCHES of them: the oldest are dropped and counted)."""
         waiting = self.pending.get(slug)
         if waiting is None:
-            waiting = self.pending[slug] = []
-        waiting.append((key, message["text"]))
-        self.bound(waiting)
-        return True
+            self.pending[slug] = [(key, text)]
+            return
+        waiting.append((key, text))
+        if len(waiting) > MAX_PENDING_BATCHES:
+            self.bound(waiting)
 
     def start(self, coroutine: Any) -> None:
         """Run `coroutine` as this socket's task: cancelled and awaited at disconnect."""
