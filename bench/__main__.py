@@ -7,7 +7,8 @@ Each scenario owns the part of docs/performance.md between `<!-- bench:<name> --
 `<!-- /bench:<name> -->`; everything else in the file (sections measured by hand, like range
 requests) is kept as it is. A section missing from the file is appended.
 
-make bench must finish in under 10 minutes on the 2-core machine. Each scenario runs in a
+make bench must finish in under 15 minutes on a clean clone of the 2-core machine (issue 16),
+its virtualenv made first (about 2 minutes), so the scenarios have about 12. Each scenario runs in a
 process group of its own with a time allowance (ALLOWANCES; the ingest one from
 --ingest-allowance): a scenario past its allowance is stopped with everything it started, and
 its section keeps the figures of an earlier run. The ingest scenario is told its allowance:
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import browser, fanout, ingest, memory, peers, storm
+from bench.fanout_goals import goals_table
 from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +132,10 @@ def fanout_section(argv: list[str]) -> str:
         "(*daphne RSS*, at the end of the window) and whether points are lost or only later.",
         "",
         tables["main"],
+        "",
+        "The goals of this table (issues 5 and 16 §2), each from the runs above:",
+        "",
+        goals_table(rows),
     ]
     if "failures" in tables:
         parts += ["", "Runs that failed (the server was restarted) or were left out:", "", tables["failures"]]
@@ -236,8 +242,8 @@ SCENARIOS: list[tuple[str, Callable[[argparse.Namespace, float], str]]] = [
     ("peers", lambda args, _: peers.section(PEERS_QUICK_ARGS if args.quick else PEERS_ARGS)),
     ("storm", lambda args, _: storm_section(args)),
 ]
-# Run only when named in --only: make bench's 10 minutes have no room for them.
-OPT_IN = {"storm"}
+# Run only when named in --only (none today: every table of issue 16 is in make bench).
+OPT_IN: set[str] = set()
 # Seconds each scenario may take before it is stopped (measured on this machine under other
 # people's test runs: fanout 3-3.5 min, browser 1.7, ingest fitted to 2.5, memory 2, peers
 # 4-5). The plan is about 13 minutes; these bound a scenario that goes wrong, the Makefile's
@@ -273,18 +279,46 @@ def run_scenario(name: str, args: argparse.Namespace, allowance: float) -> str:
     return "done" if code == 0 else f"failed (exit status {code}; its section keeps an earlier run's figures)"
 
 
-def summary_section(times: list[tuple[str, float, str]], total: float) -> str:
+def install_seconds(started_wall: float) -> float | None:
+    """How long making .venv took, when this make bench made it (a clean clone): from the
+    virtualenv's creation to the bench extras' stamp, the Makefile's last step before us."""
+    venv = ROOT / ".venv"
+    with contextlib.suppress(OSError):
+        made, stamped = (venv / "pyvenv.cfg").stat().st_mtime, (venv / ".bench").stat().st_mtime
+        if 0 <= started_wall - stamped < 120 and stamped >= made:
+            return stamped - made
+    return None
+
+
+# Issue 16: make bench on a clean clone, install included, in under 15 minutes.
+GOAL_MINUTES = 15.0
+
+
+def summary_section(times: list[tuple[str, float, str]], total: float, install: float | None) -> str:
     rows = "\n".join(f"| {name} | {seconds / 60:.1f} | {outcome} |" for name, seconds, outcome in times)
+    if install is None:
+        whole = (
+            f"Its virtualenv was already made, so the clean-clone figure is not measured by this run "
+            f"(making it took about 2 minutes here): {total / 60:.1f} min of {GOAL_MINUTES:g}."
+        )
+    else:
+        minutes = (install + total) / 60
+        verdict = "met" if minutes < GOAL_MINUTES else "**missed**"
+        whole = (
+            f"It made its virtualenv first ({install / 60:.1f} min from `python -m venv` to the bench "
+            f"extras installed), so from a clean clone it took **{minutes:.1f} min** in all: goal "
+            f"under {GOAL_MINUTES:g} min, {verdict}."
+        )
     return "\n".join(
         [
             "## How long `make bench` takes",
             "",
             f"The last `make bench` (`timeout 1200 .venv/bin/python -m bench`) took **{total / 60:.1f} min**",
-            "of wall time, from start to the last section written, its virtualenv already made (issue 5:",
-            "under 10 minutes on a clean clone, where making the virtualenv and `pip install` come",
-            "first, about a minute). Each section runs in a process group of its own",
-            "with a time allowance (bench/__main__.py `ALLOWANCES`, ingest's from `--ingest-allowance`)",
-            "and is stopped, with everything it started, if it passes it.",
+            "of wall time for its sections, from start to the last section written. " + whole,
+            "Goal (issue 16): under 15 minutes on a clean clone, making the virtualenv included.",
+            "Each section runs in a process group of its own with a time allowance",
+            "(bench/__main__.py `ALLOWANCES`, ingest's from `--ingest-allowance`) and is stopped, with",
+            "everything it started, if it passes it.",
             "",
             machine(),
             "",
@@ -306,9 +340,8 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="comma-separated scenario names (default: all of "
         + ", ".join(name for name, _ in SCENARIOS if name not in OPT_IN)
-        + "; "
-        + ", ".join(sorted(OPT_IN))
-        + " only when named)",
+        + "".join(f"; {name} only when named" for name in sorted(OPT_IN))
+        + ")",
     )
     parser.add_argument(
         "--ingest-allowance",
@@ -327,6 +360,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     allowances = {**ALLOWANCES, "ingest": args.ingest_allowance}
     started = time.monotonic()
+    installed = install_seconds(time.time())
     times: list[tuple[str, float, str]] = []
     for name, run in SCENARIOS:
         if name not in wanted:
@@ -349,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     if times and len(times) == len(SCENARIOS) - len(OPT_IN) and not args.quick:
         text = args.doc.read_text() if args.doc.exists() else ""
         args.doc.write_text(
-            replace_section(text, "summary", summary_section(times, time.monotonic() - started))
+            replace_section(text, "summary", summary_section(times, time.monotonic() - started, installed))
         )
 
 

@@ -1,0 +1,76 @@
+"""The fan-out goals, each beside what the main table measured for it (met or missed).
+
+Issue 5: one daphne carries 1,000 viewers x 1,000 points/s, every point delivered, p99 at
+most 250 ms. Issue 16 §2: 2,000 viewers x 1,000 points/s at 19 frames/s per socket or more
+(the tick not widened), p99 at most 150 ms, nothing lost, and a frame costing daphne at most
+8 µs of CPU. A figure is the median of the configuration's runs; a goal on a configuration
+that did not run (cut by --budget, or every run failed) says so rather than passing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.fanout import Config, frame_us, group, median
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Goal:
+    issue: str
+    viewers: int
+    rate: int
+    figure: str  # what is measured, as the table names it
+    wanted: str  # the goal, as written beside it
+    measure: Callable[[list[Row]], float]  # the runs' median
+    met: Callable[[float], bool]
+    fmt: str = "{:,.0f}"
+
+
+def _frames_per_socket(runs: list[Row]) -> float:
+    return median([r["frames_per_s"] / r["viewers"] for r in runs])
+
+
+def _p99(runs: list[Row]) -> float:
+    return median([r["p99_ms"] for r in runs])
+
+
+def _worst_missing(runs: list[Row]) -> float:
+    # Nothing lost means in every run, not in the median one.
+    return float(max(r["lost"] for r in runs))
+
+
+def _frame_us(runs: list[Row]) -> float:
+    return median([frame_us(r) for r in runs])
+
+
+GOALS = [
+    Goal("5", 1000, 1000, "points missing (worst run)", "0", _worst_missing, lambda v: v == 0),
+    Goal("5", 1000, 1000, "latency p99 ms", "≤ 250", _p99, lambda v: v <= 250),
+    Goal("16 §2", 2000, 1000, "frames/s per socket", "≥ 19", _frames_per_socket, lambda v: v >= 19, "{:.1f}"),
+    Goal("16 §2", 2000, 1000, "latency p99 ms", "≤ 150", _p99, lambda v: v <= 150),
+    Goal("16 §2", 2000, 1000, "points missing (worst run)", "0", _worst_missing, lambda v: v == 0),
+    Goal("16 §2", 2000, 1000, "daphne µs CPU per frame", "≤ 8", _frame_us, lambda v: v <= 8, "{:.1f}"),
+]
+
+
+def goals_table(rows: list[Row], args: argparse.Namespace | None = None) -> str:
+    """One line per goal: the issue, the configuration, the figure, the goal, met or missed."""
+    lines = [
+        "| issue | viewers x points/s | figure | measured (median of runs) | goal | |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+    ]
+    for goal in GOALS:
+        runs = group(rows, Config("livecharts", goal.viewers, goal.rate))
+        head = f"| {goal.issue} | {goal.viewers:,} x {goal.rate:,} | {goal.figure}"
+        if not runs:
+            lines.append(f"{head} | not run | {goal.wanted} | not measured |")
+            continue
+        value = goal.measure(runs)
+        verdict = "met" if value == value and goal.met(value) else "**missed**"
+        lines.append(f"{head} | {goal.fmt.format(value)} | {goal.wanted} | {verdict} |")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""The fan-out goals table: each goal judged from its configuration's runs, never passed unrun."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.fanout_goals import goals_table
+
+
+def run(viewers: int, *, frames_per_socket: float, p99: float, lost: int, cpu: float) -> dict[str, Any]:
+    return {
+        "target": "livecharts",
+        "viewers": viewers,
+        "rate": 1000,
+        "streams": 1,
+        "frames_per_s": frames_per_socket * viewers,
+        "p99_ms": p99,
+        "lost": lost,
+        "server_cpu": cpu,
+    }
+
+
+def line(table: str, viewers: str, figure: str) -> str:
+    (found,) = [row for row in table.splitlines() if f"| {viewers} x 1,000 | {figure} |" in row]
+    return found
+
+
+def test_each_goal_is_met_or_missed_by_the_median_and_loss_by_the_worst_run() -> None:
+    rows = [
+        run(1000, frames_per_socket=19.5, p99=120, lost=0, cpu=30),
+        run(1000, frames_per_socket=19.6, p99=900, lost=0, cpu=30),
+        run(1000, frames_per_socket=19.4, p99=110, lost=0, cpu=30),
+        # 2,000 viewers x 19.5 frames/s = 39,000 frames/s; 30% of a core is 7.7 µs a frame.
+        run(2000, frames_per_socket=19.5, p99=140, lost=0, cpu=30),
+        run(2000, frames_per_socket=19.5, p99=140, lost=3, cpu=30),
+        run(2000, frames_per_socket=19.5, p99=140, lost=0, cpu=60),
+    ]
+    table = goals_table(rows)
+    assert line(table, "1,000", "latency p99 ms").endswith("| 120 | ≤ 250 | met |")
+    assert line(table, "1,000", "points missing (worst run)").endswith("| 0 | 0 | met |")
+    assert line(table, "2,000", "frames/s per socket").endswith("| 19.5 | ≥ 19 | met |")
+    assert line(table, "2,000", "points missing (worst run)").endswith("| 3 | 0 | **missed** |")
+    assert line(table, "2,000", "daphne µs CPU per frame").endswith("| 7.7 | ≤ 8 | met |")
+
+
+def test_a_widened_tick_and_a_costly_frame_are_missed() -> None:
+    rows = [run(2000, frames_per_socket=9.4, p99=430, lost=0, cpu=60)]
+    table = goals_table(rows)
+    assert line(table, "2,000", "frames/s per socket").endswith("| 9.4 | ≥ 19 | **missed** |")
+    assert line(table, "2,000", "latency p99 ms").endswith("| 430 | ≤ 150 | **missed** |")
+    assert line(table, "2,000", "daphne µs CPU per frame").endswith("| 31.9 | ≤ 8 | **missed** |")
+
+
+def test_a_configuration_that_did_not_run_is_not_measured_rather_than_met() -> None:
+    failed = {**run(2000, frames_per_socket=20, p99=50, lost=0, cpu=10), "failed": "restarted"}
+    table = goals_table([failed])
+    assert line(table, "2,000", "frames/s per socket").endswith("| not run | ≥ 19 | not measured |")
+    assert line(table, "1,000", "latency p99 ms").endswith("| not run | ≤ 250 | not measured |")
