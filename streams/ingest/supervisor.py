@@ -28,7 +28,7 @@ from streams.broadcast import Broadcaster, get_broadcaster
 from streams.core.ids import parse_id
 from streams.core.points import Batch
 from streams.core.retention import Retention
-from streams.core.tasks import cancel_and_wait, finished
+from streams.core.tasks import cancel_and_wait, finished, honour_cancellation
 from streams.ingest.feed_health import CONNECTING, LIVE, STALLED, FeedHealth
 from streams.ingest.feeds import build_feed
 from streams.ingest.feeds.base import Feed
@@ -443,14 +443,19 @@ class Supervisor:
             await asyncio.Event().wait()
             return
         health.stall_after = feed.stall_seconds()
+        # Each start-up step awaits Redis: a stop landing as a command finishes can be lost
+        # there (CPython gh-86296), and the feed would then run on past stop_all's wait.
         if spec.store:
             await self.store_window_tail(spec, broadcaster)
+            honour_cancellation()
             await self.warm_history(spec, broadcaster)
+            honour_cancellation()
         # This task's record is in `tasks` until a stop or hand-over, which cancels it first.
         timeline = self.tasks[spec.slug].timeline = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
         await self.resume(feed, spec.slug, broadcaster, timeline=timeline)
         attempt = 0
         while True:
+            honour_cancellation()
             health.state = CONNECTING
             await self.report(broadcaster, spec.slug, health)
             try:
@@ -579,7 +584,8 @@ class Supervisor:
                     if changed:
                         health.state = LIVE
                 if changed:
-                    await reports.now()
+                    await reports.now()  # awaits Redis: see honour_cancellation
+                    honour_cancellation()
                 yield batch
         finally:
             await cancel_and_wait(monitor)

@@ -520,3 +520,31 @@ async def test_cancelling_a_running_supervisor_stops_its_feeds_and_propagates(mo
         assert stopped.is_set()
     finally:
         release.set()
+
+
+async def test_a_stop_lost_in_a_feeds_start_up_still_stops_it(memory_layer, monkeypatch, caplog):
+    """CPython gh-86296: asyncio.wait_for (redis-py runs every command under it) can swallow a
+    cancellation landing as the command finishes; the start-up step (here: resuming from
+    history) then returns normally. The task still counts the request, so the feed must stop
+    at its next step, not run on past stop_all's wait."""
+    await database_sync_to_async(Stream.objects.create)(
+        slug="sim", title="Sim", feed_kind="simulate", feed_settings={"rate": 5}
+    )
+    entered = asyncio.Event()
+
+    async def resume_that_swallows_a_stop(feed, slug, broadcaster, *, timeline=None) -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return  # as wait_for does when its command completed in the same turn
+
+    monkeypatch.setattr(Supervisor, "resume", staticmethod(resume_that_swallows_a_stop))
+    supervisor = Supervisor()
+    await supervisor.sync()
+    task = supervisor.tasks["sim"].task
+    await asyncio.wait_for(entered.wait(), 30)
+    with caplog.at_level("WARNING", logger="streams.ingest.supervisor"):
+        await supervisor.stop_all()
+    assert task.cancelled()
+    assert "did not stop" not in caplog.text
