@@ -11,6 +11,9 @@
  * bench/clients.py `scan_batches` (stream, prev, id, number of `t` values) without decoding
  * values; a latency-sampled viewer (one in viewers/40) also parses every `t` of the frames it
  * receives in the window. `livecharts` re-subscribes with `after` on a `prev` gap as live.js does.
+ *
+ * Storm mode (`{"op": "storm", ...}`, bench/storm.py): viewers that reconnect, fail over and
+ * resume as live.js does, and measure their way back; described before main().
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
