@@ -11,6 +11,9 @@
  * bench/clients.py `scan_batches` (stream, prev, id, number of `t` values) without decoding
  * values; a latency-sampled viewer (one in viewers/40) also parses every `t` of the frames it
  * receives in the window. `livecharts` re-subscribes with `after` on a `prev` gap as live.js does.
+ *
+ * Storm mode (`{"op": "storm", ...}`, bench/storm.py): viewers that reconnect, fail over and
+ * resume as live.js does, and measure their way back; described before main().
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,6 +52,9 @@ typedef struct viewer {
     int fd;
     int state;
     int sample;
+    int server; /* the pool's address it connects to (a storm viewer fails over to the second) */
+    const char *why; /* why it was lost (a storm viewer tallies it) */
+    int close_code;  /* the server's close code, or 0 when it sent none */
     int subscribed; /* answers still awaited while subscribing */
     struct pool *pool;
     char *buf;
@@ -61,18 +67,25 @@ typedef struct viewer {
     size_t lat_len, lat_cap;
 } viewer_t;
 
-typedef struct pool {
-    char key[256];
+typedef struct {
     char host[64];
     int port;
     char path[256];
     char origin[256];
+} address_t;
+
+struct storm_viewer;
+
+typedef struct pool {
+    char key[256];
+    address_t to[2]; /* a storm's viewers fail over from the first to the second */
     char *streams[MAX_STREAMS];
     int nstreams;
     int refill;
     viewer_t *viewers;
     int n;
     int dead;
+    struct storm_viewer *storm; /* a storm's viewers (storm mode), else NULL */
 } pool_t;
 
 static int ep;
@@ -191,6 +204,8 @@ static int subscribe(viewer_t *v, const char *stream, const char *after) {
     return send_frame(v->fd, 1, text, (size_t)n);
 }
 
+static void storm_lost(viewer_t *v);
+
 static void kill_viewer(viewer_t *v) {
     if (v->state == V_DEAD) return;
     if (v->fd >= 0) {
@@ -199,7 +214,8 @@ static void kill_viewer(viewer_t *v) {
         v->fd = -1;
     }
     v->state = V_DEAD;
-    v->pool->dead++;
+    if (v->pool->storm) storm_lost(v); /* it reconnects (storm mode) */
+    else v->pool->dead++;
 }
 
 static void counted(viewer_t *v, long long points) {
@@ -306,8 +322,14 @@ static int op_is(const char *text, size_t len, const char *op) {
     return at + n + 2 <= text + len && *at == '"' && memcmp(at + 1, op, n) == 0 && at[n + 1] == '"';
 }
 
+static void storm_message(viewer_t *v, char *text, size_t len, double now);
+
 static void message(viewer_t *v, char *text, size_t len, double now) {
     static const char points[] = "{\"op\":\"points\",\"data\":[";
+    if (v->pool->storm) {
+        storm_message(v, text, len, now);
+        return;
+    }
     if (v->state == V_SUBSCRIBING) {
         /* As bench/clients.py: frames before every `subscribed` answer are only read. */
         if (op_is(text, len, "subscribed") && --v->subscribed == 0) v->state = V_LIVE;
@@ -351,7 +373,11 @@ static int frames(viewer_t *v, double now) {
             break;
         }
         char *payload = v->buf + at + h;
-        if (opcode == 8) return -1;
+        if (opcode == 8) {
+            v->why = "close";
+            v->close_code = len >= 2 ? ((unsigned char)payload[0] << 8) | (unsigned char)payload[1] : 0;
+            return -1;
+        }
         if (opcode == 9) {
             if (send_frame(v->fd, 10, payload, len) < 0) return -1;
         } else if (opcode == 0 || opcode == 1 || opcode == 2) {
@@ -380,8 +406,14 @@ static int frames(viewer_t *v, double now) {
     return 0;
 }
 
+static void storm_opened(viewer_t *v);
+
 static void handshake_done(viewer_t *v) {
     pool_t *p = v->pool;
+    if (p->storm) {
+        storm_opened(v);
+        return;
+    }
     v->state = V_SUBSCRIBING;
     v->subscribed = p->nstreams;
     for (int i = 0; i < p->nstreams; i++)
@@ -397,20 +429,24 @@ static void readable(viewer_t *v) {
         socklen_t size = sizeof error;
         getsockopt(v->fd, SOL_SOCKET, SO_ERROR, &error, &size);
         if (error) {
+            v->why = error == ECONNREFUSED ? "ConnectionRefusedError" : "OSError";
             kill_viewer(v);
             return;
         }
-        pool_t *p = v->pool;
+        address_t *to = &v->pool->to[v->server];
         char request[1024];
         int n = snprintf(request, sizeof request,
                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                          "Origin: %s\r\n\r\n",
-                         p->path, p->host, p->port, p->origin);
+                         to->path, to->host, to->port, to->origin);
         struct epoll_event event = {.events = EPOLLIN, .data.ptr = v};
         epoll_ctl(ep, EPOLL_CTL_MOD, v->fd, &event);
         v->state = V_HANDSHAKE;
-        if (send_all(v->fd, request, (size_t)n) < 0) kill_viewer(v);
+        if (send_all(v->fd, request, (size_t)n) < 0) {
+            v->why = "OSError";
+            kill_viewer(v);
+        }
         return;
     }
     if (v->cap - v->len < READ_CHUNK) {
@@ -420,6 +456,7 @@ static void readable(viewer_t *v) {
     ssize_t n = recv(v->fd, v->buf + v->len, v->cap - v->len, 0);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        v->why = v->state == V_HANDSHAKE ? "InvalidStatus" : "close";
         kill_viewer(v);
         return;
     }
@@ -429,6 +466,7 @@ static void readable(viewer_t *v) {
         char *end = memmem(v->buf, v->len, "\r\n\r\n", 4);
         if (!end) return;
         if (v->len < 12 || memcmp(v->buf + 9, "101", 3) != 0) {
+            v->why = "InvalidStatus";
             kill_viewer(v);
             return;
         }
@@ -443,20 +481,28 @@ static void readable(viewer_t *v) {
 
 static void start_connect(viewer_t *v) {
     pool_t *p = v->pool;
+    address_t *to = &p->to[v->server];
+    v->why = NULL;
+    v->close_code = 0;
+    v->len = v->msg_len = 0;
     v->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (v->fd < 0) {
-        v->state = V_DEAD;
-        p->dead++;
+        v->state = V_CONNECTING; /* so that kill_viewer counts it */
+        v->why = "OSError";
+        kill_viewer(v);
         return;
     }
     int one = 1;
     setsockopt(v->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
-    inet_pton(AF_INET, p->host, &address.sin_addr);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)to->port)};
+    inet_pton(AF_INET, to->host, &address.sin_addr);
     v->state = V_CONNECTING;
     struct epoll_event event = {.events = EPOLLOUT, .data.ptr = v};
     epoll_ctl(ep, EPOLL_CTL_ADD, v->fd, &event);
-    if (connect(v->fd, (struct sockaddr *)&address, sizeof address) < 0 && errno != EINPROGRESS) kill_viewer(v);
+    if (connect(v->fd, (struct sockaddr *)&address, sizeof address) < 0 && errno != EINPROGRESS) {
+        v->why = errno == ECONNREFUSED ? "ConnectionRefusedError" : "OSError";
+        kill_viewer(v);
+    }
 }
 
 /* ---- the loop ---------------------------------------------------------------------------- */
@@ -492,6 +538,7 @@ static char *poll_once(int timeout_ms) {
         if (v->state == V_DEAD) continue;
         if ((events[i].events & (EPOLLERR | EPOLLHUP)) && v->state != V_CONNECTING &&
             !(events[i].events & EPOLLIN)) {
+            v->why = "close";
             kill_viewer(v);
             continue;
         }
@@ -543,12 +590,18 @@ static pool_t *take_pool(const char *key) {
     return NULL;
 }
 
+static int read_url(const char *url, address_t *to) {
+    if (sscanf(url, "ws://%63[^:/]:%d%255s", to->host, &to->port, to->path) < 2) return 0;
+    if (!to->path[0]) strcpy(to->path, "/");
+    return 1;
+}
+
 static pool_t *new_pool(const char *line, char *why, size_t why_size) {
     pool_t *p = calloc(1, sizeof *p);
     char url[512], protocol[32];
     jstr(line, "pool", p->key, sizeof p->key);
     jstr(line, "url", url, sizeof url);
-    jstr(line, "origin", p->origin, sizeof p->origin);
+    jstr(line, "origin", p->to[0].origin, sizeof p->to[0].origin);
     jstr(line, "protocol", protocol, sizeof protocol);
     p->refill = strcmp(protocol, "livecharts") == 0;
     if (!p->refill && strcmp(protocol, "batches") != 0) {
@@ -556,12 +609,11 @@ static pool_t *new_pool(const char *line, char *why, size_t why_size) {
         free(p);
         return NULL;
     }
-    if (sscanf(url, "ws://%63[^:/]:%d%255s", p->host, &p->port, p->path) < 2) {
+    if (!read_url(url, &p->to[0])) {
         snprintf(why, why_size, "cannot read url %s", url);
         free(p);
         return NULL;
     }
-    if (!p->path[0]) strcpy(p->path, "/");
     const char *at = jfind(line, "streams");
     if (at && *at == '[') {
         at++;
@@ -687,12 +739,526 @@ static void run(pool_t *p, const char *command) {
     win0 = win1 = 1e300;
 }
 
+/* ---- storm mode: bench/storm.py's viewers ------------------------------------------------ *
+ *
+ * One command, `{"op": "storm", "urls": [first, second], "origins": [...], "streams": [...],
+ * "viewers": N, "reload": false}`, starts N viewers at once, viewer i watching streams[i % len]. Each is a
+ * browser tab running live.js: it subscribes with `after` = the last id it holds (null at
+ * first), takes batches by protocol.js decideBatch (drop what it has seen, apply what follows
+ * its last id, re-subscribe with `after` when one is missing, at most once per 5 s while the
+ * answer is awaited), empties its chart on `gap`, and when its socket closes reconnects after
+ * backoff.js's delay (full jitter: uniform under 0.5 s x 2^attempt, capped at 15 s; a socket
+ * that stayed open 10 s starts over at attempt 0) to the first address, else at once the second
+ * (a proxy's failover), else it backs off again; with `reload` it comes back as a reloaded
+ * page (an empty chart, `after` null). Then:
+ *   `{"op": "back", "since": T, "within": S}`: waits until every viewer holds a point generated
+ *     after T (epoch s), at most S s; answers `BACK {"back": k, "viewers": N}`.
+ *   `{"op": "stop", "windows": PATH, "since": [T...]}`: closes every socket; answers
+ *     `RESULT {...}`: per T the seconds from T until each viewer received a point generated
+ *     after it (null: never), every `subscribed` answer as [address index, epoch s], the closes
+ *     by reason, and the points lost / repeated against the windows in PATH (per stream a line
+ *     `slug count`, then count lines `t y` as the wire writes them).
+ */
+
+#define STORM_BASE_S 0.5
+#define STORM_CAP_S 15.0
+#define STORM_STABLE_S 10.0
+#define RESYNC_TIMEOUT_S 5.0
+#define OPEN_TIMEOUT_S 10.0
+#define MAX_REASONS 16
+
+typedef struct {
+    long long t_us;
+    double y;
+} spoint_t;
+
+typedef struct {
+    double at;        /* when it arrived (epoch s) */
+    double newest_ms; /* its newest point's time */
+} sbatch_t;
+
+typedef struct storm_viewer {
+    int stream;
+    int attempt;
+    double opened;  /* monotonic s the socket opened; 0: not open */
+    double due;     /* monotonic s of the next connect; 0: none */
+    double started; /* monotonic s the connect began */
+    double resync;  /* monotonic s a re-subscribe for a missed batch went out; 0: none */
+    int has_last;
+    char last[64];
+    long long last_ms, last_seq;
+    spoint_t *points;
+    size_t npoints, cappoints;
+    sbatch_t *batches;
+    size_t nbatches, capbatches;
+    int back;
+} storm_viewer_t;
+
+static struct {
+    pool_t *pool;
+    int reload;   /* viewers come back as reloaded pages: an empty chart, `after` null */
+    double since; /* the `back` being waited for (epoch s), or 1e300 */
+    int back;
+    double *subscribed; /* pairs: address index, epoch s */
+    size_t nsubscribed, capsubscribed;
+    char reasons[MAX_REASONS][32];
+    long long reason_counts[MAX_REASONS];
+    int nreasons;
+} storm;
+
+static void *grow(void *array, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return array;
+    *cap = *cap ? 2 * *cap : 64;
+    if (*cap < need) *cap = need;
+    return realloc(array, *cap * size);
+}
+
+static void tally(const char *reason) {
+    for (int i = 0; i < storm.nreasons; i++)
+        if (strcmp(storm.reasons[i], reason) == 0) {
+            storm.reason_counts[i]++;
+            return;
+        }
+    if (storm.nreasons == MAX_REASONS) return;
+    snprintf(storm.reasons[storm.nreasons], sizeof storm.reasons[0], "%s", reason);
+    storm.reason_counts[storm.nreasons++] = 1;
+}
+
+static storm_viewer_t *storm_of(viewer_t *v) { return &v->pool->storm[v - v->pool->viewers]; }
+
+/* backoff.js Backoff.closed: the delay before the next attempt. */
+static double backoff_delay(storm_viewer_t *s, double now) {
+    if (s->opened > 0 && now - s->opened >= STORM_STABLE_S) s->attempt = 0;
+    s->opened = 0;
+    double bound = STORM_BASE_S * (double)(1LL << (s->attempt < 30 ? s->attempt : 30));
+    if (bound > STORM_CAP_S) bound = STORM_CAP_S;
+    s->attempt++;
+    return drand48() * bound;
+}
+
+/* Called by kill_viewer: the socket is closed; tally why and plan the next connect. No
+ * connect from here (a caller may still be reading the old socket's buffer). */
+static void storm_lost(viewer_t *v) {
+    storm_viewer_t *s = storm_of(v);
+    char reason[32];
+    if (v->why && strcmp(v->why, "close") == 0) {
+        if (v->close_code) snprintf(reason, sizeof reason, "close %d", v->close_code);
+        else snprintf(reason, sizeof reason, "close none");
+    } else {
+        snprintf(reason, sizeof reason, "%s", v->why ? v->why : "OSError");
+    }
+    tally(reason);
+    double now = mono_s();
+    if (s->opened == 0 && v->server == 0) {
+        v->server = 1; /* the first address is down: the proxy tries the second at once */
+        s->due = now;
+        return;
+    }
+    v->server = 0;
+    s->due = now + backoff_delay(s, now);
+}
+
+static void storm_subscribe(viewer_t *v) {
+    storm_viewer_t *s = storm_of(v);
+    if (subscribe(v, v->pool->streams[s->stream], s->has_last ? s->last : NULL) < 0) {
+        v->why = "OSError";
+        kill_viewer(v);
+    }
+}
+
+static void storm_opened(viewer_t *v) {
+    storm_viewer_t *s = storm_of(v);
+    v->state = V_LIVE;
+    s->opened = mono_s();
+    s->resync = 0;
+    if (storm.reload && s->has_last) {
+        s->has_last = 0;
+        s->npoints = 0;
+    }
+    storm_subscribe(v);
+}
+
+static void storm_back_check(storm_viewer_t *s, double newest_ms) {
+    if (!s->back && newest_ms > storm.since * 1000) {
+        s->back = 1;
+        storm.back++;
+    }
+}
+
+/* A wire time (ms, 1 us resolution) as whole microseconds. */
+static long long to_us(double ms) { return (long long)(ms * 1000 + (ms >= 0 ? 0.5 : -0.5)); }
+
+static int parse_numbers(const char *at, const char *end, long long *t_us, double *y, size_t room, int times) {
+    size_t n = 0;
+    while (at < end && n < room) {
+        char *next;
+        double value = strtod(at, &next);
+        if (next == at) break;
+        if (times) t_us[n++] = to_us(value);
+        else y[n++] = value;
+        at = next;
+        if (at < end && *at == ',') at++;
+    }
+    return (int)n;
+}
+
+/* A points frame: each batch of the viewer's stream by protocol.js decideBatch. */
+static void storm_points(viewer_t *v, char *text, size_t len, double now) {
+    storm_viewer_t *s = storm_of(v);
+    const char *slug = v->pool->streams[s->stream];
+    size_t slug_len = strlen(slug);
+    char *end_text = text + len;
+    char *at = memmem(text, len, BATCH, sizeof BATCH - 1);
+    while (at) {
+        char *name = at + sizeof BATCH - 1;
+        char *e = memchr(name, '"', (size_t)(end_text - name));
+        if (!e) return;
+        char *next = memmem(e, (size_t)(end_text - e), BATCH, sizeof BATCH - 1);
+        char *batch_end = next ? next : end_text;
+        if ((size_t)(e - name) != slug_len || memcmp(name, slug, slug_len) != 0) {
+            at = next;
+            continue;
+        }
+        char *q = e + strlen("\",\"prev\":");
+        char prev[64] = "";
+        int has_prev = strncmp(q, "null", 4) != 0;
+        if (has_prev) {
+            char *pe = memchr(q + 1, '"', (size_t)(batch_end - q - 1));
+            if (!pe) return;
+            size_t pl = (size_t)(pe - q - 1);
+            if (pl >= sizeof prev) pl = sizeof prev - 1;
+            memcpy(prev, q + 1, pl);
+            prev[pl] = 0;
+            q = pe + 1;
+        } else {
+            q += 4;
+        }
+        char *id = q + strlen(",\"id\":\"");
+        char *ide = memchr(id, '"', (size_t)(batch_end - id));
+        if (!ide) return;
+        char *dash;
+        long long ms = strtoll(id, &dash, 10), seq = strtoll(dash + 1, NULL, 10);
+        at = next;
+        if (s->has_last) {
+            if (ms < s->last_ms || (ms == s->last_ms && seq <= s->last_seq)) continue; /* seen */
+            if (!has_prev || strcmp(prev, s->last) != 0) {
+                /* A batch went missing on the live path: ask again after the last one held. */
+                double t = mono_s();
+                if (s->resync > 0 && t - s->resync < RESYNC_TIMEOUT_S) continue;
+                s->resync = t;
+                storm_subscribe(v);
+                if (v->state == V_DEAD) return;
+                continue;
+            }
+        }
+        char *t = ide + strlen("\",\"t\":[");
+        char *te = memchr(t, ']', (size_t)(batch_end - t));
+        if (!te) return;
+        char *y = memmem(te, (size_t)(batch_end - te), ":[", 2); /* the first series' values */
+        if (!y) return;
+        y += 2;
+        char *ye = memchr(y, ']', (size_t)(batch_end - y));
+        if (!ye) return;
+        size_t room = 1;
+        for (char *c = t; c < te; c++) room += *c == ',';
+        s->points = grow(s->points, &s->cappoints, s->npoints + room, sizeof *s->points);
+        long long *t_us = malloc(room * sizeof *t_us);
+        double *ys = malloc(room * sizeof *ys);
+        int nt = te > t ? parse_numbers(t, te, t_us, NULL, room, 1) : 0;
+        int ny = ye > y ? parse_numbers(y, ye, NULL, ys, room, 0) : 0;
+        double newest_ms = -1;
+        for (int i = 0; i < nt && i < ny; i++) {
+            s->points[s->npoints++] = (spoint_t){t_us[i], ys[i]};
+            if (t_us[i] / 1000.0 > newest_ms) newest_ms = t_us[i] / 1000.0;
+        }
+        free(t_us);
+        free(ys);
+        if (nt) {
+            s->batches = grow(s->batches, &s->capbatches, s->nbatches + 1, sizeof *s->batches);
+            s->batches[s->nbatches++] = (sbatch_t){now, newest_ms};
+            storm_back_check(s, newest_ms);
+        }
+        size_t il = (size_t)(ide - id);
+        if (il >= sizeof s->last) il = sizeof s->last - 1;
+        memcpy(s->last, id, il);
+        s->last[il] = 0;
+        s->last_ms = ms, s->last_seq = seq, s->has_last = 1;
+        s->resync = 0;
+    }
+}
+
+static void storm_message(viewer_t *v, char *text, size_t len, double now) {
+    static const char points[] = "{\"op\":\"points\",\"data\":[";
+    if (len >= sizeof points - 1 && memcmp(text, points, sizeof points - 1) == 0) {
+        storm_points(v, text, len, now);
+    } else if (op_is(text, len, "subscribed")) {
+        storm.subscribed = grow(storm.subscribed, &storm.capsubscribed, storm.nsubscribed + 2, sizeof(double));
+        storm.subscribed[storm.nsubscribed++] = v->server;
+        storm.subscribed[storm.nsubscribed++] = now;
+    } else if (op_is(text, len, "gap")) {
+        storm_viewer_t *s = storm_of(v); /* live.js reset(): the backfill that follows refills */
+        s->has_last = 0;
+        s->resync = 0;
+    }
+}
+
+/* Due connects and open timeouts; returns the ms until the next is due (at most 10). */
+static int storm_timers(void) {
+    pool_t *p = storm.pool;
+    double now = mono_s(), next = now + 0.010;
+    for (int i = 0; i < p->n; i++) {
+        viewer_t *v = &p->viewers[i];
+        storm_viewer_t *s = &p->storm[i];
+        if (v->state == V_DEAD && s->due > 0) {
+            if (s->due <= now) {
+                s->due = 0;
+                s->started = now;
+                start_connect(v);
+            } else if (s->due < next) {
+                next = s->due;
+            }
+        } else if ((v->state == V_CONNECTING || v->state == V_HANDSHAKE) && now - s->started > OPEN_TIMEOUT_S) {
+            v->why = "TimeoutError";
+            kill_viewer(v);
+        }
+    }
+    int ms = (int)((next - mono_s()) * 1000);
+    return ms < 0 ? 0 : ms;
+}
+
+/* Runs the viewers until a command comes; returns it. */
+static char *storm_wait(void) {
+    for (;;) {
+        int timeout = storm_timers();
+        char *line = poll_once(timeout);
+        if (line) return line;
+        if (stdin_eof && !memchr(stdin_buf, '\n', stdin_len)) return NULL;
+        usleep(PAUSE_US);
+    }
+}
+
+static void storm_back(const char *command) {
+    pool_t *p = storm.pool;
+    double since = jnum(command, "since", 0), deadline = mono_s() + jnum(command, "within", 60);
+    storm.since = since;
+    storm.back = 0;
+    for (int i = 0; i < p->n; i++) {
+        storm_viewer_t *s = &p->storm[i];
+        s->back = 0;
+        for (size_t j = s->nbatches; j-- > 0 && s->batches[j].at > since;) storm_back_check(s, s->batches[j].newest_ms);
+    }
+    while (storm.back < p->n && mono_s() < deadline) {
+        int timeout = storm_timers();
+        char *line = poll_once(timeout);
+        if (line) { /* no command comes while waiting; keep it for later */
+            size_t l = strlen(line);
+            memmove(stdin_buf + l + 1, stdin_buf, stdin_len);
+            memcpy(stdin_buf, line, l);
+            stdin_buf[l] = '\n';
+            stdin_len += l + 1;
+            free(line);
+            break;
+        }
+        usleep(PAUSE_US);
+    }
+    printf("BACK {\"back\": %d, \"viewers\": %d}\n", storm.back, p->n);
+    fflush(stdout);
+    storm.since = 1e300;
+}
+
+static int spoint_order(const void *a, const void *b) {
+    const spoint_t *x = a, *y = b;
+    if (x->t_us != y->t_us) return x->t_us < y->t_us ? -1 : 1;
+    return x->y < y->y ? -1 : x->y > y->y;
+}
+
+/* The windows file: per stream index, its points sorted. */
+static spoint_t *windows[MAX_STREAMS];
+static size_t window_len[MAX_STREAMS];
+
+static int read_windows(const char *path) {
+    FILE *file = fopen(path, "r");
+    if (!file) return 0;
+    char slug[256];
+    long count;
+    while (fscanf(file, "%255s %ld", slug, &count) == 2) {
+        int si = stream_index(storm.pool, slug, strlen(slug));
+        spoint_t *points = malloc((size_t)(count > 0 ? count : 1) * sizeof *points);
+        for (long i = 0; i < count; i++) {
+            double t, y;
+            if (fscanf(file, "%lf %lf", &t, &y) != 2) {
+                free(points);
+                fclose(file);
+                return 0;
+            }
+            points[i] = (spoint_t){to_us(t), y};
+        }
+        qsort(points, (size_t)count, sizeof *points, spoint_order);
+        if (si < 0) {
+            free(points);
+            continue;
+        }
+        windows[si] = points;
+        window_len[si] = (size_t)count;
+    }
+    fclose(file);
+    return 1;
+}
+
+/* bench/storm.py exactness: points charted twice, and window points within the span the
+ * viewer charted (from its first point, or the window's first if later, to its last) that it
+ * never charted. */
+static void exactness(storm_viewer_t *s, long long *lost, long long *repeated) {
+    if (!s->npoints) return;
+    spoint_t *shown = malloc(s->npoints * sizeof *shown);
+    memcpy(shown, s->points, s->npoints * sizeof *shown);
+    qsort(shown, s->npoints, sizeof *shown, spoint_order);
+    for (size_t i = 1; i < s->npoints; i++) *repeated += spoint_order(&shown[i - 1], &shown[i]) == 0;
+    spoint_t *window = windows[s->stream];
+    size_t n = window_len[s->stream];
+    if (n) {
+        long long first = shown[0].t_us > window[0].t_us ? shown[0].t_us : window[0].t_us;
+        long long last = shown[s->npoints - 1].t_us;
+        for (size_t i = 0; i < n; i++)
+            if (first <= window[i].t_us && window[i].t_us <= last &&
+                !bsearch(&window[i], shown, s->npoints, sizeof *shown, spoint_order))
+                (*lost)++;
+    }
+    free(shown);
+}
+
+static void storm_stop(const char *command) {
+    pool_t *p = storm.pool;
+    for (int i = 0; i < p->n; i++) {
+        viewer_t *v = &p->viewers[i];
+        if (v->fd >= 0) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, v->fd, NULL);
+            close(v->fd);
+            v->fd = -1;
+        }
+        v->state = V_DEAD;
+        p->storm[i].due = 0;
+    }
+    char path[1024] = "";
+    jstr(command, "windows", path, sizeof path);
+    if (!read_windows(path)) {
+        print_failed("cannot read the windows file");
+        return;
+    }
+    long long lost = 0, repeated = 0, points = 0;
+    for (int i = 0; i < p->n; i++) {
+        exactness(&p->storm[i], &lost, &repeated);
+        points += (long long)p->storm[i].npoints;
+    }
+    printf("RESULT {\"viewers\": %d, \"points\": %lld, \"lost\": %lld, \"repeated\": %lld, \"backs\": [", p->n, points,
+           lost, repeated);
+    const char *at = jfind(command, "since");
+    if (at && *at == '[') at++;
+    for (int k = 0; at && *at && *at != ']'; k++) {
+        char *next;
+        double since = strtod(at, &next);
+        if (next == at) break;
+        printf(k ? ", [" : "[");
+        for (int i = 0; i < p->n; i++) {
+            storm_viewer_t *s = &p->storm[i];
+            size_t j = 0;
+            while (j < s->nbatches && s->batches[j].newest_ms <= since * 1000) j++;
+            if (i) printf(", ");
+            if (j < s->nbatches) printf("%.4f", s->batches[j].at - since);
+            else printf("null");
+        }
+        printf("]");
+        at = next;
+        while (*at == ',' || *at == ' ') at++;
+    }
+    printf("], \"subscribed\": [");
+    for (size_t i = 0; i < storm.nsubscribed; i += 2)
+        printf(i ? ", [%d, %.4f]" : "[%d, %.4f]", (int)storm.subscribed[i], storm.subscribed[i + 1]);
+    printf("], \"closes\": {");
+    for (int i = 0; i < storm.nreasons; i++)
+        printf(i ? ", \"%s\": %lld" : "\"%s\": %lld", storm.reasons[i], storm.reason_counts[i]);
+    printf("}}\n");
+    fflush(stdout);
+}
+
+static void storm_run(const char *command) {
+    char why[300] = "";
+    pool_t *p = calloc(1, sizeof *p);
+    char url[512];
+    const char *urls = jfind(command, "urls"), *origins = jfind(command, "origins");
+    if (!urls || *urls != '[' || !origins || *origins != '[') {
+        print_failed("a storm needs urls and origins");
+        return;
+    }
+    urls++, origins++;
+    for (int k = 0; k < 2; k++) {
+        while (*urls == ' ' || *urls == ',') urls++;
+        while (*origins == ' ' || *origins == ',') origins++;
+        if (!jstr_at(urls, url, sizeof url) || !read_url(url, &p->to[k]) ||
+            !jstr_at(origins, p->to[k].origin, sizeof p->to[k].origin)) {
+            snprintf(why, sizeof why, "a storm needs two urls and two origins");
+            print_failed(why);
+            free(p);
+            return;
+        }
+        urls = strchr(urls + 1, '"') + 1;
+        origins = strchr(origins + 1, '"') + 1;
+    }
+    const char *at = jfind(command, "streams");
+    if (at && *at == '[') {
+        at++;
+        while (*at == ' ') at++;
+        while (*at == '"' && p->nstreams < MAX_STREAMS) {
+            char name[256];
+            jstr_at(at, name, sizeof name);
+            p->streams[p->nstreams++] = strdup(name);
+            at = strchr(at + 1, '"') + 1;
+            while (*at == ',' || *at == ' ') at++;
+        }
+    }
+    p->n = (int)jnum(command, "viewers", 0);
+    if (p->nstreams == 0 || p->n <= 0) {
+        print_failed("a storm needs streams and viewers");
+        free(p);
+        return;
+    }
+    p->viewers = calloc((size_t)p->n, sizeof *p->viewers);
+    p->storm = calloc((size_t)p->n, sizeof *p->storm);
+    double now = mono_s();
+    for (int i = 0; i < p->n; i++) {
+        p->viewers[i].fd = -1;
+        p->viewers[i].pool = p;
+        p->viewers[i].state = V_DEAD;
+        p->storm[i].stream = i % p->nstreams;
+        p->storm[i].due = now;
+    }
+    storm.pool = p;
+    storm.since = 1e300;
+    storm.reload = strstr(command, "\"reload\": true") != NULL;
+    printf("STARTED\n");
+    fflush(stdout);
+    char *line;
+    while ((line = storm_wait()) != NULL) {
+        char op[16] = "";
+        jstr(line, "op", op, sizeof op);
+        if (strcmp(op, "back") == 0) {
+            storm_back(line);
+        } else if (strcmp(op, "stop") == 0) {
+            storm_stop(line);
+            free(line);
+            break;
+        }
+        free(line);
+    }
+}
+
 int main(void) {
     struct rlimit limit;
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
     srand((unsigned)getpid());
+    srand48(getpid());
     ep = epoll_create1(0);
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = NULL};
@@ -701,6 +1267,11 @@ int main(void) {
     while ((line = read_line()) != NULL) {
         char op[16] = "";
         jstr(line, "op", op, sizeof op);
+        if (strcmp(op, "storm") == 0) {
+            storm_run(line);
+            free(line);
+            return 0; /* one storm per process */
+        }
         if (strcmp(op, "close") == 0) {
             const char *at = jfind(line, "pools");
             while (at && (at = strchr(at, '"')) != NULL) {

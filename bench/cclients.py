@@ -2,8 +2,10 @@
 
 bench/fanout.py drives the binary exactly as it drives `python -m bench.clients` (one JSON
 command per line), for the `livecharts` and `batches` protocols; the other protocols (the
-per-point baseline, the peers) stay with the Python clients. With no C compiler on the machine
-`build()` returns None and the bench uses the Python clients for everything (and says so).
+per-point baseline, the peers) stay with the Python clients. bench/storm.py drives its storm
+mode (`{"op": "storm", ...}`: viewers that reconnect and resume as live.js does). With no C
+compiler on the machine `build()` returns None and the bench uses the Python clients for
+everything (and says so).
 """
 
 from __future__ import annotations

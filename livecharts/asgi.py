@@ -15,6 +15,7 @@ from streams.delivery.handshake import (  # noqa: E402
     lazy_autobahn_debug,
     raise_listen_backlog,
     socket_auth_stack,
+    tune_gc,
 )
 from streams.routing import websocket_urlpatterns  # noqa: E402
 
@@ -29,3 +30,5 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(socket_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
+# Last: what the imports above built is frozen out of the garbage collector's full collections.
+tune_gc()

@@ -5,9 +5,10 @@ stream disabled or deleted), that user's open sockets and SSE responses stop wit
 One watcher per process re-checks every open viewer once per `CHECK_SECONDS`, in one thread
 call for all of them, and resolves the `revoked` future of those refused.
 
-The watcher also keeps the stream rows its loop's subscribes read lately (`ROW_SECONDS`), so
-that a reconnect storm asks the database once per stream, not once per viewer, where the row
-alone answers (an enabled public stream; staff). The promise holds: a viewing is watched from
+The watcher also keeps the stream rows its loop's subscribes read lately (`ROW_SECONDS`), and
+hands the row a subscribe is reading to those asking for the same stream meanwhile, so that a
+reconnect storm asks the database once per stream, not once per viewer, where the row alone
+answers (an enabled public stream; staff). The promise holds: a viewing is watched from
 the moment its answer was read (`since`), and a check round starts no later than
 `since + CHECK_SECONDS`, so access taken away after that read ends it within a second, as for
 a viewer who asked the database itself. A Stream saved or deleted in this process drops the rows
@@ -21,7 +22,7 @@ import contextlib
 import contextvars
 import logging
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -192,6 +193,10 @@ class AccessWatcher:
         self._wake = asyncio.Event()
         # slug -> (loop time read, generation, the row), see known_stream.
         self._rows: dict[str, tuple[float, int, Any]] = {}
+        # slug -> the (row, loop time read, generation) a subscribe is reading now, see stream_for.
+        self._reading: dict[str, asyncio.Future[tuple[Any, float, int]]] = {}
+        # Subscribes waiting for another's read of their stream's row now (for tests).
+        self.waiting = 0
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -234,6 +239,47 @@ class AccessWatcher:
         if not allowed_by_row(user, stream):
             return None
         return stream, read_at
+
+    async def stream_for(
+        self, user: Any, slug: str, *, read: Callable[[Any, str], Awaitable[tuple[Any, bool]]]
+    ) -> tuple[Any, bool, float]:
+        """(the row or None, allowed, loop time it was read) for a subscribe of `user` to `slug`:
+        a kept row (known_stream), else the row another subscribe on this loop is reading now
+        where the row alone answers, else `read(user, slug)` (viewable_stream in a thread),
+        kept and handed to the subscribes that asked meanwhile. A storm's thousand subscribes
+        to twenty streams arrive before the first read is back: they wait for it rather than
+        each queueing a query of its own behind it on the one database thread."""
+        from streams.access.rules import allowed_by_row
+
+        known = self.known_stream(user, slug)
+        if known is not None:
+            return known[0], True, known[1]
+        reading = self._reading.get(slug)
+        if reading is not None:
+            # Shielded: a waiter going away must not cancel the others' answer.
+            self.waiting += 1
+            try:
+                stream, read_at, generation = await asyncio.shield(reading)
+            finally:
+                self.waiting -= 1
+            if generation == _rows_generation and (stream is None or allowed_by_row(user, stream)):
+                return stream, stream is not None, read_at
+        since, generation = self.now(), _rows_generation
+        mine: asyncio.Future[tuple[Any, float, int]] | None = None
+        if slug not in self._reading:
+            mine = self._reading[slug] = asyncio.get_running_loop().create_future()
+        answer: tuple[Any, float, int] = (None, since, -1)  # a failed read: the waiters read their own
+        try:
+            stream, allowed = await read(user, slug)
+            if stream is not None:
+                self.remember_stream(stream, read_at=since, generation=generation)
+            answer = (stream, since, generation)
+            return stream, allowed, since
+        finally:
+            if mine is not None:
+                if self._reading.get(slug) is mine:
+                    del self._reading[slug]
+                mine.set_result(answer)
 
     def remember_stream(self, stream: Any, *, read_at: float, generation: int) -> None:
         """Keep a row read at `read_at` (loop time, taken before the query) while this

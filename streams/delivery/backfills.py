@@ -4,7 +4,8 @@ A daphne that dies sends its viewers back all at once, each asking for its strea
 (`after` null) or for what followed the same last batch (every viewer of a stream held the same
 one). Read and encoded per socket, that is a window read and its JSON per subscribe; here the
 process's loop reads and encodes it once per (stream, after) and hands the same frame texts to
-every subscriber asking within SHARE_SECONDS.
+every subscriber asking while it is in use (until SHARE_SECONDS pass without one asking, or
+its live tail reaches MAX_TAIL_BATCHES).
 
 Exact by construction: the shared backfill follows the stream at the hub like a socket does,
 joined before its window read, and appends each live batch the hub offers after what it read.
@@ -34,9 +35,11 @@ from streams.storage.window import get_history
 
 log = logging.getLogger(__name__)
 
-# How long after its read a shared backfill is handed to new subscribers (it grows with the
-# live batches meanwhile; a reconnect storm's jitter spreads over a few seconds, so each
-# stream is read a few times in all).
+# How long after its last handout a shared backfill is kept for the next subscriber. It grows
+# with the live batches meanwhile (at most MAX_TAIL_BATCHES of them, then it is read again):
+# a reconnect storm, whose jitter and queue spread it over seconds, reads each stream's window
+# about once (it expired a second after its read before: three reads per stream in a 3 s storm,
+# a fifth of the surviving daphne's CPU in a 2,000-viewer storm of full backfills).
 SHARE_SECONDS = 1.0
 # Larger backfills are not kept (each subscriber pages through its own, bounded in memory).
 MAX_SHARED_POINTS = 20_000
@@ -97,6 +100,8 @@ class SharedBackfill:
     # More than MAX_SHARED_POINTS: kept (empty) until it expires, so that the subscribers
     # asking meanwhile read their own at once rather than each trying to share again.
     oversized: bool = False
+    # Loop time until which it is kept: SHARE_SECONDS after its read, then after each handout.
+    keep_until: float = 0.0
 
     def offer(self, message: dict[str, Any]) -> bool:
         key = tuple(message["key"])  # a list after msgpack
@@ -189,6 +194,7 @@ class SharedBackfills:
                 self._forget(key, entry)
             return None
         self.handouts += 1
+        entry.keep_until = asyncio.get_running_loop().time() + SHARE_SECONDS
         return entry.handout()
 
     async def _fill(
@@ -225,7 +231,8 @@ class SharedBackfills:
                     await self.hub.leave(entry.slug, entry)
         if entry.usable or entry.oversized:
             loop = asyncio.get_running_loop()
-            self._timers[entry] = loop.call_later(SHARE_SECONDS, self._expire, key, entry)
+            entry.keep_until = max(entry.keep_until, loop.time() + SHARE_SECONDS)
+            self._timers[entry] = loop.call_at(entry.keep_until, self._expire, key, entry)
 
     async def _read(self, entry: SharedBackfill, *, after: str | None, pages: AsyncIterator[Segment]) -> None:
         prev, count = after, 0
@@ -254,6 +261,12 @@ class SharedBackfills:
             del self._entries[key]
 
     def _expire(self, key: tuple[Any, ...], entry: SharedBackfill) -> None:
+        loop = asyncio.get_running_loop()
+        if entry.usable and loop.time() < entry.keep_until:
+            # Handed out meanwhile: kept until SHARE_SECONDS after the last handout (one timer
+            # per entry, moved here rather than at every handout).
+            self._timers[entry] = loop.call_at(entry.keep_until, self._expire, key, entry)
+            return
         self._timers.pop(entry, None)
         self._forget(key, entry)
         entry.usable = False

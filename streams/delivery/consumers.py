@@ -29,7 +29,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from streams.access.revocation import Refusal, Viewing, Watch, get_watcher, rows_generation
+from streams.access.revocation import Refusal, Viewing, Watch, get_watcher
 from streams.access.rules import is_signed_in, viewable_stream
 from streams.core import runtime
 from streams.core.frames import encode
@@ -345,19 +345,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def stream_for(self, slug: str) -> tuple[Stream, float]:
         """The stream the client may see, and when (loop time) that answer was read: the row a
-        subscribe on this loop read less than a second ago where the row alone answers (a
-        reconnect storm's thousand subscribes to twenty public streams), else the database. The
-        watcher re-checks from that time on (streams/access/revocation.py)."""
+        subscribe on this loop read less than a second ago, or is reading now, where the row
+        alone answers (a reconnect storm's thousand subscribes to twenty public streams), else
+        the database. The watcher re-checks from that time on (streams/access/revocation.py)."""
         user = self.scope.get("user")
-        watcher = get_watcher()
-        known = watcher.known_stream(user, slug)
-        if known is not None:
-            return known
-        since, generation = watcher.now(), rows_generation()
-        stream, allowed = await database_sync_to_async(viewable_stream)(user, slug)
+        stream, allowed, since = await get_watcher().stream_for(
+            user, slug, read=database_sync_to_async(viewable_stream)
+        )
         if stream is None:
             raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
-        watcher.remember_stream(stream, read_at=since, generation=generation)
         if not allowed:
             raise BadRequest("forbidden", f"you may not see stream {slug!r}", stream=slug)
         return stream, since

@@ -4,7 +4,9 @@ autobahn's WebSocketProtocol pretty-prints its 29 options for a debug line on ev
 connection (`_connectionMade`) and its transport details on every handshake (`startHandshake`),
 logged or not: the arguments are built before txaio's logger decides to drop the line. In a
 reconnect storm that was about 10% of daphne's CPU per subscribe (docs/performance.md, "Reconnect
-storm"). Here the two debug lines get their text only when a log observer formats it.
+storm"). Its debug lines also colour their arguments with click (`hltype`, `hlval`) on every
+connection, handshake and received chunk: 3-4% of a 2,000-viewer storm. Here those debug lines
+get their text only when a log observer formats it.
 
 Before any of that, the connection waits in the kernel's accept queue, whose length daphne leaves
 at Twisted's default of 50: a reconnect storm overflowed it (the kernel's ListenOverflows counter
@@ -14,10 +16,15 @@ raise_listen_backlog() lets the queue hold a storm.
 
 And channels' AuthMiddleware hops to a database thread on every handshake, even for a socket
 with no session cookie: SocketAuthMiddleware answers that one at once (anonymous).
+
+Each connection is a few hundred container objects (Twisted's, autobahn's, the ASGI instance,
+the consumer) that live as long as the socket: tune_gc() keeps CPython's full collections from
+walking them over and over while a storm builds them up.
 """
 
 from __future__ import annotations
 
+import gc
 import pprint
 from typing import Any
 
@@ -43,17 +50,63 @@ class LazyPformat:
         return format(str(self), spec)
 
 
+class LazyHighlight:
+    """autobahn.util's hltype(...) or hlval(...) (click-coloured text), computed when the log
+    line is formatted (never, unless debug)."""
+
+    __slots__ = ("args", "function", "kwargs")
+
+    def __init__(self, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.function, self.args, self.kwargs = function, args, kwargs
+
+    def __str__(self) -> str:
+        return self.function(*self.args, **self.kwargs)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def lazy_highlights() -> bool:
+    """Make autobahn's websocket modules' `hltype` and `hlval` lazy (idempotent); True when
+    patched. A hack on their module globals, which they use only for log arguments; where a
+    global is not autobahn.util's own function it is left as shipped."""
+    from autobahn import util
+    from autobahn.twisted import websocket
+    from autobahn.websocket import protocol
+
+    patched = True
+    for module in (protocol, websocket):
+        for name in ("hltype", "hlval"):
+            current = getattr(module, name, None)
+            if getattr(current, "livecharts_lazy", None) is not None:
+                continue
+            if current is None or current is not getattr(util, name, None):
+                patched = False
+                continue
+
+            def highlight(*args: Any, function: Any = current, **kwargs: Any) -> LazyHighlight:
+                return LazyHighlight(function, args, kwargs)
+
+            highlight.livecharts_lazy = current  # type: ignore[attr-defined]
+            setattr(module, name, highlight)
+    return patched
+
+
 def lazy_autobahn_debug() -> bool:
-    """Make autobahn's per-connection debug pformat lazy (idempotent); True when patched.
+    """Make autobahn's per-connection debug pformat and highlights lazy (idempotent); True
+    when patched.
 
     A hack on autobahn's module global `pformat`, which it uses only for debug log arguments
     and for `Timings.__str__`; the latter keeps the eager pformat (it must return a str). When
     an autobahn release changes either, nothing is patched and it runs as shipped."""
     from autobahn.websocket import protocol
 
+    highlights = lazy_highlights()
     current = getattr(protocol, "pformat", None)
     if current is LazyPformat:
-        return True
+        return highlights
     if current is not pprint.pformat or "__str__" not in vars(protocol.Timings):
         return False
 
@@ -62,7 +115,7 @@ def lazy_autobahn_debug() -> bool:
 
     protocol.Timings.__str__ = timings_text  # type: ignore[method-assign]
     protocol.pformat = LazyPformat  # type: ignore[assignment]
-    return True
+    return highlights
 
 
 # Connections a listening socket may queue before daphne accepts them (the kernel caps it at
@@ -90,6 +143,30 @@ def raise_listen_backlog(backlog: int = LISTEN_BACKLOG) -> bool:
 
         start_listening.livecharts_backlog = backlog  # type: ignore[attr-defined]
         port.startListening = start_listening  # type: ignore[method-assign]
+    return True
+
+
+# The young generation is collected after this many new container objects (CPython: 700): as
+# the ingest worker's (streams/ingest/supervisor.py GC_YOUNG_THRESHOLD).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> bool:
+    """Freeze what startup built and enlarge the young generation (once; False when done before).
+
+    CPython runs a full collection whenever the objects promoted since the last one reach a
+    quarter of the old generation, and considers one every 10 middle collections: in a
+    2,000-viewer reconnect storm the surviving daphne ran full collections of 90-460 ms each,
+    finding nothing, about a fifth of its CPU over the storm (docs/performance.md, "Reconnect
+    storm"). Frozen, Django and the modules are out of every collection; with a young generation
+    of 50,000 a full collection is considered 70 times less often, and most of a request's
+    objects die young. Called from livecharts/asgi.py, which daphne imports before it listens."""
+    if gc.get_threshold()[0] >= GC_YOUNG_THRESHOLD:
+        return False
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
     return True
 
 

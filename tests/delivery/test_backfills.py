@@ -241,3 +241,37 @@ async def test_a_window_too_large_to_share_is_read_by_each_subscriber_after_one_
     assert (shared.reads, shared.handouts) == (1, 0)  # tried once, then each read its own
     for viewer in viewers:
         await viewer.consumer.disconnect(1000)
+
+
+async def test_a_shared_backfill_is_kept_while_subscribers_keep_asking_for_it(memory_layer, monkeypatch):
+    """A storm lasts seconds: its window is read once, not once per SHARE_SECONDS after a read.
+    The expiry timer is fired by hand here (no waiting on the clock)."""
+    stream_row = Stream(slug=SLUG, title="Storm", window_points=WINDOW, store_points=False)
+    allow(monkeypatch, stream_row)
+    monkeypatch.setattr(backfills, "SHARE_SECONDS", 60.0)
+    feed = Feed()
+    for _ in range(10):
+        await feed.publish()
+    shared = get_shared_backfills()
+
+    async def viewer_subscribes() -> Viewer:
+        viewer = Viewer(after=None)
+        await viewer.consumer.connect()
+        await viewer.subscribe()
+        return viewer
+
+    viewers = [await viewer_subscribes()]
+    ((key, entry),) = shared._entries.items()
+    viewers.append(await viewer_subscribes())  # a handout: kept 60 s from now
+    shared._expire(key, entry)  # the timer set at the read fires: a handout came since
+    viewers.append(await viewer_subscribes())
+    assert (shared.reads, shared.handouts) == (1, 3)
+    monkeypatch.setattr(backfills, "SHARE_SECONDS", 0.0)
+    viewers.append(await viewer_subscribes())  # kept until now, no longer
+    shared._expire(key, entry)
+    assert not shared._entries
+    viewers.append(await viewer_subscribes())
+    assert (shared.reads, shared.handouts) == (2, 4)
+    for viewer in viewers:
+        assert viewer.chain()[2] == feed.times
+        await viewer.consumer.disconnect(1000)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -292,6 +293,57 @@ async def test_a_storm_of_subscribes_to_a_public_stream_asks_the_database_once(l
     assert asked == ["public"]
     for client in clients:
         await client.disconnect()
+
+
+async def test_subscribes_asking_while_the_row_is_read_wait_for_that_read(layer, public, monkeypatch):
+    """A storm's subscribes arrive before the first read of their stream's row is back: they
+    share it rather than each queueing a query behind it on the database thread."""
+    release = threading.Event()
+    asked: list[str] = []
+    real = consumers.viewable_stream
+
+    def slow(user, slug):
+        asked.append(slug)
+        release.wait(30)
+        return real(user, slug)
+
+    monkeypatch.setattr(consumers, "viewable_stream", slow)
+    clients = [await connect_from(f"192.0.2.{index}") for index in range(1, 6)]
+    for client in clients:
+        await client.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
+    watcher = revocation.get_watcher()
+    await eventually(lambda: watcher.waiting == 4, what="four subscribes waiting on the first one's read")
+    release.set()
+    for client in clients:
+        assert (await receive(client))["op"] == "subscribed"
+    assert asked == ["public"]
+    for client in clients:
+        await client.disconnect()
+
+
+async def test_a_read_whose_socket_went_away_leaves_its_waiters_to_read_their_own(layer, public, monkeypatch):
+    release = threading.Event()
+    asked: list[str] = []
+    real = consumers.viewable_stream
+
+    def slow(user, slug):
+        asked.append(slug)
+        release.wait(30)
+        return real(user, slug)
+
+    monkeypatch.setattr(consumers, "viewable_stream", slow)
+    first, second = await connect_from("192.0.2.1"), await connect_from("192.0.2.2")
+    await first.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
+    await eventually(lambda: asked == ["public"], what="the first subscribe reading the row")
+    await second.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
+    watcher = revocation.get_watcher()
+    await eventually(lambda: watcher.waiting == 1, what="the second subscribe waiting on the first's read")
+    await first.disconnect(timeout=0.1)  # its subscribe (the read it waits on) is cancelled
+    await eventually(lambda: watcher.waiting == 0, what="the second subscribe no longer waiting")
+    release.set()
+    assert (await receive(second))["op"] == "subscribed"
+    assert asked == ["public", "public"]
+    await second.disconnect()
 
 
 async def test_a_kept_row_never_lets_in_whom_the_row_alone_does_not(layer, alice, bob, plant, monkeypatch):

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import pprint
 
 import pytest
+from autobahn.twisted import websocket
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 
-from streams.delivery.handshake import LazyPformat, lazy_autobahn_debug
+from streams.delivery.handshake import (
+    GC_YOUNG_THRESHOLD,
+    LazyHighlight,
+    LazyPformat,
+    lazy_autobahn_debug,
+    tune_gc,
+)
 
 
 def count_pformats(monkeypatch) -> list[object]:
@@ -34,6 +42,26 @@ def test_a_new_connection_pretty_prints_nothing_unless_logged(monkeypatch):
     connection.makeConnection(StringTransport())
     assert calls == []
     assert connection.autoPingInterval == factory.autoPingInterval  # _connectionMade ran
+
+
+def test_a_connection_and_its_data_colour_no_debug_text_unless_logged(monkeypatch):
+    from autobahn import util
+
+    assert lazy_autobahn_debug()
+    coloured: list[object] = []
+    real = util.hl
+    monkeypatch.setattr(util, "hl", lambda text, **kwargs: coloured.append(text) or real(text, **kwargs))
+    factory = WebSocketServerFactory("ws://127.0.0.1:9/ws/")
+    factory.protocol = WebSocketServerProtocol
+    connection = factory.buildProtocol(None)
+    connection.makeConnection(StringTransport())
+    connection.dataReceived(b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # half a request
+    assert coloured == []
+    func, n = websocket.hltype(connection.dataReceived), websocket.hlval(3)
+    event = {"log_format": "{func} got {n}", "func": func, "n": n}
+    assert isinstance(event["func"], LazyHighlight)
+    assert formatEvent(event) == f"{util.hltype(connection.dataReceived)} got {util.hlval(3)}"
+    assert "WebSocketAdapterProtocol.dataReceived" in formatEvent(event)
 
 
 def test_a_debug_line_still_reads_as_autobahn_wrote_it():
@@ -145,3 +173,11 @@ def test_a_unix_socket_port_listens_with_room_for_a_reconnect_storm(tmp_path):
         assert port.backlog == LISTEN_BACKLOG
     finally:
         port.stopListening()
+
+
+def test_daphne_starts_with_its_startup_objects_frozen_out_of_full_collections():
+    import livecharts.asgi  # noqa: F401 - daphne imports it before it listens
+
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+    assert not tune_gc(), "once is enough"
