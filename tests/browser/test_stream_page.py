@@ -9,6 +9,7 @@ import pytest
 
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack
+from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -51,6 +52,72 @@ def test_viewer_sees_the_chart_grow_and_continue_after_a_server_restart(stack: S
     x = page.evaluate(TRACE_X)
     steps = {round(b - a) for a, b in itertools.pairwise(x)}
     assert steps == {50}, f"gaps or duplicates in the trace: {sorted(steps)[:10]}"
+    assert errors == []
+
+
+# Each drawn line of the chart while its last draw was light: its points, where its last point is
+# drawn (slide included) and where the axes put the newest x; null after a full draw.
+LIGHT_LINES = r"""(() => {
+    if (window.livecharts.lastDraw !== "light") return null;
+    const element = document.getElementById('chart');
+    const xaxis = element._fullLayout.xaxis;
+    const slide = Number(/translate\((-?[\d.]+)/.exec(
+        element.querySelector('.scatterlayer').getAttribute('transform') ?? 'translate(0')[1]);
+    return [...element.querySelectorAll('.scatterlayer .trace')].map((group) => {
+        const trace = element.data[group.__data__[0].trace.index];
+        const points = group.querySelector('path.js-line').getAttribute('d').match(/[ML][^ML]+/g);
+        const last = Number(points.at(-1).slice(1).split(',')[0]);
+        return {values: trace.y.filter((y) => y !== null).length, points: points.length,
+                held: window.livecharts.liveWindow(trace.name).x.length,
+                last: last + slide, newest: xaxis.c2p(trace.x.at(-1)) + slide,
+                width: element._fullLayout._size.w};
+    });
+})()"""
+
+
+def test_the_chart_moves_by_light_draws_of_every_point_and_keeps_a_zoom(stack: Stack, browser):
+    stack.start_ingest()
+    stack.start_daphne()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, stack, "alice")
+    page.mouse.move(1, 1)  # under the pointer the chart draws fully (hover knows every point)
+
+    # Most draws are light (streams/static/streams/lightdraw.js): the lines are drawn by us from
+    # the points the traces hold (every point of the window at this rate), newest at the right.
+    wait_in_page(page, f"window.livecharts.lightDrawn > 5 && ({TRACE_POINTS})() > 40", what="light draws")
+    lines = None
+    while lines is None:  # a full draw may come between the wait and the look: wait again
+        wait_in_page(page, f"{LIGHT_LINES} !== null", what="a light draw to look at")
+        lines = page.evaluate(LIGHT_LINES)
+    assert len(lines) == 2
+    for line in lines:
+        assert line["points"] == line["values"] == line["held"] > 20
+        assert abs(line["last"] - line["newest"]) < 0.05
+    assert min(abs(line["last"] - line["width"]) for line in lines) < 1.5
+    # The light draws' own layouts of the axes are not a viewer's zoom: still live, nothing fetched.
+    wait_in_page(page, "window.livecharts.axisDraws > 0", what="a light draw that laid the axes out")
+    assert page.evaluate("[window.livecharts.range.view, window.livecharts.range.requests]") == ["live", 0]
+
+    # The viewer zooms (as a drag-zoom does): no slide, full draws that keep the viewer's range;
+    # a double click (autorange) and the chart draws light again.
+    chart = "document.getElementById('chart')"
+    page.evaluate(
+        f"""() => {{
+            const xs = {chart}.data[0].x;
+            return Plotly.relayout({chart}, {{'xaxis.range[0]': xs[0], 'xaxis.range[1]': xs[10]}});
+        }}"""
+    )
+    assert page.evaluate(f"{chart}.querySelector('.scatterlayer').getAttribute('transform')") is None
+    full_draws = "window.livecharts.draws - window.livecharts.lightDrawn"
+    full = page.evaluate(full_draws)
+    wait_in_page(page, f"{full_draws} > {full + 3}", what="full draws, zoomed")
+    assert page.evaluate(f"[{chart}.layout.xaxis.autorange, {chart}.layout.xaxis.range.length]") == [False, 2]
+    light = page.evaluate("window.livecharts.lightDrawn")
+    page.evaluate(f"() => Plotly.relayout({chart}, {{'xaxis.autorange': true}})")
+    wait_in_page(page, f"window.livecharts.lightDrawn > {light + 3}", what="light draws again after the zoom")
+    assert page.evaluate("window.livecharts.range.view") == "live"
     assert errors == []
 
 

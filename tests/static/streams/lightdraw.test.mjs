@@ -10,6 +10,8 @@ import {
   linePath,
   lineRange,
   MAX_SLIDE_PX,
+  MAX_SLIDE_WIDE_PX,
+  maxSlideFor,
   slideFor,
 } from "../../../streams/static/streams/lightdraw.js";
 
@@ -137,5 +139,23 @@ describe("slideFor", () => {
     assert.equal(slideFor({ axisRange: [0, 30_000], range: [0, 31_000], pxPerX }), null); // the window grows
     assert.equal(slideFor({ axisRange: [0, 30_000], range: [-100, 29_900], pxPerX }), null);
     assert.equal(slideFor({ axisRange: null, range: [0, 1], pxPerX }), null);
+  });
+});
+
+describe("maxSlideFor", () => {
+  test("a panel slides as far as before; a wide chart farther, up to a bound", () => {
+    assert.equal(maxSlideFor(300), MAX_SLIDE_PX);
+    assert.equal(maxSlideFor(0), MAX_SLIDE_PX);
+    assert.ok(maxSlideFor(1000) > MAX_SLIDE_PX && maxSlideFor(1000) < MAX_SLIDE_WIDE_PX);
+    assert.equal(maxSlideFor(5000), MAX_SLIDE_WIDE_PX);
+  });
+
+  test("a wide chart's slide is still laid out again past its own bound", () => {
+    const pxPerX = 0.01;
+    const far = (MAX_SLIDE_WIDE_PX + 1) * 100;
+    const near = (MAX_SLIDE_PX + 10) * 100;
+    const wide = maxSlideFor(1400);
+    assert.equal(slideFor({ axisRange: [0, 10_000], range: [near, 10_000 + near], pxPerX, maxSlidePx: wide }), MAX_SLIDE_PX + 10);
+    assert.equal(slideFor({ axisRange: [0, 10_000], range: [far, 10_000 + far], pxPerX, maxSlidePx: wide }), null);
   });
 });
