@@ -164,3 +164,21 @@ export function linePath(xs, ys, toX, toY) {
   }
   return parts.join("");
 }
+
+/**
+ * The x of an SVG transform "translate(x, y)", NaN without one.
+ * @param {string|null|undefined} transform
+ */
+export function translateX(transform) {
+  return Number(/translate\(\s*([-\d.e]+)/.exec(transform ?? "")?.[1]);
+}
+
+/**
+ * Whether an x tick (its label, its grid line) at `x` px (Plotly's, from the left of the whole
+ * chart) is slid out of a plot that begins `left` px from it: hidden then, as Plotly leaves out
+ * a tick outside the range (it would show in the margin, among the value axis' labels).
+ * @param {{x: number, slide: number, left: number}} input
+ */
+export function slidOut({ x, slide, left }) {
+  return Number.isFinite(x) && x - slide < left - 0.5;
+}

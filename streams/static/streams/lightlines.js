@@ -2,7 +2,7 @@
 // builds the paths): each line's SVG path set from the points its trace holds, with the axes as
 // Plotly last laid them out, and the plot slid to the left in between two layouts.
 
-import { linePath } from "./lightdraw.js";
+import { linePath, slidOut, translateX } from "./lightdraw.js";
 
 export class LightLines {
   /** @param {HTMLElement} element  the Plotly chart */
@@ -57,9 +57,11 @@ export class LightLines {
     }
     // A tick (its label, its grid line) slid left of the plot is hidden, as Plotly leaves out
     // a tick outside the range. Every time: Plotly reuses tick elements when it draws again.
+    // Plotly 3 puts a label's place on its text, a grid line's on the line.
+    const left = /** @type {any} */ (this.element)._fullLayout?._size?.l ?? 0;
     for (const tick of this.element.querySelectorAll(".xaxislayer-above .xtick, .gridlayer > .x > path")) {
-      const x = Number(/translate\(\s*([-\d.e]+)/.exec(tick.getAttribute("transform") ?? "")?.[1]);
-      const hidden = Number.isFinite(x) && x - px < -0.5;
+      const x = translateX(tick.getAttribute("transform") ?? tick.firstElementChild?.getAttribute("transform"));
+      const hidden = slidOut({ x, slide: px, left });
       if (hidden !== tick.hasAttribute("visibility")) {
         if (hidden) tick.setAttribute("visibility", "hidden");
         else tick.removeAttribute("visibility");

@@ -13,6 +13,8 @@ import {
   MAX_SLIDE_WIDE_PX,
   maxSlideFor,
   slideFor,
+  slidOut,
+  translateX,
 } from "../../../streams/static/streams/lightdraw.js";
 
 const line = { type: "scatter", mode: "lines", line: { width: 2 }, x: [1, 2], y: [0, 1] };
@@ -157,5 +159,21 @@ describe("maxSlideFor", () => {
     const wide = maxSlideFor(1400);
     assert.equal(slideFor({ axisRange: [0, 10_000], range: [near, 10_000 + near], pxPerX, maxSlidePx: wide }), MAX_SLIDE_PX + 10);
     assert.equal(slideFor({ axisRange: [0, 10_000], range: [far, 10_000 + far], pxPerX, maxSlidePx: wide }), null);
+  });
+});
+
+describe("slidOut", () => {
+  test("a tick slid past the plot's left edge is out; one still over the plot is not", () => {
+    // The plot begins 64 px into the chart (its left margin): Plotly's x are from the chart's left.
+    assert.equal(slidOut({ x: 203, slide: 44, left: 64 }), false);
+    assert.equal(slidOut({ x: 100, slide: 44, left: 64 }), true); // in the margin, not hidden before
+    assert.equal(slidOut({ x: 64, slide: 0, left: 64 }), false);
+    assert.equal(slidOut({ x: Number.NaN, slide: 90, left: 64 }), false);
+  });
+
+  test("reads the x of a translate", () => {
+    assert.equal(translateX("translate(203.09,0)"), 203.09);
+    assert.equal(translateX("translate( -4e-1, 3)"), -0.4);
+    assert.ok(Number.isNaN(translateX(null)));
   });
 });
