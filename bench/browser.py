@@ -54,9 +54,19 @@ TARGET_FPS = 30
 TARGET_BUSY = 0.5
 # Target of issue 16 §5: every dashboard panel redrawn at least 5 times a second.
 TARGET_PANEL_DRAWS = 5.0
-# The dashboard page with every draw a full Plotly draw (window.livecharts.lightDraws = false):
-# how it drew before light draws (streams/static/streams/lightdraw.js), measured in the same run.
+# Goal of issue 16 §5 for the stream page: the display rate, 60 frames/s. Counted as a median of
+# at least 57 (95 %): the count of a window is whole frames over a window's own clock, and a
+# page that draws nothing (paused) counts 59.9-60.1 here, but on this shared 2-core machine
+# another process's burst still costs an idle page a frame now and then. With it, the main
+# thread at most half busy (as issue 5 asks).
+TARGET_STREAM_FPS = 57.0
+DISPLAY_FPS = 60
+# The pages with every draw a full Plotly draw (window.livecharts.lightDraws = false): how they
+# drew before light draws (streams/static/streams/lightdraw.js), measured in the same run.
 FULL_DRAWS = "window.livecharts.lightDraws = false"
+# The stream page's full-draw reference: measured on the same page after its own windows, in
+# shorter windows (it only gives the "before"; the section must stay within its allowance).
+STREAM_FULL_SECONDS = 3.0
 
 
 def fast_stream() -> dict:
@@ -263,7 +273,10 @@ def run_page(
     runs: int,
     seconds: float,
     setup: str | None = None,
+    then: tuple[Scenario, str, float] | None = None,
 ) -> None:
+    """Measure `scenario` on a page; `then` (scenario, setup, window seconds): another one on the
+    same page right after, once `setup` ran and the page warmed up again."""
     errors: list[str] = []
     page, cdp = open_page(browser, url, viewport, errors)
     try:
@@ -276,6 +289,12 @@ def run_page(
         ARTIFACTS.mkdir(exist_ok=True)
         scenario.screenshot = ARTIFACTS / f"bench-browser-{scenario.name}.png"
         page.screenshot(path=str(scenario.screenshot), full_page=True)
+        if then is not None:
+            after, after_setup, after_seconds = then
+            page.evaluate(after_setup)
+            time.sleep(warmup)
+            for _ in range(runs):
+                after.windows.append(measure_window(page, cdp, after_seconds))
     finally:
         page.context.close()
     assert not errors, f"{scenario.name}: errors in the page: {errors}"
@@ -288,6 +307,9 @@ def measure(*, runs: int, seconds: float, warmup: float, fill: bool) -> list[Sce
     stream = Scenario(
         "stream",
         f"/streams/{FAST_SLUG}/: one line, {FAST_RATE:,} points/s, window {FAST_WINDOW:,} points",
+    )
+    stream_full = Scenario(
+        "stream, full draws", "the same stream page, every draw a full Plotly draw (as before)"
     )
     board = Scenario(
         "dashboard",
@@ -319,6 +341,7 @@ def measure(*, runs: int, seconds: float, warmup: float, fill: bool) -> list[Sce
                 warmup=warmup,
                 runs=runs,
                 seconds=seconds,
+                then=(stream_full, FULL_DRAWS, STREAM_FULL_SECONDS if fill else seconds),
             )
             stop_soon(stacks["stream"])
             if fill:
@@ -339,7 +362,7 @@ def measure(*, runs: int, seconds: float, warmup: float, fill: bool) -> list[Sce
                 )
         finally:
             browser.close()
-    return [stream, board, board_full]
+    return [stream, stream_full, board, board_full]
 
 
 def chromium_version() -> str:
@@ -351,37 +374,59 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
+def draw_ms(window: Window) -> float:
+    """Main-thread ms per chart draw: the window's busy time over its draws."""
+    return 1000 * window.busy / max(window.draws_per_second, 0.01)
+
+
+def issue16_goal(scenario: Scenario) -> tuple[str, bool]:
+    """Issue 16's goal for the scenario's page, said as in the table, and whether it was met."""
+    windows = scenario.windows
+    busy = statistics.median(w.busy for w in windows) <= TARGET_BUSY
+    if all(w.panel_draws_per_second for w in windows):
+        slowest = statistics.median(min(w.panel_draws_per_second) for w in windows)
+        return f"≥ {TARGET_PANEL_DRAWS:g} draws/s per panel", busy and slowest >= TARGET_PANEL_DRAWS
+    fps = statistics.median(w.fps for w in windows)
+    return f"{DISPLAY_FPS} frames/s (≥ {TARGET_STREAM_FPS:g})", busy and fps >= TARGET_STREAM_FPS
+
+
 def table(scenarios: list[Scenario]) -> str:
     lines = [
         "| page | frames/s | main thread busy | in Plotly calls | script | layout + style "
-        "| chart draws/s | draws/s per panel: slowest, median | points/s taken | points drawn "
-        "| worst frame | target met |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| chart draws/s | main thread per draw | draws/s per panel: slowest, median | points/s taken "
+        "| points drawn | worst frame | issue 5: ≥ 30 frames/s, ≤ 50 % busy "
+        "| issue 16: goal, ≤ 50 % busy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for scenario in scenarios:
         windows = scenario.windows
         fps = [w.fps for w in windows]
         busy = [w.busy for w in windows]
-        met = statistics.median(fps) >= TARGET_FPS and statistics.median(busy) <= TARGET_BUSY
+        met5 = statistics.median(fps) >= TARGET_FPS and statistics.median(busy) <= TARGET_BUSY
+        goal, met16 = issue16_goal(scenario)
         per_panel = "n/a"
         if all(w.panel_draws_per_second for w in windows):
             slowest = [min(w.panel_draws_per_second) for w in windows]
             typical = [statistics.median(w.panel_draws_per_second) for w in windows]
             per_panel = f"{spread(slowest, '.1f')}, {spread(typical, '.1f')}"
-            met = met and statistics.median(slowest) >= TARGET_PANEL_DRAWS
 
         def percent(values: list[float]) -> str:
             return spread([100 * value for value in values], ".0f") + " %"
+
+        def said(met: bool) -> str:
+            return "yes" if met else "**no**"
 
         lines.append(
             f"| {scenario.name} | {spread(fps, '.1f')} | {percent(busy)} "
             f"| {percent([w.drawing for w in windows])} "
             f"| {percent([w.script for w in windows])} "
             f"| {percent([w.layout for w in windows])} "
-            f"| {spread([w.draws_per_second for w in windows], '.1f')} | {per_panel} "
+            f"| {spread([w.draws_per_second for w in windows], '.1f')} "
+            f"| {spread([draw_ms(w) for w in windows], '.1f')} ms | {per_panel} "
             f"| {spread([w.points_per_second for w in windows], ',.0f')} "
             f"| {spread([float(w.points_drawn) for w in windows], ',.0f')} "
-            f"| {spread([w.worst_frame_ms for w in windows], '.0f')} ms | {'yes' if met else '**no**'} |"
+            f"| {spread([w.worst_frame_ms for w in windows], '.0f')} ms "
+            f"| {said(met5)} | {goal}: {said(met16)} |"
         )
     return "\n".join(lines)
 
@@ -393,16 +438,20 @@ def section(quick: bool) -> str:
     scenarios = measure(runs=args.runs, seconds=args.seconds, warmup=args.warmup, fill=not quick)
     took = time.monotonic() - started
     command = shlex.join([".venv/bin/python", "-m", "bench.browser", *argv])
-    panels_drawn = min(w.panels_drawn for w in scenarios[1].windows)
+    stream, stream_full, board, board_full = scenarios
+    panels_drawn = min(w.panels_drawn for w in board.windows)
 
     def per_draw(scenario: Scenario) -> str:
         """Main-thread ms per chart draw, median of the windows."""
-        per = [1000 * w.busy / max(w.draws_per_second, 0.01) for w in scenario.windows]
-        return f"{statistics.median(per):.0f}"
+        return f"{statistics.median(draw_ms(w) for w in scenario.windows):.0f}"
+
+    def median(scenario: Scenario, value) -> float:
+        return statistics.median(value(w) for w in scenario.windows)
 
     def slowest(scenario: Scenario) -> float:
-        return statistics.median(min(w.panel_draws_per_second) for w in scenario.windows)
+        return median(scenario, lambda w: min(w.panel_draws_per_second))
 
+    stream_seconds = STREAM_FULL_SECONDS if not quick else args.seconds
     parts = [
         "## Browser: a fast stream page and a 20-chart dashboard in headless Chromium",
         "",
@@ -411,8 +460,9 @@ def section(quick: bool) -> str:
         "(Plotly `scatter`), never WebGL. Each page has its own embedded server (`manage.py serve`,",
         "a throwaway SQLite file, simulated feeds, points not stored) and is measured in",
         f"{args.runs} consecutive windows of {args.seconds:g} s after the backfill is drawn and "
-        f"{args.warmup:g} s of warm-up (the dashboard's full-draw reference: windows of "
-        f"{args.seconds / 2:g} s);",
+        f"{args.warmup:g} s of warm-up (the full-draw references: windows of "
+        f"{stream_seconds:g} s on the stream page, right after its own windows on the same page, and "
+        f"{args.seconds / 2:g} s on the dashboard);",
         "every figure is the median of the windows with (min-max).",
         "",
         *[f"- **{s.name}**: {s.what}." for s in scenarios],
@@ -423,13 +473,18 @@ def section(quick: bool) -> str:
         "the wall time; *in Plotly calls* is the part the page measured around its own drawing calls",
         "(`window.livecharts.drawMs`), *script* and *layout + style* are `ScriptDuration` and",
         "`LayoutDuration` + `RecalcStyleDuration` (the rest of *busy* is mostly painting). *Chart",
-        "draws/s* counts chart updates, all charts of the page together; *draws/s per panel* is the",
+        "draws/s* counts chart updates, all charts of the page together, and *main thread per draw* is",
+        "the busy time over them; *draws/s per panel* is the",
         "slowest panel's and the median panel's of each window. *Points drawn* is what the page's",
         "traces hold at the end of a window. *Worst frame* is the longest gap between two animation",
         f"frames. Targets: at least {TARGET_FPS} frames/s and the main thread at most "
         f"{TARGET_BUSY:.0%} busy on",
-        f"both pages (issue 5); every dashboard panel redrawn at least {TARGET_PANEL_DRAWS:g} times a second",
-        f"(issue 16, section 5). In every dashboard window {panels_drawn} of {PANELS} panels drew (all",
+        "both pages (issue 5). Issue 16, section 5: the stream page at the display rate,",
+        f"{DISPLAY_FPS} frames/s, taken as a median of at least {TARGET_STREAM_FPS:g} (95 %: a page that",
+        "draws nothing counts 59.9-60.1 here, but on this shared machine another process's burst still",
+        "costs it a frame now and then), and every dashboard panel redrawn at least",
+        f"{TARGET_PANEL_DRAWS:g} times a second; on both, the main thread at most {TARGET_BUSY:.0%} busy.",
+        f"In every dashboard window {panels_drawn} of {PANELS} panels drew (all",
         "are in view: panels out of view are not drawn).",
         "",
         "How the client keeps to it (streams/static/streams/): after each draw a page rests until",
@@ -441,27 +496,37 @@ def section(quick: bool) -> str:
         "neither measure their labels for overflow nor re-angle them on every draw (`axes.js`), and",
         "each chart is a CSS containment box, so a draw lays out its own chart, not the page.",
         "",
-        "Dashboards: a full Plotly draw of a small line panel costs the same whatever its points (a",
-        "profile: about a third working the figure's defaults out again, most of the rest drawing and",
-        "measuring the axes' labels; the points about 2 %), so most draws of a line panel are light",
-        "(`lightdraw.js`): the new points go into the traces' arrays as extendTraces would put them",
-        "(every point of the window kept, none thinned), the line's SVG path is built from them with",
-        "the axes' own mapping, and the plot (lines, x grid, x labels) slides left by as far as the",
-        "newest point moved on. Plotly lays the axes out again (`Plotly.relayout` of the ranges",
-        "alone) once the plot slid 40 px or a value left the value axis, and draws fully every 15 s,",
-        "when traces come or go, and while the pointer is over the panel (hover then knows every",
-        "point). The scheduler counts a panel's light and full draws apart and draws first a panel",
-        "that waited a second (`panel.js`), so one slow draw no longer leaves a panel still for",
-        "seconds. Main-thread time per chart draw, this run: "
-        f"{per_draw(scenarios[1])} ms light, {per_draw(scenarios[2])} ms with full draws only; the slowest",
-        f"panel drew {slowest(scenarios[1]):.1f} times a second, against {slowest(scenarios[2]):.1f} "
+        "Light draws (`lightdraw.js`): a full Plotly draw costs far more than its points (a profile of",
+        "a dashboard panel: about a third working the figure's defaults out again, most of the rest",
+        "drawing and measuring the axes' labels; the points about 2 %), and on the stream page each",
+        "full draw of the thinned line was one task longer than a frame (14-21 ms of Plotly calls,",
+        "22-38 ms of main thread), so it dropped frames. So most draws of a line chart are light:",
+        "the new points go into the traces' arrays (a dashboard panel: as extendTraces would put",
+        "them; the stream page: its thinned copy, every spike kept), each line's SVG path is built",
+        "from them with the axes' own mapping, and the plot (lines, x grid, x labels) slides left",
+        "by as far as the newest point moved on. Plotly lays the axes out again (`Plotly.relayout`",
+        "of the ranges alone, 10-20 ms on the stream page) once the plot slid 40 px (a wide chart:",
+        "8 % of its width, at most 100 px: the stream page lays them out about once a second)",
+        "or a value left the value axis, and draws fully every 15 s, when traces come or go, while",
+        "the viewer has zoomed, and while the pointer is over the chart (hover then knows every",
+        "point). A dashboard's scheduler counts a panel's light and full draws apart and draws first",
+        "a panel that waited a second (`panel.js`), so one slow draw no longer leaves a panel still",
+        "for seconds.",
+        "",
+        "This run, main-thread time per chart draw: stream page "
+        f"{per_draw(stream)} ms light, {per_draw(stream_full)} ms with full draws only",
+        f"({median(stream, lambda w: w.fps):.1f} against "
+        f"{median(stream_full, lambda w: w.fps):.1f} frames/s, "
+        f"{100 * median(stream, lambda w: w.busy):.0f} % against "
+        f"{100 * median(stream_full, lambda w: w.busy):.0f} % busy);",
+        f"dashboard {per_draw(board)} ms light, {per_draw(board_full)} ms with full draws only; the slowest",
+        f"panel drew {slowest(board):.1f} times a second, against {slowest(board_full):.1f} "
         "with full draws only.",
         "",
         "Before (issue 5's changes; commit 420d287 and earlier, not a same-run comparison): stream",
         "12.0 frames/s, 66 % busy, 6.2 draws/s; dashboard 40.7 frames/s, 69 % busy, 13.6 draws/s.",
-        "Before light draws (the table's row of full draws is the same page with them switched off,",
-        "`window.livecharts.lightDraws = false`; the last documented run: 27.4 draws/s in all, each",
-        "panel about every 0.7 s, 31 % busy).",
+        "Before light draws: the rows of full draws are the same pages with them switched off",
+        "(`window.livecharts.lightDraws = false`).",
         "",
         "```sh",
         command,

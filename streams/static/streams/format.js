@@ -6,6 +6,8 @@
 /** Significant digits shown when no `decimals` is set (d3's ",.6~r" in the figures). */
 export const SIGNIFICANT = 6;
 
+/** Whole counts: one formatter (toLocaleString makes one per call, several times a second). */
+const COUNT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 /** @type {Map<string, Intl.NumberFormat>} */
 const formats = new Map();
 
@@ -40,5 +42,5 @@ export function formatNumber(value, decimals = null) {
  * @param {unknown} value
  */
 export function formatCount(value) {
-  return typeof value === "number" && Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "—";
+  return typeof value === "number" && Number.isFinite(value) ? COUNT.format(Math.round(value)) : "—";
 }

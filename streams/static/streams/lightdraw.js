@@ -22,6 +22,15 @@
 export const FULL_EVERY_MS = 15_000;
 /** How far (px) a light draw may slide the plot before Plotly lays the x axis out again. */
 export const MAX_SLIDE_PX = 40;
+/**
+ * The most a wide chart (the stream page's) slides before Plotly lays the x axis out again, px.
+ * A layout of the axes is the one costly part of a light draw there (10-20 ms in headless
+ * Chromium without a GPU: a dropped frame); sliding farther leaves the newest x label out
+ * for longer (it waits for the next layout), so the limit grows with the plot, up to this.
+ */
+export const MAX_SLIDE_WIDE_PX = 100;
+/** The share of the plot's width a chart may slide, between MAX_SLIDE_PX and MAX_SLIDE_WIDE_PX. */
+export const SLIDE_SHARE = 0.08;
 /** How much (px) the x span may differ from the laid-out axis' and the plot still slide. */
 const SPAN_SLACK_PX = 2;
 
@@ -43,6 +52,15 @@ export function slideFor({ axisRange, range, pxPerX, maxSlidePx = MAX_SLIDE_PX }
 }
 
 /**
+ * How far a chart `plotWidth` px wide may slide between two layouts of its x axis, px.
+ * @param {number} plotWidth
+ */
+export function maxSlideFor(plotWidth) {
+  const share = plotWidth > 0 ? plotWidth * SLIDE_SHARE : 0;
+  return Math.min(MAX_SLIDE_WIDE_PX, Math.max(MAX_SLIDE_PX, share));
+}
+
+/**
  * Whether the panel's traces can all be drawn light: visible lines without fill or markers.
  * @param {any[]} traces  the chart's trace objects (element.data)
  */
@@ -61,9 +79,9 @@ export function lightTraces(traces) {
 }
 
 /**
- * Light or full, for one draw of a line panel.
+ * Light or full, for one draw of a line panel (or of the stream page's chart).
  * @param {{
- *   traces: any[], plan: import("./panel.js").PanelPlan, now: number, lastFull: number|null,
+ *   traces: any[], plan: {clear: unknown[], addTraces: unknown[]}, now: number, lastFull: number|null,
  *   pointed: boolean, xaxis: any, yaxis: any,
  * }} input  traces: the chart's traces before this draw; xaxis/yaxis: the axes as laid out
  *   (Plotly's _fullLayout) and as asked (layout: autorange false means the viewer zoomed)
@@ -145,4 +163,22 @@ export function linePath(xs, ys, toX, toY) {
     open = true;
   }
   return parts.join("");
+}
+
+/**
+ * The x of an SVG transform "translate(x, y)", NaN without one.
+ * @param {string|null|undefined} transform
+ */
+export function translateX(transform) {
+  return Number(/translate\(\s*([-\d.e]+)/.exec(transform ?? "")?.[1]);
+}
+
+/**
+ * Whether an x tick (its label, its grid line) at `x` px (Plotly's, from the left of the whole
+ * chart) is slid out of a plot that begins `left` px from it: hidden then, as Plotly leaves out
+ * a tick outside the range (it would show in the margin, among the value axis' labels).
+ * @param {{x: number, slide: number, left: number}} input
+ */
+export function slidOut({ x, slide, left }) {
+  return Number.isFinite(x) && x - slide < left - 0.5;
 }

@@ -5,18 +5,23 @@
 // reconnecting, offline) and window.livecharts = {socketState, lastIds, pointsReceived, ...};
 // on the stream page, window.livecharts.liveWindow(series) = {x, y}: every point the live chart
 // holds (its trace draws a thinned copy when they outnumber the plot's pixels);
-// window.livecharts.gapBreaks: nulls the last draw put in lines where points are missing.
+// window.livecharts.gapBreaks: nulls the last draw put in lines where points are missing;
+// window.livecharts.lightDrawn and axisDraws: the stream page's light draws (lightdraw.js) and
+// the layouts of its axes among them, lastDraw: "light" or "full" (set
+// window.livecharts.lightDraws = false and every draw is full, as before light draws).
 //
 // dashboard.js imports the page, the connection and the hooks from here (one socket for many
 // panels); on a dashboard page, main() below finds no livechart-config and does nothing.
 
-import { fitValueAxis, steadyAxes } from "./axes.js";
+import { fitValueAxis, steadyAxes, valueRange } from "./axes.js";
 import { Backoff, delayAfterClose, TOO_MANY_SOCKETS } from "./backoff.js";
 import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { emptyState } from "./emptystate.js";
 import { breakGaps, drawsLine } from "./gaps.js";
 import { countAfter, describeHealth } from "./health.js";
 import { showHealthLine } from "./healthline.js";
+import { drawsLight, fitsRange, lineRange, maxSlideFor, slideFor } from "./lightdraw.js";
+import { LightLines } from "./lightlines.js";
 import { EmptyOverlay } from "./overlay.js";
 import { restAfter } from "./pace.js";
 import { decideBatch, emptyBuffer, mergeBatch } from "./protocol.js";
@@ -90,11 +95,71 @@ class Chart {
     /** @type {any} the feed's last status (subscribed or status frame), for the empty state */
     this.status = null;
     this.overlay = new EmptyOverlay(element.closest(".chart-card"));
+    this.light = new LightLines(element);
+    /** performance.now() of the last full Plotly draw (lightdraw.js), null before the first */
+    this.lastFull = null;
+    /** @type {[number, number]|null} the x range Plotly last laid the axis out for (light draws slide from it) */
+    this.axisRange = null;
+    /** true once a light draw drew lines Plotly's own data for them (calcdata) does not know */
+    this.lightSinceFull = false;
+    /** true while the pointer is over the chart: full draws, so hover knows every point */
+    this.pointed = false;
+    /** true during a light draw's own Plotly.relayout */
+    this.relayingOut = false;
+    /** light draws' own Plotly.relayout calls whose plotly_relayout event is still to come */
+    this.ownRelayouts = 0;
+    /** @type {WeakSet<object>} plotly_relayout events of our own relayouts (every listener asks) */
+    this.ownEvents = new WeakSet();
   }
 
   /** @param {any} figure */
   async plot(figure) {
     await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout), this.config.plotly_config);
+    const element = /** @type {any} */ (this.element);
+    element.addEventListener("pointerenter", () => {
+      this.pointed = true;
+    });
+    element.addEventListener("pointerleave", () => {
+      this.pointed = false;
+    });
+    // Plotly draws again on its own (a resize, a margin that grew): its lines are then those of
+    // its last full draw, older than the points light draws have drawn since. Put ours back.
+    element.on("plotly_afterplot", () => {
+      if (!this.lightSinceFull || this.ranged || this.relayingOut) return;
+      this.light.draw();
+      this.light.slide(this.light.slidPx);
+    });
+    // The viewer zoomed, panned or double-clicked: Plotly drew the axes for it, and the lines
+    // from its last full draw. No slide then, and Plotly's data made whole again.
+    element.on("plotly_relayout", (/** @type {any} */ event) => {
+      const own = this.ownRelayout(event);
+      if (own || this.ranged) return;
+      this.endLight();
+    });
+  }
+
+  /**
+   * Whether a plotly_relayout event is a light draw's own (Plotly emits them in the order of
+   * the calls, after the call returned): the range view and the chart both ask, any order.
+   * @param {any} event
+   */
+  ownRelayout(event) {
+    if (event === null || typeof event !== "object") return false;
+    if (this.ownEvents.has(event)) return true;
+    if (this.ownRelayouts === 0) return false;
+    this.ownRelayouts -= 1;
+    this.ownEvents.add(event);
+    return true;
+  }
+
+  /** Plotly's own drawing from here on (a zoom, a range view): no slide, its data made whole. */
+  endLight() {
+    this.light.slide(0);
+    this.lastFull = null;
+    if (!this.lightSinceFull) return;
+    this.lightSinceFull = false;
+    // redraw, not react: react would see the same trace objects and compute nothing again.
+    if (!this.ranged) Plotly.redraw(this.element);
   }
 
   /** Points the live chart holds (over all its traces). */
@@ -153,6 +218,23 @@ class Chart {
     });
     this.buffer = emptyBuffer();
     if (plan === null) return;
+    const now = performance.now();
+    // Light or full (lightdraw.js), decided on the traces as they were drawn last.
+    const light =
+      hooks.lightDraws !== false &&
+      drawsLight({
+        traces: data,
+        plan: { clear: plan.reset ? [0] : [], addTraces: plan.addTraces },
+        now,
+        lastFull: this.lastFull,
+        pointed: this.pointed,
+        xaxis: { type: element._fullLayout?.xaxis?.type, autorange: element.layout?.xaxis?.autorange },
+        yaxis: {
+          type: element._fullLayout?.yaxis?.type,
+          range: element._fullLayout?.yaxis?.range,
+          autorange: element.layout?.yaxis?.autorange,
+        },
+      });
     if (plan.reset) this.full = data.map(() => ({ x: [], y: [] }));
     if (plan.addTraces.length > 0) {
       Plotly.addTraces(
@@ -181,11 +263,72 @@ class Chart {
       }
     });
     hooks.gapBreaks = breaks;
+    if (light && this.drawLight()) {
+      hooks.draws += 1;
+      hooks.lightDrawn = (hooks.lightDrawn ?? 0) + 1;
+      hooks.lastDraw = "light";
+      this.showEmpty();
+      return;
+    }
+    this.lastFull = now;
+    this.lightSinceFull = false;
+    hooks.lastDraw = "full";
+    this.light.slide(0);
     if (this.config.fill_to_min) fitValueAxis(element, this.full.map((trace) => trace.y));
     // The traces' arrays were replaced in place: Plotly computes and draws them again.
     Plotly.redraw(element);
+    const laid = element._fullLayout?.xaxis;
+    this.axisRange = laid?.type === "date" && Array.isArray(laid.range) ? laid.range.map((r) => laid.r2l(r)) : null;
     hooks.draws += 1;
     this.showEmpty();
+  }
+
+  /**
+   * A light draw (lightdraw.js) of the traces' new arrays (element.data): the x axis moved to
+   * them by a slide, or laid out again by Plotly when sliding cannot show them, then each
+   * line's path rebuilt. False when it could not (a full draw then).
+   */
+  drawLight() {
+    const element = /** @type {any} */ (this.element);
+    const data = /** @type {any[]} */ (element.data);
+    const range = lineRange(data.map((trace) => trace.x));
+    const lines = this.light.lines();
+    if (range === null || lines.size !== data.length) return false;
+    const xaxis = element._fullLayout.xaxis;
+    const pxPerX = (xaxis.c2p(range[0] + 1000) - xaxis.c2p(range[0])) / 1000;
+    const yFits = fitsRange(data.map((trace) => trace.y), element._fullLayout.yaxis.range);
+    const maxSlidePx = maxSlideFor(element._fullLayout._size?.w ?? 0);
+    let slide = yFits ? slideFor({ axisRange: this.axisRange, range, pxPerX, maxSlidePx }) : null;
+    if (slide === null) {
+      this.light.slide(0);
+      // Plotly's pan path: the axes and their labels drawn again, the traces from what Plotly
+      // computed at the last full draw; their lines are then replaced by the new points'.
+      /** @type {any} */
+      const ranges = { "xaxis.range": range };
+      if (!yFits) ranges["yaxis.range"] = valueRange(data.map((trace) => trace.y));
+      this.ownRelayouts += 1;
+      this.relayingOut = true; // its lines are drawn below, once
+      try {
+        // A refused relayout emits no event: it must not take the viewer's next one for ours.
+        Plotly.relayout(element, ranges).catch(() => {
+          this.ownRelayouts = Math.max(0, this.ownRelayouts - 1);
+        });
+      } finally {
+        this.relayingOut = false;
+      }
+      // A hack, labelled as one: the ranges above stand for autorange until the next full draw,
+      // and the chart stays live. Left false, the next full draw would keep them, and the
+      // viewer's zoom could not be told from ours.
+      element.layout.xaxis.autorange = true;
+      element.layout.yaxis.autorange = true;
+      this.axisRange = range;
+      hooks.axisDraws = (hooks.axisDraws ?? 0) + 1;
+      slide = 0;
+    }
+    this.light.draw(lines);
+    this.light.slide(slide);
+    this.lightSinceFull = true;
+    return true;
   }
 
   /** The empty state while the live chart holds no point (a range view shows its own). */

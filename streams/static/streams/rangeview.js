@@ -102,6 +102,7 @@ export class RangeView {
   enterRange() {
     if (this.chart.ranged) return;
     this.chart.ranged = true;
+    this.chart.endLight(); // no slide left on the layers the range's traces are drawn in
     if (this.connection.paused) this.connection.setPaused(false);
     if (this.windowLabel) this.windowLabel.hidden = true;
     this.page.setView("range");
@@ -147,7 +148,8 @@ export class RangeView {
 
   /** @param {Record<string, unknown>} event */
   onRelayout(event) {
-    if (this.applying || this.chart.stopped) return;
+    // A light draw's own relayout (live.js) moves the live axes along: not a zoom.
+    if (this.applying || this.chart.stopped || this.chart.ownRelayout(event)) return;
     const loaded = this.chart.ranged
       ? this.loaded
       : liveLoaded((this.element.data ?? []).map((/** @type {any} */ trace) => trace.x ?? []));

@@ -10,7 +10,11 @@ import {
   linePath,
   lineRange,
   MAX_SLIDE_PX,
+  MAX_SLIDE_WIDE_PX,
+  maxSlideFor,
   slideFor,
+  slidOut,
+  translateX,
 } from "../../../streams/static/streams/lightdraw.js";
 
 const line = { type: "scatter", mode: "lines", line: { width: 2 }, x: [1, 2], y: [0, 1] };
@@ -137,5 +141,39 @@ describe("slideFor", () => {
     assert.equal(slideFor({ axisRange: [0, 30_000], range: [0, 31_000], pxPerX }), null); // the window grows
     assert.equal(slideFor({ axisRange: [0, 30_000], range: [-100, 29_900], pxPerX }), null);
     assert.equal(slideFor({ axisRange: null, range: [0, 1], pxPerX }), null);
+  });
+});
+
+describe("maxSlideFor", () => {
+  test("a panel slides as far as before; a wide chart farther, up to a bound", () => {
+    assert.equal(maxSlideFor(300), MAX_SLIDE_PX);
+    assert.equal(maxSlideFor(0), MAX_SLIDE_PX);
+    assert.ok(maxSlideFor(1000) > MAX_SLIDE_PX && maxSlideFor(1000) < MAX_SLIDE_WIDE_PX);
+    assert.equal(maxSlideFor(5000), MAX_SLIDE_WIDE_PX);
+  });
+
+  test("a wide chart's slide is still laid out again past its own bound", () => {
+    const pxPerX = 0.01;
+    const far = (MAX_SLIDE_WIDE_PX + 1) * 100;
+    const near = (MAX_SLIDE_PX + 10) * 100;
+    const wide = maxSlideFor(1400);
+    assert.equal(slideFor({ axisRange: [0, 10_000], range: [near, 10_000 + near], pxPerX, maxSlidePx: wide }), MAX_SLIDE_PX + 10);
+    assert.equal(slideFor({ axisRange: [0, 10_000], range: [far, 10_000 + far], pxPerX, maxSlidePx: wide }), null);
+  });
+});
+
+describe("slidOut", () => {
+  test("a tick slid past the plot's left edge is out; one still over the plot is not", () => {
+    // The plot begins 64 px into the chart (its left margin): Plotly's x are from the chart's left.
+    assert.equal(slidOut({ x: 203, slide: 44, left: 64 }), false);
+    assert.equal(slidOut({ x: 100, slide: 44, left: 64 }), true); // in the margin, not hidden before
+    assert.equal(slidOut({ x: 64, slide: 0, left: 64 }), false);
+    assert.equal(slidOut({ x: Number.NaN, slide: 90, left: 64 }), false);
+  });
+
+  test("reads the x of a translate", () => {
+    assert.equal(translateX("translate(203.09,0)"), 203.09);
+    assert.equal(translateX("translate( -4e-1, 3)"), -0.4);
+    assert.ok(Number.isNaN(translateX(null)));
   });
 });
