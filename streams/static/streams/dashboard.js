@@ -19,7 +19,8 @@ import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js
 import { DashboardRange } from "./dashrange.js";
 import { emptyState } from "./emptystate.js";
 import { breakGaps, drawsLine } from "./gaps.js";
-import { appendKeep, drawsLight, fitsRange, FULL_EVERY_MS, linePath, lineRange, slideFor } from "./lightdraw.js";
+import { appendKeep, drawsLight, fitsRange, FULL_EVERY_MS, lineRange, slideFor } from "./lightdraw.js";
+import { LightLines } from "./lightlines.js";
 import { Connection, hooks, localX, Page, readJson } from "./live.js";
 import { EmptyOverlay } from "./overlay.js";
 import {
@@ -317,9 +318,8 @@ class SeriesPanel extends BasePanel {
     this.lightCost = 0;
     /** whether the last draw was light */
     this.lastLight = false;
-    /** true while the layers carry a slide (slide()), of slidPx */
-    this.slid = false;
-    this.slidPx = 0;
+    /** the light draws' lines and slide (shared with the stream page) */
+    this.light = new LightLines(element);
     /** true once a light draw drew lines Plotly's own data for them (calcdata) does not know */
     this.lightSinceFull = false;
     /** true while the pointer is over the chart: full draws, so hover knows every point */
@@ -413,7 +413,7 @@ class SeriesPanel extends BasePanel {
     this.lastFull = now;
     this.lightSinceFull = false;
     this.hook.lastDraw = "full";
-    this.slide(0);
+    this.light.slide(0);
     if (this.config.fill_to_min) {
       // Before extendTraces, which draws with the layout as it is then.
       const ys = (element.data ?? []).map((/** @type {any} */ trace, /** @type {number} */ index) => {
@@ -458,7 +458,7 @@ class SeriesPanel extends BasePanel {
       xs[index] = appendKeep(xs[index], plan.update.x[k], plan.maxPoints.x[k]);
     });
     const range = lineRange(xs);
-    const lines = this.lines();
+    const lines = this.light.lines();
     if (range === null || lines.size !== data.length) return false;
     plan.indices.forEach((index, k) => {
       data[index].x = xs[index];
@@ -469,7 +469,7 @@ class SeriesPanel extends BasePanel {
     const yFits = fitsRange(plan.update.y, element._fullLayout.yaxis.range);
     let slide = yFits ? slideFor({ axisRange: this.axisRange, range, pxPerX }) : null;
     if (slide === null) {
-      this.slide(0);
+      this.light.slide(0);
       // Plotly's pan path: the axes and their labels drawn again, the traces from what Plotly
       // computed at the last full draw; their lines are then replaced by the new points'.
       /** @type {any} */
@@ -486,34 +486,10 @@ class SeriesPanel extends BasePanel {
       xaxis = element._fullLayout.xaxis;
       slide = 0;
     }
-    this.drawLines(lines);
-    this.slide(slide);
+    this.light.draw(lines);
+    this.light.slide(slide);
     this.lightSinceFull = true;
     return true;
-  }
-
-  /** Each line's path from the trace's points, with the axes as Plotly last laid them out. */
-  drawLines(lines = this.lines()) {
-    const element = /** @type {any} */ (this.element);
-    const xaxis = element._fullLayout.xaxis;
-    const yaxis = element._fullLayout.yaxis;
-    const toX = (/** @type {number} */ x) => xaxis.c2p(x);
-    const toY = (/** @type {number} */ y) => yaxis.c2p(y);
-    for (const [index, line] of lines) {
-      const trace = element.data[index];
-      line.setAttribute("d", linePath(trace.x ?? [], trace.y ?? [], toX, toY));
-    }
-  }
-
-  /** @returns {Map<number, Element>} each drawn trace's line, by trace index (d3 binds its calcdata) */
-  lines() {
-    const lines = new Map();
-    for (const group of this.element.querySelectorAll(".scatterlayer .trace")) {
-      const index = /** @type {any} */ (group).__data__?.[0]?.trace?.index;
-      const line = group.querySelector("path.js-line");
-      if (typeof index === "number" && line) lines.set(index, line);
-    }
-    return lines;
   }
 
   async plot() {
@@ -523,8 +499,8 @@ class SeriesPanel extends BasePanel {
     const element = /** @type {any} */ (this.element);
     element.on("plotly_afterplot", () => {
       if (!this.lightSinceFull || this.ranged) return;
-      this.drawLines();
-      this.slide(this.slidPx);
+      this.light.draw();
+      this.light.slide(this.light.slidPx);
     });
     // The viewer zoomed, panned or double-clicked (a light draw's own relayout gives whole
     // ranges, "xaxis.range": [a, b]; the viewer's gives "xaxis.range[0]" or autorange): Plotly
@@ -532,38 +508,13 @@ class SeriesPanel extends BasePanel {
     // data made whole again, even while the page is paused.
     element.on("plotly_relayout", (/** @type {any} */ event) => {
       if (this.ranged || Array.isArray(event?.["xaxis.range"])) return;
-      this.slide(0);
+      this.light.slide(0);
       this.lastFull = null;
       if (!this.lightSinceFull) return;
       this.lightSinceFull = false;
       // redraw, not react: react would see the same trace objects and compute nothing again.
       Plotly.redraw(element);
     });
-  }
-
-  /**
-   * Slide the lines, the x grid and the x labels `px` to the left (0: where Plotly put them).
-   * @param {number} px
-   */
-  slide(px) {
-    if (px === 0 && !this.slid) return;
-    const transform = px === 0 ? "" : `translate(${-Math.round(px * 100) / 100},0)`;
-    for (const layer of this.element.querySelectorAll(".scatterlayer, .gridlayer > .x, .xaxislayer-above")) {
-      if (transform) layer.setAttribute("transform", transform);
-      else layer.removeAttribute("transform");
-    }
-    // A tick (its label, its grid line) slid left of the plot is hidden, as Plotly leaves out
-    // a tick outside the range. Every time: Plotly reuses tick elements when it draws again.
-    for (const tick of this.element.querySelectorAll(".xaxislayer-above .xtick, .gridlayer > .x > path")) {
-      const x = Number(/translate\(\s*([-\d.e]+)/.exec(tick.getAttribute("transform") ?? "")?.[1]);
-      const hidden = Number.isFinite(x) && x - px < -0.5;
-      if (hidden !== tick.hasAttribute("visibility")) {
-        if (hidden) tick.setAttribute("visibility", "hidden");
-        else tick.removeAttribute("visibility");
-      }
-    }
-    this.slid = px !== 0;
-    this.slidPx = px;
   }
 
   /**
@@ -608,7 +559,7 @@ class SeriesPanel extends BasePanel {
     const layout = this.rangeLayout(range);
     if (this.config.fill_to_min) fitValueAxis({ layout }, drawn.map((trace) => trace.y));
     this.owners = owners;
-    this.slide(0);
+    this.light.slide(0);
     this.lastFull = null;
     this.lightSinceFull = false;
     await Plotly.react(this.element, drawn, layout, this.plotlyConfig);
@@ -618,7 +569,7 @@ class SeriesPanel extends BasePanel {
   backToLive() {
     this.owners = this.config.traces.map(([stream, series]) => ({ stream, series }));
     this.buffers = new Map();
-    this.slide(0);
+    this.light.slide(0);
     this.lastFull = null;
     this.lightSinceFull = false;
     super.backToLive();
