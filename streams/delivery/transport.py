@@ -141,6 +141,19 @@ class DirectWriter:
         else:
             protocol.sendPreparedMessage(frame)
 
+    @property
+    def lane_ready(self) -> bool:
+        """Whether `write_each` may write to this socket: open, plain TCP, no compression (what
+        cannot change while the connection lasts, checked once when a socket joins a lane)."""
+        protocol = self.protocol
+        transport = protocol.transport
+        return (
+            protocol.state == _OPEN
+            and protocol._perMessageCompress is None
+            and type(transport) is _TCP_SERVER
+            and not transport.TLS
+        )
+
     def behind(self, budget: int) -> bool:
         """Whether more than `budget` bytes are written and not yet taken by the client:
         Twisted's buffer plus the kernel's send queue (which alone holds up to a few MB on
@@ -190,6 +203,46 @@ class DirectWriter:
         timeout (1 s), so a client that stopped reading is gone either way."""
         if self.is_open:
             self.protocol.sendClose(code=code, reason=reason)
+
+
+def write_each(writers: dict[Any, DirectWriter], frame: PreparedMessage, budget: int) -> list[Any]:
+    """One frame to every socket of a live lane (streams/delivery/hub.py), at once; returns the
+    keys of the writers it did not write to, for the general path to judge.
+
+    `DirectWriter.write`'s fast path and `behind`'s bound, inline, once per socket per tick
+    (thousands): a writer is skipped when anything is not simple, that is when it is closing,
+    has anything buffered (autobahn's queue, Twisted's buffer: a send fell short), or the
+    bytes written since the kernel was last asked could take it past `budget`. The general
+    path then asks the kernel (`behind`) and writes, or holds the socket back, as for any."""
+    data = frame.payloadHybi
+    size = len(data)
+    skipped = []
+    for key, writer in writers.items():
+        protocol = writer.protocol
+        transport = protocol.transport
+        traffic = writer.traffic
+        octets = traffic.outgoingOctetsWireLevel
+        if (
+            protocol.state != _OPEN
+            or protocol.send_queue
+            or not transport.connected
+            or transport.disconnecting
+            or transport._writeDisconnected
+            or transport._tempDataLen
+            or transport.offset != len(transport.dataBuffer)
+            or octets - writer._octets_at_check < 0
+            or octets - writer._octets_at_check + writer._kernel_queued > budget
+        ):
+            skipped.append(key)
+            continue
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # EWOULDBLOCK, ENOBUFS, a reset: Twisted's path handles each
+            sent = 0
+        if sent < size:
+            transport.write(data[sent:])
+        traffic.outgoingOctetsWireLevel = octets + size
+    return skipped
 
 
 def direct_writer(send: Callable[..., Any]) -> DirectWriter | None:
