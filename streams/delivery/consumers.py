@@ -38,7 +38,7 @@ from streams.core.retention import Retention
 from streams.delivery.backfills import Handout, backfill_slices, get_shared_backfills
 from streams.delivery.hub import Frame, get_hub
 from streams.delivery.latency import timed_subscribe
-from streams.delivery.transport import DirectWriter, direct_writer, prepare
+from streams.delivery.transport import LaneParts, direct_writer, prepare
 from streams.storage.backfill import Segment, pages_since
 from streams.storage.window import get_history
 
@@ -578,24 +578,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.pending = {}
         return True
 
-    def lane_entry(self) -> tuple[str, IdKey, DirectWriter] | None:
+    def lane_entry(self) -> tuple[str, IdKey, LaneParts] | None:
         """For the hub, once a frame is written: this socket's one stream, its last id sent and
-        its writer, when nothing but that stream's live batches is to come (so the hub may
-        carry it in the stream's lane), else None."""
-        writer = self.writer
+        its writer's parts, when nothing but that stream's live batches is to come (so the hub
+        may carry it in the stream's lane), else None."""
         if (
-            writer is None
+            self.writer is None
             or len(self.subscriptions) != 1
             or self.pending
             or self.behind_since is not None
             or self.refused
-            or not writer.lane_ready
         ):
             return None
         ((slug, subscription),) = self.subscriptions.items()
         if subscription.held is not None or subscription.last_sent is None:
             return None
-        return slug, subscription.last_sent, writer
+        parts = self.writer.lane_parts()
+        return None if parts is None else (slug, subscription.last_sent, parts)
 
     def left_lane(self, slug: str, *, last: IdKey | None, batches: list[tuple[IdKey, str]]) -> None:
         """The hub took this socket out of `slug`'s lane: the lane had sent it up to `last`,

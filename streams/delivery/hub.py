@@ -48,7 +48,7 @@ from streams.core.frames import points_frame
 from streams.core.groups import group_name
 from streams.core.ids import IdKey
 from streams.delivery.latency import frame_sent
-from streams.delivery.transport import DirectWriter, prepare, write_each
+from streams.delivery.transport import LaneParts, prepare, write_each
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Socket(Member, Protocol):
 
     # Optional, the hot path: `write_frame(frame) -> bool` writes the frame at once and says
     # True, or says False and the hub awaits `send_frame` (streams/delivery/consumers.py).
-    # Optional, the live lane: `lane_entry() -> (slug, last id sent, DirectWriter) | None`,
+    # Optional, the live lane: `lane_entry() -> (slug, last id sent, LaneParts) | None`,
     # asked once its frame is written, says whether the socket may ride that stream's lane;
     # `left_lane(slug, last=..., batches=...)` takes it back (its last id sent, and the lane's
     # batches not yet written to it, pending).
@@ -144,7 +144,7 @@ class Lane:
 
     def __init__(self, slug: str) -> None:
         self.slug = slug
-        self.sockets: dict[Socket, DirectWriter] = {}
+        self.sockets: dict[Socket, LaneParts] = {}
         # The stream's other members, offered each batch (streams/delivery/consumers.py `offer`).
         self.outside: set[Member] = set()
         # Appended for the lane since its last frame, written at the next tick.
@@ -357,7 +357,7 @@ class Hub:
         entry = socket.lane_entry()  # type: ignore[attr-defined]
         if entry is None:
             return
-        slug, last, writer = entry
+        slug, last, parts = entry
         lane = self._lanes.get(slug)
         if (
             lane is None
@@ -368,7 +368,7 @@ class Hub:
         ):
             return
         lane.outside.discard(socket)
-        lane.sockets[socket] = writer
+        lane.sockets[socket] = parts
         self._lane_of[socket] = lane
 
     def going_away(self) -> None:

@@ -141,18 +141,20 @@ class DirectWriter:
         else:
             protocol.sendPreparedMessage(frame)
 
-    @property
-    def lane_ready(self) -> bool:
-        """Whether `write_each` may write to this socket: open, plain TCP, no compression (what
-        cannot change while the connection lasts, checked once when a socket joins a lane)."""
+    def lane_parts(self) -> LaneParts | None:
+        """What `write_each` needs of this socket, looked up once (none of it changes while the
+        connection lasts), or None when it may not write to it: not open, not plain TCP, or
+        compressed."""
         protocol = self.protocol
         transport = protocol.transport
-        return (
-            protocol.state == _OPEN
-            and protocol._perMessageCompress is None
-            and type(transport) is _TCP_SERVER
-            and not transport.TLS
-        )
+        if (
+            protocol.state != _OPEN
+            or protocol._perMessageCompress is not None
+            or type(transport) is not _TCP_SERVER
+            or transport.TLS
+        ):
+            return None
+        return (self, protocol, transport, self.traffic, transport.socket.send)
 
     def behind(self, budget: int) -> bool:
         """Whether more than `budget` bytes are written and not yet taken by the client:
@@ -205,9 +207,13 @@ class DirectWriter:
             self.protocol.sendClose(code=code, reason=reason)
 
 
-def write_each(writers: dict[Any, DirectWriter], frame: PreparedMessage, budget: int) -> list[Any]:
+# A writer, its protocol, transport and traffic counts, and its socket's `send`.
+LaneParts = tuple[DirectWriter, Any, Any, Any, Callable[[bytes], int]]
+
+
+def write_each(targets: dict[Any, LaneParts], frame: PreparedMessage, budget: int) -> list[Any]:
     """One frame to every socket of a live lane (streams/delivery/hub.py), at once; returns the
-    keys of the writers it did not write to, for the general path to judge.
+    keys of the sockets it did not write to, for the general path to judge.
 
     `DirectWriter.write`'s fast path and `behind`'s bound, inline, once per socket per tick
     (thousands): a writer is skipped when anything is not simple, that is when it is closing,
@@ -217,26 +223,23 @@ def write_each(writers: dict[Any, DirectWriter], frame: PreparedMessage, budget:
     data = frame.payloadHybi
     size = len(data)
     skipped = []
-    for key, writer in writers.items():
-        protocol = writer.protocol
-        transport = protocol.transport
-        traffic = writer.traffic
+    for key, (writer, protocol, transport, traffic, send) in targets.items():
         octets = traffic.outgoingOctetsWireLevel
         if (
             protocol.state != _OPEN
             or protocol.send_queue
-            or not transport.connected
-            or transport.disconnecting
-            or transport._writeDisconnected
             or transport._tempDataLen
             or transport.offset != len(transport.dataBuffer)
-            or octets - writer._octets_at_check < 0
-            or octets - writer._octets_at_check + writer._kernel_queued > budget
+            or transport.disconnecting
+            or transport._writeDisconnected
+            or not transport.connected
+            # Could the kernel's queue be past the budget? (`behind`'s bound, with nothing buffered.)
+            or not 0 <= octets - writer._octets_at_check <= budget - writer._kernel_queued
         ):
             skipped.append(key)
             continue
         try:
-            sent = transport.socket.send(data)
+            sent = send(data)
         except OSError:  # EWOULDBLOCK, ENOBUFS, a reset: Twisted's path handles each
             sent = 0
         if sent < size:
