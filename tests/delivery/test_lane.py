@@ -8,6 +8,7 @@ a tick run when the test says. Each client reads its socket's frames off the wir
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -21,6 +22,7 @@ from autobahn.websocket.protocol import TrafficStats
 from channels.layers import InMemoryChannelLayer
 from twisted.internet import tcp
 
+from streams.access.revocation import Refusal, Viewing, Watch
 from streams.core.groups import points_message
 from streams.core.ids import format_id, parse_id
 from streams.core.points import Entry, Point
@@ -320,3 +322,32 @@ async def test_a_socket_gone_between_the_batch_and_the_tick_costs_the_others_not
     assert not in_lane(hub, closed), "a closed socket does not come back"
     stays.read()
     assert stays.ids() == feed.ids[1:]
+
+
+async def test_access_taken_away_takes_the_socket_out_before_its_stream_is_dropped(hub, clients):
+    revoked, kept = clients(2)
+    feed = Feed()
+    await started(hub, [revoked, kept], feed)
+    watch = Watch(
+        viewing=Viewing(session_key=None, user_id=None, slug=SLUG),
+        revoked=asyncio.get_running_loop().create_future(),
+    )
+    revoked.consumer.subscriptions[SLUG].watch = watch
+    await publish(hub, feed)  # in the lane, not yet written
+    revoked.consumer.revoked(SLUG, watch, _done(Refusal(code="forbidden", message="no longer")))
+    assert not in_lane(hub, revoked) and SLUG not in revoked.consumer.subscriptions
+    await asyncio.gather(*revoked.consumer.tasks)
+    await hub._flush()
+    await publish(hub, feed)
+    await hub._flush()
+    assert revoked.read() == [], "nothing more of the stream, not even the batch the lane owed"
+    assert [message["text"] for message in revoked.sent if "text" in message][-1].startswith('{"op":"error"')
+    kept.read()
+    assert kept.ids() == feed.ids[1:]
+    assert revoked.consumer not in hub._members.get(SLUG, set())
+
+
+def _done(result: Any) -> asyncio.Future[Any]:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(result)
+    return future
