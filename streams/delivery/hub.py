@@ -489,10 +489,17 @@ class Hub:
             # The lanes first: their sockets that cannot take the frame at once join `dirty`.
             lanes, self._due_lanes = self._due_lanes, {}
             for lane in lanes:
-                if lane.batches:
+                if not lane.batches:
+                    continue
+                try:
                     written, length = self._write_lane(lane, frames=frames, dirty=dirty)
-                    sent += written
-                    size += written * length
+                except Exception:
+                    # Taken, so not sent again: its clients refill through the `prev` chain.
+                    stats.flush_errors += 1
+                    log.exception("fan-out hub: a lane's frame failed")
+                    continue
+                sent += written
+                size += written * length
             # The general path: one turn per socket per tick, so no coroutine per socket
             # and nothing looked up twice; a socket with a direct writer writes at once.
             for socket in dirty:
@@ -557,13 +564,7 @@ class Hub:
         self.stats.frames_encoded += 1
         if not lane.sockets:
             return 0, 0
-        try:
-            skipped = write_each(lane.sockets, frame.prepared, settings.LIVECHARTS_SEND_BUDGET_BYTES)
-        except Exception:
-            # Taken, so not sent again: the clients refill through the `prev` chain.
-            self.stats.flush_errors += 1
-            log.exception("fan-out hub: a lane's frame could not be written")
-            return 0, 0
+        skipped = write_each(lane.sockets, frame.prepared, settings.LIVECHARTS_SEND_BUDGET_BYTES)
         for socket in skipped:
             del self._lane_of[socket], lane.sockets[socket]
             lane.outside.add(socket)

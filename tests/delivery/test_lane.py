@@ -26,6 +26,7 @@ from streams.access.revocation import Refusal, Viewing, Watch
 from streams.core.groups import points_message
 from streams.core.ids import format_id, parse_id
 from streams.core.points import Entry, Point
+from streams.delivery import hub as hub_module
 from streams.delivery.consumers import StreamConsumer, Subscription
 from streams.delivery.hub import Hub
 from streams.delivery.latency import BROADCAST_TO_SOCKET
@@ -351,3 +352,30 @@ def _done(result: Any) -> asyncio.Future[Any]:
     future = asyncio.get_running_loop().create_future()
     future.set_result(result)
     return future
+
+
+async def test_a_lane_whose_write_fails_costs_the_other_lanes_nothing(hub, clients, monkeypatch):
+    failing, other = clients(2)
+    plant, boiler = Feed(SLUG), Feed("boiler")
+    await started(hub, [failing], plant)
+    await started(hub, [other], boiler)
+    real = hub_module.write_each
+
+    def write_each(targets, frame, budget):
+        if failing.consumer in targets:
+            raise RuntimeError("a fault of this lane's")
+        return real(targets, frame, budget)
+
+    monkeypatch.setattr(hub_module, "write_each", write_each)
+    lost = await publish(hub, plant)
+    await publish(hub, boiler)
+    await hub._flush()
+    assert hub.stats.flush_errors == 1
+    other.read()
+    assert other.ids() == boiler.ids[1:]
+    monkeypatch.setattr(hub_module, "write_each", real)
+    await publish(hub, plant)
+    await hub._flush()
+    failing.read()
+    assert lost["id"] not in failing.ids() and failing.ids()[-1] == plant.ids[-1]
+    assert failing.batches[-1]["prev"] == lost["id"], "the client sees the hole and asks for it"
