@@ -38,7 +38,7 @@ from streams.core.retention import Retention
 from streams.delivery.backfills import Handout, backfill_slices, get_shared_backfills
 from streams.delivery.hub import Frame, get_hub
 from streams.delivery.latency import timed_subscribe
-from streams.delivery.transport import direct_writer, prepare
+from streams.delivery.transport import LaneParts, direct_writer, prepare
 from streams.storage.backfill import Segment, pages_since
 from streams.storage.window import get_history
 
@@ -225,6 +225,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.refused:
             return  # closing: nothing it asks for is served
+        self.hub.leave_lane(self)  # whatever it asks, its subscriptions are ours to change
         try:
             self.take_tokens(1)
             request = self.parse(text_data, bytes_data)
@@ -455,6 +456,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         # Nothing more of this stream from now on, even before the error frame is out (and a
         # backfill under way stops at its next frame).
+        self.hub.leave_lane(self)
         del self.subscriptions[slug]
         self.pending.pop(slug, None)
         self.start(self.refuse(slug, subscription, revoked.result()))
@@ -571,6 +573,34 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.writer.close(CLOSE_TOO_SLOW, f"not reading for {seconds} s: reconnect")
             self.pending = {}
         return True
+
+    def lane_entry(self) -> tuple[str, IdKey, LaneParts] | None:
+        """For the hub, once a frame is written: this socket's one stream, its last id sent and
+        its writer's parts, when nothing but that stream's live batches is to come (so the hub
+        may carry it in the stream's lane), else None."""
+        if (
+            self.writer is None
+            or len(self.subscriptions) != 1
+            or self.pending
+            or self.behind_since is not None
+            or self.refused
+        ):
+            return None
+        ((slug, subscription),) = self.subscriptions.items()
+        if subscription.held is not None or subscription.last_sent is None:
+            return None
+        parts = self.writer.lane_parts()
+        return None if parts is None else (slug, subscription.last_sent, parts)
+
+    def left_lane(self, slug: str, *, last: IdKey | None, batches: list[tuple[IdKey, str]]) -> None:
+        """The hub took this socket out of `slug`'s lane: the lane had sent it up to `last`,
+        and owes it `batches` (pending from now on)."""
+        subscription = self.subscriptions.get(slug)
+        if subscription is None:
+            return
+        subscription.last_sent = last
+        if batches:
+            self.pending[slug] = list(batches)
 
     def write_frame(self, frame: Frame) -> bool:
         """The hub's hot path: the frame written now (True), or False: use `send_frame`."""

@@ -9,6 +9,15 @@ frame, sharing one encoded frame among sockets with the same pending batches (th
 case: everyone watching the same stream), and writes it straight to the transport
 (streams/delivery/transport.py).
 
+The usual socket, one stream followed live with nothing held or pending, rides the stream's
+live lane instead: a batch is appended to the lane once, not offered to each socket, and the
+tick encodes the lane's frame once and writes it to each lane socket in one tight loop
+(transport.write_each). A socket leaves the lane, its place in the stream written back as its
+last id sent, whenever anything is not that simple (a client message, a batch whose `prev`
+does not chain, a reader behind or anything buffered, access taken away, a disconnect), and
+takes the general path, offer by offer; a tick that wrote it its frame there and finds it
+simple again puts it back.
+
 Overload: frames, not points, are what a process pays for. The hub watches its process's CPU
 share and how late its ticks fire; when they say this process is saturated it widens the tick
 for everyone (fewer, fuller frames: latency degrades, nothing queues without bound), and
@@ -37,8 +46,9 @@ from django.conf import settings
 from streams.core import runtime
 from streams.core.frames import points_frame
 from streams.core.groups import group_name
+from streams.core.ids import IdKey
 from streams.delivery.latency import frame_sent
-from streams.delivery.transport import prepare
+from streams.delivery.transport import LaneParts, prepare, write_each
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +93,10 @@ class Socket(Member, Protocol):
 
     # Optional, the hot path: `write_frame(frame) -> bool` writes the frame at once and says
     # True, or says False and the hub awaits `send_frame` (streams/delivery/consumers.py).
+    # Optional, the live lane: `lane_entry() -> (slug, last id sent, LaneParts) | None`,
+    # asked once its frame is written, says whether the socket may ride that stream's lane;
+    # `left_lane(slug, last=..., batches=...)` takes it back (its last id sent, and the lane's
+    # batches not yet written to it, pending).
 
     def going_away(self) -> None:
         """The process is stopping: close the socket with 1001."""
@@ -121,6 +135,23 @@ class Frame:
         if self._prepared is None:
             self._prepared = prepare(self.text)
         return self._prepared
+
+
+class Lane:
+    """One stream's live lane: the sockets following only it, in step with its last batch."""
+
+    __slots__ = ("batches", "last_id", "last_key", "outside", "slug", "sockets")
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        self.sockets: dict[Socket, LaneParts] = {}
+        # The stream's other members, offered each batch (streams/delivery/consumers.py `offer`).
+        self.outside: set[Member] = set()
+        # Appended for the lane since its last frame, written at the next tick.
+        self.batches: list[tuple[IdKey, str]] = []
+        # The newest batch this hub has had of the stream: where every lane socket stands.
+        self.last_key: IdKey | None = None
+        self.last_id: str | None = None
 
 
 @dataclass
@@ -179,6 +210,10 @@ class Hub:
         self.clock = clock or LoopClock()
         self.stats = HubStats(tick_seconds=tick_seconds)
         self._members: dict[str, set[Member]] = {}
+        # Per stream joined; and each socket riding a lane, to its lane.
+        self._lanes: dict[str, Lane] = {}
+        self._lane_of: dict[Socket, Lane] = {}
+        self._due_lanes: dict[Lane, None] = {}  # lanes with batches for the next tick
         # Every open socket of this process, subscribed or not (closed with 1001 at shutdown).
         self.sockets: set[Socket] = set()
         self._joined: set[str] = set()
@@ -206,7 +241,7 @@ class Hub:
         if slug in self._joined:
             # Already in the group on the live channel: no layer call. A leave that is about to
             # discard the group re-checks the members under the lock.
-            self._members.setdefault(slug, set()).add(member)
+            self._add(slug, member)
             self._count()
         else:
             async with self._layer_lock:
@@ -216,12 +251,24 @@ class Hub:
                     await self.layer.group_add(group_name(slug), self._channel)
                     self._joined.add(slug)
                     self._probes[slug] = asyncio.get_running_loop().create_future()
-                self._members.setdefault(slug, set()).add(member)
+                self._add(slug, member)
                 self._ensure_receiver()
             self._count()
         probe = self._probes.get(slug)
         if probe is not None and not probe.done():
             await self._wait_subscribed(slug, probe)
+
+    def _add(self, slug: str, member: Member) -> None:
+        self._members.setdefault(slug, set()).add(member)
+        lane = self._lanes.get(slug)
+        if lane is None:
+            lane = self._lanes[slug] = Lane(slug)
+        if self._lane_of.get(member) is lane:  # type: ignore[call-overload]
+            # Joined again from the lane (a re-subscribe that did not leave it first): its
+            # subscription starts over from its own backfill, nothing of the lane's is owed.
+            del self._lane_of[member]  # type: ignore[arg-type]
+            del lane.sockets[member]  # type: ignore[arg-type]
+        lane.outside.add(member)
 
     async def _wait_subscribed(self, slug: str, probe: asyncio.Future[None]) -> None:
         """Return once the group subscription is in effect at the layer's server.
@@ -248,6 +295,11 @@ class Hub:
         if members is None or member not in members:
             return
         members.discard(member)
+        lane = self._lanes.get(slug)
+        if lane is not None:
+            lane.outside.discard(member)
+            if lane.sockets.pop(member, None) is not None:  # type: ignore[call-overload]
+                del self._lane_of[member]  # type: ignore[arg-type]
         self._count()
         if members:
             return
@@ -256,6 +308,7 @@ class Hub:
             if self._members.get(slug) or slug not in self._joined:
                 return
             self._members.pop(slug, None)
+            self._lanes.pop(slug, None)
             self._joined.discard(slug)
             self._probes.pop(slug, None)
             self.stats.lag_seconds.pop(slug, None)
@@ -275,6 +328,48 @@ class Hub:
     def disconnected(self, socket: Socket) -> None:
         self._dirty.pop(socket, None)
         self.sockets.discard(socket)
+        lane = self._lane_of.pop(socket, None)
+        if lane is not None:
+            del lane.sockets[socket]  # gone: nothing owed (leave drops it from the stream)
+
+    def leave_lane(self, socket: Socket) -> None:
+        """Take `socket` out of its live lane, if it rides one, back to the general path (its
+        last id sent and its batches not yet written handed back): before anything that
+        changes its subscriptions."""
+        lane = self._lane_of.pop(socket, None)
+        if lane is None:
+            return
+        del lane.sockets[socket]
+        lane.outside.add(socket)
+        socket.left_lane(lane.slug, last=lane.last_key, batches=lane.batches)  # type: ignore[attr-defined]
+        if lane.batches:
+            self._dirty[socket] = None
+            self._schedule()
+
+    def _empty_lane(self, lane: Lane) -> None:
+        for socket in list(lane.sockets):
+            self.leave_lane(socket)
+
+    def _enter_lane(self, socket: Socket) -> None:
+        """Put `socket`, its frame just written, in its stream's lane when it is simple: one
+        stream, nothing pending or held, and in step with the stream's last batch here (the
+        lane owes nothing yet at this point of a tick, so it owes the socket nothing either)."""
+        entry = socket.lane_entry()  # type: ignore[attr-defined]
+        if entry is None:
+            return
+        slug, last, parts = entry
+        lane = self._lanes.get(slug)
+        if (
+            lane is None
+            or lane.batches
+            or last != lane.last_key
+            or socket not in lane.outside
+            or socket not in self.sockets  # disconnecting
+        ):
+            return
+        lane.outside.discard(socket)
+        lane.sockets[socket] = parts
+        self._lane_of[socket] = lane
 
     def going_away(self) -> None:
         """Close every socket with 1001, so clients reconnect at once (process shutdown)."""
@@ -324,25 +419,38 @@ class Hub:
             if message.get("hub") == self._id and probe is not None and not probe.done():
                 probe.set_result(None)
             return
-        members = self._members.get(message.get("stream", ""))
+        slug = message.get("stream", "")
+        members = self._members.get(slug)
         if not members:
             return
         kind = message.get("type")
         if kind == "stream.points":
             # Once for every socket's offer (msgpack gives a list).
-            message["key"] = tuple(message["key"])
+            key = message["key"] = tuple(message["key"])
             stats = self.stats
             stats.batches_in += 1
-            stats.lag_seconds[message["stream"]] = max(0.0, time.time() - message["key"][0] / 1000)
+            stats.lag_seconds[slug] = max(0.0, time.time() - key[0] / 1000)
             offered = 0
+            lane = self._lanes[slug]
+            if lane.last_key is None or key > lane.last_key:
+                if lane.sockets:
+                    if message.get("prev") == lane.last_id:
+                        lane.batches.append((key, message["text"]))
+                        self._due_lanes[lane] = None
+                        offered = len(lane.sockets)
+                    else:
+                        # A batch this hub never had comes before it (lost in the layer): each
+                        # socket on its own path, as for any; the client asks for the gap.
+                        self._empty_lane(lane)
+                lane.last_key, lane.last_id = key, message.get("id")
             dirty = self._dirty
-            for socket in members:
+            for socket in lane.outside:
                 if socket.offer(message):
                     dirty[socket] = None
                     offered += 1
             stats.batches_out += offered
             stats.points_out += offered * message.get("points", 0)
-            if self._dirty:
+            if offered:
                 self._schedule()
         elif kind == "stream.status":
             for socket in list(members):
@@ -378,7 +486,21 @@ class Hub:
         stats.ticks += 1
         sent = size = 0
         try:
-            # The hot loop: one turn per socket per tick (thousands), so no coroutine per socket
+            # The lanes first: their sockets that cannot take the frame at once join `dirty`.
+            lanes, self._due_lanes = self._due_lanes, {}
+            for lane in lanes:
+                if not lane.batches:
+                    continue
+                try:
+                    written, length = self._write_lane(lane, frames=frames, dirty=dirty)
+                except Exception:
+                    # Taken, so not sent again: its clients refill through the `prev` chain.
+                    stats.flush_errors += 1
+                    log.exception("fan-out hub: a lane's frame failed")
+                    continue
+                sent += written
+                size += written * length
+            # The general path: one turn per socket per tick, so no coroutine per socket
             # and nothing looked up twice; a socket with a direct writer writes at once.
             for socket in dirty:
                 try:
@@ -408,6 +530,8 @@ class Hub:
                     write_frame = getattr(socket, "write_frame", None)
                     if write_frame is None or not write_frame(frame):
                         await socket.send_frame(frame)
+                    elif hasattr(socket, "lane_entry"):
+                        self._enter_lane(socket)
                     frame_sent(frame, texts)
                 except Exception:
                     # Taken, so not sent again: the client refills it through the `prev` chain.
@@ -423,8 +547,34 @@ class Hub:
             stats.bytes_sent += size
             # Whatever happened (even a cancellation), later offers schedule ticks again.
             self._flushing = None
-            if self._dirty:
+            if self._dirty or self._due_lanes:
                 self._schedule()
+
+    def _write_lane(
+        self, lane: Lane, *, frames: dict[Any, tuple[Frame, list[str]]], dirty: dict[Socket, None]
+    ) -> tuple[int, int]:
+        """The lane's batches as one frame to each of its sockets; those that cannot take it
+        at once leave the lane with the batches pending and join `dirty`, the general path,
+        this same tick. Returns the frames written and the frame's length."""
+        batches, lane.batches = lane.batches, []
+        texts = [text for _, text in batches]
+        frame = Frame(points_frame(texts))
+        # Shared with any general socket of this tick pending the same batches.
+        frames[id(texts[0]) if len(texts) == 1 else tuple(map(id, texts))] = (frame, texts)
+        self.stats.frames_encoded += 1
+        if not lane.sockets:
+            return 0, 0
+        skipped = write_each(lane.sockets, frame.prepared, settings.LIVECHARTS_SEND_BUDGET_BYTES)
+        for socket in skipped:
+            del self._lane_of[socket], lane.sockets[socket]
+            lane.outside.add(socket)
+            socket.left_lane(lane.slug, last=lane.last_key, batches=batches)  # type: ignore[attr-defined]
+            dirty[socket] = None
+        written = len(lane.sockets)  # the skipped ones have left it
+        if written:
+            # One observation per socket, all at this moment (the loop's end: a bound above).
+            frame_sent(frame, texts, written)
+        return written, len(frame.text)
 
     def _adapt(self, now: float) -> None:
         """Widen the tick when the process is saturated, narrow it back when it is not."""

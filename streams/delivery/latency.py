@@ -27,10 +27,11 @@ class LoopHistogram:
         self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
+    def observe(self, value: float, count: int = 1) -> None:
+        """`count` observations of `value` (a frame written to `count` sockets at once)."""
         # bisect_left: a value equal to a bound belongs to that bound's bucket (le = "<=").
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
+        self.counts[bisect_left(self.bounds, value)] += count
+        self.sum += value * count
 
     @property
     def count(self) -> int:
@@ -61,8 +62,9 @@ _last_frame: tuple[object, int] | None = None
 _ID_KEY = '"id":"'
 
 
-def frame_sent(frame: object, texts: Sequence[str]) -> None:
-    """Hook for the fan-out: a points frame holding these batch texts was written to a socket.
+def frame_sent(frame: object, texts: Sequence[str], count: int = 1) -> None:
+    """Hook for the fan-out: a points frame holding these batch texts was written to a socket
+    (to `count` sockets, a live lane's, just now).
 
     Observes broadcast-to-socket latency from the batch ids' times (the same clock as
     livecharts_stream_lag_seconds: ids are broadcast's ms since the epoch)."""
@@ -74,7 +76,7 @@ def frame_sent(frame: object, texts: Sequence[str]) -> None:
         if oldest is None:
             return
         _last_frame = (frame, oldest)
-    BROADCAST_TO_SOCKET.observe(max(0.0, time.time() - oldest / 1000))
+    BROADCAST_TO_SOCKET.observe(max(0.0, time.time() - oldest / 1000), count)
 
 
 def oldest_batch_ms(texts: Sequence[str]) -> int | None:

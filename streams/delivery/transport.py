@@ -141,6 +141,21 @@ class DirectWriter:
         else:
             protocol.sendPreparedMessage(frame)
 
+    def lane_parts(self) -> LaneParts | None:
+        """What `write_each` needs of this socket, looked up once (none of it changes while the
+        connection lasts), or None when it may not write to it: not open, not plain TCP, or
+        compressed."""
+        protocol = self.protocol
+        transport = protocol.transport
+        if (
+            protocol.state != _OPEN
+            or protocol._perMessageCompress is not None
+            or type(transport) is not _TCP_SERVER
+            or transport.TLS
+        ):
+            return None
+        return (self, protocol, transport, self.traffic, transport.socket.send)
+
     def behind(self, budget: int) -> bool:
         """Whether more than `budget` bytes are written and not yet taken by the client:
         Twisted's buffer plus the kernel's send queue (which alone holds up to a few MB on
@@ -190,6 +205,47 @@ class DirectWriter:
         timeout (1 s), so a client that stopped reading is gone either way."""
         if self.is_open:
             self.protocol.sendClose(code=code, reason=reason)
+
+
+# A writer, its protocol, transport and traffic counts, and its socket's `send`.
+LaneParts = tuple[DirectWriter, Any, Any, Any, Callable[[bytes], int]]
+
+
+def write_each(targets: dict[Any, LaneParts], frame: PreparedMessage, budget: int) -> list[Any]:
+    """One frame to every socket of a live lane (streams/delivery/hub.py), at once; returns the
+    keys of the sockets it did not write to, for the general path to judge.
+
+    `DirectWriter.write`'s fast path and `behind`'s bound, inline, once per socket per tick
+    (thousands): a writer is skipped when anything is not simple, that is when it is closing,
+    has anything buffered (autobahn's queue, Twisted's buffer: a send fell short), or the
+    bytes written since the kernel was last asked could take it past `budget`. The general
+    path then asks the kernel (`behind`) and writes, or holds the socket back, as for any."""
+    data = frame.payloadHybi
+    size = len(data)
+    skipped = []
+    for key, (writer, protocol, transport, traffic, send) in targets.items():
+        octets = traffic.outgoingOctetsWireLevel
+        if (
+            protocol.state != _OPEN
+            or protocol.send_queue
+            or transport._tempDataLen
+            or transport.offset != len(transport.dataBuffer)
+            or transport.disconnecting
+            or transport._writeDisconnected
+            or not transport.connected
+            # Could the kernel's queue be past the budget? (`behind`'s bound, with nothing buffered.)
+            or not 0 <= octets - writer._octets_at_check <= budget - writer._kernel_queued
+        ):
+            skipped.append(key)
+            continue
+        try:
+            sent = send(data)
+        except OSError:  # EWOULDBLOCK, ENOBUFS, a reset: Twisted's path handles each
+            sent = 0
+        if sent < size:
+            transport.write(data[sent:])
+        traffic.outgoingOctetsWireLevel = octets + size
+    return skipped
 
 
 def direct_writer(send: Callable[..., Any]) -> DirectWriter | None:
