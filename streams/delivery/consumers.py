@@ -102,9 +102,9 @@ class Subscription:
     last_sent: IdKey | None
     # This process's access watcher re-checks the viewer (streams/access/revocation.py).
     watch: Watch | None = None
-    # While the backfill is read and written: the live batches offered meanwhile, in order.
-    # None once live.
-    held: list[tuple[IdKey, str]] | None = None
+    # While the backfill is read and written: the live batches offered meanwhile, in order,
+    # each as (id, text, prev). None once live.
+    held: list[tuple[IdKey, str, str | None]] | None = None
     # The feed's health when it changed during the backfill: sent right after it.
     held_status: dict[str, Any] | None = None
     # How the stream keeps its points, for a refill (set once access is granted).
@@ -397,19 +397,27 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 self.hub.stats.backfill_bytes += len(text)
         return shared.last, shared.points_frames
 
-    def go_live(self, slug: str, subscription: Subscription, last: IdKey | None) -> None:
+    def go_live(
+        self, slug: str, subscription: Subscription, last: IdKey | None, *, may_refill: bool = True
+    ) -> None:
         """The backfill is out: release the batches held meanwhile that it did not hold. No
-        await here, so no tick runs between the backfill's end and the release."""
+        await here, so no tick runs between the backfill's end and the release.
+
+        A backfill that sent nothing (an empty window when it was read) leaves a client holding
+        nothing, which applies any batch: were the first held batch one that follows batches
+        the live path lost meanwhile, their points would be missing for good. The window is
+        then sent from its start first (as `offer` does live), once: a refill that still finds
+        nothing releases what it holds."""
         held = subscription.held or []
+        fresh = [(key, text, prev) for key, text, prev in held if last is None or key > last]
+        if may_refill and last is None and fresh and fresh[0][2] is not None:
+            subscription.held = fresh
+            self.start(self.refill(slug, subscription))
+            return
         subscription.held = None
-        subscription.last_sent = last
-        fresh: list[tuple[IdKey, str]] = []
-        for key, text in held:
-            if subscription.last_sent is None or key > subscription.last_sent:
-                fresh.append((key, text))
-                subscription.last_sent = key
+        subscription.last_sent = fresh[-1][0] if fresh else last
         if fresh:
-            self.pending[slug] = fresh
+            self.pending[slug] = [(key, text) for key, text, _ in fresh]
             self.hub.wake(self)
 
     def check_current(self, slug: str, subscription: Subscription) -> None:
@@ -487,7 +495,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return True
         if subscription.held is not None:
             # Backfilling: kept until the backfill is out (then compared with its last id).
-            subscription.held.append((key, message["text"]))
+            subscription.held.append((key, message["text"], message.get("prev")))
             self.bound(subscription.held)
             return False
         if subscription.last_sent is not None and key <= subscription.last_sent:
@@ -497,7 +505,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             # on the live path): a client holding nothing applies any batch, so the points
             # before it would be missing for good. Send them from history first, held as in
             # a subscribe.
-            subscription.held = [(key, message["text"])]
+            subscription.held = [(key, message["text"], message.get("prev"))]
             self.start(self.refill(slug, subscription))
             return False
         subscription.last_sent = key
@@ -536,9 +544,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
             log.exception("socket: could not refill stream %s; the client re-asks on the next batch", slug)
             last = None
         if self.subscriptions.get(slug) is subscription:
-            self.go_live(slug, subscription, last)
+            self.go_live(slug, subscription, last, may_refill=False)
 
-    def bound(self, waiting: list[tuple[IdKey, str]]) -> None:
+    def bound(self, waiting: list[Any]) -> None:
         if len(waiting) > MAX_PENDING_BATCHES:
             self.hub.stats.dropped_batches += len(waiting) - MAX_PENDING_BATCHES
             del waiting[: len(waiting) - MAX_PENDING_BATCHES]
