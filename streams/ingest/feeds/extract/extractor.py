@@ -166,17 +166,21 @@ def _fast_reader(s: ExtractSettings, *, numbers: str | None) -> FastReader | Non
         return None
     if any(plain_fields(path.tree) is None for path in [*paths.values(), *([s.time] if s.time else [])]):
         return None  # a path the interpreter runs may raise (abs() of a string): general path
-    searches = [(name, path.search) for name, path in paths.items()]
-    find_time = None if s.time is None else s.time.search
+    # Each path as a look-up of the payload (a dict, checked first): a path of one field, the
+    # usual one, is that field's dict.get in C; a deeper one is its search. A Python call per
+    # path per message cost about a fifth of this reader.
+    lookups = [(name, _lookup(path)) for name, path in paths.items()]
+    find_time = None if s.time is None else _lookup(s.time)
     divisor = DIVISORS.get(numbers)  # None: told by size (auto)
     isfinite = math.isfinite
+    get = dict.get
 
     def read(payload: Any, received_at: float) -> list[Point] | None:
         if type(payload) is not dict:
             return None
         t = received_at
         if find_time is not None:
-            raw = find_time(payload)
+            raw = get(payload, find_time) if type(find_time) is str else find_time(payload)
             if raw is not None:
                 if type(raw) is not float and type(raw) is not int:
                     return None
@@ -196,8 +200,8 @@ def _fast_reader(s: ExtractSettings, *, numbers: str | None) -> FastReader | Non
                     return None
         values: dict[str, float | None] = {}
         some = False
-        for name, find in searches:
-            found = find(payload)
+        for name, find in lookups:
+            found = get(payload, find) if type(find) is str else find(payload)
             kind = type(found)
             if kind is float:
                 # NaN and infinities are gaps, as _number reads them.
@@ -222,6 +226,12 @@ def _fast_reader(s: ExtractSettings, *, numbers: str | None) -> FastReader | Non
         return [Point(t, values, None)]
 
     return read
+
+
+def _lookup(path: Path) -> str | Callable[[Any], Any]:
+    """A plain path's look-up in a dict payload: its one field's name, or its search."""
+    fields = plain_fields(path.tree)
+    return fields[0] if fields is not None and len(fields) == 1 else path.search
 
 
 def _all_none(values: Mapping[str, float | None]) -> bool:
