@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import overload
@@ -83,11 +84,13 @@ class Entries(Sequence[Entry]):
     def joined(cls, parts: Sequence[Entries]) -> Entries:
         """The parts end to end, their times and columns too when every part has them for the
         same series (the columns of the whole are then theirs joined: frames.columns)."""
-        whole = cls([i for part in parts for i in part.ids], [p for part in parts for p in part.points])
-        names = None if parts[0].y is None else list(parts[0].y)
+        chain = itertools.chain.from_iterable
+        whole = cls(list(chain([part.ids for part in parts])), list(chain([part.points for part in parts])))
+        first = parts[0].y
+        names = None if first is None else list(first)
         if names is not None and all(part.y is not None and list(part.y) == names for part in parts):
-            whole.t = [t for part in parts for t in part.t]  # type: ignore[union-attr]
-            whole.y = {name: [v for part in parts for v in part.y[name]] for name in names}  # type: ignore[index]
+            whole.t = list(chain([part.t for part in parts]))  # type: ignore[misc]
+            whole.y = {name: list(chain([part.y[name] for part in parts])) for name in names}  # type: ignore[index]
         return whole
 
 
