@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.core.frames import columns, times_and_columns
+from streams.core.frames import columns, ms_times, times_and_columns
 from streams.core.points import Entries, Entry, Point, ids_and_points, last_id
 from streams.storage.store import encode_entries, merge_batches
 
@@ -54,3 +54,21 @@ def test_joined_entries_have_the_columns_of_their_points(parts):
     assert times_and_columns(whole) == ([p.t for p in every], columns(every))
     assert list(times_and_columns(whole)[1]) == list(columns(every))  # series in the same order
     assert encode_entries(whole) == encode_entries(list(whole))
+
+
+@given(
+    t=st.lists(
+        st.floats(min_value=1.0e9, max_value=2.3e9)
+        | st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
+        | st.integers(min_value=2**52, max_value=2**53 - 1).map(lambda k: k / 4096 / 1000)
+        | st.integers(min_value=1_100_000_000_000_000, max_value=2_199_000_000_000_000).map(
+            lambda us: (us + 0.5) / 1e6
+        )
+    )
+)
+def test_wire_times_are_rounded_as_round_rounds_them(t):
+    # Every reader and writer of wire times rounds with round(t * 1000, 3): the live batch's
+    # faster rounding must give the very same doubles, ties and binade edges included.
+    assert ms_times(t) == [round(at * 1000, 3) for at in t]
+    edges = [2**40 / 1000, 2**41 / 1000, (2**41 - 2**-12) / 1000, 1099511627.7765, 1700000000.0000005]
+    assert ms_times(edges) == [round(at * 1000, 3) for at in edges]
