@@ -305,21 +305,21 @@ def _columns_text(entries: Sequence[Entry], points: Sequence[Point]) -> str | No
     if list(y) != list(first):
         return None  # a point lacks one of them: columns filled in gaps
     try:
-        texts = [dumps(times)] + [dumps(column) for column in y.values()]
+        # One text for all: [[times],[series],...], checked and cut at once.
+        text = dumps([times, *y.values()])
     except TypeError:  # what orjson cannot write (an integer past 64 bits)
         return None
-    for text in texts:
-        # Nothing but numbers and commas: null (a gap, or a NaN orjson wrote so), true, text
-        # go point by point, written by the json module as before.
-        if text[1:-1].translate(None, _NUMBER_CHARS):
-            return None
-    times_text, *series = texts
-    return f"{times_text[1:-1].decode()}\n" + "".join(
-        [f"{_name_json(name)}\n{text[1:-1].decode()}\n" for name, text in zip(first, series, strict=True)]
+    # Nothing but numbers, commas and the brackets: null (a gap, or a NaN orjson wrote so),
+    # true, text go point by point, written by the json module as before.
+    if text.translate(None, _ARRAY_CHARS):
+        return None
+    times_text, *series = text[2:-2].decode().split("],[")
+    return f"{times_text}\n" + "".join(
+        [f"{_name_json(name)}\n{values}\n" for name, values in zip(first, series, strict=True)]
     )
 
 
-_NUMBER_CHARS = b"0123456789.-+e,"
+_ARRAY_CHARS = b"0123456789.-+e,[]"
 # A series name as JSON, for each batch of each tick: the few names a worker sees, encoded once.
 _name_json = functools.lru_cache(maxsize=4096)(_point_json)
 
