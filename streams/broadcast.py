@@ -169,10 +169,18 @@ class Broadcaster:
                 self._clocks.pop(slug, None)
                 self._last_ids.pop(slug, None)
             self._ids_to_drop.clear()
-            # Before the points: a status queued before them is stored when they show.
-            await self._send_statuses()
+            # The tick's points are taken first, at the tick: what is published while the
+            # statuses' round trip below is under way goes with the next tick (a source held
+            # back until its batch has left sees it leave at the tick, not a round trip later).
             pending, self._pending = self._pending, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
+            try:
+                # Before the points: a status queued before them is stored when they show.
+                await self._send_statuses()
+            except BaseException:
+                for slug, item in moved.items():
+                    self._keep(slug, item)
+                raise
             if not moved:
                 return
             try:
