@@ -21,7 +21,7 @@ from django.conf import settings
 from streams.core import runtime
 from streams.core.groups import group_name, points_message
 from streams.core.ids import IdClock, parse_id
-from streams.core.points import Entry, Point
+from streams.core.points import Entries, Point
 from streams.core.retention import Retention
 from streams.core.tasks import finished
 from streams.storage.store import Persister
@@ -169,10 +169,18 @@ class Broadcaster:
                 self._clocks.pop(slug, None)
                 self._last_ids.pop(slug, None)
             self._ids_to_drop.clear()
-            # Before the points: a status queued before them is stored when they show.
-            await self._send_statuses()
+            # The tick's points are taken first, at the tick: what is published while the
+            # statuses' round trip below is under way goes with the next tick (a source held
+            # back until its batch has left sees it leave at the tick, not a round trip later).
             pending, self._pending = self._pending, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
+            try:
+                # Before the points: a status queued before them is stored when they show.
+                await self._send_statuses()
+            except BaseException:
+                for slug, item in moved.items():
+                    self._keep(slug, item)
+                raise
             if not moved:
                 return
             try:
@@ -183,10 +191,11 @@ class Broadcaster:
                     self._keep(slug, item)
                 return
             try:
-                work: list[tuple[str, _Pending, list[Entry]]] = []
+                work: list[tuple[str, _Pending, Entries]] = []
                 for slug, item in moved.items():
-                    ids = _take_ids(self._clocks[slug], len(item.points))
-                    entries = [Entry(id_, point) for id_, point in zip(ids, item.points, strict=True)]
+                    # No Entry per point: history, the group message and the Persister read
+                    # the ids and the points as they are (and the columns made once of them).
+                    entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
                     work.append((slug, item, entries))
                 errors = await self.history.append_many(
                     [WindowAppend(slug, entries, item.retention) for slug, item, entries in work]
@@ -231,9 +240,9 @@ class Broadcaster:
         waiting.on_stored[:0] = item.on_stored
         self._ensure_ticker()
 
-    def _message(self, slug: str, entries: list[Entry]) -> dict[str, Any]:
+    def _message(self, slug: str, entries: Entries) -> dict[str, Any]:
         prev = self._last_ids.get(slug)
-        self._last_ids[slug] = entries[-1].id
+        self._last_ids[slug] = entries.ids[-1]
         return points_message(slug, entries, prev=prev, key=self._clocks[slug].last)
 
     async def _send_all(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
@@ -390,7 +399,8 @@ def _take_ids(clock: IdClock, count: int) -> list[str]:
     `clock.next()` gives it, the rest its sequence numbers after it, in the same millisecond."""
     ms, first = clock.next()
     clock.last = (ms, first + count - 1)
-    return [f"{ms}-{seq}" for seq in range(first, first + count)]
+    prefix = f"{ms}-"
+    return [prefix + str(seq) for seq in range(first, first + count)]
 
 
 def _call_all(slug: str, callbacks: list[Callable[[], None]]) -> None:

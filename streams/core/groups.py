@@ -8,7 +8,7 @@ from typing import Any
 
 from streams.core.frames import batch_text
 from streams.core.ids import IdKey
-from streams.core.points import Entry
+from streams.core.points import Entry, last_id
 
 
 def group_name(slug: str) -> str:
@@ -22,7 +22,7 @@ def points_message(slug: str, entries: Sequence[Entry], *, prev: str | None, key
     return {
         "type": "stream.points",
         "stream": slug,
-        "id": entries[-1].id,
+        "id": last_id(entries),
         "key": key,
         "prev": prev,
         "points": len(entries),

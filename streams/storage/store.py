@@ -27,9 +27,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.db import IntegrityError, connection, transaction
 
-from streams.core.frames import columns, compact
+from streams.core.frames import compact, times_and_columns
 from streams.core.ids import IdKey, parse_id
-from streams.core.points import Entry, Point
+from streams.core.points import Entries, Entry, Point, ids_and_points
 from streams.core.tasks import finished
 from streams.storage import partitions, rollups
 
@@ -63,8 +63,8 @@ class DecodedRow:
 
 def encode_entries(entries: Sequence[Entry]) -> str:
     """A StoredBatch row's `data`: columnar JSON with every point's id (times in seconds)."""
-    points = [entry.point for entry in entries]
-    return compact({"ids": [e.id for e in entries], "t": [p.t for p in points], "y": columns(points)})
+    times, y = times_and_columns(entries)
+    return compact({"ids": ids_and_points(entries)[0], "t": times, "y": y})
 
 
 def decode(data: str) -> DecodedRow:
@@ -85,10 +85,9 @@ def _row_and_columns(
     stream_id: int, entries: Sequence[Entry], first: IdKey, last: IdKey
 ) -> tuple[tuple[Any, ...], rollups.Columns]:
     """A StoredBatch row's values (batch_row), and the columns its data was encoded from, which
-    the rollup tiers summarise (made once for both)."""
-    points = [entry.point for entry in entries]
-    times = [point.t for point in points]
-    y = columns(points)
+    the rollup tiers summarise (made once for both; of broadcast's Entries, made once a tick)."""
+    ids, points = ids_and_points(entries)
+    times, y = times_and_columns(entries)
     t_min, t_max = min(times), max(times)
     row = (
         stream_id,
@@ -99,7 +98,7 @@ def _row_and_columns(
         t_min,
         t_max,
         len(entries),
-        compact({"ids": [entry.id for entry in entries], "t": times, "y": y}),
+        compact({"ids": ids, "t": times, "y": y}),
     )
     made = rollups.Columns(
         stream_id=stream_id, last_ms=last[0], points=points, t=times, y=y, t_min=t_min, t_max=t_max
@@ -404,17 +403,27 @@ def _delete_in_chunks(queryset: Any) -> int:
 
 def merge_batches(
     batches: Sequence[tuple[str, Sequence[Entry]]], *, max_points: int = MERGE_POINTS
-) -> list[tuple[str, list[Entry]]]:
+) -> list[tuple[str, Sequence[Entry]]]:
     """Each stream's batches joined in order into as few batches of at most `max_points` as
-    they fit in (a batch is never split)."""
-    merged: dict[str, list[list[Entry]]] = {}
+    they fit in (a batch is never split). Broadcast's Entries are joined as Entries (their
+    columns too); other batches into lists."""
+    merged: dict[str, list[list[Sequence[Entry]]]] = {}
+    sizes: dict[str, int] = {}
     for slug, entries in batches:
         chunks = merged.setdefault(slug, [])
-        if chunks and len(chunks[-1]) + len(entries) <= max_points:
-            chunks[-1].extend(entries)
+        if chunks and sizes[slug] + len(entries) <= max_points:
+            chunks[-1].append(entries)
+            sizes[slug] += len(entries)
         else:
-            chunks.append(list(entries))
-    return [(slug, chunk) for slug, chunks in merged.items() for chunk in chunks]
+            chunks.append([entries])
+            sizes[slug] = len(entries)
+    return [(slug, _joined(chunk)) for slug, chunks in merged.items() for chunk in chunks]
+
+
+def _joined(parts: Sequence[Sequence[Entry]]) -> Sequence[Entry]:
+    if all(type(part) is Entries for part in parts):
+        return parts[0] if len(parts) == 1 else Entries.joined(parts)  # type: ignore[arg-type]
+    return [entry for part in parts for entry in part]
 
 
 # The async side: a write-behind queue in the broadcaster -----------------------------------
@@ -425,16 +434,17 @@ class Persister:
 
     def __init__(self, *, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.flush_seconds = flush_seconds
-        self._waiting: list[tuple[str, list[Entry]]] = []
+        self._waiting: list[tuple[str, Sequence[Entry]]] = []
         # The rows of a write that failed, retried exactly as they were: it may have landed
         # (the connection lost at commit), and only the very same rows are skipped by their
         # unique last id; merged with later batches they would store its points twice.
-        self._rows: list[tuple[str, list[Entry]]] = []
+        self._rows: list[tuple[str, Sequence[Entry]]] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
-        self._waiting.append((slug, list(entries)))
+        # Broadcast's Entries are its own, never changed after: kept as they are.
+        self._waiting.append((slug, entries if type(entries) is Entries else list(entries)))
         excess = self.waiting - MAX_WAITING_BATCHES
         if excess > 0:
             from_rows = min(excess, len(self._rows))

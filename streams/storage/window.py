@@ -18,8 +18,9 @@ import orjson
 from django.conf import settings
 
 from streams.core import runtime
+from streams.core.frames import times_and_columns
 from streams.core.ids import IdKey, parse_id
-from streams.core.points import Entry, Point
+from streams.core.points import Entry, Point, ids_and_points
 from streams.core.retention import Retention
 from streams.storage.redis_clients import loop_client, parse_address
 
@@ -278,17 +279,18 @@ def entries_text(entries: Sequence[Entry]) -> str:
     of numbers (the script writes each point's JSON), else each point's id and JSON
     `[t, values]`. Columns are written by orjson (a float repr apiece took longer): its float
     text differs from the json module's only in form (0.00001 for 1e-05), read back the same."""
-    columns = _columns_text(entries)
+    ids, points = ids_and_points(entries)
+    columns = _columns_text(entries, points)
     if columns is None:
-        return "p\n" + "".join([f"{e.id}\n{_point_json([e.point.t, e.point.values])}\n" for e in entries])
-    return f"c\n{','.join([e.id for e in entries])}\n{columns}"
+        lines = [f"{id_}\n{_point_json([p.t, p.values])}\n" for id_, p in zip(ids, points, strict=True)]
+        return "p\n" + "".join(lines)
+    return f"c\n{','.join(ids)}\n{columns}"
 
 
-def _columns_text(entries: Sequence[Entry]) -> str | None:
+def _columns_text(entries: Sequence[Entry], points: Sequence[Point]) -> str | None:
     """The usual batch, every point with the same series and every time and value a number:
     its times on a line, then each series' JSON name and values on a line each, numbers
     comma-separated. None for anything else (gaps, non-finite values, other series)."""
-    points = [entry.point for entry in entries]
     values = [point.values for point in points]
     first = values[0] if values else None
     # As many names in all as the first point's times the points (a check in C; generators per
@@ -297,24 +299,27 @@ def _columns_text(entries: Sequence[Entry]) -> str | None:
         return None
     if len(first) > 1 and not all(list(value) == list(first) for value in values):
         return None  # the same series in another order: written in its own order
+    # The times and columns the batch's other texts are made from (frames.columns: every point
+    # holding each of the first point's series, the columns are those series in its order).
+    times, y = times_and_columns(entries)
+    if list(y) != list(first):
+        return None  # a point lacks one of them: columns filled in gaps
     try:
-        texts = [dumps([point.t for point in points])] + [
-            dumps([value[name] for value in values]) for name in first
-        ]
-    except (KeyError, TypeError):  # TypeError: what orjson cannot write (an integer past 64 bits)
+        # One text for all: [[times],[series],...], checked and cut at once.
+        text = dumps([times, *y.values()])
+    except TypeError:  # what orjson cannot write (an integer past 64 bits)
         return None
-    for text in texts:
-        # Nothing but numbers and commas: null (a gap, or a NaN orjson wrote so), true, text
-        # go point by point, written by the json module as before.
-        if text[1:-1].translate(None, _NUMBER_CHARS):
-            return None
-    times, *series = texts
-    return f"{times[1:-1].decode()}\n" + "".join(
-        [f"{_name_json(name)}\n{text[1:-1].decode()}\n" for name, text in zip(first, series, strict=True)]
+    # Nothing but numbers, commas and the brackets: null (a gap, or a NaN orjson wrote so),
+    # true, text go point by point, written by the json module as before.
+    if text.translate(None, _ARRAY_CHARS):
+        return None
+    times_text, *series = text[2:-2].decode().split("],[")
+    return f"{times_text}\n" + "".join(
+        [f"{_name_json(name)}\n{values}\n" for name, values in zip(first, series, strict=True)]
     )
 
 
-_NUMBER_CHARS = b"0123456789.-+e,"
+_ARRAY_CHARS = b"0123456789.-+e,[]"
 # A series name as JSON, for each batch of each tick: the few names a worker sees, encoded once.
 _name_json = functools.lru_cache(maxsize=4096)(_point_json)
 
