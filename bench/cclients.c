@@ -580,6 +580,21 @@ static void free_pool(pool_t *p) {
     free(p);
 }
 
+/* The pool's streams from a command's "streams": ["a", "b", ...] (at most MAX_STREAMS). */
+static void read_streams(const char *command, pool_t *p) {
+    const char *at = jfind(command, "streams");
+    if (!at || *at != '[') return;
+    at++;
+    while (*at == ' ') at++;
+    while (*at == '"' && p->nstreams < MAX_STREAMS) {
+        char name[256];
+        jstr_at(at, name, sizeof name);
+        p->streams[p->nstreams++] = strdup(name);
+        at = strchr(at + 1, '"') + 1;
+        while (*at == ',' || *at == ' ') at++;
+    }
+}
+
 static pool_t *take_pool(const char *key) {
     for (int i = 0; i < npools; i++)
         if (strcmp(pools[i]->key, key) == 0) {
@@ -614,18 +629,7 @@ static pool_t *new_pool(const char *line, char *why, size_t why_size) {
         free(p);
         return NULL;
     }
-    const char *at = jfind(line, "streams");
-    if (at && *at == '[') {
-        at++;
-        while (*at == ' ') at++;
-        while (*at == '"' && p->nstreams < MAX_STREAMS) {
-            char name[256];
-            jstr_at(at, name, sizeof name);
-            p->streams[p->nstreams++] = strdup(name);
-            at = strchr(at + 1, '"') + 1;
-            while (*at == ',' || *at == ' ') at++;
-        }
-    }
+    read_streams(line, p);
     p->n = (int)jnum(line, "viewers", 0);
     p->viewers = calloc((size_t)p->n, sizeof *p->viewers);
     int step = p->n / LATENCY_VIEWERS > 1 ? p->n / LATENCY_VIEWERS : 1;
@@ -1204,18 +1208,7 @@ static void storm_run(const char *command) {
         urls = strchr(urls + 1, '"') + 1;
         origins = strchr(origins + 1, '"') + 1;
     }
-    const char *at = jfind(command, "streams");
-    if (at && *at == '[') {
-        at++;
-        while (*at == ' ') at++;
-        while (*at == '"' && p->nstreams < MAX_STREAMS) {
-            char name[256];
-            jstr_at(at, name, sizeof name);
-            p->streams[p->nstreams++] = strdup(name);
-            at = strchr(at + 1, '"') + 1;
-            while (*at == ',' || *at == ' ') at++;
-        }
-    }
+    read_streams(command, p);
     p->n = (int)jnum(command, "viewers", 0);
     if (p->nstreams == 0 || p->n <= 0) {
         print_failed("a storm needs streams and viewers");

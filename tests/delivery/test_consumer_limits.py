@@ -295,9 +295,9 @@ async def test_a_storm_of_subscribes_to_a_public_stream_asks_the_database_once(l
         await client.disconnect()
 
 
-async def test_subscribes_asking_while_the_row_is_read_wait_for_that_read(layer, public, monkeypatch):
-    """A storm's subscribes arrive before the first read of their stream's row is back: they
-    share it rather than each queueing a query behind it on the database thread."""
+def hold_stream_reads(monkeypatch) -> tuple[threading.Event, list[str]]:
+    """Every read of a stream's row waits on the database thread until `release` is set; the
+    slugs read, in order."""
     release = threading.Event()
     asked: list[str] = []
     real = consumers.viewable_stream
@@ -308,6 +308,13 @@ async def test_subscribes_asking_while_the_row_is_read_wait_for_that_read(layer,
         return real(user, slug)
 
     monkeypatch.setattr(consumers, "viewable_stream", slow)
+    return release, asked
+
+
+async def test_subscribes_asking_while_the_row_is_read_wait_for_that_read(layer, public, monkeypatch):
+    """A storm's subscribes arrive before the first read of their stream's row is back: they
+    share it rather than each queueing a query behind it on the database thread."""
+    release, asked = hold_stream_reads(monkeypatch)
     clients = [await connect_from(f"192.0.2.{index}") for index in range(1, 6)]
     for client in clients:
         await client.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
@@ -322,16 +329,7 @@ async def test_subscribes_asking_while_the_row_is_read_wait_for_that_read(layer,
 
 
 async def test_a_read_whose_socket_went_away_leaves_its_waiters_to_read_their_own(layer, public, monkeypatch):
-    release = threading.Event()
-    asked: list[str] = []
-    real = consumers.viewable_stream
-
-    def slow(user, slug):
-        asked.append(slug)
-        release.wait(30)
-        return real(user, slug)
-
-    monkeypatch.setattr(consumers, "viewable_stream", slow)
+    release, asked = hold_stream_reads(monkeypatch)
     first, second = await connect_from("192.0.2.1"), await connect_from("192.0.2.2")
     await first.send_to(text_data=json.dumps({"op": "subscribe", "stream": "public", "after": None}))
     await eventually(lambda: asked == ["public"], what="the first subscribe reading the row")
