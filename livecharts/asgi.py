@@ -11,11 +11,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from streams.core.collector import tune_gc  # noqa: E402
 from streams.delivery.handshake import (  # noqa: E402
     lazy_autobahn_debug,
     raise_listen_backlog,
     socket_auth_stack,
-    tune_gc,
 )
 from streams.routing import websocket_urlpatterns  # noqa: E402
 
@@ -30,5 +30,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(socket_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
-# Last: what the imports above built is frozen out of the garbage collector's full collections.
-tune_gc()
+# Last: what the imports above built is frozen out of the garbage collector's full collections,
+# and a connection's few hundred containers (Twisted's, autobahn's, the ASGI instance, the
+# consumer) mostly die young rather than being walked by full collections while a reconnect
+# storm builds them up (streams/core/collector.py).
+DAPHNE_GC_YOUNG_THRESHOLD = 50_000
+tune_gc(DAPHNE_GC_YOUNG_THRESHOLD)

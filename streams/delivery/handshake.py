@@ -16,15 +16,10 @@ raise_listen_backlog() lets the queue hold a storm.
 
 And channels' AuthMiddleware hops to a database thread on every handshake, even for a socket
 with no session cookie: SocketAuthMiddleware answers that one at once (anonymous).
-
-Each connection is a few hundred container objects (Twisted's, autobahn's, the ASGI instance,
-the consumer) that live as long as the socket: tune_gc() keeps CPython's full collections from
-walking them over and over while a storm builds them up.
 """
 
 from __future__ import annotations
 
-import gc
 import pprint
 from typing import Any
 
@@ -143,30 +138,6 @@ def raise_listen_backlog(backlog: int = LISTEN_BACKLOG) -> bool:
 
         start_listening.livecharts_backlog = backlog  # type: ignore[attr-defined]
         port.startListening = start_listening  # type: ignore[method-assign]
-    return True
-
-
-# The young generation is collected after this many new container objects (CPython: 700): as
-# the ingest worker's (streams/ingest/supervisor.py GC_YOUNG_THRESHOLD).
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def tune_gc() -> bool:
-    """Freeze what startup built and enlarge the young generation (once; False when done before).
-
-    CPython runs a full collection whenever the objects promoted since the last one reach a
-    quarter of the old generation, and considers one every 10 middle collections: in a
-    2,000-viewer reconnect storm the surviving daphne ran full collections of 90-460 ms each,
-    finding nothing, about a fifth of its CPU over the storm (docs/performance.md, "Reconnect
-    storm"). Frozen, Django and the modules are out of every collection; with a young generation
-    of 50,000 a full collection is considered 70 times less often, and most of a request's
-    objects die young. Called from livecharts/asgi.py, which daphne imports before it listens."""
-    if gc.get_threshold()[0] >= GC_YOUNG_THRESHOLD:
-        return False
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
     return True
 
 

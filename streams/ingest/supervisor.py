@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import random
@@ -25,6 +24,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from streams.broadcast import Broadcaster, get_broadcaster
+from streams.core import collector
 from streams.core.ids import parse_id
 from streams.core.points import Batch
 from streams.core.retention import Retention
@@ -71,20 +71,9 @@ HANDOVER_SCANS = 2
 GC_YOUNG_THRESHOLD = 300_000
 
 
-def tune_gc() -> None:
-    """Set the cyclic garbage collector for a worker, once, before the feeds start.
-
-    Each point is a few container objects (Point, Entry, lists) that live until their tick is
-    sent and the Persister has written them (about a second), and hold no cycles. With
-    CPython's defaults they were all promoted to the oldest generation, whose full collections
-    (100-190 ms each with 1,000 streams, finding nothing) took about a fifth of the worker's
-    time (bench/ingest.py). Freezing what startup built (Django, modules) keeps it out of every
-    collection, and a larger young generation lets most points die before they are promoted.
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+def tune_gc() -> bool:
+    """The collector set for a worker, once, before the feeds start (streams/core/collector.py)."""
+    return collector.tune_gc(GC_YOUNG_THRESHOLD)
 
 
 def backoff_delay(attempt: int, *, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP) -> float:

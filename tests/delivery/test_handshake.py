@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import pprint
 
 import pytest
@@ -13,11 +12,9 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 
 from streams.delivery.handshake import (
-    GC_YOUNG_THRESHOLD,
     LazyHighlight,
     LazyPformat,
     lazy_autobahn_debug,
-    tune_gc,
 )
 
 
@@ -173,11 +170,3 @@ def test_a_unix_socket_port_listens_with_room_for_a_reconnect_storm(tmp_path):
         assert port.backlog == LISTEN_BACKLOG
     finally:
         port.stopListening()
-
-
-def test_daphne_starts_with_its_startup_objects_frozen_out_of_full_collections():
-    import livecharts.asgi  # noqa: F401 - daphne imports it before it listens
-
-    assert gc.get_freeze_count() > 0
-    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
-    assert not tune_gc(), "once is enough"
