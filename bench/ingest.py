@@ -86,6 +86,7 @@ async def run_once(
         await worker.send(json.dumps(config))
         await worker.expect("READY", 120)
         await asyncio.sleep(args.warmup)
+        await worker.send("MARK")
         added0, published0 = counters(client, prefix=prefix, streams=streams)
         cpu0, redis0, at0 = cpu_seconds(pid), redis_pid and cpu_seconds(redis_pid), time.monotonic()
         # Only the last run is sampled: py-spy costs the worker a little.
@@ -96,6 +97,7 @@ async def run_once(
             await asyncio.to_thread(profiler.wait, 30)
         added1, published1 = counters(client, prefix=prefix, streams=streams)
         cpu1, redis1, at1 = cpu_seconds(pid), redis_pid and cpu_seconds(redis_pid), time.monotonic()
+        await worker.send("MARK")
         rss = rss_mb(pid)
         await worker.send("STOP")
         result = json.loads(await worker.expect("RESULT", 120))
@@ -123,6 +125,8 @@ async def run_once(
         "stored": stored_points(database) - stored_before if args.store else 0,
         "stop_seconds": result["stop_seconds"],
         "log_lines": len(log.read_text(errors="replace").splitlines()) if log.exists() else 0,
+        # The worker's own counts over the window: feeds' reads, points due / read / dropped, ticks.
+        **{key: value for key, value in result.items() if not key.startswith("json_loads")},
     }
 
 

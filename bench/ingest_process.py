@@ -73,6 +73,8 @@ def replay_feed_class() -> type:
         # Streams whose feed is reading: a thousand take seconds to start (health reports,
         # history and database look-ups), and the window must not measure that.
         reading: set[str] = set()
+        # Per stream: [reads, reads held back, points due, points read, points dropped].
+        counts: dict[str, list[int]] = {}
 
         @classmethod
         def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,19 +89,27 @@ def replay_feed_class() -> type:
             # A random phase, so the streams' reads spread over the read interval.
             await asyncio.sleep(random.uniform(0, READ_SECONDS))
             last, owed = time.monotonic(), 0.0
+            counts = self.counts[self.slug] = [0, 0, 0.0, 0, 0.0]
             while True:
                 # The next read is due READ_SECONDS after the last one, and once the last
                 # batch has left for history: a source held back as a full socket buffer holds
                 # back its sender (without it, a saturated process parses faster than it flushes).
                 await asyncio.sleep(max(0.0, last + READ_SECONDS - time.monotonic()))
+                if self.broadcaster.waiting(self.slug):
+                    counts[1] += 1
                 while self.broadcaster.waiting(self.slug):
                     # Flushes start on tick boundaries: look again just after the next one.
                     tick = self.broadcaster.tick_seconds
                     await asyncio.sleep(tick - time.time() % tick + tick / 10)
                 now = time.monotonic()
+                due = rate * (now - last)
                 owed += rate * min(now - last, MAX_READ_SECONDS)
                 last = now
                 count, owed = int(owed), owed - int(owed)
+                counts[0] += 1
+                counts[2] += due
+                counts[3] += count
+                counts[4] += max(0.0, due - rate * MAX_READ_SECONDS)
                 received_at = time.time()
                 # The messages of this read arrived over the last count / rate seconds.
                 step_ms = 1000.0 / rate
@@ -176,10 +186,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         supervisor.tasks[slug] = Running(
             spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec))
         )
+    ticks = count_ticks(broadcaster)
     while len(feed_class.reading) < args.streams:
         await asyncio.sleep(0.1)
     print("READY", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    # "MARK" lines start and end the measured window: the feeds' and the ticker's counts over it.
+    marks = []
+    loop = asyncio.get_running_loop()
+    while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "MARK":
+        feeds = {slug: list(counts) for slug, counts in feed_class.counts.items()}
+        marks.append((time.monotonic(), dict(ticks), feeds))
     stopped = time.monotonic()
     await supervisor.stop_all()  # flushes what is queued, and the Persister's queue
     stop_seconds = time.monotonic() - stopped
@@ -189,6 +205,50 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "json_loads_us": bare * 1e6,
         "json_loads_extract_us": mapped * 1e6,
         "persister_waiting": 0 if broadcaster.persister is None else broadcaster.persister.waiting,
+        **(window_counts(marks[0], marks[1]) if len(marks) >= 2 else {}),
+    }
+
+
+def count_ticks(broadcaster: Any) -> dict[str, float]:
+    """Counts of the broadcaster's flushes (the ticker's, and any other): how many, how late
+    after their tick boundary they started (ms, summed) and how long they took (ms, summed)."""
+    counts = {"ticks": 0, "late_ms": 0.0, "flush_ms": 0.0}
+    flush, tick = broadcaster.flush, broadcaster.tick_seconds
+
+    async def counted() -> None:
+        started = time.time()
+        counts["ticks"] += 1
+        counts["late_ms"] += 1000 * (started % tick)
+        try:
+            await flush()
+        finally:
+            counts["flush_ms"] += 1000 * (time.time() - started)
+
+    broadcaster.flush = counted
+    return counts
+
+
+def window_counts(start: tuple, end: tuple) -> dict[str, Any]:
+    """What the feeds and the ticker did between two marks, per second (per feed: the median)."""
+    seconds = end[0] - start[0]
+    ticks = end[1]["ticks"] - start[1]["ticks"]
+    per_feed = [
+        [b - a for a, b in zip(start[2].get(slug, [0, 0, 0.0, 0, 0.0]), counts, strict=True)]
+        for slug, counts in end[2].items()
+    ]
+    total = [sum(column) for column in zip(*per_feed, strict=True)] if per_feed else [0] * 5
+    reads = sorted(c[0] / seconds for c in per_feed) or [0.0]
+    return {
+        "window_s": seconds,
+        "ticks_per_s": ticks / seconds,
+        "tick_late_ms": (end[1]["late_ms"] - start[1]["late_ms"]) / max(ticks, 1),
+        "flush_ms": (end[1]["flush_ms"] - start[1]["flush_ms"]) / max(ticks, 1),
+        "reads_per_s": total[0] / seconds,
+        "reads_per_feed_s": [reads[0], reads[len(reads) // 2], reads[-1]],
+        "held_per_s": total[1] / seconds,
+        "due_per_s": total[2] / seconds,
+        "read_per_s": total[3] / seconds,
+        "dropped_per_s": total[4] / seconds,
     }
 
 
