@@ -5,17 +5,22 @@ rate, slug_prefix, window, store, log), with a throwaway SQLite file and a priva
 redis-server in its environment. Each stream runs through `Supervisor.run_feed` exactly as
 `manage.py ingest` runs it (health reports, `Broadcaster.publish`, the per-tick history
 append and group_send, the Persister when the stream stores points). Its feed is
-`ReplayFeed`, an ExtractingFeed reading pre-made message bytes instead of a socket: every
-READ_SECONDS it takes the messages that arrived since its last read (like draining a socket's
-receive buffer) and does with each what the websocket feed does, `parse_json` then
-`Extractor.points`. A local server would put a second busy process on a 2-core machine and
-measure its send path as much as ours. The source is held back while the stream's last batch
-waits for the next tick, as a full socket buffer holds back a sender: so a saturated process
-shows what it sustains rather than a growing queue.
+`ReplayFeed`, an ExtractingFeed reading pre-made message bytes instead of a socket. Its
+messages arrive 1 / rate apart from a random phase; the feed wakes once the next one has
+arrived (as a socket turns readable), takes every message that arrived since its last read
+(as a read drains a socket's receive buffer) and does with each what the websocket feed does,
+`parse_json` then `Extractor.points`. So an idle loop reads each message as it comes and a busy
+one reads every feed once an iteration, with whatever came meanwhile; nothing is synchronised
+with the tick and nothing holds a feed back (a websocket feed is never held back by broadcast).
+A receive buffer of RECEIVE_BUFFER_SECONDS of messages bounds a read; what overflows it is
+lost and counted. A local server would put a second busy process on a 2-core machine and
+measure its send path as much as ours.
 
-It prints "READY" once every feed reads, "STOP" on stdin ends the feeds (what is queued is
-flushed, as at a SIGTERM), then one "RESULT" JSON line with the same process's cost of a bare
-`json.loads`, and of the feed's parse + extract, per message of the same payloads.
+It prints "READY" once every feed reads; each "MARK" on stdin is answered "MARKED" just after
+the next flush, with the feeds' and the ticker's counts taken then; "STOP" ends the feeds (what
+is queued is flushed, as at a SIGTERM), then one "RESULT" JSON line with the counts between the
+first two marks and the same process's cost of a bare `json.loads`, and of the feed's parse +
+extract, per message of the same payloads.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ from typing import Any
 # One point per message, the shape of a typical ticker: a time in ms and a price.
 EXTRACT = {"time": "ts", "value": "price"}
 PAYLOADS = 10_000
-# How often a feed reads what arrived; at most MAX_READ_SECONDS of messages per read, so a
-# process that falls behind reads less (the source would buffer or drop) rather than hoard.
-READ_SECONDS = 0.05
-MAX_READ_SECONDS = 0.2
+# What a feed's receive buffer holds, in seconds of its messages: a read after a longer pause
+# finds only that much (the rest is lost, and counted). A socket's buffer holds megabytes (tens
+# of seconds of these messages); one second is plenty for a worker that keeps up.
+RECEIVE_BUFFER_SECONDS = 1.0
 # The ReplayFeed class once run() has made it (after django.setup()).
 REPLAY_FEED: Any = None
 
@@ -73,6 +78,8 @@ def replay_feed_class() -> type:
         # Streams whose feed is reading: a thousand take seconds to start (health reports,
         # history and database look-ups), and the window must not measure that.
         reading: set[str] = set()
+        # Per stream: [reads, points due, points read, points dropped].
+        counts: dict[str, list[int]] = {}
 
         @classmethod
         def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,22 +91,29 @@ def replay_feed_class() -> type:
             position = random.randrange(len(payloads))
             yield []
             self.reading.add(self.slug)
-            # A random phase, so the streams' reads spread over the read interval.
-            await asyncio.sleep(random.uniform(0, READ_SECONDS))
+            # The source's messages arrive 1 / rate apart, from a random phase: the streams'
+            # sources are not synchronised with each other nor with the tick.
+            gap = 1.0 / rate
+            await asyncio.sleep(random.uniform(0, gap))
             last, owed = time.monotonic(), 0.0
+            counts = self.counts[self.slug] = [0, 0.0, 0, 0.0]
             while True:
-                # The next read is due READ_SECONDS after the last one, and once the last
-                # batch has left for history: a source held back as a full socket buffer holds
-                # back its sender (without it, a saturated process parses faster than it flushes).
-                await asyncio.sleep(max(0.0, last + READ_SECONDS - time.monotonic()))
-                while self.broadcaster.waiting(self.slug):
-                    # Flushes start on tick boundaries: look again just after the next one.
-                    tick = self.broadcaster.tick_seconds
-                    await asyncio.sleep(tick - time.time() % tick + tick / 10)
+                # Readable once the next message has arrived, as a socket is: an idle loop reads
+                # each message as it comes, a busy one reads whatever came since its last turn
+                # (every feed once a loop iteration, as epoll hands over every readable socket).
+                # Never held back by the broadcaster: a websocket feed is not.
+                await asyncio.sleep(max(0.0, last + gap - time.monotonic()))
                 now = time.monotonic()
-                owed += rate * min(now - last, MAX_READ_SECONDS)
+                due = rate * (now - last)
+                # A receive buffer holds RECEIVE_BUFFER_SECONDS of messages; what comes on top
+                # while nobody reads is lost (counted).
+                owed += min(due, rate * RECEIVE_BUFFER_SECONDS)
                 last = now
                 count, owed = int(owed), owed - int(owed)
+                counts[0] += 1
+                counts[1] += due
+                counts[2] += count
+                counts[3] += max(0.0, due - rate * RECEIVE_BUFFER_SECONDS)
                 received_at = time.time()
                 # The messages of this read arrived over the last count / rate seconds.
                 step_ms = 1000.0 / rate
@@ -176,10 +190,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         supervisor.tasks[slug] = Running(
             spec, asyncio.get_running_loop().create_task(supervisor.run_feed(spec))
         )
+    ticks = count_ticks(broadcaster)
     while len(feed_class.reading) < args.streams:
         await asyncio.sleep(0.1)
     print("READY", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    # "MARK" lines start and end the measured window, each answered "MARKED" just after the next
+    # flush: points reach history a tick at a time, so a window between two flushes counts whole
+    # ticks (with a tick a second, a window of 2 s cut anywhere would be off by up to half).
+    marks = []
+    loop = asyncio.get_running_loop()
+    while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "MARK":
+        flushed = ticks["ticks"]
+        while ticks["ticks"] == flushed:
+            await asyncio.sleep(0.001)
+        feeds = {slug: list(counts) for slug, counts in feed_class.counts.items()}
+        marks.append((time.monotonic(), dict(ticks), feeds))
+        print("MARKED", flush=True)
     stopped = time.monotonic()
     await supervisor.stop_all()  # flushes what is queued, and the Persister's queue
     stop_seconds = time.monotonic() - stopped
@@ -189,6 +215,49 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "json_loads_us": bare * 1e6,
         "json_loads_extract_us": mapped * 1e6,
         "persister_waiting": 0 if broadcaster.persister is None else broadcaster.persister.waiting,
+        **(window_counts(marks[0], marks[1]) if len(marks) >= 2 else {}),
+    }
+
+
+def count_ticks(broadcaster: Any) -> dict[str, float]:
+    """Counts of the broadcaster's flushes (the ticker's, and any other): how many, how late
+    after their tick boundary they started (ms, summed) and how long they took (ms, summed)."""
+    counts = {"ticks": 0, "late_ms": 0.0, "flush_ms": 0.0}
+    flush, tick = broadcaster.flush, broadcaster.tick_seconds
+
+    async def counted() -> None:
+        started = time.time()
+        counts["late_ms"] += 1000 * (started % tick)
+        try:
+            await flush()
+        finally:
+            counts["flush_ms"] += 1000 * (time.time() - started)
+            counts["ticks"] += 1  # counted once done: "MARK" waits for a finished flush
+
+    broadcaster.flush = counted
+    return counts
+
+
+def window_counts(start: tuple, end: tuple) -> dict[str, Any]:
+    """What the feeds and the ticker did between two marks, per second (per feed: the median)."""
+    seconds = end[0] - start[0]
+    ticks = end[1]["ticks"] - start[1]["ticks"]
+    per_feed = [
+        [b - a for a, b in zip(start[2].get(slug, [0, 0.0, 0, 0.0]), counts, strict=True)]
+        for slug, counts in end[2].items()
+    ]
+    total = [sum(column) for column in zip(*per_feed, strict=True)] if per_feed else [0] * 4
+    reads = sorted(c[0] / seconds for c in per_feed) or [0.0]
+    return {
+        "window_s": seconds,
+        "ticks_per_s": ticks / seconds,
+        "tick_late_ms": (end[1]["late_ms"] - start[1]["late_ms"]) / max(ticks, 1),
+        "flush_ms": (end[1]["flush_ms"] - start[1]["flush_ms"]) / max(ticks, 1),
+        "reads_per_s": total[0] / seconds,
+        "reads_per_feed_s": [reads[0], reads[len(reads) // 2], reads[-1]],
+        "due_per_s": total[1] / seconds,
+        "read_per_s": total[2] / seconds,
+        "dropped_per_s": total[3] / seconds,
     }
 
 

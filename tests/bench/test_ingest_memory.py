@@ -26,7 +26,11 @@ def test_ingest_counts_points_that_reach_history_and_the_database() -> None:
         assert row["points_per_s"] > 0 and row["messages_per_s"] > 0, row
         assert row["stored"] == row["appended"] > 0, row  # the store kept up by the end of the run
         assert row["json_loads_us"] > 0 and row["ratio"] > 1, row
+        # The worker's own counts over the window: every feed read, what it read had arrived.
+        assert row["ticks_per_s"] > 0 and row["reads_per_feed_s"][0] > 0, row
+        assert 0 < row["read_per_s"] <= row["due_per_s"] + row["streams"] / row["window_s"], row
     assert "| 3 | 2,000 |" in ingest.table(rows, args)
+    assert "| 3 |" in ingest.source_table(rows, args)
 
 
 def test_memory_reads_daphnes_rss_with_idle_subscribed_viewers() -> None:
