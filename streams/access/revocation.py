@@ -132,8 +132,9 @@ def signed_in_users(session_keys: Collection[str]) -> dict[str, Any]:
 
 def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
     """The viewings whose viewer may no longer see the stream, and why. One query for the sessions,
-    one for their users, then per distinct user one for all the streams they watch (plus one
-    when some are refused, to tell deleted from forbidden)."""
+    one for their users, one for which watched streams are public, then per distinct signed-in
+    user watching others one for all of those (plus one per user when some are refused, to tell
+    deleted from forbidden)."""
     from django.contrib.auth.models import AnonymousUser
 
     from streams.access.rules import visibility_filter
@@ -151,19 +152,38 @@ def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
             )
         else:
             by_user[viewing.user_id].append(viewing)
-    # One query per user: access/rules.py's filter is the one answer, and building it is the cost
-    # (a UNION of them all measured slower than separate queries, on SQLite and PostgreSQL).
-    for user_id, watching in by_user.items():
-        user = AnonymousUser() if user_id is None else users[watching[0].session_key]
-        slugs = {viewing.slug for viewing in watching}
-        visible = set(
-            Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
+    # First one query for every viewing at once: the streams anyone may see (enabled and
+    # public, access/rules.py's answer for an anonymous viewer) are visible to every viewer
+    # still signed in as who they were, so their viewings need nothing more.
+    watched = {viewing.slug for watching in by_user.values() for viewing in watching}
+    public = (
+        set(
+            Stream.objects.filter(visibility_filter(AnonymousUser()), slug__in=watched).values_list(
+                "slug", flat=True
+            )
         )
+        if watched
+        else set()
+    )
+    # Then one query per user for the rest: access/rules.py's filter is the one answer, and
+    # building it is the cost (a UNION of them all measured slower than separate queries, on
+    # SQLite and PostgreSQL).
+    for user_id, watching in by_user.items():
+        slugs = {viewing.slug for viewing in watching} - public
+        if not slugs:
+            continue
+        if user_id is None:
+            visible: set[str] = set()  # the anonymous answer is the public one, just read
+        else:
+            user = users[watching[0].session_key]
+            visible = set(
+                Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
+            )
         if visible == slugs:
             continue
         existing = set(Stream.objects.filter(slug__in=slugs - visible).values_list("slug", flat=True))
         for viewing in watching:
-            if viewing.slug in visible:
+            if viewing.slug in visible or viewing.slug in public:
                 continue
             if viewing.slug in existing:
                 refusals[viewing] = Refusal("forbidden", f"you may no longer see stream {viewing.slug!r}")

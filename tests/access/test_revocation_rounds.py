@@ -148,3 +148,30 @@ async def test_rounds_keep_their_database_connection_and_reopen_one_the_database
     assert not watch.revoked.done()
     assert "could not re-check" not in caplog.text
     await stop(watcher)
+
+
+@pytest.mark.django_db
+def test_viewers_of_public_streams_cost_one_query_for_all_and_still_lose_them(django_assert_num_queries):
+    from django.contrib.auth.models import User
+
+    from tests.sessions import session_of
+
+    lobby = Stream.objects.create(slug="lobby", title="Lobby", visibility=Stream.Visibility.PUBLIC)
+    hall = Stream.objects.create(slug="hall", title="Hall", visibility=Stream.Visibility.PUBLIC)
+    viewings = [Viewing(None, None, "lobby"), Viewing(None, None, "hall")]
+    for n in range(5):
+        user = User.objects.create_user(f"viewer{n}")
+        viewings += [Viewing(session_of(user), user.pk, slug) for slug in ("lobby", "hall")]
+    # Sessions, users, then one query for which streams are public: none per viewer.
+    with django_assert_num_queries(3):
+        assert revocation.check_viewings(viewings) == {}
+
+    lobby.visibility = Stream.Visibility.SIGNED_IN
+    lobby.save()
+    hall.enabled = False
+    hall.save()
+    refusals = revocation.check_viewings(viewings)
+    # Signed-in viewers still see the lobby; the anonymous one does not, and nobody the hall.
+    assert {viewing: refusal.code for viewing, refusal in refusals.items()} == {
+        viewing: "forbidden" for viewing in viewings if viewing.slug == "hall" or viewing.user_id is None
+    }
