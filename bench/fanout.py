@@ -117,9 +117,24 @@ class Config:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (from /proc, no psutil needed)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU time of a process so far, every thread (those that ended too), to the nanosecond.
+
+    From the kernel's CPU-time clock of the process (clock_getcpuclockid(3): the clock id
+    glibc builds for a pid, read by clock_gettime), the scheduler's own run time of the whole
+    thread group. /proc/<pid>/stat counts in 10 ms ticks: a server at 3% of a core over a 3 s
+    window is 9 ticks there, ±10%. Falls back to those ticks where the clock cannot be read."""
+    try:
+        return time.clock_gettime_ns(process_cpu_clock(pid)) / 1e9
+    except OSError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_cpu_clock(pid: int) -> int:
+    """The clock id of `pid`'s CPU time, as glibc's clock_getcpuclockid makes it (Linux
+    include/linux/posix-timers.h: MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED))."""
+    cpuclock_sched = 2
+    return ((~pid) << 3) | cpuclock_sched
 
 
 def waited_seconds(pid: int) -> float:

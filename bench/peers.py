@@ -22,9 +22,9 @@ for its runs, then dropped, so idle viewers of one stack, a Dash page polling or
 session's callback, cost nothing during another's runs), then its runs: the feed publishes
 `--rate` points/s into the stack's stream, and after a warm-up the window is measured:
 points delivered per second (all viewers), publish-to-receipt latency of a sample of
-viewers, the CPU of the server's processes (/proc, a gunicorn's master and workers summed)
-and points still missing after a drain. Every process is bounded in time and stopped at the
-end.
+viewers, the CPU of the server's processes (each one's CPU-time clock, a gunicorn's
+master and workers summed) and points still missing after a drain. Every process is
+bounded in time and stopped at the end.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from bench.fanout import CLK_TCK, Worker, drop_keys, percentile, private_redis, remove_workdir, spread
+from bench.fanout import Worker, cpu_seconds, drop_keys, percentile, private_redis, remove_workdir, spread
 from bench.report import machine
 from tests.processes import BIN, Stack, make_stack, seed_streams
 
@@ -111,22 +111,21 @@ PEERS = {
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants alive now (gunicorn's workers)."""
+    """CPU time of a process and all its descendants alive now (gunicorn's workers), each
+    read as bench.fanout.cpu_seconds reads one (every thread, to the nanosecond): the same
+    method for every stack, so they compare at equal precision."""
     children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            stats[int(entry.name)] = fields
             children.setdefault(int(fields[1]), []).append(int(entry.name))
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
-        fields = stats.get(current)
-        if fields is not None:
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += cpu_seconds(current)
         todo += children.get(current, [])
     return total
 
@@ -594,9 +593,10 @@ def section(argv: list[str]) -> str:
         f"{args.runs} runs with (min-max). *Points/s delivered* sums all viewers over the window",
         "(in brackets: the share of what the viewers were offered). Latency is receipt time minus",
         "publish time for every point received in the window by up to 40 viewers per client",
-        "process. *Server CPU* is from /proc over the window (100 = one core), all of the stack's",
-        "server processes summed (gunicorn's master and workers); *points/s per server core*",
-        "divides the two, so stacks compare at equal CPU. *Missing* counts points a viewer did",
+        "process. *Server CPU* is each server process's CPU-time clock over the window (every",
+        "thread, to the nanosecond; 100 = one core), all of the stack's server processes summed",
+        "(gunicorn's master and workers); *points/s per server core* divides the two, so stacks",
+        "compare at equal CPU. *Missing* counts points a viewer did",
         f"not have {args.drain:g} s after the feed stopped. A stack *holds* a viewer count when",
         f"its viewers connect and have at least {HOLDS:.0%} of the points by then (late is not lost:",
         "the latency columns say how late); one that does not gets one run there. Goal (issue 16):",

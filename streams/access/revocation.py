@@ -2,8 +2,10 @@
 
 DESIGN.md: when access is taken away (permission changed, user deactivated or signed out,
 stream disabled or deleted), that user's open sockets and SSE responses stop within a second.
-One watcher per process re-checks every open viewer once per `CHECK_SECONDS`, in one thread
-call for all of them, and resolves the `revoked` future of those refused.
+One watcher per process re-checks every open viewer once per `CHECK_SECONDS`, in one call on
+its own thread for all of them (each distinct viewing asked once: a hundred anonymous viewers
+of a stream are one; that thread keeps its database connection from round to round), and
+resolves the `revoked` future of those refused.
 
 The watcher also keeps the stream rows its loop's subscribes read lately (`ROW_SECONDS`), and
 hands the row a subscribe is reading to those asking for the same stream meanwhile, so that a
@@ -23,11 +25,10 @@ import contextvars
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
-
-from channels.db import database_sync_to_async
 
 from streams.core import runtime
 
@@ -131,8 +132,9 @@ def signed_in_users(session_keys: Collection[str]) -> dict[str, Any]:
 
 def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
     """The viewings whose viewer may no longer see the stream, and why. One query for the sessions,
-    one for their users, then per distinct user one for all the streams they watch (plus one
-    when some are refused, to tell deleted from forbidden)."""
+    one for their users, one for which watched streams are public, then per distinct signed-in
+    user watching others one for all of those (plus one per user when some are refused, to tell
+    deleted from forbidden)."""
     from django.contrib.auth.models import AnonymousUser
 
     from streams.access.rules import visibility_filter
@@ -150,19 +152,38 @@ def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
             )
         else:
             by_user[viewing.user_id].append(viewing)
-    # One query per user: access/rules.py's filter is the one answer, and building it is the cost
-    # (a UNION of them all measured slower than separate queries, on SQLite and PostgreSQL).
-    for user_id, watching in by_user.items():
-        user = AnonymousUser() if user_id is None else users[watching[0].session_key]
-        slugs = {viewing.slug for viewing in watching}
-        visible = set(
-            Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
+    # First one query for every viewing at once: the streams anyone may see (enabled and
+    # public, access/rules.py's answer for an anonymous viewer) are visible to every viewer
+    # still signed in as who they were, so their viewings need nothing more.
+    watched = {viewing.slug for watching in by_user.values() for viewing in watching}
+    public = (
+        set(
+            Stream.objects.filter(visibility_filter(AnonymousUser()), slug__in=watched).values_list(
+                "slug", flat=True
+            )
         )
+        if watched
+        else set()
+    )
+    # Then one query per user for the rest: access/rules.py's filter is the one answer, and
+    # building it is the cost (a UNION of them all measured slower than separate queries, on
+    # SQLite and PostgreSQL).
+    for user_id, watching in by_user.items():
+        slugs = {viewing.slug for viewing in watching} - public
+        if not slugs:
+            continue
+        if user_id is None:
+            visible: set[str] = set()  # the anonymous answer is the public one, just read
+        else:
+            user = users[watching[0].session_key]
+            visible = set(
+                Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
+            )
         if visible == slugs:
             continue
         existing = set(Stream.objects.filter(slug__in=slugs - visible).values_list("slug", flat=True))
         for viewing in watching:
-            if viewing.slug in visible:
+            if viewing.slug in visible or viewing.slug in public:
                 continue
             if viewing.slug in existing:
                 refusals[viewing] = Refusal("forbidden", f"you may no longer see stream {viewing.slug!r}")
@@ -176,16 +197,49 @@ class Watch:
     viewing: Viewing
     # Set to a Refusal when the viewer lost access.
     revoked: asyncio.Future[Refusal]
+    # The watcher's round count when it was added: a round's answer takes only watches added
+    # before that round started.
+    added: int = 0
+
+
+def check_viewings_in_thread(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
+    """check_viewings on the watcher's own thread, whose database connection is kept from
+    round to round: a connection opened and closed each second was half of a round's cost
+    (database_sync_to_async closes it after each call under CONN_MAX_AGE=0). A kept
+    connection the database dropped (a restart) fails once: closed, and asked again at once,
+    so the round still answers within the second."""
+    from django.db import connection
+
+    # check_viewings looked up at each call: tests count rounds by patching it.
+    try:
+        return check_viewings(viewings)
+    except Exception:
+        connection.close()
+        return check_viewings(viewings)
+
+
+def close_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
 
 
 class AccessWatcher:
-    """Re-checks every open event stream of this process once per `interval`, in one thread
-    call for all of them, so a thousand viewers cost one round of small queries a second per
-    distinct session, not a thread and a database connection each."""
+    """Re-checks every open event stream of this process once per `interval`, in one call on
+    its own thread for all of them, so a thousand viewers cost one round of small queries a
+    second per distinct session, not a thread and a database connection each."""
 
     def __init__(self, *, interval: float = CHECK_SECONDS) -> None:
         self.interval = interval
         self._watches: set[Watch] = set()
+        # The watches not yet revoked, by viewing: a round asks once per distinct viewing (a
+        # hundred anonymous viewers of one stream are one), and walks no socket when none lost
+        # access.
+        self._by_viewing: dict[Viewing, set[Watch]] = {}
+        # Rounds started so far (Watch.added).
+        self._rounds = 0
+        # The thread (and its database connection) rounds run on while viewings are watched.
+        self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         # The latest start a round may have (the oldest `since` of a viewing added after the
         # last round started, plus interval); None: at the usual cadence.
@@ -205,8 +259,9 @@ class AccessWatcher:
         """Watch `viewing` from now on; `since` (loop time) is when the answer that let it in
         was read, when earlier than now: the next round starts by `since + interval`."""
         loop = asyncio.get_running_loop()
-        watch = Watch(viewing, loop.create_future())
+        watch = Watch(viewing, loop.create_future(), added=self._rounds)
         self._watches.add(watch)
+        self._by_viewing.setdefault(viewing, set()).add(watch)
         self.check_by(loop.time() if since is None else since)
         if self._task is None or self._task.done():
             # A fresh context: the task outlives the request that happened to start it.
@@ -289,6 +344,14 @@ class AccessWatcher:
 
     def release(self, watch: Watch) -> None:
         self._watches.discard(watch)
+        self._forget(watch)
+
+    def _forget(self, watch: Watch) -> None:
+        watches = self._by_viewing.get(watch.viewing)
+        if watches is not None:
+            watches.discard(watch)
+            if not watches:
+                del self._by_viewing[watch.viewing]
 
     def open_count(self) -> int:
         return len(self._watches)
@@ -299,32 +362,40 @@ class AccessWatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_round = loop.time() + self.interval
-        while self._watches:
-            # Rounds start `interval` apart, however long the last one's queries took, or
-            # sooner when a viewing was let in on an answer read earlier (check_by).
-            while (delay := self._next_start(next_round) - loop.time()) > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            next_round = loop.time() + self.interval
-            # Every viewing added from here on is checked after this round's reads (or by its due).
-            self._due = None
-            watches = [watch for watch in self._watches if not watch.revoked.done()]
-            if not watches:
-                continue
-            try:
-                # Not thread-sensitive: the loop's executor, not a request's own thread.
-                refusals = await database_sync_to_async(check_viewings, thread_sensitive=False)(
-                    {watch.viewing for watch in watches}
-                )
-            except Exception:
-                # A database blip must not cut every viewer off; the next round tries again.
-                log.exception("could not re-check access of %d event streams", len(watches))
-                continue
-            for watch in watches:
-                refusal = refusals.get(watch.viewing)
-                if refusal is not None and not watch.revoked.done():
-                    watch.revoked.set_result(refusal)
+        self._executor = executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-watcher")
+        try:
+            while self._watches:
+                # Rounds start `interval` apart, however long the last one's queries took, or
+                # sooner when a viewing was let in on an answer read earlier (check_by).
+                while (delay := self._next_start(next_round) - loop.time()) > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                next_round = loop.time() + self.interval
+                # Every viewing added from here on is checked after this round's reads (or by its due).
+                self._due = None
+                self._rounds += 1
+                started = self._rounds
+                viewings = list(self._by_viewing)
+                if not viewings:
+                    continue
+                try:
+                    refusals = await loop.run_in_executor(executor, check_viewings_in_thread, viewings)
+                except Exception:
+                    # A database blip must not cut every viewer off; the next round tries again.
+                    log.exception("could not re-check access of %d viewings", len(viewings))
+                    continue
+                for viewing, refusal in refusals.items():
+                    for watch in list(self._by_viewing.get(viewing, ())):
+                        if watch.added < started:  # added meanwhile: read after this round's answer
+                            self._forget(watch)
+                            if not watch.revoked.done():
+                                watch.revoked.set_result(refusal)
+        finally:
+            # Its connection closed on its own thread, after any round still running there.
+            self._executor = None
+            executor.submit(close_connections)
+            executor.shutdown(wait=False)
 
 
 WATCHER = "access.watcher"

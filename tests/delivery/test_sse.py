@@ -595,8 +595,9 @@ def test_one_access_round_reads_all_sessions_and_users_in_two_queries(django_ass
         plant.viewers.add(user)
         session = session_of(user)
         viewings += [Viewing(session, user.pk, "plant"), Viewing(session, user.pk, "open")]
-    # Sessions, users, then one query per user for all the streams they watch.
-    with django_assert_num_queries(2 + 5):
+    # Sessions, users, which watched streams are public (none), then one query per user for
+    # all the streams they watch.
+    with django_assert_num_queries(3 + 5):
         assert check_viewings(viewings) == {}
 
     open_stream.delete()
