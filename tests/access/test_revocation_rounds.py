@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection as django_connection
 
 from streams.access import revocation
 from streams.access.revocation import AccessWatcher, Viewing
@@ -112,39 +113,59 @@ async def test_a_watch_added_during_a_round_is_not_ended_by_that_rounds_answer(m
     await stop(watcher)
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_rounds_keep_their_database_connection_and_reopen_one_the_database_dropped(monkeypatch, caplog):
+async def rounds_on_connections(monkeypatch) -> tuple[AccessWatcher, revocation.Watch, list[object]]:
+    """A watcher re-checking one public viewing every 20 ms; each round's database connection
+    (the DBAPI object) as it answered."""
     from django.db import connection
 
     # database_sync_to_async: its thread's connection closed after (acreate's would be left open).
     await database_sync_to_async(Stream.objects.create)(
         slug="kept", title="Kept", visibility=Stream.Visibility.PUBLIC
     )
-    backends: list[int] = []
+    connections: list[object] = []
     real = revocation.check_viewings
 
     def check(viewings):
         refusals = real(viewings)
-        backends.append(connection.connection.info.backend_pid)
+        connections.append(connection.connection)
         return refusals
 
     monkeypatch.setattr(revocation, "check_viewings", check)
     watcher = AccessWatcher(interval=0.02)
     watch = watcher.watch(Viewing(session_key=None, user_id=None, slug="kept"))
-    await eventually(lambda: len(backends) >= 3, what="three rounds")
-    assert len(set(backends)) == 1  # one connection, kept from round to round
-    dropped = backends[-1]
+    await eventually(lambda: len(connections) >= 3, what="three rounds")
+    return watcher, watch, connections
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_rounds_keep_their_database_connection(monkeypatch):
+    watcher, watch, connections = await rounds_on_connections(monkeypatch)
+    assert len({id(each) for each in connections}) == 1  # one connection, kept from round to round
+    assert not watch.revoked.done()
+    await stop(watcher)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    django_connection.vendor != "postgresql", reason="drops a backend with pg_terminate_backend"
+)
+async def test_a_round_whose_connection_the_database_dropped_asks_again_on_a_new_one(monkeypatch, caplog):
+    from django.db import connection
+
+    watcher, watch, connections = await rounds_on_connections(monkeypatch)
+    dropped = connections[-1]
+    backend = dropped.info.backend_pid
 
     def terminate() -> None:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
         connection.close()
 
     await asyncio.to_thread(terminate)
-    seen = len(backends)
-    await eventually(lambda: len(backends) > seen + 1, what="two rounds after the drop")
+    seen = len(connections)
+    await eventually(lambda: len(connections) > seen + 1, what="two rounds after the drop")
     # The round that found its connection gone asked again on a new one, and answered.
-    assert backends[-1] != dropped
+    assert connections[-1] is not dropped
     assert not watch.revoked.done()
     assert "could not re-check" not in caplog.text
     await stop(watcher)
