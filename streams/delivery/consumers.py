@@ -608,7 +608,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         subscription.last_sent = last
         if batches:
-            self.pending[slug] = list(batches)
+            self.pending[slug] = waiting = list(batches)
+            self.bound(waiting)
 
     def write_frame(self, frame: Frame) -> bool:
         """The hub's hot path: the frame written now (True), or False: use `send_frame`."""

@@ -137,6 +137,12 @@ class Frame:
         return self._prepared
 
 
+# Batches a lane keeps for its next frame: past this (no tick for seconds), its sockets go back
+# to the general path, whose own bound (consumers.MAX_PENDING_BATCHES, the same number) drops
+# the oldest and counts them in `dropped_batches`.
+MAX_LANE_BATCHES = 200
+
+
 class Lane:
     """One stream's live lane: the sockets following only it, in step with its last batch."""
 
@@ -434,7 +440,11 @@ class Hub:
             lane = self._lanes[slug]
             if lane.last_key is None or key > lane.last_key:
                 if lane.sockets:
-                    if message.get("prev") == lane.last_id:
+                    if len(lane.batches) >= MAX_LANE_BATCHES:
+                        # No tick for that long (a stalled loop): each socket on its own path,
+                        # offered this batch below, whose bound drops the oldest and counts them.
+                        self._empty_lane(lane)
+                    elif message.get("prev") == lane.last_id:
                         lane.batches.append((key, message["text"]))
                         self._due_lanes[lane] = None
                         offered = len(lane.sockets)

@@ -379,3 +379,20 @@ async def test_a_lane_whose_write_fails_costs_the_other_lanes_nothing(hub, clien
     failing.read()
     assert lost["id"] not in failing.ids() and failing.ids()[-1] == plant.ids[-1]
     assert failing.batches[-1]["prev"] == lost["id"], "the client sees the hole and asks for it"
+
+
+async def test_a_lane_without_a_tick_for_too_long_is_bounded_and_counts_its_drops(hub, clients, monkeypatch):
+    monkeypatch.setattr(hub_module, "MAX_LANE_BATCHES", 4)
+    monkeypatch.setattr("streams.delivery.consumers.MAX_PENDING_BATCHES", 4)
+    viewer = clients(1)[0]
+    feed = Feed()
+    await started(hub, [viewer], feed)
+    dropped = hub.stats.dropped_batches
+    for _ in range(5):  # no tick in between: a stalled loop
+        await publish(hub, feed)
+    assert not in_lane(hub, viewer), "past the lane's bound the socket takes its own path"
+    assert hub.stats.dropped_batches - dropped == 1, "the oldest batch dropped, and counted"
+    await hub._flush()
+    viewer.read()
+    # The dropped batch shows as a `prev` gap the client asks for; nothing else is missing.
+    assert viewer.ids() == feed.ids[1:2] + feed.ids[3:]
