@@ -37,6 +37,10 @@
 #define LATENCY_VIEWERS 40
 #define READ_CHUNK 65536
 #define PAUSE_US 1000
+#define URL_SIZE 512
+/* A FAILED reason: room for the longest, "cannot read url " and a whole URL_SIZE url, so that
+ * none is cut short. */
+#define WHY_SIZE (URL_SIZE + 64)
 
 enum { V_CONNECTING, V_HANDSHAKE, V_SUBSCRIBING, V_LIVE, V_DEAD };
 
@@ -613,7 +617,7 @@ static int read_url(const char *url, address_t *to) {
 
 static pool_t *new_pool(const char *line, char *why, size_t why_size) {
     pool_t *p = calloc(1, sizeof *p);
-    char url[512], protocol[32];
+    char url[URL_SIZE], protocol[32];
     jstr(line, "pool", p->key, sizeof p->key);
     jstr(line, "url", url, sizeof url);
     jstr(line, "origin", p->to[0].origin, sizeof p->to[0].origin);
@@ -1186,9 +1190,8 @@ static void storm_stop(const char *command) {
 }
 
 static void storm_run(const char *command) {
-    char why[300] = "";
     pool_t *p = calloc(1, sizeof *p);
-    char url[512];
+    char url[URL_SIZE];
     const char *urls = jfind(command, "urls"), *origins = jfind(command, "origins");
     if (!urls || *urls != '[' || !origins || *origins != '[') {
         print_failed("a storm needs urls and origins");
@@ -1200,8 +1203,7 @@ static void storm_run(const char *command) {
         while (*origins == ' ' || *origins == ',') origins++;
         if (!jstr_at(urls, url, sizeof url) || !read_url(url, &p->to[k]) ||
             !jstr_at(origins, p->to[k].origin, sizeof p->to[k].origin)) {
-            snprintf(why, sizeof why, "a storm needs two urls and two origins");
-            print_failed(why);
+            print_failed("a storm needs two urls and two origins");
             free(p);
             return;
         }
@@ -1277,7 +1279,7 @@ int main(void) {
             printf("CLOSED\n");
             fflush(stdout);
         } else if (strcmp(op, "run") == 0) {
-            char key[256] = "", why[300] = "";
+            char key[256] = "", why[WHY_SIZE] = "";
             jstr(line, "pool", key, sizeof key);
             pool_t *p = take_pool(key);
             if (p && p->dead) {
