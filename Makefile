@@ -18,6 +18,8 @@ $(VENV)/.runtime: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
 	@touch $@
 
+# The test tools, and the bench's peers (Dash, gunicorn, Bokeh, django-eventstream), whose real
+# messages tests/bench reads: under CI=true a missing one fails rather than skips.
 $(VENV)/.test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@ $(VENV)/.runtime
@@ -46,7 +48,7 @@ test: lint
 	  if [ $$rc -eq 0 ]; then DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not e2e and not browser" -p no:cacheprovider -q; \
 	  elif [ $$rc -ne 3 ]; then exit $$rc; fi
 
-# The bench's extra: the peers it is compared with (Dash, gunicorn, Bokeh, django-eventstream).
+# The bench's extra on top of the test extra (which has the peers): the sampling profiler.
 $(VENV)/.bench: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	@touch $@ $(VENV)/.test $(VENV)/.runtime

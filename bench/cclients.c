@@ -37,6 +37,10 @@
 #define LATENCY_VIEWERS 40
 #define READ_CHUNK 65536
 #define PAUSE_US 1000
+#define URL_SIZE 512
+/* A FAILED reason: room for the longest, "cannot read url " and a whole URL_SIZE url, so that
+ * none is cut short. */
+#define WHY_SIZE (URL_SIZE + 64)
 
 enum { V_CONNECTING, V_HANDSHAKE, V_SUBSCRIBING, V_LIVE, V_DEAD };
 
@@ -232,52 +236,97 @@ static int stream_index(pool_t *p, const char *name, size_t len) {
 
 #define BATCH "{\"stream\":\""
 
+/* One batch of a points frame, located as bench/clients.py scan_batches reads it (stream,
+ * prev, id, number of `t` values); nothing is decoded but the id. */
+typedef struct {
+    const char *stream; /* its slug, stream_len long, in the frame */
+    size_t stream_len;
+    int has_prev;
+    char prev[64]; /* "" when `prev` is null */
+    const char *id; /* its text, id_len long, in the frame */
+    size_t id_len;
+    long long ms, seq; /* the id's two parts */
+    char *t, *t_end;   /* the `t` values, between the brackets */
+    long long points;  /* how many `t` values */
+    char *end;         /* where the next batch starts, or the frame ends */
+} batch_t;
+
+/* The next batch of a frame from *at on (up to `end`): fills `b`, moves *at past it and
+ * returns 1; 0 when no batch is left, or one is cut short (the frame's rest is not read). */
+static int next_batch(char **at, char *end, batch_t *b) {
+    char *start = memmem(*at, (size_t)(end - *at), BATCH, sizeof BATCH - 1);
+    if (!start) return 0;
+    char *name = start + sizeof BATCH - 1;
+    char *e = memchr(name, '"', (size_t)(end - name));
+    if (!e) return 0;
+    b->stream = name;
+    b->stream_len = (size_t)(e - name);
+    char *q = e + strlen("\",\"prev\":");
+    if (end - q < 4) return 0;
+    b->has_prev = strncmp(q, "null", 4) != 0;
+    b->prev[0] = 0;
+    if (b->has_prev) {
+        char *pe = memchr(q + 1, '"', (size_t)(end - q - 1));
+        if (!pe) return 0;
+        size_t pl = (size_t)(pe - q - 1);
+        if (pl >= sizeof b->prev) pl = sizeof b->prev - 1;
+        memcpy(b->prev, q + 1, pl);
+        b->prev[pl] = 0;
+        q = pe + 1;
+    } else {
+        q += 4;
+    }
+    char *id = q + strlen(",\"id\":\"");
+    if (id >= end) return 0;
+    char *ide = memchr(id, '"', (size_t)(end - id));
+    if (!ide) return 0;
+    b->id = id;
+    b->id_len = (size_t)(ide - id);
+    char *dash;
+    b->ms = strtoll(id, &dash, 10);
+    b->seq = strtoll(dash + 1, NULL, 10);
+    b->t = ide + strlen("\",\"t\":[");
+    if (b->t >= end) return 0;
+    b->t_end = memchr(b->t, ']', (size_t)(end - b->t));
+    if (!b->t_end) return 0;
+    b->points = 0;
+    if (b->t_end > b->t) {
+        b->points = 1;
+        for (char *c = b->t; c < b->t_end; c++) b->points += *c == ',';
+    }
+    /* No slug, id or value holds BATCH (a string's quotes are escaped): the next one found
+     * after `t` starts the next batch. */
+    char *next = memmem(b->t_end, (size_t)(end - b->t_end), BATCH, sizeof BATCH - 1);
+    b->end = next ? next : end;
+    *at = b->end;
+    return 1;
+}
+
+/* Whether a batch's id is at or before the last one held (ms, seq). */
+static int seen(const batch_t *b, long long ms, long long seq) {
+    return b->ms < ms || (b->ms == ms && b->seq <= seq);
+}
+
+/* Keeps a batch's id as the last one held, in a `size`-byte buffer. */
+static void keep_id(const batch_t *b, char *text, size_t size) {
+    size_t il = b->id_len < size ? b->id_len : size - 1;
+    memcpy(text, b->id, il);
+    text[il] = 0;
+}
+
 /* A points frame, as bench/clients.py receive_frame reads it. */
 static void points_frame(viewer_t *v, char *text, size_t len, double now) {
     pool_t *p = v->pool;
     int in_window = win0 <= now && now < win1;
     if (in_window) v->frames_in_window++;
-    char *end_text = text + len;
-    char *at = memmem(text, len, BATCH, sizeof BATCH - 1);
-    while (at) {
-        char *s = at + sizeof BATCH - 1;
-        char *e = memchr(s, '"', (size_t)(end_text - s));
-        if (!e) return;
-        int si = stream_index(p, s, (size_t)(e - s));
-        char *q = e + strlen("\",\"prev\":");
-        char prev[64];
-        int has_prev;
-        if (strncmp(q, "null", 4) == 0) {
-            has_prev = 0;
-            q += 4;
-        } else {
-            char *pe = memchr(q + 1, '"', (size_t)(end_text - q - 1));
-            if (!pe) return;
-            size_t pl = (size_t)(pe - q - 1);
-            if (pl >= sizeof prev) pl = sizeof prev - 1;
-            memcpy(prev, q + 1, pl);
-            prev[pl] = 0;
-            has_prev = 1;
-            q = pe + 1;
-        }
-        char *id = q + strlen(",\"id\":\"");
-        char *ide = memchr(id, '"', (size_t)(end_text - id));
-        if (!ide) return;
-        char *t = ide + strlen("\",\"t\":[");
-        char *te = memchr(t, ']', (size_t)(end_text - t));
-        if (!te) return;
-        long long points = 0;
-        if (te > t) {
-            points = 1;
-            for (char *c = t; c < te; c++) points += *c == ',';
-        }
-        at = memmem(te, (size_t)(end_text - te), BATCH, sizeof BATCH - 1);
+    char *at = text;
+    batch_t b;
+    while (next_batch(&at, text + len, &b)) {
+        int si = stream_index(p, b.stream, b.stream_len);
         if (si < 0) continue;
         last_t *last = &v->last[si];
-        char *dash;
-        long long ms = strtoll(id, &dash, 10), seq = strtoll(dash + 1, NULL, 10);
-        if (last->has && (ms < last->ms || (ms == last->ms && seq <= last->seq))) continue;
-        int same = last->has ? (has_prev && strcmp(prev, last->text) == 0) : !has_prev;
+        if (last->has && seen(&b, last->ms, last->seq)) continue;
+        int same = last->has ? (b.has_prev && strcmp(b.prev, last->text) == 0) : !b.has_prev;
         if (!same) {
             v->gaps++;
             if (p->refill) {
@@ -286,18 +335,15 @@ static void points_frame(viewer_t *v, char *text, size_t len, double now) {
                 continue;
             }
         }
-        size_t il = (size_t)(ide - id);
-        if (il >= sizeof last->text) il = sizeof last->text - 1;
-        memcpy(last->text, id, il);
-        last->text[il] = 0;
-        last->ms = ms, last->seq = seq, last->has = 1;
-        counted(v, points);
+        keep_id(&b, last->text, sizeof last->text);
+        last->ms = b.ms, last->seq = b.seq, last->has = 1;
+        counted(v, b.points);
         if (in_window) {
-            v->in_window += points;
-            if (v->sample && points) {
+            v->in_window += b.points;
+            if (v->sample && b.points) {
                 double ms_now = now * 1000;
-                char *c = t;
-                while (c < te) {
+                char *c = b.t;
+                while (c < b.t_end) {
                     double value = strtod(c, &c);
                     if (v->lat_len == v->lat_cap) {
                         v->lat_cap = v->lat_cap ? 2 * v->lat_cap : 4096;
@@ -556,6 +602,16 @@ static char *poll_once(int timeout_ms) {
     return line;
 }
 
+/* Puts a line poll_once returned back in front of stdin's, for the next read (and frees it). */
+static void unread_line(char *line) {
+    size_t l = strlen(line);
+    memmove(stdin_buf + l + 1, stdin_buf, stdin_len);
+    memcpy(stdin_buf, line, l);
+    stdin_buf[l] = '\n';
+    stdin_len += l + 1;
+    free(line);
+}
+
 static char *read_line(void) {
     for (;;) {
         char *line = poll_once(stdin_len ? 0 : 50);
@@ -613,7 +669,7 @@ static int read_url(const char *url, address_t *to) {
 
 static pool_t *new_pool(const char *line, char *why, size_t why_size) {
     pool_t *p = calloc(1, sizeof *p);
-    char url[512], protocol[32];
+    char url[URL_SIZE], protocol[32];
     jstr(line, "pool", p->key, sizeof p->key);
     jstr(line, "url", url, sizeof url);
     jstr(line, "origin", p->to[0].origin, sizeof p->to[0].origin);
@@ -667,14 +723,7 @@ static int connect_pool(pool_t *p, double seconds, char *why, size_t why_size) {
             return -1;
         }
         char *line = poll_once(20);
-        if (line) { /* no command comes while a run connects; keep it for later */
-            size_t l = strlen(line);
-            memmove(stdin_buf + l + 1, stdin_buf, stdin_len);
-            memcpy(stdin_buf, line, l);
-            stdin_buf[l] = '\n';
-            stdin_len += l + 1;
-            free(line);
-        }
+        if (line) unread_line(line); /* no command comes while a run connects; keep it for later */
     }
 }
 
@@ -911,41 +960,13 @@ static void storm_points(viewer_t *v, char *text, size_t len, double now) {
     storm_viewer_t *s = storm_of(v);
     const char *slug = v->pool->streams[s->stream];
     size_t slug_len = strlen(slug);
-    char *end_text = text + len;
-    char *at = memmem(text, len, BATCH, sizeof BATCH - 1);
-    while (at) {
-        char *name = at + sizeof BATCH - 1;
-        char *e = memchr(name, '"', (size_t)(end_text - name));
-        if (!e) return;
-        char *next = memmem(e, (size_t)(end_text - e), BATCH, sizeof BATCH - 1);
-        char *batch_end = next ? next : end_text;
-        if ((size_t)(e - name) != slug_len || memcmp(name, slug, slug_len) != 0) {
-            at = next;
-            continue;
-        }
-        char *q = e + strlen("\",\"prev\":");
-        char prev[64] = "";
-        int has_prev = strncmp(q, "null", 4) != 0;
-        if (has_prev) {
-            char *pe = memchr(q + 1, '"', (size_t)(batch_end - q - 1));
-            if (!pe) return;
-            size_t pl = (size_t)(pe - q - 1);
-            if (pl >= sizeof prev) pl = sizeof prev - 1;
-            memcpy(prev, q + 1, pl);
-            prev[pl] = 0;
-            q = pe + 1;
-        } else {
-            q += 4;
-        }
-        char *id = q + strlen(",\"id\":\"");
-        char *ide = memchr(id, '"', (size_t)(batch_end - id));
-        if (!ide) return;
-        char *dash;
-        long long ms = strtoll(id, &dash, 10), seq = strtoll(dash + 1, NULL, 10);
-        at = next;
+    char *at = text;
+    batch_t b;
+    while (next_batch(&at, text + len, &b)) {
+        if (b.stream_len != slug_len || memcmp(b.stream, slug, slug_len) != 0) continue;
         if (s->has_last) {
-            if (ms < s->last_ms || (ms == s->last_ms && seq <= s->last_seq)) continue; /* seen */
-            if (!has_prev || strcmp(prev, s->last) != 0) {
+            if (seen(&b, s->last_ms, s->last_seq)) continue;
+            if (!b.has_prev || strcmp(b.prev, s->last) != 0) {
                 /* A batch went missing on the live path: ask again after the last one held. */
                 double t = mono_s();
                 if (s->resync > 0 && t - s->resync < RESYNC_TIMEOUT_S) continue;
@@ -955,20 +976,16 @@ static void storm_points(viewer_t *v, char *text, size_t len, double now) {
                 continue;
             }
         }
-        char *t = ide + strlen("\",\"t\":[");
-        char *te = memchr(t, ']', (size_t)(batch_end - t));
-        if (!te) return;
-        char *y = memmem(te, (size_t)(batch_end - te), ":[", 2); /* the first series' values */
+        char *y = memmem(b.t_end, (size_t)(b.end - b.t_end), ":[", 2); /* the first series' values */
         if (!y) return;
         y += 2;
-        char *ye = memchr(y, ']', (size_t)(batch_end - y));
+        char *ye = memchr(y, ']', (size_t)(b.end - y));
         if (!ye) return;
-        size_t room = 1;
-        for (char *c = t; c < te; c++) room += *c == ',';
+        size_t room = b.points ? (size_t)b.points : 1;
         s->points = grow(s->points, &s->cappoints, s->npoints + room, sizeof *s->points);
         long long *t_us = malloc(room * sizeof *t_us);
         double *ys = malloc(room * sizeof *ys);
-        int nt = te > t ? parse_numbers(t, te, t_us, NULL, room, 1) : 0;
+        int nt = b.t_end > b.t ? parse_numbers(b.t, b.t_end, t_us, NULL, room, 1) : 0;
         int ny = ye > y ? parse_numbers(y, ye, NULL, ys, room, 0) : 0;
         double newest_ms = -1;
         for (int i = 0; i < nt && i < ny; i++) {
@@ -982,11 +999,8 @@ static void storm_points(viewer_t *v, char *text, size_t len, double now) {
             s->batches[s->nbatches++] = (sbatch_t){now, newest_ms};
             storm_back_check(s, newest_ms);
         }
-        size_t il = (size_t)(ide - id);
-        if (il >= sizeof s->last) il = sizeof s->last - 1;
-        memcpy(s->last, id, il);
-        s->last[il] = 0;
-        s->last_ms = ms, s->last_seq = seq, s->has_last = 1;
+        keep_id(&b, s->last, sizeof s->last);
+        s->last_ms = b.ms, s->last_seq = b.seq, s->has_last = 1;
         s->resync = 0;
     }
 }
@@ -1055,12 +1069,7 @@ static void storm_back(const char *command) {
         int timeout = storm_timers();
         char *line = poll_once(timeout);
         if (line) { /* no command comes while waiting; keep it for later */
-            size_t l = strlen(line);
-            memmove(stdin_buf + l + 1, stdin_buf, stdin_len);
-            memcpy(stdin_buf, line, l);
-            stdin_buf[l] = '\n';
-            stdin_len += l + 1;
-            free(line);
+            unread_line(line);
             break;
         }
         usleep(PAUSE_US);
@@ -1186,9 +1195,8 @@ static void storm_stop(const char *command) {
 }
 
 static void storm_run(const char *command) {
-    char why[300] = "";
     pool_t *p = calloc(1, sizeof *p);
-    char url[512];
+    char url[URL_SIZE];
     const char *urls = jfind(command, "urls"), *origins = jfind(command, "origins");
     if (!urls || *urls != '[' || !origins || *origins != '[') {
         print_failed("a storm needs urls and origins");
@@ -1200,8 +1208,7 @@ static void storm_run(const char *command) {
         while (*origins == ' ' || *origins == ',') origins++;
         if (!jstr_at(urls, url, sizeof url) || !read_url(url, &p->to[k]) ||
             !jstr_at(origins, p->to[k].origin, sizeof p->to[k].origin)) {
-            snprintf(why, sizeof why, "a storm needs two urls and two origins");
-            print_failed(why);
+            print_failed("a storm needs two urls and two origins");
             free(p);
             return;
         }
@@ -1277,7 +1284,7 @@ int main(void) {
             printf("CLOSED\n");
             fflush(stdout);
         } else if (strcmp(op, "run") == 0) {
-            char key[256] = "", why[300] = "";
+            char key[256] = "", why[WHY_SIZE] = "";
             jstr(line, "pool", key, sizeof key);
             pool_t *p = take_pool(key);
             if (p && p->dead) {

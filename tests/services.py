@@ -1,14 +1,16 @@
-"""Real local services the tests use, and what to do when one is not running.
+"""Real local services (and optional packages) the tests use, and what to do when one is missing.
 
 Under CI=true a missing service fails the run; on a laptop those tests skip and say what to start.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
 import sys
+from types import ModuleType
 
 import pytest
 
@@ -41,6 +43,24 @@ def missing(service: str, what: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true and {message}", pytrace=False)
     pytest.skip(message)
+
+
+def require_package(module: str) -> ModuleType:
+    """`module`, from a package of the test extra (the bench's peers, say). A laptop venv made
+    before the extra grew skips with what to install; under CI=true, where `make test` installs
+    the extra, its absence fails instead of silently skipping the test."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name not in (module, module.partition(".")[0]):
+            raise  # the package is there but broken: that is the test's failure, not a skip
+        message = (
+            f"{module} is not installed: install the test extra with "
+            "`.venv/bin/pip install -e '.[test]'` (`make test` does)"
+        )
+        if in_ci():
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
 
 
 def require_redis() -> str:

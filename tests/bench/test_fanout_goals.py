@@ -1,10 +1,12 @@
-"""The fan-out goals table: each goal judged from its configuration's runs, never passed unrun."""
+"""The fan-out goals table: each goal judged from its configuration's runs, never passed unrun; and
+the main table's *overload* label, for what is beyond those goals only."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.fanout_goals import goals_table
+from bench import fanout
+from bench.fanout_goals import GOALS, goals_table
 
 
 def run(viewers: int, *, frames_per_socket: float, p99: float, lost: int, cpu: float) -> dict[str, Any]:
@@ -56,3 +58,22 @@ def test_a_configuration_that_did_not_run_is_not_measured_rather_than_met() -> N
     table = goals_table([failed])
     assert line(table, "2,000", "frames/s per socket").endswith("| not run | ≥ 19 | not measured |")
     assert line(table, "1,000", "latency p99 ms").endswith("| not run | ≤ 250 | not measured |")
+
+
+def test_the_target_is_the_largest_configuration_the_goals_name() -> None:
+    assert max((goal.viewers, goal.rate) for goal in GOALS) == fanout.TARGET == (2000, 1000)
+
+
+def test_only_rows_beyond_the_goals_are_labelled_overload_whether_or_not_asked_by_flag() -> None:
+    args = fanout.parse_args(
+        ["--viewers", "1000,2000", "--rates", "100,1000,10000", "--overload", "2000x1000,4000x1000"]
+    )
+    done = {"p50_ms": 40, "p99_ms": 80, "server_wait": 1, "redis_cpu": 1, "clients_cpu": 5}
+    done |= {"server_rss_mb": 150, "resubscribes": 0}
+    rows = [
+        {**run(viewers, frames_per_socket=20, p99=80, lost=0, cpu=30), **done, "rate": rate}
+        | {"points_per_s": viewers * rate}
+        for viewers, rate in [(1000, 1000), (2000, 100), (2000, 1000), (2000, 10000), (4000, 1000)]
+    ]
+    labels = [line.split(" | ")[0] for line in fanout.table(rows, args).splitlines()[2:]]
+    assert labels == ["| 2,000", "| 1,000", "| 2,000", "| 2,000 (overload)", "| 4,000 (overload)"]

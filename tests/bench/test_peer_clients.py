@@ -9,7 +9,7 @@ import redis
 
 from bench.peer_clients import SseReader, bokeh_points, dash_answer, dash_request
 from bench.peer_feed import entry_of, stream_key
-from tests.services import require_redis
+from tests.services import require_package, require_redis
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -23,7 +23,7 @@ def chunked(body: bytes, size: int) -> bytes:
 def test_dash_app_answers_the_interval_request_and_its_points_are_read(
     monkeypatch: pytest.MonkeyPatch, redis_prefix: str
 ) -> None:
-    pytest.importorskip("dash")
+    require_package("dash")
     from bench import peer_dash
 
     client = redis.Redis.from_url(require_redis())
@@ -49,7 +49,7 @@ def test_dash_app_answers_the_interval_request_and_its_points_are_read(
 
 
 def test_bokeh_patch_of_a_streamed_source_gives_the_streamed_times() -> None:
-    pytest.importorskip("bokeh")
+    require_package("bokeh")
     from bokeh.document import Document
     from bokeh.models import ColumnDataSource
     from bokeh.protocol import Protocol
@@ -69,7 +69,7 @@ def test_bokeh_patch_of_a_streamed_source_gives_the_streamed_times() -> None:
 
 @pytest.mark.parametrize("size", [1, 7, 64, 4096])
 def test_event_stream_is_read_whole_events_whatever_the_chunks_and_reads(size: int) -> None:
-    pytest.importorskip("django_eventstream")
+    require_package("django_eventstream")
     from django_eventstream.utils import sse_encode_event
 
     body = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
