@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.processes import ROOT, Stack, seed_streams
+from tests.services import require_package
 
-schemathesis = pytest.importorskip("schemathesis", reason="install the test extras: pip install -e '.[test]'")
+schemathesis = require_package("schemathesis")
 
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
