@@ -40,6 +40,12 @@ def port_open(host: str, port: int) -> bool:
 
 def missing(service: str, what: str) -> None:
     message = f"{what} is not available: start it with `{START[service]}`"
+    lacking(message)
+
+
+def lacking(message: str) -> None:
+    """Something a test needs from the machine is not there (`message` says what to do): under
+    CI=true, where .ci/run installs it, the test fails; on a laptop it skips."""
     if in_ci():
         pytest.fail(f"CI=true and {message}", pytrace=False)
     pytest.skip(message)

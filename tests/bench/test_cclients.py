@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from bench import cclients, storm
 from streams.core.frames import batch_text, points_frame
 from streams.core.points import Entry, Point
+from tests.services import lacking
 
 STREAM = "plant"
 VIEWERS = 3
@@ -103,7 +104,7 @@ async def drive(argv: list[str]) -> dict:
 def test_the_compiled_clients_count_as_the_python_ones() -> None:
     binary = cclients.build()
     if binary is None:
-        pytest.skip("no C compiler on this machine")
+        lacking("no C compiler on this machine (Debian: apt-get install -y gcc)")
     compiled = asyncio.run(drive([str(binary)]))
     python = asyncio.run(drive([sys.executable, "-m", "bench.clients"]))
     fields = ("viewers", "points", "lost", "complete", "resubscribes", "gaps")
@@ -187,7 +188,7 @@ async def storm_run(clients: str, tmp_path) -> tuple[dict, list[tuple[str, str |
     if clients == "compiled":
         binary = cclients.build()
         if binary is None:
-            pytest.skip("no C compiler on this machine")
+            lacking("no C compiler on this machine (Debian: apt-get install -y gcc)")
         viewers = storm.CompiledViewers(binary=binary, env=dict(os.environ), workdir=tmp_path, reload=False)
     else:
         viewers = storm.PythonViewers(reload=False)

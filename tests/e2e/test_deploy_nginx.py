@@ -32,7 +32,7 @@ from tests.processes import (
     seed_streams,
     start_daphne_at,
 )
-from tests.services import require_nginx
+from tests.services import lacking, require_nginx
 from tests.waits import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -132,7 +132,7 @@ def test_nginx_accepts_the_shipped_config(tmp_path: Path):
 def test_systemd_accepts_the_shipped_units(tmp_path: Path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed (Debian: apt-get install -y systemd)")
+        lacking("systemd-analyze is not installed (Debian: apt-get install -y systemd)")
     # Paths of this checkout instead of /srv/livecharts: verify checks every ExecStart exists.
     names = []
     for unit in sorted(UNITS.iterdir()):
