@@ -353,7 +353,9 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "PEER_INTERVAL_MS": str(args.dash_interval_ms),
                 "PEER_PERIOD_MS": str(args.bokeh_period_ms),
                 "DJANGO_SETTINGS_MODULE": "bench.peer_eventstream",
-                "PYTHONPATH": str(ROOT),  # `bokeh serve` runs the app file, which imports bench
+                # `bokeh serve` runs the app file, which imports bench; a PYTHONPATH given is kept
+                # (bench/loop_costs.py's hook).
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                 "PYTHONUNBUFFERED": "1",
             }
             servers: dict[str, Server] = {}
