@@ -24,6 +24,7 @@ from streams.core.ids import IdClock, parse_id
 from streams.core.points import Entries, Point
 from streams.core.retention import Retention
 from streams.core.tasks import finished
+from streams.core.tick_gate import TickGate
 from streams.storage.store import Persister
 from streams.storage.window import History, WindowAppend, get_history
 
@@ -80,6 +81,8 @@ class Broadcaster:
         # Feeds' health for the next tick: (status, notify viewers), newest per stream.
         self._statuses: dict[str, tuple[dict[str, Any], bool]] = {}
         self._flush_lock = asyncio.Lock()
+        # Held from each tick's time until its flush is done: feeds wait on it between batches.
+        self.gate = TickGate()
         self.stats = BroadcastStats()
 
     def publish(
@@ -276,24 +279,37 @@ class Broadcaster:
 
     async def _run_ticker(self) -> None:
         idle = failures = 0
-        while idle < IDLE_TICKS_BEFORE_STOP:
-            # Sleep to the next tick boundary so all processes tick roughly together.
-            await asyncio.sleep(self.tick_seconds - (time.time() % self.tick_seconds))
-            if self._statuses or any(item.points for item in self._pending.values()):
-                idle = 0
+        try:
+            while idle < IDLE_TICKS_BEFORE_STOP:
+                # Sleep to the next tick boundary so all processes tick roughly together.
+                delay = self.tick_seconds - (time.time() % self.tick_seconds)
+                # Feeds wait from the tick's time until its flush is done (core/tick_gate.py).
+                self.gate.due(time.monotonic() + delay)
+                await asyncio.sleep(delay)
+                backoff = 0.0
                 try:
-                    await self.flush()
-                    failures = 0
-                except Exception:
-                    # A tick that fails must not end the ticker (nothing would flush until the
-                    # next publish): flush put the tick's batches back; try again, backing off
-                    # so a lasting fault is not a log line every tick.
-                    failures += 1
-                    self.stats.tick_errors += 1
-                    log.exception("a broadcast tick failed; its batches wait for the next")
-                    await asyncio.sleep(min(MAX_TICK_BACKOFF_SECONDS, self.tick_seconds * 2**failures))
-            else:
-                idle += 1
+                    if self._statuses or any(item.points for item in self._pending.values()):
+                        idle = 0
+                        try:
+                            await self.flush()
+                            failures = 0
+                        except Exception:
+                            # A tick that fails must not end the ticker (nothing would flush until
+                            # the next publish): flush put the tick's batches back; try again,
+                            # backing off so a lasting fault is not a log line every tick.
+                            failures += 1
+                            self.stats.tick_errors += 1
+                            log.exception("a broadcast tick failed; its batches wait for the next")
+                            backoff = min(MAX_TICK_BACKOFF_SECONDS, self.tick_seconds * 2**failures)
+                    else:
+                        idle += 1
+                finally:
+                    self.gate.open()
+                if backoff:
+                    await asyncio.sleep(backoff)
+        finally:
+            # Stopped or cancelled: no tick is coming, so no feed may wait for one.
+            self.gate.open()
 
     async def close(self) -> None:
         """Flush what is queued and stop the ticker."""

@@ -485,3 +485,77 @@ async def test_the_ticker_stores_a_queued_status_without_points(layer):
 
     await eventually(stored, what="the status stored by the ticker")
     await broadcaster.close()
+
+
+async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_stored_once_in_order(
+    redis_prefix,
+):
+    # Feeds as on a saturated worker (readable again at once, one read each loop iteration),
+    # on real Redis, where each of a flush's commands takes several loop iterations: each
+    # feed reads at most once while a flush is under way (without the tick gate, once per
+    # iteration of the flush), and no point is lost, doubled or reordered.
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from streams.storage.window import RedisHistory
+    from tests.services import require_redis
+
+    url = require_redis()
+    layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"{redis_prefix}:asgi")
+    history = RedisHistory(url, prefix=redis_prefix)
+    broadcaster = Broadcaster(history=history, tick_seconds=0.05, layer=layer)
+    slugs = [f"f{n}" for n in range(40)]
+    channel = await layer.new_channel()
+    await layer.group_add(group_name(slugs[0]), channel)
+    sent = dict.fromkeys(slugs, 0)
+    reads_in_flush: dict[str, int] = {}
+    most_reads_in_a_flush, flushes = [], 0
+    flush = broadcaster.flush
+
+    async def counted_flush() -> None:
+        nonlocal flushes
+        reads_in_flush.clear()
+        reads_in_flush["flushing"] = 1
+        try:
+            await flush()
+        finally:
+            del reads_in_flush["flushing"]
+            most_reads_in_a_flush.append(max(reads_in_flush.values(), default=0))
+            flushes += 1
+
+    broadcaster.flush = counted_flush
+
+    async def feed(slug: str) -> None:
+        while True:
+            if "flushing" in reads_in_flush:
+                reads_in_flush[slug] = reads_in_flush.get(slug, 0) + 1
+            n = sent[slug]
+            sent[slug] += 1
+            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=Retention())
+            await broadcaster.gate.wait_turn()
+            await asyncio.sleep(0)
+
+    feeds = [asyncio.ensure_future(feed(slug)) for slug in slugs]
+    try:
+        await eventually(lambda: flushes >= 5, what="five ticks")
+    finally:
+        for task in feeds:
+            task.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
+        await broadcaster.close()
+    try:
+        assert broadcaster.gate.waits > 0
+        assert max(most_reads_in_a_flush) <= 1, most_reads_in_a_flush
+        for slug in slugs:
+            kept = await history.read(slug, after=None, retention=Retention())
+            assert [entry.point.t for entry in kept.entries] == list(range(sent[slug])), slug
+        # One group's live batches: every point once, in order, each naming the one before.
+        values, prev = [], None
+        while len(values) < sent[slugs[0]]:
+            message = await asyncio.wait_for(layer.receive(channel), 10)
+            batch = json.loads(message["text"])
+            assert batch["prev"] == prev
+            prev = batch["id"]
+            values += batch["y"]["v"]
+        assert values == [float(n) for n in range(sent[slugs[0]])]
+    finally:
+        await layer.flush()
