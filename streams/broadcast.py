@@ -142,30 +142,19 @@ class Broadcaster:
         self._statuses[slug] = ({**status, "at": time.time()}, notify)
         self._ensure_ticker()
 
-    async def _send_statuses(self) -> None:
-        """Store the queued statuses and tell viewers those to notify. Best effort, as a
-        status is: the next one carries the health anyway."""
-        statuses, self._statuses = self._statuses, {}
-        if not statuses:
-            return
-        try:
-            await self.history.set_statuses({slug: status for slug, (status, _) in statuses.items()})
-        except Exception as error:
-            log.warning("could not store the health of %d feeds (%s)", len(statuses), error)
-        await self._send_all(
-            [
-                (group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
-                for slug, (status, notify) in statuses.items()
-                if notify
-            ]
-        )
+    def _requeue_statuses(self, statuses: dict[str, tuple[dict[str, Any], bool]]) -> None:
+        """Statuses a cancelled flush had taken, back in the queue under any newer ones."""
+        for slug, (status, notify) in statuses.items():
+            newer = self._statuses.get(slug)
+            self._statuses[slug] = (status, notify) if newer is None else (newer[0], newer[1] or notify)
 
     async def flush(self) -> None:
         """Send every stream that moved since the last tick (the ticker calls this).
 
-        All streams' batches go to history in one round trip, then to their groups; a stream
-        whose batch could not be stored keeps its points for the next tick (a Redis blip must
-        not lose them) and the others go on.
+        The queued statuses and all streams' batches go to history in one round trip (the
+        statuses first: one queued before the points is stored when they show), then every
+        group message in one more; a stream whose batch could not be stored keeps its points
+        for the next tick (a Redis blip must not lose them) and the others go on.
         """
         async with self._flush_lock:
             for slug in self._ids_to_drop:
@@ -173,26 +162,31 @@ class Broadcaster:
                 self._last_ids.pop(slug, None)
             self._ids_to_drop.clear()
             # The tick's points are taken first, at the tick: what is published while the
-            # statuses' round trip below is under way goes with the next tick (a source held
-            # back until its batch has left sees it leave at the tick, not a round trip later).
+            # round trips below are under way goes with the next tick (a source held back until
+            # its batch has left sees it leave at the tick, not a round trip later).
             pending, self._pending = self._pending, {}
+            statuses, self._statuses = self._statuses, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
-            try:
-                # Before the points: a status queued before them is stored when they show.
-                await self._send_statuses()
-            except BaseException:
-                for slug, item in moved.items():
-                    self._keep(slug, item)
-                raise
-            if not moved:
-                return
+            stored = {slug: status for slug, (status, _) in statuses.items()}
+            # Told with the tick's batches, before them (statuses are best effort: sent even
+            # when storing them failed, as the next one carries the health anyway).
+            messages: list[tuple[str, dict[str, Any]]] = [
+                (group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
+                for slug, (status, notify) in statuses.items()
+                if notify
+            ]
             try:
                 await self._start_clocks([slug for slug in moved if slug not in self._clocks])
             except Exception:
                 log.exception("could not read the last ids of new streams; retrying")
                 for slug, item in moved.items():
                     self._keep(slug, item)
-                return
+                moved = {}
+            except BaseException:
+                for slug, item in moved.items():
+                    self._keep(slug, item)
+                self._requeue_statuses(statuses)
+                raise
             try:
                 work: list[tuple[str, _Pending, Entries]] = []
                 for slug, item in moved.items():
@@ -200,16 +194,17 @@ class Broadcaster:
                     # the ids and the points as they are (and the columns made once of them).
                     entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
                     work.append((slug, item, entries))
-                errors = await self.history.append_many(
-                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work]
+                errors = await self.history.append_tick(
+                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
+                    statuses=stored,
                 )
             except BaseException:
                 # Taken from _pending above and not in history: put back, or the tick's points
                 # are lost (a bug here, a cancelled task). They get new ids next time.
                 for slug, item in moved.items():
                     self._keep(slug, item)
+                self._requeue_statuses(statuses)
                 raise
-            messages: list[tuple[str, dict[str, Any]]] = []
             for (slug, item, entries), error in zip(work, errors, strict=True):
                 if error is not None:
                     log.error("stream %s: could not store a batch (%s); retrying", slug, error)

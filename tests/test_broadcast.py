@@ -559,3 +559,72 @@ async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_s
         assert values == [float(n) for n in range(sent[slugs[0]])]
     finally:
         await layer.flush()
+
+
+def count_commands(history) -> list[str]:
+    """The names of the commands the history's Redis client sends from now on."""
+    client = history._redis()
+    sent: list[str] = []
+    execute = client.execute_command
+
+    async def counted(*args, **options):
+        sent.append(str(args[0]))
+        return await execute(*args, **options)
+
+    client.execute_command = counted
+    return sent
+
+
+async def test_a_tick_of_many_streams_and_their_statuses_is_one_command_to_history(layer, redis_prefix):
+    from streams.storage.window import RedisHistory
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    broadcaster = broadcaster_with(layer, history)
+    slugs = [f"s{n}" for n in range(30)]
+    for n in range(2):
+        for slug in slugs:
+            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=Retention())
+            broadcaster.queue_status(slug, {"state": "live", "points": n})
+        if n == 0:
+            await broadcaster.flush()  # the first reads where each stream's ids go on from
+            sent = count_commands(history)
+    await broadcaster.flush()
+    await broadcaster.close()
+    assert sent == ["EVALSHA"], "statuses and every stream's points in one command"
+    for slug in slugs:
+        assert (await history.get_status(slug))["points"] == 1
+        kept = await history.read(slug, after=None, retention=Retention())
+        assert [entry.point.t for entry in kept.entries] == [0, 1]
+
+
+async def test_a_tick_whose_history_command_fails_stores_its_points_once_at_the_next(layer, redis_prefix):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from streams.storage.window import RedisHistory
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.publish("s", [Point(t=0, values={"v": 0.0})], retention=Retention())
+    await broadcaster.flush()
+    client = history._redis()
+    execute = client.execute_command
+
+    async def lost_once(*args, **options):
+        client.execute_command = execute
+        raise RedisConnectionError("Redis went away")
+
+    client.execute_command = lost_once
+    broadcaster.publish("s", [Point(t=1, values={"v": 1.0})], retention=Retention())
+    broadcaster.queue_status("s", {"state": "live"})
+    await broadcaster.flush()
+    assert broadcaster.waiting("s") == 1, "kept for the next tick"
+    broadcaster.publish("s", [Point(t=2, values={"v": 2.0})], retention=Retention())
+    await broadcaster.flush()
+    await broadcaster.close()
+    kept = await history.read("s", after=None, retention=Retention())
+    assert [entry.point.t for entry in kept.entries] == [0, 1, 2]
+    points = [message for _, message in layer.sent if message["type"] == "stream.points"]
+    assert [json.loads(m["text"])["y"]["v"] for m in points] == [[0.0], [1.0, 2.0]]
+    assert points[1]["prev"] == points[0]["id"]
