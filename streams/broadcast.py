@@ -194,10 +194,20 @@ class Broadcaster:
                     # the ids and the points as they are (and the columns made once of them).
                     entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
                     work.append((slug, item, entries))
-                errors = await self.history.append_tick(
-                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
-                    statuses=stored,
+                appending = asyncio.ensure_future(
+                    self.history.append_tick(
+                        [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
+                        statuses=stored,
+                    )
                 )
+                # Started first (it sends the command at its first step), then the held feeds
+                # read once while Redis runs the script.
+                self.gate.release_once()
+                try:
+                    errors = await appending
+                except BaseException:
+                    appending.cancel()
+                    raise
             except BaseException:
                 # Taken from _pending above and not in history: put back, or the tick's points
                 # are lost (a bug here, a cancelled task). They get new ids next time.

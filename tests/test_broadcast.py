@@ -491,9 +491,10 @@ async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_s
     redis_prefix,
 ):
     # Feeds as on a saturated worker (readable again at once, one read each loop iteration),
-    # on real Redis, where each of a flush's commands takes several loop iterations: each
-    # feed reads at most once while a flush is under way (without the tick gate, once per
-    # iteration of the flush), and no point is lost, doubled or reordered.
+    # on real Redis, where each of a flush's commands takes several loop iterations: while a
+    # flush is under way each feed reads at most twice (the read it was in as the tick came,
+    # and one while Redis runs the history script), where without the tick gate it read once
+    # per loop iteration of the flush (hundreds); and no point is lost, doubled or reordered.
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     from streams.storage.window import RedisHistory
@@ -503,6 +504,7 @@ async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_s
     layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"{redis_prefix}:asgi")
     history = RedisHistory(url, prefix=redis_prefix)
     broadcaster = Broadcaster(history=history, tick_seconds=0.05, layer=layer)
+    keep_all = Retention(points=None)
     slugs = [f"f{n}" for n in range(40)]
     channel = await layer.new_channel()
     await layer.group_add(group_name(slugs[0]), channel)
@@ -530,7 +532,7 @@ async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_s
                 reads_in_flush[slug] = reads_in_flush.get(slug, 0) + 1
             n = sent[slug]
             sent[slug] += 1
-            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=Retention())
+            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=keep_all)
             await broadcaster.gate.wait_turn()
             await asyncio.sleep(0)
 
@@ -544,9 +546,9 @@ async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_s
         await broadcaster.close()
     try:
         assert broadcaster.gate.waits > 0
-        assert max(most_reads_in_a_flush) <= 1, most_reads_in_a_flush
+        assert max(most_reads_in_a_flush) <= 2, most_reads_in_a_flush
         for slug in slugs:
-            kept = await history.read(slug, after=None, retention=Retention())
+            kept = await history.read(slug, after=None, retention=keep_all)
             assert [entry.point.t for entry in kept.entries] == list(range(sent[slug])), slug
         # One group's live batches: every point once, in order, each naming the one before.
         values, prev = [], None

@@ -6,10 +6,13 @@ flush (a Redis command costs redis-py three or four loop iterations) waited behi
 with 1,000 feeds a flush took about a second of wall time and ticks came about once a second
 instead of every 50 ms. Held feeds leave the loop to the flush, whose iterations are then short.
 
+While Redis runs the tick's history script (tens of ms for 1,000 streams) the flush lets the
+held feeds read once (`release_once`): that time is not lost, and its answer waits behind one
+read of each at most. (Letting a few feeds through every loop iteration until the answer came
+was tried and measured worse: each of the flush's many loop iterations then waited behind them.)
+
 A feed is held only after it has handed over a batch, so each reads at least once between two
-ticks (none is starved), and nothing is lost: what arrives meanwhile waits in its socket. (Letting
-a few held feeds read while the flush waits for Redis was tried and measured worse: every one of
-the flush's many loop iterations then waited behind them.)
+ticks (none is starved), and nothing is lost: what arrives meanwhile waits in its socket.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ class TickGate:
         """The tick's flush is done (or the ticker stopped): let every waiting feed go on."""
         self._due_at = None
         self._open.set()
+
+    def release_once(self) -> None:
+        """Let the feeds waiting now go on, once: while the flush waits for Redis to run its
+        script, they read; each then waits again when it comes back, so the flush's answer
+        waits behind one read of each at most."""
+        if self._open.is_set():
+            return
+        waiting, self._open = self._open, asyncio.Event()
+        waiting.set()
 
     def held(self) -> bool:
         """Would a feed wait now?"""

@@ -51,3 +51,18 @@ async def test_a_feed_cancelled_while_it_waits_leaves_the_others_waiting():
     assert first.cancelled() and not second.done()
     gate.open()
     await asyncio.wait_for(second, 30)
+
+
+async def test_released_once_a_feed_waits_again_when_it_comes_back():
+    gate = TickGate()
+    gate.due(time.monotonic() - 0.001)
+    first = asyncio.ensure_future(gate.wait_turn())
+    await asyncio.sleep(0)
+    gate.release_once()
+    await asyncio.wait_for(first, 30)
+    again = asyncio.ensure_future(gate.wait_turn())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not again.done(), "held again: the flush is still under way"
+    gate.open()
+    await asyncio.wait_for(again, 30)
