@@ -24,6 +24,7 @@ from streams.core.ids import IdClock, parse_id
 from streams.core.points import Entries, Point
 from streams.core.retention import Retention
 from streams.core.tasks import finished
+from streams.core.tick_gate import TickGate
 from streams.storage.store import Persister
 from streams.storage.window import History, WindowAppend, get_history
 
@@ -80,6 +81,8 @@ class Broadcaster:
         # Feeds' health for the next tick: (status, notify viewers), newest per stream.
         self._statuses: dict[str, tuple[dict[str, Any], bool]] = {}
         self._flush_lock = asyncio.Lock()
+        # Held from each tick's time until its flush is done: feeds wait on it between batches.
+        self.gate = TickGate()
         self.stats = BroadcastStats()
 
     def publish(
@@ -139,30 +142,19 @@ class Broadcaster:
         self._statuses[slug] = ({**status, "at": time.time()}, notify)
         self._ensure_ticker()
 
-    async def _send_statuses(self) -> None:
-        """Store the queued statuses and tell viewers those to notify. Best effort, as a
-        status is: the next one carries the health anyway."""
-        statuses, self._statuses = self._statuses, {}
-        if not statuses:
-            return
-        try:
-            await self.history.set_statuses({slug: status for slug, (status, _) in statuses.items()})
-        except Exception as error:
-            log.warning("could not store the health of %d feeds (%s)", len(statuses), error)
-        await self._send_all(
-            [
-                (group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
-                for slug, (status, notify) in statuses.items()
-                if notify
-            ]
-        )
+    def _requeue_statuses(self, statuses: dict[str, tuple[dict[str, Any], bool]]) -> None:
+        """Statuses a cancelled flush had taken, back in the queue under any newer ones."""
+        for slug, (status, notify) in statuses.items():
+            newer = self._statuses.get(slug)
+            self._statuses[slug] = (status, notify) if newer is None else (newer[0], newer[1] or notify)
 
     async def flush(self) -> None:
         """Send every stream that moved since the last tick (the ticker calls this).
 
-        All streams' batches go to history in one round trip, then to their groups; a stream
-        whose batch could not be stored keeps its points for the next tick (a Redis blip must
-        not lose them) and the others go on.
+        The queued statuses and all streams' batches go to history in one round trip (the
+        statuses first: one queued before the points is stored when they show), then every
+        group message in one more; a stream whose batch could not be stored keeps its points
+        for the next tick (a Redis blip must not lose them) and the others go on.
         """
         async with self._flush_lock:
             for slug in self._ids_to_drop:
@@ -170,26 +162,31 @@ class Broadcaster:
                 self._last_ids.pop(slug, None)
             self._ids_to_drop.clear()
             # The tick's points are taken first, at the tick: what is published while the
-            # statuses' round trip below is under way goes with the next tick (a source held
-            # back until its batch has left sees it leave at the tick, not a round trip later).
+            # round trips below are under way goes with the next tick (a source held back until
+            # its batch has left sees it leave at the tick, not a round trip later).
             pending, self._pending = self._pending, {}
+            statuses, self._statuses = self._statuses, {}
             moved = {slug: item for slug, item in pending.items() if item.points}
-            try:
-                # Before the points: a status queued before them is stored when they show.
-                await self._send_statuses()
-            except BaseException:
-                for slug, item in moved.items():
-                    self._keep(slug, item)
-                raise
-            if not moved:
-                return
+            stored = {slug: status for slug, (status, _) in statuses.items()}
+            # Told with the tick's batches, before them (statuses are best effort: sent even
+            # when storing them failed, as the next one carries the health anyway).
+            messages: list[tuple[str, dict[str, Any]]] = [
+                (group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
+                for slug, (status, notify) in statuses.items()
+                if notify
+            ]
             try:
                 await self._start_clocks([slug for slug in moved if slug not in self._clocks])
             except Exception:
                 log.exception("could not read the last ids of new streams; retrying")
                 for slug, item in moved.items():
                     self._keep(slug, item)
-                return
+                moved = {}
+            except BaseException:
+                for slug, item in moved.items():
+                    self._keep(slug, item)
+                self._requeue_statuses(statuses)
+                raise
             try:
                 work: list[tuple[str, _Pending, Entries]] = []
                 for slug, item in moved.items():
@@ -197,16 +194,27 @@ class Broadcaster:
                     # the ids and the points as they are (and the columns made once of them).
                     entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
                     work.append((slug, item, entries))
-                errors = await self.history.append_many(
-                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work]
+                appending = asyncio.ensure_future(
+                    self.history.append_tick(
+                        [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
+                        statuses=stored,
+                    )
                 )
+                # Started first (it sends the command at its first step), then the held feeds
+                # read once while Redis runs the script.
+                self.gate.release_once()
+                try:
+                    errors = await appending
+                except BaseException:
+                    appending.cancel()
+                    raise
             except BaseException:
                 # Taken from _pending above and not in history: put back, or the tick's points
                 # are lost (a bug here, a cancelled task). They get new ids next time.
                 for slug, item in moved.items():
                     self._keep(slug, item)
+                self._requeue_statuses(statuses)
                 raise
-            messages: list[tuple[str, dict[str, Any]]] = []
             for (slug, item, entries), error in zip(work, errors, strict=True):
                 if error is not None:
                     log.error("stream %s: could not store a batch (%s); retrying", slug, error)
@@ -276,24 +284,37 @@ class Broadcaster:
 
     async def _run_ticker(self) -> None:
         idle = failures = 0
-        while idle < IDLE_TICKS_BEFORE_STOP:
-            # Sleep to the next tick boundary so all processes tick roughly together.
-            await asyncio.sleep(self.tick_seconds - (time.time() % self.tick_seconds))
-            if self._statuses or any(item.points for item in self._pending.values()):
-                idle = 0
+        try:
+            while idle < IDLE_TICKS_BEFORE_STOP:
+                # Sleep to the next tick boundary so all processes tick roughly together.
+                delay = self.tick_seconds - (time.time() % self.tick_seconds)
+                # Feeds wait from the tick's time until its flush is done (core/tick_gate.py).
+                self.gate.due(time.monotonic() + delay)
+                await asyncio.sleep(delay)
+                backoff = 0.0
                 try:
-                    await self.flush()
-                    failures = 0
-                except Exception:
-                    # A tick that fails must not end the ticker (nothing would flush until the
-                    # next publish): flush put the tick's batches back; try again, backing off
-                    # so a lasting fault is not a log line every tick.
-                    failures += 1
-                    self.stats.tick_errors += 1
-                    log.exception("a broadcast tick failed; its batches wait for the next")
-                    await asyncio.sleep(min(MAX_TICK_BACKOFF_SECONDS, self.tick_seconds * 2**failures))
-            else:
-                idle += 1
+                    if self._statuses or any(item.points for item in self._pending.values()):
+                        idle = 0
+                        try:
+                            await self.flush()
+                            failures = 0
+                        except Exception:
+                            # A tick that fails must not end the ticker (nothing would flush until
+                            # the next publish): flush put the tick's batches back; try again,
+                            # backing off so a lasting fault is not a log line every tick.
+                            failures += 1
+                            self.stats.tick_errors += 1
+                            log.exception("a broadcast tick failed; its batches wait for the next")
+                            backoff = min(MAX_TICK_BACKOFF_SECONDS, self.tick_seconds * 2**failures)
+                    else:
+                        idle += 1
+                finally:
+                    self.gate.open()
+                if backoff:
+                    await asyncio.sleep(backoff)
+        finally:
+            # Stopped or cancelled: no tick is coming, so no feed may wait for one.
+            self.gate.open()
 
     async def close(self) -> None:
         """Flush what is queued and stop the ticker."""

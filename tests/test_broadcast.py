@@ -485,3 +485,148 @@ async def test_the_ticker_stores_a_queued_status_without_points(layer):
 
     await eventually(stored, what="the status stored by the ticker")
     await broadcaster.close()
+
+
+async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_stored_once_in_order(
+    redis_prefix,
+):
+    # Feeds as on a saturated worker (readable again at once, one read each loop iteration),
+    # on real Redis, where each of a flush's commands takes several loop iterations: while a
+    # flush is under way each feed reads at most twice (the read it was in as the tick came,
+    # and one while Redis runs the history script), where without the tick gate it read once
+    # per loop iteration of the flush (hundreds); and no point is lost, doubled or reordered.
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from streams.storage.window import RedisHistory
+    from tests.services import require_redis
+
+    url = require_redis()
+    layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"{redis_prefix}:asgi")
+    history = RedisHistory(url, prefix=redis_prefix)
+    broadcaster = Broadcaster(history=history, tick_seconds=0.05, layer=layer)
+    keep_all = Retention(points=None)
+    slugs = [f"f{n}" for n in range(40)]
+    channel = await layer.new_channel()
+    await layer.group_add(group_name(slugs[0]), channel)
+    sent = dict.fromkeys(slugs, 0)
+    reads_in_flush: dict[str, int] = {}
+    most_reads_in_a_flush, flushes = [], 0
+    flush = broadcaster.flush
+
+    async def counted_flush() -> None:
+        nonlocal flushes
+        reads_in_flush.clear()
+        reads_in_flush["flushing"] = 1
+        try:
+            await flush()
+        finally:
+            del reads_in_flush["flushing"]
+            most_reads_in_a_flush.append(max(reads_in_flush.values(), default=0))
+            flushes += 1
+
+    broadcaster.flush = counted_flush
+
+    async def feed(slug: str) -> None:
+        while True:
+            if "flushing" in reads_in_flush:
+                reads_in_flush[slug] = reads_in_flush.get(slug, 0) + 1
+            n = sent[slug]
+            sent[slug] += 1
+            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=keep_all)
+            await broadcaster.gate.wait_turn()
+            await asyncio.sleep(0)
+
+    feeds = [asyncio.ensure_future(feed(slug)) for slug in slugs]
+    try:
+        await eventually(lambda: flushes >= 5, what="five ticks")
+    finally:
+        for task in feeds:
+            task.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
+        await broadcaster.close()
+    try:
+        assert broadcaster.gate.waits > 0
+        assert max(most_reads_in_a_flush) <= 2, most_reads_in_a_flush
+        for slug in slugs:
+            kept = await history.read(slug, after=None, retention=keep_all)
+            assert [entry.point.t for entry in kept.entries] == list(range(sent[slug])), slug
+        # One group's live batches: every point once, in order, each naming the one before.
+        values, prev = [], None
+        while len(values) < sent[slugs[0]]:
+            message = await asyncio.wait_for(layer.receive(channel), 10)
+            batch = json.loads(message["text"])
+            assert batch["prev"] == prev
+            prev = batch["id"]
+            values += batch["y"]["v"]
+        assert values == [float(n) for n in range(sent[slugs[0]])]
+    finally:
+        await layer.flush()
+
+
+def count_commands(history) -> list[str]:
+    """The names of the commands the history's Redis client sends from now on."""
+    client = history._redis()
+    sent: list[str] = []
+    execute = client.execute_command
+
+    async def counted(*args, **options):
+        sent.append(str(args[0]))
+        return await execute(*args, **options)
+
+    client.execute_command = counted
+    return sent
+
+
+async def test_a_tick_of_many_streams_and_their_statuses_is_one_command_to_history(layer, redis_prefix):
+    from streams.storage.window import RedisHistory
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    broadcaster = broadcaster_with(layer, history)
+    slugs = [f"s{n}" for n in range(30)]
+    for n in range(2):
+        for slug in slugs:
+            broadcaster.publish(slug, [Point(t=n, values={"v": float(n)})], retention=Retention())
+            broadcaster.queue_status(slug, {"state": "live", "points": n})
+        if n == 0:
+            await broadcaster.flush()  # the first reads where each stream's ids go on from
+            sent = count_commands(history)
+    await broadcaster.flush()
+    await broadcaster.close()
+    assert sent == ["EVALSHA"], "statuses and every stream's points in one command"
+    for slug in slugs:
+        assert (await history.get_status(slug))["points"] == 1
+        kept = await history.read(slug, after=None, retention=Retention())
+        assert [entry.point.t for entry in kept.entries] == [0, 1]
+
+
+async def test_a_tick_whose_history_command_fails_stores_its_points_once_at_the_next(layer, redis_prefix):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from streams.storage.window import RedisHistory
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    broadcaster = broadcaster_with(layer, history)
+    broadcaster.publish("s", [Point(t=0, values={"v": 0.0})], retention=Retention())
+    await broadcaster.flush()
+    client = history._redis()
+    execute = client.execute_command
+
+    async def lost_once(*args, **options):
+        client.execute_command = execute
+        raise RedisConnectionError("Redis went away")
+
+    client.execute_command = lost_once
+    broadcaster.publish("s", [Point(t=1, values={"v": 1.0})], retention=Retention())
+    broadcaster.queue_status("s", {"state": "live"})
+    await broadcaster.flush()
+    assert broadcaster.waiting("s") == 1, "kept for the next tick"
+    broadcaster.publish("s", [Point(t=2, values={"v": 2.0})], retention=Retention())
+    await broadcaster.flush()
+    await broadcaster.close()
+    kept = await history.read("s", after=None, retention=Retention())
+    assert [entry.point.t for entry in kept.entries] == [0, 1, 2]
+    points = [message for _, message in layer.sent if message["type"] == "stream.points"]
+    assert [json.loads(m["text"])["y"]["v"] for m in points] == [[0.0], [1.0, 2.0]]
+    assert points[1]["prev"] == points[0]["id"]

@@ -470,6 +470,9 @@ class Supervisor:
                             )
                         elif on_stored is not None:
                             on_stored()  # every point dropped: nothing to wait for
+                    # A due tick goes first: on a busy worker its flush would otherwise wait
+                    # behind every feed's next read at each of its Redis round trips.
+                    await broadcaster.gate.wait_turn()
                 raise ConnectionError("the feed ended")
             except asyncio.CancelledError:
                 raise

@@ -548,3 +548,30 @@ async def test_a_stop_lost_in_a_feeds_start_up_still_stops_it(memory_layer, monk
         await supervisor.stop_all()
     assert task.cancelled()
     assert "did not stop" not in caplog.text
+
+
+async def test_a_feed_hands_over_no_further_batch_while_a_tick_is_due(memory_layer, monkeypatch):
+    # The ticker goes first (streams/core/tick_gate.py): a feed that handed over a batch when
+    # a tick was due waits until that tick's flush is done, then goes on.
+    import time
+
+    broadcaster = get_broadcaster()
+    monkeypatch.setattr(broadcaster, "_ensure_ticker", lambda: None)  # the test plays the ticker
+    broadcaster.gate.due(time.monotonic() - 1)
+    await database_sync_to_async(Stream.objects.create)(
+        slug="sim", title="Sim", feed_kind="simulate", feed_settings={"rate": 50}
+    )
+    supervisor = Supervisor(broadcaster=broadcaster)
+    await supervisor.sync()
+    try:
+        await eventually(lambda: broadcaster.gate.waits >= 1, what="the feed waiting for the tick")
+        held = supervisor.published.get("sim", 0)
+        assert held > 0
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert supervisor.published.get("sim", 0) == held, "no batch handed over while held"
+        broadcaster.gate.open()
+        await eventually(lambda: supervisor.published.get("sim", 0) > held, what="the feed going on")
+    finally:
+        broadcaster.gate.open()
+        await supervisor.stop_all()

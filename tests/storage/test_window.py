@@ -127,6 +127,21 @@ async def test_append_many_stores_every_stream_and_answers_per_batch(history):
     assert [e.point for e in kept.entries] == [second[-1].point]
 
 
+async def test_append_tick_stores_the_statuses_and_the_batches_and_answers_per_batch(history):
+    clock = IdClock()
+    entries = make_entries(clock, 2)
+    statuses = {"a": {"state": "live", "note": 'a "quoted"\nline'}, "quiet": {"state": "stalled"}}
+    errors = await history.append_tick([WindowAppend("a", entries, Retention())], statuses=statuses)
+    assert errors == [None]
+    assert await history.get_statuses(["a", "quiet"]) == statuses
+    assert [e.id for e in (await history.read("a", after=None, retention=Retention())).entries] == [
+        e.id for e in entries
+    ]
+    # No batch: the statuses alone.
+    assert await history.append_tick([], statuses={"a": {"state": "error"}}) == []
+    assert await history.get_status("a") == {"state": "error"}
+
+
 async def test_a_refused_batch_in_redis_leaves_the_other_streams_stored(redis_prefix):
     from tests.services import require_redis
 
