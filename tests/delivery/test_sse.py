@@ -110,15 +110,6 @@ class EventClient(AsgiGet):
 
 
 @pytest.fixture
-def plant(alice) -> Stream:
-    stream = Stream.objects.create(
-        slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED, window_points=50
-    )
-    stream.viewers.add(alice)
-    return stream
-
-
-@pytest.fixture
 def alice_session(alice) -> str:
     return session_of(alice)
 
