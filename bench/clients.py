@@ -62,25 +62,34 @@ class Measure:
 
 
 @dataclass
-class Viewer:
+class Counts:
+    """A viewer of any protocol (here and in bench/peer_clients.py) and this run's counts."""
+
     index: int
     sample: bool
+    received: int = 0  # unique points
+    in_window: int = 0  # points received inside the window
+    frames_in_window: int = 0  # messages received inside the window, whatever the protocol
+    latencies: list[float] = field(default_factory=list)
+    close: Any = None  # drops the connection
+
+    def reset(self) -> None:
+        self.received = self.in_window = self.frames_in_window = 0
+        self.latencies = []
+
+
+@dataclass
+class Viewer(Counts):
     # Per stream: the last batch id held, parsed and as sent (kept from run to run).
     last_id: dict[str, tuple[int, int]] = field(default_factory=dict)
     last_text: dict[str, str] = field(default_factory=dict)
-    # This run's counts.
-    received: int = 0  # unique points
-    in_window: int = 0  # points received inside the window
-    frames_in_window: int = 0
     resubscribes: int = 0
     gaps: int = 0
-    latencies: list[float] = field(default_factory=list)
-    close: Any = None  # drops the connection
     writer: Any = None  # an SSE viewer's StreamWriter: dropping it would close the socket
 
     def reset(self) -> None:
-        self.received = self.in_window = self.frames_in_window = self.resubscribes = self.gaps = 0
-        self.latencies = []
+        super().reset()
+        self.resubscribes = self.gaps = 0
 
 
 POINTS_FRAME = '{"op":"points","data":['
@@ -135,6 +144,23 @@ class ViewerPool:
 
     async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
         """One run (see `window`): its RESULT, or None when it was cancelled."""
+        cpu = await self.window(command, stdin)
+        if cpu is None:
+            return None
+        expect = self.measure.expect
+        return {
+            "viewers": len(self.viewers),
+            "points": sum(v.in_window for v in self.viewers),
+            "frames": sum(v.frames_in_window for v in self.viewers),
+            "lost": sum(max(0, expect - v.received) for v in self.viewers),
+            "complete": sum(v.received >= expect for v in self.viewers),
+            **self.protocol_counts(),
+            "cpu_seconds": cpu,
+            "latencies": [ms for v in self.viewers for ms in v.latencies],
+        }
+
+    def protocol_counts(self) -> dict[str, int]:
+        """The counts of this protocol's viewers beyond `Counts`, summed over them."""
         raise NotImplementedError
 
     def alive(self) -> bool:
@@ -199,21 +225,10 @@ class Pool(ViewerPool):
             raise ValueError(f"unknown protocol {self.protocol!r}")
         super().__init__(command, Viewer)
 
-    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
-        cpu = await self.window(command, stdin)
-        if cpu is None:
-            return None
-        expect = self.measure.expect
+    def protocol_counts(self) -> dict[str, int]:
         return {
-            "viewers": len(self.viewers),
-            "points": sum(v.in_window for v in self.viewers),
-            "frames": sum(v.frames_in_window for v in self.viewers),
-            "lost": sum(max(0, expect - v.received) for v in self.viewers),
-            "complete": sum(v.received >= expect for v in self.viewers),
             "resubscribes": sum(v.resubscribes for v in self.viewers),
             "gaps": sum(v.gaps for v in self.viewers),
-            "cpu_seconds": cpu,
-            "latencies": [ms for v in self.viewers for ms in v.latencies],
         }
 
     def counted(self, viewer: Viewer, points: int) -> None:

@@ -33,14 +33,14 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from bench.clients import ViewerPool, serve
+from bench.clients import Counts, ViewerPool, serve
 
 PROTOCOLS = ("dash", "bokeh", "eventstream")
 DASH_OUTPUTS = [{"id": "graph", "property": "extendData"}, {"id": "last", "property": "data"}]
@@ -136,19 +136,12 @@ async def http_request(
 
 
 @dataclass
-class Viewer:
-    index: int
-    sample: bool
-    received: int = 0
-    in_window: int = 0
-    messages_in_window: int = 0
+class Viewer(Counts):
     errors: int = 0  # requests that failed (refused, reset): the peer did not keep up
-    latencies: list[float] = field(default_factory=list)
-    close: Any = None
 
     def reset(self) -> None:
-        self.received = self.in_window = self.messages_in_window = self.errors = 0
-        self.latencies = []
+        super().reset()
+        self.errors = 0
 
 
 class Pool(ViewerPool):
@@ -165,23 +158,8 @@ class Pool(ViewerPool):
         self.open_timeout = command.get("connect_timeout", 120)
         super().__init__(command, Viewer)
 
-    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
-        cpu = await self.window(command, stdin)
-        if cpu is None:
-            return None
-        expect = self.measure.expect
-        return {
-            "viewers": len(self.viewers),
-            "points": sum(v.in_window for v in self.viewers),
-            "frames": sum(v.messages_in_window for v in self.viewers),
-            "lost": sum(max(0, expect - v.received) for v in self.viewers),
-            "complete": sum(v.received >= expect for v in self.viewers),
-            "errors": sum(v.errors for v in self.viewers),
-            "resubscribes": 0,
-            "gaps": 0,
-            "cpu_seconds": cpu,
-            "latencies": [ms for v in self.viewers for ms in v.latencies],
-        }
+    def protocol_counts(self) -> dict[str, int]:
+        return {"errors": sum(v.errors for v in self.viewers), "resubscribes": 0, "gaps": 0}
 
     def counted(self, viewer: Viewer, times: list[float], now: float) -> None:
         """Points received by a viewer; the run ends early once every viewer has them all."""
@@ -194,7 +172,7 @@ class Pool(ViewerPool):
                 measure.all_done.set()
         if measure.in_window(now):
             viewer.in_window += len(times)
-            viewer.messages_in_window += 1
+            viewer.frames_in_window += 1
             if viewer.sample:
                 ms = now * 1000
                 viewer.latencies.extend(ms - t for t in times)
