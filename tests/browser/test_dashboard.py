@@ -15,9 +15,6 @@ from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
-
-# The seeded stack has "line" (E2E line), restricted to alice; bob may see the signed-in streams.
 # A signed-in stream of two simulated series (tests/browser/test_csp.py charts it too).
 TEMPS = {
     "slug": "temps",
@@ -26,6 +23,9 @@ TEMPS = {
     "feed": {"kind": "simulate", "rate": 20, "series": ["a", "b"]},
     "chart": {"window_points": 2000},
 }
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+
+# The seeded stack has "line" (E2E line), restricted to alice; bob may see the signed-in streams.
 BOARD = {
     "streams": [
         TEMPS,
