@@ -35,7 +35,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,25 +62,34 @@ class Measure:
 
 
 @dataclass
-class Viewer:
+class Counts:
+    """A viewer of any protocol (here and in bench/peer_clients.py) and this run's counts."""
+
     index: int
     sample: bool
+    received: int = 0  # unique points
+    in_window: int = 0  # points received inside the window
+    frames_in_window: int = 0  # messages received inside the window, whatever the protocol
+    latencies: list[float] = field(default_factory=list)
+    close: Any = None  # drops the connection
+
+    def reset(self) -> None:
+        self.received = self.in_window = self.frames_in_window = 0
+        self.latencies = []
+
+
+@dataclass
+class Viewer(Counts):
     # Per stream: the last batch id held, parsed and as sent (kept from run to run).
     last_id: dict[str, tuple[int, int]] = field(default_factory=dict)
     last_text: dict[str, str] = field(default_factory=dict)
-    # This run's counts.
-    received: int = 0  # unique points
-    in_window: int = 0  # points received inside the window
-    frames_in_window: int = 0
     resubscribes: int = 0
     gaps: int = 0
-    latencies: list[float] = field(default_factory=list)
-    close: Any = None  # drops the connection
     writer: Any = None  # an SSE viewer's StreamWriter: dropping it would close the socket
 
     def reset(self) -> None:
-        self.received = self.in_window = self.frames_in_window = self.resubscribes = self.gaps = 0
-        self.latencies = []
+        super().reset()
+        self.resubscribes = self.gaps = 0
 
 
 POINTS_FRAME = '{"op":"points","data":['
@@ -117,20 +126,42 @@ def parse_id(text: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-class Pool:
-    """The viewers of one configuration on one server, each with a task reading its socket."""
+class ViewerPool:
+    """What every pool of viewers does whatever its protocol (this module's and
+    bench/peer_clients.py's): connect them all, time one run's window, drop them. A subclass
+    makes `viewers` (each with `index`, `close` and `reset()`) and reads one in `viewer`."""
 
-    def __init__(self, command: dict[str, Any]) -> None:
-        self.url, self.origin = command["url"], command["origin"]
-        self.streams: list[str] = command["streams"]
-        self.protocol: str = command["protocol"]
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.protocol!r}")
+    def __init__(self, command: dict[str, Any], make_viewer: Callable[..., Any]) -> None:
         step = max(1, command["viewers"] // LATENCY_VIEWERS)
-        self.viewers = [Viewer(index=i, sample=i % step == 0) for i in range(command["viewers"])]
+        self.viewers = [make_viewer(index=i, sample=i % step == 0) for i in range(command["viewers"])]
         self.tasks: list[asyncio.Task[None]] = []
         self.measure = Measure(expect=0)
         self.measure.all_done.set()  # no run yet: late frames are only read
+
+    async def viewer(self, viewer: Any, ready: asyncio.Semaphore, connected: list[int]) -> None:
+        """One viewer's task for the pool's life: connect (holding `ready`), join `connected`, read."""
+        raise NotImplementedError
+
+    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
+        """One run (see `window`): its RESULT, or None when it was cancelled."""
+        cpu = await self.window(command, stdin)
+        if cpu is None:
+            return None
+        expect = self.measure.expect
+        return {
+            "viewers": len(self.viewers),
+            "points": sum(v.in_window for v in self.viewers),
+            "frames": sum(v.frames_in_window for v in self.viewers),
+            "lost": sum(max(0, expect - v.received) for v in self.viewers),
+            "complete": sum(v.received >= expect for v in self.viewers),
+            **self.protocol_counts(),
+            "cpu_seconds": cpu,
+            "latencies": [ms for v in self.viewers for ms in v.latencies],
+        }
+
+    def protocol_counts(self) -> dict[str, int]:
+        """The counts of this protocol's viewers beyond `Counts`, summed over them."""
+        raise NotImplementedError
 
     def alive(self) -> bool:
         return bool(self.tasks) and not any(task.done() for task in self.tasks)
@@ -157,7 +188,10 @@ class Pool:
             if viewer.close is not None:
                 viewer.close()
 
-    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
+    async def window(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> float | None:
+        """One run's clock: READY, the publisher's start from stdin, then the window and the drain
+        (over early once every viewer has `expect` points). The clients' own CPU seconds scaled to
+        the window, or None when the run was cancelled."""
         for viewer in self.viewers:
             viewer.reset()
         measure = self.measure = Measure(expect=command["expect"], remaining=len(self.viewers))
@@ -173,22 +207,28 @@ class Pool:
         cpu0, wall0 = time.process_time(), time.monotonic()
         await asyncio.sleep(max(0.0, measure.window[1] - time.time()))
         share = (time.process_time() - cpu0) / max(time.monotonic() - wall0, 0.1)
-        cpu = share * command["seconds"]
         # Bounded: stop at the drain deadline whatever is still missing.
         end = measure.window[1] + command["drain"]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(measure.all_done.wait(), timeout=max(0.1, end - time.time()))
-        expect = measure.expect
+        return share * command["seconds"]
+
+
+class Pool(ViewerPool):
+    """The viewers of one configuration on one server, each with a task reading its socket."""
+
+    def __init__(self, command: dict[str, Any]) -> None:
+        self.url, self.origin = command["url"], command["origin"]
+        self.streams: list[str] = command["streams"]
+        self.protocol: str = command["protocol"]
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}")
+        super().__init__(command, Viewer)
+
+    def protocol_counts(self) -> dict[str, int]:
         return {
-            "viewers": len(self.viewers),
-            "points": sum(v.in_window for v in self.viewers),
-            "frames": sum(v.frames_in_window for v in self.viewers),
-            "lost": sum(max(0, expect - v.received) for v in self.viewers),
-            "complete": sum(v.received >= expect for v in self.viewers),
             "resubscribes": sum(v.resubscribes for v in self.viewers),
             "gaps": sum(v.gaps for v in self.viewers),
-            "cpu_seconds": cpu,
-            "latencies": [ms for v in self.viewers for ms in v.latencies],
         }
 
     def counted(self, viewer: Viewer, points: int) -> None:
@@ -319,11 +359,15 @@ class Pool:
                 viewer.frames_in_window += points
 
 
-async def serve() -> None:
+async def serve(
+    make_pool: Callable[[dict[str, Any]], ViewerPool], refused: tuple[type[Exception], ...]
+) -> None:
+    """The line protocol (see the docstring) on stdin, with pools made by `make_pool`; `refused`
+    are the errors that mean the server refused or failed a viewer."""
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    pools: dict[str, Pool] = {}
+    pools: dict[str, ViewerPool] = {}
     while line := await stdin.readline():
         command = json.loads(line)
         if command["op"] == "close":
@@ -337,11 +381,11 @@ async def serve() -> None:
         if pool is None or not pool.alive():
             if pool is not None:
                 await pool.close()
-            pool = Pool(command)
+            pool = make_pool(command)
             try:
                 await pool.connect(command.get("connect_timeout", 120))
-            except (OSError, RuntimeError, TimeoutError, WebSocketException) as error:
-                # The server refused or failed a viewer: say why and wait for the next command.
+            except refused as error:
+                # Say why and wait for the next command.
                 await pool.close()
                 print("FAILED " + json.dumps(f"{error!r}"[:300]), flush=True)
                 continue
@@ -354,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m bench.clients", description=__doc__.split("\n")[0]).parse_args(
         argv
     )
-    asyncio.run(serve())
+    asyncio.run(serve(Pool, (OSError, RuntimeError, TimeoutError, WebSocketException)))
 
 
 if __name__ == "__main__":

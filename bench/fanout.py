@@ -45,10 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -203,13 +203,19 @@ class Server:
 
     def settled(self, seconds: float = 1.5) -> bool:
         """Wait for the server to go quiet (under 10% of a core); False if it is still busy."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            before = cpu_seconds(self.pid)
-            time.sleep(0.2)
-            if cpu_seconds(self.pid) - before < 0.02:
-                return True
-        return False
+        return went_quiet(lambda: cpu_seconds(self.pid), seconds)
+
+
+def went_quiet(cpu: Callable[[], float], seconds: float) -> bool:
+    """Wait, `seconds` at most, for a process whose CPU seconds `cpu` reads to use under 10% of
+    a core over 0.2 s; False if it is still busy."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = cpu()
+        time.sleep(0.2)
+        if cpu() - before < 0.02:
+            return True
+    return False
 
 
 def drop_keys(url: str, prefix: str) -> None:
@@ -255,6 +261,41 @@ def private_redis(url: str) -> Iterator[tuple[str, int | None]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class Bed(NamedTuple):
+    """Where one bench runs: its stack (not migrated), key prefix and Redis (pid None if shared)."""
+
+    stack: Stack
+    prefix: str
+    redis_url: str
+    redis_pid: int | None
+
+
+@contextlib.contextmanager
+def bench_bed(name: str, *, redis_url: str, keep: bool, env: dict[str, str]) -> Iterator[Bed]:
+    """A work directory and key prefix of the bench's own, a Redis (private unless `redis_url`),
+    and a stack with production settings (plain http on loopback) and `env` on top; afterwards the
+    keys are dropped, the private Redis stopped and the directory removed (or kept)."""
+    prefix = f"bench-{name}-{secrets.token_hex(4)}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        with private_redis(redis_url) as (url, redis_pid):
+            stack = make_stack(workdir=workdir, redis_url=url, prefix=prefix)
+            stack.env.update(
+                {
+                    "DEBUG": "false",
+                    "SECRET_KEY": secrets.token_hex(32),
+                    "SECURE_SSL_REDIRECT": "false",  # plain http on loopback
+                    **env,
+                }
+            )
+            try:
+                yield Bed(stack, prefix, url, redis_pid)
+            finally:
+                drop_keys(url, prefix)
+    finally:
+        remove_workdir(workdir, keep=keep)
 
 
 class ViewersRefused(Exception):
@@ -585,58 +626,44 @@ def plan_of(args: argparse.Namespace) -> list[Config]:
 
 def measure(args: argparse.Namespace, timings: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Every run's row; `timings`, when given, gets each group's wall time (viewers x streams)."""
-    prefix = f"bench-fanout-{secrets.token_hex(4)}"
-    workdir = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     plan = plan_of(args)
-    try:
-        with private_redis(args.redis_url) as (url, redis_pid):
-            stack = make_stack(workdir=workdir, redis_url=url, prefix=prefix)
-            stack.env.update(
-                {
-                    "DEBUG": "false",
-                    "SECRET_KEY": secrets.token_hex(32),
-                    "SECURE_SSL_REDIRECT": "false",  # plain http on loopback
-                    "LIVECHARTS_STORE_POINTS": "false",
-                    "LIVECHARTS_TICK_MS": str(args.tick_ms),
-                }
-            )
-            result = stack.manage("migrate", "--noinput", "-v", "0")
-            assert result.returncode == 0, result.stderr
-            specs = [
-                {
-                    "slug": slug,
-                    "title": slug,
-                    "visibility": "public",
-                    "feed_kind": "push",
-                    "window_points": 100_000,
-                }
-                for config in plan
-                if TARGETS[config.target].publisher == "livecharts"
-                for attempt in range(attempts(plan, config, args.runs))
-                for slug in config.slugs(attempt)
-            ]
-            specs = list({spec["slug"]: spec for spec in specs}.values())  # rates share streams
-            seed_streams(stack, specs)
-            servers: dict[str, Server] = {}
-            for name in dict.fromkeys(config.target for config in plan):
-                target = TARGETS[name]
-                server_stack = Stack(workdir=workdir, env={**stack.env, **target.env})
-                servers[name] = Server(server_stack, target, url, prefix)
-            try:
-                for server in servers.values():
-                    server.launch()  # all at once: they start in parallel
-                for server in servers.values():
-                    server.stack.wait_http(path="/healthz")  # baseline and raw are not Django
-                    print(f"{server.name} pid {server.pid}", file=sys.stderr, flush=True)
-                bench = Bench(args, servers=servers, env=stack.env)
-                bench.group_seconds = timings if timings is not None else {}
-                return asyncio.run(bench.run_all(plan, redis_pid))
-            finally:
-                for server in servers.values():
-                    server.stack.stop_all()
-                drop_keys(url, prefix)
-    finally:
-        remove_workdir(workdir, keep=args.keep)
+    env = {"LIVECHARTS_STORE_POINTS": "false", "LIVECHARTS_TICK_MS": str(args.tick_ms)}
+    with bench_bed("fanout", redis_url=args.redis_url, keep=args.keep, env=env) as bed:
+        stack, url, prefix, redis_pid = bed.stack, bed.redis_url, bed.prefix, bed.redis_pid
+        result = stack.manage("migrate", "--noinput", "-v", "0")
+        assert result.returncode == 0, result.stderr
+        specs = [
+            {
+                "slug": slug,
+                "title": slug,
+                "visibility": "public",
+                "feed_kind": "push",
+                "window_points": 100_000,
+            }
+            for config in plan
+            if TARGETS[config.target].publisher == "livecharts"
+            for attempt in range(attempts(plan, config, args.runs))
+            for slug in config.slugs(attempt)
+        ]
+        specs = list({spec["slug"]: spec for spec in specs}.values())  # rates share streams
+        seed_streams(stack, specs)
+        servers: dict[str, Server] = {}
+        for name in dict.fromkeys(config.target for config in plan):
+            target = TARGETS[name]
+            server_stack = Stack(workdir=stack.workdir, env={**stack.env, **target.env})
+            servers[name] = Server(server_stack, target, url, prefix)
+        try:
+            for server in servers.values():
+                server.launch()  # all at once: they start in parallel
+            for server in servers.values():
+                server.stack.wait_http(path="/healthz")  # baseline and raw are not Django
+                print(f"{server.name} pid {server.pid}", file=sys.stderr, flush=True)
+            bench = Bench(args, servers=servers, env=stack.env)
+            bench.group_seconds = timings if timings is not None else {}
+            return asyncio.run(bench.run_all(plan, redis_pid))
+        finally:
+            for server in servers.values():
+                server.stack.stop_all()
 
 
 # Reporting -------------------------------------------------------------------------------

@@ -18,18 +18,16 @@ import argparse
 import asyncio
 import json
 import resource
-import secrets
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.fanout import Worker, cpu_seconds, drop_keys, private_redis, remove_workdir, rss_mb, spread
-from bench.report import machine
-from tests.processes import Stack, make_stack, seed_streams
+from bench.fanout import Worker, bench_bed, cpu_seconds, rss_mb, spread
+from bench.report import how_it_ran
+from tests.processes import Stack, seed_streams
 
 STREAM = "memory-idle"
 CLIENTS = 2
@@ -121,27 +119,12 @@ async def run_all(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]
 
 def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], tuple[int, int]]:
     limits = raise_fd_limit(max(args.viewers) + 1_000)
-    prefix = f"bench-memory-{secrets.token_hex(4)}"
-    workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    try:
-        with private_redis(args.redis_url) as (url, _):
-            stack = make_stack(workdir=workdir, redis_url=url, prefix=prefix)
-            stack.env.update(
-                {"DEBUG": "false", "SECRET_KEY": secrets.token_hex(32), "SECURE_SSL_REDIRECT": "false"}
-            )
-            result = stack.manage("migrate", "--noinput", "-v", "0")
-            assert result.returncode == 0, result.stderr
-            seed_streams(
-                stack, [{"slug": STREAM, "title": "idle", "visibility": "public", "feed_kind": "push"}]
-            )
-            rows: list[dict[str, Any]] = []
-            try:
-                rows = asyncio.run(run_all(stack, args))
-            finally:
-                drop_keys(url, prefix)
-            return rows, limits
-    finally:
-        remove_workdir(workdir, keep=False)
+    with bench_bed("memory", redis_url=args.redis_url, keep=False, env={}) as bed:
+        stack = bed.stack
+        result = stack.manage("migrate", "--noinput", "-v", "0")
+        assert result.returncode == 0, result.stderr
+        seed_streams(stack, [{"slug": STREAM, "title": "idle", "visibility": "public", "feed_kind": "push"}])
+        return asyncio.run(run_all(stack, args)), limits
 
 
 def per_viewer_kb(rows: list[dict[str, Any]], viewers: int) -> list[float]:
@@ -229,12 +212,7 @@ def section(quick: bool) -> str:
             ),
             f"Open-file limit (`ulimit -n`): {limit}.",
             "",
-            "```sh",
-            shlex.join([".venv/bin/python", "-m", "bench.memory", *argv]),
-            "```",
-            "",
-            machine(),
-            f"This section took {took / 60:.1f} min.",
+            *how_it_ran([shlex.join([".venv/bin/python", "-m", "bench.memory", *argv])], took),
             "",
             table(rows, args),
             "",

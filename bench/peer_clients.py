@@ -31,18 +31,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from bench.clients import CONNECT_CONCURRENCY, LATENCY_VIEWERS, Measure
+from bench.clients import Counts, ViewerPool, serve
 
 PROTOCOLS = ("dash", "bokeh", "eventstream")
 DASH_OUTPUTS = [{"id": "graph", "property": "extendData"}, {"id": "last", "property": "data"}]
@@ -138,22 +136,15 @@ async def http_request(
 
 
 @dataclass
-class Viewer:
-    index: int
-    sample: bool
-    received: int = 0
-    in_window: int = 0
-    messages_in_window: int = 0
+class Viewer(Counts):
     errors: int = 0  # requests that failed (refused, reset): the peer did not keep up
-    latencies: list[float] = field(default_factory=list)
-    close: Any = None
 
     def reset(self) -> None:
-        self.received = self.in_window = self.messages_in_window = self.errors = 0
-        self.latencies = []
+        super().reset()
+        self.errors = 0
 
 
-class Pool:
+class Pool(ViewerPool):
     """The viewers of one peer at one viewer count, each with a task for the pool's life."""
 
     def __init__(self, command: dict[str, Any]) -> None:
@@ -165,64 +156,10 @@ class Pool:
         # A Bokeh server builds each session's document before it answers the handshake: a
         # browser waits for it, so the viewers do too (websockets' default gives up after 10 s).
         self.open_timeout = command.get("connect_timeout", 120)
-        step = max(1, command["viewers"] // LATENCY_VIEWERS)
-        self.viewers = [Viewer(index=i, sample=i % step == 0) for i in range(command["viewers"])]
-        self.tasks: list[asyncio.Task[None]] = []
-        self.measure = Measure(expect=0)
-        self.measure.all_done.set()
+        super().__init__(command, Viewer)
 
-    def alive(self) -> bool:
-        return bool(self.tasks) and not any(task.done() for task in self.tasks)
-
-    async def connect(self, seconds: float) -> None:
-        ready = asyncio.Semaphore(CONNECT_CONCURRENCY)
-        connected: list[int] = []
-        self.tasks = [asyncio.create_task(self.viewer(v, ready, connected)) for v in self.viewers]
-        deadline = time.monotonic() + seconds
-        while len(connected) < len(self.viewers):
-            failed = [task for task in self.tasks if task.done() and task.exception() is not None]
-            if failed:
-                raise RuntimeError(f"a viewer could not connect: {failed[0].exception()!r}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(connected)} of {len(self.viewers)} viewers connected")
-            await asyncio.sleep(0.02)
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for viewer in self.viewers:
-            if viewer.close is not None:
-                viewer.close()
-
-    async def run(self, command: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any] | None:
-        for viewer in self.viewers:
-            viewer.reset()
-        measure = self.measure = Measure(expect=command["expect"], remaining=len(self.viewers))
-        print("READY", flush=True)
-        line = await stdin.readline()
-        if line.strip() == b"cancel":
-            return None
-        start = float(line)
-        measure.window = (start + command["warmup"], start + command["warmup"] + command["seconds"])
-        cpu0, wall0 = time.process_time(), time.monotonic()
-        await asyncio.sleep(max(0.0, measure.window[1] - time.time()))
-        share = (time.process_time() - cpu0) / max(time.monotonic() - wall0, 0.1)
-        end = measure.window[1] + command["drain"]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(measure.all_done.wait(), timeout=max(0.1, end - time.time()))
-        return {
-            "viewers": len(self.viewers),
-            "points": sum(v.in_window for v in self.viewers),
-            "frames": sum(v.messages_in_window for v in self.viewers),
-            "lost": sum(max(0, measure.expect - v.received) for v in self.viewers),
-            "complete": sum(v.received >= measure.expect for v in self.viewers),
-            "errors": sum(v.errors for v in self.viewers),
-            "resubscribes": 0,
-            "gaps": 0,
-            "cpu_seconds": share * command["seconds"],
-            "latencies": [ms for v in self.viewers for ms in v.latencies],
-        }
+    def protocol_counts(self) -> dict[str, int]:
+        return {"errors": sum(v.errors for v in self.viewers), "resubscribes": 0, "gaps": 0}
 
     def counted(self, viewer: Viewer, times: list[float], now: float) -> None:
         """Points received by a viewer; the run ends early once every viewer has them all."""
@@ -235,7 +172,7 @@ class Pool:
                 measure.all_done.set()
         if measure.in_window(now):
             viewer.in_window += len(times)
-            viewer.messages_in_window += 1
+            viewer.frames_in_window += 1
             if viewer.sample:
                 ms = now * 1000
                 viewer.latencies.extend(ms - t for t in times)
@@ -345,41 +282,11 @@ class Pool:
         raise ConnectionError("eventstream closed the stream")
 
 
-async def serve() -> None:
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    pools: dict[str, Pool] = {}
-    while line := await stdin.readline():
-        command = json.loads(line)
-        if command["op"] == "close":
-            for key in command["pools"]:
-                pool = pools.pop(key, None)
-                if pool is not None:
-                    await pool.close()
-            print("CLOSED", flush=True)
-            continue
-        pool = pools.pop(command["pool"], None)
-        if pool is None or not pool.alive():
-            if pool is not None:
-                await pool.close()
-            pool = Pool(command)
-            try:
-                await pool.connect(command.get("connect_timeout", 120))
-            except (OSError, RuntimeError, TimeoutError, WebSocketException, ValueError) as error:
-                await pool.close()
-                print("FAILED " + json.dumps(f"{error!r}"[:300]), flush=True)
-                continue
-        pools[command["pool"]] = pool
-        result = await pool.run(command, stdin)
-        print("CANCELLED" if result is None else "RESULT " + json.dumps(result), flush=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(
         prog="python -m bench.peer_clients", description=__doc__.split("\n")[0]
     ).parse_args(argv)
-    asyncio.run(serve())
+    asyncio.run(serve(Pool, (OSError, RuntimeError, TimeoutError, WebSocketException, ValueError)))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 
-import redis.asyncio
-
-from bench.publisher import peer_channel
+from bench.peer_relay import parse_args, relay
 
 HEADERS = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -56,30 +54,20 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             await writer.wait_closed()
 
 
-async def relay(url: str, prefix: str) -> None:
-    """Every point published for a stream goes into each of its viewers' queues."""
-    client = redis.asyncio.Redis.from_url(url)
-    pubsub = client.pubsub()
-    await pubsub.psubscribe(peer_channel(prefix, "*"))
-    start = len(peer_channel(prefix, ""))
-    async for message in pubsub.listen():
-        if message["type"] == "pmessage":
-            for queue in viewers[message["channel"][start:].decode()]:
-                queue.put_nowait(message["data"])
+def deliver(stream: str, point: bytes) -> None:
+    """A point published for a stream goes into each of its viewers' queues."""
+    for queue in viewers[stream]:
+        queue.put_nowait(point)
 
 
 async def main_async(args: argparse.Namespace) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", args.port, backlog=4096)
     async with server:
-        await relay(args.redis_url, args.prefix)
+        await relay(args.redis_url, args.prefix, deliver)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.peer_sse", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--prefix", required=True)
-    asyncio.run(main_async(parser.parse_args(argv)))
+    asyncio.run(main_async(parse_args("python -m bench.peer_sse", __doc__, argv)))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ import json
 from collections import defaultdict
 from http import HTTPStatus
 
-import redis.asyncio
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
 
-from bench.publisher import peer_channel
+from bench.peer_relay import parse_args, relay
 
 viewers: defaultdict[str, set[ServerConnection]] = defaultdict(set)
 
@@ -44,30 +43,18 @@ def health(connection: ServerConnection, request: Request) -> Response | None:
     return None
 
 
-async def relay(url: str, prefix: str) -> None:
-    """Every point published for a stream goes to its viewers as it comes, one message each."""
-    client = redis.asyncio.Redis.from_url(url)
-    pubsub = client.pubsub()
-    await pubsub.psubscribe(peer_channel(prefix, "*"))
-    start = len(peer_channel(prefix, ""))
-    async for message in pubsub.listen():
-        if message["type"] == "pmessage":
-            broadcast(viewers[message["channel"][start:].decode()], message["data"].decode())
+def deliver(stream: str, point: bytes) -> None:
+    """A point published for a stream goes to its viewers as it comes, one message each."""
+    broadcast(viewers[stream], point.decode())
 
 
 async def main_async(args: argparse.Namespace) -> None:
     async with serve(handler, "127.0.0.1", args.port, process_request=health, ping_interval=None):
-        await relay(args.redis_url, args.prefix)
+        await relay(args.redis_url, args.prefix, deliver)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.peer_websockets", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--prefix", required=True)
-    asyncio.run(main_async(parser.parse_args(argv)))
+    asyncio.run(main_async(parse_args("python -m bench.peer_websockets", __doc__, argv)))
 
 
 if __name__ == "__main__":

@@ -34,11 +34,9 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import shlex
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -47,9 +45,9 @@ from typing import Any
 
 import httpx
 
-from bench.fanout import Worker, cpu_seconds, drop_keys, percentile, private_redis, remove_workdir, spread
-from bench.report import machine
-from tests.processes import BIN, Stack, make_stack, seed_streams
+from bench.fanout import Worker, bench_bed, cpu_seconds, percentile, spread, went_quiet
+from bench.report import how_it_ran
+from tests.processes import BIN, Stack, seed_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_PROCESSES = 2
@@ -184,12 +182,7 @@ class Server:
 
     def settle(self, seconds: float = 3.0) -> None:
         """Wait (bounded) for the server to go quiet, so a backlog does not cost the next run."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            before = tree_cpu_seconds(self.pid)
-            time.sleep(0.2)
-            if tree_cpu_seconds(self.pid) - before < 0.02:
-                return
+        went_quiet(lambda: tree_cpu_seconds(self.pid), seconds)
 
 
 class Bench:
@@ -333,68 +326,55 @@ def slug(name: str, viewers: int, attempt: int) -> str:
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
-    prefix = f"bench-peers-{secrets.token_hex(4)}"
-    workdir = Path(tempfile.mkdtemp(prefix="bench-peers-"))
-    try:
-        with private_redis(args.redis_url) as (url, redis_pid):
-            stack = make_stack(workdir=workdir, redis_url=url, prefix=prefix)
-            stack.env.update(
-                {
-                    "DEBUG": "false",
-                    "SECRET_KEY": secrets.token_hex(32),
-                    "SECURE_SSL_REDIRECT": "false",  # plain http on loopback
-                    "LIVECHARTS_STORE_POINTS": "false",
-                }
-            )
-            peer_env = {
-                **os.environ,
-                "PEER_REDIS_URL": url,
-                "PEER_PREFIX": prefix,
-                "PEER_INTERVAL_MS": str(args.dash_interval_ms),
-                "PEER_PERIOD_MS": str(args.bokeh_period_ms),
-                "DJANGO_SETTINGS_MODULE": "bench.peer_eventstream",
-                # `bokeh serve` runs the app file, which imports bench; a PYTHONPATH given is kept
-                # (bench/loop_costs.py's hook).
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                "PYTHONUNBUFFERED": "1",
-            }
-            servers: dict[str, Server] = {}
-            for name in args.stacks:
-                if name == "livecharts":
-                    result = stack.manage("migrate", "--noinput", "-v", "0")
-                    assert result.returncode == 0, result.stderr
-                    specs = [
-                        {"slug": slug(name, viewers, attempt), "title": "peers", "visibility": "public"}
-                        | {"feed_kind": "push", "window_points": 100_000}
-                        for viewers in args.viewers
-                        for attempt in range(args.runs)
-                    ]
-                    seed_streams(stack, specs)
-                    servers[name] = Server(
-                        PEERS[name], stack=Stack(workdir=workdir, env=stack.env), args=args
-                    )
-                else:
-                    env = {**peer_env, "PEER_INTERVAL_MS": str(interval_ms(PEERS[name], args))}
-                    servers[name] = Server(PEERS[name], stack=Stack(workdir=workdir, env=env), args=args)
-            envs = {
-                "bench.publisher": stack.env,
-                "bench.clients": stack.env,
-                "bench.peer_feed": peer_env,
-                "bench.peer_clients": peer_env,
-            }
-            try:
-                for server in servers.values():
-                    server.start()
-                for server in servers.values():
-                    server.wait()
-                    print(f"{server.peer.label}: pid {server.pid}", file=sys.stderr, flush=True)
-                return asyncio.run(Bench(args, servers=servers, envs=envs).run_all(redis_pid))
-            finally:
-                for server in servers.values():
-                    server.stack.stop_all()
-                drop_keys(url, prefix)
-    finally:
-        remove_workdir(workdir, keep=args.keep)
+    quiet = {"LIVECHARTS_STORE_POINTS": "false"}
+    with bench_bed("peers", redis_url=args.redis_url, keep=args.keep, env=quiet) as bed:
+        stack, url, prefix, redis_pid = bed.stack, bed.redis_url, bed.prefix, bed.redis_pid
+        peer_env = {
+            **os.environ,
+            "PEER_REDIS_URL": url,
+            "PEER_PREFIX": prefix,
+            "PEER_INTERVAL_MS": str(args.dash_interval_ms),
+            "PEER_PERIOD_MS": str(args.bokeh_period_ms),
+            "DJANGO_SETTINGS_MODULE": "bench.peer_eventstream",
+            # `bokeh serve` runs the app file, which imports bench; a PYTHONPATH given is kept
+            # (bench/loop_costs.py's hook).
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+        }
+        servers: dict[str, Server] = {}
+        for name in args.stacks:
+            if name == "livecharts":
+                result = stack.manage("migrate", "--noinput", "-v", "0")
+                assert result.returncode == 0, result.stderr
+                specs = [
+                    {"slug": slug(name, viewers, attempt), "title": "peers", "visibility": "public"}
+                    | {"feed_kind": "push", "window_points": 100_000}
+                    for viewers in args.viewers
+                    for attempt in range(args.runs)
+                ]
+                seed_streams(stack, specs)
+                servers[name] = Server(
+                    PEERS[name], stack=Stack(workdir=stack.workdir, env=stack.env), args=args
+                )
+            else:
+                env = {**peer_env, "PEER_INTERVAL_MS": str(interval_ms(PEERS[name], args))}
+                servers[name] = Server(PEERS[name], stack=Stack(workdir=stack.workdir, env=env), args=args)
+        envs = {
+            "bench.publisher": stack.env,
+            "bench.clients": stack.env,
+            "bench.peer_feed": peer_env,
+            "bench.peer_clients": peer_env,
+        }
+        try:
+            for server in servers.values():
+                server.start()
+            for server in servers.values():
+                server.wait()
+                print(f"{server.peer.label}: pid {server.pid}", file=sys.stderr, flush=True)
+            return asyncio.run(Bench(args, servers=servers, envs=envs).run_all(redis_pid))
+        finally:
+            for server in servers.values():
+                server.stack.stop_all()
 
 
 # Reporting ---------------------------------------------------------------------------------
@@ -605,13 +585,7 @@ def section(argv: list[str]) -> str:
         "LiveCharts delivers at least 10x each peer's points/s per server core, at 100 viewers and",
         "at 500 where the peer holds 500.",
         "",
-        "```sh",
-        command,
-        "# or, as part of make bench: .venv/bin/python -m bench --only peers",
-        "```",
-        "",
-        machine(),
-        f"This section took {took / 60:.1f} min.",
+        *how_it_ran([command, "# or, as part of make bench: .venv/bin/python -m bench --only peers"], took),
         "",
         table(rows, args),
         "",

@@ -1,4 +1,4 @@
-"""What every bench section states: the machine it ran on."""
+"""What every bench section states: how to run it again, the machine it ran on, how long it took."""
 
 from __future__ import annotations
 
@@ -30,3 +30,9 @@ def machine() -> str:
         "with other work (test suites of other people run at the same time), so figures vary between "
         "runs; the min-max beside each median shows by how much."
     )
+
+
+def how_it_ran(commands: list[str], took: float) -> list[str]:
+    """A section's lines after its prose: its command(s) in a shell block, the machine, the time
+    it took (`took` in seconds)."""
+    return ["```sh", *commands, "```", "", machine(), f"This section took {took / 60:.1f} min."]

@@ -11,8 +11,13 @@ from streams.core.ids import format_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.storage.window import RedisHistory
+from tests.processes import Stack, seed_streams
 
 CHUNK = 5_000
+# The largest window the model allows, of 10 series: what the large backfill tests open.
+POINTS = 100_000
+SERIES = 10
+BIG = {"slug": "big", "title": "Big", "feed_kind": "push", "visibility": "public", "window_points": POINTS}
 
 
 def expected_value(index: int, series: int) -> float:
@@ -39,3 +44,15 @@ def fill_window(*, redis_url: str, prefix: str, slug: str, points: int, series: 
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, fill()).result()
+
+
+def seed_big_window(stack: Stack) -> list[str]:
+    """The stream BIG seeded in the stack and its window filled whole; returns the points' ids."""
+    seed_streams(stack, [BIG])
+    return fill_window(
+        redis_url=stack.env["REDIS_URL"],
+        prefix=stack.env["LIVECHARTS_REDIS_PREFIX"],
+        slug="big",
+        points=POINTS,
+        series=SERIES,
+    )

@@ -6,6 +6,7 @@ stopped (and waited for) when the test ends.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,16 @@ class Stack:
             self.manage("shell", "-c", SEED.format(password=password)),
         ):
             assert result.returncode == 0, result.stderr
+
+    def add_superuser(self, username: str = "root") -> None:
+        """A superuser with the stack's password, for the admin pages."""
+        made = self.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User\n"
+            f"User.objects.create_superuser({username!r}, password={STACK_PASSWORD!r})",
+        )
+        assert made.returncode == 0, made.stderr
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         path = self.workdir / f"{name}.log"
@@ -202,6 +214,18 @@ def make_stack(*, workdir: Path, redis_url: str | None, prefix: str) -> Stack:
     if redis_url:
         env["REDIS_URL"] = redis_url
     return Stack(workdir=workdir, env=env)
+
+
+@contextlib.contextmanager
+def embedded_stack(workdir: Path) -> Iterator[Stack]:
+    """The one-process mode's stack (no Redis: the in-memory layer and history) with the named
+    users seeded; nothing started yet, every process stopped afterwards."""
+    stack = make_stack(workdir=workdir, redis_url=None, prefix="unused")
+    stack.seed(STACK_PASSWORD)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
 
 
 def sign_in(stack: Stack, username: str, password: str) -> httpx.Client:

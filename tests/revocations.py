@@ -3,7 +3,7 @@ use the same ones): each takes (stream, alice, her session key)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +42,19 @@ def expire_session(stream: Stream, alice: User, session: str) -> None:
 def change_password(stream: Stream, alice: User, session: str) -> None:
     alice.set_password("a-new-password-42")
     alice.save()
+
+
+# Each way with the error code the viewer is told, and whether it ends every stream the viewer
+# watches (losing the account or the session) rather than this stream's alone.
+REVOCATIONS: list[tuple[Callable[[Stream, User, str], None], str, bool]] = [
+    (take_alice_off, "forbidden", False),
+    (disable, "forbidden", False),
+    (delete, "not_found", False),
+    (deactivate, "forbidden", True),
+    (sign_out, "forbidden", True),
+    (expire_session, "forbidden", True),
+    (change_password, "forbidden", True),
+]
 
 
 class CheckRounds:

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.pages import signed_in_page
 from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import Stack, make_stack, seed_streams, sign_in
+from tests.processes import Stack, embedded_stack, seed_streams, sign_in
 from tests.waits import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -42,14 +43,10 @@ DRAWN_X = f"() => Array.from({CHART}.data[0]?.x ?? [])"
 @pytest.fixture
 def embedded(tmp_path) -> Iterator[tuple[Stack, dict[str, str]]]:
     """One `serve` on SQLite with alice, bob, the simulated stream "line" and two push streams."""
-    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
-    stack.seed(PASSWORD)
-    tokens = seed_streams(stack, [PUSHED, QUIET, PRICE])
-    stack.start_serve()
-    try:
+    with embedded_stack(tmp_path) as stack:
+        tokens = seed_streams(stack, [PUSHED, QUIET, PRICE])
+        stack.start_serve()
         yield stack, tokens
-    finally:
-        stack.stop_all()
 
 
 def push(stack: Stack, token: str, slug: str, points: list[dict]) -> None:
@@ -74,20 +71,9 @@ def wait_stored(stack: Stack, slug: str, count: int, *, timeout: float = 20) -> 
     )
 
 
-def open_page(stack: Stack, browser, path: str, *, viewport: dict | None = None, **context):
-    page = browser.new_context(viewport=viewport or {"width": 1280, "height": 800}, **context).new_page()
-    page.goto(f"{stack.base_url}/accounts/login/?next={path}")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}{path}")
-    page.wait_for_function("document.body.dataset.connection === 'live'", timeout=15_000)
-    return page
-
-
 def test_a_hole_in_the_data_breaks_the_line_live_and_in_a_range_view(embedded, browser):
     stack, tokens = embedded
-    page = open_page(stack, browser, "/streams/pushed/")
+    page = signed_in_page(browser, stack, "/streams/pushed/")
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     now = time.time()
@@ -118,7 +104,7 @@ def test_a_hole_in_the_data_breaks_the_line_live_and_in_a_range_view(embedded, b
 
 def test_an_empty_stream_says_it_is_waiting_instead_of_drawing_default_axes(embedded, browser):
     stack, tokens = embedded
-    page = open_page(stack, browser, "/streams/quiet/")
+    page = signed_in_page(browser, stack, "/streams/quiet/")
     note = page.locator(".chart-card .chart-empty")
     note.wait_for(state="visible", timeout=10_000)
     assert note.locator(".chart-empty-title").text_content() == "Waiting for the first point"
@@ -137,7 +123,7 @@ def test_an_empty_stream_says_it_is_waiting_instead_of_drawing_default_axes(embe
 
 def test_the_health_line_ages_every_second_and_counts_what_the_chart_holds(embedded, browser):
     stack, tokens = embedded
-    page = open_page(stack, browser, "/streams/quiet/")
+    page = signed_in_page(browser, stack, "/streams/quiet/")
     push(stack, tokens["quiet"], "quiet", [{"value": i} for i in range(3)])
     last_point = page.locator('#feed-health [data-health="last_point"]')
     points = page.locator('#feed-health [data-health="points"]')
@@ -170,7 +156,7 @@ def test_on_a_phone_the_mode_bar_does_not_cover_the_legend(embedded, browser):
     ]
     push(stack, tokens["pushed"], "pushed", points)
     phone = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-    page = open_page(stack, browser, "/streams/pushed/", **phone)
+    page = signed_in_page(browser, stack, "/streams/pushed/", **phone)
     page.wait_for_function(f"{CHART}.data.filter((trace) => trace.x.length === 10).length === 4")
     legend = page.locator("#chart .legend").bounding_box()
     assert legend is not None and legend["width"] > 100
@@ -190,7 +176,7 @@ def test_an_area_of_prices_keeps_its_shape_and_its_numbers_one_format(embedded, 
     prices = [12_345 + 2 * math.sin(i / 5) for i in range(60)]
     points = [{"t": now - 6 + i * 0.1, "value": price} for i, price in enumerate(prices)]
     push(stack, tokens["price"], "price", points)
-    page = open_page(stack, browser, "/streams/price/")
+    page = signed_in_page(browser, stack, "/streams/price/")
     page.wait_for_function(f"({DRAWN_Y})().length === 60", timeout=15_000)
     # The value axis holds the prices (not 0 to 12,347 with the line flat along the top).
     low, high = page.evaluate(f"{CHART}.layout.yaxis.range")

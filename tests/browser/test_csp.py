@@ -7,21 +7,14 @@ import pytest
 import yaml
 
 from tests import waits
+from tests.browser.test_dashboard import TEMPS
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
 
 BOARD = {
-    "streams": [
-        {
-            "slug": "temps",
-            "title": "Temperatures",
-            "visibility": "signed_in",
-            "feed": {"kind": "simulate", "rate": 20, "series": ["a", "b"]},
-            "chart": {"window_points": 2000},
-        }
-    ],
+    "streams": [TEMPS],
     "dashboards": [
         {
             "slug": "board",
@@ -66,13 +59,7 @@ def test_pages_and_admin_work_under_the_policy_with_no_violation(stack: Stack, b
     board = tmp_path / "board.yaml"
     board.write_text(yaml.safe_dump(BOARD), encoding="utf-8")
     assert stack.manage("provision", str(board)).returncode == 0
-    made = stack.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        f"User.objects.create_superuser('root', password='{PASSWORD}')",
-    )
-    assert made.returncode == 0, made.stderr
+    stack.add_superuser()
     stack.start_ingest()
     stack.start_daphne()
 

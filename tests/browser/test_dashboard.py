@@ -9,24 +9,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.processes import STACK_PASSWORD as PASSWORD
+from tests.browser.pages import sign_in
 from tests.processes import Stack
 from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
+# A signed-in stream of two simulated series (tests/browser/test_csp.py charts it too).
+TEMPS = {
+    "slug": "temps",
+    "title": "Temperatures",
+    "visibility": "signed_in",
+    "feed": {"kind": "simulate", "rate": 20, "series": ["a", "b"]},
+    "chart": {"window_points": 2000},
+}
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 
 # The seeded stack has "line" (E2E line), restricted to alice; bob may see the signed-in streams.
 BOARD = {
     "streams": [
-        {
-            "slug": "temps",
-            "title": "Temperatures",
-            "visibility": "signed_in",
-            "feed": {"kind": "simulate", "rate": 20, "series": ["a", "b"]},
-            "chart": {"window_points": 2000},
-        },
+        TEMPS,
         {
             "slug": "market",
             "title": "Market",
@@ -118,11 +120,7 @@ def test_bob_sees_his_panels_move_over_one_socket_and_never_the_forbidden_one(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.add_init_script(RECORD_SOCKET)
-    page.goto(f"{stack.base_url}/accounts/login/?next=/dashboards/board/")
-    page.fill("input[name=username]", "bob")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}/dashboards/board/")
+    sign_in(page, stack, "/dashboards/board/", username="bob")
     wait_in_page(page, "document.body.dataset.connection === 'live'", what="the socket to be live")
 
     # Three panels; the fourth is not in the page at all (not hidden: absent).

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
 
-from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import Stack, make_stack, seed_streams
+from tests.browser.pages import signed_in_page
+from tests.processes import Stack, embedded_stack, seed_streams
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -75,31 +75,18 @@ RANGE_SHOWN = "window.livecharts.range.view === 'range' && !window.livecharts.ra
 def embedded(tmp_path) -> Iterator[Stack]:
     """One `serve` on SQLite: "line" with 20 minutes of stored history, "quiet" (no points),
     and the dashboard "board" of both."""
-    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
-    stack.seed(PASSWORD)
-    seed_streams(stack, [{**QUIET, "viewers": []}])
-    seeded = stack.manage("shell", "-c", SEED_HISTORY.format(end=time.time() - 1, seconds=HISTORY_SECONDS))
-    assert seeded.returncode == 0, seeded.stderr
-    board = tmp_path / "board.yaml"
-    board.write_text(yaml.safe_dump(BOARD), encoding="utf-8")
-    provisioned = stack.manage("provision", str(board))
-    assert provisioned.returncode == 0, provisioned.stderr
-    stack.start_serve()
-    try:
+    with embedded_stack(tmp_path) as stack:
+        seed_streams(stack, [{**QUIET, "viewers": []}])
+        seeded = stack.manage(
+            "shell", "-c", SEED_HISTORY.format(end=time.time() - 1, seconds=HISTORY_SECONDS)
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        board = tmp_path / "board.yaml"
+        board.write_text(yaml.safe_dump(BOARD), encoding="utf-8")
+        provisioned = stack.manage("provision", str(board))
+        assert provisioned.returncode == 0, provisioned.stderr
+        stack.start_serve()
         yield stack
-    finally:
-        stack.stop_all()
-
-
-def sign_in(browser, stack: Stack, path: str, **context):
-    page = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context}).new_page()
-    page.goto(f"{stack.base_url}/accounts/login/?next={quote(path, safe='/')}")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}{path}")
-    page.wait_for_function("document.body.dataset.connection === 'live'", timeout=15_000)
-    return page
 
 
 def query(page) -> dict[str, list[str]]:
@@ -131,7 +118,7 @@ def axis_span(page, title: str) -> float | None:
 
 
 def test_the_range_picker_changes_every_panel_and_the_address(embedded: Stack, browser):
-    page = sign_in(browser, embedded, "/dashboards/board/")
+    page = signed_in_page(browser, embedded, "/dashboards/board/")
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.wait_for_function(f"{PANELS}.filter((panel) => panel.points > 20).length === 4", timeout=15_000)
@@ -183,13 +170,13 @@ def test_the_range_picker_changes_every_panel_and_the_address(embedded: Stack, b
 def test_a_shared_address_opens_the_dashboard_and_the_stream_page_at_its_range(embedded: Stack, browser):
     start = int((time.time() - 15 * 60) * 1000)
     end = int((time.time() - 5 * 60) * 1000)
-    page = sign_in(browser, embedded, f"/dashboards/board/?start={start}&end={end}")
+    page = signed_in_page(browser, embedded, f"/dashboards/board/?start={start}&end={end}")
     page.wait_for_function(RANGE_SHOWN + " && window.livecharts.range.start !== null", timeout=15_000)
     assert page.evaluate("[window.livecharts.range.start, window.livecharts.range.end]") == [start, end]
     assert page.get_attribute("[data-range='custom']", "aria-pressed") == "true"
     assert 9.5 < panel_span(page, "Line over time") <= 10
 
-    stream = sign_in(browser, embedded, "/streams/line/?range=15m")
+    stream = signed_in_page(browser, embedded, "/streams/line/?range=15m")
     stream.wait_for_function(RANGE_SHOWN + " && window.livecharts.range.chosen === '15m'", timeout=15_000)
     assert stream.get_attribute("[data-range='15m']", "aria-pressed") == "true"
     stream.click("[data-range='24h']")
@@ -199,14 +186,14 @@ def test_a_shared_address_opens_the_dashboard_and_the_stream_page_at_its_range(e
     stream.wait_for_function("window.livecharts.range.view === 'live'", timeout=5_000)
     assert query(stream) == {}
     # A range the address cannot mean is Live, with a word why.
-    bad = sign_in(browser, embedded, "/streams/line/?range=2y")
+    bad = signed_in_page(browser, embedded, "/streams/line/?range=2y")
     bad.wait_for_selector("#banner:not([hidden])", timeout=5_000)
     assert "no range" in bad.text_content("#banner")
     assert bad.evaluate("window.livecharts.range.view") == "live"
 
 
 def test_the_stream_list_cards_have_sparklines_that_move(embedded: Stack, browser):
-    page = sign_in(browser, embedded, "/")
+    page = signed_in_page(browser, embedded, "/")
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.wait_for_function("(window.livecharts.sparks.line?.draws ?? 0) > 2", timeout=15_000)
@@ -233,7 +220,7 @@ def test_screenshots_of_the_three_pages(embedded: Stack, browser, size: str, vie
     if size == "phone":
         context.update(has_touch=True, is_mobile=True, device_scale_factor=2)
     ARTIFACTS.mkdir(exist_ok=True)
-    page = sign_in(browser, embedded, "/", **context)
+    page = signed_in_page(browser, embedded, "/", **context)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.wait_for_function("(window.livecharts.sparks.line?.draws ?? 0) > 2", timeout=15_000)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from paho.mqtt import publish as mqtt_publish
 
-from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import Stack, make_stack, seed_streams
+from tests.browser.pages import sign_in
+from tests.processes import Stack, embedded_stack, seed_streams
 from tests.services import require_mosquitto
 from tests.waits import wait_in_page
 
@@ -23,12 +23,8 @@ TRACES = """() => Array.from(document.getElementById('chart').data || [])
 
 @pytest.fixture
 def embedded(tmp_path) -> Iterator[Stack]:
-    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
-    stack.seed(PASSWORD)
-    try:
+    with embedded_stack(tmp_path) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 def traces(page) -> dict[str, list[float]]:
@@ -84,11 +80,7 @@ def test_mqtt_sensors_become_named_traces_that_grow_in_the_browser(embedded: Sta
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{embedded.base_url}/accounts/login/?next=/streams/sensors/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{embedded.base_url}/streams/sensors/")
+    sign_in(page, embedded, "/streams/sensors/")
     wait_in_page(page, "document.body.dataset.connection === 'live'", what="the socket to be live")
     # Live: subscribed to the topic, so what is published from now on is drawn.
     wait_in_page(page, "document.body.dataset.feed === 'live'", what="the MQTT feed to be live")

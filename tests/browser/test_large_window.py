@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.history_fill import expected_value, fill_window
-from tests.processes import Stack, seed_streams
+from tests.history_fill import POINTS, SERIES, expected_value, seed_big_window
+from tests.processes import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
-POINTS = 100_000
-SERIES = 10
-BIG = {"slug": "big", "title": "Big", "feed_kind": "push", "visibility": "public", "window_points": POINTS}
-
 
 def test_a_100000_point_window_of_10_series_opens_and_is_drawn(stack: Stack, browser):
-    seed_streams(stack, [BIG])
-    ids = fill_window(
-        redis_url=stack.env["REDIS_URL"],
-        prefix=stack.env["LIVECHARTS_REDIS_PREFIX"],
-        slug="big",
-        points=POINTS,
-        series=SERIES,
-    )
+    ids = seed_big_window(stack)
     stack.start_daphne()
     page = browser.new_page()
     errors: list[str] = []

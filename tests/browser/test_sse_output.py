@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from streams.core.ids import parse_id
-from tests.processes import STACK_PASSWORD as PASSWORD
+from tests.browser.pages import sign_in
 from tests.processes import Stack
 from tests.waits import wait_in_page
 
@@ -40,11 +40,7 @@ def test_event_source_resumes_with_last_event_id_after_a_server_restart(stack: S
             and resumed_from.append(request.all_headers().get("last-event-id"))
         ),
     )
-    page.goto(f"{stack.base_url}/accounts/login/?next=/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}/")
+    sign_in(page, stack, "/")
 
     page.evaluate(FOLLOW)
     wait_in_page(page, f"({POINTS})() > 20", what="20 points through the EventSource")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.pages import sign_in
 from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import Stack, make_stack, seed_streams
+from tests.processes import Stack, embedded_stack, seed_streams
 from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -19,21 +20,13 @@ TRACE_POINTS = "() => document.getElementById('chart').data.reduce((n, trace) =>
 TRACE_X = "() => Array.from(document.getElementById('chart').data[0].x)"
 
 
-def sign_in(page, stack: Stack, username: str) -> None:
-    page.goto(f"{stack.base_url}/accounts/login/?next=/streams/line/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}/streams/line/")
-
-
 def test_viewer_sees_the_chart_grow_and_continue_after_a_server_restart(stack: Stack, browser):
     stack.start_ingest()
     stack.start_daphne()
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, stack, "alice")
+    sign_in(page, stack, "/streams/line/", username="alice")
 
     page.wait_for_function("document.body.dataset.connection === 'live'", timeout=15_000)
     page.wait_for_function(f"({TRACE_POINTS})() > 20", timeout=15_000)
@@ -103,14 +96,10 @@ QUICK = {
 def embedded(tmp_path) -> Iterator[Stack]:
     """One `serve` on SQLite running a public stream of 20 points/s whose window (100 points) is
     full within 5 s: from then on its plot slides between layouts of the x axis."""
-    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
-    stack.seed(PASSWORD)
-    seed_streams(stack, [QUICK])
-    stack.start_serve()
-    try:
+    with embedded_stack(tmp_path) as stack:
+        seed_streams(stack, [QUICK])
+        stack.start_serve()
         yield stack
-    finally:
-        stack.stop_all()
 
 
 def test_the_chart_moves_by_light_draws_of_every_point_and_keeps_a_zoom(embedded: Stack, browser):

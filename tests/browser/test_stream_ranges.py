@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import Stack, make_stack
+from tests.browser.pages import signed_in_page
+from tests.processes import Stack, embedded_stack
 from tests.waits import wait_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -46,32 +46,21 @@ LIVE_WINDOW = """(name) => window.livecharts.liveWindow(name).x
   .map((x) => x + new Date(x).getTimezoneOffset() * 60000)"""
 RANGE_DONE = "(count) => window.livecharts.range.requests >= count && !window.livecharts.range.loading"
 
+# The stream page's viewport in these tests.
+WIDE = {"width": 1400, "height": 900}
+
 
 @pytest.fixture
 def embedded(tmp_path) -> Iterator[Stack]:
     """One `serve` process on SQLite whose database already holds 55 minutes of stream 'line'."""
-    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
-    stack.seed(PASSWORD)
-    seeded = stack.manage(
-        "shell", "-c", SEED_HISTORY.format(end=time.time() - 1, seconds=HISTORY_SECONDS, step=HISTORY_STEP)
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    try:
+    with embedded_stack(tmp_path) as stack:
+        seeded = stack.manage(
+            "shell",
+            "-c",
+            SEED_HISTORY.format(end=time.time() - 1, seconds=HISTORY_SECONDS, step=HISTORY_STEP),
+        )
+        assert seeded.returncode == 0, seeded.stderr
         yield stack
-    finally:
-        stack.stop_all()
-
-
-def open_stream_page(stack: Stack, browser):
-    # A context of its own: a second tab shares its session (signing out there signs this one out).
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.goto(f"{stack.base_url}/accounts/login/?next=/streams/line/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}/streams/line/")
-    page.wait_for_function("document.body.dataset.connection === 'live'", timeout=15_000)
-    return page
 
 
 def in_window(xs: list[float], start: float, end: float) -> int:
@@ -87,7 +76,7 @@ def test_a_preset_shows_stored_history_a_zoom_gets_finer_points_and_live_comes_b
     embedded: Stack, browser
 ):
     embedded.start_serve()
-    page = open_stream_page(embedded, browser)
+    page = signed_in_page(browser, embedded, "/streams/line/", viewport=WIDE)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     requests: list[str] = []
@@ -191,7 +180,7 @@ def test_a_preset_shows_stored_history_a_zoom_gets_finer_points_and_live_comes_b
 
 def test_a_custom_range_is_checked_then_shown(embedded: Stack, browser):
     embedded.start_serve()
-    page = open_stream_page(embedded, browser)
+    page = signed_in_page(browser, embedded, "/streams/line/", viewport=WIDE)
     page.click("[data-range='custom']")
     assert page.is_visible("#custom-range")
     assert page.get_attribute("[data-range='custom']", "aria-expanded") == "true"
@@ -229,7 +218,7 @@ def test_zooming_out_of_the_live_window_shows_stored_points_and_a_double_click_i
     embedded: Stack, browser
 ):
     embedded.start_serve()
-    page = open_stream_page(embedded, browser)
+    page = signed_in_page(browser, embedded, "/streams/line/", viewport=WIDE)
     page.wait_for_function(f"({TRACE})('a').length > 20", timeout=15_000)
     # The live window holds the last 5,000 points (about 8 minutes here): ask for 20 to 10 minutes ago.
     end = time.time() * 1000 - 10 * 60_000
@@ -255,7 +244,7 @@ def test_zooming_out_of_the_live_window_shows_stored_points_and_a_double_click_i
 
 def test_a_viewer_signed_out_in_another_tab_is_told_so(embedded: Stack, browser):
     embedded.start_serve()
-    page = open_stream_page(embedded, browser)
+    page = signed_in_page(browser, embedded, "/streams/line/", viewport=WIDE)
     other = page.context.new_page()
     other.goto(f"{embedded.base_url}/streams/line/")
     other.click("form.inline button[type=submit]")  # the header's Sign out

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import re
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from django.contrib.auth.models import Group, User
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from streams.access import rules as access
-from streams.config.provisioning import ProvisionError, load_file, provision
+from streams.config.provisioning import load_file, provision
 from streams.models import Dashboard, Panel, Stream
 from streams.web.dashboards import panels_of
+from tests.config.test_provisioning import refused, run
 
 pytestmark = pytest.mark.django_db
 
@@ -53,12 +53,6 @@ def base() -> None:
     provision({"streams": [stream("cpu"), stream("prices"), stream("memory")]})
 
 
-def refused(data: Any) -> list[str]:
-    with pytest.raises(ProvisionError) as caught:
-        provision(data)
-    return caught.value.errors
-
-
 def snapshot() -> list[tuple]:
     """Every dashboard, panel and panel stream row, to show a run changed nothing."""
     return [
@@ -76,12 +70,6 @@ def snapshot() -> list[tuple]:
         )
         for board in Dashboard.objects.order_by("slug")
     ]
-
-
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
 
 
 # Creating, updating, re-running

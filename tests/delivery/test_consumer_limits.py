@@ -19,16 +19,7 @@ from streams.core.retention import Retention
 from streams.delivery import consumers
 from streams.delivery.hub import get_hub
 from streams.models import Stream
-from tests.revocations import (
-    CheckRounds,
-    change_password,
-    deactivate,
-    delete,
-    disable,
-    expire_session,
-    sign_out,
-    take_alice_off,
-)
+from tests.revocations import REVOCATIONS, CheckRounds, delete
 from tests.sessions import session_of
 from tests.waits import eventually
 
@@ -78,16 +69,7 @@ async def publish(slug: str, value: float) -> None:
 
 @pytest.mark.parametrize(
     ("revoke", "code", "open_too"),
-    [
-        (take_alice_off, "forbidden", False),
-        (disable, "forbidden", False),
-        (delete, "not_found", False),
-        # Losing the account or the session ends every stream of the socket.
-        (deactivate, "forbidden", True),
-        (sign_out, "forbidden", True),
-        (expire_session, "forbidden", True),
-        (change_password, "forbidden", True),
-    ],
+    REVOCATIONS,
 )
 async def test_losing_access_stops_the_stream_within_a_second_with_an_error_frame(
     layer, alice, plant, open_stream, revoke: Callable, code: str, open_too: bool, monkeypatch

@@ -27,12 +27,8 @@ RECEIVE_TIMEOUT = 3
 
 
 @pytest.fixture
-def restricted(alice) -> Stream:
-    stream = Stream.objects.create(
-        slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED, window_points=50
-    )
-    stream.viewers.add(alice)
-    return stream
+def restricted(plant: Stream) -> Stream:
+    return plant  # tests/delivery/conftest.py
 
 
 @pytest.fixture

@@ -27,16 +27,8 @@ from streams.ingest.feeds.sse_parser import Event, SSEParser
 from streams.models import Stream
 from streams.storage.store import save_batches
 from streams.storage.window import get_history
-from tests.revocations import (
-    CheckRounds,
-    change_password,
-    deactivate,
-    delete,
-    disable,
-    expire_session,
-    sign_out,
-    take_alice_off,
-)
+from tests.asgi_get import AsgiGet
+from tests.revocations import REVOCATIONS, CheckRounds
 from tests.sessions import session_of
 from tests.waits import eventually
 
@@ -45,31 +37,17 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 WAIT = 3.0
 
 
-class EventClient:
+class EventClient(AsgiGet):
     """One GET of the event stream, with the client's side of ASGI in the test's hands."""
 
     def __init__(
         self, path: str, *, session: str | None = None, headers: dict[str, str] | None = None
     ) -> None:
-        path, _, query = path.partition("?")
-        raw_headers = [(b"host", b"testserver")]
+        raw_headers = []
         if session:
             raw_headers.append((b"cookie", f"sessionid={session}".encode()))
         raw_headers += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-        self.scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": raw_headers,
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        super().__init__(path, headers=raw_headers)
         self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.raw = b""
@@ -81,16 +59,7 @@ class EventClient:
         self.reading = asyncio.Event()
         self.reading.set()
         self.blocked_sends = 0  # body sends that found the client not reading
-        self._leave = asyncio.Event()
-        self._requested = False
         self.task: asyncio.Task | None = None
-
-    async def _receive(self) -> dict:
-        if not self._requested:
-            self._requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await self._leave.wait()
-        return {"type": "http.disconnect"}
 
     async def _send(self, message: dict) -> None:
         if message["type"] == "http.response.start":
@@ -138,15 +107,6 @@ class EventClient:
     async def body(self) -> str:
         await asyncio.wait_for(self.finished.wait(), WAIT)
         return self.raw.decode()
-
-
-@pytest.fixture
-def plant(alice) -> Stream:
-    stream = Stream.objects.create(
-        slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED, window_points=50
-    )
-    stream.viewers.add(alice)
-    return stream
 
 
 @pytest.fixture
@@ -443,15 +403,7 @@ async def test_an_anonymous_viewer_may_follow_a_public_stream(memory_layer, plan
 
 @pytest.mark.parametrize(
     ("revoke", "code"),
-    [
-        (take_alice_off, "forbidden"),
-        (deactivate, "forbidden"),
-        (disable, "forbidden"),
-        (delete, "not_found"),
-        (sign_out, "forbidden"),
-        (expire_session, "forbidden"),
-        (change_password, "forbidden"),
-    ],
+    [(revoke, code) for revoke, code, _ in REVOCATIONS],
 )
 async def test_losing_access_ends_the_stream_within_a_second_with_an_error_event(
     layer, alice, alice_session, plant, revoke: Callable, code: str, monkeypatch

@@ -11,28 +11,19 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.test_workers import Workers, id_key, stored
-from tests.processes import Stack, seed_streams
+from tests.e2e.test_workers import Workers, id_key, simulated, stored, workers_of
+from tests.processes import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 RATE = 20  # points/s of every stream: one step is 50 ms
 STEP_MS = 1000 // RATE
 SLUGS = ("line", "s2", "s3", "s4", "s5", "s6")  # "line" comes with the seeded stack
-MORE = [
-    {
-        "slug": slug,
-        "title": slug,
-        "visibility": "public",
-        "feed_kind": "simulate",
-        "feed_settings": {"rate": RATE, "series": ["v"]},
-        "window_points": 5000,
-    }
-    for slug in SLUGS[1:]
-]
+MORE = [simulated(slug, rate=RATE, window_points=5000) for slug in SLUGS[1:]]
 # Generous: on an idle machine each step balances in 2-4 s (docs/deploy.md); this only stops a
 # hung test.
 BALANCE_DEADLINE = 60.0
@@ -96,13 +87,9 @@ def assert_every_step_once(stack: Stack, workers: Workers, slug: str) -> int:
 
 
 @pytest.fixture
-def workers(stack: Stack):
-    seed_streams(stack, MORE)
-    workers = Workers(stack)
-    try:
+def workers(stack: Stack) -> Iterator[Workers]:
+    with workers_of(stack, MORE) as workers:
         yield workers
-    finally:
-        workers.redis.close()
 
 
 def test_workers_share_the_streams_as_they_join_and_leave_with_every_step_once(

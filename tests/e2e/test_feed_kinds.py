@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.e2e.test_live_path import open_socket
 from tests.json_api import API, serve_json_api
 from tests.processes import STACK_PASSWORD as PASSWORD
-from tests.processes import Stack, make_stack, seed_streams, sign_in
+from tests.processes import Stack, embedded_stack, seed_streams, sign_in
 from tests.services import require_mosquitto
 from tests.sources import SSESource, WebsocketSource
 
@@ -153,12 +153,8 @@ def json_source() -> Iterator[tuple[API, str]]:
 @pytest.fixture
 def embedded(tmp_path) -> Iterator[Stack]:
     """The one-process mode: `manage.py serve`, in-memory layer and history, no Redis."""
-    stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
-    stack.seed(PASSWORD)
-    try:
+    with embedded_stack(tmp_path) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 def test_every_feed_kind_reaches_a_viewer_with_the_values_its_source_sent(

@@ -10,15 +10,12 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.history_fill import expected_value, fill_window
-from tests.processes import Stack, seed_streams
+from tests.history_fill import POINTS, SERIES, expected_value, seed_big_window
+from tests.processes import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-POINTS = 100_000
-SERIES = 10
 FRAME_BYTES = 256 * 1024
-BIG = {"slug": "big", "title": "Big", "feed_kind": "push", "visibility": "public", "window_points": POINTS}
 
 
 async def backfill(stack: Stack, *, after: str | None, points: int) -> dict:
@@ -49,14 +46,7 @@ def check_chain(result: dict, *, after: str | None, last: str) -> None:
 
 def test_the_largest_window_and_a_long_resume_arrive_whole_in_bounded_frames(stack: Stack):
     stack.env.update(LIVECHARTS_BACKFILL_FRAME_BYTES=str(FRAME_BYTES))
-    seed_streams(stack, [BIG])
-    ids = fill_window(
-        redis_url=stack.env["REDIS_URL"],
-        prefix=stack.env["LIVECHARTS_REDIS_PREFIX"],
-        slug="big",
-        points=POINTS,
-        series=SERIES,
-    )
+    ids = seed_big_window(stack)
     stack.start_daphne()
 
     whole = asyncio.run(backfill(stack, after=None, points=POINTS))

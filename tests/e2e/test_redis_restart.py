@@ -8,16 +8,19 @@ dropped socket, makes it subscribe again with `after`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams, start_redis
+from tests.processes import STACK_PASSWORD, Stack, free_port, make_stack, seed_streams, start_redis
 from tests.services import missing, require_redis
 from tests.waits import eventually
 
@@ -78,28 +81,51 @@ class Viewer:
             self.last = batch["id"]
 
 
-def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path, redis_prefix):
+class OwnRedis:
+    """A private redis-server on a free port (nothing on disk) that a test kills and starts again."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            missing("redis-server", "the redis-server program (apt-get install -y redis-server)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = start_redis(self.port)
+
+    def kill(self) -> None:
+        self.proc.kill()  # gone, with everything it held
+        self.proc.wait(timeout=10)
+
+    def start(self) -> None:
+        self.proc = start_redis(self.port)
+
+
+@contextlib.contextmanager
+def steady_stack(workdir: Path, prefix: str) -> Iterator[tuple[Stack, OwnRedis, Viewer]]:
+    """daphne and ingest on a Redis of their own, the steady stream fed, and a viewer of it
+    (not yet watching); all stopped afterwards."""
     require_redis()
-    if shutil.which("redis-server") is None:
-        missing("redis-server", "the redis-server program (apt-get install -y redis-server)")
-    port = free_port()
-    server = start_redis(port)
-    stack = make_stack(workdir=tmp_path, redis_url=f"redis://127.0.0.1:{port}/0", prefix=redis_prefix)
+    server = OwnRedis()
+    stack = make_stack(workdir=workdir, redis_url=server.url, prefix=prefix)
     try:
         stack.seed(STACK_PASSWORD)
         seed_streams(stack, [STEADY])
         stack.start_ingest()
         stack.start_daphne()
-        viewer = Viewer(stack.ws_url, stack.base_url)
+        yield stack, server, Viewer(stack.ws_url, stack.base_url)
+    finally:
+        stack.stop_all()
+        server.kill()
+
+
+def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path, redis_prefix):
+    with steady_stack(tmp_path, redis_prefix) as (stack, server, viewer):
 
         async def scenario() -> None:
-            nonlocal server
             stop = asyncio.Event()
             watching = asyncio.create_task(viewer.run(stop))
             await eventually(lambda: len(viewer.times) >= RATE * 2, what="the viewer's first 40 points")
             logged = stack.log_size("ingest")
-            server.kill()  # gone, with everything it held
-            server.wait(timeout=10)
+            server.kill()
             # Down long enough that the worker has tried and failed to store several ticks.
             await eventually(
                 lambda: stack.log_since("ingest", logged).count("could not store a batch") >= 3,
@@ -107,7 +133,7 @@ def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path,
                 seen=lambda: stack.log_since("ingest", logged)[-800:],
             )
             held = len(viewer.times)
-            server = start_redis(port)
+            server.start()
             restarted_at = time.time() * 1000  # the feed stamps its points with this clock
             # What was made while Redis was away, then 3 s of points on top.
             await eventually(
@@ -125,7 +151,3 @@ def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path,
         assert holes == [], f"every point once, 50 ms apart (refills {viewer.refills}): {holes[:10]}"
         assert stack.procs["ingest"].poll() is None, stack.log("ingest")
         assert stack.procs["daphne"].poll() is None, stack.log("daphne")
-    finally:
-        stack.stop_all()
-        server.kill()
-        server.wait(timeout=10)

@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from tests.e2e.test_redis_restart import RATE, STEADY
+from tests.e2e.test_restart_history import stored_values
 from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams, start_redis
 from tests.sentinel import require_sentinel, sentinel_url, start_replica, start_sentinel
 from tests.services import require_redis
@@ -99,16 +100,6 @@ def pusher(base_url: str, token: str, answers: dict[int, int], stop: threading.E
             except httpx.HTTPError:
                 answers[n] = 0
             time.sleep(0.02)  # a steady pusher, about 50 requests/s
-
-
-def stored_values(stack) -> list[float]:
-    code = (
-        "from streams.storage.store import read_after;"
-        "print([e.point.values['value'] for e in read_after('pushed', after=None, limit=10**6)])"
-    )
-    result = stack.manage("shell", "-c", code)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_a_master_killed_under_sentinel_fails_over_with_charts_moving_and_no_push_lost(

@@ -120,13 +120,7 @@ def test_admin_saves_never_fail_while_five_fast_streams_store_points(tmp_path):
     embedded server storing five streams at 1,000 points/s: every one is saved."""
     stack = make_stack(workdir=tmp_path, redis_url=None, prefix="unused")
     stack.seed(PASSWORD)
-    made = stack.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.create_superuser('root', password={PASSWORD!r})",
-    )
-    assert made.returncode == 0, made.stderr
+    stack.add_superuser()
     fast = [
         {
             "slug": f"fast-{n}",

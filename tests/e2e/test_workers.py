@@ -6,11 +6,13 @@ its points are in history (a kill -9 loses none)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis as redis_sync
@@ -23,18 +25,34 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 SLUGS = ("line", "second", "third")
 RATE = 20  # points/s of every simulate stream here
-MORE = [
-    {
+
+
+def simulated(slug: str, *, rate: int = RATE, **more: object) -> dict:
+    """A public stream simulated at `rate` points/s with one series "v" (`more` adds keys)."""
+    return {
         "slug": slug,
         "title": slug,
         "visibility": "public",
         "feed_kind": "simulate",
-        "feed_settings": {"rate": RATE, "series": ["v"]},
+        "feed_settings": {"rate": rate, "series": ["v"]},
+        **more,
     }
-    for slug in SLUGS[1:]
-]
+
+
+MORE = [simulated(slug) for slug in SLUGS[1:]]
 # What the issue asks of a takeover after kill -9 (the lease is 5 s, rescans 1 s apart).
 TAKEOVER_LIMIT_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def workers_of(stack: Stack, streams: list[dict]) -> Iterator[Workers]:
+    """`streams` seeded in the stack (beside its "line"), and what Redis says of its workers."""
+    seed_streams(stack, streams)
+    workers = Workers(stack)
+    try:
+        yield workers
+    finally:
+        workers.redis.close()
 
 
 class Workers:
@@ -48,6 +66,15 @@ class Workers:
     def start(self, name: str) -> subprocess.Popen:
         """A worker, once it has claimed what it could and started those feeds."""
         return self.stack.start_ingest(name)
+
+    def start_two(self) -> tuple[subprocess.Popen, subprocess.Popen]:
+        """ingest-a, once it holds every stream, then ingest-b, once they share the streams
+        (tests/e2e/test_balance.py): the second takes one of the three."""
+        first = self.start("ingest-a")
+        self.wait(lambda: self.all_held_by(first), what="the first worker to hold every stream")
+        second = self.start("ingest-b")
+        self.wait(lambda: self.shared(first, second), what="the workers to share the streams")
+        return first, second
 
     def owner_pid(self, slug: str) -> int | None:
         owner = self.redis.get(f"{self.prefix}:lease:{slug}")
@@ -134,23 +161,15 @@ def assert_stored_once_and_in_order(stack: Stack, workers: Workers, slug: str) -
 
 
 @pytest.fixture
-def workers(stack: Stack):
-    seed_streams(stack, MORE)
-    workers = Workers(stack)
-    try:
+def workers(stack: Stack) -> Iterator[Workers]:
+    with workers_of(stack, MORE) as workers:
         yield workers
-    finally:
-        workers.redis.close()
 
 
 def test_kill_9_of_a_worker_moves_its_streams_to_the_other_within_the_lease_time(
     stack: Stack, workers: Workers, record_property
 ):
-    first = workers.start("ingest-a")
-    workers.wait(lambda: workers.all_held_by(first), what="the first worker to hold every stream")
-    second = workers.start("ingest-b")
-    # They share the streams (tests/e2e/test_balance.py): the second takes one of the three.
-    workers.wait(lambda: workers.shared(first, second), what="the workers to share the streams")
+    first, second = workers.start_two()
 
     moving = [slug for slug in SLUGS if workers.owner_pid(slug) == first.pid]
     first.send_signal(signal.SIGKILL)
@@ -179,10 +198,7 @@ def test_kill_9_of_a_worker_moves_its_streams_to_the_other_within_the_lease_time
 def test_sigterm_stops_a_worker_within_10_s_and_hands_its_streams_over_at_once(
     stack: Stack, workers: Workers, record_property
 ):
-    first = workers.start("ingest-a")
-    workers.wait(lambda: workers.all_held_by(first), what="the first worker to hold every stream")
-    second = workers.start("ingest-b")
-    workers.wait(lambda: workers.shared(first, second), what="the workers to share the streams")
+    first, second = workers.start_two()
 
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=10)  # TimeoutExpired fails the test: systemd would have to kill it

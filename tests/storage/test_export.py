@@ -22,6 +22,7 @@ from streams.models import Stream
 from streams.storage import export
 from streams.storage.export import Export, series_in
 from streams.storage.store import encode_entries
+from tests.asgi_get import AsgiGet
 from tests.storage.test_ranges import T0, T0_MS, as_client, store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -177,38 +178,15 @@ def test_a_large_export_streams_with_bounded_memory(line):
     assert peak < size / 3, f"peak {peak:,} bytes for {size:,} bytes of CSV"
 
 
-class Download:
+class Download(AsgiGet):
     """One GET through the whole ASGI app (as daphne calls it); the test decides when to leave."""
 
     def __init__(self, path: str, *, leave_after: int | None = None) -> None:
-        path, _, query = path.partition("?")
-        self.scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        super().__init__(path)
         self.leave_after = leave_after
         self.status: int | None = None
         self.parts: list[bytes] = []
         self.finished = False
-        self._requested = False
-        self._leave = asyncio.Event()
-
-    async def _receive(self) -> dict:
-        if not self._requested:
-            self._requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await self._leave.wait()
-        return {"type": "http.disconnect"}
 
     async def _send(self, message: dict) -> None:
         if message["type"] == "http.response.start":

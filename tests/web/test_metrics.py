@@ -60,6 +60,25 @@ def parse(text: str) -> Samples:
     return samples
 
 
+async def two_viewers_sent_one_batch() -> list[WebsocketCommunicator]:
+    """Two sockets subscribed to "plant", and one batch of 4 points that both were sent."""
+    sockets = []
+    for _ in range(2):
+        socket = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/")
+        assert (await socket.connect())[0]
+        await socket.send_to(text_data=json.dumps({"op": "subscribe", "stream": "plant", "after": None}))
+        assert json.loads(await socket.receive_from(timeout=3))["op"] == "subscribed"
+        sockets.append(socket)
+    broadcaster = get_broadcaster()
+    broadcaster.publish(
+        "plant", [Point(t=n, values={"v": n}) for n in range(4)], retention=Retention(points=50)
+    )
+    await broadcaster.flush()
+    for socket in sockets:
+        assert json.loads(await socket.receive_from(timeout=3))["op"] == "points"
+    return sockets
+
+
 async def test_anonymous_and_plain_users_are_refused(alice):
     client = AsyncClient()
     answer = await client.get("/metrics")
@@ -93,20 +112,7 @@ async def test_sockets_frames_points_and_feed_health_are_counted(layer, staff):
             "at": now,
         },
     )
-    sockets = []
-    for _ in range(2):
-        socket = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/")
-        assert (await socket.connect())[0]
-        await socket.send_to(text_data=json.dumps({"op": "subscribe", "stream": "plant", "after": None}))
-        assert json.loads(await socket.receive_from(timeout=3))["op"] == "subscribed"
-        sockets.append(socket)
-    broadcaster = get_broadcaster()
-    broadcaster.publish(
-        "plant", [Point(t=n, values={"v": n}) for n in range(4)], retention=Retention(points=50)
-    )
-    await broadcaster.flush()
-    for socket in sockets:
-        assert json.loads(await socket.receive_from(timeout=3))["op"] == "points"
+    sockets = await two_viewers_sent_one_batch()
 
     client = AsyncClient()
     await client.aforce_login(staff)
@@ -226,20 +232,7 @@ async def test_process_families_come_from_prometheus_client_and_no_family_is_wri
 async def test_real_subscribes_and_frames_are_observed(memory_layer, staff):
     await Stream.objects.acreate(slug="plant", title="Plant", visibility=Stream.Visibility.PUBLIC)
     before = await scrape(staff)
-    sockets = []
-    for _ in range(2):
-        socket = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/")
-        assert (await socket.connect())[0]
-        await socket.send_to(text_data=json.dumps({"op": "subscribe", "stream": "plant", "after": None}))
-        assert json.loads(await socket.receive_from(timeout=3))["op"] == "subscribed"
-        sockets.append(socket)
-    broadcaster = get_broadcaster()
-    broadcaster.publish(
-        "plant", [Point(t=n, values={"v": n}) for n in range(4)], retention=Retention(points=50)
-    )
-    await broadcaster.flush()
-    for socket in sockets:
-        assert json.loads(await socket.receive_from(timeout=3))["op"] == "points"
+    sockets = await two_viewers_sent_one_batch()
     after = await scrape(staff)
     for socket in sockets:
         await socket.disconnect()
