@@ -157,6 +157,8 @@ class Supervisor:
         self.published: dict[str, int] = {}
         self.samples: dict[str, tuple[float, int]] = {}
         self.rates: dict[str, float] = {}
+        # When we began to hold each stream (by `clock`): its first window waits for its points.
+        self.held_since: dict[str, float] = {}
         # When we first saw each free stream (by `clock`): one left free for a lease period is
         # taken by any worker, whatever the plan says.
         self.free_since: dict[str, float] = {}
@@ -269,8 +271,17 @@ class Supervisor:
                 del self.samples[slug]
                 self.rates.pop(slug, None)
                 self.published.pop(slug, None)
+                self.held_since.pop(slug, None)
         for slug in held:
             count = self.published.get(slug, 0)
+            if count == 0 and now - self.held_since.setdefault(slug, now) < RATE_SECONDS:
+                # Nothing from its feed yet (starting, or just handed over: a second's pause,
+                # more on a busy machine): its first window starts with its points. Counting the
+                # pause measured a stream taken over too low, and the plan moved another one to
+                # make up for it, to be moved back once measured right. A feed silent for a
+                # whole period is measured (0) a period later.
+                self.samples[slug] = (now, 0)
+                continue
             since, counted = self.samples.setdefault(slug, (now, count))
             if now - since >= RATE_SECONDS:
                 self.rates[slug] = (count - counted) / (now - since)

@@ -126,6 +126,31 @@ def test_rates_are_measured_over_a_whole_period_of_the_supervisors_clock():
     assert worker.measure(set()) == {}, "a stream no longer held weighs nothing"
 
 
+def test_a_stream_taken_over_is_measured_from_its_first_points_not_from_the_handover():
+    # Taken over at 100; its feed starts two seconds later (a handover's pause on a busy
+    # machine) and gives 100 points/s. Measured from the handover it would be 60 points/s, and
+    # the plan would move another stream to make up for a load that is not there.
+    now = [100.0]
+    worker = Supervisor(leases=Leases(url="", prefix="unused"), clock=lambda: now[0])
+    measured = []
+    for _ in range(12):
+        worker.published["a"] = max(0, round((now[0] - 102.0) * 100))
+        measured.append(worker.measure({"a"}).get("a"))
+        now[0] += 1.0
+    rates = [rate for rate in measured if rate is not None]
+    assert rates, "measured within a period of its first points"
+    assert rates == [pytest.approx(100.0)] * len(rates)
+
+
+def test_a_feed_silent_since_it_was_taken_is_measured_at_nothing():
+    now = [100.0]
+    worker = Supervisor(leases=Leases(url="", prefix="unused"), clock=lambda: now[0])
+    for _ in range(2 * round(supervisor_module.RATE_SECONDS) + 1):
+        rates = worker.measure({"quiet"})
+        now[0] += 1.0
+    assert rates == {"quiet": 0.0}
+
+
 async def test_a_stream_left_free_for_a_lease_period_is_taken_whatever_the_plan_says(redis_layer):
     for slug in ("a", "b"):
         await database_sync_to_async(Stream.objects.create)(slug=slug, title=slug, feed_settings={"rate": 1})
