@@ -48,7 +48,7 @@ def lacking(message: str) -> None:
     CI=true, where .ci/run installs it, the test fails; on a laptop it skips."""
     if in_ci():
         pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=True)  # a test module may ask at import
 
 
 def require_package(module: str) -> ModuleType:
@@ -64,9 +64,7 @@ def require_package(module: str) -> ModuleType:
             f"{module} is not installed: install the test extra with "
             "`.venv/bin/pip install -e '.[test]'` (`make test` does)"
         )
-        if in_ci():
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(message, allow_module_level=True)  # a test module may ask at import
+        lacking(message)
 
 
 def require_redis() -> str:
