@@ -23,6 +23,7 @@ from streams.core.ids import IdClock, format_id, parse_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.delivery import sse
+from streams.delivery.hub import get_hub
 from streams.ingest.feeds.sse_parser import Event, SSEParser
 from streams.models import Stream
 from streams.storage.store import save_batches
@@ -144,8 +145,13 @@ def data_of(event: Event) -> dict:
 
 
 def members(group: str) -> set[str]:
-    """The channels in a group of this process's layer (in-memory or Redis pub/sub)."""
+    """The channels in a group of this process's layer (in-memory or Redis pub/sub); under
+    Redis the hub subscribes its groups' channels itself (streams/delivery/pubsub_reader.py)."""
     layer = get_channel_layer()
+    reader = get_hub()._reader
+    if reader is not None:
+        channel = reader.channel_of(group)
+        return {channel} & reader.subscribed_channels()
     if isinstance(layer, InMemoryChannelLayer):
         return set(layer.groups.get(group, {}))
     local = layer._get_layer()  # the pub/sub layer proxies one layer per event loop
@@ -154,6 +160,9 @@ def members(group: str) -> set[str]:
 
 def subscribed_channels() -> set[str]:
     layer = get_channel_layer()
+    reader = get_hub()._reader
+    if reader is not None:
+        return reader.subscribed_channels()
     if isinstance(layer, InMemoryChannelLayer):
         return set(layer.channels)
     return set(layer._get_layer().channels)
@@ -448,22 +457,32 @@ async def test_a_client_that_leaves_gives_back_its_group_channel_and_watch(layer
 async def test_a_client_that_leaves_while_the_group_is_being_joined_leaves_nothing_behind(
     layer, alice_session, plant, monkeypatch
 ):
-    layer_ = get_channel_layer()
-    real_add = layer_.group_add
+    reader = get_hub()._reader
+    layer_ = get_channel_layer() if reader is None else reader
     real_leave = sse._leave
     joined: list[str] = []
     answered = asyncio.Event()
+    if reader is None:
+        real_add = layer_.group_add
 
-    async def slow_add(group: str, channel: str) -> None:
-        await real_add(group, channel)
-        joined.append(channel)
-        await answered.wait()  # a slow Redis round trip, after the membership exists
+        async def slow_add(group: str, channel: str) -> None:
+            await real_add(group, channel)
+            joined.append(channel)
+            await answered.wait()  # a slow Redis round trip, after the membership exists
+
+    else:
+        real_subscribe = reader.subscribe
+
+        async def slow_add(group: str) -> None:  # the hub's own subscription, under Redis
+            await real_subscribe(group)
+            joined.append(reader.channel_of(group))
+            await answered.wait()
 
     async def leave_then_answer(*args, **kwargs) -> None:
         answered.set()  # the round trip answers only once the response is being released
         await real_leave(*args, **kwargs)
 
-    monkeypatch.setattr(layer_, "group_add", slow_add)
+    monkeypatch.setattr(layer_, "group_add" if reader is None else "subscribe", slow_add)
     monkeypatch.setattr(sse, "_leave", leave_then_answer)
     client = await EventClient("/streams/plant/events", session=alice_session).open()
     await eventually(lambda: joined, what="the membership to exist")
