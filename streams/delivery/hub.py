@@ -428,6 +428,11 @@ class Hub:
         self._dirty[socket] = None
         self._schedule()
 
+    @property
+    def layer_reconnects(self) -> int:
+        """Times the direct reader's Redis connection was opened again (0 on the layer's path)."""
+        return self._reader.reconnects if self._reader is not None else 0
+
     def _count(self) -> None:
         self.stats.streams = len(self._members)
 

@@ -95,14 +95,14 @@ def parse_reply(buffer: bytearray | bytes, start: int) -> tuple[Any, int] | None
 class _Connection(asyncio.Protocol):
     """One shard's pub/sub connection once redis-py has opened it: bytes in, replies out."""
 
-    def __init__(self, shard: ShardSubscriber) -> None:
+    def __init__(self, shard: ShardSubscriber, stream_writer: Any) -> None:
         self.shard = shard
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.lost = asyncio.get_running_loop().create_future()
         # redis-py's stream writer for this transport, kept while it is open: a StreamWriter
         # closes its transport when it is garbage collected.
-        self.stream_writer: Any = None
+        self.stream_writer = stream_writer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -123,7 +123,7 @@ class _Connection(asyncio.Protocol):
                 if parsed is None:
                     break
                 reply, position = parsed
-                self.shard.on_reply(reply)
+                shard.on_reply(reply)
         except Exception:
             log.exception("fan-out hub: a reply from Redis could not be read; reconnecting")
             buffer.clear()
@@ -264,8 +264,7 @@ class ShardSubscriber:
         transport = writer.transport
         # Ours from here: redis-py must not read it nor close it when its object goes away.
         redis_connection._writer = redis_connection._reader = None
-        connection = _Connection(self)
-        connection.stream_writer = writer
+        connection = _Connection(self, writer)
         transport.set_protocol(connection)
         connection.connection_made(transport)
         return connection

@@ -97,6 +97,13 @@ class HubCollector:
         )
         for name, attribute, help_text in HUB_COUNTERS:
             yield _family("counter", f"livecharts_{name}_total", help_text, [({}, total(attribute))])
+        yield _family(
+            "counter",
+            "livecharts_layer_reconnects_total",
+            "Times the fan-out hub's Redis pub/sub connection was opened again (batches published"
+            " meanwhile are not delivered live; viewers refill them through prev).",
+            [({}, float(sum(hub.layer_reconnects for hub in hubs)))],
+        )
         tick = max((hub.tick for hub in hubs), default=settings.LIVECHARTS_TICK_MS / 1000)
         yield _family(
             "gauge", "livecharts_tick_seconds", "The fan-out tick now (widened under load).", [({}, tick)]

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as redis
 from channels.layers import get_channel_layer
 
+from streams.delivery.hub import Hub
 from streams.delivery.pubsub_reader import (
     CLIENT_NAME,
     PubSubReader,
@@ -122,6 +123,10 @@ async def test_a_dropped_connection_is_opened_again_with_its_subscriptions(redis
         for client in clients:
             await admin.client_kill_filter(_id=client["id"])
         await eventually(lambda: reader.reconnects >= 1, what="the reader to see its connection drop")
+        # The hub's count of them is what /metrics exports (livecharts_layer_reconnects_total).
+        hub = Hub(layer=layer, tick_seconds=0.05)
+        hub._reader = reader
+        assert hub.layer_reconnects == reader.reconnects
         # Subscribed again on the new connection: publish until one comes through.
         for n in range(500):
             await layer.group_send("stream.plant", {"type": "stream.points", "stream": "plant", "n": n})

@@ -127,6 +127,7 @@ async def test_sockets_frames_points_and_feed_health_are_counted(layer, staff):
     assert samples["livecharts_frames_encoded_total"] == 1  # one frame shared by both sockets
     assert samples["livecharts_batches_sent_total"] == 2
     assert samples["livecharts_points_sent_total"] == 8
+    assert samples["livecharts_layer_reconnects_total"] == 0
     assert 0 <= samples['livecharts_stream_lag_seconds{stream="plant"}'] < 60
     assert samples['livecharts_feed_state{stream="plant",state="live"}'] == 1
     assert samples['livecharts_feed_state{stream="plant",state="error"}'] == 0
