@@ -223,6 +223,10 @@ def write_each(targets: dict[Any, LaneParts], frame: PreparedMessage, budget: in
     data = frame.payloadHybi
     size = len(data)
     skipped = []
+    sends = []
+    # Two passes: every socket's checks, then every send. Interleaved, each send's kernel work
+    # pushed the next socket's objects out of the CPU's caches, and the checks cost half as
+    # much again as the sends (py-spy, 500 viewers); apart, the sends run back to back.
     for key, (writer, protocol, transport, traffic, send) in targets.items():
         octets = traffic.outgoingOctetsWireLevel
         if (
@@ -238,13 +242,15 @@ def write_each(targets: dict[Any, LaneParts], frame: PreparedMessage, budget: in
         ):
             skipped.append(key)
             continue
+        traffic.outgoingOctetsWireLevel = octets + size  # as autobahn counts, sent below
+        sends.append((send, transport))
+    for send, transport in sends:
         try:
             sent = send(data)
         except OSError:  # EWOULDBLOCK, ENOBUFS, a reset: Twisted's path handles each
             sent = 0
         if sent < size:
             transport.write(data[sent:])
-        traffic.outgoingOctetsWireLevel = octets + size
     return skipped
 
 
