@@ -13,15 +13,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Runtime dependencies only; reinstalled when pyproject.toml changes.
+# Runtime dependencies only; reinstalled when pyproject.toml changes. --no-compile: pip would
+# byte-compile every module of every package (plotly's alone are thousands), a third of the
+# install's time; Python compiles what is imported, once, on first use.
 $(VENV)/.runtime: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q --no-compile -e .
 	@touch $@
 
 # The test tools, and the bench's peers (Dash, gunicorn, Bokeh, django-eventstream), whose real
 # messages tests/bench reads: under CI=true a missing one fails rather than skips.
 $(VENV)/.test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-compile -e '.[test]'
 	@touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime
@@ -50,7 +52,7 @@ test: lint
 
 # The bench's extra on top of the test extra (which has the peers): the sampling profiler.
 $(VENV)/.bench: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q --no-compile -e '.[test,bench]'
 	@touch $@ $(VENV)/.test $(VENV)/.runtime
 
 # Benchmarks (bench/): rewrites the measured sections of docs/performance.md; stopped after 20 min.
