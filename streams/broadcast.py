@@ -81,6 +81,10 @@ class Broadcaster:
         # Feeds' health for the next tick: (status, notify viewers), newest per stream.
         self._statuses: dict[str, tuple[dict[str, Any], bool]] = {}
         self._flush_lock = asyncio.Lock()
+        # The streams whose batches the flush under way took, and set when a flush ends (then
+        # replaced): what `sent` waits for.
+        self._flushing: frozenset[str] = frozenset()
+        self._flushed = asyncio.Event()
         # Held from each tick's time until its flush is done: feeds wait on it between batches.
         self.gate = TickGate()
         self.stats = BroadcastStats()
@@ -118,6 +122,14 @@ class Broadcaster:
         """Points of a stream queued for the next tick (a source can hold back while it is high)."""
         pending = self._pending.get(slug)
         return 0 if pending is None else len(pending.points)
+
+    async def sent(self, slug: str) -> None:
+        """Wait until every point of `slug` published here so far has left broadcast: in
+        history and handed to the Persister (or dropped). Waits for the ticker's flushes, never
+        makes one: streams restarting at once wait for the same tick, not a whole flush each."""
+        while self.waiting(slug) or slug in self._flushing:
+            self._ensure_ticker()
+            await self._flushed.wait()
 
     async def publish_status(self, slug: str, status: dict[str, Any], *, notify: bool = True) -> None:
         """Store a stream's health and, with `notify`, tell its viewers (a refresh of an
@@ -157,80 +169,90 @@ class Broadcaster:
         for the next tick (a Redis blip must not lose them) and the others go on.
         """
         async with self._flush_lock:
-            for slug in self._ids_to_drop:
-                self._clocks.pop(slug, None)
-                self._last_ids.pop(slug, None)
-            self._ids_to_drop.clear()
-            # The tick's points are taken first, at the tick: what is published while the
-            # round trips below are under way goes with the next tick (a source held back until
-            # its batch has left sees it leave at the tick, not a round trip later).
-            pending, self._pending = self._pending, {}
-            statuses, self._statuses = self._statuses, {}
-            moved = {slug: item for slug, item in pending.items() if item.points}
-            stored = {slug: status for slug, (status, _) in statuses.items()}
-            # Told with the tick's batches, before them (statuses are best effort: sent even
-            # when storing them failed, as the next one carries the health anyway).
-            messages: list[tuple[str, dict[str, Any]]] = [
-                (group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
-                for slug, (status, notify) in statuses.items()
-                if notify
-            ]
             try:
-                await self._start_clocks([slug for slug in moved if slug not in self._clocks])
-            except Exception:
-                log.exception("could not read the last ids of new streams; retrying")
-                for slug, item in moved.items():
-                    self._keep(slug, item)
-                moved = {}
-            except BaseException:
-                for slug, item in moved.items():
-                    self._keep(slug, item)
-                self._requeue_statuses(statuses)
-                raise
-            try:
-                work: list[tuple[str, _Pending, Entries]] = []
-                for slug, item in moved.items():
-                    # No Entry per point: history, the group message and the Persister read
-                    # the ids and the points as they are (and the columns made once of them).
-                    entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
-                    work.append((slug, item, entries))
-                appending = asyncio.ensure_future(
-                    self.history.append_tick(
-                        [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
-                        statuses=stored,
-                    )
+                await self._flush()
+            finally:
+                self._flushing = frozenset()
+                flushed, self._flushed = self._flushed, asyncio.Event()
+                flushed.set()
+
+    async def _flush(self) -> None:
+        """flush's work, under its lock."""
+        for slug in self._ids_to_drop:
+            self._clocks.pop(slug, None)
+            self._last_ids.pop(slug, None)
+        self._ids_to_drop.clear()
+        # The tick's points are taken first, at the tick: what is published while the
+        # round trips below are under way goes with the next tick (a source held back until
+        # its batch has left sees it leave at the tick, not a round trip later).
+        pending, self._pending = self._pending, {}
+        statuses, self._statuses = self._statuses, {}
+        moved = {slug: item for slug, item in pending.items() if item.points}
+        self._flushing = frozenset(moved)
+        stored = {slug: status for slug, (status, _) in statuses.items()}
+        # Told with the tick's batches, before them (statuses are best effort: sent even
+        # when storing them failed, as the next one carries the health anyway).
+        messages: list[tuple[str, dict[str, Any]]] = [
+            (group_name(slug), {"type": "stream.status", "stream": slug, "status": status})
+            for slug, (status, notify) in statuses.items()
+            if notify
+        ]
+        try:
+            await self._start_clocks([slug for slug in moved if slug not in self._clocks])
+        except Exception:
+            log.exception("could not read the last ids of new streams; retrying")
+            for slug, item in moved.items():
+                self._keep(slug, item)
+            moved = {}
+        except BaseException:
+            for slug, item in moved.items():
+                self._keep(slug, item)
+            self._requeue_statuses(statuses)
+            raise
+        try:
+            work: list[tuple[str, _Pending, Entries]] = []
+            for slug, item in moved.items():
+                # No Entry per point: history, the group message and the Persister read
+                # the ids and the points as they are (and the columns made once of them).
+                entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
+                work.append((slug, item, entries))
+            appending = asyncio.ensure_future(
+                self.history.append_tick(
+                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
+                    statuses=stored,
                 )
-                # Started first (it sends the command at its first step), then the held feeds
-                # read once while Redis runs the script.
-                self.gate.release_once()
-                try:
-                    errors = await appending
-                except BaseException:
-                    appending.cancel()
-                    raise
+            )
+            # Started first (it sends the command at its first step), then the held feeds
+            # read once while Redis runs the script.
+            self.gate.release_once()
+            try:
+                errors = await appending
             except BaseException:
-                # Taken from _pending above and not in history: put back, or the tick's points
-                # are lost (a bug here, a cancelled task). They get new ids next time.
-                for slug, item in moved.items():
-                    self._keep(slug, item)
-                self._requeue_statuses(statuses)
+                appending.cancel()
                 raise
-            for (slug, item, entries), error in zip(work, errors, strict=True):
-                if error is not None:
-                    log.error("stream %s: could not store a batch (%s); retrying", slug, error)
-                    self._keep(slug, item)
-                    continue
-                # In history now, with ids: never put back (they would be stored twice). What
-                # fails from here costs this batch's live message only (viewers refill from
-                # history), never the other streams' batches.
-                try:
-                    if item.store and self.persister is not None:
-                        self.persister.add(slug, entries)
-                    _call_all(slug, item.on_stored)
-                    messages.append((group_name(slug), self._message(slug, entries)))
-                except Exception:
-                    log.exception("stream %s: a stored batch could not be sent", slug)
-            await self._send_all(messages)
+        except BaseException:
+            # Taken from _pending above and not in history: put back, or the tick's points
+            # are lost (a bug here, a cancelled task). They get new ids next time.
+            for slug, item in moved.items():
+                self._keep(slug, item)
+            self._requeue_statuses(statuses)
+            raise
+        for (slug, item, entries), error in zip(work, errors, strict=True):
+            if error is not None:
+                log.error("stream %s: could not store a batch (%s); retrying", slug, error)
+                self._keep(slug, item)
+                continue
+            # In history now, with ids: never put back (they would be stored twice). What
+            # fails from here costs this batch's live message only (viewers refill from
+            # history), never the other streams' batches.
+            try:
+                if item.store and self.persister is not None:
+                    self.persister.add(slug, entries)
+                _call_all(slug, item.on_stored)
+                messages.append((group_name(slug), self._message(slug, entries)))
+            except Exception:
+                log.exception("stream %s: a stored batch could not be sent", slug)
+        await self._send_all(messages)
 
     async def _start_clocks(self, slugs: list[str]) -> None:
         """Id clocks for streams first seen, going on from the last id in history (one round

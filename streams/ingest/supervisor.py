@@ -25,8 +25,9 @@ from django.conf import settings
 
 from streams.broadcast import Broadcaster, get_broadcaster
 from streams.core import collector
+from streams.core.batched import Batched
 from streams.core.ids import parse_id
-from streams.core.points import Batch
+from streams.core.points import Batch, Entry
 from streams.core.retention import Retention
 from streams.core.tasks import cancel_and_wait, finished, honour_cancellation
 from streams.ingest.feed_health import CONNECTING, LIVE, STALLED, FeedHealth
@@ -37,7 +38,7 @@ from streams.ingest.feeds.timeline import Timeline
 from streams.ingest.inbox import get_inbox
 from streams.ingest.leases import Leases, plan
 from streams.storage import partitions
-from streams.storage.store import last_stored, prune_stream, read_after, save_batches
+from streams.storage.store import newest_stored_ids, prune_stream, read_after, save_batches
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,13 @@ STOP_TIMEOUT = 5.0
 WARM_MAX_POINTS = 100_000
 # Points per database row when storing what a dead worker left only in the live window.
 TAIL_ROW_POINTS = 1_000
+# Streams whose windows' tails one database write stores (a dead worker's thousand streams
+# taken over at once: ten writes of about a second of points each, not a thousand).
+TAILS_PER_WRITE = 100
+# A feed restarted in this process waits at most this long for what it published before to
+# be in history and written (a tick and one write of the Persister, unless Redis or the
+# database is down); past it, the window's tail is left alone, as when they fail.
+SETTLE_SECONDS = 30.0
 # Changed counters reach viewers at most this often, and the stored status (pages, admin) at
 # most every STORE_SECONDS; state changes go out at once.
 STATUS_SECONDS = 5.0
@@ -162,6 +170,14 @@ class Supervisor:
         # When we first saw each free stream (by `clock`): one left free for a lease period is
         # taken by any worker, whatever the plan says.
         self.free_since: dict[str, float] = {}
+        # What feeds ask as they start, asked for all the feeds starting meanwhile at once
+        # (streams/core/batched.py): a worker starting a thousand streams makes a few round
+        # trips to Redis and the database, not a thousand queued behind the ticks and writes.
+        self.newest_in_window: Batched[str, Entry | None] = Batched(self._newest_in_window)
+        self.newest_stored: Batched[str, str | None] = Batched(self._newest_stored)
+        self.tail_writes: Batched[tuple[str, list[Entry]], None] = Batched(
+            self._write_tails, max_items=TAILS_PER_WRITE
+        )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Keep the running feeds in step with the database until `stop` is set."""
@@ -449,16 +465,11 @@ class Supervisor:
             await asyncio.Event().wait()
             return
         health.stall_after = feed.stall_seconds()
-        # Each start-up step awaits Redis: a stop landing as a command finishes can be lost
-        # there (CPython gh-86296), and the feed would then run on past stop_all's wait.
-        if spec.store:
-            await self.store_window_tail(spec, broadcaster)
-            honour_cancellation()
-            await self.warm_history(spec, broadcaster)
-            honour_cancellation()
+        newest = await self.start_up(spec, broadcaster)
+        honour_cancellation()
         # This task's record is in `tasks` until a stop or hand-over, which cancels it first.
         timeline = self.tasks[spec.slug].timeline = Timeline(max_ahead=settings.LIVECHARTS_MAX_FUTURE_SECONDS)
-        await self.resume(feed, spec.slug, broadcaster, timeline=timeline)
+        self.resume(feed, newest, timeline=timeline)
         attempt = 0
         while True:
             honour_cancellation()
@@ -499,44 +510,106 @@ class Supervisor:
                 await self.report(broadcaster, spec.slug, health)
                 await asyncio.sleep(delay)
 
+    async def start_up(self, spec: StreamSpec, broadcaster: Broadcaster) -> Entry | None:
+        """What a feed does before it reads: with the store, the window's unstored tail written
+        (store_window_tail) or an empty window refilled (warm_history). Returns the newest point
+        in history, where the feed resumes (None: an empty window, or history could not tell).
+
+        Per stream, a fresh start costs one look-up in history and, when the window holds
+        points, one in the database, each shared with the feeds starting meanwhile; the window
+        is read only when it holds points past the stored ones."""
+        # Each start-up step awaits Redis: a stop landing as a command finishes can be lost
+        # there (CPython gh-86296), and the feed would then run on past stop_all's wait.
+        settled = not spec.store or await self.settle(spec, broadcaster)
+        honour_cancellation()
+        try:
+            newest = await self.newest_in_window.call(spec.slug)
+        except Exception as error:
+            log.warning(
+                "stream %s: could not read the newest point in history (%s); starting afresh",
+                spec.slug,
+                error,
+            )
+            return None
+        honour_cancellation()
+        if spec.store:
+            if settled:
+                await self.store_window_tail(spec, broadcaster, newest=newest)
+                honour_cancellation()
+            if newest is None:
+                newest = await self.warm_history(spec, broadcaster)
+                honour_cancellation()
+        return newest
+
     @staticmethod
-    async def store_window_tail(spec: StreamSpec, broadcaster: Broadcaster) -> None:
+    async def settle(spec: StreamSpec, broadcaster: Broadcaster) -> bool:
+        """Wait until what this process itself has published of the stream is in history and
+        written (a feed restarted by an edit in admin, a lease lost and won back), so the
+        window's tail holds only points nobody alive will write: the Persister writing an
+        older batch after the tail was stored would find it fenced off (lost), the tail stored
+        after a newer batch likewise. On a fresh start there is nothing to wait for. False
+        (logged) when it cannot be done: the tail is then left alone."""
+        try:
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await broadcaster.sent(spec.slug)
+                if broadcaster.persister is not None:
+                    await broadcaster.persister.write_through(spec.slug)
+        except Exception:
+            log.exception("stream %s: could not write its points sent before the restart", spec.slug)
+            return False
+        return True
+
+    async def store_window_tail(
+        self, spec: StreamSpec, broadcaster: Broadcaster, *, newest: Entry | None
+    ) -> None:
         """Store what the live window holds past the newest stored point. A worker killed
         (kill -9, OOM) between its history append and its once-a-second database write left
         those points only in Redis; the worker taking the stream over writes them, so the
-        database loses nothing a viewer saw. A clean stop flushes first: then there is none."""
+        database loses nothing a viewer saw. A clean stop flushes first: then there is none.
+        `newest` is history's newest point, read after `settle`."""
+        if newest is None:
+            return  # an empty window holds no tail (warm_history refills it)
         try:
-            # First what this process itself has sent and not yet written (a feed restarted by
-            # an edit in admin, or a batch between its history append and the persister), so
-            # the tail below holds only points nobody alive will write: never a point twice.
-            await broadcaster.flush()
-            if broadcaster.persister is not None:
-                await broadcaster.persister.flush()
-            last = await database_sync_to_async(last_stored)(spec.slug)
-            after = None if last is None else last.id
+            after = await self.newest_stored.call(spec.slug)
+            if after is not None and parse_id(newest.id) <= parse_id(after):
+                return  # all stored: the usual case, and no need to read the window
             backfill = await broadcaster.history.read(spec.slug, after=after, retention=spec.retention)
             # A window that lost its place (Redis restarted) answers with all it has: keep only
             # what comes after the stored points, never a point twice.
             tail = [e for e in backfill.entries if after is None or parse_id(e.id) > parse_id(after)]
             if not tail:
                 return
-            rows = [
-                (spec.slug, tail[start : start + TAIL_ROW_POINTS])
-                for start in range(0, len(tail), TAIL_ROW_POINTS)
-            ]
-            await database_sync_to_async(save_batches)(rows)
+            await self.tail_writes.call((spec.slug, tail))
             log.info("stream %s: stored %d points left in the live window", spec.slug, len(tail))
         except Exception:
             log.exception("stream %s: could not store the live window's unstored points", spec.slug)
 
+    async def _newest_in_window(self, slugs: list[str]) -> list[Entry | None]:
+        return await (self.broadcaster or get_broadcaster()).history.last_entries(slugs)
+
     @staticmethod
-    async def warm_history(spec: StreamSpec, broadcaster: Broadcaster) -> None:
+    async def _newest_stored(slugs: list[str]) -> list[str | None]:
+        found = await database_sync_to_async(newest_stored_ids)(slugs)
+        return [found[slug] for slug in slugs]
+
+    @staticmethod
+    async def _write_tails(tails: list[tuple[str, list[Entry]]]) -> list[None]:
+        rows = [
+            (slug, tail[start : start + TAIL_ROW_POINTS])
+            for slug, tail in tails
+            for start in range(0, len(tail), TAIL_ROW_POINTS)
+        ]
+        # One transaction, each stream fenced by its newest stored id as any write is.
+        await database_sync_to_async(save_batches)(rows)
+        return [None] * len(tails)
+
+    @staticmethod
+    async def warm_history(spec: StreamSpec, broadcaster: Broadcaster) -> Entry | None:
         """Refill an empty live window from the database (the in-process window after a
-        restart of `serve`), so viewers get their backfill and ids carry on in order."""
+        restart of `serve`), so viewers get their backfill and ids carry on in order. Returns
+        the newest point refilled."""
         history = broadcaster.history
         try:
-            if await history.last_entry(spec.slug) is not None:
-                return
             limit = spec.retention.points or WARM_MAX_POINTS
             entries = await database_sync_to_async(read_after)(spec.slug, after=None, limit=limit)
             oldest_ms = spec.retention.oldest_kept_ms()
@@ -545,24 +618,19 @@ class Supervisor:
             if entries:
                 await history.append(spec.slug, entries, retention=spec.retention)
                 log.info("stream %s: live window refilled with %d stored points", spec.slug, len(entries))
+                return entries[-1]
         except Exception:
             log.exception("stream %s: could not refill the live window from the database", spec.slug)
+        return None
 
     @staticmethod
-    async def resume(
-        feed: Feed, slug: str, broadcaster: Broadcaster, *, timeline: Timeline | None = None
-    ) -> None:
-        """Tell the feed (and the stream's time rules) where the stored stream ends; without
-        history it starts afresh."""
-        try:
-            last = await broadcaster.history.last_entry(slug)
-        except Exception:
-            log.warning("stream %s: could not read the newest stored point; starting afresh", slug)
-            return
-        if last is not None:
-            feed.resume_after(last.point.t)
+    def resume(feed: Feed, newest: Entry | None, *, timeline: Timeline | None = None) -> None:
+        """Tell the feed (and the stream's time rules) where the stored stream ends, at
+        `newest`; without history it starts afresh."""
+        if newest is not None:
+            feed.resume_after(newest.point.t)
             if timeline is not None:
-                timeline.resume(last.point, now=time.time())
+                timeline.resume(newest.point, now=time.time())
 
     async def watch(
         self, feed: Feed, health: FeedHealth, *, spec: StreamSpec, broadcaster: Broadcaster

@@ -198,15 +198,16 @@ def _save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
 NEWEST_PER_QUERY = 500
 
 
-def _newest_stored(cursor: Any, stream_ids: Sequence[int]) -> dict[int, IdKey]:
+def _newest_stored(cursor: Any, stream_ids: Sequence[int], *, lock: bool = True) -> dict[int, IdKey]:
     """The newest stored id of each stream, read inside the write's transaction. On PostgreSQL
     the streams' rows are locked first (in id order, so two writers cannot deadlock), which
-    makes two workers' writes of one stream take turns between this read and their insert."""
+    makes two workers' writes of one stream take turns between this read and their insert;
+    `lock=False` for a read outside any write."""
     from streams.models import StoredBatch, Stream
 
     quote = connection.ops.quote_name
     streams, pk = quote(Stream._meta.db_table), quote(Stream._meta.pk.column)
-    if connection.vendor == "postgresql":
+    if lock and connection.vendor == "postgresql":
         marks = ", ".join(["%s"] * len(stream_ids))
         cursor.execute(
             f"SELECT {pk} FROM {streams} WHERE {pk} IN ({marks}) ORDER BY 1 FOR UPDATE", list(stream_ids)
@@ -259,6 +260,21 @@ def read_after(slug: str, *, after: str | None, limit: int) -> list[Entry]:
         if len(picked) >= limit:
             return picked[-limit:]
     return picked
+
+
+def newest_stored_ids(slugs: Sequence[str]) -> dict[str, str | None]:
+    """The newest stored id of each stream (None: nothing stored, or the stream stores no
+    points), in a query per STREAMS_PER_QUERY streams, reading no row's data: a worker starting
+    a thousand streams asks for all of them at once."""
+    ids = stream_ids(slugs)
+    with connection.cursor() as cursor:
+        newest = _newest_stored(cursor, sorted(ids.values()), lock=False)
+    found: dict[str, str | None] = dict.fromkeys(slugs)
+    for slug, stream_id in ids.items():
+        key = newest.get(stream_id)
+        if key is not None:
+            found[slug] = f"{key[0]}-{key[1]}"
+    return found
 
 
 def last_stored(slug: str) -> Entry | None:
@@ -441,10 +457,17 @@ class Persister:
         self._rows: list[tuple[str, Sequence[Entry]]] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Batches are numbered as added: each stream's last one, and the last one written (a
+        # write takes every batch added before it), tell whether a stream has any waiting.
+        self._added = 0
+        self._last_added: dict[str, int] = {}
+        self._written = 0
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
         # Broadcast's Entries are its own, never changed after: kept as they are.
         self._waiting.append((slug, entries if type(entries) is Entries else list(entries)))
+        self._added += 1
+        self._last_added[slug] = self._added
         excess = self.waiting - MAX_WAITING_BATCHES
         if excess > 0:
             from_rows = min(excess, len(self._rows))
@@ -472,15 +495,31 @@ class Persister:
     async def flush(self) -> None:
         """Write everything waiting now; on failure it stays queued (and the error is raised)."""
         async with self._lock:
-            taken = self._rows + merge_batches(self._waiting)
-            self._rows, self._waiting = [], []
-            if not taken:
-                return
-            try:
-                await database_sync_to_async(save_batches)(taken)
-            except BaseException:
-                self._rows = taken
-                raise
+            await self._write()
+
+    async def write_through(self, slug: str) -> None:
+        """Write now what waits of `slug`, if anything does (with everything else waiting, in
+        one write that the streams asking meanwhile share); raises as `flush` does."""
+        wanted = self._last_added.get(slug, 0)
+        if self._written >= wanted:
+            return
+        async with self._lock:
+            if self._written < wanted:  # else a write while we waited for the lock took it
+                await self._write()
+
+    async def _write(self) -> None:
+        through = self._added
+        taken = self._rows + merge_batches(self._waiting)
+        self._rows, self._waiting = [], []
+        if not taken:
+            self._written = through
+            return
+        try:
+            await database_sync_to_async(save_batches)(taken)
+        except BaseException:
+            self._rows = taken
+            raise
+        self._written = through
 
     async def close(self) -> None:
         """Write what is queued (one attempt) and stop."""

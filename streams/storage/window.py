@@ -112,6 +112,10 @@ class History(ABC):
     async def last_entry(self, slug: str) -> Entry | None:
         """The newest point kept (a restarted feed resumes after its time)."""
 
+    async def last_entries(self, slugs: Sequence[str]) -> list[Entry | None]:
+        """`last_entry` of several streams at once, in order (feeds starting together)."""
+        return [await self.last_entry(slug) for slug in slugs]
+
     @abstractmethod
     async def set_status(self, slug: str, status: dict[str, Any]) -> None: ...
 
@@ -479,6 +483,13 @@ class RedisHistory(History):
     async def last_entry(self, slug: str) -> Entry | None:
         newest = await self._redis().xrevrange(self.key(slug), count=1)
         return _entry(*newest[0]) if newest else None
+
+    async def last_entries(self, slugs: Sequence[str]) -> list[Entry | None]:
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for slug in slugs:
+                pipe.xrevrange(self.key(slug), count=1)
+            found = await pipe.execute()
+        return [_entry(*newest[0]) if newest else None for newest in found]
 
     async def set_status(self, slug: str, status: dict[str, Any]) -> None:
         await self._redis().set(self.status_key(slug), json.dumps(status))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import pytest
 from channels.db import database_sync_to_async
 
-from streams.broadcast import get_broadcaster
+from streams.broadcast import Broadcaster, get_broadcaster
+from streams.core.ids import IdClock, format_id
+from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.ingest import supervisor as supervisor_module
+from streams.ingest.feeds.base import Feed
 from streams.ingest.leases import Leases
 from streams.ingest.supervisor import StreamSpec, Supervisor, backoff_delay
 from streams.models import Stream
+from streams.storage.store import Persister, read_after, save_batches
 from streams.storage.window import get_history
 from tests.json_api import serve_json_api
 from tests.waits import eventually
@@ -549,22 +554,22 @@ async def test_cancelling_a_running_supervisor_stops_its_feeds_and_propagates(mo
 
 async def test_a_stop_lost_in_a_feeds_start_up_still_stops_it(memory_layer, monkeypatch, caplog):
     """CPython gh-86296: asyncio.wait_for (redis-py runs every command under it) can swallow a
-    cancellation landing as the command finishes; the start-up step (here: resuming from
-    history) then returns normally. The task still counts the request, so the feed must stop
-    at its next step, not run on past stop_all's wait."""
+    cancellation landing as the command finishes; the start-up step (here: the look-ups before
+    the feed reads) then returns normally. The task still counts the request, so the feed must
+    stop at its next step, not run on past stop_all's wait."""
     await database_sync_to_async(Stream.objects.create)(
         slug="sim", title="Sim", feed_kind="simulate", feed_settings={"rate": 5}
     )
     entered = asyncio.Event()
 
-    async def resume_that_swallows_a_stop(feed, slug, broadcaster, *, timeline=None) -> None:
+    async def start_up_that_swallows_a_stop(self, spec, broadcaster) -> None:
         entered.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            return  # as wait_for does when its command completed in the same turn
+            return None  # as wait_for does when its command completed in the same turn
 
-    monkeypatch.setattr(Supervisor, "resume", staticmethod(resume_that_swallows_a_stop))
+    monkeypatch.setattr(Supervisor, "start_up", start_up_that_swallows_a_stop)
     supervisor = Supervisor()
     await supervisor.sync()
     task = supervisor.tasks["sim"].task
@@ -600,3 +605,155 @@ async def test_a_feed_hands_over_no_further_batch_while_a_tick_is_due(memory_lay
     finally:
         broadcaster.gate.open()
         await supervisor.stop_all()
+
+
+# Start-up beside stored streams: a worker (re)started with full windows and database -------
+
+
+class HeldFeed(Feed):
+    """Connects, then hands over the batches the test puts in its stream's queue."""
+
+    kind = "held"
+    queues: ClassVar[dict[str, asyncio.Queue]] = {}
+    reading: ClassVar[set[str]] = set()
+
+    @classmethod
+    def clean_settings(cls, raw):
+        return dict(raw)
+
+    async def batches(self):
+        queue = self.queues.setdefault(self.slug, asyncio.Queue())
+        yield []
+        self.reading.add(self.slug)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.reading.discard(self.slug)
+
+
+@pytest.fixture
+def held_feeds(monkeypatch):
+    HeldFeed.queues, HeldFeed.reading = {}, set()
+    monkeypatch.setattr(supervisor_module, "build_feed", lambda kind, settings: HeldFeed(settings))
+    return HeldFeed
+
+
+def points_from(start: int, count: int) -> list[Point]:
+    return [Point(t=1_700_000_000.0 + n, values={"v": float(n)}) for n in range(start, start + count)]
+
+
+def entries_of(clock: IdClock, points: list[Point]) -> list[Entry]:
+    return [Entry(id=format_id(clock.next()), point=point) for point in points]
+
+
+async def stored_times(slug: str) -> list[float]:
+    entries = await database_sync_to_async(read_after)(slug, after=None, limit=1_000_000)
+    return [entry.point.t for entry in entries]
+
+
+async def make_stored_streams(slugs: list[str], *, stored: int, in_window: int) -> None:
+    """Streams whose windows hold `in_window` points, the first `stored` of them in the database
+    (all of them: as a clean stop leaves it; fewer: as a worker killed with kill -9 does)."""
+    for slug in slugs:
+        await database_sync_to_async(Stream.objects.create)(
+            slug=slug, title=slug, feed_kind="simulate", window_points=1000
+        )
+        entries = entries_of(IdClock(), points_from(0, in_window))
+        await database_sync_to_async(save_batches)([(slug, entries[:stored])])
+        await get_history().append(slug, entries, retention=Retention(points=1000))
+
+
+async def test_a_fresh_start_beside_stored_windows_makes_no_flush_and_shares_its_look_ups(
+    redis_layer, held_feeds
+):
+    slugs = [f"busy-{n}" for n in range(20)]
+    await make_stored_streams(slugs, stored=50, in_window=50)
+    # No tick and no timed write of the Persister in the test's time: any flush is start-up's.
+    broadcaster = Broadcaster(
+        history=get_history(), tick_seconds=3600, persister=Persister(flush_seconds=3600)
+    )
+    flushes, writes, reads = [], [], []
+    flush, write, read = broadcaster.flush, broadcaster.persister._write, broadcaster.history.read
+
+    async def counted_flush():
+        flushes.append(1)
+        await flush()
+
+    async def counted_write():
+        writes.append(1)
+        await write()
+
+    async def counted_read(*args, **kwargs):
+        reads.append(1)
+        return await read(*args, **kwargs)
+
+    broadcaster.flush, broadcaster.persister._write = counted_flush, counted_write
+    broadcaster.history.read = counted_read
+    supervisor = Supervisor(broadcaster=broadcaster)
+    try:
+        await supervisor.sync()
+        await eventually(lambda: held_feeds.reading == set(slugs), what="every feed reading")
+        # Each stream's start was a look-up in history and one in the database, made together.
+        assert (flushes, writes, reads) == ([], [], [])
+        assert supervisor.newest_in_window.calls <= 2 and supervisor.newest_stored.calls <= 2
+        assert supervisor.tail_writes.calls == 0
+    finally:
+        broadcaster.flush, broadcaster.history.read = flush, read
+        await supervisor.stop_all()
+    for slug in slugs:
+        assert await stored_times(slug) == [p.t for p in points_from(0, 50)]
+
+
+async def test_a_killed_workers_window_tail_is_stored_once_by_the_next_worker(redis_layer, held_feeds):
+    # The dead worker appended 80 points to each window and wrote only the first 50.
+    await make_stored_streams(["left-a", "left-b"], stored=50, in_window=80)
+    supervisor = Supervisor()
+    try:
+        await supervisor.sync()
+        await eventually(lambda: held_feeds.reading == {"left-a", "left-b"}, what="both feeds reading")
+        assert supervisor.tail_writes.calls <= 2
+    finally:
+        await supervisor.stop_all()
+    for slug in ("left-a", "left-b"):
+        assert await stored_times(slug) == [p.t for p in points_from(0, 80)]
+
+
+async def test_a_feed_restarted_in_the_same_process_stores_every_point_once(redis_layer, held_feeds):
+    # A window of 5 points and batches of 20: what the Persister holds is mostly out of the
+    # window already. A restart that stored the window's tail before the Persister's queue would
+    # have the fence drop the older points (lost); one that stored it after newer batches would
+    # drop the tail.
+    stream = await database_sync_to_async(Stream.objects.create)(
+        slug="edited", title="Edited", feed_kind="simulate", window_points=5
+    )
+    broadcaster = Broadcaster(
+        history=get_history(), tick_seconds=0.05, persister=Persister(flush_seconds=3600)
+    )
+    supervisor = Supervisor(broadcaster=broadcaster)
+
+    async def reached(t: float) -> bool:
+        entry = await get_history().last_entry("edited")
+        return entry is not None and entry.point.t == t
+
+    try:
+        await supervisor.sync()
+        await eventually(lambda: "edited" in held_feeds.reading, what="the feed reading")
+        for start in (0, 20, 40):
+            held_feeds.queues["edited"].put_nowait(points_from(start, 20))
+        await eventually(lambda: reached(points_from(59, 1)[0].t), what="60 points in history")
+        # Handed to broadcast, maybe not in history yet, when the edit restarts the feed.
+        held_feeds.queues["edited"].put_nowait(points_from(60, 20))
+        await eventually(lambda: supervisor.published.get("edited") == 80, what="80 points handed over")
+        old = supervisor.tasks["edited"].task
+        stream.feed_settings = {"rate": 2}
+        await database_sync_to_async(stream.save)()
+        await supervisor.sync()
+        await eventually(
+            lambda: old.done() and "edited" in held_feeds.reading, what="the restarted feed reading"
+        )
+        held_feeds.queues["edited"].put_nowait(points_from(80, 20))
+        await eventually(lambda: reached(points_from(99, 1)[0].t), what="100 points in history")
+    finally:
+        await supervisor.stop_all()
+    assert await stored_times("edited") == [p.t for p in points_from(0, 100)]

@@ -22,6 +22,7 @@ from streams.storage.store import (
     iter_range,
     last_stored,
     merge_batches,
+    newest_stored_ids,
     prune_stream,
     read_after,
     save_batches,
@@ -191,6 +192,38 @@ async def test_the_persister_writes_behind_and_flushes_what_waits_on_close(strea
     persister.add("stored", batches[1])
     await persister.close()
     assert await StoredBatch.objects.acount() == 2 and persister.waiting == 0
+
+
+async def test_streams_asking_for_their_waiting_batches_share_one_write_and_others_wait_for_none(stream):
+    await Stream.objects.acreate(slug="other", title="Other")
+    persister = Persister(flush_seconds=3600)
+    writes = []
+    write = persister._write
+
+    async def counted() -> None:
+        writes.append(1)
+        await write()
+
+    persister._write = counted
+    clock = IdClock()
+    persister.add("stored", batches_of(clock, [2])[0])
+    persister.add("other", batches_of(clock, [3])[0])
+    await asyncio.gather(persister.write_through("stored"), persister.write_through("other"))
+    assert len(writes) == 1 and persister.waiting == 0
+    assert await StoredBatch.objects.acount() == 2
+    await persister.write_through("stored")  # written already
+    await persister.write_through("never-added")
+    assert len(writes) == 1
+
+
+def test_newest_stored_ids_answer_every_stream_asked_even_one_with_nothing_stored():
+    Stream.objects.bulk_create([Stream(slug=f"s{n}", title=f"s{n}") for n in range(3)])
+    Stream.objects.create(slug="unstored", title="Unstored", store_points=False)
+    clock = IdClock()
+    first, second = batches_of(clock, [2, 4])
+    save_batches([("s0", first), ("s0", second), ("s1", first)])
+    found = newest_stored_ids(["s0", "s1", "s2", "unstored", "deleted"])
+    assert found == {"s0": second[-1].id, "s1": first[-1].id, "s2": None, "unstored": None, "deleted": None}
 
 
 async def test_deleting_a_stream_deletes_its_stored_points(stream):
