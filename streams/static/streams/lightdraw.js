@@ -140,6 +140,27 @@ export function lineRange(traceXs) {
   return low < high ? [low, high] : null;
 }
 
+/** Points a pixel column a line must hold on average to be drawn without anti-aliasing. */
+export const DENSE_POINTS_PER_PX = 1;
+
+/**
+ * How an SVG line with `points` points across `plotWidth` px is rasterised: "optimizeSpeed"
+ * (no anti-aliasing) when it is dense, null (the browser's default, anti-aliased) otherwise.
+ *
+ * Without a GPU Chromium rasterises the page in software, on its own threads: the stream
+ * page's 10,000-point line (thinned to about two points a pixel column) drawn 20 times a second
+ * took a third of a core there, in tasks of up to 20 ms, and with the machine busy the main
+ * thread then waited for them and dropped frames (rAF gaps of 33-83 ms). Without anti-aliasing
+ * the same raster took about 40% less and its longest tasks about 5 ms. At a point or more a
+ * pixel column every segment is at most a pixel wide, mostly vertical: the line looks the same.
+ * A sparse line (a dashboard panel's 300 points) keeps its smooth edges.
+ * @param {number} points @param {number} plotWidth  px
+ * @returns {"optimizeSpeed"|null}
+ */
+export function lineRendering(points, plotWidth) {
+  return plotWidth > 0 && points >= plotWidth * DENSE_POINTS_PER_PX ? "optimizeSpeed" : null;
+}
+
 /**
  * An SVG path through the points, broken where y is null (as Plotly breaks a line with
  * connectgaps off), in pixels from `toX` and `toY`.

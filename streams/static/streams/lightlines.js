@@ -2,7 +2,7 @@
 // builds the paths): each line's SVG path set from the points its trace holds, with the axes as
 // Plotly last laid them out, and the plot slid to the left in between two layouts.
 
-import { linePath, slidOut, translateX } from "./lightdraw.js";
+import { linePath, lineRendering, slidOut, translateX } from "./lightdraw.js";
 
 export class LightLines {
   /** @param {HTMLElement} element  the Plotly chart */
@@ -40,7 +40,12 @@ export class LightLines {
     const toY = (/** @type {number} */ y) => yaxis.c2p(y);
     for (const [index, line] of lines) {
       const trace = element.data[index];
-      line.setAttribute("d", linePath(trace.x ?? [], trace.y ?? [], toX, toY));
+      const xs = trace.x ?? [];
+      line.setAttribute("d", linePath(xs, trace.y ?? [], toX, toY));
+      // A presentation attribute, not a style: the pages' Content-Security-Policy allows it.
+      const rendering = lineRendering(xs.length, xaxis._length);
+      if (rendering) line.setAttribute("shape-rendering", rendering);
+      else line.removeAttribute("shape-rendering");
     }
   }
 

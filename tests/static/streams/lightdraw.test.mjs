@@ -9,6 +9,7 @@ import {
   lightTraces,
   linePath,
   lineRange,
+  lineRendering,
   MAX_SLIDE_PX,
   MAX_SLIDE_WIDE_PX,
   maxSlideFor,
@@ -175,5 +176,20 @@ describe("slidOut", () => {
     assert.equal(translateX("translate(203.09,0)"), 203.09);
     assert.equal(translateX("translate( -4e-1, 3)"), -0.4);
     assert.ok(Number.isNaN(translateX(null)));
+  });
+});
+
+describe("lineRendering", () => {
+  test("a line of a point or more a pixel column is drawn without anti-aliasing", () => {
+    assert.equal(lineRendering(1900, 1100), "optimizeSpeed");
+    assert.equal(lineRendering(1100, 1100), "optimizeSpeed");
+  });
+  test("a sparser line keeps the browser's anti-aliased default", () => {
+    assert.equal(lineRendering(300, 400), null);
+    assert.equal(lineRendering(1099, 1100), null);
+  });
+  test("a plot with no width yet (not laid out) keeps the default", () => {
+    assert.equal(lineRendering(5000, 0), null);
+    assert.equal(lineRendering(5000, Number.NaN), null);
   });
 });
