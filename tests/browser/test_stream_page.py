@@ -64,7 +64,8 @@ LIGHT_LINES = r"""(() => {
         return {values: trace.y.filter((y) => y !== null).length, points: points.length,
                 held: window.livecharts.liveWindow(trace.name).x.length,
                 last: last + slide, newest: xaxis.c2p(trace.x.at(-1)) + slide,
-                width: element._fullLayout._size.w, slide};
+                width: element._fullLayout._size.w, slide,
+                rendering: group.querySelector('path.js-line').getAttribute('shape-rendering')};
     });
 })()"""
 # Once the plot slid an x label or grid line out of the plot (left of its left edge): whether each
@@ -120,6 +121,7 @@ def test_the_chart_moves_by_light_draws_of_every_point_and_keeps_a_zoom(embedded
     for line in lines:
         assert line["points"] == line["values"] == line["held"] == 100
         assert abs(line["last"] - line["newest"]) < 0.05
+        assert line["rendering"] is None  # 100 points across the plot: a sparse line, anti-aliased
     assert min(abs(line["last"] - line["width"]) for line in lines) < 1.5
     # A label or grid line slid out of the plot is hidden, not left among the value axis' labels.
     out = wait_in_page(page, SLID_OUT_TICKS, what="an x label slid out of the plot")
@@ -146,6 +148,16 @@ def test_the_chart_moves_by_light_draws_of_every_point_and_keeps_a_zoom(embedded
     page.evaluate(f"() => Plotly.relayout({chart}, {{'xaxis.autorange': true}})")
     wait_in_page(page, f"window.livecharts.lightDrawn > {light + 3}", what="light draws again after the zoom")
     assert page.evaluate("window.livecharts.range.view") == "live"
+
+    # In a narrow window the same 100 points are denser than the plot's pixel columns: the
+    # light draws rasterise the lines without anti-aliasing (lightdraw.js lineRendering).
+    page.set_viewport_size({"width": 200, "height": 800})
+    dense = f"""(() => {{
+        const lines = {LIGHT_LINES};
+        return lines !== null
+            && lines.every((line) => line.width <= 100 && line.rendering === 'optimizeSpeed');
+    }})()"""
+    wait_in_page(page, dense, what="light draws of dense lines without anti-aliasing")
     assert errors == []
 
 
