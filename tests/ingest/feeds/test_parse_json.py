@@ -23,6 +23,11 @@ from streams.ingest.feeds.base import parse_json
         # orjson would read an integer past 64 bits as a float: an id would change its text
         '{"id": 123456789012345678901234567890, "v": 1}',
         '{"id": "12345678901234567890123"}',
+        # and a negative one below a signed 64-bit integer's range, though only 19 digits long
+        '{"v": -9223372036854775809}',
+        "[-9999999999999999999, -9223372036854775808, 9999999999999999999]",
+        # 19 digits that orjson keeps exact (a time in nanoseconds): its fast path
+        '{"ts": 1733430000123456789}',
         "42",
     ],
 )
@@ -36,6 +41,17 @@ def test_a_message_reads_as_json_reads_it(text, as_bytes):
 def test_an_integer_past_64_bits_stays_an_integer():
     assert parse_json('{"id": 18446744073709551616}') == {"id": 18446744073709551616}
     assert type(parse_json('{"id": 18446744073709551616}')["id"]) is int
+
+
+def test_integers_near_64_bits_read_as_json_reads_them():
+    rng = random.Random(5)
+    edges = [2**63 - 1, 2**63, 2**64 - 1, 2**64, 10**19 - 1, 10**19]
+    numbers = [sign * (edge + delta) for edge in edges for delta in (-1, 0, 1) for sign in (1, -1)]
+    numbers += [rng.randint(-(10**21), 10**21) for _ in range(2_000)]
+    for number in numbers:
+        text = f'{{"v": {number}}}'
+        parsed = parse_json(text)
+        assert repr(parsed) == repr(json.loads(text)), text
 
 
 def test_floats_read_as_json_reads_them():
