@@ -242,7 +242,9 @@ TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 # point). So the script builds the keys itself (`<prefix>window:<slug>`, as RedisHistory.key):
 # fine on one Redis (and under Sentinel), which is what LiveCharts runs on, not on a Cluster.
 # Each batch runs under pcall: a refused one (an id below its stream's newest) is
-# answered with its error and the others are stored. Returns per batch 0 or the error text.
+# answered with its error and the others are stored. Returns 0 when every batch was stored,
+# else per batch 0 or the error text: an answer of 1,000 zeros a tick cost redis-py 1.5 ms of
+# CPU to read (0.3 us a point at 1,000 streams, measured here), one integer 0.07 ms.
 APPEND_SCRIPT = (
     TRIM_FUNCTION
     + """
@@ -274,7 +276,7 @@ local function append(key, floor_key, text)
   end
   trim(key, floor_key, max_points, oldest_id)
 end
-local prefix, answers = ARGV[1], {}
+local prefix, answers, refused = ARGV[1], {}, false
 -- ARGV[3], when given: the feeds' statuses, a line of slug and a line of JSON each, stored
 -- before the points.
 for slug, status in string.gmatch(ARGV[3] or '', '([^\\n]*)\\n([^\\n]*)\\n') do
@@ -285,12 +287,16 @@ for batch in string.gmatch(ARGV[2], '[^\\30]+') do
   local ok, err = pcall(append, prefix .. 'window:' .. slug, prefix .. 'floor:' .. slug, text)
   if ok then
     answers[#answers + 1] = 0
-  elseif type(err) == 'table' and err.err then
-    answers[#answers + 1] = err.err
   else
-    answers[#answers + 1] = tostring(err)
+    refused = true
+    if type(err) == 'table' and err.err then
+      answers[#answers + 1] = err.err
+    else
+      answers[#answers + 1] = tostring(err)
+    end
   end
 end
+if not refused then return 0 end
 return answers
 """
 )
@@ -425,6 +431,8 @@ class RedisHistory(History):
             # stored is unknown, so every one is retried (a retried point gets a new id: a
             # viewer may get it twice, never miss it).
             return [error] * len(batches)
+        if answers == 0:  # every batch stored
+            return [None] * len(batches)
         from redis.exceptions import ResponseError
 
         return [None if answer == 0 else ResponseError(_text(answer)) for answer in answers]
