@@ -53,7 +53,9 @@ def is_gap(
     return after != max_deleted
 
 
-@dataclass(frozen=True, slots=True)
+# Not `frozen` (never changed once made all the same): one is made per stream per tick, and a
+# frozen dataclass's __init__ cost 490 ns against 170 (0.07 us a point at 5 points a batch).
+@dataclass(slots=True)
 class WindowAppend:
     """One stream's points of a tick, for `History.append_many`."""
 
@@ -242,7 +244,9 @@ TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 # point). So the script builds the keys itself (`<prefix>window:<slug>`, as RedisHistory.key):
 # fine on one Redis (and under Sentinel), which is what LiveCharts runs on, not on a Cluster.
 # Each batch runs under pcall: a refused one (an id below its stream's newest) is
-# answered with its error and the others are stored. Returns per batch 0 or the error text.
+# answered with its error and the others are stored. Returns 0 when every batch was stored,
+# else per batch 0 or the error text: an answer of 1,000 zeros a tick cost redis-py 1.5 ms of
+# CPU to read (0.3 us a point at 1,000 streams, measured here), one integer 0.07 ms.
 APPEND_SCRIPT = (
     TRIM_FUNCTION
     + """
@@ -274,7 +278,7 @@ local function append(key, floor_key, text)
   end
   trim(key, floor_key, max_points, oldest_id)
 end
-local prefix, answers = ARGV[1], {}
+local prefix, answers, refused = ARGV[1], {}, false
 -- ARGV[3], when given: the feeds' statuses, a line of slug and a line of JSON each, stored
 -- before the points.
 for slug, status in string.gmatch(ARGV[3] or '', '([^\\n]*)\\n([^\\n]*)\\n') do
@@ -285,12 +289,16 @@ for batch in string.gmatch(ARGV[2], '[^\\30]+') do
   local ok, err = pcall(append, prefix .. 'window:' .. slug, prefix .. 'floor:' .. slug, text)
   if ok then
     answers[#answers + 1] = 0
-  elseif type(err) == 'table' and err.err then
-    answers[#answers + 1] = err.err
   else
-    answers[#answers + 1] = tostring(err)
+    refused = true
+    if type(err) == 'table' and err.err then
+      answers[#answers + 1] = err.err
+    else
+      answers[#answers + 1] = tostring(err)
+    end
   end
 end
+if not refused then return 0 end
 return answers
 """
 )
@@ -316,26 +324,27 @@ def _columns_text(entries: Sequence[Entry], points: Sequence[Point]) -> str | No
     """The usual batch, every point with the same series and every time and value a number:
     its times on a line, then each series' JSON name and values on a line each, numbers
     comma-separated. None for anything else (gaps, non-finite values, other series)."""
-    values = [point.values for point in points]
-    first = values[0] if values else None
-    # As many names in all as the first point's times the points (a check in C; generators per
-    # point were most of this function's cost), and below, each point holding each name.
-    if not first or sum(map(len, values)) != len(first) * len(values):
+    first = points[0].values if points else None
+    if not first:
         return None
-    if len(first) > 1 and not all(list(value) == list(first) for value in values):
-        return None  # the same series in another order: written in its own order
-    # The times and columns the batch's other texts are made from (frames.columns: every point
-    # holding each of the first point's series, the columns are those series in its order).
+    # The times and columns the batch's other texts are made from (frames.columns): the
+    # columns start with the first point's series, in its order, and hold more only when a
+    # point has another. So the same number of them, and below no null in any (a point
+    # lacking a series has a null there), is every point holding exactly those series: checked
+    # on the columns made once for every text, not on each point's values again (that pass
+    # was about an eighth of entries_text, 0.1 us a point, measured here).
     times, y = times_and_columns(entries)
-    if list(y) != list(first):
-        return None  # a point lacks one of them: columns filled in gaps
+    if len(y) != len(first):
+        return None
+    if len(first) > 1 and not all(list(point.values) == list(first) for point in points):
+        return None  # the same series in another order: written in its own order
     try:
         # One text for all: [[times],[series],...], checked and cut at once.
         text = dumps([times, *y.values()])
     except TypeError:  # what orjson cannot write (an integer past 64 bits)
         return None
-    # Nothing but numbers, commas and the brackets: null (a gap, or a NaN orjson wrote so),
-    # true, text go point by point, written by the json module as before.
+    # Nothing but numbers, commas and the brackets: null (a gap, a missing series, or a NaN
+    # orjson wrote so), true, text go point by point, written by the json module as before.
     if text.translate(None, _ARRAY_CHARS):
         return None
     times_text, *series = text[2:-2].decode().split("],[")
@@ -425,6 +434,8 @@ class RedisHistory(History):
             # stored is unknown, so every one is retried (a retried point gets a new id: a
             # viewer may get it twice, never miss it).
             return [error] * len(batches)
+        if answers == 0:  # every batch stored
+            return [None] * len(batches)
         from redis.exceptions import ResponseError
 
         return [None if answer == 0 else ResponseError(_text(answer)) for answer in answers]

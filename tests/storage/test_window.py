@@ -158,6 +158,20 @@ async def test_a_refused_batch_in_redis_leaves_the_other_streams_stored(redis_pr
     assert await history.last_id("a") == new[0].id
 
 
+async def test_a_tick_whose_batches_redis_all_refuses_answers_each_with_its_error(redis_prefix):
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    clock = IdClock()
+    old, new = make_entries(clock, 1), make_entries(clock, 1)
+    await history.append_many([WindowAppend("a", new, Retention()), WindowAppend("b", new, Retention())])
+    errors = await history.append_many(
+        [WindowAppend("a", old, Retention()), WindowAppend("b", old, Retention())]
+    )
+    assert all(error is not None for error in errors) and len(errors) == 2
+    assert await history.last_id("a") == await history.last_id("b") == new[0].id
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -167,6 +181,8 @@ async def test_a_refused_batch_in_redis_leaves_the_other_streams_stored(redis_pr
         [{"v": 1.0}, {"v": None}],
         [{"v": 1}, {"v": 2.0}],
         [{"a": 1.0}, {"b": 2.0}],
+        [{"a": 1.0, "b": 2.0}, {"a": 3.0}],
+        [{"v": 1.0}, {}],
         [{'é\n",:': 1e300}, {'é\n",:': 5e-324}],
         [{"v": 1e-05}, {"v": 123456789.123456789}, {"v": -1e22}],
         [{"v": 2**70}, {"v": True}],
