@@ -277,18 +277,6 @@ def newest_stored_ids(slugs: Sequence[str]) -> dict[str, str | None]:
     return found
 
 
-def last_stored(slug: str) -> Entry | None:
-    from streams.models import StoredBatch
-
-    data = (
-        StoredBatch.objects.filter(stream__slug=slug)
-        .order_by("-last_ms", "-last_seq")
-        .values_list("data", flat=True)
-        .first()
-    )
-    return None if data is None else decode(data).entries()[-1]
-
-
 def batches_in(stream_id: int, *, start: float | None, end: float | None) -> Any:
     """The stream's stored batches with a point in [start, end] (None: open-ended), their
     last_ms bounded too (rollups.id_bounds), so on PostgreSQL only the partitions of the days

@@ -20,7 +20,6 @@ from streams.storage.store import (
     Persister,
     decode,
     iter_range,
-    last_stored,
     merge_batches,
     newest_stored_ids,
     prune_stream,
@@ -106,8 +105,8 @@ def test_read_after_resumes_exactly_even_inside_a_batch_and_keeps_the_newest(str
     assert read_after("stored", after=everything[4].id, limit=100) == everything[5:]
     assert read_after("stored", after=everything[-1].id, limit=100) == []
     assert read_after("stored", after=None, limit=4) == everything[-4:]
-    assert last_stored("stored") == everything[-1]
-    assert read_after("other", after=None, limit=10) == [] and last_stored("other") is None
+    assert newest_stored_ids(["stored", "other"]) == {"stored": everything[-1].id, "other": None}
+    assert read_after("other", after=None, limit=10) == []
 
 
 def test_iter_range_yields_only_batches_with_points_in_the_range(stream):
