@@ -326,7 +326,7 @@ def verdict(rows: list[dict[str, Any]]) -> str:
 PARTS = [
     (
         "parse (parse_json: orjson, json)",
-        ("parse_json (streams/ingest/feeds/base.py", "json/decoder.py", "loads (json/__init__.py"),
+        ("parse_json (streams/core/json_parse.py", "json/decoder.py", "loads (json/__init__.py"),
     ),
     ("extract (map to points)", ("streams/ingest/feeds/extract/", "streams/core/times.py", "jmespath/")),
     ("history append (script, Redis client)", ("streams/storage/window.py",)),

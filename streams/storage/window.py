@@ -21,6 +21,7 @@ from django.conf import settings
 from streams.core import runtime
 from streams.core.frames import times_and_columns
 from streams.core.ids import IdKey, parse_id
+from streams.core.json_parse import parse_json
 from streams.core.points import Entry, Point, ids_and_points
 from streams.core.retention import Retention
 from streams.storage.redis_clients import loop_client, parse_address
@@ -528,7 +529,9 @@ def _text(value: bytes | str) -> str:
 
 
 def _entry(entry_id: bytes | str, fields: dict) -> Entry:
-    t, values = json.loads(fields[b"p"] if b"p" in fields else fields["p"])
+    # parse_json: json.loads of the bytes took 2.9 us a point, a third of a 1,500-point
+    # window's read once hiredis parses the reply (a reconnect storm reads twenty).
+    t, values = parse_json(fields[b"p"] if b"p" in fields else fields["p"])
     return Entry(id=_text(entry_id), point=Point(t=t, values=values))
 
 

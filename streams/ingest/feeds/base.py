@@ -6,7 +6,6 @@ streams/ingest/feeds/__init__.py. It validates its own settings and yields batch
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from abc import ABC, abstractmethod
@@ -14,8 +13,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import orjson
-
+# The feeds parse their messages with it (they import it from here, with the rest of base).
+from streams.core.json_parse import parse_json as parse_json
 from streams.core.points import Batch
 from streams.ingest import netguard
 
@@ -24,33 +23,6 @@ log = logging.getLogger("streams.ingest.feeds")
 # A feed that has sent nothing for this long is shown as stalled, unless its settings say
 # otherwise (`stall_after`) or the kind knows its own rhythm (poll: three intervals).
 DEFAULT_STALL_SECONDS = 60.0
-
-
-# Every digit as "0", a minus as itself, anything else as " ": a run of 20 zeros in a text so
-# translated is a number of 20 digits or more, maybe an integer past 64 bits, which orjson
-# reads as a float where the json module keeps an int (an `extract.id` of 123...890 would
-# change its text); a minus and 19 zeros, a negative integer that may be below a signed 64-bit
-# one (orjson reads -9223372036854775809 as a float; up to 19 digits it keeps any positive one).
-# A translate and two finds: a regular expression took longer than orjson's whole parse.
-_DIGITS = bytes(48 if 48 <= byte <= 57 else 45 if byte == 45 else 32 for byte in range(256))
-_LONG_NUMBER = b"0" * 20
-_LONG_NEGATIVE = b"-" + b"0" * 19
-
-
-def parse_json(text: str | bytes) -> Any:
-    """A feed message's JSON, as `json.loads` reads it, about 3 times faster (at 100,000
-    messages/s the parse was an eighth of a worker's CPU). orjson reads what it can; what it
-    refuses (NaN, 1e400, lone surrogates, UTF-16, nesting past 1,024) and any text with a number
-    of 20 digits or more, or a negative one of 19, goes to `json.loads`, which decides, and
-    raises its own errors."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    digits = raw.translate(_DIGITS)
-    if _LONG_NUMBER not in digits and _LONG_NEGATIVE not in digits:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 class FeedSettingsError(ValueError):

@@ -1,4 +1,5 @@
-"""Feed messages are parsed by orjson where it reads as json does, by json where it does not."""
+"""JSON is read by orjson where it reads as json does, by json where it does not (feed messages,
+history windows)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 
 import pytest
 
-from streams.ingest.feeds.base import parse_json
+from streams.core.json_parse import parse_json
 
 
 @pytest.mark.parametrize(
