@@ -21,7 +21,7 @@ const CURVE_COMMANDS = "CSQ";
  */
 export function pieceSpan(d) {
   if (typeof d !== "string" || d[0] !== "M") return null;
-  const first = Number.parseFloat(d.slice(1));
+  const first = Number.parseFloat(d.slice(1, 40)); // a number, not the whole path
   const last = lastX(d);
   if (!Number.isFinite(first) || last === null) return null;
   return first <= last ? [first, last] : [last, first];

@@ -14,6 +14,10 @@ describe("pieceSpan", () => {
     assert.deepEqual(pieceSpan("M10,5C12,6 18,6 25,4"), [10, 25]);
   });
 
+  test("a lone point between two holes (Plotly draws it as a dot) spans no width", () => {
+    assert.deepEqual(pieceSpan("M377.36,62Z"), [377.36, 377.36]);
+  });
+
   test("is null for what is not a piece of a line", () => {
     assert.equal(pieceSpan(null), null);
     assert.equal(pieceSpan(""), null);
