@@ -18,6 +18,8 @@ import { fitValueAxis, steadyAxes, valueRange } from "./axes.js";
 import { addTicks, candleColumns, emptyCandles, trimCandles } from "./candles.js";
 import { DashboardRange } from "./dashrange.js";
 import { emptyState } from "./emptystate.js";
+import { clipFillsToLines } from "./fillclip.js";
+import { fillsArea } from "./fillspans.js";
 import { breakGaps, drawsLine } from "./gaps.js";
 import { appendKeep, drawsLight, fitsRange, FULL_EVERY_MS, lineRange, slideFor } from "./lightdraw.js";
 import { LightLines } from "./lightlines.js";
@@ -236,6 +238,8 @@ class BasePanel {
   async plot() {
     const figure = this.config.figure;
     await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout, { nticks: PANEL_TICKS }), this.plotlyConfig);
+    // Area panels: their fills stop at the holes the lines stop at, live and in ranges.
+    if (fillsArea([...figure.data, this.config.new_trace])) clipFillsToLines(this.element);
   }
 
   /** @param {string} slug */

@@ -17,6 +17,8 @@ import { fitValueAxis, steadyAxes, valueRange } from "./axes.js";
 import { Backoff, delayAfterClose, TOO_MANY_SOCKETS } from "./backoff.js";
 import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { emptyState } from "./emptystate.js";
+import { clipFillsToLines } from "./fillclip.js";
+import { fillsArea } from "./fillspans.js";
 import { breakGaps, drawsLine } from "./gaps.js";
 import { countAfter, describeHealth } from "./health.js";
 import { showHealthLine } from "./healthline.js";
@@ -116,6 +118,8 @@ class Chart {
   async plot(figure) {
     await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout), this.config.plotly_config);
     const element = /** @type {any} */ (this.element);
+    // Areas (never drawn light): their fills stop at the holes the lines stop at, live and in ranges.
+    if (fillsArea([...figure.data, this.config.new_trace])) clipFillsToLines(element);
     element.addEventListener("pointerenter", () => {
       this.pointed = true;
     });
