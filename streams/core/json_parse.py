@@ -16,6 +16,7 @@ import orjson
 _DIGITS = bytes(48 if 48 <= byte <= 57 else 45 if byte == 45 else 32 for byte in range(256))
 _LONG_NUMBER = b"0" * 20
 _LONG_NEGATIVE = b"-" + b"0" * 19
+_LONG_RUN = b"0" * 19
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -25,10 +26,20 @@ def parse_json(text: str | bytes) -> Any:
     1,024) and any text with a number of 20 digits or more, or a negative one of 19, goes to
     `json.loads`, which decides, and raises its own errors."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    digits = raw.translate(_DIGITS)
-    if _LONG_NUMBER not in digits and _LONG_NEGATIVE not in digits:
+    if not may_hold_long_number(raw):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+def may_hold_long_number(raw: bytes) -> bool:
+    """Whether `raw` holds a run of 20 digits, or a minus and 19 (parse_json's test).
+
+    One find first, of 19 zeros in the translated text: both forms hold them, and most messages
+    are cleared by it (a 19-digit positive number, which orjson reads exactly, is then looked at
+    again). Each find of a long needle took about 250-300 ns in a message of numbers (every
+    digit matches its start), as much as half of orjson's whole parse (measured here)."""
+    digits = raw.translate(_DIGITS)
+    return _LONG_RUN in digits and (_LONG_NUMBER in digits or _LONG_NEGATIVE in digits)

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from streams.core.json_parse import parse_json
+from streams.core.json_parse import may_hold_long_number, parse_json
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,18 @@ def test_what_json_refuses_raises_its_error(text):
     with pytest.raises(expected.type) as raised:
         parse_json(text)
     assert str(raised.value) == str(expected.value)
+
+
+def test_the_quick_look_for_long_numbers_misses_none():
+    # Texts of digits, minus signs and other characters with runs of every length at every
+    # offset: the quick look (one find first) answers as the full search does.
+    rng = random.Random(7)
+    for _ in range(20_000):
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            parts.append(rng.choice(['"a": ', ", ", "-", "x", ".", "e"]) * rng.randint(0, 3))
+            parts.append("".join(rng.choice("0123456789") for _ in range(rng.randint(0, 24))))
+        raw = "".join(parts).encode()
+        translated = raw.translate(bytes(48 if 48 <= b <= 57 else 45 if b == 45 else 32 for b in range(256)))
+        full = b"0" * 20 in translated or b"-" + b"0" * 19 in translated
+        assert may_hold_long_number(raw) == full, raw
