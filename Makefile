@@ -17,7 +17,7 @@ $(PY):
 # is byte-compiled, on every core at once (COMPILE): pip alone would do it on one (--no-compile
 # skips that). Compiled they must be: where PYTHONDONTWRITEBYTECODE is set (this project's
 # machines set it), Python never writes what it compiles on import, so each process start
-# compiled Django, Twisted, redis-py... again: 2.3-2.6 s of CPU to start a daphne, against 0.5.
+# compiled Django, Twisted, redis-py... again: 2.3-2.6 s of CPU to load the app, against 0.75-0.8.
 # A file that does not compile (a package's test data) only costs that file its speed-up.
 COMPILE = $(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
 	>/dev/null || echo "some installed files did not byte-compile: Python compiles them on import"
