@@ -17,21 +17,13 @@ import yaml
 
 from tests.browser.pages import signed_in_page
 from tests.browser.pixels import decode_png
-from tests.browser.test_chart_truth import RANGE_DRAWN, push, wait_stored
+from tests.browser.test_chart_truth import PRICE, RANGE_DRAWN, push, wait_stored
 from tests.processes import Stack, embedded_stack, seed_streams
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
-PRICE = {
-    "slug": "price",
-    "title": "Price",
-    "visibility": "signed_in",
-    "feed_kind": "push",
-    "feed_settings": {"series": "v"},
-    "window_points": 1000,
-    "chart_type": "area",
-}
+# PRICE is the chart-truth tests' area stream (a pushed series "v", a window of 1,000 points).
 BANDS = {**PRICE, "slug": "bands", "title": "Bands", "feed_settings": {"series": "low"}, "area_fill": "next"}
 BOARD = {
     "dashboards": [
