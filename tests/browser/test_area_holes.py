@@ -1,7 +1,8 @@
 """An area chart with a hole in its data (a server restart, a feed that was down), in a real
 Chromium against a real `serve`: the fill stops at both sides of the hole as the line does, on
 the stream page (filled towards zero, and to the next series), in its range view and in a
-dashboard panel; and the value axis still holds the values, not the fill's base.
+dashboard panel; the value axis still holds the values, not the fill's base; and a dashboard
+panel's window still holds its whole count of points beside the break.
 
 Asked of the screenshot's pixels, not of the SVG: Plotly's fill path does span the hole
 (plotly.js #5918, #7448), what the viewer sees must not."""
@@ -25,13 +26,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(180)]
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 # PRICE is the chart-truth tests' area stream (a pushed series "v", a window of 1,000 points).
 BANDS = {**PRICE, "slug": "bands", "title": "Bands", "feed_settings": {"series": "low"}, "area_fill": "next"}
+# A line of a small window (30 points), to see a panel keep its whole window after a hole.
+SMALL = {**PRICE, "slug": "small", "title": "Small", "chart_type": "line", "window_points": 30}
 BOARD = {
     "dashboards": [
         {
             "slug": "board",
             "title": "Board",
             "visibility": "signed_in",
-            "panels": [{"title": "Price area", "type": "area", "streams": ["price"], "width": 12}],
+            "panels": [
+                {"title": "Price area", "type": "area", "streams": ["price"], "width": 12},
+                {"title": "Small line", "type": "line", "streams": ["small"], "width": 12},
+            ],
         }
     ]
 }
@@ -42,9 +48,10 @@ BEFORE_S, HOLE_S, STEP_S, COUNT = 600, 290, 0.5, 20
 
 @pytest.fixture
 def embedded(tmp_path) -> Iterator[tuple[Stack, dict[str, str]]]:
-    """One `serve` on SQLite: the area streams "price" and "bands", and a dashboard of "price"."""
+    """One `serve` on SQLite: the area streams "price" and "bands", the line "small", and a
+    dashboard of "price" and "small"."""
     with embedded_stack(tmp_path) as stack:
-        tokens = seed_streams(stack, [PRICE, BANDS])
+        tokens = seed_streams(stack, [PRICE, BANDS, SMALL])
         board = tmp_path / "board.yaml"
         board.write_text(yaml.safe_dump(BOARD), encoding="utf-8")
         provisioned = stack.manage("provision", str(board))
@@ -171,6 +178,27 @@ def test_a_dashboard_area_panel_does_not_fill_a_hole(embedded, browser):
     assert_fill_stops_at_the_hole(page, element, lowest=min(values[1:]))
     low, high = page.evaluate(f"document.getElementById('{element}').layout.yaxis.range")
     assert holds(min(values), max(values), low=low, high=high), (low, high)
+
+
+def test_a_dashboard_panel_keeps_its_whole_window_after_a_hole(embedded, browser):
+    """The null that breaks a line at a hole takes a place in the trace's arrays; it must not
+    take a point's place in the window (30 points stay 30, not 29, once the next point comes)."""
+    stack, tokens = embedded
+    before, after = times(time.time() - 1)
+    push(stack, tokens["small"], "small", [{"t": t, "value": 1} for t in before + after])
+    page = signed_in_page(browser, stack, "/dashboards/board/")
+    element = page.get_attribute('section.panel[aria-label="Small line"] .panel-chart', "id")
+    counts = f"""() => {{
+        const ys = Array.from(document.getElementById('{element}').data[0]?.y ?? []);
+        return {{points: ys.filter((y) => y !== null).length, breaks: ys.filter((y) => y === null).length}};
+    }}"""
+    # The window: the newest 30 of the 40 points, the hole among them.
+    page.wait_for_function(f"({counts})().points === 30", timeout=15_000)
+    assert page.evaluate(counts) == {"points": 30, "breaks": 1}
+    newest = after[-1] + STEP_S
+    push(stack, tokens["small"], "small", [{"t": newest, "value": 2}])
+    page.wait_for_function(f"document.getElementById('{element}').data[0].y.at(-1) === 2", timeout=15_000)
+    assert page.evaluate(counts) == {"points": 30, "breaks": 1}
 
 
 def artifact(name: str) -> Path:

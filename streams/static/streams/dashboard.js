@@ -372,7 +372,12 @@ class SeriesPanel extends BasePanel {
     const data = /** @type {any[]} */ (/** @type {any} */ (this.element).data ?? []);
     const pending = new Map();
     for (const [slug, buffer] of this.buffers) pending.set(slug, { buffer, limits: this.limits(slug) });
-    const plan = planPanel({ traces: this.owners, traceXs: data.map((trace) => trace.x ?? []), pending });
+    const plan = planPanel({
+      traces: this.owners,
+      traceXs: data.map((trace) => trace.x ?? []),
+      traceYs: data.map((trace) => trace.y ?? []),
+      pending,
+    });
     this.buffers = new Map();
     if (plan === null) return;
     if (plan.clear.length > 0) {

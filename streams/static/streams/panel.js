@@ -58,11 +58,12 @@ export function chooseSeries(current, batch) {
  * @param {{
  *   traces: TraceOwner[],
  *   traceXs: ArrayLike<number>[],
+ *   traceYs?: ArrayLike<number|null>[],
  *   pending: Map<string, {buffer: Buffer, limits: Limits}>,
- * }} input  traces/traceXs: the panel's traces now, in order
+ * }} input  traces/traceXs/traceYs: the panel's traces now, in order
  * @returns {PanelPlan|null} null when nothing would change
  */
-export function planPanel({ traces, traceXs, pending }) {
+export function planPanel({ traces, traceXs, traceYs = [], pending }) {
   /** @type {PanelPlan} */
   const plan = { clear: [], addTraces: [], indices: [], update: { x: [], y: [] }, maxPoints: { x: [], y: [] } };
   for (const [stream, { buffer, limits }] of pending) {
@@ -73,6 +74,7 @@ export function planPanel({ traces, traceXs, pending }) {
     const part = planExtend({
       traceNames: own.map((index) => traces[index].series),
       traceXs: own.map((index) => traceXs[index] ?? []),
+      traceYs: own.map((index) => traceYs[index] ?? []),
       buffer,
       limits,
     });

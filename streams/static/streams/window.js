@@ -54,16 +54,39 @@ export function countExpired(xs, cutoff) {
 }
 
 /**
- * How many of `existing` followed by `added` a trace keeps.
+ * The nulls among the newest `points` points of a trace's y values: the breaks gaps.js put
+ * where points are missing. They take places in the trace's arrays without being points.
+ * (Buffers drop null values, protocol.js mergeBatch, so a null a trace holds is a break.)
+ * @param {ArrayLike<number|null>|null|undefined} ys
+ * @param {number} points
+ * @returns {number}
+ */
+export function breaksAmongNewest(ys, points) {
+  let breaks = 0;
+  let real = 0;
+  for (let i = (ys?.length ?? 0) - 1; i >= 0 && real < points; i -= 1) {
+    if (ys[i] === null) breaks += 1;
+    else real += 1;
+  }
+  return breaks;
+}
+
+/**
+ * How many of `existing` followed by `added` a trace keeps: at most `windowPoints` points,
+ * not counting the breaks among them (`existingYs`, when given: the trace's y values), so a
+ * panel that lived through a hole still shows its whole window.
  * @param {ArrayLike<number>} existing  x values the trace holds
  * @param {ArrayLike<number>} added     x values about to be appended
  * @param {Limits} limits
+ * @param {ArrayLike<number|null>|null} [existingYs]  y values the trace holds
  * @returns {number}
  */
-export function keepCount(existing, added, { windowPoints, cutoff }) {
+export function keepCount(existing, added, { windowPoints, cutoff }, existingYs = null) {
   const total = existing.length + added.length;
   let keep = total;
-  if (windowPoints !== null && windowPoints !== undefined && windowPoints >= 0) keep = Math.min(keep, windowPoints);
+  if (windowPoints !== null && windowPoints !== undefined && windowPoints >= 0) {
+    keep = Math.min(keep, windowPoints + breaksAmongNewest(existingYs, windowPoints - added.length));
+  }
   if (cutoff !== null) {
     let expired = countExpired(existing, cutoff);
     if (expired === existing.length) expired += countExpired(added, cutoff);
@@ -92,11 +115,13 @@ export function trimBuffer(buffer, limits) {
  * The draw for one animation frame: traces to add, then per trace the points to append and
  * how many to keep (`maxPoints`, extendTraces' argument), both the count and the age limit
  * applied. Null when nothing would change.
- * @param {{traceNames: string[], traceXs: ArrayLike<number>[], buffer: Buffer, limits: Limits}} input
- *   traceNames/traceXs: the chart's traces now, in order
+ * @param {{traceNames: string[], traceXs: ArrayLike<number>[], traceYs?: ArrayLike<number|null>[],
+ *          buffer: Buffer, limits: Limits}} input
+ *   traceNames/traceXs/traceYs: the chart's traces now, in order (traceYs, when given, so the
+ *   breaks a trace holds do not count as points)
  * @returns {Plan|null}
  */
-export function planExtend({ traceNames, traceXs, buffer, limits }) {
+export function planExtend({ traceNames, traceXs, traceYs = [], buffer, limits }) {
   /** @type {Plan} */
   const plan = {
     reset: buffer.reset,
@@ -116,8 +141,9 @@ export function planExtend({ traceNames, traceXs, buffer, limits }) {
   for (const [name, index] of indexOf) {
     const added = buffer.series.get(name) ?? empty;
     // After a reset the traces are emptied first, so nothing they hold now counts.
-    const existing = plan.reset || index >= traceXs.length ? [] : traceXs[index];
-    const keep = keepCount(existing, added.x, limits);
+    const held = !plan.reset && index < traceXs.length;
+    const existing = held ? traceXs[index] : [];
+    const keep = keepCount(existing, added.x, limits, held ? traceYs[index] : null);
     if (added.x.length === 0 && keep >= existing.length) continue;
     plan.indices.push(index);
     plan.update.x.push(added.x);

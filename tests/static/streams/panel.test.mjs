@@ -75,6 +75,22 @@ describe("planPanel", () => {
     assert.deepEqual(plan.maxPoints.x, [2, 4]);
   });
 
+  test("the breaks a trace holds where points were missing do not count against its window", () => {
+    const pending = new Map([
+      ["cpu", { buffer: buffered({ t: [9], y: { user: [1] } }), limits: { windowPoints: 4, cutoff: null } }],
+    ]);
+    // A hole between 2 and 6, broken by a null at 4 (gaps.js): 4 points and a break are held.
+    const plan = planPanel({
+      traces,
+      traceXs: [[1, 2, 4, 6, 7], [], []],
+      traceYs: [[1, 1, null, 1, 1], [], []],
+      pending,
+    });
+    assert.deepEqual(plan.indices, [0]);
+    // 4 points and the break between them: 2, (4), 6, 7, 9.
+    assert.deepEqual(plan.maxPoints.x, [5]);
+  });
+
   test("a series seen for the first time gets a trace at the end, owned by its stream", () => {
     const pending = new Map([
       ["mem", { buffer: buffered({ t: [10], y: { used: [1], swap: [2] } }), limits: noLimits }],

@@ -5,6 +5,7 @@ import { emptyBuffer, mergeBatch } from "../../../streams/static/streams/protoco
 import {
   countExpired,
   cutoffFor,
+  breaksAmongNewest,
   keepCount,
   planExtend,
   trimBuffer,
@@ -22,9 +23,27 @@ describe("cutoffFor", () => {
   });
 });
 
+describe("breaksAmongNewest", () => {
+  test("counts the nulls among the newest points, not those before them", () => {
+    const ys = [null, 1, null, 2, 3, null, 4];
+    assert.equal(breaksAmongNewest(ys, 1), 0);
+    assert.equal(breaksAmongNewest(ys, 2), 1);
+    assert.equal(breaksAmongNewest(ys, 4), 2);
+    assert.equal(breaksAmongNewest(ys, 10), 3);
+    assert.equal(breaksAmongNewest(ys, 0), 0);
+    assert.equal(breaksAmongNewest(null, 3), 0);
+  });
+});
+
 describe("keepCount", () => {
   test("keeps everything without limits", () => {
     assert.equal(keepCount([1, 2], [3], noLimits), 3);
+  });
+  test("keeps windowPoints points besides the breaks among them", () => {
+    const limits = { windowPoints: 3, cutoff: null };
+    assert.equal(keepCount([1, 2, 3, 4], [5], limits, [1, null, 1, 1]), 3);
+    assert.equal(keepCount([1, 2, 3, 4], [5], limits, [1, 1, null, 1]), 4);
+    assert.equal(keepCount([1, 2, 3, 4], [5, 6, 7], limits, [1, 1, null, 1]), 3);
   });
   test("keeps at most windowPoints", () => {
     assert.equal(keepCount([1, 2, 3], [4, 5], { windowPoints: 4, cutoff: null }), 4);
