@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import browser, fanout, ingest, memory, peers, storm
-from bench.fanout_goals import goals_table
+from bench.fanout_goals import floor_note, goals_table
 from bench.report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +138,9 @@ def fanout_section(argv: list[str]) -> str:
         "",
         goals_table(rows),
     ]
+    floor = floor_note(rows)
+    if floor:
+        parts += ["", floor]
     if "failures" in tables:
         parts += ["", "Runs that failed (the server was restarted) or were left out:", "", tables["failures"]]
     if "compare" in tables:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench import send_floor
 from bench.fanout import Config, frame_us, group, median
 
 Row = dict[str, Any]
@@ -74,3 +75,28 @@ def goals_table(rows: list[Row], args: argparse.Namespace | None = None) -> str:
         verdict = "met" if value == value and goal.met(value) else "**missed**"
         lines.append(f"{head} | {goal.fmt.format(value)} | {goal.wanted} | {verdict} |")
     return "\n".join(lines)
+
+
+# The configuration whose frame cost issue 16 §2 judges, and the points in each of its frames.
+FLOOR_CONFIG = Config("livecharts", 2000, 1000)
+FLOOR_POINTS = 1000 // 20  # a 50 ms tick of a 1,000 points/s stream
+
+
+def floor_note(rows: list[Row]) -> str:
+    """The send floor under the frame-cost goal, measured now (bench/send_floor.py, a reader
+    process as the viewers read): what the kernel alone charges daphne's `send` of such a frame
+    on this machine, beside what daphne spent per frame. Empty when that configuration did not run."""
+    runs = group(rows, FLOOR_CONFIG)
+    if not runs:
+        return ""
+    floor, size = send_floor.floor_us(FLOOR_CONFIG.viewers, FLOOR_POINTS)
+    spent = _frame_us(runs)
+    return (
+        f"The floor under the last goal, measured after the runs: a bare `socket.send` of a "
+        f"{size:,}-byte points frame ({FLOOR_POINTS} points, one tick of the stream) to "
+        f"{FLOOR_CONFIG.viewers:,} loopback sockets read by another process as the viewers read "
+        f"theirs (`.venv/bin/python -m bench.send_floor --points {FLOOR_POINTS} --reader process`, "
+        f"median of 3) costs **{floor:.1f} µs** of CPU on this machine; daphne spent {spent:.1f} µs "
+        f"a frame, {spent - floor:.1f} µs above it (the tick's Redis read, the lane's checks, the "
+        "Python around each send)."
+    )

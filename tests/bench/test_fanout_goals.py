@@ -77,3 +77,21 @@ def test_only_rows_beyond_the_goals_are_labelled_overload_whether_or_not_asked_b
     ]
     labels = [line.split(" | ")[0] for line in fanout.table(rows, args).splitlines()[2:]]
     assert labels == ["| 2,000", "| 1,000", "| 2,000", "| 2,000 (overload)", "| 4,000 (overload)"]
+
+
+def test_the_send_floor_is_written_under_the_goals_only_when_the_goal_ran(monkeypatch) -> None:
+    from bench import fanout_goals
+
+    measured: list[tuple[int, int]] = []
+
+    def floor_us(sockets: int, points: int) -> tuple[float, int]:
+        measured.append((sockets, points))
+        return 7.4, 1157
+
+    monkeypatch.setattr(fanout_goals.send_floor, "floor_us", floor_us)
+    assert fanout_goals.floor_note([run(1000, frames_per_socket=20, p99=60, lost=0, cpu=19)]) == ""
+    assert measured == []
+    note = fanout_goals.floor_note([run(2000, frames_per_socket=20, p99=70, lost=0, cpu=40)])
+    assert measured == [(2000, 50)]
+    # 40% of a core over 40,000 frames/s: 10.0 µs a frame, 2.6 above the floor.
+    assert "**7.4 µs**" in note and "1,157-byte" in note and "10.0 µs a frame, 2.6 µs above it" in note
