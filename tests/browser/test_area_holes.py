@@ -1,7 +1,8 @@
 """An area chart with a hole in its data (a server restart, a feed that was down), in a real
 Chromium against a real `serve`: the fill stops at both sides of the hole as the line does, on
 the stream page (filled towards zero, and to the next series), in its range view and in a
-dashboard panel; the value axis still holds the values, not the fill's base; and a dashboard
+dashboard panel, and in the PNG their mode bar downloads; the value axis still holds the values,
+not the fill's base; and a dashboard
 panel's window still holds its whole count of points beside the break.
 
 Asked of the screenshot's pixels, not of the SVG: Plotly's fill path does span the hole
@@ -142,6 +143,61 @@ def test_an_area_does_not_fill_a_hole_live_or_in_a_range_view(embedded, browser)
     assert errors == []
 
 
+def test_the_png_the_mode_bar_downloads_does_not_fill_the_hole_either(embedded, browser):
+    """Plotly's own button draws a hidden copy of the chart, which our clips never reached."""
+    stack, tokens = embedded
+    page = signed_in_page(browser, stack, "/streams/price/")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    before, after = times(time.time())
+    values = [12_300] + [12_345 + (i % 5) for i in range(1, 2 * COUNT)]
+    push(
+        stack,
+        tokens["price"],
+        "price",
+        [{"t": t, "value": v} for t, v in zip(before + after, values, strict=True)],
+    )
+    page.wait_for_function(
+        f"document.getElementById('chart').data[0].y.filter((y) => y !== null).length === {2 * COUNT}",
+        timeout=15_000,
+    )
+    lowest = min(values[1:])
+    picture = downloaded_png(page, "chart", filename="price.png")
+    assert picture_filled(page, "chart", picture, x_of=DATA_X, above=lowest) > 0.9
+    assert picture_filled(page, "chart", picture, x_of=HOLE_X, above=lowest) == 0, "the PNG fills the hole"
+    assert errors == []
+
+
+def downloaded_png(page, element_id: str, *, filename: str) -> list[list[tuple[int, int, int]]]:
+    """The picture the chart's mode bar button "Download plot as a PNG" saves, as pixel rows."""
+    page.hover(f"#{element_id}")
+    with page.expect_download(timeout=15_000) as download:
+        page.click(f'#{element_id} .modebar-btn[data-title="Download plot as a PNG"]')
+    assert download.value.suggested_filename == filename
+    data = Path(download.value.path()).read_bytes()
+    artifact(f"area_hole_download_{element_id}.png").write_bytes(data)
+    return decode_png(data)
+
+
+def picture_filled(page, element_id: str, picture: list, *, x_of: str, above: float) -> float:
+    """filled_share of the same column as `strip`, in a picture of the chart at its own size."""
+    spot = page.evaluate(
+        f"""() => {{
+            const element = document.getElementById('{element_id}');
+            const size = element._fullLayout._size;
+            const xs = Array.from(element.data[0].x).filter((x, i) => element.data[0].y[i] !== null);
+            return {{
+                x: Math.round(size.l + element._fullLayout.xaxis.c2p({x_of})),
+                top: Math.ceil(size.t + element._fullLayout.yaxis.c2p({above}) + 4),
+                bottom: Math.floor(size.t + size.h - 2),
+            }};
+        }}"""
+    )
+    assert spot["bottom"] - spot["top"] > 20, spot
+    pixels = [picture[y][spot["x"]] for y in range(spot["top"], spot["bottom"])]
+    return sum(1 for pixel in pixels if min(pixel) < 215) / len(pixels)
+
+
 def test_an_area_to_the_next_series_does_not_fill_a_hole(embedded, browser):
     stack, tokens = embedded
     page = signed_in_page(browser, stack, "/streams/bands/")
@@ -178,6 +234,10 @@ def test_a_dashboard_area_panel_does_not_fill_a_hole(embedded, browser):
     assert_fill_stops_at_the_hole(page, element, lowest=min(values[1:]))
     low, high = page.evaluate(f"document.getElementById('{element}').layout.yaxis.range")
     assert holds(min(values), max(values), low=low, high=high), (low, high)
+    # The panel's "Download plot as a PNG" too.
+    picture = downloaded_png(page, element, filename="price.png")
+    assert picture_filled(page, element, picture, x_of=DATA_X, above=min(values[1:])) > 0.9
+    assert picture_filled(page, element, picture, x_of=HOLE_X, above=min(values[1:])) == 0
 
 
 def test_a_dashboard_panel_keeps_its_whole_window_after_a_hole(embedded, browser):

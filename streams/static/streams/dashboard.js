@@ -20,6 +20,7 @@ import { DashboardRange } from "./dashrange.js";
 import { emptyState } from "./emptystate.js";
 import { clipFillsToLines } from "./fillclip.js";
 import { fillsArea } from "./fillspans.js";
+import { withClippedDownload } from "./pngexport.js";
 import { breakGaps, drawsLine } from "./gaps.js";
 import { appendKeep, drawsLight, fitsRange, FULL_EVERY_MS, lineRange, slideFor } from "./lightdraw.js";
 import { LightLines } from "./lightlines.js";
@@ -237,9 +238,15 @@ class BasePanel {
 
   async plot() {
     const figure = this.config.figure;
+    // Area panels: their fills stop at the holes the lines stop at, live and in ranges, and in
+    // the PNG the mode bar downloads.
+    const fills = fillsArea([...figure.data, this.config.new_trace]);
+    if (fills) {
+      const name = this.config.streams.map((stream) => stream.slug).join("-") || "panel";
+      this.plotlyConfig = withClippedDownload(this.plotlyConfig, name);
+    }
     await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout, { nticks: PANEL_TICKS }), this.plotlyConfig);
-    // Area panels: their fills stop at the holes the lines stop at, live and in ranges.
-    if (fillsArea([...figure.data, this.config.new_trace])) clipFillsToLines(this.element);
+    if (fills) clipFillsToLines(this.element);
   }
 
   /** @param {string} slug */

@@ -19,6 +19,7 @@ import { bucketWidth, bucketsFor, decimate, visibleSpan } from "./decimate.js";
 import { emptyState } from "./emptystate.js";
 import { clipFillsToLines } from "./fillclip.js";
 import { fillsArea } from "./fillspans.js";
+import { withClippedDownload } from "./pngexport.js";
 import { breakGaps, drawsLine } from "./gaps.js";
 import { countAfter, describeHealth } from "./health.js";
 import { showHealthLine } from "./healthline.js";
@@ -116,10 +117,13 @@ class Chart {
 
   /** @param {any} figure */
   async plot(figure) {
+    // Areas (never drawn light): their fills stop at the holes the lines stop at, live and in
+    // ranges, and in the PNG the mode bar downloads (the range view draws with this config too).
+    const fills = fillsArea([...figure.data, this.config.new_trace]);
+    if (fills) this.config.plotly_config = withClippedDownload(this.config.plotly_config, this.slug);
     await Plotly.newPlot(this.element, figure.data, steadyAxes(figure.layout), this.config.plotly_config);
     const element = /** @type {any} */ (this.element);
-    // Areas (never drawn light): their fills stop at the holes the lines stop at, live and in ranges.
-    if (fillsArea([...figure.data, this.config.new_trace])) clipFillsToLines(element);
+    if (fills) clipFillsToLines(element);
     element.addEventListener("pointerenter", () => {
       this.pointed = true;
     });
