@@ -2,8 +2,8 @@
 Chromium against a real `serve`: the fill stops at both sides of the hole as the line does, on
 the stream page (filled towards zero, and to the next series), in its range view and in a
 dashboard panel, and in the PNG their mode bar downloads; the value axis still holds the values,
-not the fill's base; and a dashboard
-panel's window still holds its whole count of points beside the break.
+not the fill's base; and a dashboard panel's window still holds its whole count of points beside
+the break.
 
 Asked of the screenshot's pixels, not of the SVG: Plotly's fill path does span the hole
 (plotly.js #5918, #7448), what the viewer sees must not."""
