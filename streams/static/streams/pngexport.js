@@ -28,7 +28,8 @@ export function withClippedDownload(config, filename) {
         name: BUTTON,
         title: "Download plot as a PNG",
         icon: Plotly.Icons.camera,
-        click: (/** @type {any} */ element) => downloadPng(element, filename),
+        click: (/** @type {any} */ element) =>
+          downloadPng(element, filename).catch((error) => console.error("LiveCharts: no PNG of the chart:", error)),
       },
     ],
   };
