@@ -1,7 +1,7 @@
 """A reconnect storm: one daphne dies under its viewers, who all come back to another at once.
 
     .venv/bin/python -m bench.storm [--viewers 500] [--streams 20] [--rate 5] [--window 1500]
-        [--clients compiled|python] [--reload]
+        [--clients compiled|python] [--reload] [--storms 3]
 
 A private redis-server, two daphne (`livecharts.asgi`) over RedisPubSubChannelLayer, one
 SQLite database (connections kept: DATABASE_CONN_MAX_AGE=60, as deploy/livecharts.env ships)
@@ -13,11 +13,16 @@ uniform delay under 0.5 s x 2^attempt), to the first daphne, else the second (a 
 failover); with `--reload` they come back as a reloaded page would (`after` null: the whole
 window again). They are one compiled process (bench/cclients.c, storm mode; `--clients
 python`: one asyncio process of the bench's own, which at 2,000 viewers measures itself more
-than the daphne). Once every viewer is live on the first daphne, it gets SIGKILL.
+than the daphne). Once every viewer is live on the first daphne, it gets SIGKILL. Then the
+storms go in turn (`--storms`, 3): the killed daphne is started again, fresh, and once every
+viewer's socket has been open 10 s (after that live.js starts its backoff over, as after a
+first fault), the daphne holding them all is killed and they come back to the other one.
 
-Measured: from the kill until every viewer shows a point generated after it (*back*), how many
-subscribes the second daphne served and its CPU over the storm (from /proc), and at the end,
-per viewer, the points lost or repeated against the stream's window read from Redis.
+Measured per storm: from the kill until every viewer shows a point generated after it
+(*back*), how many subscribes the surviving daphne served and its CPU over the storm (from
+/proc); at the end, per viewer, the points lost or repeated against the stream's window read
+from Redis. The figures are the median (min-max) over the storms: one storm's figure spread
+by a quarter between runs on this shared machine.
 """
 
 from __future__ import annotations
