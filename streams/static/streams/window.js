@@ -57,6 +57,8 @@ export function countExpired(xs, cutoff) {
  * The nulls among the newest `points` points of a trace's y values: the breaks gaps.js put
  * where points are missing. They take places in the trace's arrays without being points.
  * (Buffers drop null values, protocol.js mergeBatch, so a null a trace holds is a break.)
+ * A scan of the newest `points` values: 13-26 µs for 10,000 in node, against the milliseconds
+ * Plotly takes to draw them.
  * @param {ArrayLike<number|null>|null|undefined} ys
  * @param {number} points
  * @returns {number}
