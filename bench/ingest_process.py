@@ -9,9 +9,10 @@ append and group_send, the Persister when the stream stores points). Its feed is
 messages arrive 1 / rate apart from a random phase; the feed wakes once the next one has
 arrived (as a socket turns readable), takes every message that arrived since its last read
 (as a read drains a socket's receive buffer) and does with each what the websocket feed does,
-`parse_json` then `Extractor.points`. So an idle loop reads each message as it comes and a busy
-one reads every feed once an iteration, with whatever came meanwhile; nothing is synchronised
-with the tick and nothing holds a feed back (a websocket feed is never held back by broadcast).
+`Extractor.points_from_json` (parse_json then Extractor.points, in one). So an idle loop reads
+each message as it comes and a busy one reads every feed once an iteration, with whatever came
+meanwhile; nothing is synchronised with the tick and nothing holds a feed back (a websocket
+feed is never held back by broadcast).
 A receive buffer of RECEIVE_BUFFER_SECONDS of messages bounds a read; what overflows it is
 lost and counted. A local server would put a second busy process on a 2-core machine and
 measure its send path as much as ours.
@@ -66,7 +67,7 @@ def make_payloads(templates: list[bytes]) -> list[bytes]:
 
 def replay_feed_class() -> type:
     from streams.core.points import Batch
-    from streams.ingest.feeds.base import parse_json, reject_unknown
+    from streams.ingest.feeds.base import reject_unknown
     from streams.ingest.feeds.extract import BadPayload, ExtractingFeed, clean_extract
 
     class ReplayFeed(ExtractingFeed):
@@ -126,12 +127,12 @@ def replay_feed_class() -> type:
                     arrived += payloads[: count - len(arrived)]
                 position = (position + count) % len(payloads)
                 batch: Batch = []
-                # parse_json: what the websocket feed parses a message with.
-                points, loads = self.extractor.points, parse_json
+                # What the websocket feed reads a message with (parse_json, then extract).
+                points = self.extractor.points_from_json
                 for index, template in enumerate(arrived):
                     try:
                         raw = template % (first_ms + index * step_ms)
-                        batch.extend(points(loads(raw), received_at=received_at))
+                        batch.extend(points(raw, received_at=received_at))
                     except (ValueError, BadPayload) as error:
                         self.skip(str(error))
                 if batch:
@@ -141,10 +142,8 @@ def replay_feed_class() -> type:
 
 
 def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, float]:
-    """CPU seconds per message of a bare json.loads, and of the feed's parse (parse_json) +
-    extract (best of 3)."""
-    from streams.ingest.feeds.base import parse_json
-
+    """CPU seconds per message of a bare json.loads, and of the feed's parse + extract
+    (Extractor.points_from_json, as the websocket feed does; best of 3)."""
     messages = payloads * 2
     bare, mapped = [], []
     for _ in range(3):
@@ -154,7 +153,7 @@ def per_message_seconds(payloads: list[bytes], extractor: Any) -> tuple[float, f
         bare.append((time.process_time() - started) / len(messages))
         started = time.process_time()
         for raw in messages:
-            extractor.points(parse_json(raw), received_at=0.0)
+            extractor.points_from_json(raw, received_at=0.0)
         mapped.append((time.process_time() - started) / len(messages))
     return min(bare), min(mapped)
 
@@ -263,7 +262,8 @@ def window_counts(start: tuple, end: tuple) -> dict[str, Any]:
 
 async def run_ticks(args: argparse.Namespace) -> dict[str, Any]:
     """CPU per point of the path a feed's batch takes, driven tick by tick with no timers:
-    per tick, every stream gets `points_per_tick` messages (parse_json, extract, its time rules,
+    per tick, every stream gets `points_per_tick` messages (parsed and extracted as the websocket
+    feed does, its time rules,
     its health counted, `Broadcaster.publish`, as run_feed does), then one `Broadcaster.flush`
     (history append, group messages, the Persister's queue); the Persister writes every 20
     ticks (once a second of ticks). What it leaves out is the event loop's waking of feed
@@ -274,7 +274,6 @@ async def run_ticks(args: argparse.Namespace) -> dict[str, Any]:
     from streams.broadcast import get_broadcaster
     from streams.core.retention import Retention
     from streams.ingest.feed_health import FeedHealth
-    from streams.ingest.feeds.base import parse_json
     from streams.ingest.feeds.extract import Extractor, clean_extract
     from streams.ingest.feeds.timeline import Timeline
     from streams.ingest.supervisor import tune_gc
@@ -309,7 +308,7 @@ async def run_ticks(args: argparse.Namespace) -> dict[str, Any]:
             for index in range(per_tick):
                 raw = templates[position] % (first_ms + index * step_ms)
                 position = (position + 1) % len(templates)
-                batch.extend(extractor.points(parse_json(raw), received_at=now))
+                batch.extend(extractor.points_from_json(raw, received_at=now))
             health.got_points(len(batch), now=now)
             batch = timeline.admit(batch, now=now, skip=skipped.append)
             broadcaster.publish(slug, batch, retention=retention, store=args.store)

@@ -251,30 +251,41 @@ TRIM_SCRIPT = TRIM_FUNCTION + "return trim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 APPEND_SCRIPT = (
     TRIM_FUNCTION
     + """
-local function split(line)
-  local items = {}
-  for item in string.gmatch(line, '[^,]+') do items[#items + 1] = item end
-  return items
-end
+local call, gmatch, find, sub = redis.call, string.gmatch, string.find, string.sub
 local function append(key, floor_key, text)
   local max_points, oldest_id, mode, start = string.match(text, '^([^\\n]*)\\n([^\\n]*)\\n([pc])\\n()')
-  local rest = string.sub(text, start)
   if mode == 'p' then
-    for id, p in string.gmatch(rest, '([^\\n]+)\\n([^\\n]*)\\n') do
-      redis.call('XADD', key, id, 'p', p)
+    for id, p in gmatch(sub(text, start), '([^\\n]+)\\n([^\\n]*)\\n') do
+      call('XADD', key, id, 'p', p)
     end
   else
-    local lines = {}
-    for line in string.gmatch(rest, '([^\\n]*)\\n') do lines[#lines + 1] = line end
-    local ids, times, names, columns = split(lines[1]), split(lines[2]), {}, {}
-    for i = 3, #lines - 1, 2 do
-      names[#names + 1] = lines[i]
-      columns[#columns + 1] = split(lines[i + 1])
+    -- Its lines: the ids, the times, then each series' JSON name and values. Each column is
+    -- read by an iterator in step with the ids (no table of its items): Lua's string work was
+    -- a third of the script's time a point.
+    local lines, at = {}, start
+    while true do
+      local stop = find(text, '\\n', at, true)
+      if not stop then break end
+      lines[#lines + 1] = sub(text, at, stop - 1)
+      at = stop + 1
     end
-    local parts = {}
-    for n = 1, #ids do
-      for s = 1, #names do parts[s] = names[s] .. ':' .. columns[s][n] end
-      redis.call('XADD', key, ids[n], 'p', '[' .. times[n] .. ',{' .. table.concat(parts, ',') .. '}]')
+    local times = gmatch(lines[2], '[^,]+')
+    if #lines == 4 then
+      -- One series, the usual batch: each point's text in one concatenation.
+      local head, values = ',{' .. lines[3] .. ':', gmatch(lines[4], '[^,]+')
+      for id in gmatch(lines[1], '[^,]+') do
+        call('XADD', key, id, 'p', '[' .. times() .. head .. values() .. '}]')
+      end
+    else
+      local heads, columns, parts = {}, {}, {}
+      for i = 3, #lines - 1, 2 do
+        heads[#heads + 1] = lines[i] .. ':'
+        columns[#columns + 1] = gmatch(lines[i + 1], '[^,]+')
+      end
+      for id in gmatch(lines[1], '[^,]+') do
+        for s = 1, #heads do parts[s] = heads[s] .. columns[s]() end
+        call('XADD', key, id, 'p', '[' .. times() .. ',{' .. table.concat(parts, ',') .. '}]')
+      end
     end
   end
   trim(key, floor_key, max_points, oldest_id)

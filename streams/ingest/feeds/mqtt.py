@@ -27,7 +27,6 @@ from streams.core.points import Batch
 from streams.ingest.feeds.base import (
     FeedSettingsError,
     host_setting_check,
-    parse_json,
     reject_unknown,
     stall_setting,
 )
@@ -170,17 +169,19 @@ class MqttFeed(ExtractingFeed):
             return []
         try:
             # utf-8-sig: a byte-order mark is harmless, so accept it.
-            data = parse_json(payload.decode("utf-8-sig"))
+            text = payload.decode("utf-8-sig")
         except UnicodeDecodeError:
             self.skip(f"{topic}: payload is not UTF-8 text")
             return []
+        try:
+            # Parsed and read in one (Extractor.points_from_json: what parse_json then
+            # Extractor.points give, the usual settings without parse_json's look for long numbers).
+            return self.extractor.points_from_json(text, received_at=time.time(), topic=topic)
+        except BadPayload as error:  # a ValueError too: first
+            self.skip(f"{topic}: {error}")
+            return []
         except (ValueError, RecursionError):
             self.skip(f"{topic}: payload is not JSON nor a number: {payload[:40]!r}")
-            return []
-        try:
-            return self.extractor.points(data, received_at=time.time(), topic=topic)
-        except BadPayload as error:
-            self.skip(f"{topic}: {error}")
             return []
 
     async def _connect(self, stack: contextlib.AsyncExitStack) -> aiomqtt.Client:

@@ -27,7 +27,6 @@ from streams.ingest.feeds.base import (
     FeedSettingsError,
     headers_setting,
     number_setting,
-    parse_json,
     reject_unknown,
     safe_url,
     stall_setting,
@@ -164,15 +163,15 @@ class SSEFeed(ExtractingFeed):
             self.skip(f"{event.type} event has over {MAX_EVENT_CHARS} characters of data")
             return []
         try:
-            payload = parse_json(event.data)
+            # Parsed and read in one (Extractor.points_from_json: what parse_json then
+            # Extractor.points give, the usual settings without parse_json's look for long numbers).
+            return self.extractor.points_from_json(event.data, received_at=time.time())
+        except BadPayload as error:  # a ValueError too: first
+            self.skip(f"{event.type} event: {error}")
+            return []
         except (ValueError, RecursionError) as error:
             # RecursionError: "[[[[…" nested deeper than Python's stack, well within the size cap.
             self.skip(f"{event.type} event data is not JSON ({type(error).__name__}: {error})")
-            return []
-        try:
-            return self.extractor.points(payload, received_at=time.time())
-        except BadPayload as error:
-            self.skip(f"{event.type} event: {error}")
             return []
 
     def _dropped(self, error: Exception | None) -> Exception:

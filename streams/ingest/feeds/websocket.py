@@ -176,6 +176,17 @@ class WebsocketFeed(ExtractingFeed):
         if message in reply:
             await connection.send(reply[message])
             return []
+        if not reply:
+            # No control message to answer: parsed and read in one (the usual settings skip
+            # parse_json's look for long numbers, Extractor.points_from_json).
+            try:
+                return self.extractor.points_from_json(message, received_at=received_at)
+            except BadPayload as error:
+                self.skip(str(error))
+                return []
+            except (ValueError, RecursionError):
+                self.skip(f"message is not JSON: {message[:60]!r}")
+                return []
         try:
             payload = parse_json(message)
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting

@@ -675,3 +675,77 @@ def test_the_plain_reader_gives_what_the_general_path_gives(settings):
 )
 def test_settings_beyond_the_plain_case_keep_the_general_path(settings):
     assert make_extractor(settings)._fast is None
+
+
+def _read_text(extractor: Extractor, text: str | bytes, *, together: bool) -> str:
+    """What a feed gets from a message: points, or the error's type and text."""
+    from streams.core.json_parse import parse_json
+
+    try:
+        if together:
+            got: Any = extractor.points_from_json(text, received_at=NOW)
+        else:
+            got = extractor.points(parse_json(text), received_at=NOW)
+    except (ValueError, RecursionError) as error:
+        return f"{type(error).__name__}: {error}"
+    return repr(got) + repr([type(value) for point in got for value in point.values.values()])
+
+
+LONG_NUMBER_TEXTS = [
+    '{"ts": 1700000000000, "price": 123456789012345678901234567890}',
+    '{"ts": 1700000000000, "price": -9223372036854775809}',
+    '{"ts": 1700000000000, "price": 18446744073709551616, "bid": 1, "ask": 2}',
+    '{"ts": 1700000000000000000000, "price": 1.5}',
+    # Nanoseconds past 64 bits: an int over 10**9 is rounded once, orjson's float twice (.1776).
+    '{"ts": 934344825382177548046, "price": 1.5}',
+    '{"ts": 1700000000000, "price": 9.3e18, "bid": -1e19, "ask": 1e300}',
+    '{"ts": 1700000000000, "price": 1.5, "id": 123456789012345678901234567890}',
+    '{"ts": 1700000000000, "price": NaN}',
+    '{"ts": 1700000000000, "price": 1e400}',
+    '{"ts": 1700000000000, "price": 1.5',
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    "",
+]
+
+
+@pytest.mark.parametrize(
+    "settings", [*PLAIN_SETTINGS, {"time": "ts", "value": "price", "id": "id"}, {"value": "abs(price)"}]
+)
+def test_points_from_json_are_those_of_parse_json_then_points(settings):
+    extractor = make_extractor(settings)
+    texts = [json.dumps(payload) for payload in PLAIN_PAYLOADS] + LONG_NUMBER_TEXTS
+    for text in texts + [text.encode() for text in texts]:
+        together = _read_text(extractor, text, together=True)
+        assert together == _read_text(extractor, text, together=False), text
+
+
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(10**25), max_value=10**25),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 2.0**63, -(2.0**63)]),
+)
+FIELD_VALUES = st.one_of(NUMBERS, st.none(), st.booleans(), st.text(max_size=5), st.just([1]))
+
+
+@hypothesis.given(
+    settings=st.sampled_from(PLAIN_SETTINGS),
+    payload=st.fixed_dictionaries(
+        {},
+        optional={
+            "ts": st.one_of(NUMBERS, st.none(), st.just("2024-01-01T00:00:00Z")),
+            "price": FIELD_VALUES,
+            "bid": FIELD_VALUES,
+            "ask": FIELD_VALUES,
+            "data": st.fixed_dictionaries({}, optional={"price": FIELD_VALUES}),
+            "quote": st.fixed_dictionaries({}, optional={"ask": FIELD_VALUES}),
+            "id": NUMBERS,
+        },
+    ),
+)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_points_from_json_match_parse_json_then_points_on_any_message(settings, payload):
+    # json.dumps writes integers past 64 bits as they are: the case orjson reads as floats.
+    text = json.dumps(payload)
+    extractor = make_extractor(settings)
+    assert _read_text(extractor, text, together=True) == _read_text(extractor, text, together=False)

@@ -7,6 +7,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
+from streams.core.json_parse import parse_json
 from streams.core.points import Point
 from streams.core.times import DIVISORS, UNIT_BOUNDS, BadTime, parse_time
 from streams.ingest.feeds.base import Feed
@@ -38,6 +41,13 @@ class Extractor:
             if self._identity_scale
             else None
         )
+        # The plain reader once more, for points_from_json: it answers None where the one above
+        # hands over, and for a number it reads that orjson may have read from a long integer.
+        self._from_json = (
+            None
+            if self._fast is None
+            else _fast_reader(settings, numbers=self._time_numbers, general=_no_points, limit=_LONG)
+        )
         if self._fast is not None:
             # The usual settings: `points` is the plain reader itself (a call less a message,
             # at 100,000 messages/s), which hands what it does not plainly read to the rest.
@@ -55,6 +65,31 @@ class Extractor:
     def points(self, payload: Any, *, received_at: float, topic: str | None = None) -> list[Point]:
         """Points from one decoded payload (dict/list/number). Raises BadPayload with a short reason."""
         return self._general_points(payload, received_at=received_at, topic=topic)
+
+    def points_from_json(
+        self, text: str | bytes, *, received_at: float, topic: str | None = None
+    ) -> list[Point]:
+        """`points(parse_json(text))`, the same points and errors (ValueError or RecursionError
+        when the text is no JSON, BadPayload when its payload does not fit), for feeds that
+        parse a message only to extract it.
+
+        parse_json looks through every message for numbers of 20 digits (orjson reads an integer
+        past 64 bits as a float where `json.loads` keeps an int), about a third of its cost. With
+        the plain reader that look is needed only when a number it reads could be one: a float
+        of 2**63 or more either way. So orjson's parse is read as it is, and anything else (no
+        plain reader, a message orjson refuses, such a number, a payload the plain reader would
+        hand over) goes the way of parse_json and `points`."""
+        read = self._from_json
+        if read is not None:
+            try:
+                payload = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                points = read(payload, received_at=received_at, topic=topic)
+                if points is not None:
+                    return points
+        return self.points(parse_json(text), received_at=received_at, topic=topic)
 
     def _general_points(self, payload: Any, *, received_at: float, topic: str | None = None) -> list[Point]:
         s = self.settings
@@ -146,13 +181,25 @@ class Extractor:
 Reader = Callable[..., "list[Point]"]
 
 
-def _fast_reader(s: ExtractSettings, *, numbers: str | None, general: Reader) -> Reader | None:
+# Floats of this size or more may be integers orjson read past 64 bits (points_from_json).
+_LONG = 2.0**63
+
+
+def _no_points(payload: Any, *, received_at: float, topic: str | None = None) -> None:
+    """points_from_json's plain reader's `general`: None, for the way of parse_json and points."""
+    return None
+
+
+def _fast_reader(
+    s: ExtractSettings, *, numbers: str | None, general: Reader, limit: float = math.inf
+) -> Reader | None:
     """For the usual settings (one object per message, plain paths to a numeric time and to
     numbers, named series, no id, no scaling), a reader that does what points() does in a few
     dict look-ups: the general path costs about 3 us a message, most of it calls, which at
     100,000 messages/s is a third of a worker's core. What it does not plainly read (text,
     booleans, huge integers, a record without values...) it hands to `general`, the general
-    path, which gives the same points or the same error."""
+    path, which gives the same points or the same error; a float it reads of `limit` or more
+    either way too (points_from_json's: a long integer orjson read as a float)."""
     plain = (
         not s.decode
         and s.records is None
@@ -190,7 +237,10 @@ def _fast_reader(s: ExtractSettings, *, numbers: str | None, general: Reader) ->
         if find_time is not None:
             raw = get(payload, find_time) if type(find_time) is str else find_time(payload)
             if raw is not None:
-                if type(raw) is not float and type(raw) is not int:
+                if type(raw) is float:
+                    if not -limit < raw < limit:  # not finite, or maybe a long integer
+                        return general(payload, received_at=received_at, topic=topic)
+                elif type(raw) is not int:
                     return general(payload, received_at=received_at, topic=topic)
                 # As streams/core/times.py's _epoch_seconds reads a number.
                 by = divisor
@@ -209,11 +259,12 @@ def _fast_reader(s: ExtractSettings, *, numbers: str | None, general: Reader) ->
             found = get(payload, find) if type(find) is str else find(payload)
             kind = type(found)
             if kind is float:
-                # NaN and infinities are gaps, as _number reads them.
-                if isfinite(found):
+                if -limit < found < limit:
                     values[name] = found
                     some = True
-                else:
+                elif isfinite(found):  # only below an infinite limit: maybe a long integer
+                    return general(payload, received_at=received_at, topic=topic)
+                else:  # NaN and infinities are gaps, as _number reads them
                     values[name] = None
             elif kind is int:
                 try:
