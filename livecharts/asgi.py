@@ -9,10 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecharts.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from streams.core.collector import tune_gc  # noqa: E402
 from streams.delivery.handshake import (  # noqa: E402
+    allowed_hosts_origin_validator,
     lazy_autobahn_debug,
     raise_listen_backlog,
     socket_auth_stack,
@@ -27,7 +27,7 @@ raise_listen_backlog()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(socket_auth_stack(URLRouter(websocket_urlpatterns))),
+        "websocket": allowed_hosts_origin_validator(socket_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
 # Last: what the imports above built is frozen out of the garbage collector's full collections,

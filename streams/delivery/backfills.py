@@ -24,12 +24,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autobahn.websocket.protocol import PreparedMessage
+
 from streams.core import runtime
 from streams.core.frames import batch_text, encode, points_frame
 from streams.core.ids import IdKey, parse_id
 from streams.core.points import Entry
 from streams.core.retention import Retention
 from streams.delivery.hub import Hub, get_hub
+from streams.delivery.transport import prepare
 from streams.storage.backfill import Segment
 from streams.storage.window import get_history
 
@@ -71,11 +74,15 @@ def backfill_slices(
 
 @dataclass(frozen=True, slots=True)
 class Handout:
-    """What a subscriber sends after joining the hub: its `subscribed` status, then `frames`
-    in order (gap and points frames); `last` is the newest id they hold (else `after`)."""
+    """What a subscriber sends after joining the hub: its `subscribed` frame (`subscribed`,
+    with `status`), then `frames` in order (gap and points frames); `last` is the newest id
+    they hold (else `after`). `prepared` holds each of those frames framed for the wire
+    (transport.prepare), `subscribed` first: made once for every subscriber it is handed to."""
 
     status: dict[str, Any] | None
+    subscribed: str
     frames: list[str]
+    prepared: list[PreparedMessage]
     points_frames: int
     last: IdKey | None
 
@@ -94,6 +101,12 @@ class SharedBackfill:
     # Live batch texts after `frames`, in order; `tail_frames` joins them once per change.
     tail: list[str] = field(default_factory=list)
     tail_frames: list[str] | None = None
+    # The frames, the tail's and the `subscribed` frame framed for the wire, each made at its
+    # first handout (and again when the tail or the status changes): a reconnect storm's
+    # subscribers share them rather than each encoding a whole window's text again.
+    prepared: list[PreparedMessage] | None = None
+    tail_prepared: list[PreparedMessage] | None = None
+    subscribed: tuple[dict[str, Any] | None, str, PreparedMessage] | None = None
     # Offered while the window was being read: sorted out against its last id once read.
     early: list[tuple[IdKey, IdKey | None, str]] = field(default_factory=list)
     usable: bool = True
@@ -131,9 +144,19 @@ class SharedBackfill:
     def handout(self) -> Handout:
         if self.tail_frames is None:
             self.tail_frames = list(join_batches(self.tail, max_bytes=self.max_bytes))
+            self.tail_prepared = [prepare(text) for text in self.tail_frames]
+        if self.prepared is None:
+            self.prepared = [prepare(text) for text in self.frames]
+        if self.subscribed is None or self.subscribed[0] is not self.status:
+            text = encode({"op": "subscribed", "stream": self.slug, "status": self.status})
+            self.subscribed = (self.status, text, prepare(text))
+        assert self.tail_prepared is not None
+        _, subscribed, subscribed_prepared = self.subscribed
         return Handout(
             status=self.status,
+            subscribed=subscribed,
             frames=self.frames + self.tail_frames,
+            prepared=[subscribed_prepared, *self.prepared, *self.tail_prepared],
             points_frames=self.points_frames + len(self.tail_frames),
             last=self.last,
         )

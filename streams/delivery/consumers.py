@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from autobahn.websocket.protocol import PreparedMessage
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -131,10 +132,33 @@ def client_address(scope: dict[str, Any]) -> str | None:
     return str(client[0]) if client else None
 
 
+def _viewable_stream(user: Any, slug: str) -> tuple[Stream | None, bool]:
+    return viewable_stream(user, slug)  # looked up at each call (tests replace it)
+
+
+# The access check's database read, on the database thread: wrapped once (asgiref's wrapper
+# inspects the function as it is made, and a storm's subscribes made 2,000 of them).
+read_viewable_stream = database_sync_to_async(_viewable_stream)
+
+
 class StreamConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: live batches come from the process's hub, so a
     # socket's own layer queue and receive loop would only cost memory and a Redis subscription.
     channel_layer_alias = "livecharts.sockets-have-no-layer-channel"
+    channel_layer = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """channels' AsyncConsumer.__call__ for a consumer with no layer channel: each client
+        message dispatched in turn, as channels' `await_many_dispatch` does with one source,
+        less its new task and `asyncio.wait` per message and its settings lookup for the
+        layer (about 5% of a reconnect storm's CPU: three messages per viewer)."""
+        self.scope = scope
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def connect(self) -> None:
         self.subscriptions: dict[str, Subscription] = {}
@@ -350,9 +374,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         alone answers (a reconnect storm's thousand subscribes to twenty public streams), else
         the database. The watcher re-checks from that time on (streams/access/revocation.py)."""
         user = self.scope.get("user")
-        stream, allowed, since = await get_watcher().stream_for(
-            user, slug, read=database_sync_to_async(viewable_stream)
-        )
+        stream, allowed, since = await get_watcher().stream_for(user, slug, read=read_viewable_stream)
         if stream is None:
             raise BadRequest("not_found", f"no stream {slug!r}", stream=slug)
         if not allowed:
@@ -388,10 +410,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
     ) -> tuple[IdKey | None, int]:
         """`subscribed` and a shared backfill (streams/delivery/backfills.py), as
         send_backfill writes its own."""
-        await self.write_text(encode({"op": "subscribed", "stream": slug, "status": shared.status}))
-        for text in shared.frames:
+        prepared = iter(shared.prepared)
+        await self.write_shared(shared.subscribed, next(prepared))
+        for text, frame in zip(shared.frames, prepared, strict=True):
             await self.wait_for_reader(slug, subscription)
-            await self.write_text(text)
+            await self.write_shared(text, frame)
             if text.startswith('{"op":"points"'):  # as send_backfill counts: not gap frames
                 self.hub.stats.backfill_frames += 1
                 self.hub.stats.backfill_bytes += len(text)
@@ -442,6 +465,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """A frame of this socket's own (not the hub's), in order with the hub's frames."""
         if self.writer is not None:
             self.writer.write(prepare(text))
+        else:
+            await self.send(text_data=text)
+
+    async def write_shared(self, text: str, prepared: PreparedMessage) -> None:
+        """write_text for a frame already framed for the wire (`prepared`: `text`, framed)."""
+        if self.writer is not None:
+            self.writer.write(prepared)
         else:
             await self.send(text_data=text)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from streams.core.groups import points_message
 from streams.core.ids import IdClock, format_id
@@ -20,6 +21,7 @@ from streams.delivery import backfills, consumers
 from streams.delivery.backfills import get_shared_backfills
 from streams.delivery.consumers import StreamConsumer
 from streams.delivery.hub import get_hub
+from streams.delivery.transport import prepare
 from streams.models import Stream
 from streams.storage.window import get_history
 from tests.waits import eventually
@@ -32,8 +34,9 @@ VIEWERS = 200
 def allow(monkeypatch: pytest.MonkeyPatch, stream_row: Stream) -> None:
     """Everyone may see the stream; no database (a thread hop as database_sync_to_async
     makes, without its connection upkeep)."""
-    monkeypatch.setattr(consumers, "viewable_stream", lambda user, slug: (stream_row, True))
-    monkeypatch.setattr(consumers, "database_sync_to_async", sync_to_async)
+    monkeypatch.setattr(
+        consumers, "read_viewable_stream", sync_to_async(lambda user, slug: (stream_row, True))
+    )
 
 
 class Feed:
@@ -275,3 +278,42 @@ async def test_a_shared_backfill_is_kept_while_subscribers_keep_asking_for_it(me
     for viewer in viewers:
         assert viewer.chain()[2] == feed.times
         await viewer.consumer.disconnect(1000)
+
+
+async def test_a_handout_is_framed_once_and_as_each_socket_would_frame_it(memory_layer, monkeypatch):
+    """Subscribers of a storm share the frames framed for the wire (transport.prepare): the
+    same bytes a socket framing the handout's texts itself would write, `subscribed` first
+    with the stream's status of the moment, and the live tail's frames after the window's."""
+    stream_row = Stream(slug=SLUG, title="Storm", window_points=WINDOW, store_points=False)
+    allow(monkeypatch, stream_row)
+    monkeypatch.setattr(backfills, "SHARE_SECONDS", 60.0)
+    monkeypatch.setattr(settings, "LIVECHARTS_BACKFILL_FRAME_BYTES", 16 * 1024)
+    feed = Feed()
+    for _ in range(500):
+        await feed.publish()
+    first = Viewer(after=None)
+    await first.consumer.connect()
+    await first.subscribe()
+    (entry,) = get_shared_backfills()._entries.values()
+
+    def framed(handout: backfills.Handout) -> list[bytes]:
+        texts = [handout.subscribed, *handout.frames]
+        assert [prepared.payloadHybi for prepared in handout.prepared] == [
+            prepare(text).payloadHybi for text in texts
+        ]
+        return [prepared.payloadHybi for prepared in handout.prepared]
+
+    before = entry.handout()
+    assert len(before.frames) > 1  # a window in several frames
+    assert json.loads(before.subscribed) == {"op": "subscribed", "stream": SLUG, "status": entry.status}
+    framed(before)
+    again = entry.handout()
+    assert all(a is b for a, b in zip(again.prepared, before.prepared, strict=True))  # framed once
+    await feed.publish()  # a live batch: the tail grows
+    await entry.send_status({"status": {"state": "stalled"}})
+    after = entry.handout()
+    assert framed(after)[1 : len(before.prepared)] == framed(before)[1:]
+    assert len(after.frames) == len(before.frames) + 1
+    assert json.loads(after.frames[-1])["data"][-1]["id"] == feed.ids[-1]
+    assert json.loads(after.subscribed)["status"] == {"state": "stalled"}
+    await first.consumer.disconnect(1000)

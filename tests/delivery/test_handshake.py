@@ -124,6 +124,68 @@ async def test_a_socket_without_a_session_is_anonymous_without_asking_the_databa
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_socket_with_cookies_but_no_session_is_anonymous_with_its_cookies(memory_layer, monkeypatch):
+    from streams.delivery import consumers
+
+    scopes = []
+    real_connect = consumers.StreamConsumer.connect
+
+    async def connect(self):
+        scopes.append(self.scope)
+        await real_connect(self)
+
+    monkeypatch.setattr(consumers.StreamConsumer, "connect", connect)
+    user, lookups = await sockets_user([(b"cookie", b"csrftoken=abc; theme=dark")], monkeypatch)
+    assert not user.is_authenticated
+    assert lookups == 0
+    (scope,) = scopes
+    assert scope["cookies"] == {"csrftoken": "abc", "theme": "dark"}
+    assert scope["session"].session_key is None
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"http://127.0.0.1:8000",
+        b"http://evil.example.com",
+        b"http://127.0.0.1.evil.example.com",
+        None,
+        b"\xff",
+    ],
+)
+@pytest.mark.django_db(transaction=True)  # a refusal's consumer closes old database connections
+async def test_an_origin_validator_that_remembers_answers_as_channels_does(origin, settings):
+    """The same answer as channels' AllowedHostsOriginValidator, asked first and asked again."""
+    from channels.security.websocket import AllowedHostsOriginValidator
+
+    from streams.delivery.handshake import allowed_hosts_origin_validator
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1", ".example.org"]
+    answers = []
+    for make in (AllowedHostsOriginValidator, allowed_hosts_origin_validator):
+        seen = []
+
+        async def inner(scope, receive, send, seen=seen):
+            seen.append(scope)
+
+        async def send(message):
+            pass
+
+        validator = make(inner)
+        headers = [] if origin is None else [(b"origin", origin)]
+        for _ in range(2):
+            messages = iter([{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}])
+
+            async def receive(messages=messages):
+                return next(messages)
+
+            await validator({"type": "websocket", "headers": headers}, receive, send)
+        answers.append(len(seen))
+    assert answers[0] == answers[1]
+    assert answers[0] == (2 if origin == b"http://127.0.0.1:8000" else 0)
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_socket_with_a_session_is_its_user(memory_layer, alice, monkeypatch):
     from channels.db import database_sync_to_async
 

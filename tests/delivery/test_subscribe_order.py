@@ -130,8 +130,8 @@ class Harness:
         monkeypatch.setattr(consumers, "pages_since", lambda *a, **k: self.around_pages(PAGES_SINCE(*a, **k)))
         monkeypatch.setattr(
             consumers,
-            "database_sync_to_async",
-            lambda f: lambda *a, **k: self.around(SYNC_TO_ASYNC(f)(*a, **k)),
+            "read_viewable_stream",
+            lambda *a, **k: self.around(SYNC_TO_ASYNC(consumers._viewable_stream)(*a, **k)),
         )
         monkeypatch.setattr(self.hub, "join", lambda *a, **k: self.around(real_join(*a, **k)))
         monkeypatch.setattr(self.history, "get_status", lambda *a, **k: self.around(real_status(*a, **k)))
