@@ -377,12 +377,9 @@ async def storm(
                     # enough (STABLE_SECONDS) that they come back as after a first fault.
                     name = f"daphne-{survivor + 1}"
                     await asyncio.to_thread(start_daphne_at, stack, name, port=ports[survivor])
-                    await asyncio.sleep(
-                        max(
-                            args.settle,
-                            STABLE_SECONDS + 1 - (time.time() - kills[-1] - storms[-1]["storm_s"]),
-                        )
-                    )
+                    last_back = kills[-1] + storms[-1]["storm_s"]  # when the last viewer was back
+                    stable_in = STABLE_SECONDS + 1 - (time.time() - last_back)
+                    await asyncio.sleep(max(args.settle, stable_in))
                 storms.append(await one_storm(stack, viewers, holder=holder, survivor=survivor, kills=kills))
             await asyncio.sleep(args.settle)
             await publisher.stop()
