@@ -216,16 +216,15 @@ class Broadcaster:
                 # the ids and the points as they are (and the columns made once of them).
                 entries = Entries(_take_ids(self._clocks[slug], len(item.points)), item.points)
                 work.append((slug, item, entries))
-            appending = asyncio.ensure_future(
-                self.history.append_tick(
-                    [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
-                    statuses=stored,
-                )
+            appending = self.history.start_append_tick(
+                [WindowAppend(slug, entries, item.retention) for slug, item, entries in work],
+                statuses=stored,
             )
-            # Started first (it sends the command at its first step), then the held feeds
-            # read once while Redis runs the script.
+            # While Redis runs the script: the held feeds read once, and each batch's group
+            # message is made (sent only once its batch is stored).
             self.gate.release_once()
             try:
+                prepared = [self._prepare_message(slug, entries) for slug, _, entries in work]
                 errors = await appending
             except BaseException:
                 appending.cancel()
@@ -237,7 +236,7 @@ class Broadcaster:
                 self._keep(slug, item)
             self._requeue_statuses(statuses)
             raise
-        for (slug, item, entries), error in zip(work, errors, strict=True):
+        for (slug, item, entries), error, message in zip(work, errors, prepared, strict=True):
             if error is not None:
                 log.error("stream %s: could not store a batch (%s); retrying", slug, error)
                 self._keep(slug, item)
@@ -245,11 +244,13 @@ class Broadcaster:
             # In history now, with ids: never put back (they would be stored twice). What
             # fails from here costs this batch's live message only (viewers refill from
             # history), never the other streams' batches.
+            self._last_ids[slug] = entries.ids[-1]
             try:
                 if item.store and self.persister is not None:
                     self.persister.add(slug, entries)
                 _call_all(slug, item.on_stored)
-                messages.append((group_name(slug), self._message(slug, entries)))
+                if message is not None:
+                    messages.append((group_name(slug), message))
             except Exception:
                 log.exception("stream %s: a stored batch could not be sent", slug)
         await self._send_all(messages)
@@ -270,10 +271,14 @@ class Broadcaster:
         waiting.on_stored[:0] = item.on_stored
         self._ensure_ticker()
 
-    def _message(self, slug: str, entries: Entries) -> dict[str, Any]:
-        prev = self._last_ids.get(slug)
-        self._last_ids[slug] = entries.ids[-1]
-        return points_message(slug, entries, prev=prev, key=self._clocks[slug].last)
+    def _prepare_message(self, slug: str, entries: Entries) -> dict[str, Any] | None:
+        """The batch's group message, `prev` the last batch sent (the flush moves that on only
+        once this one is stored); None, logged, when it cannot be made."""
+        try:
+            return points_message(slug, entries, prev=self._last_ids.get(slug), key=self._clocks[slug].last)
+        except Exception:
+            log.exception("stream %s: a batch's group message could not be made", slug)
+            return None
 
     async def _send_all(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """group_send every message; on the pub/sub layer, all in one round trip. A failed send

@@ -564,16 +564,22 @@ async def test_a_due_tick_is_not_held_behind_every_feed_read_and_each_point_is_s
 
 
 def count_commands(history) -> list[str]:
-    """The names of the commands the history's Redis client sends from now on."""
-    client = history._redis()
+    """The names of the commands the history's Redis clients (the loop's and the appender
+    thread's) send from now on."""
+    client, blocking = history._redis(), history._appender_redis()
     sent: list[str] = []
-    execute = client.execute_command
+    execute, execute_blocking = client.execute_command, blocking.execute_command
 
     async def counted(*args, **options):
         sent.append(str(args[0]))
         return await execute(*args, **options)
 
+    def counted_blocking(*args, **options):
+        sent.append(str(args[0]))
+        return execute_blocking(*args, **options)
+
     client.execute_command = counted
+    blocking.execute_command = counted_blocking
     return sent
 
 
@@ -610,10 +616,10 @@ async def test_a_tick_whose_history_command_fails_stores_its_points_once_at_the_
     broadcaster = broadcaster_with(layer, history)
     broadcaster.publish("s", [Point(t=0, values={"v": 0.0})], retention=Retention())
     await broadcaster.flush()
-    client = history._redis()
+    client = history._appender_redis()
     execute = client.execute_command
 
-    async def lost_once(*args, **options):
+    def lost_once(*args, **options):
         client.execute_command = execute
         raise RedisConnectionError("Redis went away")
 

@@ -6,12 +6,14 @@ in-process ring otherwise (the embedded one-process mode). Both answer the same 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from streams.core.ids import IdKey, parse_id
 from streams.core.json_parse import parse_json
 from streams.core.points import Entry, Point, ids_and_points
 from streams.core.retention import Retention
-from streams.storage.redis_clients import loop_client, parse_address
+from streams.storage.redis_clients import loop_client, parse_address, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,14 @@ class History(ABC):
             except Exception as error:
                 log.warning("could not store the health of %d feeds (%s)", len(statuses), error)
         return await self.append_many(batches)
+
+    def start_append_tick(
+        self, batches: Sequence[WindowAppend], *, statuses: dict[str, dict[str, Any]]
+    ) -> asyncio.Future[list[Exception | None]]:
+        """`append_tick`, started now: a store that can sends its command before this returns,
+        so the caller does its own work while the store runs it (broadcast makes the tick's group
+        messages meanwhile), then awaits the answers."""
+        return asyncio.ensure_future(self.append_tick(batches, statuses=statuses))
 
     @abstractmethod
     async def read(
@@ -378,14 +388,19 @@ class RedisHistory(History):
         self.prefix = prefix
         parse_address(url)  # a malformed address fails here, not at the first command
         self._trim_script: Any = None
-        self._append_script: Any = None
+        # The tick's history script runs on a thread of its own with a blocking client: the
+        # thread sends it at once, whatever the loop is doing, and its answer costs the loop one
+        # callback. redis.asyncio took three or four loop iterations to send it and read the
+        # answer, each behind every feed task ready then.
+        self._appender: ThreadPoolExecutor | None = None
+        self._append_client: Any = None
+        self._thread_script: Any = None
 
     def _redis(self) -> Any:
         client = loop_client(self.url, user="window")
         if self._trim_script is None:
             # Script objects: each runs on whichever client or pipeline it is given.
             self._trim_script = client.register_script(TRIM_SCRIPT)
-            self._append_script = client.register_script(APPEND_SCRIPT)
         return client
 
     def key(self, slug: str) -> str:
@@ -408,26 +423,39 @@ class RedisHistory(History):
         """Every stream's batch in one command (APPEND_SCRIPT): one round trip and one wait per
         tick, however many streams moved (each wait lets every ready feed task run first: on a
         busy worker, waits are what a flush costs)."""
-        return await self._append(batches, statuses="")
+        if not batches:
+            return []
+        return await self._start_append(batches, statuses="")
 
     async def append_tick(
         self, batches: Sequence[WindowAppend], *, statuses: dict[str, dict[str, Any]]
     ) -> list[Exception | None]:
         """The statuses and the batches in one command: a tick of 1,000 streams is one round
         trip, not two (an MSET of 2,000 arguments also cost redis-py 5 ms to pack)."""
-        if not batches:
-            await super().append_tick(batches, statuses=statuses)
-            return []
+        return await self.start_append_tick(batches, statuses=statuses)
+
+    def start_append_tick(
+        self, batches: Sequence[WindowAppend], *, statuses: dict[str, dict[str, Any]]
+    ) -> asyncio.Future[list[Exception | None]]:
+        if not batches:  # the statuses alone, by set_statuses
+            return asyncio.ensure_future(History.append_tick(self, batches, statuses=statuses))
         # Slugs hold no newline and JSON text none raw: a line each.
         text = "".join([f"{slug}\n{json.dumps(status)}\n" for slug, status in statuses.items()])
-        errors = await self._append(batches, statuses=text)
-        if statuses and all(error is not None for error in errors):
-            log.warning("could not store the health of %d feeds (%s)", len(statuses), errors[0])
-        return errors
+        answers = self._start_append(batches, statuses=text)
+        if statuses:
 
-    async def _append(self, batches: Sequence[WindowAppend], *, statuses: str) -> list[Exception | None]:
-        if not batches:
-            return []
+            def warn_if_lost(done: asyncio.Future[list[Exception | None]]) -> None:
+                errors = None if done.cancelled() else done.result()
+                if errors and all(error is not None for error in errors):
+                    log.warning("could not store the health of %d feeds (%s)", len(statuses), errors[0])
+
+            answers.add_done_callback(warn_if_lost)
+        return answers
+
+    def _start_append(
+        self, batches: Sequence[WindowAppend], *, statuses: str
+    ) -> asyncio.Future[list[Exception | None]]:
+        """The batches' texts, made here, then APPEND_SCRIPT sent from the appender thread."""
         texts: list[str] = []
         for batch in batches:
             oldest_ms = batch.retention.oldest_kept_ms()
@@ -436,18 +464,30 @@ class RedisHistory(History):
                 f"{batch.slug}\n{'' if points is None else points}\n"
                 f"{'' if oldest_ms is None else f'{oldest_ms}-0'}\n{entries_text(batch.entries)}"
             )
+        args = [f"{self.prefix}:", "\x1e".join(texts), statuses]
+        if self._appender is None:
+            self._appender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-append")
+        return asyncio.wrap_future(self._appender.submit(self._run_append, args, len(batches)))
+
+    def _appender_redis(self) -> Any:
+        """The appender thread's blocking client (redis-py's are safe to share between threads)."""
+        if self._append_client is None:
+            self._append_client = sync_client(self.url)
+            self._thread_script = self._append_client.register_script(APPEND_SCRIPT)
+        return self._append_client
+
+    def _run_append(self, args: list[str], count: int) -> list[Exception | None]:
+        """On the appender thread: the script call and its answers, one per batch."""
         try:
-            client = self._redis()
-            answers = await self._append_script(
-                keys=[], args=[f"{self.prefix}:", "\x1e".join(texts), statuses], client=client
-            )
+            client = self._appender_redis()
+            answers = self._thread_script(keys=[], args=args, client=client)
         except Exception as error:
             # The call failed as a whole (connection lost, Redis busy): which batches were
             # stored is unknown, so every one is retried (a retried point gets a new id: a
             # viewer may get it twice, never miss it).
-            return [error] * len(batches)
+            return [error] * count
         if answers == 0:  # every batch stored
-            return [None] * len(batches)
+            return [None] * count
         from redis.exceptions import ResponseError
 
         return [None if answer == 0 else ResponseError(_text(answer)) for answer in answers]

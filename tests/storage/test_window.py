@@ -172,6 +172,29 @@ async def test_a_tick_whose_batches_redis_all_refuses_answers_each_with_its_erro
     assert await history.last_id("a") == await history.last_id("b") == new[0].id
 
 
+async def test_a_ticks_append_goes_to_redis_while_the_loop_is_busy(redis_prefix):
+    """The tick's script is sent by the appender thread: broadcast makes the tick's group
+    messages while Redis runs it, and the loop's other work never holds the command back."""
+    import redis
+
+    from tests.services import require_redis
+    from tests.waits import wait_until
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    entries = make_entries(IdClock(), 3)
+    answers = history.start_append_tick(
+        [WindowAppend("s", entries, Retention())], statuses={"s": {"state": "live"}}
+    )
+    # Not one await since: the loop has not run, so only the thread can have sent it.
+    client = redis.Redis.from_url(require_redis())
+    try:
+        wait_until(lambda: client.xlen(history.key("s")) == 3, what="the points in Redis, the loop held")
+    finally:
+        client.close()
+    assert await answers == [None]
+    assert await history.get_status("s") == {"state": "live"}
+
+
 @pytest.mark.parametrize(
     "values",
     [
