@@ -195,24 +195,26 @@ async def test_a_ticks_append_goes_to_redis_while_the_loop_is_busy(redis_prefix)
     assert await history.get_status("s") == {"state": "live"}
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        [{"v": 1.5}, {"v": -0.0}],
-        [{"a": 1.0, "b": 2.25}, {"a": 4.0, "b": 3.0}],
-        [{"a": 1.0, "b": 2.25}, {"b": 3.0, "a": 4.0}],
-        [{"a": 1.0, "b": 2.0, "c": 3.5}, {"a": 4.0, "b": 5.0, "c": 6.5}, {"a": 7.0, "b": 8.0, "c": -9.0}],
-        [{"v": 1.0}, {"v": None}],
-        [{"v": 1}, {"v": 2.0}],
-        [{"a": 1.0}, {"b": 2.0}],
-        [{"a": 1.0, "b": 2.0}, {"a": 3.0}],
-        [{"v": 1.0}, {}],
-        [{'é\n",:': 1e300}, {'é\n",:': 5e-324}],
-        [{"v": 1e-05}, {"v": 123456789.123456789}, {"v": -1e22}],
-        [{"v": 2**70}, {"v": True}],
-        [{}],
-    ],
-)
+# Batches of every shape history writes: number columns, and point by point (gaps, other series,
+# what orjson cannot write, names that need escaping).
+SHAPES = [
+    [{"v": 1.5}, {"v": -0.0}],
+    [{"a": 1.0, "b": 2.25}, {"a": 4.0, "b": 3.0}],
+    [{"a": 1.0, "b": 2.25}, {"b": 3.0, "a": 4.0}],
+    [{"a": 1.0, "b": 2.0, "c": 3.5}, {"a": 4.0, "b": 5.0, "c": 6.5}, {"a": 7.0, "b": 8.0, "c": -9.0}],
+    [{"v": 1.0}, {"v": None}],
+    [{"v": 1}, {"v": 2.0}],
+    [{"a": 1.0}, {"b": 2.0}],
+    [{"a": 1.0, "b": 2.0}, {"a": 3.0}],
+    [{"v": 1.0}, {}],
+    [{'é\n",:': 1e300}, {'é\n",:': 5e-324}],
+    [{"v": 1e-05}, {"v": 123456789.123456789}, {"v": -1e22}],
+    [{"v": 2**70}, {"v": True}],
+    [{}],
+]
+
+
+@pytest.mark.parametrize("values", SHAPES)
 async def test_the_stored_json_of_a_batch_reads_back_as_the_points(values, redis_prefix):
     from tests.services import require_redis
 
@@ -227,6 +229,27 @@ async def test_the_stored_json_of_a_batch_reads_back_as_the_points(values, redis
     assert [repr(json.loads(text)) for text in texts] == [repr(json.loads(text)) for text in expected]
     backfill = await history.read("s", after=None, retention=Retention())
     assert [repr(e.point) for e in backfill.entries] == [repr(e.point) for e in entries]
+
+
+async def test_a_tick_of_batches_of_every_shape_stores_each_in_its_own_stream(redis_prefix):
+    """One script call parses where each batch and each of its lines ends: neighbours of other
+    shapes must not bleed into one another."""
+    from tests.services import require_redis
+
+    history = RedisHistory(require_redis(), prefix=redis_prefix)
+    batches = {
+        f"s{index}": [Entry(id=f"1-{n}", point=Point(t=1.0 + n / 3, values=v)) for n, v in enumerate(values)]
+        for index, values in enumerate(SHAPES)
+    }
+    errors = await history.append_tick(
+        [WindowAppend(slug, entries, Retention(points=2)) for slug, entries in batches.items()],
+        statuses={"s0": {"state": "live"}},
+    )
+    assert errors == [None] * len(SHAPES)
+    assert await history.get_status("s0") == {"state": "live"}
+    for slug, entries in batches.items():
+        backfill = await history.read(slug, after=None, retention=Retention(points=2))
+        assert [repr(e.point) for e in backfill.entries] == [repr(e.point) for e in entries[-2:]], slug
 
 
 def test_number_columns_go_as_columns_and_the_rest_point_by_point():
