@@ -73,10 +73,13 @@ HANDOVER_SCANS = 2
 # the last collection (CPython counts each one made and takes back each one freed; default
 # 700). A worker's points live until the Persister writes them, about a second: at 100,000
 # points/s, 50,000 set off a collection of 50,000-80,000 young objects two or three times a
-# second, each finding nothing; 300,000 is more than a second of them, so the Persister's
-# write frees them first and collections are rare (tick-driven bench, 1,000 streams: 0.6-0.8
-# us less a point). Cyclic garbage waits longer: at most about this many objects of it.
-GC_YOUNG_THRESHOLD = 300_000
+# second, each finding nothing. 300,000 (more than a second of them) still set one off every
+# 1-2 s at 1,000 streams, where ticks of a third of a second and the Persister's second of
+# points keep more alive: 70 ms each, 4% of the worker's CPU, finding nothing (bench.ingest, 6 s
+# runs, measured with gc.callbacks). 1,000,000 set off none in those runs. Cyclic garbage waits
+# longer, at most about this many objects of it; a worker makes almost none (40 objects found
+# by every collection of a 6 s run together).
+GC_YOUNG_THRESHOLD = 1_000_000
 
 
 def tune_gc() -> bool:
