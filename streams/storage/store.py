@@ -17,14 +17,12 @@ transaction; every prune trims them to the points kept.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import itertools
 import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import IntegrityError, connection, transaction
@@ -74,60 +72,6 @@ def decode(data: str) -> DecodedRow:
     return DecodedRow(ids=raw["ids"], t=raw["t"], y=raw["y"])
 
 
-class PartsPoints(Sequence[Point]):
-    """The points of several lists end to end, read in place: a write reads only the few its
-    rollup buckets keep, so they are not copied into one list (which touched every Point)."""
-
-    __slots__ = ("_parts", "_starts")
-
-    def __init__(self, parts: list[list[Point]]) -> None:
-        self._parts = parts
-        self._starts = list(itertools.accumulate(map(len, parts), initial=0))
-
-    def __len__(self) -> int:
-        return self._starts[-1]
-
-    @overload
-    def __getitem__(self, index: int) -> Point: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Point]: ...
-
-    def __getitem__(self, index: int | slice) -> Point | list[Point]:
-        if isinstance(index, slice):
-            return list(self)[index]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        part = bisect.bisect_right(self._starts, index) - 1
-        return self._parts[part][index - self._starts[part]]
-
-    def __iter__(self) -> Iterator[Point]:
-        return itertools.chain.from_iterable(self._parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """A stream's Entries of one flush joined for its write: ids, times and each series'
-    values as lists (the columns broadcast made), their Points left in their parts."""
-
-    ids: list[str]
-    points: PartsPoints
-    t: list[float]
-    y: dict[str, list[Any]]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def entries(self) -> list[Entry]:
-        return list(map(Entry, self.ids, self.points))
-
-
-# What save_batches takes per (slug, batch): entries, or entries merge_batches joined.
-Batch = Sequence[Entry] | Joined
-
-
 # StoredBatch's columns as save_batches writes them, in the order of batch_row's values.
 ROW_FIELDS = ("stream", "first_ms", "first_seq", "last_ms", "last_seq", "t_min", "t_max", "count", "data")
 
@@ -138,16 +82,12 @@ def batch_row(stream_id: int, entries: Sequence[Entry]) -> tuple[Any, ...]:
 
 
 def _row_and_columns(
-    stream_id: int, entries: Batch, first: IdKey, last: IdKey
+    stream_id: int, entries: Sequence[Entry], first: IdKey, last: IdKey
 ) -> tuple[tuple[Any, ...], rollups.Columns]:
     """A StoredBatch row's values (batch_row), and the columns its data was encoded from, which
     the rollup tiers summarise (made once for both; of broadcast's Entries, made once a tick)."""
-    points: Sequence[Point]
-    if type(entries) is Joined:
-        ids, points, times, y = entries.ids, entries.points, entries.t, entries.y
-    else:
-        ids, points = ids_and_points(entries)  # type: ignore[arg-type]
-        times, y = times_and_columns(entries)  # type: ignore[arg-type]
+    ids, points = ids_and_points(entries)
+    times, y = times_and_columns(entries)
     t_min, t_max = min(times), max(times)
     row = (
         stream_id,
@@ -205,7 +145,7 @@ def stream_ids(slugs: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def save_batches(batches: Sequence[tuple[str, Batch]]) -> int:
+def save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     """Write batches of (slug, entries); a point at or before its stream's newest stored id is
     skipped (already stored, by this process or another). Returns rows written."""
     try:
@@ -215,21 +155,13 @@ def save_batches(batches: Sequence[tuple[str, Batch]]) -> int:
         # gone wrong). Make the days of these rows (each row's key is its last id) and retry.
         if not partitions.is_missing_partition(error):
             raise
-        partitions.make_partitions_for(
-            parse_id(_id_at(entries, -1))[0] for _, entries in batches if len(entries)
-        )
+        partitions.make_partitions_for(parse_id(entries[-1].id)[0] for _, entries in batches if entries)
         return _save_batches(batches)
 
 
-def _id_at(batch: Batch, index: int) -> str:
-    if type(batch) is Joined or type(batch) is Entries:
-        return batch.ids[index]  # type: ignore[union-attr]
-    return batch[index].id  # type: ignore[index]
-
-
-def _save_batches(batches: Sequence[tuple[str, Batch]]) -> int:
+def _save_batches(batches: Sequence[tuple[str, Sequence[Entry]]]) -> int:
     ids = stream_ids(sorted({slug for slug, _ in batches}))
-    wanted = [(ids[slug], entries) for slug, entries in batches if slug in ids and len(entries)]
+    wanted = [(ids[slug], entries) for slug, entries in batches if slug in ids and entries]
     if not wanted:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
@@ -238,18 +170,17 @@ def _save_batches(batches: Sequence[tuple[str, Batch]]) -> int:
         fresh: list[rollups.Columns] = []
         for stream_id, entries in wanted:
             after = newest.get(stream_id)
-            first = parse_id(_id_at(entries, 0))
+            first = parse_id(entries[0].id)
             if after is not None and first <= after:
                 # Ids only grow per stream, so this is a batch stored already (a retry that had
                 # landed) or overlapping what another worker stored: a worker that took the
                 # stream over stores the window past the newest stored id, and the old owner's
                 # late write must not store those points a second time under other batch ids.
-                whole = entries.entries() if type(entries) is Joined else entries
-                entries = [entry for entry in whole if parse_id(entry.id) > after]
+                entries = [entry for entry in entries if parse_id(entry.id) > after]
                 if not entries:
                     continue
                 first = parse_id(entries[0].id)
-            last = parse_id(_id_at(entries, -1))
+            last = parse_id(entries[-1].id)
             row, made = _row_and_columns(stream_id, entries, first, last)
             rows.append(row)
             fresh.append(made)
@@ -476,10 +407,10 @@ def _delete_in_chunks(queryset: Any) -> int:
 
 def merge_batches(
     batches: Sequence[tuple[str, Sequence[Entry]]], *, max_points: int = MERGE_POINTS
-) -> list[tuple[str, Batch]]:
+) -> list[tuple[str, Sequence[Entry]]]:
     """Each stream's batches joined in order into as few batches of at most `max_points` as
-    they fit in (a batch is never split). Broadcast's Entries with their columns made are
-    joined as Joined (`_joined`), other Entries as Entries; other batches into lists."""
+    they fit in (a batch is never split). Broadcast's Entries are joined as Entries (their
+    columns too); other batches into lists."""
     # Grouped per stream first, then cut: the usual stream's second of ticks fits one row, and
     # a step per batch (twenty a second for each of a thousand streams) was a third of the cost.
     groups: dict[str, list[Sequence[Entry]]] = {}
@@ -489,11 +420,12 @@ def merge_batches(
             groups[slug] = [entries]
         else:
             group.append(entries)
-    merged: list[tuple[str, Batch]] = []
+    merged: list[tuple[str, Sequence[Entry]]] = []
     for slug, parts in groups.items():
         if len(parts) == 1:
-            merged.append((slug, parts[0]))
+            merged.append((slug, _joined(parts)))
             continue
+        # Entries' ids, not their __len__: a Python call per batch.
         sizes = [len(part.ids) if type(part) is Entries else len(part) for part in parts]  # type: ignore[attr-defined]
         if sum(sizes) <= max_points:
             merged.append((slug, _joined(parts)))
@@ -512,30 +444,10 @@ def merge_batches(
     return merged
 
 
-def _joined(parts: Sequence[Sequence[Entry]]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    names = list(first.y) if type(first) is Entries and first.y is not None else None
-    keys = None if names is None else first.y.keys()  # type: ignore[attr-defined]
-    for part in parts:
-        if type(part) is not Entries:
-            return [entry for part in parts for entry in part]
-        y = part.y  # type: ignore[attr-defined]
-        # The same series in the same order (a set's test, then the order only when it can differ).
-        if names is not None and (y is None or y.keys() != keys or (len(names) > 1 and list(y) != names)):
-            names = None
-    if names is None:
-        return Entries.joined(parts)  # type: ignore[arg-type]
-    # Columns made for the same series in every part (broadcast's texts made them): the whole's
-    # are theirs joined (as Entries.joined makes them), and the Points stay in their parts.
-    chain = itertools.chain.from_iterable
-    return Joined(
-        ids=list(chain([part.ids for part in parts])),  # type: ignore[attr-defined]
-        points=PartsPoints([part.points for part in parts]),  # type: ignore[attr-defined]
-        t=list(chain([part.t for part in parts])),  # type: ignore[attr-defined]
-        y={name: list(chain([part.y[name] for part in parts])) for name in names},  # type: ignore[attr-defined]
-    )
+def _joined(parts: Sequence[Sequence[Entry]]) -> Sequence[Entry]:
+    if all(type(part) is Entries for part in parts):
+        return parts[0] if len(parts) == 1 else Entries.joined(parts)  # type: ignore[arg-type]
+    return [entry for part in parts for entry in part]
 
 
 # The async side: a write-behind queue in the broadcaster -----------------------------------
@@ -550,7 +462,7 @@ class Persister:
         # The rows of a write that failed, retried exactly as they were: it may have landed
         # (the connection lost at commit), and only the very same rows are skipped by their
         # unique last id; merged with later batches they would store its points twice.
-        self._rows: list[tuple[str, Batch]] = []
+        self._rows: list[tuple[str, Sequence[Entry]]] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         # Batches are numbered as added: each stream's last one, and the last one written (a
@@ -560,17 +472,21 @@ class Persister:
         self._written = 0
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
-        # Broadcast's Entries are its own, never changed after: kept as they are.
-        self._waiting.append((slug, entries if type(entries) is Entries else list(entries)))
-        self._added += 1
-        self._last_added[slug] = self._added
-        excess = self.waiting - MAX_WAITING_BATCHES
+        # Called for each stream every tick, on the event loop: no property or other call
+        # that is not needed. Broadcast's Entries are its own, never changed after: kept as
+        # they are.
+        waiting = self._waiting
+        waiting.append((slug, entries if type(entries) is Entries else list(entries)))
+        self._added = added = self._added + 1
+        self._last_added[slug] = added
+        excess = len(waiting) + len(self._rows) - MAX_WAITING_BATCHES
         if excess > 0:
             from_rows = min(excess, len(self._rows))
             del self._rows[:from_rows]
-            del self._waiting[: excess - from_rows]
+            del waiting[: excess - from_rows]
             log.error("the database is not taking points: dropped the %d oldest waiting batches", excess)
-        if self._task is None or self._task.done():
+        task = self._task
+        if task is None or task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property

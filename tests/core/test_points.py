@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from streams.core.frames import columns, ms_times, times_and_columns
 from streams.core.points import Entries, Entry, Point, ids_and_points, last_id
-from streams.storage.store import encode_entries
+from streams.storage.store import encode_entries, merge_batches
 
 value = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32))
 point = st.builds(
@@ -49,7 +49,7 @@ def test_joined_entries_have_the_columns_of_their_points(parts):
         if made:
             times_and_columns(entries)
         batches.append(("s", entries))
-    whole = Entries.joined([entries for _, entries in batches])
+    ((_, whole),) = merge_batches(batches)
     every = [p for points, _ in parts for p in points]
     assert times_and_columns(whole) == ([p.t for p in every], columns(every))
     assert list(times_and_columns(whole)[1]) == list(columns(every))  # series in the same order

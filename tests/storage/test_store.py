@@ -398,18 +398,19 @@ def stored_rows(stream_id: int) -> list[str]:
     retry=st.booleans(),
     in_order=st.lists(st.booleans(), min_size=5, max_size=5),
 )
-def test_joined_batches_store_exactly_the_rows_their_points_store(
+def test_batches_merged_as_columns_store_exactly_the_rows_their_points_store(
     flushes, max_points, steps, retry, in_order
 ):
     # The same ticks to two streams: one as broadcast hands them to the Persister (Entries with
-    # their columns made: joined as columns, the Points left in their parts), one as lists of
-    # Entry (each Point read). Gaps, non-finite values, whole numbers, series that come and go,
-    # late points, flushes that cross second, 10 s and minute buckets (rolled up), a flush
-    # written again (a retry that had landed).
+    # their columns made, joined as columns), one as lists of Entry (each Point read). Gaps,
+    # non-finite values, whole numbers, series that come and go, late points, flushes that
+    # cross second, 10 s and minute buckets (rolled up), a flush written again (a retry that
+    # had landed).
     columns_stream, plain_stream = (
         Stream.objects.create(slug=f"p-{uuid.uuid4().hex[:8]}", title="P") for _ in range(2)
     )
     clock = IdClock()
+    seen: set[tuple[int, int]] = set()
     base = 1_700_000_000.0
     for (shape, ticks), step, ordered in zip(flushes, steps, in_order, strict=False):
         base += step
@@ -419,7 +420,9 @@ def test_joined_batches_store_exactly_the_rows_their_points_store(
             flush = [[(next(times), values) for _, values in points] for points in flush]
         entries = []
         for points in flush:
-            ids = [format_id(clock.next()) for _ in points]
+            keys = [clock.next() for _ in points]
+            seen.update(keys)
+            ids = [format_id(key) for key in keys]
             entries.append((ids, [(base + offset, values) for offset, values in points]))
         joined = []
         for ids, points in entries:
@@ -442,5 +445,10 @@ def test_joined_batches_store_exactly_the_rows_their_points_store(
             if retry:
                 save_batches(merged)
     assert stored_rows(columns_stream.pk) == stored_rows(plain_stream.pk)
+    # Every point once, in id order, in rows of at most max_points (but a bigger tick's own).
+    rows = StoredBatch.objects.filter(stream=columns_stream).order_by("last_ms", "last_seq")
+    ids = [decode(data).ids for data in rows.values_list("data", flat=True)]
+    assert [i for row in ids for i in row] == [format_id(key) for key in sorted(seen)]
+    assert all(len(row) <= max(max_points, 8) for row in ids)
     columns_stream.delete()
     plain_stream.delete()
