@@ -411,17 +411,38 @@ def merge_batches(
     """Each stream's batches joined in order into as few batches of at most `max_points` as
     they fit in (a batch is never split). Broadcast's Entries are joined as Entries (their
     columns too); other batches into lists."""
-    merged: dict[str, list[list[Sequence[Entry]]]] = {}
-    sizes: dict[str, int] = {}
+    # Grouped per stream first, then cut: the usual stream's second of ticks fits one row, so
+    # the per-batch step is one dict lookup (the chunk bookkeeping per batch, twenty batches a
+    # second for each of a thousand streams, was a tenth of the merge).
+    groups: dict[str, list[Sequence[Entry]]] = {}
     for slug, entries in batches:
-        chunks = merged.setdefault(slug, [])
-        if chunks and sizes[slug] + len(entries) <= max_points:
-            chunks[-1].append(entries)
-            sizes[slug] += len(entries)
+        group = groups.get(slug)
+        if group is None:
+            groups[slug] = [entries]
         else:
-            chunks.append([entries])
-            sizes[slug] = len(entries)
-    return [(slug, _joined(chunk)) for slug, chunks in merged.items() for chunk in chunks]
+            group.append(entries)
+    merged: list[tuple[str, Sequence[Entry]]] = []
+    for slug, parts in groups.items():
+        if len(parts) == 1:
+            merged.append((slug, _joined(parts)))
+            continue
+        # Entries' ids, not their __len__: a Python call per batch.
+        sizes = [len(part.ids) if type(part) is Entries else len(part) for part in parts]  # type: ignore[attr-defined]
+        if sum(sizes) <= max_points:
+            merged.append((slug, _joined(parts)))
+            continue
+        chunk: list[Sequence[Entry]] = []
+        size = 0
+        for part, length in zip(parts, sizes, strict=True):
+            if chunk and size + length <= max_points:
+                chunk.append(part)
+                size += length
+            else:
+                if chunk:
+                    merged.append((slug, _joined(chunk)))
+                chunk, size = [part], length
+        merged.append((slug, _joined(chunk)))
+    return merged
 
 
 def _joined(parts: Sequence[Sequence[Entry]]) -> Sequence[Entry]:
@@ -452,17 +473,21 @@ class Persister:
         self._written = 0
 
     def add(self, slug: str, entries: Sequence[Entry]) -> None:
-        # Broadcast's Entries are its own, never changed after: kept as they are.
-        self._waiting.append((slug, entries if type(entries) is Entries else list(entries)))
-        self._added += 1
-        self._last_added[slug] = self._added
-        excess = self.waiting - MAX_WAITING_BATCHES
+        # Called for each stream every tick, on the event loop: no property or other call
+        # that is not needed. Broadcast's Entries are its own, never changed after: kept as
+        # they are.
+        waiting = self._waiting
+        waiting.append((slug, entries if type(entries) is Entries else list(entries)))
+        self._added = added = self._added + 1
+        self._last_added[slug] = added
+        excess = len(waiting) + len(self._rows) - MAX_WAITING_BATCHES
         if excess > 0:
             from_rows = min(excess, len(self._rows))
             del self._rows[:from_rows]
-            del self._waiting[: excess - from_rows]
+            del waiting[: excess - from_rows]
             log.error("the database is not taking points: dropped the %d oldest waiting batches", excess)
-        if self._task is None or self._task.done():
+        task = self._task
+        if task is None or task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property

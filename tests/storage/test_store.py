@@ -5,18 +5,24 @@ Runs on SQLite and again on PostgreSQL (make test)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
 from channels.db import database_sync_to_async
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from streams.core.frames import times_and_columns
 from streams.core.ids import IdClock, format_id
-from streams.core.points import Entry, Point
+from streams.core.points import Entries, Entry, Point
 from streams.models import StoredBatch, Stream
 from streams.storage.backfill import stored_after
 from streams.storage.store import (
+    MERGE_POINTS,
     Persister,
     decode,
     iter_range,
@@ -326,3 +332,123 @@ async def test_cancelling_close_while_it_waits_for_the_writer_task_propagates(st
             await closing
     finally:
         release.set()
+
+
+# Batches joined as columns store what their points do -------------------------------------------
+
+stored_value = st.one_of(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda v: round(v, 3)),
+    st.integers(min_value=-1_000, max_value=1_000),
+    st.sampled_from([None, math.nan, math.inf, -math.inf, 0, 0.0, -0.0, 1e-05, True]),
+)
+# Per flush, every point with series "a" (the usual stream), or "é" (a name orjson and the json
+# module write apart), or "a" and "b"; or each point its own: a second series, a missing one, no
+# value at all (parts whose columns differ are joined as Entries, in the same flush).
+stored_shapes = st.sampled_from(["a", "a", "é", "ab", "mixed"])
+mixed_values = st.one_of(
+    st.fixed_dictionaries({"a": stored_value}),
+    st.fixed_dictionaries({"a": stored_value}, optional={"b": stored_value}),
+    st.fixed_dictionaries({"b": stored_value}),
+    st.just({}),
+)
+stored_points = st.lists(
+    st.tuples(
+        st.floats(min_value=-3, max_value=25, allow_nan=False).map(lambda s: round(s, 3)),
+        mixed_values,
+        stored_value,
+        stored_value,
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def shaped(shape: str, offset: float, mixed: dict, a: object, b: object) -> tuple[float, dict]:
+    if shape == "mixed":
+        return offset, mixed
+    return offset, {"a": a, "b": b} if shape == "ab" else {shape: a}
+
+
+def stored_rows(stream_id: int) -> list[str]:
+    """Every row the stream has in the store and the tiers, but its own ids, as exact text."""
+    from streams.models import StoredRollup, StoredRollupMark, StoredRollupSeries
+
+    rows = []
+    for model, order in (
+        (StoredBatch, ("last_ms", "last_seq")),
+        (StoredRollup, ("tier", "start")),
+        (StoredRollupSeries, ("tier", "start", "series")),
+        (StoredRollupMark, ("stream",)),
+    ):
+        fields = [f.attname for f in model._meta.concrete_fields if f.attname not in ("id", "stream_id")]
+        rows += [
+            repr(row)
+            for row in model.objects.filter(stream_id=stream_id).order_by(*order).values_list(*fields)
+        ]
+    return rows
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    flushes=st.lists(
+        st.tuples(stored_shapes, st.lists(stored_points, min_size=1, max_size=6)), min_size=1, max_size=5
+    ),
+    max_points=st.sampled_from([3, 10, MERGE_POINTS]),
+    steps=st.lists(st.floats(min_value=0, max_value=40).map(lambda s: round(s, 2)), min_size=5, max_size=5),
+    retry=st.booleans(),
+    in_order=st.lists(st.booleans(), min_size=5, max_size=5),
+)
+def test_batches_merged_as_columns_store_exactly_the_rows_their_points_store(
+    flushes, max_points, steps, retry, in_order
+):
+    # The same ticks to two streams: one as broadcast hands them to the Persister (Entries with
+    # their columns made, joined as columns), one as lists of Entry (each Point read). Gaps,
+    # non-finite values, whole numbers, series that come and go, late points, flushes that
+    # cross second, 10 s and minute buckets (rolled up), a flush written again (a retry that
+    # had landed).
+    columns_stream, plain_stream = (
+        Stream.objects.create(slug=f"p-{uuid.uuid4().hex[:8]}", title="P") for _ in range(2)
+    )
+    clock = IdClock()
+    seen: set[tuple[int, int]] = set()
+    base = 1_700_000_000.0
+    for (shape, ticks), step, ordered in zip(flushes, steps, in_order, strict=False):
+        base += step
+        flush = [[shaped(shape, *point) for point in points] for points in ticks]
+        if ordered:  # the usual flush: times in order across its ticks
+            times = iter(sorted(offset for points in flush for offset, _ in points))
+            flush = [[(next(times), values) for _, values in points] for points in flush]
+        entries = []
+        for points in flush:
+            keys = [clock.next() for _ in points]
+            seen.update(keys)
+            ids = [format_id(key) for key in keys]
+            entries.append((ids, [(base + offset, values) for offset, values in points]))
+        joined = []
+        for ids, points in entries:
+            made = Entries(ids, [Point(t=t, values=dict(values)) for t, values in points])
+            times_and_columns(made)  # as broadcast's texts do
+            joined.append((columns_stream.slug, made))
+        plain = [
+            (
+                plain_stream.slug,
+                [
+                    Entry(id=i, point=Point(t=t, values=dict(v)))
+                    for i, (t, v) in zip(ids, points, strict=True)
+                ],
+            )
+            for ids, points in entries
+        ]
+        for batches in (joined, plain):
+            merged = merge_batches(batches, max_points=max_points)
+            save_batches(merged)
+            if retry:
+                save_batches(merged)
+    assert stored_rows(columns_stream.pk) == stored_rows(plain_stream.pk)
+    # Every point once, in id order, in rows of at most max_points (but a bigger tick's own).
+    rows = StoredBatch.objects.filter(stream=columns_stream).order_by("last_ms", "last_seq")
+    ids = [decode(data).ids for data in rows.values_list("data", flat=True)]
+    assert [i for row in ids for i in row] == [format_id(key) for key in sorted(seen)]
+    assert all(len(row) <= max(max_points, 8) for row in ids)
+    columns_stream.delete()
+    plain_stream.delete()
