@@ -73,12 +73,13 @@ HANDOVER_SCANS = 2
 # the last collection (CPython counts each one made and takes back each one freed; default
 # 700). A worker's points live until the Persister writes them, about a second: at 100,000
 # points/s, 50,000 set off a collection of 50,000-80,000 young objects two or three times a
-# second, each finding nothing. 300,000 (more than a second of them) still set one off every
-# 1-2 s at 1,000 streams, where ticks of a third of a second and the Persister's second of
-# points keep more alive: 70 ms each, 4% of the worker's CPU, finding nothing (bench.ingest, 6 s
-# runs, measured with gc.callbacks). 1,000,000 set off none in those runs. Cyclic garbage waits
-# longer, at most about this many objects of it; a worker makes almost none (40 objects found
-# by every collection of a 6 s run together).
+# second, each finding nothing. 300,000 (more than a second of them) still set one off about
+# every 2 s at 1,000 streams, where the ticks' and the Persister's points live longer: 50-100
+# ms each (one of 200-300 ms now and then), 4% of the worker's CPU, finding nothing. 1,000,000:
+# one about every 6 s, of about 200 ms, 2% (bench.ingest 6 s runs, timed by gc.callbacks; in
+# alternating timed runs, quiet machine, 93,600 and 103,800 points/s, medians of 4). Cyclic
+# garbage waits longer, at most about this many objects of it; a worker makes almost none
+# (40 objects found in a whole run).
 GC_YOUNG_THRESHOLD = 1_000_000
 
 
