@@ -432,9 +432,9 @@ class RedisHistory(History):
             raise error
 
     async def append_many(self, batches: Sequence[WindowAppend]) -> list[Exception | None]:
-        """Every stream's batch in one command (APPEND_SCRIPT): one round trip and one wait per
-        tick, however many streams moved (each wait lets every ready feed task run first: on a
-        busy worker, waits are what a flush costs)."""
+        """Every stream's batch in one command (APPEND_SCRIPT), sent from the appender thread:
+        one round trip per tick however many streams moved, and its answer one callback on the
+        loop (on a busy worker, each loop iteration a wait takes runs every ready feed first)."""
         if not batches:
             return []
         return await self._start_append(batches, statuses="")
