@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from streams.core import runtime
+from streams.core.frames import fill_ms_times
 from streams.core.groups import group_name, points_message
 from streams.core.ids import IdClock, parse_id
 from streams.core.points import Entries, Point
@@ -224,6 +225,7 @@ class Broadcaster:
             # message is made (sent only once its batch is stored).
             self.gate.release_once()
             try:
+                self._fill_wire_times([entries for _, _, entries in work])
                 prepared = [self._prepare_message(slug, entries) for slug, _, entries in work]
                 errors = await appending
             except BaseException:
@@ -270,6 +272,15 @@ class Broadcaster:
         waiting.points[:0] = item.points
         waiting.on_stored[:0] = item.on_stored
         self._ensure_ticker()
+
+    @staticmethod
+    def _fill_wire_times(batches: list[Entries]) -> None:
+        """The tick's wire times at once (frames.fill_ms_times); when that fails, each batch's
+        message makes its own (batch_text), so one odd time cannot cost the others theirs."""
+        try:
+            fill_ms_times(batches)
+        except Exception:
+            log.exception("could not make the tick's wire times at once; making them batch by batch")
 
     def _prepare_message(self, slug: str, entries: Entries) -> dict[str, Any] | None:
         """The batch's group message, `prev` the last batch sent (the flush moves that on only

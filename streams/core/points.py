@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, overload
 
 # Point and Entry are made once per point on the ingest path (100,000 a second) and are never
 # changed once made: every layer treats them as values. They are not `frozen` only because a
@@ -41,9 +41,10 @@ class Entries(Sequence[Entry]):
     """A batch's entries as two parallel lists, ids and points: what broadcast hands history,
     viewers and the Persister each tick, without an Entry object per point (one is made only
     when one is asked for). `t` and `y`, each point's time and each series' values, are filled
-    once by frames.times_and_columns and shared by every text made of the batch."""
+    once by frames.times_and_columns and shared by every text made of the batch; `ms`, the
+    times as the wire has them, by frames.fill_ms_times for a whole tick at once."""
 
-    __slots__ = ("ids", "points", "t", "y")
+    __slots__ = ("ids", "ms", "points", "t", "y")
 
     def __init__(self, ids: list[str], points: list[Point]) -> None:
         if len(ids) != len(points):
@@ -52,6 +53,8 @@ class Entries(Sequence[Entry]):
         self.points = points
         self.t: list[float] | None = None
         self.y: dict[str, list[float | None]] | None = None
+        # A float64 array (a view of the tick's), read only by frames.batch_text.
+        self.ms: Any = None
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.core.frames import columns, ms_times, times_and_columns
+from streams.core.frames import batch_text, columns, fill_ms_times, ms_times, times_and_columns
 from streams.core.points import Entries, Entry, Point, ids_and_points, last_id
 from streams.storage.store import encode_entries, merge_batches
 
@@ -54,6 +54,52 @@ def test_joined_entries_have_the_columns_of_their_points(parts):
     assert times_and_columns(whole) == ([p.t for p in every], columns(every))
     assert list(times_and_columns(whole)[1]) == list(columns(every))  # series in the same order
     assert encode_entries(whole) == encode_entries(list(whole))
+
+
+wire_time = (
+    st.floats(min_value=1.0e9, max_value=2.3e9)
+    | st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
+    | st.integers(min_value=2**52, max_value=2**53 - 1).map(lambda k: k / 4096 / 1000)
+    | st.integers(min_value=1_100_000_000_000_000, max_value=2_199_000_000_000_000).map(
+        lambda us: (us + 0.5) / 1e6
+    )
+    | st.integers(min_value=1_100_000_000, max_value=2_100_000_000)  # whole seconds, as int
+    # Exactly half way between two microseconds (k * 125 / 512 with a remainder of 256): ties.
+    | st.integers(min_value=2**43, max_value=2**44 - 1).map(lambda m: (m * 512 + 256) / 4096 / 1000)
+    | st.sampled_from(
+        [2**40 / 1000, 2**41 / 1000, (2**41 - 2**-12) / 1000, 1099511627.7765, 1700000000.0000005]
+    )
+)
+
+
+@given(
+    tick=st.lists(
+        st.lists(
+            st.tuples(wire_time | st.just(float("nan")), st.floats(width=32, allow_nan=False)), min_size=1
+        ),
+        max_size=8,
+    )
+)
+def test_a_ticks_wire_times_made_at_once_are_each_batchs_own(tick):
+    # Broadcast rounds a whole tick's times in one array (fill_ms_times): every batch's text
+    # is byte for byte the one made of that batch alone, whatever times the other batches hold.
+    def batches() -> list[Entries]:
+        return [
+            entries_of([Point(t, {"y": y}) for t, y in batch], start=n * 100) for n, batch in enumerate(tick)
+        ]
+
+    def text(entries: Entries) -> str:
+        try:
+            return batch_text(slug="s", prev="1-0", entries=entries)
+        except ValueError as error:  # NaN is no JSON number: refused alike
+            return f"refused: {error}"
+
+    alone, together = batches(), batches()
+    fill_ms_times(together)
+    assert [text(entries) for entries in together] == [text(entries) for entries in alone]
+    for entries, batch in zip(together, tick, strict=True):
+        if entries.ms is not None:  # else left to ms_times: a time outside 2004-2039
+            assert entries.ms.tolist() == ms_times([t for t, _ in batch])
 
 
 @given(
