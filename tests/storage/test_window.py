@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -193,6 +196,76 @@ async def test_a_ticks_append_goes_to_redis_while_the_loop_is_busy(redis_prefix)
         client.close()
     assert await answers == [None]
     assert await history.get_status("s") == {"state": "live"}
+
+
+async def test_a_redis_that_never_answers_fails_the_tick_instead_of_holding_it(monkeypatch):
+    """A Redis that takes the script and never answers (hung, or its packets dropped): the
+    appender thread gives up after APPEND_TIMEOUT_SECONDS and every batch answers with the
+    error, so broadcast keeps them for the next tick, rather than the flush (and every feed it
+    holds) waiting for good. A real server on loopback that answers the connection's handshake
+    and then swallows the script call."""
+    import asyncio
+
+    import redis
+
+    from streams.storage import window
+
+    monkeypatch.setattr(window, "APPEND_TIMEOUT_SECONDS", 0.5)
+    server = _SwallowingRedis()
+    history = RedisHistory(server.url, prefix="hung")
+    try:
+        answers = history.start_append_tick(
+            [WindowAppend("a", make_entries(IdClock(), 2), Retention()), WindowAppend("b", [], Retention())],
+            statuses={},
+        )
+        errors = await asyncio.wait_for(answers, timeout=30)  # bounded either way
+    finally:
+        server.close()
+    assert server.swallowed  # the script reached it: a timeout, not a refused connection
+    # Its own timeout, whatever redis-py's default (5 s from 8.0, none before): no clock read.
+    assert history._appender_redis().connection_pool.connection_kwargs["socket_timeout"] == 0.5
+    timed_out = [isinstance(error, redis.exceptions.TimeoutError) for error in errors]
+    assert timed_out == [True, True], errors
+
+
+class _SwallowingRedis:
+    """Answers a client's handshake (HELLO, CLIENT SETINFO) as Redis does; never answers a
+    script call (EVALSHA, EVAL, SCRIPT)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.swallowed: list[str] = []
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                self.conns.append(conn)
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        with contextlib.suppress(OSError, ValueError):
+            while header := reader.readline():
+                words = []
+                for _ in range(int(header[1:])):  # an array of bulk strings
+                    size = int(reader.readline()[1:])
+                    words.append(reader.read(size + 2)[:-2].decode(errors="replace"))
+                command = words[0].upper()
+                if command in ("EVALSHA", "EVAL", "SCRIPT"):
+                    self.swallowed.append(command)
+                elif command == "HELLO":
+                    conn.sendall(b"%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n")
+                else:
+                    conn.sendall(b"+OK\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.conns:
+            conn.close()
 
 
 # Batches of every shape history writes: number columns, and point by point (gaps, other series,
