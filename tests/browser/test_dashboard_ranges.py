@@ -152,7 +152,7 @@ def test_the_range_picker_changes_every_panel_and_the_address(embedded: Stack, b
 
     # Live again: the address loses its range, every panel follows the socket again.
     page.click("[data-range='live']")
-    page.wait_for_function("window.livecharts.range.view === 'live'", timeout=5_000)
+    page.wait_for_function("window.livecharts.range.view === 'live'", timeout=15_000)
     assert query(page) == {}
     before = page.evaluate(f"{PANELS}.map((panel) => panel.points)")
     page.wait_for_function(
@@ -180,14 +180,14 @@ def test_a_shared_address_opens_the_dashboard_and_the_stream_page_at_its_range(e
     stream.wait_for_function(RANGE_SHOWN + " && window.livecharts.range.chosen === '15m'", timeout=15_000)
     assert stream.get_attribute("[data-range='15m']", "aria-pressed") == "true"
     stream.click("[data-range='24h']")
-    stream.wait_for_function("window.livecharts.range.chosen === '24h'", timeout=5_000)
+    stream.wait_for_function("window.livecharts.range.chosen === '24h'", timeout=15_000)
     assert query(stream) == {"range": ["24h"]}
     stream.click("[data-range='live']")
-    stream.wait_for_function("window.livecharts.range.view === 'live'", timeout=5_000)
+    stream.wait_for_function("window.livecharts.range.view === 'live'", timeout=15_000)
     assert query(stream) == {}
     # A range the address cannot mean is Live, with a word why.
     bad = signed_in_page(browser, embedded, "/streams/line/?range=2y")
-    bad.wait_for_selector("#banner:not([hidden])", timeout=5_000)
+    bad.wait_for_selector("#banner:not([hidden])", timeout=15_000)
     assert "no range" in bad.text_content("#banner")
     assert bad.evaluate("window.livecharts.range.view") == "live"
 

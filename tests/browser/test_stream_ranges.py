@@ -146,7 +146,7 @@ def test_a_preset_shows_stored_history_a_zoom_gets_finer_points_and_live_comes_b
 
     # A double click (autorange) is back to the hour already loaded: no request.
     page.evaluate(f"() => Plotly.relayout({CHART}, {{'xaxis.autorange': true}})")
-    page.wait_for_function(f"window.livecharts.range.start === {start}", timeout=5_000)
+    page.wait_for_function(f"window.livecharts.range.start === {start}", timeout=15_000)
     assert page.evaluate(TRACE, "a") == hour
     # No request for it: the next request is a later zoom's (a marker), and nothing came before it.
     marker_start = zoom_start + 10 * 60_000
@@ -161,7 +161,7 @@ def test_a_preset_shows_stored_history_a_zoom_gets_finer_points_and_live_comes_b
 
     # Live: the whole live window again, then new points; ids go on from where they were.
     page.click("[data-range='live']")
-    page.wait_for_function("window.livecharts.range.view === 'live'", timeout=5_000)
+    page.wait_for_function("window.livecharts.range.view === 'live'", timeout=15_000)
     assert page.text_content("#connection-badge") == "live"
     assert page.is_enabled("#pause-button")
     assert page.is_hidden("#range-note")

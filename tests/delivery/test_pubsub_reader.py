@@ -102,11 +102,12 @@ async def test_a_confirmed_subscription_gets_every_later_group_message(redis_lay
 
         reader.unsubscribe("stream.plant")
         assert reader.subscribed_channels() == set()
-        for _ in range(200):
-            if await subscribers(redis_layer, channel) == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert await subscribers(redis_layer, channel) == 0
+
+        async def unsubscribed() -> bool:
+            return await subscribers(redis_layer, channel) == 0
+
+        # Up to the suite's deadline: 200 polls 10 ms apart gave a loaded machine about 2 s.
+        await eventually(unsubscribed, what="Redis to count no subscriber of the channel")
     finally:
         reader.close()
 
@@ -127,13 +128,17 @@ async def test_a_dropped_connection_is_opened_again_with_its_subscriptions(redis
         hub = Hub(layer=layer, tick_seconds=0.05)
         hub._reader = reader
         assert hub.layer_reconnects == reader.reconnects
-        # Subscribed again on the new connection: publish until one comes through.
-        for n in range(500):
-            await layer.group_send("stream.plant", {"type": "stream.points", "stream": "plant", "n": n})
-            if received.messages:
-                break
-            await asyncio.sleep(0.02)
-        assert received.messages, "no message after the reconnect"
+        # Subscribed again on the new connection: publish until one comes through (up to the
+        # suite's deadline: 500 publishes 20 ms apart gave a loaded machine about 10 s).
+        sent = 0
+
+        async def one_came_through() -> bool:
+            nonlocal sent
+            await layer.group_send("stream.plant", {"type": "stream.points", "stream": "plant", "n": sent})
+            sent += 1
+            return bool(received.messages)
+
+        await eventually(one_came_through, what="a message after the reconnect", poll=0.02)
         assert "connection lost" in caplog.text
     finally:
         reader.close()

@@ -20,6 +20,7 @@ from streams.delivery.consumers import StreamConsumer
 from streams.delivery.hub import Frame
 from streams.models import Stream
 from streams.storage.window import get_history
+from tests.waits import DEADLINE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,7 +68,7 @@ async def two_viewers_sent_one_batch() -> list[WebsocketCommunicator]:
         socket = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/")
         assert (await socket.connect())[0]
         await socket.send_to(text_data=json.dumps({"op": "subscribe", "stream": "plant", "after": None}))
-        assert json.loads(await socket.receive_from(timeout=3))["op"] == "subscribed"
+        assert json.loads(await socket.receive_from(timeout=DEADLINE))["op"] == "subscribed"
         sockets.append(socket)
     broadcaster = get_broadcaster()
     broadcaster.publish(
@@ -75,7 +76,7 @@ async def two_viewers_sent_one_batch() -> list[WebsocketCommunicator]:
     )
     await broadcaster.flush()
     for socket in sockets:
-        assert json.loads(await socket.receive_from(timeout=3))["op"] == "points"
+        assert json.loads(await socket.receive_from(timeout=DEADLINE))["op"] == "points"
     return sockets
 
 

@@ -324,11 +324,13 @@ async def test_a_server_silent_beyond_the_timeout_counts_as_dropped(server):
 
 
 async def test_keep_alive_comments_hold_a_quiet_stream_open(server):
-    # 1.6 s between the two events, longer than the timeout, with a comment every 0.4 s.
-    quiet = [0.4, b": keep-alive\n\n"] * 3 + [0.4]
+    # 2.4 s between the two events, longer than the timeout, with a comment every 0.4 s: a busy
+    # machine has 1.6 s to deliver each comment before the timeout (a timeout of 1 s left it
+    # 0.6, a pause of the test process that a loaded 2-core machine can make).
+    quiet = [0.4, b": keep-alive\n\n"] * 5 + [0.4]
     server.replies.append(Reply([event(1), *quiet, event(2)]))
-    feed = SSEFeed({"url": server.url, "timeout": 1})
-    assert values(await read_points(feed, 2)) == [1.0, 2.0]
+    feed = SSEFeed({"url": server.url, "timeout": 2})
+    assert values(await read_points(feed, 2, seconds=15)) == [1.0, 2.0]
 
 
 async def test_an_oversize_event_is_skipped_and_the_stream_goes_on(server):

@@ -31,7 +31,7 @@ async def serving(handler: Handler, *, port: int = 0, **options: Any) -> AsyncIt
         yield server, f"ws://127.0.0.1:{bound}/feed"
 
 
-async def first_batches(feed: WebsocketFeed, count: int, *, within: float = 5.0) -> list[Batch]:
+async def first_batches(feed: WebsocketFeed, count: int, *, within: float = DEADLINE) -> list[Batch]:
     """The first `count` batches with points from one `batches()` call; the connection is
     closed after. The empty batch that says "connected" is left out."""
     batches: list[Batch] = []
@@ -284,8 +284,9 @@ async def test_a_server_that_never_answers_the_handshake_times_out():
     async with tcp:
         port = tcp.sockets[0].getsockname()[1]
         feed = WebsocketFeed({"url": f"ws://127.0.0.1:{port}/feed", "open_timeout": 0.3})
+        # The bound tells the setting's 0.3 s from the default's 10 s, with seconds to spare.
         with pytest.raises(WebsocketError, match=r"open_timeout 0\.3 s"):
-            await first_batches(feed, 1, within=3)
+            await first_batches(feed, 1, within=8)
 
 
 async def test_a_quiet_connection_is_waited_for_while_aggregates_flush():
@@ -330,7 +331,10 @@ async def test_a_peer_that_stops_answering_pings_is_detected():
             {"url": url, "ping_interval": 0.2, "ping_timeout": 0.3, "extract": {"value": "v"}}
         )
         stream = feed.batches()
-        async with asyncio.timeout(5):
+        # 2.5 s when all goes well (the ping timeout, then our 2 s side of the closing handshake
+        # with a peer that reads nothing): the bound only tells the setting's 0.3 s from the
+        # default's 20 s, so it leaves a busy machine seconds to spare (5 s left it 2.5).
+        async with asyncio.timeout(15):
             assert await anext(stream) == []  # connected
             assert values([await anext(stream)]) == [{"value": 1.0}]
             with pytest.raises(WebsocketError, match=r"did not answer a ping within ping_timeout 0\.3 s"):
