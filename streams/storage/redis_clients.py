@@ -114,14 +114,22 @@ def safe(url: str) -> str:
     return url
 
 
-def layer_host(url: str) -> str | dict[str, Any]:
+# The channel layer's read timeout. channels-redis sets none, so redis-py's default holds: 5 s
+# from redis-py 8.0, exactly RedisChannelLayer's blocking wait for a message (BZPOPMIN, 5 s),
+# so a consumer idle for 5 s got TimeoutError from `receive`, and its socket was lost;
+# before 8.0 none at all, so a hung Redis held group_send for good. Above that wait, with room.
+LAYER_READ_TIMEOUT_SECONDS = 15.0
+
+
+def layer_host(url: str) -> dict[str, Any]:
     """The `hosts` entry channels-redis takes for `url` (it builds Sentinel pools itself)."""
     address = parse_address(url)
     if isinstance(address, str):
-        return address
+        return {"address": address, "socket_timeout": LAYER_READ_TIMEOUT_SECONDS}
     return {
         "master_name": address.service,
         "sentinels": [list(pair) for pair in address.sentinels],
+        "socket_timeout": LAYER_READ_TIMEOUT_SECONDS,
         **address.master_kwargs(),
     }
 

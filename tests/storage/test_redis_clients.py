@@ -11,6 +11,7 @@ from django.test import AsyncClient
 from streams.core import runtime
 from streams.models import PushToken, Stream
 from streams.storage.redis_clients import (
+    LAYER_READ_TIMEOUT_SECONDS,
     RedisAddressError,
     SentinelAddress,
     async_client,
@@ -26,7 +27,35 @@ from tests.services import require_redis
 def test_plain_urls_pass_through():
     for url in ("redis://127.0.0.1:6379/0", "rediss://h:6380/1", "unix:///run/redis.sock"):
         assert parse_address(url) == url
-        assert layer_host(url) == url
+        assert layer_host(url) == {"address": url, "socket_timeout": LAYER_READ_TIMEOUT_SECONDS}
+
+
+def test_the_layers_read_timeout_outlasts_its_blocking_wait_for_a_message():
+    from channels_redis.core import RedisChannelLayer
+
+    assert RedisChannelLayer.brpop_timeout + 5 < LAYER_READ_TIMEOUT_SECONDS
+
+
+async def test_a_core_layer_consumer_idle_past_its_blocking_wait_still_receives(redis_prefix):
+    """RedisChannelLayer waits for a message with BZPOPMIN for 5 s at a time; with redis-py 8's
+    default read timeout, also 5 s, an idle `receive` raised TimeoutError after one round (and
+    the consumer's socket closed). Built from layer_host, it waits on, round after round."""
+    import asyncio
+
+    from channels_redis.core import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[layer_host(require_redis())], prefix=f"{redis_prefix}:asgi")
+    channel = await layer.new_channel()
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    try:
+        # Idle for longer than one blocking round: the first BZPOPMIN has answered "nothing".
+        await asyncio.sleep(RedisChannelLayer.brpop_timeout + 1.5)
+        assert not receiving.done(), receiving.exception()
+        await layer.send(channel, {"type": "hello"})
+        assert await asyncio.wait_for(receiving, timeout=30) == {"type": "hello"}
+    finally:
+        receiving.cancel()
+        await layer.flush()
 
 
 def test_the_sentinel_form_names_its_sentinels_service_database_and_password():
@@ -41,6 +70,7 @@ def test_the_sentinel_form_names_its_sentinels_service_database_and_password():
     assert layer_host("redis+sentinel://a:1,b:2/lcmaster") == {
         "master_name": "lcmaster",
         "sentinels": [["a", 1], ["b", 2]],
+        "socket_timeout": LAYER_READ_TIMEOUT_SECONDS,
         "db": 0,
     }
     assert parse_address("rediss+sentinel://a:1/m").ssl is True
