@@ -45,6 +45,10 @@ from tests.processes import BIN, Stack, make_stack, seed_streams
 
 SLUG_PREFIX = "ingest-"
 TARGET_POINTS_PER_S = 100_000
+# Offered above the target: a worker offered exactly the target shows at best the target and
+# the sources' own spread (97,588 with nothing lost and the worker keeping up, 2026-12-06), so
+# whether it holds 100,000 shows only when more is offered and it takes 100,000 or more of it.
+OFFERED_POINTS_PER_S = 110_000
 TARGET_STREAMS = 1_000
 # How long a worker may take until every feed reads.
 READY_SECONDS = 120
@@ -124,14 +128,19 @@ async def run_once(
         await worker.stop()
     window = at1 - at0
     added_after, _ = counters(client, prefix=prefix, streams=streams)
-    points = added1 - added0
+    # The worker's own count, between the starts of the window's first and last flush (exact:
+    # ingest_process.count_ticks); Redis's count over the window, read just after each mark,
+    # can take in a flush more or less at either end.
+    points_per_s = result["history_points"] / result["history_s"] if result["history_s"] else 0.0
     cpu = cpu1 - cpu0
-    us_per_point = 1e6 * cpu / points if points else float("nan")
+    us_per_point = 1e6 * cpu / (points_per_s * window) if points_per_s else float("nan")
     return {
         "streams": streams,
         "offered_per_s": args.rate,
         "ready_s": ready_s,
-        "points_per_s": points / window,
+        "points_per_s": points_per_s,
+        # The same from Redis's XINFO entries-added at the marks (a cross-check, within a flush).
+        "redis_points_per_s": (added1 - added0) / window,
         "messages_per_s": (published1 - published0) / window,
         "worker_cpu": 100 * cpu / window,
         # The event loop's thread ready to run but waiting for a core (other work on the machine).
@@ -213,6 +222,10 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             stack.env.update(
                 {"DEBUG": "false", "SECRET_KEY": secrets.token_hex(32), "LIVECHARTS_TICK_MS": "50"}
             )
+            # As deploy/livecharts.env ships it: the database connection kept on the worker's
+            # database thread, not opened for each look-up and write (under 0, a fresh start
+            # of 1,000 streams opened 1,000 SQLite connections).
+            stack.env["DATABASE_CONN_MAX_AGE"] = "60"
             result = stack.manage("migrate", "--noinput", "-v", "0")
             assert result.returncode == 0, result.stderr
             specs = [
@@ -313,12 +326,19 @@ def verdict(rows: list[dict[str, Any]]) -> str:
     if not runs:
         return ""
     sustained = statistics.median(r["points_per_s"] for r in runs)
+    lost = statistics.median(r.get("dropped_per_s", 0.0) for r in runs)
     per_core = statistics.median(r["points_per_s"] / max(r["worker_cpu"], 1) * 100 for r in runs)
-    met = "met" if sustained >= 0.98 * TARGET_POINTS_PER_S else "missed"
+    # Every point taken in stored once: in the database as often as in history, in every run.
+    stored_once = all(r["stored"] == r["appended"] for r in runs if r["appended"] and r["stored"])
+    met = sustained >= TARGET_POINTS_PER_S and lost == 0 and stored_once
+    offered = statistics.median(r["offered_per_s"] for r in runs)
+    once = "1.00 in every run" if stored_once else "not 1.00 in every run"
     return (
-        f"Target ({TARGET_POINTS_PER_S:,} points/s across {TARGET_STREAMS:,} streams in one process): "
-        f"**{met}**, {sustained:,.0f} points/s into history (median); at that cost per point one "
-        f"fully busy core would take about {per_core:,.0f} points/s."
+        f"Target ({TARGET_POINTS_PER_S:,} points/s across {TARGET_STREAMS:,} streams in one process, "
+        f"every point stored once): **{'met' if met else 'missed'}**, {sustained:,.0f} of the "
+        f"{offered:,.0f} points/s offered into history (median), {lost:,.0f} points/s lost at the "
+        f"sources (median), stored / appended {once}; "
+        f"at that cost per point one fully busy core would take about {per_core:,.0f} points/s."
     )
 
 
@@ -434,13 +454,21 @@ def section(quick: bool) -> str:
             "server: a server process sending 100,000 messages/s would take most of the second core of",
             "this 2-core machine and its send path would be measured as much as ours.",
             "",
-            f"{args.rate:,.0f} points/s are offered across the streams. *Points/s into history* counts",
-            "what reached Redis (XINFO STREAM entries-added over the window), *group messages/s* the",
+            f"{args.rate:,.0f} points/s are offered across the streams, more than the target of",
+            f"{TARGET_POINTS_PER_S:,}: offered exactly the target, a worker that keeps up shows the target",
+            "and the sources' own spread, so whether it takes 100,000 shows only when it is offered more.",
+            "*Points/s into history* counts the points the window's flushes took into history, from the",
+            "start of its first flush to the start of its last (a flush takes every point read before it",
+            "starts, so that window is exact; the worker counts them, and Redis's XINFO STREAM",
+            "entries-added over the run checks the total), *group messages/s* the",
             "PUBLISH calls (INFO commandstats; health messages included), CPU is from /proc (100 = one",
             "core; the worker's includes the Persister's thread); *waited* is the time the worker's event",
             "loop was ready to run but had no core (/proc schedstat: other work on the machine). The",
             "window runs from just after one flush to just after the first flush past its seconds, so it",
-            "holds whole ticks. *Cost per point / `json.loads`* divides",
+            "holds whole ticks. The database runs as deploy/livecharts.env ships it",
+            "(`DATABASE_CONN_MAX_AGE=60`: the worker's database thread keeps its connection; under 0 a",
+            "fresh start of 1,000 streams opened 1,000 SQLite connections and took 15 s, not 3). *Cost",
+            "per point / `json.loads`* divides",
             "the worker's CPU per point delivered by the CPU of a bare `json.loads` of one of the same",
             "messages, timed in the same process after the window. *Stored / appended*: points in the",
             f"database over points appended to history by the end of the run. Each run is {args.warmup:g} s",
@@ -493,7 +521,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n")[0])
     numbers = lambda text: [int(n) for n in text.split(",") if n]  # noqa: E731
     parser.add_argument("--streams", type=numbers, default=[1, 100, 1000])
-    parser.add_argument("--rate", type=float, default=TARGET_POINTS_PER_S, help="points/s offered in all")
+    parser.add_argument("--rate", type=float, default=OFFERED_POINTS_PER_S, help="points/s offered in all")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds of each run")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
