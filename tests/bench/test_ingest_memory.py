@@ -11,9 +11,11 @@ import pytest
 from bench import ingest, memory
 from tests.services import require_redis
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.timeout(150)]
 
 
+@pytest.mark.e2e
+@pytest.mark.redis
 def test_ingest_counts_points_that_reach_history_and_the_database() -> None:
     args = ingest.parse_args(
         ["--streams", "1,3", "--runs", "1", "--seconds", "0.6", "--warmup", "0.3", "--rate", "2000"]
@@ -28,11 +30,38 @@ def test_ingest_counts_points_that_reach_history_and_the_database() -> None:
         assert row["json_loads_us"] > 0 and row["ratio"] > 1, row
         # The worker's own counts over the window: every feed read, what it read had arrived.
         assert row["ticks_per_s"] > 0 and row["reads_per_feed_s"][0] > 0, row
+        # The window's points are the worker's count between two flushes' starts.
+        assert row["history_points"] > 0 and row["history_s"] > 0, row
+        assert row["points_per_s"] == row["history_points"] / row["history_s"], row
         assert 0 < row["read_per_s"] <= row["due_per_s"] + row["streams"] / row["window_s"], row
     assert "| 3 | 2,000 |" in ingest.table(rows, args)
     assert "| 3 |" in ingest.source_table(rows, args)
 
 
+def _target_row(**changes: float) -> dict:
+    row = {"streams": ingest.TARGET_STREAMS, "offered_per_s": 110_000.0, "points_per_s": 104_000.0}
+    row.update({"worker_cpu": 90.0, "dropped_per_s": 0.0, "stored": 500_000, "appended": 500_000})
+    return {**row, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "met"),
+    [
+        ({}, True),
+        ({"points_per_s": 99_000.0}, False),  # short of the target, however little
+        ({"dropped_per_s": 120.0}, False),  # the sources lost points: it did not keep up
+        ({"stored": 499_990}, False),  # not every point stored once
+    ],
+)
+def test_ingest_verdict_wants_the_target_nothing_lost_every_point_stored(changes: dict, met: bool) -> None:
+    rows = [_target_row(), _target_row(**changes), _target_row(**changes)]
+    text = ingest.verdict(rows)
+    assert ("**met**" in text) is met, text
+    assert ("**missed**" in text) is not met, text
+
+
+@pytest.mark.e2e
+@pytest.mark.redis
 def test_memory_reads_daphnes_rss_with_idle_subscribed_viewers() -> None:
     args = memory.parse_args(["--viewers", "5", "--runs", "1", "--redis-url", require_redis()])
     rows, (before, after) = memory.measure(args)
