@@ -134,12 +134,33 @@ def layer_host(url: str) -> dict[str, Any]:
     }
 
 
+# No command is sent twice by redis-py: one that timed out or lost its connection may have run
+# (an XADD to the push inbox, the tick's history script, a PUBLISH), and only its caller knows
+# whether sending it again is safe (the flush keeps its batches for the next tick, a feed
+# reconnects). redis-py leaves a client made from a URL without retries today, while `Redis()`
+# itself retries ten times from 8.0; said here, so no release can change it under us.
+RETRIES = 0
+
+
+def _no_retry(*, asynchronous: bool) -> Any:
+    from redis.backoff import NoBackoff
+
+    if asynchronous:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        return AsyncRetry(NoBackoff(), RETRIES)
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), RETRIES)
+
+
 def async_client(url: str, *, blocking: bool = False, **options: Any) -> Any:
     """A redis.asyncio client for `url`. `blocking`: a caller past the pool's connections waits
     for one instead of failing with "Too many connections" (a thousand feed tasks at start)."""
     import redis.asyncio as redis
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
+    options.setdefault("retry", _no_retry(asynchronous=True))
     address = parse_address(url)
     if isinstance(address, str):
         if blocking:
@@ -159,6 +180,7 @@ def sync_client(url: str, **options: Any) -> Any:
     import redis
     from redis.sentinel import Sentinel
 
+    options.setdefault("retry", _no_retry(asynchronous=False))
     address = parse_address(url)
     if isinstance(address, str):
         return redis.from_url(url, **options)

@@ -19,7 +19,9 @@ from streams.storage.redis_clients import (
     parse_address,
     safe,
     split_addresses,
+    sync_client,
 )
+from tests.fake_redis import FakeRedis
 from tests.processes import free_port
 from tests.services import require_redis
 
@@ -152,3 +154,25 @@ async def test_replies_are_parsed_by_hiredis(redis_prefix):
         assert len(await client.xrange(key)) == 1
     finally:
         await client.aclose()
+
+
+async def test_a_command_whose_connection_died_is_not_sent_again():
+    """A command may have run when its connection dies before the answer (an XADD to the push
+    inbox, the tick's history script): redis-py must not send it again by itself, its caller
+    decides. `Redis()` retries ten times from redis-py 8.0; our clients, async and blocking,
+    say none. A real loopback server that drops the connection as the command arrives."""
+    import redis
+
+    server = FakeRedis(swallow=frozenset({"XADD"}), drop=True)
+    try:
+        client = async_client(server.url)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await client.xadd("inbox", {"p": "1"})
+        await client.aclose(close_connection_pool=True)
+        blocking = sync_client(server.url)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            blocking.xadd("inbox", {"p": "2"})
+        blocking.close()
+    finally:
+        server.close()
+    assert server.swallowed == ["XADD", "XADD"]  # each once

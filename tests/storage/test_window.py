@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 
 import pytest
@@ -14,6 +11,7 @@ from streams.core.ids import IdClock, format_id
 from streams.core.points import Entry, Point
 from streams.core.retention import Retention
 from streams.storage.window import MemoryHistory, RedisHistory, WindowAppend, entries_text, is_gap
+from tests.fake_redis import FakeRedis
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -211,7 +209,7 @@ async def test_a_redis_that_never_answers_fails_the_tick_instead_of_holding_it(m
     from streams.storage import window
 
     monkeypatch.setattr(window, "APPEND_TIMEOUT_SECONDS", 0.5)
-    server = _SwallowingRedis()
+    server = FakeRedis()
     history = RedisHistory(server.url, prefix="hung")
     try:
         answers = history.start_append_tick(
@@ -226,46 +224,6 @@ async def test_a_redis_that_never_answers_fails_the_tick_instead_of_holding_it(m
     assert history._appender_redis().connection_pool.connection_kwargs["socket_timeout"] == 0.5
     timed_out = [isinstance(error, redis.exceptions.TimeoutError) for error in errors]
     assert timed_out == [True, True], errors
-
-
-class _SwallowingRedis:
-    """Answers a client's handshake (HELLO, CLIENT SETINFO) as Redis does; never answers a
-    script call (EVALSHA, EVAL, SCRIPT)."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
-        self.swallowed: list[str] = []
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = self.listener.accept()
-                self.conns.append(conn)
-                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        reader = conn.makefile("rb")
-        with contextlib.suppress(OSError, ValueError):
-            while header := reader.readline():
-                words = []
-                for _ in range(int(header[1:])):  # an array of bulk strings
-                    size = int(reader.readline()[1:])
-                    words.append(reader.read(size + 2)[:-2].decode(errors="replace"))
-                command = words[0].upper()
-                if command in ("EVALSHA", "EVAL", "SCRIPT"):
-                    self.swallowed.append(command)
-                elif command == "HELLO":
-                    conn.sendall(b"%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n")
-                else:
-                    conn.sendall(b"+OK\r\n")
-
-    def close(self) -> None:
-        self.listener.close()
-        for conn in self.conns:
-            conn.close()
 
 
 # Batches of every shape history writes: number columns, and point by point (gaps, other series,
