@@ -14,12 +14,16 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TypeVar
 
 import httpx
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.waits import wait_until
 
@@ -27,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The password of the users a stack is seeded with (alice may see the stream, bob may not).
 STACK_PASSWORD = "e2e-password-123"
 BIN = Path(sys.executable).parent
+T = TypeVar("T")
 
 SEED = """
 from django.contrib.auth.models import User
@@ -62,6 +67,41 @@ def free_port() -> int:
             return port
 
 
+class PortTaken(RuntimeError):
+    """A server could not bind its port: another process took it after free_port picked it."""
+
+
+def port_taken(log: str) -> bool:
+    """Whether a server's log says its bind failed (daphne, serve, redis, mosquitto and nginx all
+    say "Address already in use", in one case or another)."""
+    return "address already in use" in log.lower()
+
+
+def raise_if_exited(proc: subprocess.Popen, log: IO[bytes], *, what: str) -> None:
+    """Raise if `proc`, whose output goes to the file `log`, has exited: PortTaken when its bind
+    failed, RuntimeError otherwise."""
+    if proc.poll() is None:
+        return
+    log.seek(0)
+    text = log.read().decode(errors="replace")[-2000:]
+    error = PortTaken if port_taken(text) else RuntimeError
+    raise error(f"{what} exited with {proc.returncode}: {text}")
+
+
+def on_free_port(start: Callable[[int], T], *, attempts: int = 5) -> tuple[int, T]:
+    """`start(port)` on a port from free_port, and on a fresh one each time it raises PortTaken;
+    returns the port and what `start` returned. For servers a test cannot bind to port 0 and
+    ask; the port must not be in anyone's hands (a config, a URL) before `start` succeeds."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            return port, start(port)
+        except PortTaken:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -70,6 +110,9 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Where each process's log started (a restarted process appends to the same file).
     log_starts: dict[str, int] = field(default_factory=dict)
+    # Whether a server of the stack has listened on `port`: from then on clients hold its URL,
+    # and a restart must come back on the same port.
+    listened: bool = False
 
     @property
     def base_url(self) -> str:
@@ -115,17 +158,44 @@ class Stack:
         return proc
 
     def start_daphne(self) -> None:
-        self.start(
-            "daphne",
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "livecharts.asgi:application"],
-        )
-        self.wait_http()
+        daphne = [str(BIN / "daphne"), "-b", "127.0.0.1"]
+        self.start_listening("daphne", lambda: [*daphne, "-p", str(self.port), "livecharts.asgi:application"])
+
+    def start_listening(
+        self,
+        name: str,
+        argv: Callable[[], list[str]],
+        *,
+        ready: Callable[[], None] | None = None,
+        attempts: int = 5,
+    ) -> None:
+        """Start server `name` (`argv()` reads `port`) and wait until it answers (`ready`, by
+        default wait_http). Until the stack has listened once, a port another process took since
+        free_port picked it is swapped for a fresh one and the server started again."""
+        for attempt in range(1, attempts + 1):
+            self.start(name, argv())
+            try:
+                (ready or self.wait_http)()
+            except PortTaken:
+                self.procs.pop(name).wait(timeout=30)
+                if self.listened or attempt == attempts:
+                    raise
+                self.port = free_port()
+            else:
+                self.listened = True
+                return
 
     def start_ingest(self, name: str = "ingest") -> subprocess.Popen:
         """An ingest worker, returned once it holds its leases and has started their feeds."""
         proc = self.start(name, [sys.executable, "manage.py", "ingest"])
         self.wait_log(name, "ingest: ready")
         return proc
+
+    def exited(self, name: str) -> RuntimeError:
+        """The error for process `name` found exited: PortTaken when its bind failed."""
+        proc = self.procs[name]
+        error = PortTaken if port_taken(self.log_since(name, self.log_starts.get(name, 0))) else RuntimeError
+        return error(f"{name} exited with {proc.returncode}: {self.log(name)}")
 
     def wait_log(self, name: str, text: str, *, timeout: float = 60) -> None:
         """Until the current run of process `name` has written `text` to its log."""
@@ -134,7 +204,7 @@ class Stack:
 
         def written() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
+                raise self.exited(name)
             with path.open("rb") as log:
                 log.seek(self.log_starts.get(name, 0))
                 return text.encode() in log.read()
@@ -144,8 +214,9 @@ class Stack:
         )
 
     def start_serve(self) -> None:
-        self.start("serve", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
-        self.wait_http()
+        self.start_listening(
+            "serve", lambda: [sys.executable, "manage.py", "serve", "--port", str(self.port)]
+        )
 
     def wait_http(self, timeout: float = 60, *, path: str = "/readyz") -> None:
         """Until the stack's port answers `path` with 200: by default /readyz (listening, and its
@@ -155,7 +226,7 @@ class Stack:
         def ready() -> bool:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
+                    raise self.exited(name)
             return answers_ready(self.base_url, path=path)
 
         wait_until(ready, what=f"{self.base_url}{path} to answer 200", within=timeout)
@@ -295,12 +366,20 @@ def seed_streams(stack: Stack, streams: list[dict]) -> dict[str, str]:
 
 
 def start_daphne_at(stack: Stack, name: str, *, port: int, proxy_headers: bool = False) -> subprocess.Popen:
-    """Another daphne of the stack, on its own port (the stack's `port` stays the first one's)."""
+    """Another daphne of the stack, on its own port (the stack's `port` stays the first one's).
+    Raises PortTaken when the port was taken (see on_free_port)."""
     argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
     if proxy_headers:
         argv.append("--proxy-headers")
     proc = stack.start(name, [*argv, "livecharts.asgi:application"])
-    wait_healthy(f"http://127.0.0.1:{port}", proc=proc, log=lambda: stack.log(name))
+    try:
+        # This run's log only: a daphne of the same name appends to the same file.
+        wait_healthy(
+            f"http://127.0.0.1:{port}", proc=proc, log=lambda: stack.log_since(name, stack.log_starts[name])
+        )
+    except PortTaken:
+        stack.procs.pop(name).wait(timeout=30)
+        raise
     return proc
 
 
@@ -315,7 +394,8 @@ def answers_ready(base_url: str, *, path: str = "/readyz") -> bool:
 def wait_healthy(base_url: str, *, proc: subprocess.Popen, log, timeout: float = 60) -> None:
     def ready() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}: {log()}")
+            text = log()
+            raise (PortTaken if port_taken(text) else RuntimeError)(f"exited with {proc.returncode}: {text}")
         return answers_ready(base_url)
 
     wait_until(ready, what=f"{base_url}/readyz to answer 200", within=timeout)
@@ -396,6 +476,8 @@ class Nginx:
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    # What the config was written with (`write`), to write it again on other ports.
+    written: dict = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -406,6 +488,7 @@ class Nginx:
         return f"wss://127.0.0.1:{self.https_port}/ws/"
 
     def write(self, *, upstreams: list[int], static_root: Path) -> Path:
+        self.written = {"upstreams": upstreams, "static_root": static_root}
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.cert, self.key = self_signed_cert(self.tmp)
         site = render_nginx_site(
@@ -429,17 +512,40 @@ class Nginx:
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
 
-    def start(self) -> None:
+    def start(self, *, attempts: int = 5) -> None:
+        """Start nginx on the written config and wait until it listens. On its first start, ports
+        another process took since free_port picked them are swapped for fresh ones."""
+        first = self.proc is None
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start()
+                return
+            except PortTaken:
+                if not first or attempt == attempts:
+                    raise
+                self.http_port, self.https_port = free_port(), free_port()
+                self.write(**self.written)
+
+    def _start(self) -> None:
+        pid_file = self.tmp / "nginx.pid"
+        pid_file.unlink(missing_ok=True)
+        logged = self.log_sizes()
         log = open(self.tmp / "nginx-stderr.log", "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        proc = self.proc
 
         def listening() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.error_log()}")
-            return port_is_open(self.https_port) and port_is_open(self.http_port)
+            if proc.poll() is not None:
+                text = self.error_log()
+                error = PortTaken if port_taken(self.error_log(since=logged)) else RuntimeError
+                raise error(f"nginx exited: {text}")
+            # nginx writes its pid file once its ports are bound: an open port alone may be
+            # another process's, that took it and made nginx's bind fail.
+            written = pid_file.exists() and pid_file.read_text().strip() == str(proc.pid)
+            return written and port_is_open(self.https_port) and port_is_open(self.http_port)
 
         wait_until(listening, what="nginx to listen", seen=self.error_log)
 
@@ -452,9 +558,21 @@ class Nginx:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
 
-    def error_log(self) -> str:
-        parts = [self.tmp / "nginx-stderr.log", self.tmp / "nginx-error.log"]
-        return "\n".join(p.read_text(errors="replace")[-2000:] for p in parts if p.exists())
+    def log_paths(self) -> list[Path]:
+        return [self.tmp / "nginx-stderr.log", self.tmp / "nginx-error.log"]
+
+    def log_sizes(self) -> list[int]:
+        return [path.stat().st_size if path.exists() else 0 for path in self.log_paths()]
+
+    def error_log(self, *, since: list[int] | None = None) -> str:
+        """The ends of nginx's logs; `since` (from log_sizes): only what was written after."""
+        texts = []
+        for path, start in zip(self.log_paths(), since or [0, 0], strict=True):
+            if path.exists():
+                with path.open("rb") as log:
+                    log.seek(start)
+                    texts.append(log.read().decode(errors="replace")[-2000:])
+        return "\n".join(texts)
 
 
 def port_is_open(port: int) -> bool:
@@ -486,23 +604,27 @@ def redis_server_argv(port: int) -> list[str]:
     return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", *NOTHING_ON_DISK]
 
 
+def polling_client(port: int) -> redis.Redis:
+    """A client to poll a starting server with: one try a call, a second at most. Another process
+    that took the port may accept and never answer; redis-py's own retries would hold one poll
+    for 15 s, and the server's exit would be seen only after the deadline."""
+    return redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+
+
 def start_redis(port: int) -> subprocess.Popen:
-    """A private redis-server on `port` that keeps nothing on disk; returns once it answers."""
-    proc = subprocess.Popen(
-        redis_server_argv(port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
+    """A private redis-server on `port` that keeps nothing on disk; returns once it answers.
+    Raises PortTaken when the port was taken (see on_free_port)."""
+    with tempfile.TemporaryFile() as log:  # read only if it exits: kept open by the server
+        proc = subprocess.Popen(redis_server_argv(port), stdout=log, stderr=subprocess.STDOUT)
+        client = polling_client(port)
 
-    def answers() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server on port {port} exited with {proc.returncode}")
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
+        def answers() -> bool:
+            raise_if_exited(proc, log, what=f"redis-server on port {port}")
+            try:
+                return bool(client.ping())
+            except (redis.ConnectionError, redis.TimeoutError):  # not up yet, or not ours
+                return False
 
-    wait_until(answers, what=f"redis-server on port {port} to answer PING")
+        wait_until(answers, what=f"redis-server on port {port} to answer PING")
     client.close()
     return proc

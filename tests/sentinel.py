@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import redis
 
-from tests.processes import redis_server_argv
+from tests.processes import polling_client, raise_if_exited, redis_server_argv
 from tests.services import lacking
 from tests.waits import wait_until
 
@@ -24,30 +25,34 @@ def require_sentinel() -> None:
 
 
 def start_replica(port: int, master_port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [*redis_server_argv(port), "--replicaof", "127.0.0.1", str(master_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
+    """Raises PortTaken when `port` was taken (see tests.processes.on_free_port)."""
+    with tempfile.TemporaryFile() as log:  # read only if it exits: kept open by the server
+        proc = subprocess.Popen(
+            [*redis_server_argv(port), "--replicaof", "127.0.0.1", str(master_port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = polling_client(port)
 
-    def synced() -> bool:
+        def synced() -> bool:
+            raise_if_exited(proc, log, what=f"the replica on {port}")
+            try:
+                return client.info("replication").get("master_link_status") == "up"
+            except redis.RedisError:
+                return False
+
         try:
-            return client.info("replication").get("master_link_status") == "up"
-        except redis.RedisError:
-            return False
-
-    try:
-        wait_until(synced, what=f"the replica on {port} to sync with {master_port}", within=15)
-    except AssertionError:
-        proc.kill()
-        raise
+            wait_until(synced, what=f"the replica on {port} to sync with {master_port}", within=15)
+        except AssertionError:
+            proc.kill()
+            raise
     return proc
 
 
 def start_sentinel(
     directory: Path, *, port: int, master_port: int, down_after_ms: int = 1000
 ) -> subprocess.Popen:
+    """Raises PortTaken when `port` was taken (see tests.processes.on_free_port)."""
     config = directory / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one each
     config.write_text(
         f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
@@ -56,22 +61,22 @@ def start_sentinel(
         f"sentinel failover-timeout {SERVICE} 5000\n"
         f"sentinel parallel-syncs {SERVICE} 1\n"
     )
-    proc = subprocess.Popen(
-        ["redis-sentinel", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(port=port)
+    with tempfile.TemporaryFile() as log:  # read only if it exits: kept open by the server
+        proc = subprocess.Popen(["redis-sentinel", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        client = polling_client(port)
 
-    def answers() -> bool:
+        def answers() -> bool:
+            raise_if_exited(proc, log, what=f"the sentinel on {port}")
+            try:
+                return bool(client.sentinel_master(SERVICE))
+            except redis.RedisError:
+                return False
+
         try:
-            return bool(client.sentinel_master(SERVICE))
-        except redis.RedisError:
-            return False
-
-    try:
-        wait_until(answers, what=f"the sentinel on {port} to answer", within=15)
-    except AssertionError:
-        proc.kill()
-        raise
+            wait_until(answers, what=f"the sentinel on {port} to answer", within=15)
+        except AssertionError:
+            proc.kill()
+            raise
     return proc
 
 

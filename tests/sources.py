@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import socket
 import threading
 from collections.abc import Coroutine
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-
-from tests.processes import free_port
 
 T = TypeVar("T")
 # The longest a source waits for a client (the feed under test) to connect before sending.
@@ -45,11 +44,14 @@ class WebsocketSource:
     """A `websockets` server on 127.0.0.1 that pushes the JSON messages `send` is given to every
     connected client, and records what clients send it (subscribe messages).
 
-    Give a `port` to make a source that is down until `start()`: its URL is known up front.
+    Its port is held from the start, bound but not listening: until `start()` the source is down
+    (connections are refused) at a URL known up front, and no other process can take the port.
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
         self.received: list[str] = []
         self.clients: set[ServerConnection] = set()
         self._loop = LoopThread()
@@ -70,11 +72,12 @@ class WebsocketSource:
     def close(self) -> None:
         if self._server is not None:
             self._loop.run(self._stop())
+        self._socket.close()
         self._loop.close()
 
     async def _start(self) -> None:
         self._connected = asyncio.Event()
-        self._server = await serve(self._handler, "127.0.0.1", self.port)
+        self._server = await serve(self._handler, sock=self._socket)  # it listens from here
 
     async def _stop(self) -> None:
         assert self._server is not None

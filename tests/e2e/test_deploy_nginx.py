@@ -29,6 +29,7 @@ from tests.processes import (
     Nginx,
     Stack,
     free_port,
+    on_free_port,
     seed_streams,
     start_daphne_at,
 )
@@ -107,9 +108,11 @@ def deploy(stack: Stack, tmp_path: Path) -> Iterator[Deploy]:
     binary = require_nginx()
     token = seed_streams(stack, [{**PUSHED, "viewers": ["alice"]}])["pushed"]
     stack.start_ingest()
-    ports = {name: free_port() for name in DAPHNES}
-    for name, port in ports.items():
-        start_daphne_at(stack, name, port=port, proxy_headers=True)
+    ports = {}
+    for name in DAPHNES:
+        ports[name], _ = on_free_port(
+            lambda port, name=name: start_daphne_at(stack, name, port=port, proxy_headers=True)
+        )
     nginx = Nginx(binary=binary, tmp=tmp_path / "nginx")
     nginx.write(upstreams=list(ports.values()), static_root=static_root(tmp_path))
     checked = nginx.check()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.processes import free_port, start_redis
+from tests.processes import on_free_port, start_redis
 from tests.sentinel import start_replica
 from tests.services import lacking
 
@@ -20,12 +20,12 @@ def test_a_master_and_its_replica_write_no_file_where_they_run(tmp_path: Path, m
     if shutil.which("redis-server") is None:
         lacking("the redis-server program is not installed: apt-get install -y redis-server")
     monkeypatch.chdir(tmp_path)
-    master_port, replica_port = free_port(), free_port()
-    master = start_redis(master_port)
+    master_port, master = on_free_port(start_redis)
     replica = None
     try:
         redis.Redis(port=master_port).set("k", "v")
-        replica = start_replica(replica_port, master_port)  # returns once the full sync is done
+        # returns once the full sync is done
+        replica_port, replica = on_free_port(lambda port: start_replica(port, master_port))
         assert redis.Redis(port=replica_port).get("k") == b"v"
     finally:
         for proc in (replica, master):

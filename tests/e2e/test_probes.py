@@ -29,13 +29,20 @@ def production(tmp_path, redis_prefix: str) -> Iterator[Stack]:
         LIVECHARTS_METRICS_TOKEN=METRICS_TOKEN,
     )
     stack.seed(STACK_PASSWORD)
-    stack.start(
-        "daphne",
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(stack.port), "livecharts.asgi:application"],
-    )
     try:
-        # daphne says when it listens: the log line an operator looks for is the readiness signal.
-        stack.wait_log("daphne", "Listening on TCP address")
+        stack.start_listening(
+            "daphne",
+            lambda: [
+                str(BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(stack.port),
+                "livecharts.asgi:application",
+            ],
+            # daphne says when it listens: the log line an operator looks for is the readiness signal.
+            ready=lambda: stack.wait_log("daphne", "Listening on TCP address"),
+        )
         yield stack
     finally:
         stack.stop_all()

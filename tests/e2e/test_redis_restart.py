@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.processes import STACK_PASSWORD, Stack, free_port, make_stack, seed_streams, start_redis
+from tests.processes import STACK_PASSWORD, Stack, make_stack, on_free_port, seed_streams, start_redis
 from tests.services import missing, require_redis
 from tests.waits import eventually
 
@@ -87,9 +87,8 @@ class OwnRedis:
     def __init__(self) -> None:
         if shutil.which("redis-server") is None:
             missing("redis-server", "the redis-server program (apt-get install -y redis-server)")
-        self.port = free_port()
+        self.port, self.proc = on_free_port(start_redis)
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = start_redis(self.port)
 
     def kill(self) -> None:
         self.proc.kill()  # gone, with everything it held

@@ -24,7 +24,7 @@ import redis
 
 from tests.e2e.test_redis_restart import RATE, STEADY
 from tests.e2e.test_restart_history import stored_values
-from tests.processes import STACK_PASSWORD, free_port, make_stack, seed_streams, start_redis
+from tests.processes import STACK_PASSWORD, make_stack, on_free_port, seed_streams, start_redis
 from tests.sentinel import require_sentinel, sentinel_url, start_replica, start_sentinel
 from tests.services import require_redis
 from tests.waits import eventually, wait_until
@@ -107,15 +107,19 @@ def test_a_master_killed_under_sentinel_fails_over_with_charts_moving_and_no_pus
 ):
     require_redis()
     require_sentinel()
-    master_port, replica_port = free_port(), free_port()
-    sentinel_ports = [free_port() for _ in range(3)]
-    master = start_redis(master_port)
+    master_port, master = on_free_port(start_redis)
     procs: list[subprocess.Popen] = [master]
     stack = make_stack(workdir=tmp_path, redis_url=None, prefix=redis_prefix)
     try:
-        procs.append(start_replica(replica_port, master_port))
-        for port in sentinel_ports:
-            procs.append(start_sentinel(tmp_path, port=port, master_port=master_port))
+        replica_port, replica = on_free_port(lambda port: start_replica(port, master_port))
+        procs.append(replica)
+        sentinel_ports = []
+        for _ in range(3):
+            port, sentinel = on_free_port(
+                lambda port: start_sentinel(tmp_path, port=port, master_port=master_port)
+            )
+            sentinel_ports.append(port)
+            procs.append(sentinel)
         stack.env["REDIS_URL"] = sentinel_url(sentinel_ports)
         stack.env["LIVECHARTS_PUSH_RATE"] = "10000"
         stack.seed(STACK_PASSWORD)

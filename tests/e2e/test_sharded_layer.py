@@ -19,8 +19,8 @@ from websockets.asyncio.client import connect
 
 from tests.processes import (
     STACK_PASSWORD,
-    free_port,
     make_stack,
+    on_free_port,
     seed_streams,
     start_daphne_at,
     start_redis,
@@ -90,8 +90,7 @@ def test_two_daphne_processes_over_a_two_shard_layer_show_the_same_points(tmp_pa
     shared = require_redis()
     if shutil.which("redis-server") is None:
         missing("redis-server", "the redis-server program (apt-get install -y redis-server)")
-    port = free_port()
-    private = start_redis(port)
+    port, private = on_free_port(start_redis)
     shards = [redis.from_url(shared), redis.Redis(port=port)]
     stack = make_stack(workdir=tmp_path, redis_url=shared, prefix=redis_prefix)
     stack.env["LIVECHARTS_LAYER_REDIS_URLS"] = f"{shared},redis://127.0.0.1:{port}/0"
@@ -113,8 +112,7 @@ def test_two_daphne_processes_over_a_two_shard_layer_show_the_same_points(tmp_pa
         )
         stack.start_ingest()
         stack.start_daphne()
-        other = free_port()
-        start_daphne_at(stack, "daphne-b", port=other)
+        other, _ = on_free_port(lambda port: start_daphne_at(stack, "daphne-b", port=port))
 
         async def scenario() -> tuple[list[dict[str, list[dict]]], dict[str, list[int]]]:
             ready = [asyncio.Event(), asyncio.Event()]

@@ -7,7 +7,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from streams.core.points import Batch, Point
@@ -25,6 +25,19 @@ MAX_CATCH_UP_SECONDS = 5.0
 
 class SimulateFeed(Feed):
     kind = "simulate"
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`clock` (epoch seconds) and `sleep` are the wall clock and the event loop's; tests pass
+        their own to drive time, so what they check does not hang on when the loop wakes."""
+        super().__init__(settings)
+        self.clock = clock
+        self.sleep = sleep
 
     @classmethod
     def clean_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,7 +84,7 @@ class SimulateFeed(Feed):
             _Wave(spec, index, self.settings["seed"]) for index, spec in enumerate(self.settings["series"])
         ]
         interval = max(1.0 / rate, MIN_BATCH_INTERVAL)
-        start = time.time()
+        start = self.clock()
         resume_at, self._resume_at = self._resume_at, None
         if resume_at is not None and start - MAX_CATCH_UP_SECONDS <= resume_at <= start:
             # Another worker ran the stream a moment ago (a hand-over, a takeover): go on one
@@ -79,7 +92,7 @@ class SimulateFeed(Feed):
             start = resume_at
         emitted = 0
         while True:
-            now = time.time()
+            now = self.clock()
             due = int((now - start) * rate) - emitted
             if due > rate * MAX_CATCH_UP_SECONDS:
                 # We were not scheduled for a while: skip ahead rather than flood.
@@ -94,7 +107,7 @@ class SimulateFeed(Feed):
                 emitted += due
                 yield batch
             next_at = start + (emitted + max(1, round(interval * rate))) / rate
-            await asyncio.sleep(max(0.0, next_at - time.time()))
+            await self.sleep(max(0.0, next_at - self.clock()))
 
 
 def _clean_wave(raw: Mapping[str, Any], *, fallback: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:

@@ -25,8 +25,8 @@ import pytest
 from streams.core.points import Batch, Point
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.mqtt import MAX_PAYLOAD_BYTES, MqttFeed, MqttFeedError
-from tests.processes import free_port
-from tests.services import lacking, port_open, require_mosquitto, require_mosquitto_binary
+from tests.processes import PortTaken, free_port, port_taken
+from tests.services import lacking, require_mosquitto, require_mosquitto_binary
 from tests.waits import wait_until
 
 TIMEOUT = 10
@@ -216,6 +216,7 @@ class Broker:
         self.port = free_port()
         self.workdir = workdir
         self.process: subprocess.Popen | None = None
+        self.started = False
         passwords = workdir / "passwords"
         made = subprocess.run(
             ["mosquitto_passwd", "-b", "-c", str(passwords), USER, PASSWORD],
@@ -223,8 +224,7 @@ class Broker:
             check=False,
         )
         assert made.returncode == 0, made.stderr
-        lines = [
-            f"listener {self.port} 127.0.0.1",
+        self.settings = [
             "allow_anonymous false",
             f"password_file {passwords}",
             "persistence false",
@@ -234,22 +234,48 @@ class Broker:
         ]
         if tls is not None:
             cert, key = tls
-            lines += [f"certfile {cert}", f"keyfile {key}"]
+            self.settings += [f"certfile {cert}", f"keyfile {key}"]
         self.config = workdir / "mosquitto.conf"
+        self.write_config()
+
+    def write_config(self) -> None:
+        lines = [f"listener {self.port} 127.0.0.1", *self.settings]
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self) -> None:
-        with open(self.workdir / "mosquitto.log", "ab") as log:
+    def start(self, *, attempts: int = 5) -> None:
+        """Start mosquitto and wait until it listens. On the first start, a port another process
+        took since free_port picked it is swapped for a fresh one; a restart keeps its port."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start()
+            except PortTaken:
+                if self.started or attempt == attempts:
+                    raise
+                self.port = free_port()
+                self.write_config()
+            else:
+                self.started = True
+                return
+
+    def _start(self) -> None:
+        path = self.workdir / "mosquitto.log"
+        logged = path.stat().st_size if path.exists() else 0
+        with path.open("ab") as log:
             self.process = subprocess.Popen(
                 [self.program, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=log
             )
         process = self.process
 
         def listening() -> bool:
+            with path.open("rb") as log:
+                log.seek(logged)
+                text = log.read().decode(errors="replace")
             if process.poll() is not None:
-                log = (self.workdir / "mosquitto.log").read_text()
-                pytest.fail(f"private mosquitto exited:\n{log}")
-            return port_open("127.0.0.1", self.port)
+                if port_taken(text):
+                    raise PortTaken(text)
+                pytest.fail(f"private mosquitto exited:\n{path.read_text()}")
+            # Its own word, not an open port: the port may be another process's that took it first.
+            return " running\n" in text
 
         wait_until(
             listening,

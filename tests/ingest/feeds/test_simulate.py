@@ -6,16 +6,19 @@ import asyncio
 import math
 import statistics
 import time
+from contextlib import aclosing
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from streams.core.points import Point
+from streams.core.points import Batch, Point
 from streams.ingest.feeds import build_feed, clean_feed_settings
-from streams.ingest.feeds.base import FeedSettingsError
-from streams.ingest.feeds.simulate import SimulateFeed
+from streams.ingest.feeds.base import Feed, FeedSettingsError
+from streams.ingest.feeds.simulate import MAX_CATCH_UP_SECONDS, SimulateFeed
 
+# How long after its deadline an on-time wake-up comes (FeedTime).
+ON_TIME = 1e-6
 ALL_SETTINGS = {"shape", "amplitude", "period", "offset", "noise", "rate", "seed", "series"}
 
 
@@ -25,21 +28,47 @@ def refused_key(raw: dict[str, Any]) -> str:
     return caught.value.key
 
 
+class FeedTime:
+    """The feed's clock and sleep, driven by the test: a sleep moves time on by what the feed
+    asked for and returns at once, so points fall due exactly when the feed expects them, not
+    when a busy machine's event loop gets round to waking it. `late` holds how late each coming
+    wake-up is (seconds, in order; then on time).
+
+    On time is a microsecond after the deadline, as on a real clock: never on it exactly, where
+    the float sums put the point due at the deadline a hair in the future and the feed would
+    sleep 0 s for ever, its clock never moving."""
+
+    def __init__(self, at: float = 1_700_000_000.0) -> None:
+        self.at = at
+        self.late: list[float] = []
+
+    def now(self) -> float:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += seconds + ON_TIME + (self.late.pop(0) if self.late else 0.0)
+        await asyncio.sleep(0)  # still a suspension point, as the real sleep is
+
+
+def simulate(settings: dict[str, Any], clock: FeedTime) -> SimulateFeed:
+    return SimulateFeed(settings, clock=clock.now, sleep=clock.sleep)
+
+
 async def collect(feed: SimulateFeed, *, seconds: float) -> list[Point]:
-    """Every point the feed yields in about `seconds` of wall clock; never waits more than 5 s."""
+    """Every point the feed yields in `seconds` of its own clock."""
     points: list[Point] = []
-    batches = feed.batches()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
-        async with asyncio.timeout(5):
-            async for batch in batches:
-                points.extend(batch)
-                if loop.time() - started >= seconds:
-                    break
-    finally:
-        await batches.aclose()
+    started = feed.clock()
+    async with asyncio.timeout(30), aclosing(feed.batches()) as batches:  # bounds a hang only
+        async for batch in batches:
+            points.extend(batch)
+            if feed.clock() - started >= seconds:
+                break
     return points
+
+
+async def first_batches(feed: Feed, count: int) -> list[Batch]:
+    async with asyncio.timeout(30), aclosing(feed.batches()) as batches:  # bounds a hang only
+        return [await anext(batches) for _ in range(count)]
 
 
 def test_empty_settings_are_valid_and_every_setting_gets_a_default():
@@ -120,22 +149,20 @@ def test_unknown_key_message_lists_the_known_settings():
 
 
 async def test_feed_yields_points_at_its_rate_evenly_spaced_with_every_series():
-    feed = build_feed(
-        "simulate",
-        {
-            "rate": 200,
-            "seed": 7,
-            "series": [
-                {"name": "sine", "shape": "sine", "amplitude": 2, "offset": 10, "period": 0.2, "noise": 0.01},
-                {"name": "walk", "shape": "walk", "amplitude": 1, "period": 1},
-                {"name": "noise", "shape": "noise", "amplitude": 1, "offset": 3},
-            ],
-        },
-    )
-    points = await collect(feed, seconds=0.5)
+    settings = {
+        "rate": 200,
+        "seed": 7,
+        "series": [
+            {"name": "sine", "shape": "sine", "amplitude": 2, "offset": 10, "period": 0.2, "noise": 0.01},
+            {"name": "walk", "shape": "walk", "amplitude": 1, "period": 1},
+            {"name": "noise", "shape": "noise", "amplitude": 1, "offset": 3},
+        ],
+    }
+    clock = FeedTime()
+    points = await collect(simulate(settings, clock), seconds=0.5)
 
-    # About 100 points; the range is generous because a busy machine schedules late.
-    assert 50 <= len(points) <= 250
+    # 100 points in half a second, give or take the batch (10 points) the last sleep ends in.
+    assert 90 <= len(points) <= 110
     times = [point.t for point in points]
     gaps = [later - earlier for earlier, later in pairwise(times)]
     assert all(gap > 0 for gap in gaps)
@@ -152,31 +179,57 @@ async def test_feed_yields_points_at_its_rate_evenly_spaced_with_every_series():
     assert statistics.mean(noise) == pytest.approx(3, abs=0.6)
 
 
+async def test_by_default_the_feed_runs_on_the_wall_clock_and_the_event_loop():
+    before = time.time()
+    [batch] = await first_batches(build_feed("simulate", {"rate": 20}), 1)
+    # However late the loop woke it, a point is yielded once due, and not before.
+    assert before < batch[0].t <= time.time()
+
+
 async def test_seeded_feeds_repeat_their_random_series():
     settings = {"rate": 100, "seed": 42, "series": [{"name": "w", "shape": "walk"}]}
-    first = await collect(build_feed("simulate", settings), seconds=0.1)
-    second = await collect(build_feed("simulate", settings), seconds=0.1)
-    count = min(len(first), len(second))
-    assert count >= 5
-    assert [p.values["w"] for p in first[:count]] == [p.values["w"] for p in second[:count]]
+    first = await collect(simulate(settings, FeedTime()), seconds=0.1)
+    second = await collect(simulate(settings, FeedTime()), seconds=0.1)
+    assert len(first) >= 5
+    assert [p.values["w"] for p in first] == [p.values["w"] for p in second]
 
 
 async def test_slow_feed_yields_each_point_as_soon_as_it_is_due():
     # At 20 points/s the spacing (50 ms) is the batching interval: one point per batch.
-    batches = build_feed("simulate", {"rate": 20}).batches()
-    try:
-        async with asyncio.timeout(5):
-            sizes = [len(await anext(batches)) for _ in range(5)]
-    finally:
-        await batches.aclose()
-    # A late wake-up on a busy machine may catch up two points at once; normally it is one.
-    assert sizes.count(1) >= 3
+    clock = FeedTime()
+    started = clock.now()
+    batches = await first_batches(simulate({"rate": 20}, clock), 5)
+    assert [len(batch) for batch in batches] == [1] * 5
+    assert [batch[0].t - started for batch in batches] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25])
+
+
+async def test_a_late_wake_up_catches_up_the_points_that_fell_due_meanwhile_in_one_batch():
+    clock = FeedTime()
+    clock.late = [0.0, 0.05, 0.05, 0.05]  # three wake-ups 50 ms late: the loop was busy
+    started = clock.now()
+    batches = await first_batches(simulate({"rate": 20}, clock), 4)
+    assert [len(batch) for batch in batches] == [1, 2, 2, 2]
+    times = [point.t - started for batch in batches for point in batch]
+    assert times == pytest.approx([0.05 * n for n in range(1, 8)])  # no gap, no point twice
+
+
+async def test_a_feed_not_scheduled_for_a_long_while_skips_ahead_rather_than_flood():
+    # A laptop asleep for a minute: at most MAX_CATCH_UP_SECONDS of points come at once.
+    clock = FeedTime()
+    clock.late = [0.0, 60.0]
+    started = clock.now()
+    first, second, third = await first_batches(simulate({"rate": 20}, clock), 3)
+    assert len(first) == 1
+    assert len(second) == 20 * MAX_CATCH_UP_SECONDS
+    assert second[-1].t - started == pytest.approx(60.1)
+    assert [point.t - started for point in third] == pytest.approx([60.15])
 
 
 async def test_a_resumed_feed_goes_on_one_step_after_the_last_stored_point():
     # Another worker ran the stream until a moment ago (a hand-over): no gap, no point twice.
-    feed = SimulateFeed({"rate": 20})
-    last = time.time() - 1.0
+    clock = FeedTime()
+    feed = simulate({"rate": 20}, clock)
+    last = clock.now() - 1.0
     feed.resume_after(last)
     points = await collect(feed, seconds=0.2)
     assert points[0].t == pytest.approx(last + 0.05, abs=1e-6)
@@ -185,8 +238,9 @@ async def test_a_resumed_feed_goes_on_one_step_after_the_last_stored_point():
 
 
 async def test_a_feed_resumed_after_a_long_pause_starts_afresh_without_replaying_it():
-    feed = SimulateFeed({"rate": 20})
-    feed.resume_after(time.time() - 3600)
-    started = time.time()
+    clock = FeedTime()
+    feed = simulate({"rate": 20}, clock)
+    feed.resume_after(clock.now() - 3600)
+    started = clock.now()
     points = await collect(feed, seconds=0.2)
-    assert points[0].t >= started
+    assert points[0].t == pytest.approx(started + 0.05)
