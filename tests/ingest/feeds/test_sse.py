@@ -445,6 +445,17 @@ def source() -> Iterator[SSESource]:
         events.close()
 
 
+class FeedClock:
+    """The feed's clock, moved on by the test alone: which events count as late then hangs on the
+    time the test says they were read at, not on when a busy machine got round to reading them."""
+
+    def __init__(self, at: float = 1_700_000_000.5) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        return self.at
+
+
 class Running:
     """A feed's batches read by a task of their own, so a test can wait on what it counted."""
 
@@ -473,6 +484,11 @@ class Running:
 
         await eventually(met, what="the feed's points", seen=lambda: len(self.points))
 
+    async def read(self, event_id: str) -> None:
+        """Wait until the feed has read the event with this id, and so every one sent before it
+        (an event is read, and the aggregates flushed after it, before the feed waits again)."""
+        await self.until(lambda: self.feed.last_event_id == event_id)
+
     async def stop(self) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
@@ -498,17 +514,26 @@ async def test_late_events_count_in_their_interval_within_the_grace_and_beyond_i
 ):
     caplog.set_level(logging.WARNING, logger="streams.ingest.feeds")
     extract = {"time": "timestamp", "series": "edits", "aggregate": {"every": 1, "how": "count", "grace": 6}}
-    running = Running(SSEFeed({"url": source.url, "extract": extract}))
+    clock = FeedClock()
+    running = Running(SSEFeed({"url": source.url, "extract": extract}, clock=clock.now))
     try:
         async with asyncio.timeout(10):
             await running.connected.wait()
-        # Events of the second that ended 1-2 s ago: late, well within the 6 s grace.
-        second = int(time.time()) - 2
-        for _ in range(40):
-            source.send(recentchange(second))
-        await running.until(lambda: any(point.t == second + 1 for point in running.points))
+        # Events of the second that ended 1.5 s ago: late, well within the 6 s grace.
+        second = int(clock.at) - 2
+        for n in range(1, 41):
+            source.send(recentchange(second), id=str(n))
+        await running.read("40")
+        # One more in the last moment of the grace: counted too, and the interval still open.
+        clock.at = second + 1 + 6 - 0.01
+        source.send(recentchange(second), id="41")
+        await running.read("41")
+        assert running.points == []
+        # The grace is over: the feed's next flush puts the second's point out.
+        clock.at = second + 1 + 6
+        await running.until(lambda: running.points)
         [point] = running.points
-        assert point.values == {"edits": 40}
+        assert point.t == second + 1 and point.values == {"edits": 41}
         # That second's point is out: more events of it are beyond the grace, each counted as a
         # bad payload (the stream's health shows it) and logged sampled, never silently lost.
         for _ in range(250):
@@ -525,19 +550,29 @@ async def test_late_events_count_in_their_interval_within_the_grace_and_beyond_i
 
 
 async def test_a_wikimedia_style_stream_a_second_behind_is_counted_whole_with_the_default_grace(source):
-    # Events arrive about a second after their timestamp, as stream.wikimedia.org's do; counted
-    # per 2 s interval. Sent for 3 s, they straddle an interval's end with late events.
+    # Events are read a second or two after their timestamp, as stream.wikimedia.org's are;
+    # counted per 2 s interval. Read over 6 s, they straddle interval ends with late events, and
+    # the first intervals close (5 s after their end) while the stream goes on.
     extract = {"time": "timestamp", "series_path": "wiki", "aggregate": {"every": 2, "how": "count"}}
-    running = Running(SSEFeed({"url": source.url, "extract": extract}))
+    clock = FeedClock()
+    running = Running(SSEFeed({"url": source.url, "extract": extract}, clock=clock.now))
     sent = 0
     try:
         async with asyncio.timeout(10):
             await running.connected.wait()
-        stop = time.time() + 3
-        while time.time() < stop:
-            source.send(recentchange(int(time.time() - 1), wiki="enwiki" if sent % 3 else "dewiki"))
-            sent += 1
-            await asyncio.sleep(0.02)  # pacing the source, not waiting for anything
+        end = clock.at + 6
+        while clock.at < end:
+            # Three events every 0.1 s of the feed's time, read before its clock moves on.
+            for _ in range(3):
+                source.send(
+                    recentchange(int(clock.at - 1), wiki="enwiki" if sent % 3 else "dewiki"), id=str(sent)
+                )
+                sent += 1
+            await running.read(str(sent - 1))
+            clock.at += 0.1
+        assert running.points, "no interval closed while the stream went on"
+        # Every interval is over, grace and all.
+        clock.at = end + 2 + 5
         await running.until(lambda: running.total("enwiki") + running.total("dewiki") >= sent)
     finally:
         await running.stop()
