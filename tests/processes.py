@@ -67,6 +67,16 @@ def free_port() -> int:
             return port
 
 
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port where connections are refused while the block runs, for "the server is
+    down" tests: it is held bound but not listening, so no other process can take it and answer
+    meanwhile, as one could take a port from free_port."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
 class PortTaken(RuntimeError):
     """A server could not bind its port: another process took it after free_port picked it."""
 

@@ -22,7 +22,7 @@ from streams.storage.redis_clients import (
     sync_client,
 )
 from tests.fake_redis import FakeRedis
-from tests.processes import free_port
+from tests.processes import refused_port
 from tests.services import require_redis
 
 
@@ -108,14 +108,15 @@ def test_a_list_of_addresses_splits_only_between_addresses():
 @pytest.fixture
 def dead_redis(settings):
     """Production mode pointed at a port where no Redis listens (an outage)."""
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    settings.REDIS_URL = url
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends = {}
-    runtime.reset()
-    yield url
-    channel_layers.backends = {}
-    runtime.reset()
+    with refused_port() as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        settings.REDIS_URL = url
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        channel_layers.backends = {}
+        runtime.reset()
+        yield url
+        channel_layers.backends = {}
+        runtime.reset()
 
 
 @pytest.mark.django_db(transaction=True)

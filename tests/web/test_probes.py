@@ -9,7 +9,7 @@ import pytest
 from channels.layers import channel_layers
 from django.test import Client
 
-from tests.processes import free_port
+from tests.processes import refused_port
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +42,20 @@ def test_readyz_is_ready_with_redis_and_its_layer(client: Client, redis_layer):
 
 
 def test_readyz_names_redis_and_the_layer_when_redis_is_down(client: Client, settings):
-    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    settings.REDIS_URL = closed
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [closed]}}
-    }
-    channel_layers.backends = {}
-    try:
-        response = client.get("/readyz")
-    finally:
+    with refused_port() as port:
+        closed = f"redis://127.0.0.1:{port}/0"
+        settings.REDIS_URL = closed
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [closed]},
+            }
+        }
         channel_layers.backends = {}
+        try:
+            response = client.get("/readyz")
+        finally:
+            channel_layers.backends = {}
     assert response.status_code == 503
     body = response.json()
     assert body["ready"] is False
@@ -64,8 +68,9 @@ def test_readyz_names_redis_and_the_layer_when_redis_is_down(client: Client, set
 @pytest.mark.redis
 def test_readyz_names_redis_when_one_shard_of_the_layer_is_down(client: Client, redis_layer, settings):
     # A fresh channel may hash to the shard that answers: the ping of every shard catches it.
-    settings.LIVECHARTS_LAYER_REDIS_URLS = [redis_layer, f"redis://127.0.0.1:{free_port()}/0"]
-    response = client.get("/readyz")
+    with refused_port() as port:
+        settings.LIVECHARTS_LAYER_REDIS_URLS = [redis_layer, f"redis://127.0.0.1:{port}/0"]
+        response = client.get("/readyz")
     assert response.status_code == 503
     assert "redis" in response.json()["failing"]
     assert response.json()["checks"]["redis"].startswith("unreachable")

@@ -25,7 +25,7 @@ import pytest
 from streams.core.points import Batch, Point
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.mqtt import MAX_PAYLOAD_BYTES, MqttFeed, MqttFeedError
-from tests.processes import PortTaken, free_port, port_taken
+from tests.processes import PortTaken, free_port, port_taken, refused_port
 from tests.services import lacking, require_mosquitto, require_mosquitto_binary
 from tests.waits import wait_until
 
@@ -345,11 +345,11 @@ async def test_wrong_credentials_are_refused_clearly_without_the_password(
 
 
 async def test_a_broker_down_at_start_raises(prefix):
-    port = free_port()  # nothing listens there
-    feed = MqttFeed({"host": "127.0.0.1", "port": port, "topics": [f"{prefix}/t"]})
-    async with asyncio.timeout(TIMEOUT):
-        with pytest.raises(MqttFeedError, match=f"cannot connect to mqtt://127.0.0.1:{port}: .*refused"):
-            await anext(feed.batches())
+    with refused_port() as port:
+        feed = MqttFeed({"host": "127.0.0.1", "port": port, "topics": [f"{prefix}/t"]})
+        async with asyncio.timeout(TIMEOUT):
+            with pytest.raises(MqttFeedError, match=f"cannot connect to mqtt://127.0.0.1:{port}: .*refused"):
+                await anext(feed.batches())
 
 
 async def test_the_same_feed_resumes_after_the_broker_crashes_and_restarts(private_broker, prefix):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import aclosing
@@ -25,6 +24,7 @@ from streams.ingest.feeds.poll import PollError, PollFeed, retry_after_seconds
 from streams.ingest.feeds.timeline import Timeline
 from tests.ingest.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart
 from tests.json_api import API, Chunks, serve_json_api
+from tests.processes import refused_port
 from tests.waits import eventually
 
 
@@ -134,12 +134,6 @@ def test_bad_settings_are_refused_naming_the_key(settings, key):
 # Fault cases. Each test bounds its waits: a feed that hangs fails the test instead.
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def with_secrets(url: str) -> str:
     """`url` with credentials and an API key in the query, which no message may show."""
     parts = urlsplit(url)
@@ -147,11 +141,11 @@ def with_secrets(url: str) -> str:
 
 
 async def test_a_server_that_is_down_raises_naming_the_url_without_secrets():
-    port = free_port()
-    feed = PollFeed({"url": with_secrets(f"http://127.0.0.1:{port}/candles"), "interval": 0.1})
-    async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
-        with pytest.raises(PollError) as refused:
-            await anext(batches)
+    with refused_port() as port:
+        feed = PollFeed({"url": with_secrets(f"http://127.0.0.1:{port}/candles"), "interval": 0.1})
+        async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
+            with pytest.raises(PollError) as refused:
+                await anext(batches)
     message = str(refused.value)
     assert f"cannot connect to http://127.0.0.1:{port}/candles: connection refused" in message
     assert "check that the server is up" in message

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from streams.core.points import Point
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.sse import MAX_EVENT_CHARS, SSEDropped, SSEFeed
 from streams.ingest.feeds.sse_client import SSEError
+from tests.processes import refused_port
 from tests.sources import SSESource
 from tests.waits import eventually
 
@@ -252,11 +252,9 @@ async def test_the_servers_retry_becomes_the_reconnect_floor(server):
 
 
 async def test_a_server_down_at_start_raises():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    feed = SSEFeed({"url": f"http://127.0.0.1:{port}/events"})
-    points, error = await read_until_dropped(feed)
+    with refused_port() as port:
+        feed = SSEFeed({"url": f"http://127.0.0.1:{port}/events"})
+        points, error = await read_until_dropped(feed)
     assert points == []
     assert isinstance(error, SSEDropped)
     assert f"cannot connect to http://127.0.0.1:{port}/events" in str(error)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -18,6 +17,7 @@ from websockets.http11 import Request, Response
 from streams.core.points import Batch
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.websocket import WebsocketError, WebsocketFeed
+from tests.processes import refused_port
 from tests.waits import DEADLINE
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -58,12 +58,6 @@ def values(batches: list[Batch]) -> list[dict[str, float | None]]:
 def client_log(caplog: pytest.LogCaptureFixture) -> str:
     """What the feed side logged (the test servers log what they receive, secrets included)."""
     return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_pushed_values_stream_as_points():
@@ -205,9 +199,10 @@ async def test_control_messages_the_records_filter_leaves_out_are_not_bad_payloa
 
 
 async def test_a_server_that_is_down_raises_so_the_worker_backs_off():
-    feed = WebsocketFeed({"url": f"ws://127.0.0.1:{free_port()}/feed"})
-    with pytest.raises(WebsocketError, match="cannot connect"):
-        await first_batches(feed, 1)
+    with refused_port() as port:
+        feed = WebsocketFeed({"url": f"ws://127.0.0.1:{port}/feed"})
+        with pytest.raises(WebsocketError, match="cannot connect"):
+            await first_batches(feed, 1)
 
 
 async def test_the_same_feed_resumes_after_the_server_dies_and_comes_back():
