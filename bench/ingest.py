@@ -1,13 +1,14 @@
 """Ingest: how many points one worker process takes from feeds to history, layer and database.
 
-    .venv/bin/python -m bench.ingest --streams 1,100,1000 --rate 100000 --runs 3
+    .venv/bin/python -m bench.ingest --streams 1,100,1000 --rate 110000 --runs 3
 
 One worker process (bench/ingest_process.py: each stream through `Supervisor.run_feed`, as
-`manage.py ingest` runs it, fed pre-made JSON messages at R points/s in all) on a private
-redis-server and a throwaway SQLite file. Counted from Redis, not from what was offered:
-points that reached history (XINFO STREAM entries-added, summed over the streams) and
-group messages published (INFO commandstats). CPU of the worker and of redis-server from
-/proc. The worker then times a bare `json.loads`, and `json.loads` + extract, of the same
+`manage.py ingest` runs it, fed pre-made JSON messages at R points/s in all, by default 10%
+more than the target) on a private redis-server and a throwaway SQLite file. Counted in the
+worker and from Redis, not from what was offered: the points the window's flushes took into
+history (from one flush's start to another's), XINFO STREAM entries-added summed over the
+streams as a check, and group messages published (INFO commandstats). CPU of the worker and
+of redis-server from /proc. The worker then times a bare `json.loads`, and `json.loads` + extract, of the same
 payloads, so the cost per point is a ratio taken in the same process.
 """
 
