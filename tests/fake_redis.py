@@ -17,9 +17,7 @@ class FakeRedis:
     connection is closed as soon as one arrives, as when the link dies after the server ran it.
     Every other command is answered +OK."""
 
-    def __init__(
-        self, *, swallow: frozenset[str] = frozenset({"EVALSHA", "EVAL", "SCRIPT"}), drop: bool = False
-    ):
+    def __init__(self, *, swallow: frozenset[str] = SCRIPTS, drop: bool = False) -> None:
         self.swallow = swallow
         self.drop = drop
         self.listener = socket.create_server(("127.0.0.1", 0))

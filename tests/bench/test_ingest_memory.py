@@ -51,6 +51,7 @@ def _target_row(**changes: float) -> dict:
         ({"points_per_s": 99_000.0}, False),  # short of the target, however little
         ({"dropped_per_s": 120.0}, False),  # the sources lost points: it did not keep up
         ({"stored": 499_990}, False),  # not every point stored once
+        ({"stored": 0}, False),  # nothing reached the database
     ],
 )
 def test_ingest_verdict_wants_the_target_nothing_lost_every_point_stored(changes: dict, met: bool) -> None:
