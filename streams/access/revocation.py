@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
+from streams.access.compiled import QUERIES
 from streams.core import runtime
 
 log = logging.getLogger(__name__)
@@ -137,11 +138,12 @@ def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
     deleted from forbidden)."""
     from django.contrib.auth.models import AnonymousUser
 
-    from streams.access.rules import visibility_filter
     from streams.models import Stream
 
     refusals: dict[Viewing, Refusal] = {}
-    users = signed_in_users({viewing.session_key for viewing in viewings if viewing.user_id is not None})
+    session_keys = {viewing.session_key for viewing in viewings if viewing.user_id is not None}
+    # No signed-in viewer (every viewer of a public stream anonymous): nothing to ask.
+    users = signed_in_users(session_keys) if session_keys else {}
     by_user: dict[Any, list[Viewing]] = defaultdict(list)
     for viewing in viewings:
         user = AnonymousUser() if viewing.user_id is None else users.get(viewing.session_key)
@@ -156,18 +158,10 @@ def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
     # public, access/rules.py's answer for an anonymous viewer) are visible to every viewer
     # still signed in as who they were, so their viewings need nothing more.
     watched = {viewing.slug for watching in by_user.values() for viewing in watching}
-    public = (
-        set(
-            Stream.objects.filter(visibility_filter(AnonymousUser()), slug__in=watched).values_list(
-                "slug", flat=True
-            )
-        )
-        if watched
-        else set()
-    )
-    # Then one query per user for the rest: access/rules.py's filter is the one answer, and
-    # building it is the cost (a UNION of them all measured slower than separate queries, on
-    # SQLite and PostgreSQL).
+    public = visible_slugs(AnonymousUser(), watched) if watched else set()
+    # Then one query per user for the rest: access/rules.py's filter is the one answer (a
+    # UNION of them all measured slower than separate queries, on SQLite and PostgreSQL;
+    # each is compiled once, see visible_slugs).
     for user_id, watching in by_user.items():
         slugs = {viewing.slug for viewing in watching} - public
         if not slugs:
@@ -175,10 +169,7 @@ def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
         if user_id is None:
             visible: set[str] = set()  # the anonymous answer is the public one, just read
         else:
-            user = users[watching[0].session_key]
-            visible = set(
-                Stream.objects.filter(visibility_filter(user), slug__in=slugs).values_list("slug", flat=True)
-            )
+            visible = visible_slugs(users[watching[0].session_key], slugs)
         if visible == slugs:
             continue
         existing = set(Stream.objects.filter(slug__in=slugs - visible).values_list("slug", flat=True))
@@ -190,6 +181,27 @@ def check_viewings(viewings: Collection[Viewing]) -> dict[Viewing, Refusal]:
             else:
                 refusals[viewing] = Refusal("not_found", f"stream {viewing.slug!r} no longer exists")
     return refusals
+
+
+def visible_slugs(user: Any, slugs: Collection[str]) -> set[str]:
+    """Which of `slugs` name streams `user` may see now (access/rules.py's visibility_filter),
+    asked of the database each time; the query is compiled once per kind of user, user and
+    set of slugs (streams/access/compiled.py): a round asks the same every second."""
+    from streams.access.rules import is_signed_in, is_staff, visibility_filter
+    from streams.models import Stream
+
+    wanted = frozenset(slugs)
+    staff, signed_in = is_staff(user), is_signed_in(user)
+    # visibility_filter's answer depends on these alone (and the pk on signed_in).
+    key = ("visible", staff, signed_in, user.pk if signed_in else None, wanted)
+    return QUERIES.values(
+        key,
+        lambda: (
+            Stream.objects.filter(visibility_filter(user), slug__in=wanted)
+            .order_by()
+            .values_list("slug", flat=True)
+        ),
+    )
 
 
 @dataclass(eq=False)
