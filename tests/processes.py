@@ -77,6 +77,55 @@ def refused_port() -> Iterator[int]:
         yield held.getsockname()[1]
 
 
+class HeldPort:
+    """A loopback port this process keeps bound for as long as it lives, for a server of ours
+    that stops and starts again on the same port: no other process can take the port while the
+    server is down, as one could between a stop and the next bind.
+
+    `listening()` gives the server a socket that listens on the port (closing it does not free
+    the port); once the server stopped, `refuse()` makes connections refused again."""
+
+    def __init__(self) -> None:
+        while True:
+            held = socket.socket()
+            # Bound to the port by number, not to 0: Linux keeps a port asked for by number
+            # bound when `refuse()` takes the socket out of listening; a port from bind(0)
+            # would be freed with it.
+            try:
+                held.bind(("127.0.0.1", free_port()))
+            except OSError:  # taken since free_port picked it: another
+                held.close()
+                continue
+            self.socket: socket.socket = held
+            self.port: int = held.getsockname()[1]
+            return
+
+    def listening(self) -> socket.socket:
+        """A socket for the server: the held one, listening; the server may close it."""
+        # listen() checks the port again, and the TIME_WAIT connections of an earlier run
+        # would refuse it without SO_REUSEADDR; set only while listening (when no bind can
+        # share the port anyway), or another process's SO_REUSEADDR bind could share it.
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.listen()
+        return self.socket.dup()
+
+    def refuse(self) -> None:
+        """After the server stopped: refuse connections, keep the port. A hack on Linux's
+        behaviour: shutdown() of a listening socket stops it listening and keeps its bind."""
+        if self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+            self.socket.shutdown(socket.SHUT_RD)
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self) -> HeldPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class PortTaken(RuntimeError):
     """A server could not bind its port: another process took it after free_port picked it."""
 
