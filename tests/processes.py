@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,24 @@ class HeldPort:
         self.close()
 
 
+def hold_port(port: int) -> socket.socket:
+    """Bind `port`, which a server of another program (a redis-server) left as it went down and
+    will take again when it restarts: connections are refused, and no other process can take
+    the port meanwhile. Close the socket right before starting the server (its own start is
+    the one window left). Raises PortTaken when another process has the port already."""
+    held = socket.socket()
+    # The server's last connections may sit in TIME_WAIT on the port: SO_REUSEADDR to bind
+    # beside them, cleared at once so that no other SO_REUSEADDR bind may share the port.
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        held.bind(("127.0.0.1", port))
+    except OSError as error:
+        held.close()
+        raise PortTaken(f"another process took port {port} as its server went down: {error}") from error
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    return held
+
+
 class PortTaken(RuntimeError):
     """A server could not bind its port: another process took it after free_port picked it."""
 
@@ -145,6 +164,21 @@ def raise_if_exited(proc: subprocess.Popen, log: IO[bytes], *, what: str) -> Non
     text = log.read().decode(errors="replace")[-2000:]
     error = PortTaken if port_taken(text) else RuntimeError
     raise error(f"{what} exited with {proc.returncode}: {text}")
+
+
+def again_if_port_taken(run: Callable[[int], T], *, attempts: int = 3) -> T:
+    """`run(attempt)`, from the start again each time it raises PortTaken (said as a warning).
+    For a scenario that stops a server whose port it cannot hold (a redis-server, a mosquitto:
+    other programs) and starts it again on the same port, which another process may take
+    while the server is down; `run` must start everything afresh, on fresh ports."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run(attempt)
+        except PortTaken as taken:
+            if attempt == attempts:
+                raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
+            warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=2)
+    raise AssertionError("unreachable")
 
 
 def on_free_port(start: Callable[[int], T], *, attempts: int = 5) -> tuple[int, T]:
@@ -537,6 +571,8 @@ class Nginx:
     proc: subprocess.Popen | None = None
     # What the config was written with (`write`), to write it again on other ports.
     written: dict = field(default_factory=dict)
+    # The main config's template (NGINX_MAIN, or a tuned copy of it).
+    main: str = NGINX_MAIN
 
     @property
     def base_url(self) -> str:
@@ -561,7 +597,7 @@ class Nginx:
         )
         (self.tmp / "livecharts.conf").write_text(site)
         main = self.tmp / "nginx.conf"
-        main.write_text(NGINX_MAIN.format(tmp=self.tmp, user=getpass.getuser()))
+        main.write_text(self.main.format(tmp=self.tmp, user=getpass.getuser()))
         return main
 
     def check(self) -> subprocess.CompletedProcess:
@@ -670,6 +706,13 @@ def polling_client(port: int) -> redis.Redis:
     return redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
 
+def is_process(client: redis.Redis, proc: subprocess.Popen) -> bool:
+    """Whether the server `client` reaches is `proc`: a Redis another process started on the
+    port meanwhile (another test's private one) answers as well as ours would, and ours then
+    exits with "Address already in use"."""
+    return client.info("server").get("process_id") == proc.pid
+
+
 def start_redis(port: int) -> subprocess.Popen:
     """A private redis-server on `port` that keeps nothing on disk; returns once it answers.
     Raises PortTaken when the port was taken (see on_free_port)."""
@@ -680,7 +723,7 @@ def start_redis(port: int) -> subprocess.Popen:
         def answers() -> bool:
             raise_if_exited(proc, log, what=f"redis-server on port {port}")
             try:
-                return bool(client.ping())
+                return is_process(client, proc)
             except (redis.ConnectionError, redis.TimeoutError):  # not up yet, or not ours
                 return False
 
