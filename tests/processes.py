@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
@@ -174,6 +174,18 @@ def again_if_port_taken(run: Callable[[int], T], *, attempts: int = 3) -> T:
     for attempt in range(1, attempts + 1):
         try:
             return run(attempt)
+        except PortTaken as taken:
+            if attempt == attempts:
+                raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
+            warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=2)
+    raise AssertionError("unreachable")
+
+
+async def again_if_port_taken_async(run: Callable[[int], Awaitable[T]], *, attempts: int = 3) -> T:
+    """again_if_port_taken for a scenario that is a coroutine."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run(attempt)
         except PortTaken as taken:
             if attempt == attempts:
                 raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
