@@ -150,9 +150,11 @@ class PortTaken(RuntimeError):
 
 
 def port_taken(log: str) -> bool:
-    """Whether a server's log says its bind failed (daphne, serve, redis, mosquitto and nginx all
-    say "Address already in use", in one case or another)."""
-    return "address already in use" in log.lower()
+    """Whether a server's log says its bind failed: daphne, serve, redis, mosquitto and nginx all
+    say "Address already in use", in one case or another; the bench's peers say "port N is
+    already in use" (bokeh) and "Connection in use" (gunicorn)."""
+    text = log.lower()
+    return "already in use" in text or "connection in use" in text
 
 
 def raise_if_exited(proc: subprocess.Popen, log: IO[bytes], *, what: str) -> None:
@@ -277,8 +279,21 @@ class Stack:
         """Start server `name` (`argv()` reads `port`) and wait until it answers (`ready`, by
         default wait_http). Until the stack has listened once, a port another process took since
         free_port picked it is swapped for a fresh one and the server started again."""
+        self.start(name, argv())
+        self.wait_listening(name, argv, ready=ready, attempts=attempts)
+
+    def wait_listening(
+        self,
+        name: str,
+        argv: Callable[[], list[str]],
+        *,
+        ready: Callable[[], None] | None = None,
+        attempts: int = 5,
+    ) -> None:
+        """The waiting half of start_listening, for servers started together and then waited
+        for: server `name`, already started with `argv()`, started again on a fresh port when
+        its own was taken (until the stack has listened once)."""
         for attempt in range(1, attempts + 1):
-            self.start(name, argv())
             try:
                 (ready or self.wait_http)()
             except PortTaken:
@@ -286,6 +301,7 @@ class Stack:
                 if self.listened or attempt == attempts:
                     raise
                 self.port = free_port()
+                self.start(name, argv())
             else:
                 self.listened = True
                 return
