@@ -220,6 +220,11 @@ class Stack:
     # Whether a server of the stack has listened on `port`: from then on clients hold its URL,
     # and a restart must come back on the same port.
     listened: bool = False
+    # The servers started on `port` (start_listening), and the port held while one is stopped:
+    # no other process can take it before the restart (the server's own start is the one
+    # window left; a port taken then raises PortTaken).
+    servers: set[str] = field(default_factory=set)
+    held: socket.socket | None = None
 
     @property
     def base_url(self) -> str:
@@ -279,8 +284,16 @@ class Stack:
         """Start server `name` (`argv()` reads `port`) and wait until it answers (`ready`, by
         default wait_http). Until the stack has listened once, a port another process took since
         free_port picked it is swapped for a fresh one and the server started again."""
+        self.release()
+        self.servers.add(name)
         self.start(name, argv())
         self.wait_listening(name, argv, ready=ready, attempts=attempts)
+
+    def release(self) -> None:
+        """Let go of the port held since a server of the stack stopped, for it to start again."""
+        if self.held is not None:
+            self.held.close()
+            self.held = None
 
     def wait_listening(
         self,
@@ -377,21 +390,25 @@ class Stack:
     def window_key(self, slug: str) -> str:
         return f"{self.env['LIVECHARTS_REDIS_PREFIX']}:window:{slug}"
 
-    def stop(self, name: str, *, sig: int = signal.SIGTERM) -> None:
+    def stop(self, name: str, *, sig: int = signal.SIGTERM, hold: bool = True) -> None:
+        """Stop process `name`; a server on `port` leaves it held (see `servers`) unless not
+        `hold`. Raises PortTaken when another process took the port as the server let it go."""
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            # Generous: a loaded machine stops slowly, and a kill would skip the final flush.
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                # Generous: a loaded machine stops slowly, and a kill would skip the final flush.
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if proc is not None and hold and name in self.servers and self.held is None:
+            self.held = hold_port(self.port)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            self.stop(name)
+            self.stop(name, hold=False)
+        self.release()
 
     def log_size(self, name: str) -> int:
         path = self.workdir / f"{name}.log"
