@@ -221,10 +221,15 @@ def served(root: Path, provisions: dict[str, dict]) -> Iterator[dict[str, Stack]
         with ThreadPoolExecutor(len(stacks)) as pool:
             for result in pool.map(provision_step, stacks.values()):
                 assert result.returncode == 0, result.stderr
+
+        def serve(stack: Stack) -> list[str]:
+            return [sys.executable, "manage.py", "serve", "--port", str(stack.port)]
+
+        for stack in stacks.values():  # all at once: they start in parallel
+            stack.start("serve", serve(stack))
         for stack in stacks.values():
-            stack.start("serve", [sys.executable, "manage.py", "serve", "--port", str(stack.port)])
-        for stack in stacks.values():
-            stack.wait_http()
+            # On a fresh port again when another process took the picked one first.
+            stack.wait_listening("serve", lambda stack=stack: serve(stack))
         yield stacks
     finally:
         for stack in stacks.values():

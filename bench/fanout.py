@@ -41,7 +41,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +52,16 @@ from typing import Any, NamedTuple
 import redis
 
 from bench import cclients
-from tests.processes import BIN, Stack, free_port, make_stack, redis_server_argv, seed_streams
+from tests.processes import (
+    BIN,
+    PortTaken,
+    Stack,
+    free_port,
+    make_stack,
+    on_free_port,
+    seed_streams,
+    start_redis,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -180,6 +188,7 @@ class Server:
         return self.stack.base_url if self.target.client == "sse" else self.stack.ws_url
 
     def launch(self) -> None:
+        """Start the process; `ready()` waits for it."""
         self.generation += 1  # sockets to an earlier process are gone
         if self.target.app:
             argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.stack.port), self.target.app]
@@ -187,6 +196,23 @@ class Server:
             argv = [sys.executable, "-m", self.target.module, "--port", str(self.stack.port)]
             argv += ["--redis-url", self.redis_url, "--prefix", self.prefix]
         self.stack.start(self.name, argv)
+
+    def ready(self, *, attempts: int = 5) -> None:
+        """Until the launched process answers /healthz (baseline and raw servers are not Django).
+        Its port was free when picked, or when the process before it let it go: another process
+        may have taken it since, and then it starts again on a fresh port (viewers are given
+        the URL at each run, and the new generation gets new sockets)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.stack.wait_http(path="/healthz")
+                return
+            except PortTaken:
+                self.stack.procs.pop(self.name).wait(timeout=30)
+                if attempt == attempts:
+                    raise
+                print(f"{self.name}: port {self.stack.port} was taken, starting on another", file=sys.stderr)
+                self.stack.port = free_port()
+                self.launch()
 
     @property
     def stale(self) -> bool:
@@ -199,7 +225,7 @@ class Server:
     def restart(self) -> None:
         self.stop()
         self.launch()
-        self.stack.wait_http(path="/healthz")  # baseline and raw servers are not Django
+        self.ready()
 
     def settled(self, seconds: float = 1.5) -> bool:
         """Wait for the server to go quiet (under 10% of a core); False if it is still busy."""
@@ -240,23 +266,9 @@ def private_redis(url: str) -> Iterator[tuple[str, int | None]]:
     if url:
         yield url, None
         return
-    port = free_port()
-    proc = subprocess.Popen(
-        redis_server_argv(port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # On a fresh port again when another process took the picked one before the server bound it.
+    port, proc = on_free_port(start_redis)
     try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0", proc.pid
     finally:
         proc.terminate()
@@ -656,7 +668,7 @@ def measure(args: argparse.Namespace, timings: dict[str, float] | None = None) -
             for server in servers.values():
                 server.launch()  # all at once: they start in parallel
             for server in servers.values():
-                server.stack.wait_http(path="/healthz")  # baseline and raw are not Django
+                server.ready()
                 print(f"{server.name} pid {server.pid}", file=sys.stderr, flush=True)
             bench = Bench(args, servers=servers, env=stack.env)
             bench.group_seconds = timings if timings is not None else {}

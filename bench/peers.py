@@ -165,15 +165,18 @@ class Server:
     def start(self) -> None:
         self.stack.start(self.peer.name, self.argv())
 
-    def wait(self, timeout: float = 60) -> None:
+    def wait(self) -> None:
+        """Until it answers; on a fresh port again when another process took the picked one
+        first (a server whose log says "address already in use": daphne, bokeh)."""
+        self.stack.wait_listening(self.peer.name, self.argv, ready=self.answers)
+
+    def answers(self, timeout: float = 60) -> None:
         path = "/static/js/bokeh.min.js" if self.peer.name == "bokeh" else "/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             proc = self.stack.procs[self.peer.name]
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.peer.label} exited with {proc.returncode}: {self.stack.log(self.peer.name)}"
-                )
+                raise self.stack.exited(self.peer.name)  # PortTaken when its bind failed
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.stack.base_url + path, timeout=2).status_code == 200:
                     return

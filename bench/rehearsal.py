@@ -41,7 +41,18 @@ from typing import Any
 import orjson
 import psycopg
 
-from tests.processes import BIN, ROOT, Nginx, Stack, free_port, port_is_open, start_redis
+from tests.processes import (
+    BIN,
+    NGINX_MAIN,
+    ROOT,
+    Nginx,
+    PortTaken,
+    Stack,
+    free_port,
+    on_free_port,
+    port_taken,
+    start_redis,
+)
 from tests.sentinel import sentinel_url, start_replica, start_sentinel, wait_promoted
 
 UNITS = ROOT / "deploy" / "systemd"
@@ -143,17 +154,26 @@ def wait_until(check: Any, *, what: str, timeout: float = 60) -> None:
 
 def bring_up(topology: Topology, *, streams: int) -> None:
     tmp, env = topology.tmp, topology.env
-    topology.master_port, topology.replica_port = free_port(), free_port()
-    topology.procs["redis-master"] = start_redis(topology.master_port)
-    topology.procs["redis-replica"] = start_replica(topology.replica_port, topology.master_port)
-    sentinels = [free_port() for _ in range(3)]
-    for port in sentinels:
-        topology.procs[f"sentinel-{port}"] = start_sentinel(tmp, port=port, master_port=topology.master_port)
-    shards = [free_port() for _ in range(2)]
-    for index, port in enumerate(shards):
-        topology.procs[f"shard-{index}"] = start_redis(port)
-    topology.daphne_ports = [free_port() for _ in range(3)]
-    nginx = topology.nginx = Nginx(binary=nginx_binary(), tmp=tmp / "nginx")
+    # Each server on a fresh port again when another process took the picked one first.
+    topology.master_port, topology.procs["redis-master"] = on_free_port(start_redis)
+    master = topology.master_port
+    topology.replica_port, topology.procs["redis-replica"] = on_free_port(
+        lambda port: start_replica(port, master)
+    )
+    sentinels = []
+    for _ in range(3):
+        port, proc = on_free_port(lambda port: start_sentinel(tmp, port=port, master_port=master))
+        sentinels.append(port)
+        topology.procs[f"sentinel-{port}"] = proc
+    shards = []
+    for index in range(2):
+        port, topology.procs[f"shard-{index}"] = on_free_port(start_redis)
+        shards.append(port)
+    # The proxy's tuning survives a start on other ports (which writes its config again).
+    tuned = NGINX_MAIN.replace("worker_connections 512;", "worker_connections 16384;").replace(
+        "worker_processes 1;", "worker_processes 1;\nworker_rlimit_nofile 65536;"
+    )
+    nginx = topology.nginx = Nginx(binary=nginx_binary(), tmp=tmp / "nginx", main=tuned)
     env.update(
         {
             "SECRET_KEY": secrets.token_urlsafe(50),
@@ -174,17 +194,53 @@ def bring_up(topology: Topology, *, streams: int) -> None:
     seed(env, streams=streams)
     for index in (1, 2):
         topology.start(f"ingest-{index}", unit_command("livecharts-ingest@.service", instance=str(index)))
-    for index, port in enumerate(topology.daphne_ports, 1):
-        topology.start(f"daphne-{index}", unit_command("livecharts-daphne@.service", instance=str(port)))
-    for index, port in enumerate(topology.daphne_ports, 1):
-        wait_until(lambda port=port: port_is_open(port), what=f"daphne-{index} listening", timeout=120)
+    start_daphnes(topology)
     nginx.write(upstreams=topology.daphne_ports, static_root=ROOT / "staticfiles")
-    # A viewer is two connections (client and upstream), each a file descriptor: past about 500
-    # viewers the default limit of 1,024 descriptors runs out (docs/deploy.md, nginx).
-    main = nginx.tmp / "nginx.conf"
-    text = main.read_text().replace("worker_connections 512;", "worker_connections 16384;")
-    main.write_text(text.replace("worker_processes 1;", "worker_processes 1;\nworker_rlimit_nofile 65536;"))
     nginx.start()
+
+
+def start_daphnes(topology: Topology, *, count: int = 3, attempts: int = 5) -> None:
+    """`count` daphnes as the unit runs them, started together, each on a free port; one whose
+    port another process took first (it exits saying so) starts again on a fresh one. Their
+    ports go to nginx's config after."""
+    topology.daphne_ports = [free_port() for _ in range(count)]
+    starts: dict[int, int] = {}  # daphne index -> where its log started
+
+    def start(index: int) -> None:
+        name = f"daphne-{index}"
+        path = topology.tmp / f"{name}.log"
+        starts[index] = path.stat().st_size if path.exists() else 0
+        port = topology.daphne_ports[index - 1]
+        topology.start(name, unit_command("livecharts-daphne@.service", instance=str(port)))
+
+    def listening(index: int) -> bool:
+        proc = topology.procs[f"daphne-{index}"]
+        if proc.poll() is None:
+            # Its own word, not an open port: the port may be another process's.
+            return f"Listening on TCP address 127.0.0.1:{topology.daphne_ports[index - 1]}" in said(index)
+        if port_taken(said(index)):
+            raise PortTaken(said(index))
+        raise RuntimeError(f"daphne-{index} exited: {said(index)}")
+
+    def said(index: int) -> str:
+        with (topology.tmp / f"daphne-{index}.log").open("rb") as log:
+            log.seek(starts[index])
+            return log.read().decode(errors="replace")
+
+    for index in range(1, count + 1):
+        start(index)
+    for index in range(1, count + 1):
+        for attempt in range(1, attempts + 1):
+            try:
+                wait_until(
+                    lambda index=index: listening(index), what=f"daphne-{index} listening", timeout=120
+                )
+                break
+            except PortTaken:
+                if attempt == attempts:
+                    raise
+                topology.daphne_ports[index - 1] = free_port()
+                start(index)
 
 
 def nginx_binary() -> str:

@@ -50,7 +50,7 @@ import orjson
 from bench import cclients
 from bench.fanout import Worker, percentile, private_redis
 from bench.report import machine
-from tests.processes import free_port, make_stack, seed_streams, start_daphne_at
+from tests.processes import make_stack, on_free_port, seed_streams, start_daphne_at
 
 # live.js (streams/static/streams/backoff.js): full jitter under an exponential bound.
 BACKOFF_BASE, BACKOFF_CAP, STABLE_SECONDS = 0.5, 15.0, 10.0
@@ -376,6 +376,8 @@ async def storm(
                     # The other one fresh, as the first storm's was; the viewers settled long
                     # enough (STABLE_SECONDS) that they come back as after a first fault.
                     name = f"daphne-{survivor + 1}"
+                    # Its port, free since the kill, is in the viewers' hands: another process
+                    # that took it meanwhile fails the run, saying so (PortTaken).
                     await asyncio.to_thread(start_daphne_at, stack, name, port=ports[survivor])
                     last_back = kills[-1] + storms[-1]["storm_s"]  # when the last viewer was back
                     stable_in = STABLE_SECONDS + 1 - (time.time() - last_back)
@@ -460,10 +462,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for slug in slugs
             ],
         )
-        ports = [free_port(), free_port()]
+        ports: list[int] = []
         try:
-            for index, port in enumerate(ports, 1):
-                start_daphne_at(stack, f"daphne-{index}", port=port)
+            for index in (1, 2):
+                # On a fresh port again when another process took the picked one first.
+                port, _ = on_free_port(
+                    lambda port, index=index: start_daphne_at(stack, f"daphne-{index}", port=port)
+                )
+                ports.append(port)
             return asyncio.run(storm(args, stack=stack, ports=ports, slugs=slugs, workdir=Path(tmp)))
         finally:
             stack.stop_all()

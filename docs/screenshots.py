@@ -68,29 +68,8 @@ def embedded_server(workdir: Path) -> Iterator[str]:
     env.pop("REDIS_URL", None)
     for command in (["migrate", "--noinput", "-v", "0"], ["demo"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, timeout=300)
-    port = free_port()
-    log = (workdir / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_serve(env, workdir / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"serve exited: {(workdir / 'serve.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"serve did not answer in 60 s: {(workdir / 'serve.log').read_text()}")
-            time.sleep(0.2)
         yield url
     finally:
         server.terminate()
@@ -99,7 +78,45 @@ def embedded_server(workdir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        log.close()
+
+
+def start_serve(env: dict[str, str], log_path: Path, *, attempts: int = 5) -> tuple[subprocess.Popen, str]:
+    """`manage.py serve` on a free port, once it answers; returns it and its URL. The port is
+    free only until someone binds it: when another process took it first (serve exits saying
+    "address already in use"), serve starts again on another one."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with log_path.open("ab") as log:  # serve keeps its own copy of the descriptor
+            offset = log.tell()
+            server = subprocess.Popen(
+                [sys.executable, "manage.py", "serve", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                with log_path.open("rb") as log:
+                    log.seek(offset)
+                    said = log.read().decode(errors="replace")
+                if "address already in use" in said.lower() and attempt < attempts:
+                    print(f"port {port} was taken, starting serve on another", file=sys.stderr)
+                    break
+                raise SystemExit(f"serve exited: {said}")
+            try:
+                # Still running once it answers: on a port it failed to bind, it exits.
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200 and server.poll() is None:
+                    return server, url
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                server.kill()
+                raise SystemExit(f"serve did not answer in 60 s: {log_path.read_text()}")
+            time.sleep(0.2)
+    raise SystemExit(f"serve found its port taken {attempts} times")
 
 
 def sign_in(page, url: str, next_path: str) -> None:

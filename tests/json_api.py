@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.processes import HeldPort
+from tests.sources import http_server_on
+
 
 @dataclass
 class Chunks:
@@ -41,10 +44,11 @@ class API:
 
 
 @contextmanager
-def serve_json_api(*, port: int = 0, state: API | None = None) -> Iterator[tuple[API, str]]:
+def serve_json_api(*, held: HeldPort | None = None, state: API | None = None) -> Iterator[tuple[API, str]]:
     """Serve `API` on a free loopback port; yields it and the URL to poll.
 
-    Pass the `port` and `state` of an earlier server to bring it back at the same URL.
+    On a `held` port, the port stays bound after the server stops (connections refused), and
+    a server given the same `held` and `state` comes back at the same URL.
     """
     state = state if state is not None else API()
 
@@ -97,7 +101,7 @@ def serve_json_api(*, port: int = 0, state: API | None = None) -> Iterator[tuple
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler) if held is None else http_server_on(held, Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -105,3 +109,5 @@ def serve_json_api(*, port: int = 0, state: API | None = None) -> Iterator[tuple
     finally:
         server.shutdown()
         server.server_close()
+        if held is not None:
+            held.refuse()

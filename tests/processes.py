@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
@@ -77,14 +78,83 @@ def refused_port() -> Iterator[int]:
         yield held.getsockname()[1]
 
 
+class HeldPort:
+    """A loopback port this process keeps bound for as long as it lives, for a server of ours
+    that stops and starts again on the same port: no other process can take the port while the
+    server is down, as one could between a stop and the next bind.
+
+    `listening()` gives the server a socket that listens on the port (closing it does not free
+    the port); once the server stopped, `refuse()` makes connections refused again."""
+
+    def __init__(self) -> None:
+        while True:
+            held = socket.socket()
+            # Bound to the port by number, not to 0: Linux keeps a port asked for by number
+            # bound when `refuse()` takes the socket out of listening; a port from bind(0)
+            # would be freed with it.
+            try:
+                held.bind(("127.0.0.1", free_port()))
+            except OSError:  # taken since free_port picked it: another
+                held.close()
+                continue
+            self.socket: socket.socket = held
+            self.port: int = held.getsockname()[1]
+            return
+
+    def listening(self) -> socket.socket:
+        """A socket for the server: the held one, listening; the server may close it."""
+        # listen() checks the port again, and the TIME_WAIT connections of an earlier run
+        # would refuse it without SO_REUSEADDR; set only while listening (when no bind can
+        # share the port anyway), or another process's SO_REUSEADDR bind could share it.
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.listen()
+        return self.socket.dup()
+
+    def refuse(self) -> None:
+        """After the server stopped: refuse connections, keep the port. A hack on Linux's
+        behaviour: shutdown() of a listening socket stops it listening and keeps its bind."""
+        if self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+            self.socket.shutdown(socket.SHUT_RD)
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self) -> HeldPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def hold_port(port: int) -> socket.socket:
+    """Bind `port`, which a server of another program (a redis-server) left as it went down and
+    will take again when it restarts: connections are refused, and no other process can take
+    the port meanwhile. Close the socket right before starting the server (its own start is
+    the one window left). Raises PortTaken when another process has the port already."""
+    held = socket.socket()
+    # The server's last connections may sit in TIME_WAIT on the port: SO_REUSEADDR to bind
+    # beside them, cleared at once so that no other SO_REUSEADDR bind may share the port.
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        held.bind(("127.0.0.1", port))
+    except OSError as error:
+        held.close()
+        raise PortTaken(f"another process took port {port} as its server went down: {error}") from error
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    return held
+
+
 class PortTaken(RuntimeError):
     """A server could not bind its port: another process took it after free_port picked it."""
 
 
 def port_taken(log: str) -> bool:
-    """Whether a server's log says its bind failed (daphne, serve, redis, mosquitto and nginx all
-    say "Address already in use", in one case or another)."""
-    return "address already in use" in log.lower()
+    """Whether a server's log says its bind failed: daphne, serve, redis, mosquitto and nginx all
+    say "Address already in use", in one case or another; the bench's peers say "port N is
+    already in use" (bokeh) and "Connection in use" (gunicorn)."""
+    text = log.lower()
+    return "already in use" in text or "connection in use" in text
 
 
 def raise_if_exited(proc: subprocess.Popen, log: IO[bytes], *, what: str) -> None:
@@ -96,6 +166,33 @@ def raise_if_exited(proc: subprocess.Popen, log: IO[bytes], *, what: str) -> Non
     text = log.read().decode(errors="replace")[-2000:]
     error = PortTaken if port_taken(text) else RuntimeError
     raise error(f"{what} exited with {proc.returncode}: {text}")
+
+
+def again_if_port_taken(run: Callable[[int], T], *, attempts: int = 3) -> T:
+    """`run(attempt)`, from the start again each time it raises PortTaken (said as a warning).
+    For a scenario that stops a server whose port it cannot hold (a redis-server, a mosquitto:
+    other programs) and starts it again on the same port, which another process may take
+    while the server is down; `run` must start everything afresh, on fresh ports."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run(attempt)
+        except PortTaken as taken:
+            if attempt == attempts:
+                raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
+            warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=2)
+    raise AssertionError("unreachable")
+
+
+async def again_if_port_taken_async(run: Callable[[int], Awaitable[T]], *, attempts: int = 3) -> T:
+    """again_if_port_taken for a scenario that is a coroutine."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run(attempt)
+        except PortTaken as taken:
+            if attempt == attempts:
+                raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
+            warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=2)
+    raise AssertionError("unreachable")
 
 
 def on_free_port(start: Callable[[int], T], *, attempts: int = 5) -> tuple[int, T]:
@@ -123,6 +220,11 @@ class Stack:
     # Whether a server of the stack has listened on `port`: from then on clients hold its URL,
     # and a restart must come back on the same port.
     listened: bool = False
+    # The servers started on `port` (start_listening), and the port held while one is stopped:
+    # no other process can take it before the restart (the server's own start is the one
+    # window left; a port taken then raises PortTaken).
+    servers: set[str] = field(default_factory=set)
+    held: socket.socket | None = None
 
     @property
     def base_url(self) -> str:
@@ -182,8 +284,29 @@ class Stack:
         """Start server `name` (`argv()` reads `port`) and wait until it answers (`ready`, by
         default wait_http). Until the stack has listened once, a port another process took since
         free_port picked it is swapped for a fresh one and the server started again."""
+        self.release()
+        self.servers.add(name)
+        self.start(name, argv())
+        self.wait_listening(name, argv, ready=ready, attempts=attempts)
+
+    def release(self) -> None:
+        """Let go of the port held since a server of the stack stopped, for it to start again."""
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+
+    def wait_listening(
+        self,
+        name: str,
+        argv: Callable[[], list[str]],
+        *,
+        ready: Callable[[], None] | None = None,
+        attempts: int = 5,
+    ) -> None:
+        """The waiting half of start_listening, for servers started together and then waited
+        for: server `name`, already started with `argv()`, started again on a fresh port when
+        its own was taken (until the stack has listened once)."""
         for attempt in range(1, attempts + 1):
-            self.start(name, argv())
             try:
                 (ready or self.wait_http)()
             except PortTaken:
@@ -191,6 +314,7 @@ class Stack:
                 if self.listened or attempt == attempts:
                     raise
                 self.port = free_port()
+                self.start(name, argv())
             else:
                 self.listened = True
                 return
@@ -266,21 +390,25 @@ class Stack:
     def window_key(self, slug: str) -> str:
         return f"{self.env['LIVECHARTS_REDIS_PREFIX']}:window:{slug}"
 
-    def stop(self, name: str, *, sig: int = signal.SIGTERM) -> None:
+    def stop(self, name: str, *, sig: int = signal.SIGTERM, hold: bool = True) -> None:
+        """Stop process `name`; a server on `port` leaves it held (see `servers`) unless not
+        `hold`. Raises PortTaken when another process took the port as the server let it go."""
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            # Generous: a loaded machine stops slowly, and a kill would skip the final flush.
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                # Generous: a loaded machine stops slowly, and a kill would skip the final flush.
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if proc is not None and hold and name in self.servers and self.held is None:
+            self.held = hold_port(self.port)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            self.stop(name)
+            self.stop(name, hold=False)
+        self.release()
 
     def log_size(self, name: str) -> int:
         path = self.workdir / f"{name}.log"
@@ -488,6 +616,8 @@ class Nginx:
     proc: subprocess.Popen | None = None
     # What the config was written with (`write`), to write it again on other ports.
     written: dict = field(default_factory=dict)
+    # The main config's template (NGINX_MAIN, or a tuned copy of it).
+    main: str = NGINX_MAIN
 
     @property
     def base_url(self) -> str:
@@ -512,7 +642,7 @@ class Nginx:
         )
         (self.tmp / "livecharts.conf").write_text(site)
         main = self.tmp / "nginx.conf"
-        main.write_text(NGINX_MAIN.format(tmp=self.tmp, user=getpass.getuser()))
+        main.write_text(self.main.format(tmp=self.tmp, user=getpass.getuser()))
         return main
 
     def check(self) -> subprocess.CompletedProcess:
@@ -621,6 +751,13 @@ def polling_client(port: int) -> redis.Redis:
     return redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
 
+def is_process(client: redis.Redis, proc: subprocess.Popen) -> bool:
+    """Whether the server `client` reaches is `proc`: a Redis another process started on the
+    port meanwhile (another test's private one) answers as well as ours would, and ours then
+    exits with "Address already in use"."""
+    return client.info("server").get("process_id") == proc.pid
+
+
 def start_redis(port: int) -> subprocess.Popen:
     """A private redis-server on `port` that keeps nothing on disk; returns once it answers.
     Raises PortTaken when the port was taken (see on_free_port)."""
@@ -631,7 +768,7 @@ def start_redis(port: int) -> subprocess.Popen:
         def answers() -> bool:
             raise_if_exited(proc, log, what=f"redis-server on port {port}")
             try:
-                return bool(client.ping())
+                return is_process(client, proc)
             except (redis.ConnectionError, redis.TimeoutError):  # not up yet, or not ours
                 return False
 

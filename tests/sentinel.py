@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from tests.processes import polling_client, raise_if_exited, redis_server_argv
+from tests.processes import is_process, polling_client, raise_if_exited, redis_server_argv
 from tests.services import lacking
 from tests.waits import wait_until
 
@@ -37,7 +37,8 @@ def start_replica(port: int, master_port: int) -> subprocess.Popen:
         def synced() -> bool:
             raise_if_exited(proc, log, what=f"the replica on {port}")
             try:
-                return client.info("replication").get("master_link_status") == "up"
+                up = client.info("replication").get("master_link_status") == "up"
+                return up and is_process(client, proc)
             except redis.RedisError:
                 return False
 
@@ -68,7 +69,7 @@ def start_sentinel(
         def answers() -> bool:
             raise_if_exited(proc, log, what=f"the sentinel on {port}")
             try:
-                return bool(client.sentinel_master(SERVICE))
+                return bool(client.sentinel_master(SERVICE)) and is_process(client, proc)
             except redis.RedisError:
                 return False
 

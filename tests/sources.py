@@ -18,9 +18,21 @@ from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from tests.processes import HeldPort
+
 T = TypeVar("T")
 # The longest a source waits for a client (the feed under test) to connect before sending.
 CLIENT_TIMEOUT = 15.0
+
+
+def http_server_on(held: HeldPort, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threading HTTP server listening on `held`'s port, not yet serving. Its server_close()
+    leaves the port bound: `held.refuse()` after it, and a later server can listen there again."""
+    server = ThreadingHTTPServer(("127.0.0.1", held.port), handler, bind_and_activate=False)
+    server.socket.close()  # the constructor's own socket, never bound
+    server.socket = held.listening()
+    server.daemon_threads = True
+    return server
 
 
 class LoopThread:

@@ -3,7 +3,12 @@ viewers that lost batches refill from the database, and the chart has no gap.
 
 A private redis-server on a free port (the shared one is never restarted), daphne + ingest,
 and a viewer that behaves like live.js: a batch whose `prev` is not the last id it holds, or a
-dropped socket, makes it subscribe again with `after`."""
+dropped socket, makes it subscribe again with `after`.
+
+The restarted redis-server must bind the same port: the test holds it while Redis is down, and
+when another process took it all the same (as Redis went down, or as it starts again: the two
+moments the port is free) the kill or the restart raises PortTaken, and the test runs again
+from the start on fresh ports (tests.processes.again_if_port_taken)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import contextlib
 import itertools
 import json
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +26,21 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.processes import STACK_PASSWORD, Stack, make_stack, on_free_port, seed_streams, start_redis
+from tests.processes import (
+    STACK_PASSWORD,
+    Stack,
+    again_if_port_taken,
+    hold_port,
+    make_stack,
+    on_free_port,
+    seed_streams,
+    start_redis,
+)
 from tests.services import missing, require_redis
 from tests.waits import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+# Room for a second run, when another process took Redis's port while it was down.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 RATE = 20
 STEADY = {
@@ -89,13 +105,28 @@ class OwnRedis:
             missing("redis-server", "the redis-server program (apt-get install -y redis-server)")
         self.port, self.proc = on_free_port(start_redis)
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.held: socket.socket | None = None
 
     def kill(self) -> None:
-        self.proc.kill()  # gone, with everything it held
+        """Gone, with everything it held. Its port is held (connections refused) until start();
+        raises PortTaken when another process took it first."""
+        self.proc.kill()
         self.proc.wait(timeout=10)
+        self.held = hold_port(self.port)
 
     def start(self) -> None:
+        """Back on the same port (the clients hold its URL). Raises PortTaken when another
+        process took the port between the hold's end and the server's bind."""
+        if self.held is not None:
+            self.held.close()
+            self.held = None
         self.proc = start_redis(self.port)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        if self.held is not None:
+            self.held.close()
 
 
 @contextlib.contextmanager
@@ -113,11 +144,16 @@ def steady_stack(workdir: Path, prefix: str) -> Iterator[tuple[Stack, OwnRedis, 
         yield stack, server, Viewer(stack.ws_url, stack.base_url)
     finally:
         stack.stop_all()
-        server.kill()
+        server.close()
 
 
 def test_a_redis_restart_loses_no_point_and_viewers_refill_with_no_gap(tmp_path, redis_prefix):
-    with steady_stack(tmp_path, redis_prefix) as (stack, server, viewer):
+    again_if_port_taken(lambda run: restart_scenario(tmp_path / f"run-{run}", redis_prefix))
+
+
+def restart_scenario(workdir: Path, redis_prefix: str) -> None:
+    workdir.mkdir()
+    with steady_stack(workdir, redis_prefix) as (stack, server, viewer):
 
         async def scenario() -> None:
             stop = asyncio.Event()

@@ -24,7 +24,7 @@ from streams.ingest.feeds.poll import PollError, PollFeed, retry_after_seconds
 from streams.ingest.feeds.timeline import Timeline
 from tests.ingest.feeds.shapes import YAHOO_EXTRACT, YAHOO_OPEN, yahoo_chart
 from tests.json_api import API, Chunks, serve_json_api
-from tests.processes import refused_port
+from tests.processes import HeldPort, refused_port
 from tests.waits import eventually
 
 
@@ -153,23 +153,24 @@ async def test_a_server_that_is_down_raises_naming_the_url_without_secrets():
 
 
 async def test_a_server_that_dies_and_comes_back_carries_on_without_repeating_points():
-    feed = None
-    with serve_json_api() as (state, url):
-        port = urlsplit(url).port
-        state.body = candles(0, 60)
-        feed = PollFeed({"url": url, "interval": 0.1, "extract": CANDLE_EXTRACT})
-        batches = feed.batches()
+    # The port stays ours while the server is down: another process could take a freed one.
+    with HeldPort() as port:
+        with serve_json_api(held=port) as (state, url):
+            state.body = candles(0, 60)
+            feed = PollFeed({"url": url, "interval": 0.1, "extract": CANDLE_EXTRACT})
+            batches = feed.batches()
+            async with asyncio.timeout(5):
+                first = await anext(batches)
+        # The server is gone: the next poll fails and ends this run of batches(), as the worker
+        # expects.
         async with asyncio.timeout(5):
-            first = await anext(batches)
-    # The server is gone: the next poll fails and ends this run of batches(), as the worker expects.
-    async with asyncio.timeout(5):
-        with pytest.raises(PollError, match="connection refused"):
-            await anext(batches)
-    # Back on the same port two candles later; the worker calls batches() on the same feed.
-    state.body = candles(2, 60)
-    with serve_json_api(port=port, state=state):
-        async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
-            second = await anext(batches)
+            with pytest.raises(PollError, match="connection refused"):
+                await anext(batches)
+        # Back on the same port two candles later; the worker calls batches() on the same feed.
+        state.body = candles(2, 60)
+        with serve_json_api(held=port, state=state):
+            async with asyncio.timeout(5), aclosing(feed.batches()) as batches:
+                second = await anext(batches)
     assert len(first) == 60
     assert [point.values["close"] for point in second] == [160.0, 161.0]
 

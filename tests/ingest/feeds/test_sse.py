@@ -19,8 +19,8 @@ from streams.core.points import Point
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.sse import MAX_EVENT_CHARS, SSEDropped, SSEFeed
 from streams.ingest.feeds.sse_client import SSEError
-from tests.processes import refused_port
-from tests.sources import SSESource
+from tests.processes import HeldPort, refused_port
+from tests.sources import SSESource, http_server_on
 from tests.waits import eventually
 
 # A part of a reply: bytes are sent as one chunk, a float pauses that many seconds.
@@ -42,13 +42,17 @@ class Reply:
 
 
 class EventServer:
-    """A text/event-stream endpoint on 127.0.0.1; each connection plays the next Reply."""
+    """A text/event-stream endpoint on 127.0.0.1; each connection plays the next Reply.
+
+    Its port is held for the whole test: while the server is stopped connections are refused,
+    and no other process can take the port before start() listens on it again."""
 
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, str]] = []
         self.closing = threading.Event()
-        self.port = 0
+        self.held = HeldPort()
+        self.port = self.held.port
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -90,16 +94,15 @@ class EventServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self.server = http_server_on(self.held, Handler)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
-        """Stop listening (connections are refused until start() binds the same port again)."""
+        """Stop listening (connections are refused until start() listens on the port again)."""
         assert self.server is not None
         self.server.shutdown()
         self.server.server_close()
+        self.held.refuse()
         self.server = None
 
 
@@ -113,6 +116,7 @@ def server() -> Iterator[EventServer]:
         events.closing.set()
         if events.server is not None:
             events.stop()
+        events.held.close()
 
 
 def event(value: object, *, id: str | None = None, name: str | None = None) -> bytes:
@@ -225,7 +229,7 @@ async def test_the_server_dies_mid_stream_and_comes_back_without_loss_or_duplica
     assert "cannot connect" in str(refused)
 
     server.replies.append(Reply(resume))
-    server.start()  # the same port
+    server.start()  # the same port, held meanwhile
     after = await read_points(feed, 3)
 
     assert server.requests[1]["Last-Event-ID"] == "3"

@@ -17,18 +17,26 @@ from websockets.http11 import Request, Response
 from streams.core.points import Batch
 from streams.ingest.feeds.base import FeedSettingsError
 from streams.ingest.feeds.websocket import WebsocketError, WebsocketFeed
-from tests.processes import refused_port
+from tests.processes import HeldPort, refused_port
 from tests.waits import DEADLINE
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
 @asynccontextmanager
-async def serving(handler: Handler, *, port: int = 0, **options: Any) -> AsyncIterator[tuple[Server, str]]:
-    """A real websockets server on 127.0.0.1 (an ephemeral port unless one is given)."""
-    async with serve(handler, "127.0.0.1", port, **options) as server:
-        bound = server.sockets[0].getsockname()[1]
-        yield server, f"ws://127.0.0.1:{bound}/feed"
+async def serving(
+    handler: Handler, *, held: HeldPort | None = None, **options: Any
+) -> AsyncIterator[tuple[Server, str]]:
+    """A real websockets server on 127.0.0.1, on an ephemeral port or on a `held` one (that
+    stays bound, refusing connections, once the server is gone, for a server to come back)."""
+    where: dict[str, Any] = {"host": "127.0.0.1", "port": 0} if held is None else {"sock": held.listening()}
+    try:
+        async with serve(handler, **where, **options) as server:
+            bound = server.sockets[0].getsockname()[1]
+            yield server, f"ws://127.0.0.1:{bound}/feed"
+    finally:
+        if held is not None:
+            held.refuse()
 
 
 async def first_batches(feed: WebsocketFeed, count: int, *, within: float = DEADLINE) -> list[Batch]:
@@ -216,19 +224,20 @@ async def test_the_same_feed_resumes_after_the_server_dies_and_comes_back():
             await asyncio.sleep(0.02)  # pacing the source, not waiting for anything
 
     feed: WebsocketFeed
-    async with serving(handler) as (server, url):
-        port = server.sockets[0].getsockname()[1]
-        feed = WebsocketFeed({"url": url, "send": [{"subscribe": "n"}], "extract": {"value": "n"}})
-        stream = feed.batches()
-        async with asyncio.timeout(5):
-            assert await anext(stream) == []  # connected
-            first = await anext(stream)
-            server.close()  # sends 1001 "going away" to the open connection
-            with pytest.raises(WebsocketError, match="closed the connection"):
-                await drain(stream)
+    # The port stays ours while the server is down: another process could take a freed one.
+    with HeldPort() as port:
+        async with serving(handler, held=port) as (server, url):
+            feed = WebsocketFeed({"url": url, "send": [{"subscribe": "n"}], "extract": {"value": "n"}})
+            stream = feed.batches()
+            async with asyncio.timeout(5):
+                assert await anext(stream) == []  # connected
+                first = await anext(stream)
+                server.close()  # sends 1001 "going away" to the open connection
+                with pytest.raises(WebsocketError, match="closed the connection"):
+                    await drain(stream)
 
-    async with serving(handler, port=port):
-        again = await first_batches(feed, 1)
+        async with serving(handler, held=port):
+            again = await first_batches(feed, 1)
     assert values([first]) == [{"value": 1.0}]
     assert values(again)[0]["value"] > 1
     assert subscriptions == ['{"subscribe": "n"}'] * 2  # subscribed again on the new connection
