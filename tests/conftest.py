@@ -11,6 +11,7 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import Group, User
 
 from streams.core import runtime
+from streams.models import Stream
 from tests.processes import STACK_PASSWORD, Stack, make_stack
 from tests.services import require_redis
 
@@ -93,6 +94,16 @@ def carol(db, operators: Group) -> User:
     user = User.objects.create_user("carol", "carol@example.com", PASSWORD)
     user.groups.add(operators)
     return user
+
+
+@pytest.fixture
+def plant(alice: User) -> Stream:
+    """A restricted stream that alice may see and bob may not, with a window of 50 points."""
+    stream = Stream.objects.create(
+        slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED, window_points=50
+    )
+    stream.viewers.add(alice)
+    return stream
 
 
 @pytest.fixture

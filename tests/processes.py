@@ -177,9 +177,7 @@ def again_if_port_taken(run: Callable[[int], T], *, attempts: int = 3) -> T:
         try:
             return run(attempt)
         except PortTaken as taken:
-            if attempt == attempts:
-                raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
-            warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=2)
+            run_again_or_raise(taken, attempt=attempt, attempts=attempts)
     raise AssertionError("unreachable")
 
 
@@ -189,10 +187,15 @@ async def again_if_port_taken_async(run: Callable[[int], Awaitable[T]], *, attem
         try:
             return await run(attempt)
         except PortTaken as taken:
-            if attempt == attempts:
-                raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
-            warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=2)
+            run_again_or_raise(taken, attempt=attempt, attempts=attempts)
     raise AssertionError("unreachable")
+
+
+def run_again_or_raise(taken: PortTaken, *, attempt: int, attempts: int) -> None:
+    """After run `attempt` lost a port: say it runs again, or raise when it was the last."""
+    if attempt == attempts:
+        raise PortTaken(f"a port was taken in each of {attempts} runs; the last: {taken}") from taken
+    warnings.warn(f"run {attempt} lost a port to another process, run again: {taken}", stacklevel=3)
 
 
 def on_free_port(start: Callable[[int], T], *, attempts: int = 5) -> tuple[int, T]:

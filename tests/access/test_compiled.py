@@ -23,13 +23,6 @@ def queries(monkeypatch) -> CompiledTextQueries:
 
 
 @pytest.fixture
-def plant(alice) -> Stream:
-    stream = Stream.objects.create(slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED)
-    stream.viewers.add(alice)
-    return stream
-
-
-@pytest.fixture
 def lobby(db) -> Stream:
     return Stream.objects.create(slug="lobby", title="Lobby", visibility=Stream.Visibility.PUBLIC)
 

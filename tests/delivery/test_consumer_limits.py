@@ -31,13 +31,6 @@ RECEIVE_TIMEOUT = DEADLINE
 
 
 @pytest.fixture
-def plant(alice) -> Stream:
-    stream = Stream.objects.create(slug="plant", title="Plant", visibility=Stream.Visibility.RESTRICTED)
-    stream.viewers.add(alice)
-    return stream
-
-
-@pytest.fixture
 def open_stream(alice) -> Stream:
     return Stream.objects.create(slug="open", title="Open", visibility=Stream.Visibility.SIGNED_IN)
 
