@@ -16,6 +16,7 @@ from typing import Any
 
 from bench import send_floor
 from bench.fanout import Config, frame_us, group, median
+from bench.report import beside_verdict
 
 Row = dict[str, Any]
 
@@ -29,7 +30,7 @@ class Goal:
     wanted: str  # the goal, as written beside it
     measure: Callable[[list[Row]], float]  # the runs' median
     met: Callable[[float], bool]
-    fmt: str = "{:,.0f}"
+    decimals: int = 0  # shown with more where these would read as the goal's other side
 
 
 def _frames_per_socket(runs: list[Row]) -> float:
@@ -52,10 +53,10 @@ def _frame_us(runs: list[Row]) -> float:
 GOALS = [
     Goal("5", 1000, 1000, "points missing (worst run)", "0", _worst_missing, lambda v: v == 0),
     Goal("5", 1000, 1000, "latency p99 ms", "≤ 250", _p99, lambda v: v <= 250),
-    Goal("16 §2", 2000, 1000, "frames/s per socket", "≥ 19", _frames_per_socket, lambda v: v >= 19, "{:.1f}"),
+    Goal("16 §2", 2000, 1000, "frames/s per socket", "≥ 19", _frames_per_socket, lambda v: v >= 19, 1),
     Goal("16 §2", 2000, 1000, "latency p99 ms", "≤ 150", _p99, lambda v: v <= 150),
     Goal("16 §2", 2000, 1000, "points missing (worst run)", "0", _worst_missing, lambda v: v == 0),
-    Goal("16 §2", 2000, 1000, "daphne µs CPU per frame", "≤ 8", _frame_us, lambda v: v <= 8, "{:.1f}"),
+    Goal("16 §2", 2000, 1000, "daphne µs CPU per frame", "≤ 8", _frame_us, lambda v: v <= 8, 1),
 ]
 
 
@@ -73,7 +74,8 @@ def goals_table(rows: list[Row], args: argparse.Namespace | None = None) -> str:
             continue
         value = goal.measure(runs)
         verdict = "met" if value == value and goal.met(value) else "**missed**"
-        lines.append(f"{head} | {goal.fmt.format(value)} | {goal.wanted} | {verdict} |")
+        shown = beside_verdict(value, decimals=goal.decimals, met=goal.met)
+        lines.append(f"{head} | {shown} | {goal.wanted} | {verdict} |")
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ from bench.fanout import (
     spread,
     waited_seconds,
 )
-from bench.report import machine
+from bench.report import beside_verdict, machine
 from tests.processes import BIN, Stack, make_stack, seed_streams
 
 SLUG_PREFIX = "ingest-"
@@ -334,11 +334,12 @@ def verdict(rows: list[dict[str, Any]]) -> str:
     # that stores (a run whose database got nothing is not one of them to skip: it stored none).
     stored_once = all(r["stored"] == r["appended"] for r in runs if r.get("store", True))
     met = sustained >= TARGET_POINTS_PER_S and lost == 0 and stored_once
+    sustained_shown = beside_verdict(sustained, decimals=0, met=lambda v: v >= TARGET_POINTS_PER_S)
     offered = statistics.median(r["offered_per_s"] for r in runs)
     once = "1.00 in every run" if stored_once else "not 1.00 in every run"
     return (
         f"Target ({TARGET_POINTS_PER_S:,} points/s across {TARGET_STREAMS:,} streams in one process, "
-        f"every point stored once): **{'met' if met else 'missed'}**, {sustained:,.0f} of the "
+        f"every point stored once): **{'met' if met else 'missed'}**, {sustained_shown} of the "
         f"{offered:,.0f} points/s offered into history (median), {lost:,.0f} points/s lost at the "
         f"sources (median), stored / appended {once}; "
         f"at that cost per point one fully busy core would take about {per_core:,.0f} points/s."

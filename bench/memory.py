@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fanout import Worker, bench_bed, cpu_seconds, rss_mb, spread
-from bench.report import how_it_ran
+from bench.report import beside_verdict, how_it_ran
 from tests.processes import Stack, seed_streams
 
 STREAM = "memory-idle"
@@ -161,13 +161,12 @@ def verdict(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     if not slopes:
         return ""
     kb = statistics.median(slopes)
+    shown = beside_verdict(kb, decimals=1, met=lambda v: v <= TARGET_KB)
     if kb <= TARGET_KB:
-        return (
-            f"Target (at most {TARGET_KB} KB per idle viewer): **met**, {kb:.1f} KB per viewer at {most:,}."
-        )
+        return f"Target (at most {TARGET_KB} KB per idle viewer): **met**, {shown} KB per viewer at {most:,}."
     return (
-        f"Target (at most {TARGET_KB} KB per idle viewer): **missed** by {kb - TARGET_KB:.1f} KB "
-        f"({kb / TARGET_KB:.2f}x), {kb:.1f} KB per viewer at {most:,}."
+        f"Target (at most {TARGET_KB} KB per idle viewer): **missed** by {kb - TARGET_KB:.2g} KB "
+        f"({kb / TARGET_KB:.2f}x), {shown} KB per viewer at {most:,}."
     )
 
 

@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 
 from bench.fanout import Worker, bench_bed, cpu_seconds, percentile, spread, went_quiet
-from bench.report import how_it_ran
+from bench.report import beside_verdict, how_it_ran
 from tests.processes import BIN, Stack, seed_streams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -406,6 +406,11 @@ def runs_of(rows: list[dict[str, Any]], name: str, viewers: int) -> list[dict[st
     return [r for r in rows if r["target"] == name and r["viewers"] == viewers and "failed" not in r]
 
 
+def ratio_text(ratio: float) -> str:
+    """LiveCharts ÷ a peer, as the tables show it: never on the other side of the goal."""
+    return beside_verdict(ratio, decimals=1, met=lambda shown: shown >= GOAL) + "x"
+
+
 def goal_of(ratio: float, *, held: bool) -> str:
     """Met or missed; the goal is for the viewer counts a peer holds (issue 16: "at 500 where the
     peer holds 500 at all"), so beyond them the ratio is shown but judges nothing."""
@@ -433,8 +438,8 @@ def verdicts(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             ratio = median([per_core(r) for r in ours]) / median([per_core(r) for r in theirs])
             goal = goal_of(ratio, held=holds(theirs))
             text = (
-                f"at {viewers:,} viewers LiveCharts delivers {ratio:.1f}x its points/s per server core "
-                f"(goal {GOAL:g}x: {goal}), p99 {median([r['p99_ms'] for r in theirs]):,.0f} ms against "
+                f"at {viewers:,} viewers LiveCharts delivers {ratio_text(ratio)} its points/s per server "
+                f"core (goal {GOAL:g}x: {goal}), p99 {median([r['p99_ms'] for r in theirs]):,.0f} ms against "
                 f"LiveCharts' {median([r['p99_ms'] for r in ours]):,.0f} ms"
             )
             if not holds(theirs):
@@ -473,7 +478,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             ratio, goal = "-", "-"
             if name != "livecharts" and ours:
                 measured = median([per_core(r) for r in ours]) / median([per_core(r) for r in runs])
-                ratio = f"{measured:.1f}x"
+                ratio = ratio_text(measured)
                 goal = goal_of(measured, held=holds(runs))
                 if not holds(runs):
                     goal += f": {label} does not hold {viewers:,} viewers"

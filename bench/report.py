@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,3 +37,14 @@ def how_it_ran(commands: list[str], took: float) -> list[str]:
     """A section's lines after its prose: its command(s) in a shell block, the machine, the time
     it took (`took` in seconds)."""
     return ["```sh", *commands, "```", "", machine(), f"This section took {took / 60:.1f} min."]
+
+
+def beside_verdict(value: float, *, decimals: int, met: Callable[[float], bool]) -> str:
+    """`value` with `decimals` decimals, or with as many more as it takes for the figure shown
+    to fall on the same side of its goal as the value judged: 9.96x against "≥ 10x" reads
+    9.96x, not 10.0x beside "missed" (as a make bench of 2026-12-06 printed for Dash)."""
+    verdict = met(value)
+    for places in range(decimals, decimals + 6):
+        if met(round(value, places)) == verdict:
+            return f"{value:,.{places}f}"
+    return f"{value:,.{decimals + 6}f}"

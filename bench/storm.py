@@ -49,7 +49,7 @@ import orjson
 
 from bench import cclients
 from bench.fanout import Worker, percentile, private_redis
-from bench.report import machine
+from bench.report import beside_verdict, machine
 from tests.processes import make_stack, on_free_port, seed_streams, start_daphne_at
 
 # live.js (streams/static/streams/backoff.js): full jitter under an exponential bound.
@@ -505,10 +505,14 @@ def report(result: dict[str, Any], args: argparse.Namespace, *, label: str = "")
     offered = sum(len(each["back"]) + each["not_back"] for each in storms)
     core_median = statistics.median(per_core)
     met = lambda ok: "met" if ok else "missed"  # noqa: E731
+    worst_shown = beside_verdict(worst, decimals=1, met=lambda v: v <= TARGET_BACK_SECONDS)
+    per_core_shown = beside_verdict(core_median, decimals=0, met=lambda v: v >= TARGET_SUBSCRIBES_PER_SECOND)
+    if len(per_core) > 1:
+        per_core_shown += f" ({min(per_core):,.0f}-{max(per_core):,.0f})"
     closes = ", ".join(f"{count} {reason}" for reason, count in result["closes"].most_common()) or "none"
     rows = [
         f"| viewers back after each kill | {offered - not_back} of {offered} | all | {met(not_back == 0)} |",
-        f"| time until every viewer is live again (the worst storm) | {worst:.1f} s (p50 "
+        f"| time until every viewer is live again (the worst storm) | {worst_shown} s (p50 "
         f"{percentile(back, 0.5):.1f}, p95 {percentile(back, 0.95):.1f}, over all storms) | "
         f"≤ {TARGET_BACK_SECONDS:g} s | {met(worst <= TARGET_BACK_SECONDS)} |",
         f"| subscribes served by the surviving daphne | "
@@ -526,7 +530,7 @@ def report(result: dict[str, Any], args: argparse.Namespace, *, label: str = "")
         f"{sum(e['listen_overflows'] for e in storms)} | | |",
         f"| subscribes per CPU-second of that daphne (each storm: "
         f"{', '.join(f'{v:,.0f}' for v in per_core)}) | "
-        f"{spread(per_core, '{:,.0f}')} | ≥ {TARGET_SUBSCRIBES_PER_SECOND:,} | "
+        f"{per_core_shown} | ≥ {TARGET_SUBSCRIBES_PER_SECOND:,} | "
         f"{met(core_median >= TARGET_SUBSCRIBES_PER_SECOND)} |",
         f"| points lost / repeated (against the window, all storms) | "
         f"{result['lost']} / {result['repeated']} | "

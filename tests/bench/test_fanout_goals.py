@@ -53,6 +53,12 @@ def test_a_widened_tick_and_a_costly_frame_are_missed() -> None:
     assert line(table, "2,000", "daphne µs CPU per frame").endswith("| 31.9 | ≤ 8 | **missed** |")
 
 
+def test_a_frame_cost_just_over_the_goal_is_shown_over_it() -> None:
+    # 39,000 frames/s at 31.356% of a core: 8.04 µs a frame, which one decimal shows as 8.0.
+    table = goals_table([run(2000, frames_per_socket=19.5, p99=140, lost=0, cpu=31.356)])
+    assert line(table, "2,000", "daphne µs CPU per frame").endswith("| 8.04 | ≤ 8 | **missed** |")
+
+
 def test_a_configuration_that_did_not_run_is_not_measured_rather_than_met() -> None:
     failed = {**run(2000, frames_per_socket=20, p99=50, lost=0, cpu=10), "failed": "restarted"}
     table = goals_table([failed])

@@ -61,6 +61,11 @@ def test_ingest_verdict_wants_the_target_nothing_lost_every_point_stored(changes
     assert ("**missed**" in text) is not met, text
 
 
+def test_ingest_verdict_shows_a_rate_just_short_of_the_target_as_short_of_it() -> None:
+    text = ingest.verdict([_target_row(points_per_s=99_999.6)] * 3)
+    assert "**missed**, 99,999.6 of the 110,000 points/s" in text, text
+
+
 @pytest.mark.e2e
 @pytest.mark.redis
 def test_memory_reads_daphnes_rss_with_idle_subscribed_viewers() -> None:
