@@ -165,7 +165,7 @@ def verdict(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     if kb <= TARGET_KB:
         return f"Target (at most {TARGET_KB} KB per idle viewer): **met**, {shown} KB per viewer at {most:,}."
     return (
-        f"Target (at most {TARGET_KB} KB per idle viewer): **missed** by {kb - TARGET_KB:.2g} KB "
+        f"Target (at most {TARGET_KB} KB per idle viewer): **missed** by {kb - TARGET_KB:,.2f} KB "
         f"({kb / TARGET_KB:.2f}x), {shown} KB per viewer at {most:,}."
     )
 

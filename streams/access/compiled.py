@@ -63,9 +63,5 @@ class CompiledTextQueries:
             cursor.execute(sql, params)
             return {row[0] for row in cursor.fetchall()}
 
-    def clear(self) -> None:
-        with self._lock:
-            self._compiled.clear()
-
 
 QUERIES = CompiledTextQueries()

@@ -66,6 +66,23 @@ def test_ingest_verdict_shows_a_rate_just_short_of_the_target_as_short_of_it() -
     assert "**missed**, 99,999.6 of the 110,000 points/s" in text, text
 
 
+@pytest.mark.parametrize(
+    ("growth_mb", "said"),
+    [
+        (0.0488, "**met**, 50.0 KB"),  # 49.97 KB a viewer: within the target, shown as 50.0
+        (0.1694, "**missed** by 123.47 KB (3.47x), 173.5 KB"),
+        (0.04885, "**missed** by 0.02 KB (1.00x), 50.02 KB"),  # not "50.0" beside missed
+    ],
+)
+def test_memory_verdict_reads_on_its_side_of_the_target(growth_mb: float, said: str) -> None:
+    rows = [
+        {"run": 0, "viewers": 0, "rss_mb": 100.0},
+        {"run": 0, "viewers": 1000, "rss_mb": 100.0 + growth_mb * 1000},
+    ]
+    text = memory.verdict(rows, memory.parse_args(["--viewers", "1000"]))
+    assert said in text, text
+
+
 @pytest.mark.e2e
 @pytest.mark.redis
 def test_memory_reads_daphnes_rss_with_idle_subscribed_viewers() -> None:
